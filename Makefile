@@ -1,0 +1,31 @@
+# dedup-snapshotter: make build | make test | make demo | make install | make uninstall | make bench
+SHELL := /bin/bash
+PREFIX ?= /usr/local
+DESTDIR ?=
+MVN := mvn -B -q -Dstyle.color=never
+
+.PHONY: build test unit-test itest conformance demo deps install uninstall bench clean
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@source scripts/find-jdk.sh && rm -rf build/lib && $(MVN) install -DskipTests
+	@echo "built: bin/dedup-snapshotter bin/dedupctl (jars in build/lib)"
+
+# Unit tests, then integration tests against real containerd/runc/registry, then containerd's conformance suite.
+test: build
+	@source scripts/find-jdk.sh && $(MVN) -Dstyle.color=never verify -Ditest.skip=false
+	@bash scripts/conformance.sh
+
+conformance: build
+	@bash scripts/conformance.sh
+
+demo: build
+	@bash scripts/demo.sh
+
+bench: build
+	@bash bench/run.sh
+
+clean:
+	@rm -rf build && source scripts/find-jdk.sh && $(MVN) clean

@@ -1,0 +1,8 @@
+package org.dedupsnapshotter.api;
+
+/** containerd's snapshot kinds. Committed snapshots are immutable layers; active ones are writable; views read-only. */
+public enum Kind {
+    VIEW, ACTIVE, COMMITTED;
+
+    public String filterName() { return name().toLowerCase(java.util.Locale.ROOT); }
+}

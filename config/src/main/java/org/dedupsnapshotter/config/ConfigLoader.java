@@ -1,0 +1,102 @@
+package org.dedupsnapshotter.config;
+
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Iterator;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Reads config.json strictly: every key must be known and every value of its expected form, so a typo never
+ * silently falls back to a default. Errors name the key (dotted path) and what was expected.
+ */
+public final class ConfigLoader {
+    private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel");
+    private static final Set<String> MOUNT_BACKENDS = Set.of("auto", "file", "loop");
+    private static final Set<String> LOG_LEVELS = Set.of("trace", "debug", "info", "warn", "error");
+    private static final Pattern SIZE = Pattern.compile("(\\d+)\\s*(B|KiB|MiB|GiB|TiB)?");
+
+    private ConfigLoader() {}
+
+    /** Defaults overridden by the file; a missing file is an error only when required. */
+    public static Config load(Path file, boolean required) throws ConfigException {
+        if (!Files.exists(file)) {
+            if (required) throw new ConfigException("config file " + file + " does not exist");
+            return Config.defaults();
+        }
+        try {
+            return parse(Files.readString(file), file.toString());
+        } catch (IOException e) {
+            throw new ConfigException("cannot read config file " + file + ": " + e.getMessage());
+        }
+    }
+
+    public static Config parse(String json, String source) throws ConfigException {
+        JsonNode tree;
+        try {
+            ObjectMapper mapper = new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+            tree = mapper.readTree(json);
+        } catch (JsonProcessingException e) {
+            throw new ConfigException(source + ": not valid JSON: " + e.getOriginalMessage()
+                    + (e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr()));
+        }
+        if (tree == null || !tree.isObject()) throw new ConfigException(source + ": expected a JSON object at the top level");
+        ObjectNode obj = (ObjectNode) tree;
+        for (Iterator<String> it = obj.fieldNames(); it.hasNext(); ) {
+            String k = it.next();
+            if (!TOP_KEYS.contains(k))
+                throw new ConfigException(source + ": unknown key \"" + k + "\"; known keys: " + String.join(", ", TOP_KEYS.stream().sorted().toList()));
+        }
+        Config d = Config.defaults();
+        Path root = absolutePath(obj, "root", d.root(), source);
+        Path address = absolutePath(obj, "address", d.address(), source);
+        long chunk = obj.has("chunkSize") ? size(obj.get("chunkSize"), "chunkSize", source) : d.chunkSize();
+        if (Long.bitCount(chunk) != 1 || chunk < 4096 || chunk > (1L << 30))
+            throw new ConfigException(source + ": key \"chunkSize\" must be a power of two between 4KiB and 1GiB, e.g. \"4MiB\"; got " + obj.get("chunkSize"));
+        String backend = choice(obj, "mountBackend", d.mountBackend(), MOUNT_BACKENDS, source);
+        String level = choice(obj, "logLevel", d.logLevel(), LOG_LEVELS, source);
+        return new Config(root, address, chunk, backend, level);
+    }
+
+    private static Path absolutePath(ObjectNode obj, String key, Path dflt, String source) throws ConfigException {
+        if (!obj.has(key)) return dflt;
+        JsonNode n = obj.get(key);
+        if (!n.isTextual() || n.asText().isEmpty() || !n.asText().startsWith("/"))
+            throw new ConfigException(source + ": key \"" + key + "\" must be an absolute path string, e.g. \"" + dflt + "\"; got " + n);
+        return Path.of(n.asText()).normalize();
+    }
+
+    private static String choice(ObjectNode obj, String key, String dflt, Set<String> allowed, String source) throws ConfigException {
+        if (!obj.has(key)) return dflt;
+        JsonNode n = obj.get(key);
+        String v = n.isTextual() ? n.asText().toLowerCase(Locale.ROOT) : null;
+        if (v == null || !allowed.contains(v))
+            throw new ConfigException(source + ": key \"" + key + "\" must be one of " + allowed.stream().sorted().toList() + "; got " + n);
+        return v;
+    }
+
+    /** A byte size: a JSON integer, or a string such as "4MiB". */
+    static long size(JsonNode n, String key, String source) throws ConfigException {
+        if (n.isIntegralNumber() && n.asLong() > 0) return n.asLong();
+        if (n.isTextual()) {
+            Matcher m = SIZE.matcher(n.asText().trim());
+            if (m.matches()) {
+                long v = Long.parseLong(m.group(1));
+                String unit = m.group(2) == null ? "B" : m.group(2);
+                int shift = Map.of("B", 0, "KiB", 10, "MiB", 20, "GiB", 30, "TiB", 40).get(unit);
+                if (v > 0 && v <= (Long.MAX_VALUE >> shift)) return v << shift;
+            }
+        }
+        throw new ConfigException(source + ": key \"" + key + "\" must be a positive size: bytes as an integer or a string such as \"4MiB\" (units B, KiB, MiB, GiB, TiB); got " + n);
+    }
+}

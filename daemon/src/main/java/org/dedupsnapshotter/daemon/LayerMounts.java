@@ -1,0 +1,60 @@
+package org.dedupsnapshotter.daemon;
+
+import org.dedupsnapshotter.mount.LayerMounter;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The mount manager: each committed layer mounted once, read-only, at its mnt dir, shared by every snapshot
+ * above it. Tracks what it mounted; the kernel's mount table is the truth at start-up (see {@link Recovery}).
+ */
+public final class LayerMounts {
+    private static final Logger log = LoggerFactory.getLogger(LayerMounts.class);
+
+    private final Layout layout;
+    private final LayerMounter mounter;
+    private final Set<Long> mounted = ConcurrentHashMap.newKeySet();
+
+    public LayerMounts(Layout layout, LayerMounter mounter) {
+        this.layout = layout;
+        this.mounter = mounter;
+    }
+
+    public LayerMounter mounter() { return mounter; }
+
+    public int count() { return mounted.size(); }
+
+    /** Mounts layer id (idempotent). */
+    public synchronized void mount(long id) throws IOException {
+        if (mounted.contains(id)) return;
+        Path mnt = Files.createDirectories(layout.mnt(id));
+        mounter.mount(layout.image(id), layout.blob(id), mnt);
+        mounted.add(id);
+        log.debug("mounted layer id={} at {}", id, mnt);
+    }
+
+    void ensureMounted(long id) {
+        if (mounted.contains(id)) return;
+        try {
+            mount(id);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot mount layer " + id + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Record a mount found in the kernel's table at start-up. */
+    void adopt(long id) { mounted.add(id); }
+
+    public synchronized void unmount(long id) throws IOException {
+        Path mnt = layout.mnt(id);
+        for (String p : LayerMounter.mountsUnder(mnt)) LayerMounter.unmount(Path.of(p));
+        mounted.remove(id);
+    }
+}

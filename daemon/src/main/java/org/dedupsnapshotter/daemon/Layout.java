@@ -1,0 +1,25 @@
+package org.dedupsnapshotter.daemon;
+
+import java.nio.file.Path;
+
+/**
+ * Where things live under the root. Paths are short on purpose: containerd shortens overlay lowerdir lists by
+ * their common parent directory (snapshots/), leaving "ID/mnt" per layer, so 128+ layers fit in one page of
+ * mount options.
+ */
+public record Layout(Path root) {
+    public Path db() { return root.resolve("metadata.db"); }
+    public Path lock() { return root.resolve("lock"); }
+    public Path snapshots() { return root.resolve("snapshots"); }
+    public Path dir(long id) { return snapshots().resolve(Long.toString(id)); }
+    /** Upper dir of an active snapshot (empty dir of a parentless view). */
+    public Path fs(long id) { return dir(id).resolve("fs"); }
+    /** Overlay work dir of an active snapshot. */
+    public Path work(long id) { return dir(id).resolve("work"); }
+    /** Committed layer: EROFS metadata. */
+    public Path image(long id) { return dir(id).resolve("layer.erofs"); }
+    /** Committed layer: its chunk data device. */
+    public Path blob(long id) { return dir(id).resolve("layer.blob"); }
+    /** Where a committed layer is mounted, read-only, for every user. */
+    public Path mnt(long id) { return dir(id).resolve("mnt"); }
+}

@@ -1,0 +1,102 @@
+package org.dedupsnapshotter.daemon;
+
+import ch.qos.logback.classic.Level;
+import org.dedupsnapshotter.config.Config;
+import org.dedupsnapshotter.config.ConfigException;
+import org.dedupsnapshotter.config.ConfigLoader;
+import org.dedupsnapshotter.daemon.grpc.AdminEndpoint;
+import org.dedupsnapshotter.daemon.grpc.SnapshotsEndpoint;
+import org.dedupsnapshotter.erofs.ErofsBuilder;
+import org.dedupsnapshotter.mount.LayerMounter;
+import org.dedupsnapshotter.storage.MetaStore;
+import org.dedupsnapshotter.sys.Libc;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.List;
+
+/**
+ * The daemon: dedup-snapshotter --root DIR --address SOCKET [--config FILE].
+ * Flags override the config file, which overrides the embedded defaults. SIGTERM stops serving and leaves the
+ * layer mounts in place, so running containers keep their root filesystems across restarts.
+ */
+public final class Main {
+    private static final Logger log = LoggerFactory.getLogger(Main.class);
+    static final String USAGE = "usage: dedup-snapshotter [--root DIR] [--address SOCKET] [--config FILE]";
+
+    public static void main(String[] args) {
+        try {
+            System.exit(run(args));
+        } catch (Throwable t) {
+            log.error("dedup-snapshotter failed: {}", t.getMessage(), t);
+            System.exit(1);
+        }
+    }
+
+    static int run(String[] args) throws Exception {
+        Path root = null, address = null, configFile = null;
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            String value = i + 1 < args.length ? args[i + 1] : null;
+            switch (a) {
+                case "--root" -> { root = Path.of(need(a, value)).toAbsolutePath().normalize(); i++; }
+                case "--address" -> { address = Path.of(need(a, value)).toAbsolutePath().normalize(); i++; }
+                case "--config" -> { configFile = Path.of(need(a, value)); i++; }
+                case "-h", "--help" -> { System.out.println(USAGE); return 0; }
+                default -> { System.err.println("unknown argument " + a + "\n" + USAGE); return 2; }
+            }
+        }
+        Config cfg;
+        try {
+            cfg = configFile != null ? ConfigLoader.load(configFile, true) : ConfigLoader.load(Config.DEFAULT_PATH, false);
+        } catch (ConfigException e) {
+            System.err.println("dedup-snapshotter: invalid configuration: " + e.getMessage());
+            return 2;
+        }
+        if (root != null) cfg = cfg.withRoot(root);
+        if (address != null) cfg = cfg.withAddress(address);
+        ((ch.qos.logback.classic.Logger) LoggerFactory.getLogger("org.dedupsnapshotter")).setLevel(Level.toLevel(cfg.logLevel()));
+
+        String mkfs = System.getProperty("dedup.mkfs", "mkfs.erofs");
+        List<String> problems = Preflight.problems(mkfs);
+        if (!problems.isEmpty()) {
+            problems.forEach(p -> log.error("cannot start: {}", p));
+            return 1;
+        }
+
+        long pid = Libc.getpid();
+        Layout layout = new Layout(cfg.root());
+        Files.createDirectories(cfg.root());
+        Files.setPosixFilePermissions(cfg.root(), PosixFilePermissions.fromString("rwx------"));
+        RootLock lock = RootLock.acquire(layout.lock(), pid);
+        SocketServer.refuseIfLive(cfg.address());
+
+        MetaStore store = MetaStore.open(layout.db());
+        LayerMounts layers = new LayerMounts(layout, new LayerMounter(cfg.mountBackend()));
+        new Recovery(layout, store, layers).run();
+        SnapshotService service = new SnapshotService(layout, store, new ErofsBuilder(mkfs, cfg.chunkSize()), layers);
+
+        SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service), new AdminEndpoint(layout, store, layers)));
+        log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={}", pid, cfg.root(), cfg.chunkSize(), cfg.mountBackend());
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            log.info("stopping: layer mounts stay for running containers");
+            server.stop();
+            store.close();
+            try {
+                lock.close();
+            } catch (Exception ignored) {
+                // the kernel drops the lock with the process anyway
+            }
+        }, "shutdown"));
+        server.awaitTermination();
+        return 0;
+    }
+
+    private static String need(String flag, String value) {
+        if (value == null || value.isEmpty()) throw new IllegalArgumentException(flag + " needs a value\n" + USAGE);
+        return value;
+    }
+}

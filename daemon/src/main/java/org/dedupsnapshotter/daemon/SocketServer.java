@@ -1,0 +1,98 @@
+package org.dedupsnapshotter.daemon;
+
+import io.grpc.BindableService;
+import io.grpc.Server;
+import io.grpc.netty.NettyServerBuilder;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.epoll.EpollIoHandler;
+import io.netty.channel.epoll.EpollServerDomainSocketChannel;
+import io.netty.channel.unix.DomainSocketAddress;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * gRPC on a unix socket (netty epoll), requests handled on virtual threads. The socket is bound under a
+ * temporary name, made 0600 and renamed into place, so it is never reachable with looser permissions and a
+ * stale socket file is replaced atomically. A live daemon on the address makes start-up fail instead.
+ */
+final class SocketServer {
+    private static final Logger log = LoggerFactory.getLogger(SocketServer.class);
+
+    private final Path address;
+    private final Server server;
+    private final EventLoopGroup boss, workers;
+    private final ExecutorService executor;
+
+    private SocketServer(Path address, Server server, EventLoopGroup boss, EventLoopGroup workers, ExecutorService executor) {
+        this.address = address;
+        this.server = server;
+        this.boss = boss;
+        this.workers = workers;
+        this.executor = executor;
+    }
+
+    static SocketServer start(Path address, long pid, List<BindableService> services) throws IOException {
+        refuseIfLive(address);
+        Files.createDirectories(address.getParent());
+        Path tmp = address.resolveSibling("." + address.getFileName() + "." + pid + ".tmp");
+        Files.deleteIfExists(tmp);
+        EventLoopGroup boss = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
+        EventLoopGroup workers = new MultiThreadIoEventLoopGroup(2, EpollIoHandler.newFactory());
+        ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
+        NettyServerBuilder b = NettyServerBuilder.forAddress(new DomainSocketAddress(tmp.toString()))
+                .channelType(EpollServerDomainSocketChannel.class)
+                .bossEventLoopGroup(boss).workerEventLoopGroup(workers)
+                .executor(executor)
+                .maxInboundMessageSize(16 << 20);
+        services.forEach(b::addService);
+        Server server = b.build().start();
+        Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-------"));
+        Files.move(tmp, address, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        log.info("serving containerd.services.snapshots.v1.Snapshots on {}", address);
+        return new SocketServer(address, server, boss, workers, executor);
+    }
+
+    /** A socket file someone still answers on means another daemon; one nobody answers on is stale. */
+    static void refuseIfLive(Path address) throws IOException {
+        if (!Files.exists(address)) return;
+        try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+            ch.connect(UnixDomainSocketAddress.of(address));
+            throw new IOException("another daemon is already listening on " + address + "; stop it first");
+        } catch (java.net.SocketException e) {
+            log.info("replacing stale socket {}", address);
+        }
+    }
+
+    void stop() {
+        server.shutdown();
+        try {
+            if (!server.awaitTermination(10, TimeUnit.SECONDS)) server.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        try {
+            Files.deleteIfExists(address);
+        } catch (IOException e) {
+            log.warn("could not remove socket {}: {}", address, e.getMessage());
+        }
+        boss.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+        workers.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+        executor.shutdown();
+    }
+
+    void awaitTermination() throws InterruptedException { server.awaitTermination(); }
+}

@@ -1,0 +1,118 @@
+package org.dedupsnapshotter.daemon.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.NettyChannelBuilder;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.epoll.EpollDomainSocketChannel;
+import io.netty.channel.epoll.EpollIoHandler;
+import io.netty.channel.unix.DomainSocketAddress;
+import org.dedupsnapshotter.config.Config;
+import org.dedupsnapshotter.config.ConfigException;
+import org.dedupsnapshotter.config.ConfigLoader;
+import org.dedupsnapshotter.proto.admin.v1.AdminGrpc;
+import org.dedupsnapshotter.proto.admin.v1.ListRequest;
+import org.dedupsnapshotter.proto.admin.v1.StatsRequest;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+
+/** dedupctl [--address SOCKET] COMMAND: talks to the running daemon's admin service. */
+public final class DedupCtl {
+    static final String USAGE = """
+            usage: dedupctl [--address SOCKET] COMMAND
+              stats [--json]      store figures
+              ls                  snapshots with their sizes
+              config check FILE   validate a config file""";
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    public static void main(String[] args) {
+        System.exit(run(args));
+    }
+
+    static int run(String[] args) {
+        Path address = null;
+        int i = 0;
+        if (args.length >= 2 && args[0].equals("--address")) {
+            address = Path.of(args[1]);
+            i = 2;
+        }
+        if (i >= args.length) {
+            System.err.println(USAGE);
+            return 2;
+        }
+        String cmd = args[i];
+        if (cmd.equals("config")) {
+            if (args.length < i + 3 || !args[i + 1].equals("check")) {
+                System.err.println(USAGE);
+                return 2;
+            }
+            try {
+                ConfigLoader.load(Path.of(args[i + 2]), true);
+                System.out.println(args[i + 2] + ": ok");
+                return 0;
+            } catch (ConfigException e) {
+                System.err.println(e.getMessage());
+                return 1;
+            }
+        }
+        if (address == null) {
+            try {
+                address = ConfigLoader.load(Config.DEFAULT_PATH, false).address();
+            } catch (ConfigException e) {
+                address = Config.defaults().address();
+            }
+        }
+        if (!Files.exists(address)) {
+            System.err.println("dedupctl: the daemon is not running (no socket at " + address + ")");
+            return 1;
+        }
+        EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
+        ManagedChannel ch = NettyChannelBuilder.forAddress(new DomainSocketAddress(address.toString()))
+                .channelType(EpollDomainSocketChannel.class).eventLoopGroup(group).usePlaintext().build();
+        try {
+            AdminGrpc.AdminBlockingStub admin = AdminGrpc.newBlockingStub(ch).withDeadlineAfter(30, TimeUnit.SECONDS);
+            switch (cmd) {
+                case "stats" -> {
+                    JsonNode n = JSON.readTree(admin.stats(StatsRequest.getDefaultInstance()).getJson());
+                    boolean json = args.length > i + 1 && args[i + 1].equals("--json");
+                    System.out.println(json ? JSON.writerWithDefaultPrettyPrinter().writeValueAsString(n) : human(n));
+                }
+                case "ls" -> {
+                    JsonNode arr = JSON.readTree(admin.listSnapshots(ListRequest.getDefaultInstance()).getJson());
+                    System.out.printf("%-10s %-6s %12s  %s%n", "KIND", "ID", "SIZE", "NAME");
+                    for (JsonNode s : arr)
+                        System.out.printf("%-10s %-6d %12d  %s%n", s.get("kind").asText(), s.get("id").asLong(), s.get("size").asLong(), s.get("name").asText());
+                }
+                default -> {
+                    System.err.println("dedupctl: unknown command " + cmd + "\n" + USAGE);
+                    return 2;
+                }
+            }
+            return 0;
+        } catch (StatusRuntimeException e) {
+            if (e.getStatus().getCode() == io.grpc.Status.Code.UNAVAILABLE) {
+                System.err.println("dedupctl: the daemon is not running (nothing answers on " + address + ")");
+                return 1;
+            }
+            System.err.println("dedupctl: " + e.getStatus().getCode() + ": " + e.getStatus().getDescription());
+            return 1;
+        } catch (Exception e) {
+            System.err.println("dedupctl: " + e.getMessage());
+            return 1;
+        } finally {
+            ch.shutdownNow();
+            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+        }
+    }
+
+    private static String human(JsonNode n) {
+        StringBuilder sb = new StringBuilder();
+        n.fields().forEachRemaining(e -> sb.append(String.format("%-16s %s%n", e.getKey() + ":", e.getValue())));
+        return sb.toString().stripTrailing();
+    }
+}

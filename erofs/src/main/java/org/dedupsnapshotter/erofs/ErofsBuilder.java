@@ -1,0 +1,104 @@
+package org.dedupsnapshotter.erofs;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Turns a directory into an EROFS image with mkfs.erofs (erofs-utils >= 1.5): chunk-based regular files whose
+ * data goes to a separate blob device, so the image itself holds only metadata. Whiteouts (0/0 char devices)
+ * and trusted.overlay.* xattrs pass through unchanged, so the image works as an overlay lower layer.
+ * The outputs appear atomically: built under temporary names, fsynced, then renamed.
+ */
+public final class ErofsBuilder {
+    private static final Logger log = LoggerFactory.getLogger(ErofsBuilder.class);
+    private static final Pattern VERSION = Pattern.compile("mkfs\\.erofs\\s+(\\d+)\\.(\\d+)");
+
+    private final String mkfs;
+    private final long chunkSize;
+
+    public ErofsBuilder(String mkfs, long chunkSize) {
+        this.mkfs = mkfs;
+        this.chunkSize = chunkSize;
+    }
+
+    public long chunkSize() { return chunkSize; }
+
+    /** Builds image (metadata) and blob (file data) from dir. */
+    public void build(Path dir, Path image, Path blob) throws IOException {
+        Path tmpImage = image.resolveSibling(image.getFileName() + ".tmp");
+        Path tmpBlob = blob.resolveSibling(blob.getFileName() + ".tmp");
+        Files.deleteIfExists(tmpImage);
+        Files.deleteIfExists(tmpBlob);
+        List<String> cmd = new ArrayList<>(List.of(mkfs, "--quiet", "--preserve-mtime", "--chunksize=" + chunkSize,
+                "--blobdev=" + tmpBlob, tmpImage.toString(), dir.toString()));
+        run(cmd);
+        if (!Files.exists(tmpBlob)) Files.createFile(tmpBlob); // an image with no file data still names a device
+        fsync(tmpImage);
+        fsync(tmpBlob);
+        Files.move(tmpBlob, blob, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        Files.move(tmpImage, image, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        fsync(image.getParent());
+    }
+
+    private static void run(List<String> cmd) throws IOException {
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        byte[] out;
+        try (var in = p.getInputStream()) {
+            out = in.readAllBytes();
+        }
+        try {
+            if (!p.waitFor(30, TimeUnit.MINUTES)) {
+                p.destroyForcibly();
+                throw new IOException("mkfs.erofs did not finish in 30 minutes: " + String.join(" ", cmd));
+            }
+        } catch (InterruptedException e) {
+            p.destroyForcibly();
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while running mkfs.erofs", e);
+        }
+        if (p.exitValue() != 0) {
+            String text = new String(out, StandardCharsets.UTF_8).strip();
+            if (text.contains("No space left")) throw new NoSpaceException("mkfs.erofs: no space left on device: " + text);
+            throw new IOException("mkfs.erofs failed (exit " + p.exitValue() + "): " + text + " [" + String.join(" ", cmd) + "]");
+        }
+    }
+
+    static void fsync(Path p) throws IOException {
+        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
+            ch.force(true);
+        }
+    }
+
+    /** mkfs.erofs's version as {major, minor}, or null when it cannot run. */
+    public static int[] version(String mkfs) {
+        try {
+            Process p = new ProcessBuilder(mkfs, "--help").redirectErrorStream(true).start();
+            String text = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            p.waitFor(10, TimeUnit.SECONDS);
+            Matcher m = VERSION.matcher(text);
+            if (m.find()) return new int[] {Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2))};
+            log.debug("cannot read mkfs.erofs version from: {}", text);
+            return null;
+        } catch (IOException | InterruptedException e) {
+            return null;
+        }
+    }
+
+    /** The disk filled while building. */
+    public static final class NoSpaceException extends IOException {
+        public NoSpaceException(String m) { super(m); }
+    }
+}

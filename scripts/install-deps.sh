@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what building, testing and demonstrating dedup-snapshotter needs on Debian bookworm (as root).
+# Idempotent: does nothing when everything is present. Prints the JDK it found.
+set -euo pipefail
+need_pkgs=()
+have() { command -v "$1" >/dev/null 2>&1; }
+pkg_for() { # command -> debian package
+  case "$1" in
+    mkfs.erofs|dump.erofs|fsck.erofs) echo erofs-utils ;;
+    containerd|ctr) echo containerd ;;
+    runc) echo runc ;;
+    docker-registry) echo docker-registry ;;
+    skopeo) echo skopeo ;;
+    umoci) echo umoci ;;
+    fusermount3) echo fuse3 ;;
+    mvn) echo maven ;;
+    go) echo golang-go ;;
+    debootstrap) echo debootstrap ;;
+    jq) echo jq ;;
+    promtool) echo prometheus ;;
+    attr|getfattr|setfattr) echo attr ;;
+    ip|tc) echo iproute2 ;;
+    curl) echo curl ;;
+    zstd) echo zstd ;;
+  esac
+}
+for c in mkfs.erofs containerd runc docker-registry skopeo umoci fusermount3 mvn go debootstrap jq getfattr ip curl zstd; do
+  have "$c" || need_pkgs+=("$(pkg_for "$c")")
+done
+# containerd's Go sources (conformance suite and the shared client.Pull tool build offline from them)
+[ -d /usr/share/gocode/src/github.com/containerd/containerd/snapshots/testsuite ] || need_pkgs+=(golang-github-containerd-containerd-dev)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "install-deps: installing ${need_pkgs[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+# containerd from Debian starts a service on install where systemd runs; here there is none. Nothing to stop.
+. "$(dirname "$0")/find-jdk.sh"
+echo "install-deps: ok (JAVA_HOME=$JAVA_HOME)" >&2

@@ -1,0 +1,403 @@
+package org.dedupsnapshotter.storage;
+
+import org.dedupsnapshotter.api.Kind;
+import org.dedupsnapshotter.api.SnapshotException;
+import org.dedupsnapshotter.api.SnapshotInfo;
+import org.dedupsnapshotter.api.Usage;
+
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.Consumer;
+
+/**
+ * Snapshot metadata in SQLite (WAL, synchronous=FULL): one transaction per operation, containerd's semantics
+ * and error codes (those of its bolt metadata store). One connection, serialised by this object's monitor:
+ * metadata operations are short; slow work (mkfs, mounts) happens outside or in an {@link InTransaction} hook.
+ */
+public final class MetaStore implements AutoCloseable {
+    public static final int SCHEMA_VERSION = 1;
+
+    private final Connection db;
+
+    private MetaStore(Connection db) { this.db = db; }
+
+    public static MetaStore open(Path file) {
+        try {
+            Connection c = DriverManager.getConnection("jdbc:sqlite:" + file);
+            try (Statement s = c.createStatement()) {
+                s.execute("PRAGMA journal_mode=WAL");
+                s.execute("PRAGMA synchronous=FULL");
+                s.execute("PRAGMA foreign_keys=ON");
+                s.execute("PRAGMA busy_timeout=10000");
+            }
+            MetaStore m = new MetaStore(c);
+            m.migrate();
+            return m;
+        } catch (SQLException e) {
+            throw new StorageException("cannot open metadata database " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    private void migrate() throws SQLException {
+        try (Statement s = db.createStatement()) {
+            s.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+            int version = 0;
+            try (ResultSet rs = s.executeQuery("SELECT value FROM meta WHERE key = 'schema_version'")) {
+                if (rs.next()) version = Integer.parseInt(rs.getString(1));
+            }
+            if (version > SCHEMA_VERSION)
+                throw new StorageException("metadata schema version " + version + " is newer than this daemon's (" + SCHEMA_VERSION
+                        + "); run the newer dedup-snapshotter");
+            if (version == SCHEMA_VERSION) return;
+            db.setAutoCommit(false);
+            try {
+                s.execute("""
+                        CREATE TABLE snapshots (
+                          id INTEGER PRIMARY KEY AUTOINCREMENT,
+                          name TEXT NOT NULL UNIQUE,
+                          kind INTEGER NOT NULL,
+                          parent_id INTEGER REFERENCES snapshots(id),
+                          created_ns INTEGER NOT NULL,
+                          updated_ns INTEGER NOT NULL,
+                          size INTEGER NOT NULL DEFAULT 0,
+                          inodes INTEGER NOT NULL DEFAULT 0)""");
+                s.execute("CREATE INDEX snapshots_parent ON snapshots(parent_id)");
+                s.execute("""
+                        CREATE TABLE labels (
+                          snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+                          name TEXT NOT NULL,
+                          value TEXT NOT NULL,
+                          PRIMARY KEY (snapshot_id, name))""");
+                s.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '" + SCHEMA_VERSION + "')");
+                db.commit();
+            } catch (SQLException e) {
+                db.rollback();
+                throw e;
+            } finally {
+                db.setAutoCommit(true);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    public synchronized Optional<Snapshot> find(String name) {
+        try {
+            return Optional.ofNullable(load("s.name = ?", name));
+        } catch (SQLException e) {
+            throw failed("read snapshot", e);
+        }
+    }
+
+    public Snapshot get(String name) {
+        return find(name).orElseThrow(() -> SnapshotException.notFound("snapshot %s does not exist", org.dedupsnapshotter.api.Names.shorten(name)));
+    }
+
+    public synchronized Optional<Snapshot> byId(long id) {
+        try {
+            return Optional.ofNullable(load("s.id = ?", id));
+        } catch (SQLException e) {
+            throw failed("read snapshot", e);
+        }
+    }
+
+    /** Ids of the snapshot's ancestors, nearest first (the order overlay wants its lowerdirs in). */
+    public synchronized List<Long> ancestors(long id) {
+        try (PreparedStatement ps = db.prepareStatement("""
+                WITH RECURSIVE chain(id, parent_id, depth) AS (
+                  SELECT id, parent_id, 0 FROM snapshots WHERE id = ?
+                  UNION ALL
+                  SELECT s.id, s.parent_id, c.depth + 1 FROM snapshots s JOIN chain c ON s.id = c.parent_id)
+                SELECT id FROM chain WHERE depth > 0 ORDER BY depth""")) {
+            ps.setLong(1, id);
+            List<Long> out = new ArrayList<>();
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) out.add(rs.getLong(1));
+            }
+            return out;
+        } catch (SQLException e) {
+            throw failed("read ancestors", e);
+        }
+    }
+
+    /** Every snapshot, in id order. */
+    public synchronized void forEach(Consumer<Snapshot> fn) {
+        List<Snapshot> all = new ArrayList<>();
+        try {
+            loadAll("1 = 1", all);
+        } catch (SQLException e) {
+            throw failed("list snapshots", e);
+        }
+        all.forEach(fn);
+    }
+
+    public List<Snapshot> all() {
+        List<Snapshot> out = new ArrayList<>();
+        forEach(out::add);
+        return out;
+    }
+
+    // ---------------------------------------------------------------- writes
+
+    /** Prepare/View: a new active or view snapshot on an optional committed parent. */
+    public synchronized Snapshot create(Kind kind, String name, String parent, Map<String, String> labels, InTransaction hook) {
+        if (kind == Kind.COMMITTED)
+            throw SnapshotException.invalidArgument("snapshot type %s invalid; only snapshots of type Active or View can be created", kind);
+        return inTransaction("create snapshot", () -> {
+            long parentId = 0;
+            if (!parent.isEmpty()) {
+                Snapshot p = load("s.name = ?", parent);
+                if (p == null) throw SnapshotException.notFound("parent snapshot %s does not exist", org.dedupsnapshotter.api.Names.shorten(parent));
+                if (p.kind() != Kind.COMMITTED)
+                    throw SnapshotException.invalidArgument("parent %s is not a committed snapshot", org.dedupsnapshotter.api.Names.shorten(parent));
+                parentId = p.id();
+            }
+            if (load("s.name = ?", name) != null) throw SnapshotException.alreadyExists("snapshot %s already exists", org.dedupsnapshotter.api.Names.shorten(name));
+            long now = nowNanos();
+            long id;
+            try (PreparedStatement ps = db.prepareStatement(
+                    "INSERT INTO snapshots(name, kind, parent_id, created_ns, updated_ns) VALUES (?, ?, ?, ?, ?)", Statement.RETURN_GENERATED_KEYS)) {
+                ps.setString(1, name);
+                ps.setInt(2, kind.ordinal());
+                if (parentId == 0) ps.setNull(3, java.sql.Types.INTEGER); else ps.setLong(3, parentId);
+                ps.setLong(4, now);
+                ps.setLong(5, now);
+                ps.executeUpdate();
+                try (ResultSet rs = ps.getGeneratedKeys()) {
+                    rs.next();
+                    id = rs.getLong(1);
+                }
+            }
+            writeLabels(id, labels);
+            Snapshot s = load("s.id = ?", id);
+            hook.run(s);
+            return s;
+        });
+    }
+
+    /** Commit: the active snapshot key becomes the committed snapshot name, keeping its id and parent. */
+    public synchronized Snapshot commit(String key, String name, Map<String, String> labels, Usage usage, InTransaction hook) {
+        return inTransaction("commit snapshot", () -> {
+            Snapshot s = checkCommittable(key, name);
+            long now = nowNanos();
+            try (PreparedStatement ps = db.prepareStatement(
+                    "UPDATE snapshots SET name = ?, kind = ?, created_ns = ?, updated_ns = ?, size = ?, inodes = ? WHERE id = ?")) {
+                ps.setString(1, name);
+                ps.setInt(2, Kind.COMMITTED.ordinal());
+                ps.setLong(3, now);
+                ps.setLong(4, now);
+                ps.setLong(5, usage.size());
+                ps.setLong(6, usage.inodes());
+                ps.setLong(7, s.id());
+                ps.executeUpdate();
+            }
+            deleteLabels(s.id());
+            writeLabels(s.id(), labels);
+            Snapshot c = load("s.id = ?", s.id());
+            hook.run(c);
+            return c;
+        });
+    }
+
+    /** The checks Commit makes, so callers can fail fast before any expensive work. */
+    public synchronized Snapshot checkCommittable(String key, String name) {
+        try {
+            Snapshot s = load("s.name = ?", key);
+            if (s == null) throw SnapshotException.notFound("active snapshot %s does not exist", org.dedupsnapshotter.api.Names.shorten(key));
+            if (s.kind() != Kind.ACTIVE)
+                throw SnapshotException.failedPrecondition("snapshot %s is not active (it is a %s snapshot)", org.dedupsnapshotter.api.Names.shorten(key), s.kind().filterName());
+            if (load("s.name = ?", name) != null) throw SnapshotException.alreadyExists("snapshot %s already exists", org.dedupsnapshotter.api.Names.shorten(name));
+            return s;
+        } catch (SQLException e) {
+            throw failed("read snapshot", e);
+        }
+    }
+
+    /** Remove: refused while children exist. The hook runs before the deletion commits. */
+    public synchronized Snapshot remove(String key, InTransaction hook) {
+        return inTransaction("remove snapshot", () -> {
+            Snapshot s = load("s.name = ?", key);
+            if (s == null) throw SnapshotException.notFound("snapshot %s does not exist", org.dedupsnapshotter.api.Names.shorten(key));
+            try (PreparedStatement ps = db.prepareStatement("SELECT name FROM snapshots WHERE parent_id = ? LIMIT 1")) {
+                ps.setLong(1, s.id());
+                try (ResultSet rs = ps.executeQuery()) {
+                    if (rs.next())
+                        throw SnapshotException.failedPrecondition("cannot remove snapshot %s: it has a child snapshot (%s)",
+                                org.dedupsnapshotter.api.Names.shorten(key), org.dedupsnapshotter.api.Names.shorten(rs.getString(1)));
+                }
+            }
+            deleteLabels(s.id());
+            try (PreparedStatement ps = db.prepareStatement("DELETE FROM snapshots WHERE id = ?")) {
+                ps.setLong(1, s.id());
+                ps.executeUpdate();
+            }
+            hook.run(s);
+            return s;
+        });
+    }
+
+    /**
+     * Update: only labels are mutable. No field paths replaces all labels; "labels" likewise; "labels.K" sets or
+     * (absent from info) clears one label; any other path is InvalidArgument.
+     */
+    public synchronized SnapshotInfo update(SnapshotInfo info, List<String> fieldPaths) {
+        return inTransaction("update snapshot", () -> {
+            Snapshot s = load("s.name = ?", info.name());
+            if (s == null) throw SnapshotException.notFound("snapshot %s does not exist", org.dedupsnapshotter.api.Names.shorten(info.name()));
+            Map<String, String> labels = new LinkedHashMap<>(s.labels());
+            if (fieldPaths.isEmpty()) {
+                labels = new LinkedHashMap<>(info.labels());
+            } else {
+                for (String path : fieldPaths) {
+                    if (path.startsWith("labels.")) {
+                        String k = path.substring("labels.".length());
+                        String v = info.labels().get(k);
+                        if (v == null || v.isEmpty()) labels.remove(k); else labels.put(k, v);
+                    } else if (path.equals("labels")) {
+                        labels = new LinkedHashMap<>(info.labels());
+                    } else {
+                        throw SnapshotException.invalidArgument("cannot update %s field on snapshot %s: only labels are mutable",
+                                org.dedupsnapshotter.api.Names.shorten(path), org.dedupsnapshotter.api.Names.shorten(info.name()));
+                    }
+                }
+            }
+            org.dedupsnapshotter.api.Names.labels(labels);
+            try (PreparedStatement ps = db.prepareStatement("UPDATE snapshots SET updated_ns = ? WHERE id = ?")) {
+                ps.setLong(1, nowNanos());
+                ps.setLong(2, s.id());
+                ps.executeUpdate();
+            }
+            deleteLabels(s.id());
+            writeLabels(s.id(), labels);
+            return load("s.id = ?", s.id()).info();
+        });
+    }
+
+    @Override
+    public synchronized void close() {
+        try {
+            db.close();
+        } catch (SQLException ignored) {
+            // closing a connection we are done with
+        }
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    @FunctionalInterface
+    private interface Body<T> { T run() throws Exception; }
+
+    private <T> T inTransaction(String what, Body<T> body) {
+        try {
+            db.setAutoCommit(false);
+            try {
+                T result = body.run();
+                db.commit();
+                return result;
+            } catch (Exception | Error e) {
+                try {
+                    db.rollback();
+                } catch (SQLException re) {
+                    e.addSuppressed(re);
+                }
+                throw e;
+            } finally {
+                db.setAutoCommit(true);
+            }
+        } catch (SnapshotException | StorageException e) {
+            throw e;
+        } catch (SQLException e) {
+            throw failed(what, e);
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new StorageException(what + " failed: " + e.getMessage(), e);
+        }
+    }
+
+    private static StorageException failed(String what, SQLException e) {
+        return new StorageException(what + " failed in the metadata database: " + e.getMessage(), e);
+    }
+
+    private static long nowNanos() {
+        Instant n = Instant.now();
+        return n.getEpochSecond() * 1_000_000_000L + n.getNano();
+    }
+
+    private static Instant instant(long ns) {
+        return Instant.ofEpochSecond(Math.floorDiv(ns, 1_000_000_000L), Math.floorMod(ns, 1_000_000_000L));
+    }
+
+    private static final String SELECT = """
+            SELECT s.id, s.name, s.kind, COALESCE(s.parent_id, 0), COALESCE(p.name, ''), s.created_ns, s.updated_ns, s.size, s.inodes
+            FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id WHERE """;
+
+    private Snapshot load(String where, Object arg) throws SQLException {
+        try (PreparedStatement ps = db.prepareStatement(SELECT + where)) {
+            ps.setObject(1, arg);
+            try (ResultSet rs = ps.executeQuery()) {
+                if (!rs.next()) return null;
+                return row(rs, labelsOf(rs.getLong(1)));
+            }
+        }
+    }
+
+    private void loadAll(String where, List<Snapshot> out) throws SQLException {
+        Map<Long, Map<String, String>> labels = new HashMap<>();
+        try (Statement s = db.createStatement(); ResultSet rs = s.executeQuery("SELECT snapshot_id, name, value FROM labels")) {
+            while (rs.next()) labels.computeIfAbsent(rs.getLong(1), k -> new LinkedHashMap<>()).put(rs.getString(2), rs.getString(3));
+        }
+        try (Statement s = db.createStatement(); ResultSet rs = s.executeQuery(SELECT + where + " ORDER BY s.id")) {
+            while (rs.next()) out.add(row(rs, labels.getOrDefault(rs.getLong(1), Map.of())));
+        }
+    }
+
+    private static Snapshot row(ResultSet rs, Map<String, String> labels) throws SQLException {
+        return new Snapshot(rs.getLong(1), rs.getString(2), Kind.values()[rs.getInt(3)], rs.getLong(4), rs.getString(5),
+                instant(rs.getLong(6)), instant(rs.getLong(7)), labels, new Usage(rs.getLong(8), rs.getLong(9)));
+    }
+
+    private Map<String, String> labelsOf(long id) throws SQLException {
+        Map<String, String> out = new LinkedHashMap<>();
+        try (PreparedStatement ps = db.prepareStatement("SELECT name, value FROM labels WHERE snapshot_id = ? ORDER BY name")) {
+            ps.setLong(1, id);
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) out.put(rs.getString(1), rs.getString(2));
+            }
+        }
+        return out;
+    }
+
+    private void writeLabels(long id, Map<String, String> labels) throws SQLException {
+        if (labels.isEmpty()) return; // an empty value means "no such label", as in containerd
+        try (PreparedStatement ps = db.prepareStatement("INSERT INTO labels(snapshot_id, name, value) VALUES (?, ?, ?)")) {
+            for (var e : labels.entrySet()) {
+                if (e.getValue().isEmpty()) continue;
+                ps.setLong(1, id);
+                ps.setString(2, e.getKey());
+                ps.setString(3, e.getValue());
+                ps.addBatch();
+            }
+            ps.executeBatch();
+        }
+    }
+
+    private void deleteLabels(long id) throws SQLException {
+        try (PreparedStatement ps = db.prepareStatement("DELETE FROM labels WHERE snapshot_id = ?")) {
+            ps.setLong(1, id);
+            ps.executeUpdate();
+        }
+    }
+}
