@@ -82,18 +82,36 @@ public final class ErofsBuilder {
         }
     }
 
-    /** mkfs.erofs's version as {major, minor}, or null when it cannot run. */
+    /**
+     * mkfs.erofs's version as {major, minor}, or null when it cannot run or lacks the options we use.
+     * erofs-utils 1.5 prints its version only while building, so this builds an empty image with the
+     * options Commit needs: the probe proves them as well.
+     */
     public static int[] version(String mkfs) {
+        Path tmp = null;
         try {
-            Process p = new ProcessBuilder(mkfs, "--help").redirectErrorStream(true).start();
+            tmp = Files.createTempDirectory("dedup-mkfs-probe");
+            Path empty = Files.createDirectory(tmp.resolve("empty"));
+            Process p = new ProcessBuilder(mkfs, "--chunksize=4096", "--blobdev=" + tmp.resolve("blob"), "--preserve-mtime",
+                    tmp.resolve("img").toString(), empty.toString()).redirectErrorStream(true).start();
             String text = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            p.waitFor(10, TimeUnit.SECONDS);
+            if (!p.waitFor(30, TimeUnit.SECONDS) || p.exitValue() != 0) {
+                log.debug("mkfs.erofs probe failed: {}", text);
+                return null;
+            }
             Matcher m = VERSION.matcher(text);
             if (m.find()) return new int[] {Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2))};
-            log.debug("cannot read mkfs.erofs version from: {}", text);
             return null;
         } catch (IOException | InterruptedException e) {
             return null;
+        } finally {
+            if (tmp != null) {
+                try (var files = Files.walk(tmp)) {
+                    files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+                } catch (IOException ignored) {
+                    // a temp dir left behind is harmless
+                }
+            }
         }
     }
 

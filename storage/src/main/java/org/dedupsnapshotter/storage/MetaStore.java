@@ -342,7 +342,7 @@ public final class MetaStore implements AutoCloseable {
 
     private static final String SELECT = """
             SELECT s.id, s.name, s.kind, COALESCE(s.parent_id, 0), COALESCE(p.name, ''), s.created_ns, s.updated_ns, s.size, s.inodes
-            FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id WHERE """;
+            FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id WHERE\s""";
 
     private Snapshot load(String where, Object arg) throws SQLException {
         try (PreparedStatement ps = db.prepareStatement(SELECT + where)) {
