@@ -22,4 +22,8 @@ public record Layout(Path root) {
     public Path blob(long id) { return dir(id).resolve("layer.blob"); }
     /** Where a committed layer is mounted, read-only, for every user. */
     public Path mnt(long id) { return dir(id).resolve("mnt"); }
+    /** The directory overlay reads a committed layer from: its mount, or its kept upper dir. */
+    public Path layerRoot(long id, org.dedupsnapshotter.api.LayerFormat format) {
+        return format == org.dedupsnapshotter.api.LayerFormat.EROFS ? mnt(id) : fs(id);
+    }
 }

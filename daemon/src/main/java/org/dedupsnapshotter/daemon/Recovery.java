@@ -1,6 +1,7 @@
 package org.dedupsnapshotter.daemon;
 
 import org.dedupsnapshotter.api.Kind;
+import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.mount.LayerMounter;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
@@ -42,7 +43,9 @@ final class Recovery {
         for (Snapshot s : store.all()) {
             long id = s.id();
             boolean isMounted = mounted.contains(layout.mnt(id).toString());
-            if (s.kind() == Kind.COMMITTED) {
+            if (s.kind() == Kind.COMMITTED && s.format() == LayerFormat.DIRECTORY) {
+                Trees.deleteRecursively(layout.work(id));
+            } else if (s.kind() == Kind.COMMITTED) {
                 Trees.deleteRecursively(layout.fs(id));    // a commit that died after recording itself
                 Trees.deleteRecursively(layout.work(id));
                 if (isMounted) {

@@ -1,6 +1,7 @@
 package org.dedupsnapshotter.daemon;
 
 import org.dedupsnapshotter.api.Kind;
+import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.api.Mount;
 import org.dedupsnapshotter.api.Names;
 import org.dedupsnapshotter.api.SnapshotException;
@@ -75,8 +76,9 @@ public final class SnapshotService {
             Files.createDirectory(layout.work(s.id()));
             if (s.hasParent()) {
                 // like containerd's overlayfs: the new layer's root starts owned as its parent's root
-                layers.ensureMounted(s.parentId());
-                Stat st = Libc.lstat(layout.mnt(s.parentId()).toString());
+                Snapshot parent = store.byId(s.parentId()).orElseThrow();
+                if (parent.format() == LayerFormat.EROFS) layers.ensureMounted(parent.id());
+                Stat st = Libc.lstat(layout.layerRoot(parent.id(), parent.format()).toString());
                 Files.setAttribute(fs, "unix:uid", st.uid(), java.nio.file.LinkOption.NOFOLLOW_LINKS);
                 Files.setAttribute(fs, "unix:gid", st.gid(), java.nio.file.LinkOption.NOFOLLOW_LINKS);
             }
@@ -92,13 +94,13 @@ public final class SnapshotService {
     }
 
     private List<Mount> mounts(Snapshot s) {
-        List<Long> parents = store.ancestors(s.id());
-        for (long p : parents) layers.ensureMounted(p);
+        List<MetaStore.Layer> parents = store.ancestors(s.id());
+        for (MetaStore.Layer p : parents) if (p.format() == LayerFormat.EROFS) layers.ensureMounted(p.id());
         boolean active = s.kind() == Kind.ACTIVE;
         if (parents.isEmpty())
             return List.of(new Mount("bind", layout.fs(s.id()).toString(), List.of(active ? "rw" : "ro", "rbind")));
         if (!active && parents.size() == 1)
-            return List.of(new Mount("bind", layout.mnt(parents.getFirst()).toString(), List.of("ro", "rbind")));
+            return List.of(new Mount("bind", root(parents.getFirst()).toString(), List.of("ro", "rbind")));
         List<String> options = new ArrayList<>();
         options.add("index=off");
         if (active) {
@@ -108,11 +110,13 @@ public final class SnapshotService {
         StringBuilder lower = new StringBuilder("lowerdir=");
         for (int i = 0; i < parents.size(); i++) {
             if (i > 0) lower.append(':');
-            lower.append(layout.mnt(parents.get(i)));
+            lower.append(root(parents.get(i)));
         }
         options.add(lower.toString());
         return List.of(new Mount("overlay", "overlay", options));
     }
+
+    private Path root(MetaStore.Layer l) { return layout.layerRoot(l.id(), l.format()); }
 
     public void commit(String name, String key, Map<String, String> labels) {
         Names.key("name", name);
@@ -122,14 +126,19 @@ public final class SnapshotService {
         try (IdLocks.Held ignored = locks.lock(s.id())) {
             s = store.checkCommittable(key, name); // again, now that nobody else works on it
             long t0 = System.nanoTime();
-            Usage usage = DiskUsage.of(layout.fs(s.id()));
+            DiskUsage.Scan scan = DiskUsage.scan(layout.fs(s.id()));
+            Usage usage = scan.usage();
+            if (scan.longestNameBytes() > ErofsBuilder.MAX_NAME_BYTES) {
+                commitAsDirectory(s, name, key, labels, usage, scan.longestNameBytes());
+                return;
+            }
             Path image = layout.image(s.id()), blob = layout.blob(s.id());
             builder.build(layout.fs(s.id()), image, blob);
             long t1 = System.nanoTime();
             layers.mount(s.id());
             Snapshot committed;
             try {
-                committed = store.commit(key, name, labels, usage, x -> {});
+                committed = store.commit(key, name, labels, usage, LayerFormat.EROFS, x -> {});
             } catch (RuntimeException e) {
                 discardLayer(s.id());
                 throw e;
@@ -146,6 +155,14 @@ public final class SnapshotService {
             discardLayer(s.id());
             throw new UncheckedIOException("commit of " + Names.shorten(key) + " failed: " + e.getMessage(), e);
         }
+    }
+
+    /** The fallback for trees mkfs.erofs cannot encode: the upper dir itself becomes the read-only layer. */
+    private void commitAsDirectory(Snapshot s, String name, String key, Map<String, String> labels, Usage usage, int longest) {
+        Snapshot committed = store.commit(key, name, labels, usage, LayerFormat.DIRECTORY, x -> {});
+        deleteQuietly(layout.work(s.id()));
+        log.warn("committed snapshot key={} name={} id={} as a plain directory layer (no dedup): it holds a {}-byte file name, "
+                + "longer than mkfs.erofs 1.5 can encode ({} bytes)", key, name, committed.id(), longest, ErofsBuilder.MAX_NAME_BYTES);
     }
 
     /** Undo a half-done commit: the snapshot stays active with its upper dir intact. */
@@ -167,7 +184,7 @@ public final class SnapshotService {
             Snapshot removed = store.remove(key, x -> {});
             // the row is gone: from here on the directory is garbage, and recovery would collect it too
             try {
-                if (removed.kind() == Kind.COMMITTED) layers.unmount(removed.id());
+                if (removed.kind() == Kind.COMMITTED && removed.format() == LayerFormat.EROFS) layers.unmount(removed.id());
                 Trees.deleteRecursively(layout.dir(removed.id()));
             } catch (IOException e) {
                 log.warn("removed snapshot key={} id={}, but its directory stays until cleanup: {}", key, removed.id(), e.getMessage());

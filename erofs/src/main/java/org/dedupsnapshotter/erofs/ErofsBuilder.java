@@ -26,6 +26,9 @@ public final class ErofsBuilder {
     private static final Logger log = LoggerFactory.getLogger(ErofsBuilder.class);
     private static final Pattern VERSION = Pattern.compile("mkfs\\.erofs\\s+(\\d+)\\.(\\d+)");
 
+    /** erofs-utils 1.5 fails ("Could not format the device: ENOENT") on 255-byte names; 254 works (measured). */
+    public static final int MAX_NAME_BYTES = 254;
+
     private final String mkfs;
     private final long chunkSize;
 

@@ -1,6 +1,7 @@
 package org.dedupsnapshotter.storage;
 
 import org.dedupsnapshotter.api.Kind;
+import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.api.SnapshotException;
 import org.dedupsnapshotter.api.SnapshotInfo;
 import org.dedupsnapshotter.api.Usage;
@@ -72,7 +73,8 @@ public final class MetaStore implements AutoCloseable {
                           created_ns INTEGER NOT NULL,
                           updated_ns INTEGER NOT NULL,
                           size INTEGER NOT NULL DEFAULT 0,
-                          inodes INTEGER NOT NULL DEFAULT 0)""");
+                          inodes INTEGER NOT NULL DEFAULT 0,
+                          format INTEGER NOT NULL DEFAULT 0)""");
                 s.execute("CREATE INDEX snapshots_parent ON snapshots(parent_id)");
                 s.execute("""
                         CREATE TABLE labels (
@@ -113,18 +115,21 @@ public final class MetaStore implements AutoCloseable {
         }
     }
 
-    /** Ids of the snapshot's ancestors, nearest first (the order overlay wants its lowerdirs in). */
-    public synchronized List<Long> ancestors(long id) {
+    /** A committed layer below a snapshot. */
+    public record Layer(long id, LayerFormat format) {}
+
+    /** The snapshot's ancestors, nearest first (the order overlay wants its lowerdirs in). */
+    public synchronized List<Layer> ancestors(long id) {
         try (PreparedStatement ps = db.prepareStatement("""
-                WITH RECURSIVE chain(id, parent_id, depth) AS (
-                  SELECT id, parent_id, 0 FROM snapshots WHERE id = ?
+                WITH RECURSIVE chain(id, parent_id, format, depth) AS (
+                  SELECT id, parent_id, format, 0 FROM snapshots WHERE id = ?
                   UNION ALL
-                  SELECT s.id, s.parent_id, c.depth + 1 FROM snapshots s JOIN chain c ON s.id = c.parent_id)
-                SELECT id FROM chain WHERE depth > 0 ORDER BY depth""")) {
+                  SELECT s.id, s.parent_id, s.format, c.depth + 1 FROM snapshots s JOIN chain c ON s.id = c.parent_id)
+                SELECT id, format FROM chain WHERE depth > 0 ORDER BY depth""")) {
             ps.setLong(1, id);
-            List<Long> out = new ArrayList<>();
+            List<Layer> out = new ArrayList<>();
             try (ResultSet rs = ps.executeQuery()) {
-                while (rs.next()) out.add(rs.getLong(1));
+                while (rs.next()) out.add(new Layer(rs.getLong(1), LayerFormat.values()[rs.getInt(2)]));
             }
             return out;
         } catch (SQLException e) {
@@ -188,19 +193,20 @@ public final class MetaStore implements AutoCloseable {
     }
 
     /** Commit: the active snapshot key becomes the committed snapshot name, keeping its id and parent. */
-    public synchronized Snapshot commit(String key, String name, Map<String, String> labels, Usage usage, InTransaction hook) {
+    public synchronized Snapshot commit(String key, String name, Map<String, String> labels, Usage usage, LayerFormat format, InTransaction hook) {
         return inTransaction("commit snapshot", () -> {
             Snapshot s = checkCommittable(key, name);
             long now = nowNanos();
             try (PreparedStatement ps = db.prepareStatement(
-                    "UPDATE snapshots SET name = ?, kind = ?, created_ns = ?, updated_ns = ?, size = ?, inodes = ? WHERE id = ?")) {
+                    "UPDATE snapshots SET name = ?, kind = ?, created_ns = ?, updated_ns = ?, size = ?, inodes = ?, format = ? WHERE id = ?")) {
                 ps.setString(1, name);
                 ps.setInt(2, Kind.COMMITTED.ordinal());
                 ps.setLong(3, now);
                 ps.setLong(4, now);
                 ps.setLong(5, usage.size());
                 ps.setLong(6, usage.inodes());
-                ps.setLong(7, s.id());
+                ps.setInt(7, format.ordinal());
+                ps.setLong(8, s.id());
                 ps.executeUpdate();
             }
             deleteLabels(s.id());
@@ -341,7 +347,7 @@ public final class MetaStore implements AutoCloseable {
     }
 
     private static final String SELECT = """
-            SELECT s.id, s.name, s.kind, COALESCE(s.parent_id, 0), COALESCE(p.name, ''), s.created_ns, s.updated_ns, s.size, s.inodes
+            SELECT s.id, s.name, s.kind, COALESCE(s.parent_id, 0), COALESCE(p.name, ''), s.created_ns, s.updated_ns, s.size, s.inodes, s.format
             FROM snapshots s LEFT JOIN snapshots p ON p.id = s.parent_id WHERE\s""";
 
     private Snapshot load(String where, Object arg) throws SQLException {
@@ -366,7 +372,8 @@ public final class MetaStore implements AutoCloseable {
 
     private static Snapshot row(ResultSet rs, Map<String, String> labels) throws SQLException {
         return new Snapshot(rs.getLong(1), rs.getString(2), Kind.values()[rs.getInt(3)], rs.getLong(4), rs.getString(5),
-                instant(rs.getLong(6)), instant(rs.getLong(7)), labels, new Usage(rs.getLong(8), rs.getLong(9)));
+                instant(rs.getLong(6)), instant(rs.getLong(7)), labels, new Usage(rs.getLong(8), rs.getLong(9)),
+                LayerFormat.values()[rs.getInt(10)]);
     }
 
     private Map<String, String> labelsOf(long id) throws SQLException {

@@ -42,7 +42,8 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
                 counts.merge(s.kind(), 1, Integer::sum);
                 if (s.kind() == Kind.COMMITTED) {
                     logical += s.usage().size();
-                    stored += size(layout.image(s.id())) + size(layout.blob(s.id()));
+                    stored += s.format() == org.dedupsnapshotter.api.LayerFormat.EROFS
+                            ? size(layout.image(s.id())) + size(layout.blob(s.id())) : s.usage().size();
                 }
             }
             ObjectNode o = JSON.createObjectNode();

@@ -1,0 +1,260 @@
+package org.dedupsnapshotter.itest;
+
+import io.grpc.ManagedChannel;
+import io.grpc.netty.NettyChannelBuilder;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.epoll.EpollDomainSocketChannel;
+import io.netty.channel.epoll.EpollIoHandler;
+import io.netty.channel.unix.DomainSocketAddress;
+import org.dedupsnapshotter.proto.snapshots.v1.SnapshotsGrpc;
+import org.dedupsnapshotter.sys.Libc;
+
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A throwaway world for one test class: its own docker-registry on a free loopback port, its own containerd
+ * 1.6 (private root, state and sockets, [proxy_plugins.dedup]) and our daemon, all under one unique temp dir.
+ * Closing it kills the tasks it made, stops only the processes it started, unmounts whatever is left below its
+ * dir and deletes it, so a failed run never poisons the next.
+ */
+final class TestEnv implements AutoCloseable {
+    static final Path TOP = Path.of(System.getProperty("dedup.top", "..")).toAbsolutePath().normalize();
+    static final String NS = "itest";
+
+    final Path dir;
+    final Path dedupRoot, dedupSock, containerdSock;
+    int registryPort;
+    Proc registry, containerd, daemon;
+    private ManagedChannel channel;
+    private EventLoopGroup group;
+    private int daemonStarts;
+
+    private TestEnv(Path dir) {
+        this.dir = dir;
+        this.dedupRoot = dir.resolve("dedup");
+        this.dedupSock = dir.resolve("dedup.sock");
+        this.containerdSock = dir.resolve("containerd.sock");
+    }
+
+    /** Only the daemon (for API-level tests). */
+    static TestEnv daemonOnly() throws Exception {
+        TestEnv e = new TestEnv(Files.createTempDirectory("dedup-itest-"));
+        try {
+            e.startDaemon();
+            return e;
+        } catch (Exception ex) {
+            e.close();
+            throw ex;
+        }
+    }
+
+    /** Registry, containerd and daemon. */
+    static TestEnv full() throws Exception {
+        TestEnv e = new TestEnv(Files.createTempDirectory("dedup-itest-"));
+        try {
+            e.startDaemon();
+            e.startRegistry();
+            e.startContainerd();
+            return e;
+        } catch (Exception ex) {
+            e.close();
+            throw ex;
+        }
+    }
+
+    String registry() { return "127.0.0.1:" + registryPort; }
+
+    // ------------------------------------------------------------------ processes
+
+    void startDaemon() throws Exception {
+        daemonStarts++;
+        daemon = Proc.start("dedup-snapshotter", dir.resolve("daemon-" + daemonStarts + ".log"),
+                List.of(TOP.resolve("bin/dedup-snapshotter").toString(), "--root", dedupRoot.toString(), "--address", dedupSock.toString()));
+        waitForSocket(daemon, dedupSock, Duration.ofSeconds(60));
+    }
+
+    void startRegistry() throws Exception {
+        registryPort = freePort();
+        Path cfg = dir.resolve("registry.yml");
+        Files.writeString(cfg, """
+                version: 0.1
+                log:
+                  level: warn
+                storage:
+                  filesystem:
+                    rootdirectory: %s
+                  delete:
+                    enabled: true
+                http:
+                  addr: 127.0.0.1:%d
+                """.formatted(dir.resolve("registry"), registryPort));
+        registry = Proc.start("docker-registry", dir.resolve("registry.log"), List.of("docker-registry", "serve", cfg.toString()));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (true) {
+            try (var s = new java.net.Socket("127.0.0.1", registryPort)) {
+                return;
+            } catch (IOException e) {
+                if (!registry.alive() || System.nanoTime() > deadline)
+                    throw new IllegalStateException("docker-registry did not start:\n" + registry.logTail());
+                Thread.sleep(100);
+            }
+        }
+    }
+
+    void startContainerd() throws Exception {
+        Path cfg = dir.resolve("containerd.toml");
+        Files.writeString(cfg, """
+                version = 2
+                root = "%1$s/containerd/root"
+                state = "%1$s/containerd/state"
+                disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+                [grpc]
+                  address = "%1$s/containerd.sock"
+                [ttrpc]
+                  address = "%1$s/containerd.sock.ttrpc"
+                [debug]
+                  address = "%1$s/containerd-debug.sock"
+                  level = "info"
+                [proxy_plugins]
+                  [proxy_plugins.dedup]
+                    type = "snapshot"
+                    address = "%2$s"
+                """.formatted(dir, dedupSock));
+        containerd = Proc.start("containerd", dir.resolve("containerd.log"), List.of("containerd", "--config", cfg.toString()));
+        waitForSocket(containerd, containerdSock, Duration.ofSeconds(60));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (ctrResult("version").code() != 0) {
+            if (System.nanoTime() > deadline) throw new IllegalStateException("containerd does not answer:\n" + containerd.logTail());
+            Thread.sleep(200);
+        }
+    }
+
+    void killDaemon() throws InterruptedException {
+        closeChannel();
+        daemon.kill9();
+    }
+
+    int stopDaemon() throws InterruptedException {
+        closeChannel();
+        return daemon.terminate(Duration.ofSeconds(30));
+    }
+
+    private static void waitForSocket(Proc p, Path sock, Duration timeout) throws Exception {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (true) {
+            if (Files.exists(sock)) {
+                try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+                    ch.connect(UnixDomainSocketAddress.of(sock));
+                    return;
+                } catch (IOException ignored) {
+                    // not listening yet
+                }
+            }
+            if (!p.alive()) throw new IllegalStateException(p.name + " exited (" + p.process.exitValue() + ") before listening:\n" + p.logTail());
+            if (System.nanoTime() > deadline) throw new IllegalStateException(p.name + " did not listen on " + sock + ":\n" + p.logTail());
+            Thread.sleep(50);
+        }
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    // ------------------------------------------------------------------ clients
+
+    Proc.Result ctrResult(String... args) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>(List.of("ctr", "--address", containerdSock.toString(), "-n", NS));
+        cmd.addAll(List.of(args));
+        return Proc.run(Duration.ofMinutes(10), cmd);
+    }
+
+    String ctr(String... args) throws IOException, InterruptedException {
+        return ctrResult(args).orThrow("ctr " + String.join(" ", args)).out();
+    }
+
+    SnapshotsGrpc.SnapshotsBlockingStub snapshots() {
+        if (channel == null) {
+            group = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
+            channel = NettyChannelBuilder.forAddress(new DomainSocketAddress(dedupSock.toString()))
+                    .channelType(EpollDomainSocketChannel.class).eventLoopGroup(group).usePlaintext()
+                    .maxInboundMessageSize(64 << 20).build();
+        }
+        return SnapshotsGrpc.newBlockingStub(channel).withDeadlineAfter(5, TimeUnit.MINUTES);
+    }
+
+    private void closeChannel() throws InterruptedException {
+        if (channel != null) {
+            channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            channel = null;
+        }
+    }
+
+    /** Mount points at or below dir (deepest first). */
+    static List<String> mountsUnder(Path p) throws IOException {
+        String prefix = p + "/";
+        List<String> out = new ArrayList<>();
+        for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+            String mp = line.split(" ")[4].replace("\\040", " ");
+            if (mp.equals(p.toString()) || mp.startsWith(prefix)) out.add(mp);
+        }
+        out.sort((a, b) -> b.length() - a.length());
+        return out;
+    }
+
+    // ------------------------------------------------------------------ teardown
+
+    @Override
+    public void close() throws Exception {
+        List<Throwable> errors = new ArrayList<>();
+        if (containerd != null && containerd.alive()) {
+            try { // tasks first: shims outlive containerd otherwise
+                for (String line : ctrResult("tasks", "ls", "-q").out().split("\n")) {
+                    String id = line.strip();
+                    if (id.isEmpty()) continue;
+                    ctrResult("tasks", "kill", "-s", "SIGKILL", id);
+                    for (int i = 0; i < 50 && ctrResult("tasks", "rm", "-f", id).code() != 0; i++) Thread.sleep(100);
+                }
+                for (String line : ctrResult("containers", "ls", "-q").out().split("\n"))
+                    if (!line.isBlank()) ctrResult("containers", "rm", line.strip());
+            } catch (Exception e) {
+                errors.add(e);
+            }
+        }
+        closeChannel();
+        for (Proc p : new Proc[] {containerd, daemon, registry}) {
+            if (p == null) continue;
+            try {
+                p.close();
+            } catch (Exception e) {
+                errors.add(e);
+            }
+        }
+        for (String m : mountsUnder(dir)) {
+            try {
+                Libc.umount2(m, Libc.MNT_DETACH);
+            } catch (IOException e) {
+                errors.add(e);
+            }
+        }
+        if (System.getenv("DEDUP_ITEST_KEEP") == null) Proc.run(Duration.ofMinutes(2), List.of("rm", "-rf", "--one-file-system", dir.toString()));
+        if (!errors.isEmpty()) {
+            IllegalStateException e = new IllegalStateException("teardown of " + dir + " had problems");
+            errors.forEach(e::addSuppressed);
+            throw e;
+        }
+    }
+}
