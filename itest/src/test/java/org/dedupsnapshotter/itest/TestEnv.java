@@ -140,6 +140,23 @@ final class TestEnv implements AutoCloseable {
         }
     }
 
+    /**
+     * After a daemon restart containerd's proxy client is still in gRPC reconnect backoff (containerd 1.6 caps
+     * it at 3 s) and fails calls fast until it redials. Waits until a call containerd forwards to us (Mounts of
+     * an existing snapshot key) succeeds; returns how long that took.
+     */
+    Duration awaitContainerdReconnect(String snapshotKey) throws Exception {
+        long t0 = System.nanoTime();
+        Path target = Files.createDirectories(dir.resolve("probe-target"));
+        while (true) {
+            Proc.Result r = ctrResult("snapshots", "--snapshotter", "dedup", "mounts", target.toString(), snapshotKey);
+            if (r.code() == 0) return Duration.ofNanos(System.nanoTime() - t0);
+            if (System.nanoTime() - t0 > TimeUnit.SECONDS.toNanos(30))
+                throw new IllegalStateException("containerd did not reconnect to the daemon within 30 s: " + r.out());
+            Thread.sleep(200);
+        }
+    }
+
     void killDaemon() throws InterruptedException {
         closeChannel();
         daemon.kill9();
