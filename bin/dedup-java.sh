@@ -9,4 +9,4 @@ for j in "${DEDUP_JAVA_HOME:-}" "${JAVA_HOME:-}" /usr/lib/jvm/temurin-25-jdk-amd
 done
 [ -n "$DEDUP_JAVA" ] || { echo "dedup-snapshotter: needs Java 25 (Temurin 25 at /usr/lib/jvm/temurin-25-jdk-amd64, or set JAVA_HOME)" >&2; exit 1; }
 # Serial GC and a small heap: the daemon's heap holds metadata only; file data never passes through it.
-DEDUP_JVM_OPTS="${DEDUP_JVM_OPTS:--XX:+UseSerialGC -Xmx512m -XX:TieredStopAtLevel=1 -Xss512k} --enable-native-access=ALL-UNNAMED"
+DEDUP_JVM_OPTS="${DEDUP_JVM_OPTS:--XX:+UseSerialGC -Xmx512m -Xss512k} --enable-native-access=ALL-UNNAMED"

@@ -27,6 +27,8 @@ public final class DedupCtl {
             usage: dedupctl [--address SOCKET] COMMAND
               stats [--json]      store figures
               ls                  snapshots with their sizes
+              probe-mounts [--count N]
+                                  client-side latency of the Snapshots Mounts call (on a temporary view)
               config check FILE   validate a config file""";
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -87,6 +89,10 @@ public final class DedupCtl {
                     System.out.printf("%-10s %-6s %12s  %s%n", "KIND", "ID", "SIZE", "NAME");
                     for (JsonNode s : arr)
                         System.out.printf("%-10s %-6d %12d  %s%n", s.get("kind").asText(), s.get("id").asLong(), s.get("size").asLong(), s.get("name").asText());
+                }
+                case "probe-mounts" -> {
+                    int count = args.length > i + 2 && args[i + 1].equals("--count") ? Integer.parseInt(args[i + 2]) : 200;
+                    System.out.println(MountsProbe.run(ch, count));
                 }
                 default -> {
                     System.err.println("dedupctl: unknown command " + cmd + "\n" + USAGE);

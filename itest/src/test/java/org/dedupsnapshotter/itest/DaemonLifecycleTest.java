@@ -1,0 +1,99 @@
+package org.dedupsnapshotter.itest;
+
+import org.dedupsnapshotter.proto.snapshots.v1.CommitSnapshotRequest;
+import org.dedupsnapshotter.proto.snapshots.v1.PrepareSnapshotRequest;
+import org.dedupsnapshotter.proto.snapshots.v1.StatSnapshotRequest;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** Start-up and shutdown: one daemon per root and per socket, a private socket, stale sockets replaced, mounts kept. */
+class DaemonLifecycleTest {
+    TestEnv env;
+
+    @BeforeEach
+    void start() throws Exception {
+        env = TestEnv.daemonOnly();
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        env.close();
+    }
+
+    private Proc.Result runDaemon(Path root, Path sock) throws Exception {
+        return Proc.run(Duration.ofSeconds(60), List.of(TestEnv.TOP.resolve("bin/dedup-snapshotter").toString(),
+                "--root", root.toString(), "--address", sock.toString()));
+    }
+
+    @Test
+    void socketIsPrivate() throws Exception {
+        assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(env.dedupSock)));
+    }
+
+    @Test
+    void secondDaemonOnTheSameRootOrSocketRefusesToStart() throws Exception {
+        Proc.Result sameRoot = runDaemon(env.dedupRoot, env.dir.resolve("other.sock"));
+        assertNotEquals(0, sameRoot.code());
+        assertTrue(sameRoot.out().contains("another dedup-snapshotter") && sameRoot.out().contains("pid " + env.daemon.pid()), sameRoot.out());
+
+        Proc.Result sameSocket = runDaemon(env.dir.resolve("other-root"), env.dedupSock);
+        assertNotEquals(0, sameSocket.code());
+        assertTrue(sameSocket.out().contains("already listening on " + env.dedupSock), sameSocket.out());
+        // the first daemon was not disturbed
+        assertTrue(env.daemon.alive());
+        env.snapshots().prepare(PrepareSnapshotRequest.newBuilder().setKey("still-serving").build());
+    }
+
+    @Test
+    void staleSocketAfterKill9IsReplaced() throws Exception {
+        env.killDaemon();
+        assertTrue(Files.exists(env.dedupSock), "kill -9 leaves the socket file behind");
+        env.startDaemon();
+        env.snapshots().prepare(PrepareSnapshotRequest.newBuilder().setKey("after-stale").build());
+    }
+
+    @Test
+    void sigtermStopsCleanlyAndKeepsLayerMounts() throws Exception {
+        var api = env.snapshots();
+        api.prepare(PrepareSnapshotRequest.newBuilder().setKey("a").build());
+        api.commit(CommitSnapshotRequest.newBuilder().setName("layer").setKey("a").build());
+        List<String> mounts = TestEnv.mountsUnder(env.dedupRoot);
+        assertEquals(1, mounts.size(), "one mounted layer: " + mounts);
+
+        assertEquals(143, env.stopDaemon(), "exit status after SIGTERM");
+        assertFalse(Files.exists(env.dedupSock), "socket removed on a clean stop");
+        assertEquals(mounts, TestEnv.mountsUnder(env.dedupRoot), "a stop must leave layer mounts for running containers");
+
+        env.startDaemon();
+        assertEquals(mounts, TestEnv.mountsUnder(env.dedupRoot), "restart mounted a layer twice or dropped it");
+        assertEquals("layer", env.snapshots().stat(StatSnapshotRequest.newBuilder().setKey("layer").build()).getInfo().getName());
+        assertTrue(Files.readString(env.daemon.log).contains("1 layers already mounted"), env.daemon.logTail());
+    }
+
+    @Test
+    void missingLayerMountsAreRestoredAndStrayOnesRemovedAtStart() throws Exception {
+        var api = env.snapshots();
+        api.prepare(PrepareSnapshotRequest.newBuilder().setKey("a").build());
+        api.commit(CommitSnapshotRequest.newBuilder().setName("layer").setKey("a").build());
+        env.killDaemon();
+        // someone unmounted our layer, and a directory no snapshot owns appeared with a mount on it
+        for (String m : TestEnv.mountsUnder(env.dedupRoot)) org.dedupsnapshotter.sys.Libc.umount2(m, 0);
+        Path stray = Files.createDirectories(env.dedupRoot.resolve("snapshots/999/mnt"));
+        org.dedupsnapshotter.sys.Libc.mount("tmpfs", stray.toString(), "tmpfs", 0, null);
+
+        env.startDaemon();
+        List<String> mounts = TestEnv.mountsUnder(env.dedupRoot);
+        assertEquals(1, mounts.size(), mounts.toString());
+        assertTrue(mounts.getFirst().endsWith("/mnt") && !mounts.getFirst().contains("/999/"), mounts.toString());
+        assertFalse(Files.exists(env.dedupRoot.resolve("snapshots/999")), "stray directory kept");
+    }
+}
