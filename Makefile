@@ -15,8 +15,9 @@ build: deps
 
 # Unit tests, then integration tests against real containerd/runc/registry, then containerd's conformance suite.
 test: build
-	@source scripts/find-jdk.sh && $(MVN) -Dstyle.color=never verify -Ditest.skip=false
-	@bash scripts/conformance.sh
+	@source scripts/find-jdk.sh && mvn -B -Dstyle.color=never verify -Ditest.skip=false 2>&1 | grep -Ev '^\[INFO\] (Download|---|$$)|^WARNING: ' ; test $${PIPESTATUS[0]} -eq 0
+	@export CONFORMANCE_WORK=$$(mktemp -d /tmp/dedup-conformance.XXXXXX); bash scripts/conformance.sh; rc=$$?; \
+	  bash scripts/test-summary.sh $$CONFORMANCE_WORK/conformance.log; exit $$rc
 
 conformance: build
 	@bash scripts/conformance.sh
