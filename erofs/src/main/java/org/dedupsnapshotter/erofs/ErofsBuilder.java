@@ -39,6 +39,17 @@ public final class ErofsBuilder {
 
     public long chunkSize() { return chunkSize; }
 
+    /**
+     * Builds only the metadata image: chunk indexes are laid out but the data is not written anywhere
+     * ({@code --blobdev=/dev/null}); the chunk indexer then reads file data from dir, stores new chunks in the
+     * pool and points the indexes there. The image is fsynced; the caller renames it into place.
+     */
+    public void buildMetadata(Path dir, Path image) throws IOException {
+        Files.deleteIfExists(image);
+        run(List.of(mkfs, "--quiet", "--preserve-mtime", "--chunksize=" + chunkSize, "--blobdev=/dev/null", image.toString(), dir.toString()));
+        fsync(image);
+    }
+
     /** Builds image (metadata) and blob (file data) from dir. */
     public void build(Path dir, Path image, Path blob) throws IOException {
         Path tmpImage = image.resolveSibling(image.getFileName() + ".tmp");
