@@ -12,15 +12,16 @@ import java.nio.file.Path;
  * @param mountBackend  how EROFS images are mounted: "auto" (file-backed when the kernel can, else loop),
  *                      "file" or "loop"
  * @param logLevel      logback level of our own loggers
+ * @param poolCap       most bytes the chunk pool may hold; 0 = no cap
  */
-public record Config(Path root, Path address, long chunkSize, String mountBackend, String logLevel) {
+public record Config(Path root, Path address, long chunkSize, String mountBackend, String logLevel, long poolCap) {
     public static final Path DEFAULT_PATH = Path.of("/etc/dedup-snapshotter/config.json");
 
     public static Config defaults() {
         return new Config(Path.of("/var/lib/dedup-snapshotter"), Path.of("/run/containerd/dedup-snapshotter.sock"),
-                4L << 20, "auto", "info");
+                4L << 20, "auto", "info", 0);
     }
 
-    public Config withRoot(Path r) { return new Config(r, address, chunkSize, mountBackend, logLevel); }
-    public Config withAddress(Path a) { return new Config(root, a, chunkSize, mountBackend, logLevel); }
+    public Config withRoot(Path r) { return new Config(r, address, chunkSize, mountBackend, logLevel, poolCap); }
+    public Config withAddress(Path a) { return new Config(root, a, chunkSize, mountBackend, logLevel, poolCap); }
 }

@@ -21,7 +21,7 @@ import java.util.regex.Pattern;
  * silently falls back to a default. Errors name the key (dotted path) and what was expected.
  */
 public final class ConfigLoader {
-    private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel");
+    private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap");
     private static final Set<String> MOUNT_BACKENDS = Set.of("auto", "file", "loop");
     private static final Set<String> LOG_LEVELS = Set.of("trace", "debug", "info", "warn", "error");
     private static final Pattern SIZE = Pattern.compile("(\\d+)\\s*(B|KiB|MiB|GiB|TiB)?");
@@ -65,7 +65,8 @@ public final class ConfigLoader {
             throw new ConfigException(source + ": key \"chunkSize\" must be a power of two between 4KiB and 1GiB, e.g. \"4MiB\"; got " + obj.get("chunkSize"));
         String backend = choice(obj, "mountBackend", d.mountBackend(), MOUNT_BACKENDS, source);
         String level = choice(obj, "logLevel", d.logLevel(), LOG_LEVELS, source);
-        return new Config(root, address, chunk, backend, level);
+        long cap = !obj.has("poolCap") || (obj.get("poolCap").isIntegralNumber() && obj.get("poolCap").asLong() == 0) ? 0 : size(obj.get("poolCap"), "poolCap", source);
+        return new Config(root, address, chunk, backend, level, cap);
     }
 
     private static Path absolutePath(ObjectNode obj, String key, Path dflt, String source) throws ConfigException {

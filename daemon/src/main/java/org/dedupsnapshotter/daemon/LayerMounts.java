@@ -35,7 +35,7 @@ public final class LayerMounts {
     public synchronized void mount(long id) throws IOException {
         if (mounted.contains(id)) return;
         Path mnt = Files.createDirectories(layout.mnt(id));
-        mounter.mount(layout.image(id), layout.blob(id), mnt);
+        mounter.mount(layout.image(id), layout.pool(), mnt);
         mounted.add(id);
         log.debug("mounted layer id={} at {}", id, mnt);
     }

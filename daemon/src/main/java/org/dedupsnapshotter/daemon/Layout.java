@@ -18,8 +18,8 @@ public record Layout(Path root) {
     public Path work(long id) { return dir(id).resolve("work"); }
     /** Committed layer: EROFS metadata. */
     public Path image(long id) { return dir(id).resolve("layer.erofs"); }
-    /** Committed layer: its chunk data device. */
-    public Path blob(long id) { return dir(id).resolve("layer.blob"); }
+    /** The node-wide chunk pool every EROFS layer reads its file data from (its device 1). */
+    public Path pool() { return root.resolve("pool").resolve("pool.0"); }
     /** Where a committed layer is mounted, read-only, for every user. */
     public Path mnt(long id) { return dir(id).resolve("mnt"); }
     /** The directory overlay reads a committed layer from: its mount, or its kept upper dir. */

@@ -8,6 +8,8 @@ import org.dedupsnapshotter.daemon.grpc.AdminEndpoint;
 import org.dedupsnapshotter.daemon.grpc.SnapshotsEndpoint;
 import org.dedupsnapshotter.erofs.ErofsBuilder;
 import org.dedupsnapshotter.mount.LayerMounter;
+import org.dedupsnapshotter.storage.ChunkIndexer;
+import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.sys.Libc;
 import org.slf4j.Logger;
@@ -75,11 +77,13 @@ public final class Main {
         SocketServer.refuseIfLive(cfg.address());
 
         MetaStore store = MetaStore.open(layout.db());
+        ChunkPool pool = ChunkPool.open(layout.pool(), cfg.poolCap());
+        ChunkIndexer indexer = new ChunkIndexer(pool, store, Math.max(2, Runtime.getRuntime().availableProcessors()));
         LayerMounts layers = new LayerMounts(layout, new LayerMounter(cfg.mountBackend()));
-        new Recovery(layout, store, layers).run();
-        SnapshotService service = new SnapshotService(layout, store, new ErofsBuilder(mkfs, cfg.chunkSize()), layers);
+        new Recovery(layout, store, layers, indexer).run();
+        SnapshotService service = new SnapshotService(layout, store, new ErofsBuilder(mkfs, cfg.chunkSize()), layers, indexer);
 
-        SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service), new AdminEndpoint(layout, store, layers)));
+        SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service), new AdminEndpoint(layout, store, layers, service, pool)));
         log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={}", pid, cfg.root(), cfg.chunkSize(), cfg.mountBackend());
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             log.info("stopping: layer mounts stay for running containers");

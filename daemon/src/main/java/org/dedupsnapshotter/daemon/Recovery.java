@@ -28,16 +28,21 @@ final class Recovery {
     private final Layout layout;
     private final MetaStore store;
     private final LayerMounts layers;
+    private final org.dedupsnapshotter.storage.ChunkIndexer indexer;
 
-    Recovery(Layout layout, MetaStore store, LayerMounts layers) {
+    Recovery(Layout layout, MetaStore store, LayerMounts layers, org.dedupsnapshotter.storage.ChunkIndexer indexer) {
         this.layout = layout;
         this.store = store;
         this.layers = layers;
+        this.indexer = indexer;
     }
 
     void run() throws IOException {
         Files.createDirectories(layout.snapshots());
         removeOrphans();
+        // the chunk table is the only record of pool ownership: anything else in the pool is free
+        long reclaimed = indexer.pool().rebuild(store.chunks().stream().map(MetaStore.Chunk::extent).toList());
+        if (reclaimed > 0) log.info("pool: {} blocks no chunk owns were freed (left by an interrupted commit or gc)", reclaimed);
         Set<String> mounted = LayerMounter.mountPoints();
         int adopted = 0, remounted = 0, rolledBack = 0;
         for (Snapshot s : store.all()) {
@@ -61,7 +66,6 @@ final class Recovery {
                 if (isMounted || Files.exists(layout.image(id))) { // a commit that died before recording itself
                     layers.unmount(id);
                     Files.deleteIfExists(layout.image(id));
-                    Files.deleteIfExists(layout.blob(id));
                     Files.deleteIfExists(layout.mnt(id));
                     rolledBack++;
                 }
@@ -69,7 +73,11 @@ final class Recovery {
                 if (s.kind() == Kind.ACTIVE) Files.createDirectories(layout.work(id));
             }
         }
-        log.info("recovered: {} layers already mounted, {} mounted, {} unfinished commits rolled back", adopted, remounted, rolledBack);
+        for (Snapshot s : store.all()) // half-built images of active snapshots
+            Files.deleteIfExists(layout.image(s.id()).resolveSibling("layer.erofs.tmp"));
+        long collected = indexer.collect();
+        log.info("recovered: {} layers already mounted, {} mounted, {} unfinished commits rolled back, {} bytes of unreferenced chunks freed",
+                adopted, remounted, rolledBack, collected);
     }
 
     /** Directories under snapshots/ that no row owns (removed snapshots, creations that never committed). */

@@ -8,6 +8,10 @@ import org.dedupsnapshotter.api.SnapshotException;
 import org.dedupsnapshotter.api.SnapshotInfo;
 import org.dedupsnapshotter.api.Usage;
 import org.dedupsnapshotter.erofs.ErofsBuilder;
+import org.dedupsnapshotter.erofs.ErofsImage;
+import org.dedupsnapshotter.storage.ChunkIndexer;
+import org.dedupsnapshotter.storage.PoolFullException;
+import org.dedupsnapshotter.sys.CrashPoints;
 import org.dedupsnapshotter.mount.LayerMounter;
 import org.dedupsnapshotter.storage.Filter;
 import org.dedupsnapshotter.storage.MetaStore;
@@ -39,13 +43,15 @@ public final class SnapshotService {
     private final MetaStore store;
     private final ErofsBuilder builder;
     private final LayerMounts layers;
+    private final ChunkIndexer indexer;
     private final IdLocks locks = new IdLocks();
 
-    public SnapshotService(Layout layout, MetaStore store, ErofsBuilder builder, LayerMounts layers) {
+    public SnapshotService(Layout layout, MetaStore store, ErofsBuilder builder, LayerMounts layers, ChunkIndexer indexer) {
         this.layout = layout;
         this.store = store;
         this.builder = builder;
         this.layers = layers;
+        this.indexer = indexer;
     }
 
     public List<Mount> prepare(String key, String parent, Map<String, String> labels) {
@@ -132,29 +138,65 @@ public final class SnapshotService {
                 commitAsDirectory(s, name, key, labels, usage, scan.longestNameBytes());
                 return;
             }
-            Path image = layout.image(s.id()), blob = layout.blob(s.id());
-            builder.build(layout.fs(s.id()), image, blob);
+            // 1. metadata only: mkfs.erofs lays out the chunk indexes, the data stays in the upper dir
+            Path image = layout.image(s.id()), tmp = image.resolveSibling("layer.erofs.tmp");
+            builder.buildMetadata(layout.fs(s.id()), tmp);
+            CrashPoints.reach("commit.mkfs");
             long t1 = System.nanoTime();
-            layers.mount(s.id());
+            // 2. chunks: hash every chunk of every file; new ones go into the pool once, known ones get a reference
+            ErofsImage img = ErofsImage.read(tmp);
+            List<ErofsImage.FileChunk> chunks = img.chunks();
+            ChunkIndexer.Indexed indexed = indexer.index(layout.fs(s.id()),
+                    chunks.stream().map(c -> new ChunkIndexer.FileRange(c.path(), c.fileOffset(), c.length())).toList());
+            long t2 = System.nanoTime();
             Snapshot committed;
             try {
-                committed = store.commit(key, name, labels, usage, LayerFormat.EROFS, x -> {});
-            } catch (RuntimeException e) {
-                discardLayer(s.id());
+                // 3. point the indexes into the pool, fix the checksum, make the image durable, mount it
+                for (int i = 0; i < chunks.size(); i++)
+                    img.setIndex(chunks.get(i).indexOffset(), indexed.blocks[i] == ChunkIndexer.HOLE ? ErofsImage.NULL_ADDR : indexed.blocks[i]);
+                img.setDeviceBlocks(indexer.pool().endBlock());
+                img.fixChecksum();
+                img.write(tmp);
+                Files.move(tmp, image, java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                ErofsBuilderSupport.fsyncDir(image.getParent());
+                CrashPoints.reach("commit.image");
+                layers.mount(s.id());
+                CrashPoints.reach("commit.mount");
+                // 4. one transaction: the snapshot is committed and owns its chunk references
+                committed = store.commit(key, name, labels, usage, LayerFormat.EROFS, indexed.chunks, x -> {});
+                indexed.committed();
+                CrashPoints.reach("commit.db");
+            } catch (IOException | RuntimeException e) {
+                indexed.abort();
                 throw e;
             }
-            // the upper dir is now in the image: drop it (recovery does it if we die here)
+            // the upper dir is now in the image and the pool: drop it (recovery does it if we die here)
             deleteQuietly(layout.fs(s.id()));
             deleteQuietly(layout.work(s.id()));
-            log.info("committed snapshot key={} name={} id={} size={} inodes={} mkfs={}ms total={}ms", key, name, committed.id(),
-                    usage.size(), usage.inodes(), (t1 - t0) / 1_000_000, (System.nanoTime() - t0) / 1_000_000);
+            log.info("committed snapshot key={} name={} id={} size={} inodes={} chunks={} newChunks={} newBytes={} logical={} mkfs={}ms index={}ms total={}ms",
+                    key, name, committed.id(), usage.size(), usage.inodes(), chunks.size(), indexed.writtenChunks, indexed.newBytes,
+                    indexed.chunks.logicalBytes(), (t1 - t0) / 1_000_000, (t2 - t1) / 1_000_000, (System.nanoTime() - t0) / 1_000_000);
+        } catch (PoolFullException e) {
+            discardLayer(s.id());
+            throw new SnapshotException(SnapshotException.Code.RESOURCE_EXHAUSTED, "commit of " + Names.shorten(key) + ": " + e.getMessage(), e);
         } catch (ErofsBuilder.NoSpaceException e) {
             discardLayer(s.id());
             throw new SnapshotException(SnapshotException.Code.RESOURCE_EXHAUSTED, "commit of " + Names.shorten(key) + ": " + e.getMessage(), e);
         } catch (IOException e) {
             discardLayer(s.id());
+            if (isNoSpace(e))
+                throw new SnapshotException(SnapshotException.Code.RESOURCE_EXHAUSTED, "commit of " + Names.shorten(key) + ": no space left on the device under "
+                        + layout.root() + ": " + e.getMessage(), e);
             throw new UncheckedIOException("commit of " + Names.shorten(key) + " failed: " + e.getMessage(), e);
         }
+    }
+
+    private static boolean isNoSpace(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof org.dedupsnapshotter.sys.Errno er && er.errno() == org.dedupsnapshotter.sys.Errno.ENOSPC) return true;
+            if (t.getMessage() != null && t.getMessage().contains("No space left on device")) return true;
+        }
+        return false;
     }
 
     /** The fallback for trees mkfs.erofs cannot encode: the upper dir itself becomes the read-only layer. */
@@ -170,7 +212,7 @@ public final class SnapshotService {
         try {
             layers.unmount(id);
             Files.deleteIfExists(layout.image(id));
-            Files.deleteIfExists(layout.blob(id));
+            Files.deleteIfExists(layout.image(id).resolveSibling("layer.erofs.tmp"));
             Files.deleteIfExists(layout.mnt(id));
         } catch (IOException e) {
             log.warn("cleaning up after a failed commit of id={}: {}", id, e.getMessage());
@@ -182,14 +224,17 @@ public final class SnapshotService {
         Snapshot s = store.get(key);
         try (IdLocks.Held ignored = locks.lock(s.id())) {
             Snapshot removed = store.remove(key, x -> {});
+            CrashPoints.reach("remove.db");
             // the row is gone: from here on the directory is garbage, and recovery would collect it too
             try {
                 if (removed.kind() == Kind.COMMITTED && removed.format() == LayerFormat.EROFS) layers.unmount(removed.id());
+                CrashPoints.reach("remove.unmount");
                 Trees.deleteRecursively(layout.dir(removed.id()));
             } catch (IOException e) {
                 log.warn("removed snapshot key={} id={}, but its directory stays until cleanup: {}", key, removed.id(), e.getMessage());
             }
             log.info("removed snapshot key={} id={} kind={}", key, removed.id(), removed.kind().filterName());
+            if (removed.kind() == Kind.COMMITTED) collectGarbage();
         }
     }
 
@@ -225,10 +270,20 @@ public final class SnapshotService {
         }
     }
 
+    /** Frees chunks no layer references any more; returns the bytes given back to the filesystem. */
+    public long collectGarbage() {
+        try {
+            return indexer.collect();
+        } catch (IOException e) {
+            log.warn("gc failed: {} (it runs again after the next removal and at start-up)", e.getMessage());
+            return 0;
+        }
+    }
+
     /** Removes directories (and their mounts) that no snapshot owns. */
     public void cleanup() {
         try {
-            new Recovery(layout, store, layers).removeOrphans();
+            new Recovery(layout, store, layers, indexer).removeOrphans();
         } catch (IOException e) {
             throw new UncheckedIOException("cleanup failed: " + e.getMessage(), e);
         }

@@ -8,19 +8,17 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * Turns a directory into an EROFS image with mkfs.erofs (erofs-utils >= 1.5): chunk-based regular files whose
- * data goes to a separate blob device, so the image itself holds only metadata. Whiteouts (0/0 char devices)
- * and trusted.overlay.* xattrs pass through unchanged, so the image works as an overlay lower layer.
- * The outputs appear atomically: built under temporary names, fsynced, then renamed.
+ * Turns a directory into an EROFS metadata image with mkfs.erofs (erofs-utils >= 1.5): chunk-based regular
+ * files whose data lives on a separate device (the chunk pool), so the image itself holds only metadata.
+ * Whiteouts (0/0 char devices) and trusted.overlay.* xattrs pass through unchanged, so the image works as an
+ * overlay lower layer.
  */
 public final class ErofsBuilder {
     private static final Logger log = LoggerFactory.getLogger(ErofsBuilder.class);
@@ -48,23 +46,6 @@ public final class ErofsBuilder {
         Files.deleteIfExists(image);
         run(List.of(mkfs, "--quiet", "--preserve-mtime", "--chunksize=" + chunkSize, "--blobdev=/dev/null", image.toString(), dir.toString()));
         fsync(image);
-    }
-
-    /** Builds image (metadata) and blob (file data) from dir. */
-    public void build(Path dir, Path image, Path blob) throws IOException {
-        Path tmpImage = image.resolveSibling(image.getFileName() + ".tmp");
-        Path tmpBlob = blob.resolveSibling(blob.getFileName() + ".tmp");
-        Files.deleteIfExists(tmpImage);
-        Files.deleteIfExists(tmpBlob);
-        List<String> cmd = new ArrayList<>(List.of(mkfs, "--quiet", "--preserve-mtime", "--chunksize=" + chunkSize,
-                "--blobdev=" + tmpBlob, tmpImage.toString(), dir.toString()));
-        run(cmd);
-        if (!Files.exists(tmpBlob)) Files.createFile(tmpBlob); // an image with no file data still names a device
-        fsync(tmpImage);
-        fsync(tmpBlob);
-        Files.move(tmpBlob, blob, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        Files.move(tmpImage, image, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        fsync(image.getParent());
     }
 
     private static void run(List<String> cmd) throws IOException {

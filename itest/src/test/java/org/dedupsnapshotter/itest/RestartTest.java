@@ -78,6 +78,8 @@ class RestartTest {
             env.ctrResult("tasks", "kill", "-s", "SIGKILL", name);
             for (int i = 0; i < 50 && env.ctrResult("tasks", "rm", "-f", name).code() != 0; i++) Thread.sleep(100);
             env.ctrResult("containers", "rm", name);
+            // containerd drops the container's snapshot in its background GC: wait, so the next test starts still
+            for (int i = 0; i < 100 && listAll().stream().anyMatch(in -> in.getName().endsWith("/" + name)); i++) Thread.sleep(100);
         }
     }
 

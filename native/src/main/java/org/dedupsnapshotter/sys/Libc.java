@@ -45,6 +45,7 @@ public final class Libc {
     private static final MethodHandle LSETXATTR = downcall("lsetxattr", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT));
     private static final MethodHandle MKNOD = downcall("mknod", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG));
     private static final MethodHandle LSTAT = downcall("lstat", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+    private static final MethodHandle KILL = downcall("kill", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
     private static final MethodHandle STRERROR = LINKER.downcallHandle(LIBC.find("strerror").orElseThrow(), FunctionDescriptor.of(ADDRESS, JAVA_INT));
 
     private Libc() {}
@@ -268,6 +269,14 @@ public final class Libc {
                     buf.get(JAVA_LONG, 64), mtimeSec * 1_000_000_000L + mtimeNsec);
         } catch (Errno e) {
             throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void kill(int pid, int signal) {
+        try (Arena a = Arena.ofConfined()) {
+            int rc = (int) KILL.invokeExact(a.allocate(CALL_STATE), pid, signal);
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -74,7 +74,8 @@ public final class MetaStore implements AutoCloseable {
                           updated_ns INTEGER NOT NULL,
                           size INTEGER NOT NULL DEFAULT 0,
                           inodes INTEGER NOT NULL DEFAULT 0,
-                          format INTEGER NOT NULL DEFAULT 0)""");
+                          format INTEGER NOT NULL DEFAULT 0,
+                          logical INTEGER NOT NULL DEFAULT 0)""");
                 s.execute("CREATE INDEX snapshots_parent ON snapshots(parent_id)");
                 s.execute("""
                         CREATE TABLE labels (
@@ -82,6 +83,24 @@ public final class MetaStore implements AutoCloseable {
                           name TEXT NOT NULL,
                           value TEXT NOT NULL,
                           PRIMARY KEY (snapshot_id, name))""");
+                // every unique chunk once: its extent in the pool and how many layer uses reference it.
+                // state: 0 = present in the pool (lazy pull will add absent chunks)
+                s.execute("""
+                        CREATE TABLE chunks (
+                          id INTEGER PRIMARY KEY,
+                          digest BLOB NOT NULL UNIQUE,
+                          block INTEGER NOT NULL,
+                          length INTEGER NOT NULL,
+                          refs INTEGER NOT NULL,
+                          state INTEGER NOT NULL DEFAULT 0)""");
+                s.execute("CREATE INDEX chunks_refs ON chunks(refs) WHERE refs <= 0");
+                s.execute("""
+                        CREATE TABLE layer_chunks (
+                          snapshot_id INTEGER NOT NULL REFERENCES snapshots(id),
+                          chunk_id INTEGER NOT NULL REFERENCES chunks(id),
+                          uses INTEGER NOT NULL,
+                          PRIMARY KEY (snapshot_id, chunk_id))""");
+                s.execute("CREATE INDEX layer_chunks_chunk ON layer_chunks(chunk_id)");
                 s.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '" + SCHEMA_VERSION + "')");
                 db.commit();
             } catch (SQLException e) {
@@ -194,11 +213,21 @@ public final class MetaStore implements AutoCloseable {
 
     /** Commit: the active snapshot key becomes the committed snapshot name, keeping its id and parent. */
     public synchronized Snapshot commit(String key, String name, Map<String, String> labels, Usage usage, LayerFormat format, InTransaction hook) {
+        return commit(key, name, labels, usage, format, LayerChunks.NONE, hook);
+    }
+
+    /**
+     * Commit with the layer's chunk references, in the same transaction: new chunks get rows (their bytes are
+     * already durable in the pool), known ones more references.
+     */
+    public synchronized Snapshot commit(String key, String name, Map<String, String> labels, Usage usage, LayerFormat format,
+                                        LayerChunks chunks, InTransaction hook) {
         return inTransaction("commit snapshot", () -> {
             Snapshot s = checkCommittable(key, name);
+            addChunkRefs(s.id(), chunks);
             long now = nowNanos();
             try (PreparedStatement ps = db.prepareStatement(
-                    "UPDATE snapshots SET name = ?, kind = ?, created_ns = ?, updated_ns = ?, size = ?, inodes = ?, format = ? WHERE id = ?")) {
+                    "UPDATE snapshots SET name = ?, kind = ?, created_ns = ?, updated_ns = ?, size = ?, inodes = ?, format = ?, logical = ? WHERE id = ?")) {
                 ps.setString(1, name);
                 ps.setInt(2, Kind.COMMITTED.ordinal());
                 ps.setLong(3, now);
@@ -206,7 +235,8 @@ public final class MetaStore implements AutoCloseable {
                 ps.setLong(5, usage.size());
                 ps.setLong(6, usage.inodes());
                 ps.setInt(7, format.ordinal());
-                ps.setLong(8, s.id());
+                ps.setLong(8, chunks.logicalBytes());
+                ps.setLong(9, s.id());
                 ps.executeUpdate();
             }
             deleteLabels(s.id());
@@ -245,6 +275,7 @@ public final class MetaStore implements AutoCloseable {
                 }
             }
             deleteLabels(s.id());
+            dropChunkRefs(s.id());
             try (PreparedStatement ps = db.prepareStatement("DELETE FROM snapshots WHERE id = ?")) {
                 ps.setLong(1, s.id());
                 ps.executeUpdate();
@@ -289,6 +320,175 @@ public final class MetaStore implements AutoCloseable {
             writeLabels(s.id(), labels);
             return load("s.id = ?", s.id()).info();
         });
+    }
+
+    // ---------------------------------------------------------------- chunks
+
+    /** A chunk row: where its bytes are and how many layer uses reference it. */
+    public record Chunk(long id, Digest digest, long block, int length, long refs) {
+        public Extent extent() { return new Extent(block, Extent.blocksFor(length)); }
+    }
+
+    public synchronized Optional<Chunk> chunk(Digest d) {
+        try (PreparedStatement ps = db.prepareStatement("SELECT id, digest, block, length, refs FROM chunks WHERE digest = ?")) {
+            ps.setBytes(1, d.bytes());
+            try (ResultSet rs = ps.executeQuery()) {
+                return rs.next() ? Optional.of(chunkRow(rs)) : Optional.empty();
+            }
+        } catch (SQLException e) {
+            throw failed("read chunk", e);
+        }
+    }
+
+    public synchronized List<Chunk> chunks() {
+        List<Chunk> out = new ArrayList<>();
+        try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery("SELECT id, digest, block, length, refs FROM chunks ORDER BY block")) {
+            while (rs.next()) out.add(chunkRow(rs));
+        } catch (SQLException e) {
+            throw failed("list chunks", e);
+        }
+        return out;
+    }
+
+    /** The chunks a layer references, with the number of uses. */
+    public synchronized Map<Chunk, Integer> layerChunks(long snapshotId) {
+        Map<Chunk, Integer> out = new HashMap<>();
+        try (PreparedStatement ps = db.prepareStatement(
+                "SELECT c.id, c.digest, c.block, c.length, c.refs, l.uses FROM layer_chunks l JOIN chunks c ON c.id = l.chunk_id WHERE l.snapshot_id = ?")) {
+            ps.setLong(1, snapshotId);
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) out.put(chunkRow(rs), rs.getInt(6));
+            }
+        } catch (SQLException e) {
+            throw failed("read layer chunks", e);
+        }
+        return out;
+    }
+
+    /** chunk id → the references layer_chunks actually holds (for fsck). */
+    public synchronized Map<Long, Long> countedRefs() {
+        Map<Long, Long> out = new HashMap<>();
+        try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery("SELECT chunk_id, SUM(uses) FROM layer_chunks GROUP BY chunk_id")) {
+            while (rs.next()) out.put(rs.getLong(1), rs.getLong(2));
+        } catch (SQLException e) {
+            throw failed("count references", e);
+        }
+        return out;
+    }
+
+    /** layer_chunks rows whose snapshot or chunk is missing (for fsck; foreign keys should make this empty). */
+    public synchronized long danglingLayerChunks() {
+        try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery("""
+                SELECT COUNT(*) FROM layer_chunks l LEFT JOIN chunks c ON c.id = l.chunk_id LEFT JOIN snapshots s ON s.id = l.snapshot_id
+                WHERE c.id IS NULL OR s.id IS NULL""")) {
+            rs.next();
+            return rs.getLong(1);
+        } catch (SQLException e) {
+            throw failed("check layer chunks", e);
+        }
+    }
+
+    /** Sets every chunk's refs to what layer_chunks holds (fsck --repair). Returns rows changed. */
+    public synchronized int recountRefs() {
+        return inTransaction("recount references", () -> {
+            try (Statement st = db.createStatement()) {
+                return st.executeUpdate("""
+                        UPDATE chunks SET refs = COALESCE((SELECT SUM(uses) FROM layer_chunks l WHERE l.chunk_id = chunks.id), 0)
+                        WHERE refs != COALESCE((SELECT SUM(uses) FROM layer_chunks l WHERE l.chunk_id = chunks.id), 0)""");
+            }
+        });
+    }
+
+    /**
+     * Garbage collection, step one: deletes the rows of chunks no layer references (except those an unfinished
+     * commit holds), in one transaction. The caller then punches their extents.
+     */
+    public synchronized List<Chunk> deleteUnreferenced(java.util.Set<Digest> pinned) {
+        return inTransaction("collect chunks", () -> {
+            List<Chunk> out = new ArrayList<>();
+            try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery("SELECT id, digest, block, length, refs FROM chunks WHERE refs <= 0")) {
+                while (rs.next()) {
+                    Chunk c = chunkRow(rs);
+                    if (!pinned.contains(c.digest())) out.add(c);
+                }
+            }
+            try (PreparedStatement ps = db.prepareStatement("DELETE FROM chunks WHERE id = ? AND refs <= 0")) {
+                for (Chunk c : out) {
+                    ps.setLong(1, c.id());
+                    ps.addBatch();
+                }
+                ps.executeBatch();
+            }
+            return out;
+        });
+    }
+
+    /** Totals for stats: unique chunks, their bytes, their blocks, and all layers' logical bytes. */
+    public record PoolFigures(long chunks, long chunkBytes, long chunkBlocks, long logicalBytes) {}
+
+    public synchronized PoolFigures figures() {
+        try (Statement st = db.createStatement()) {
+            long n, bytes, blocks, logical;
+            try (ResultSet rs = st.executeQuery("SELECT COUNT(*), COALESCE(SUM(length), 0), COALESCE(SUM((length + 4095) / 4096), 0) FROM chunks")) {
+                rs.next();
+                n = rs.getLong(1);
+                bytes = rs.getLong(2);
+                blocks = rs.getLong(3);
+            }
+            try (ResultSet rs = st.executeQuery("SELECT COALESCE(SUM(logical), 0) FROM snapshots WHERE kind = " + Kind.COMMITTED.ordinal())) {
+                rs.next();
+                logical = rs.getLong(1);
+            }
+            return new PoolFigures(n, bytes, blocks, logical);
+        } catch (SQLException e) {
+            throw failed("read figures", e);
+        }
+    }
+
+    private void addChunkRefs(long snapshotId, LayerChunks chunks) throws SQLException {
+        if (chunks.uses().isEmpty()) return;
+        try (PreparedStatement upsert = db.prepareStatement("""
+                INSERT INTO chunks(digest, block, length, refs) VALUES (?, ?, ?, ?)
+                ON CONFLICT(digest) DO UPDATE SET refs = refs + excluded.refs RETURNING id, block, length""");
+             PreparedStatement link = db.prepareStatement("INSERT INTO layer_chunks(snapshot_id, chunk_id, uses) VALUES (?, ?, ?)")) {
+            for (var e : chunks.uses().entrySet()) {
+                LayerChunks.Use u = e.getValue();
+                upsert.setBytes(1, e.getKey().bytes());
+                upsert.setLong(2, u.block());
+                upsert.setInt(3, u.length());
+                upsert.setInt(4, u.count());
+                long id;
+                try (ResultSet rs = upsert.executeQuery()) {
+                    rs.next();
+                    id = rs.getLong(1);
+                    // one digest, one extent: the indexer guarantees it; a mismatch would point the image at bytes nobody owns
+                    if (rs.getLong(2) != u.block() || rs.getInt(3) != u.length())
+                        throw new StorageException("chunk " + e.getKey() + " is recorded at block " + rs.getLong(2) + " but the layer points at block " + u.block());
+                }
+                link.setLong(1, snapshotId);
+                link.setLong(2, id);
+                link.setInt(3, u.count());
+                link.addBatch();
+            }
+            link.executeBatch();
+        }
+    }
+
+    private void dropChunkRefs(long snapshotId) throws SQLException {
+        try (PreparedStatement dec = db.prepareStatement("""
+                UPDATE chunks SET refs = refs - (SELECT uses FROM layer_chunks l WHERE l.snapshot_id = ? AND l.chunk_id = chunks.id)
+                WHERE id IN (SELECT chunk_id FROM layer_chunks WHERE snapshot_id = ?)""");
+             PreparedStatement del = db.prepareStatement("DELETE FROM layer_chunks WHERE snapshot_id = ?")) {
+            dec.setLong(1, snapshotId);
+            dec.setLong(2, snapshotId);
+            dec.executeUpdate();
+            del.setLong(1, snapshotId);
+            del.executeUpdate();
+        }
+    }
+
+    private static Chunk chunkRow(ResultSet rs) throws SQLException {
+        return new Chunk(rs.getLong(1), new Digest(rs.getBytes(2)), rs.getLong(3), rs.getInt(4), rs.getLong(5));
     }
 
     @Override

@@ -27,6 +27,9 @@ public final class DedupCtl {
             usage: dedupctl [--address SOCKET] COMMAND
               stats [--json]      store figures
               ls                  snapshots with their sizes
+              gc                  free chunks no layer references
+              fsck [--verify-data] [--repair]
+                                  check the store (exit 1 when problems remain)
               probe-mounts [--count N]
                                   client-side latency of the Snapshots Mounts call (on a temporary view)
               config check FILE   validate a config file""";
@@ -86,9 +89,19 @@ public final class DedupCtl {
                 }
                 case "ls" -> {
                     JsonNode arr = JSON.readTree(admin.listSnapshots(ListRequest.getDefaultInstance()).getJson());
-                    System.out.printf("%-10s %-6s %12s  %s%n", "KIND", "ID", "SIZE", "NAME");
+                    System.out.printf("%-10s %-6s %12s %12s %12s  %s%n", "KIND", "ID", "LOGICAL", "UNIQUE", "SHARED", "NAME");
                     for (JsonNode s : arr)
-                        System.out.printf("%-10s %-6d %12d  %s%n", s.get("kind").asText(), s.get("id").asLong(), s.get("size").asLong(), s.get("name").asText());
+                        System.out.printf("%-10s %-6d %12d %12d %12d  %s%n", s.get("kind").asText(), s.get("id").asLong(),
+                                s.path("logical").asLong(s.get("size").asLong()), s.path("unique").asLong(0), s.path("shared").asLong(0), s.get("name").asText());
+                }
+                case "gc" -> System.out.println("freed " + admin.gc(org.dedupsnapshotter.proto.admin.v1.GcRequest.getDefaultInstance()).getFreedBytes() + " bytes");
+                case "fsck" -> {
+                    java.util.List<String> opts = java.util.Arrays.asList(args).subList(i + 1, args.length);
+                    for (String o : opts) if (!o.equals("--verify-data") && !o.equals("--repair")) { System.err.println("dedupctl fsck: unknown option " + o); return 2; }
+                    JsonNode n = JSON.readTree(admin.withDeadlineAfter(6, TimeUnit.HOURS).fsck(org.dedupsnapshotter.proto.admin.v1.FsckRequest.newBuilder()
+                            .setVerifyData(opts.contains("--verify-data")).setRepair(opts.contains("--repair")).build()).getJson());
+                    System.out.println(JSON.writerWithDefaultPrettyPrinter().writeValueAsString(n));
+                    return n.get("clean").asBoolean() ? 0 : 1;
                 }
                 case "probe-mounts" -> {
                     int count = args.length > i + 2 && args[i + 1].equals("--count") ? Integer.parseInt(args[i + 2]) : 200;

@@ -5,11 +5,16 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.grpc.stub.StreamObserver;
 import org.dedupsnapshotter.api.Kind;
+import org.dedupsnapshotter.api.LayerFormat;
+import org.dedupsnapshotter.daemon.Fsck;
 import org.dedupsnapshotter.daemon.LayerMounts;
 import org.dedupsnapshotter.daemon.Layout;
+import org.dedupsnapshotter.daemon.SnapshotService;
 import org.dedupsnapshotter.proto.admin.v1.*;
+import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
+import org.dedupsnapshotter.sys.Libc;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -18,7 +23,7 @@ import java.nio.file.Files;
 import java.util.EnumMap;
 import java.util.Map;
 
-/** The admin service dedupctl talks to: figures and listings as JSON. */
+/** The admin service dedupctl talks to: figures, listings, gc and fsck, as JSON. */
 public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
     private static final Logger log = LoggerFactory.getLogger(AdminEndpoint.class);
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -26,32 +31,44 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
     private final Layout layout;
     private final MetaStore store;
     private final LayerMounts layers;
+    private final SnapshotService service;
+    private final ChunkPool pool;
 
-    public AdminEndpoint(Layout layout, MetaStore store, LayerMounts layers) {
+    public AdminEndpoint(Layout layout, MetaStore store, LayerMounts layers, SnapshotService service, ChunkPool pool) {
         this.layout = layout;
         this.store = store;
         this.layers = layers;
+        this.service = service;
+        this.pool = pool;
     }
 
     @Override
     public void stats(StatsRequest r, StreamObserver<StatsResponse> out) {
         try {
             Map<Kind, Integer> counts = new EnumMap<>(Kind.class);
-            long logical = 0, stored = 0;
+            long metadata = 0, directoryLayers = 0;
             for (Snapshot s : store.all()) {
                 counts.merge(s.kind(), 1, Integer::sum);
-                if (s.kind() == Kind.COMMITTED) {
-                    logical += s.usage().size();
-                    stored += s.format() == org.dedupsnapshotter.api.LayerFormat.EROFS
-                            ? size(layout.image(s.id())) + size(layout.blob(s.id())) : s.usage().size();
-                }
+                if (s.kind() != Kind.COMMITTED) continue;
+                if (s.format() == LayerFormat.EROFS) metadata += size(layout.image(s.id()));
+                else directoryLayers += s.usage().size();
             }
+            MetaStore.PoolFigures f = store.figures();
+            long stored = f.chunkBlocks() * ChunkPool.BLOCK;
             ObjectNode o = JSON.createObjectNode();
             ObjectNode snaps = o.putObject("snapshots");
             for (Kind k : Kind.values()) snaps.put(k.filterName(), counts.getOrDefault(k, 0));
             o.put("mountedLayers", layers.count());
-            o.put("logicalBytes", logical);
+            o.put("logicalBytes", f.logicalBytes());
             o.put("storedBytes", stored);
+            o.put("savedBytes", Math.max(0, f.logicalBytes() - stored));
+            o.put("dedupRatio", stored == 0 ? 0.0 : Math.round(1000.0 * f.logicalBytes() / stored) / 1000.0);
+            o.put("uniqueChunks", f.chunks());
+            o.put("metadataBytes", metadata);
+            o.put("directoryLayerBytes", directoryLayers);
+            o.put("poolFileBytes", pool.fileSize());
+            o.put("poolAllocatedBytes", Libc.lstat(layout.pool().toString()).blocks() * 512);
+            o.put("poolFreeBytes", pool.freeBlocks() * ChunkPool.BLOCK);
             out.onNext(StatsResponse.newBuilder().setJson(JSON.writeValueAsString(o)).build());
             out.onCompleted();
         } catch (Throwable t) {
@@ -70,12 +87,52 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
                 o.put("kind", s.kind().filterName());
                 o.put("parent", s.parentName());
                 o.put("size", s.usage().size());
+                o.put("format", s.kind() == Kind.COMMITTED ? s.format().name().toLowerCase() : "");
+                if (s.kind() == Kind.COMMITTED && s.format() == LayerFormat.EROFS) {
+                    long unique = 0, shared = 0;
+                    for (var e : store.layerChunks(s.id()).entrySet()) {
+                        long bytes = (long) e.getKey().length() * e.getValue();
+                        if (e.getKey().refs() > e.getValue()) shared += bytes; else unique += bytes;
+                    }
+                    o.put("logical", unique + shared);
+                    o.put("unique", unique);
+                    o.put("shared", shared);
+                }
                 o.put("created", s.created().toString());
             }
             out.onNext(ListResponse.newBuilder().setJson(JSON.writeValueAsString(arr)).build());
             out.onCompleted();
         } catch (Throwable t) {
             out.onError(Errors.toStatus(t, log, "ListSnapshots", ""));
+        }
+    }
+
+    @Override
+    public void gc(GcRequest r, StreamObserver<GcResponse> out) {
+        try {
+            out.onNext(GcResponse.newBuilder().setFreedBytes(service.collectGarbage()).build());
+            out.onCompleted();
+        } catch (Throwable t) {
+            out.onError(Errors.toStatus(t, log, "Gc", ""));
+        }
+    }
+
+    @Override
+    public void fsck(FsckRequest r, StreamObserver<FsckResponse> out) {
+        try {
+            Fsck.Report rep = new Fsck(layout, store, pool, layers, service).run(r.getVerifyData(), r.getRepair());
+            ObjectNode o = JSON.createObjectNode();
+            o.put("clean", rep.clean());
+            o.put("chunks", rep.chunks());
+            o.put("layers", rep.layers());
+            o.put("verifiedBytes", rep.verifiedBytes());
+            rep.problems().forEach(o.putArray("problems")::add);
+            rep.repaired().forEach(o.putArray("repaired")::add);
+            if (!rep.clean()) log.warn("fsck found {} problems: {}", rep.problems().size(), rep.problems().subList(0, Math.min(5, rep.problems().size())));
+            out.onNext(FsckResponse.newBuilder().setJson(JSON.writeValueAsString(o)).build());
+            out.onCompleted();
+        } catch (Throwable t) {
+            out.onError(Errors.toStatus(t, log, "Fsck", ""));
         }
     }
 

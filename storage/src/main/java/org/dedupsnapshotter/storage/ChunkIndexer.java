@@ -1,0 +1,288 @@
+package org.dedupsnapshotter.storage;
+
+import org.dedupsnapshotter.sys.CrashPoints;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The chunk indexer: hashes every chunk of a layer's files (in parallel, reading each byte once), takes a
+ * reference on chunks the pool already holds, and writes each new chunk once into a fresh extent — even when
+ * several commits meet the same new chunk at the same time. All-zero chunks become holes and take no space.
+ *
+ * Between hashing and the commit transaction a layer's chunks are "in flight": pinned so garbage collection
+ * cannot free them, and (for new ones) owned by no row yet, so an aborted commit frees them again.
+ */
+public final class ChunkIndexer {
+    private static final Logger log = LoggerFactory.getLogger(ChunkIndexer.class);
+    public static final long HOLE = -1;
+
+    /** One range of one file, as the layer's image addresses it. */
+    public record FileRange(String path, long offset, int length) {}
+
+    /** The outcome for one layer: a block (or HOLE) per range, the chunk references, and the in-flight holds. */
+    public final class Indexed {
+        public final long[] blocks;
+        public final LayerChunks chunks;
+        public final long newBytes, writtenChunks;
+        private final List<InFlight> holds;
+        private boolean done;
+
+        private Indexed(long[] blocks, LayerChunks chunks, long newBytes, long writtenChunks, List<InFlight> holds) {
+            this.blocks = blocks;
+            this.chunks = chunks;
+            this.newBytes = newBytes;
+            this.writtenChunks = writtenChunks;
+            this.holds = holds;
+        }
+
+        /** The commit transaction recorded the chunks: new ones now belong to their rows. */
+        public void committed() { finish(true); }
+
+        /** The commit failed: chunks only this layer wrote go back to the free space. */
+        public void abort() { finish(false); }
+
+        private void finish(boolean committed) {
+            if (done) return;
+            done = true;
+            release(holds, committed);
+        }
+    }
+
+    private static final class InFlight {
+        final Digest digest;
+        final long block;
+        final int length;
+        final CompletableFuture<Void> written = new CompletableFuture<>();
+        int users;
+        boolean recorded;   // a chunk row owns the extent
+
+        InFlight(Digest digest, long block, int length, boolean recorded) {
+            this.digest = digest;
+            this.block = block;
+            this.length = length;
+            this.recorded = recorded;
+        }
+    }
+
+    private final ChunkPool pool;
+    private final MetaStore store;
+    private final ExecutorService hashers;
+    private final Object lock = new Object();
+    private final Map<Digest, InFlight> inFlight = new HashMap<>();
+
+    public ChunkIndexer(ChunkPool pool, MetaStore store, int threads) {
+        this.pool = pool;
+        this.store = store;
+        this.hashers = Executors.newFixedThreadPool(threads, Thread.ofPlatform().name("chunk-hasher-", 0).daemon(true).factory());
+    }
+
+    public ChunkPool pool() { return pool; }
+
+    /** Indexes ranges of files below root. On failure nothing stays reserved. */
+    public Indexed index(Path root, List<FileRange> ranges) throws IOException {
+        long[] blocks = new long[ranges.size()];
+        Digest[] digests = new Digest[ranges.size()];
+        List<InFlight> holds = java.util.Collections.synchronizedList(new ArrayList<>());
+        AtomicLong newBytes = new AtomicLong(), written = new AtomicLong();
+        List<Future<?>> tasks = new ArrayList<>(ranges.size());
+        for (int i = 0; i < ranges.size(); i++) {
+            int at = i;
+            tasks.add(hashers.submit(() -> {
+                FileRange r = ranges.get(at);
+                ByteBuffer data = readRange(root.resolve(r.path()), r);
+                if (isZero(data)) {
+                    blocks[at] = HOLE;
+                    return null;
+                }
+                Digest d = sha256(data.duplicate());
+                digests[at] = d;
+                InFlight f = resolve(d, r.length(), data, holds, newBytes, written);
+                blocks[at] = f.block;
+                return null;
+            }));
+        }
+        try {
+            for (Future<?> t : tasks) t.get();
+            if (written.get() > 0) {
+                CrashPoints.reach("commit.pool-write");
+                pool.sync();
+                CrashPoints.reach("commit.pool-sync");
+            }
+        } catch (InterruptedException | ExecutionException | IOException | RuntimeException e) {
+            for (Future<?> t : tasks) t.cancel(false);
+            for (Future<?> t : tasks) {
+                try {
+                    t.get();
+                } catch (Exception ignored) {
+                    // collecting stragglers so that every hold is registered before we release
+                }
+            }
+            release(holds, false);
+            if (e instanceof ExecutionException ee && ee.getCause() instanceof IOException io) throw io;
+            if (e instanceof ExecutionException ee && ee.getCause() instanceof RuntimeException re) throw re;
+            if (e instanceof IOException io) throw io;
+            if (e instanceof InterruptedException) Thread.currentThread().interrupt();
+            throw new IOException("indexing chunks failed: " + e.getMessage(), e);
+        }
+        Map<Digest, LayerChunks.Use> uses = new HashMap<>();
+        long logical = 0;
+        for (int i = 0; i < ranges.size(); i++) {
+            logical += ranges.get(i).length();
+            if (digests[i] == null) continue;
+            int len = ranges.get(i).length();
+            long b = blocks[i];
+            uses.merge(digests[i], new LayerChunks.Use(b, len, 1), (a, c) -> new LayerChunks.Use(a.block(), a.length(), a.count() + 1));
+        }
+        return new Indexed(blocks, new LayerChunks(uses, logical), newBytes.get(), written.get(), holds);
+    }
+
+    /** Known chunk → its extent; in flight → wait for its writer; new → reserve an extent and write it here. */
+    private InFlight resolve(Digest d, int length, ByteBuffer data, List<InFlight> holds, AtomicLong newBytes, AtomicLong written) throws IOException {
+        InFlight f;
+        boolean mustWrite = false;
+        synchronized (lock) {
+            f = inFlight.get(d);
+            if (f == null) {
+                var known = store.chunk(d);
+                if (known.isPresent()) {
+                    f = new InFlight(d, known.get().block(), length, true);
+                    f.written.complete(null);
+                } else {
+                    f = new InFlight(d, pool.allocate(Extent.blocksFor(length)), length, false);
+                    mustWrite = true;
+                }
+                inFlight.put(d, f);
+            }
+            f.users++;
+            holds.add(f);
+        }
+        if (mustWrite) {
+            try {
+                pool.write(f.block, data.duplicate().clear()); // the whole padded blocks
+                newBytes.addAndGet(length);
+                written.incrementAndGet();
+                f.written.complete(null);
+            } catch (IOException | RuntimeException e) {
+                f.written.completeExceptionally(e);
+                throw e;
+            }
+        } else {
+            try {
+                f.written.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted waiting for chunk " + d, e);
+            } catch (ExecutionException e) {
+                throw new IOException("another commit failed writing chunk " + d + ": " + e.getCause().getMessage(), e.getCause());
+            }
+        }
+        return f;
+    }
+
+    private void release(List<InFlight> holds, boolean committed) {
+        List<InFlight> toFree = new ArrayList<>();
+        synchronized (lock) {
+            for (InFlight f : holds) {
+                if (committed) f.recorded = true;
+                if (--f.users == 0) {
+                    inFlight.remove(f.digest);
+                    if (!f.recorded) toFree.add(f);
+                }
+            }
+            holds.clear();
+        }
+        for (InFlight f : toFree) {
+            try {
+                pool.free(new Extent(f.block, Extent.blocksFor(f.length)));
+            } catch (IOException e) {
+                log.warn("could not free extent of unrecorded chunk {} at block {}: {} (recovery frees it at the next start)", f.digest, f.block, e.getMessage());
+            }
+        }
+    }
+
+    /**
+     * Garbage collection: chunks no layer references lose their rows (one transaction), then their extents are
+     * punched and reused. Chunks an unfinished commit holds are skipped. Returns the bytes given back.
+     */
+    public long collect() throws IOException {
+        List<MetaStore.Chunk> dead;
+        synchronized (lock) {
+            Set<Digest> pinned = new HashSet<>(inFlight.keySet());
+            dead = store.deleteUnreferenced(pinned);
+        }
+        CrashPoints.reach("gc.db");
+        long bytes = 0;
+        for (MetaStore.Chunk c : dead) {
+            pool.free(c.extent());
+            bytes += c.extent().blocks() * ChunkPool.BLOCK;
+            CrashPoints.reach("gc.punch");
+        }
+        if (!dead.isEmpty()) log.info("gc: freed {} chunks, {} bytes", dead.size(), bytes);
+        return bytes;
+    }
+
+    /**
+     * Reads a chunk into a buffer padded with zeros to whole blocks: the pool is always written in whole blocks,
+     * because EROFS reads whole blocks and a file-backed mount answers EIO to a short read at the pool's end.
+     * The returned buffer's limit is the chunk's length; its capacity the padded length.
+     */
+    private static ByteBuffer readRange(Path file, FileRange r) throws IOException {
+        ByteBuffer buf = ByteBuffer.allocate(Math.toIntExact(Extent.blocksFor(r.length()) * ChunkPool.BLOCK));
+        buf.limit(r.length());
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            long pos = r.offset();
+            while (buf.hasRemaining()) {
+                int n = ch.read(buf, pos);
+                if (n < 0) throw new IOException(file + " is shorter than its image says (" + (pos) + " < " + (r.offset() + r.length()) + ")");
+                pos += n;
+            }
+        }
+        return buf.flip();
+    }
+
+    private static final ByteBuffer ZEROS = ByteBuffer.allocate(1 << 16).asReadOnlyBuffer();
+
+    static boolean isZero(ByteBuffer data) {
+        ByteBuffer d = data.duplicate();
+        while (d.hasRemaining()) {
+            int n = Math.min(d.remaining(), ZEROS.capacity());
+            if (d.slice(d.position(), n).mismatch(ZEROS.slice(0, n)) != -1) return false;
+            d.position(d.position() + n);
+        }
+        return true;
+    }
+
+    static Digest sha256(ByteBuffer data) {
+        try {
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            md.update(data);
+            return new Digest(md.digest());
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    public static Digest sha256(byte[] data) { return sha256(ByteBuffer.wrap(data)); }
+
+    public void close() { hashers.shutdownNow(); }
+}

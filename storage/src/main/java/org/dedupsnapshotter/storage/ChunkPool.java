@@ -1,0 +1,190 @@
+package org.dedupsnapshotter.storage;
+
+import org.dedupsnapshotter.sys.Errno;
+import org.dedupsnapshotter.sys.Libc;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.TreeSet;
+
+/**
+ * The node-wide chunk pool: one file holding every unique chunk once, each in an extent of whole 4 KiB blocks
+ * (EROFS addresses chunks by block). The allocator lives in memory and is rebuilt at start-up from the chunk
+ * table, which is the only record of ownership: whatever no chunk row owns is free, and is hole-punched so the
+ * filesystem gets the space back. Extents are reused best-fit; the file grows only when none fits.
+ */
+public final class ChunkPool implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(ChunkPool.class);
+    public static final int BLOCK = 4096;
+    /** EROFS block addresses are 32-bit: one pool file addresses at most 16 TiB. */
+    static final long MAX_BLOCKS = 0xFFFFFFFEL;
+
+    private final Path file;
+    private final FileChannel channel;
+    private final int fd;
+    private final long capBlocks;
+
+    // allocator state, guarded by this
+    private long end;
+    private final TreeMap<Long, Long> freeByStart = new TreeMap<>();
+    private final TreeMap<Long, TreeSet<Long>> freeBySize = new TreeMap<>();
+
+    private ChunkPool(Path file, FileChannel channel, int fd, long capBlocks) {
+        this.file = file;
+        this.channel = channel;
+        this.fd = fd;
+        this.capBlocks = capBlocks;
+    }
+
+    /** capBytes 0 means no cap beyond what one pool file can address. */
+    public static ChunkPool open(Path file, long capBytes) throws IOException {
+        Files.createDirectories(file.getParent());
+        FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        int fd = Libc.open(file.toString(), Libc.O_RDWR, 0);
+        long cap = capBytes <= 0 ? MAX_BLOCKS : Math.min(MAX_BLOCKS, capBytes / BLOCK);
+        return new ChunkPool(file, ch, fd, cap);
+    }
+
+    public Path path() { return file; }
+
+    /**
+     * Rebuilds the allocator from the extents chunk rows own (any order): every gap is free and punched, and the
+     * file is cut after the last owned block. Returns the number of blocks that were reclaimed as free.
+     */
+    public synchronized long rebuild(List<Extent> owned) throws IOException {
+        freeByStart.clear();
+        freeBySize.clear();
+        List<Extent> sorted = owned.stream().sorted((a, b) -> Long.compare(a.start(), b.start())).toList();
+        long cursor = 0, freed = 0;
+        for (Extent e : sorted) {
+            if (e.start() < cursor) throw new IOException("chunk extents overlap at block " + e.start() + " (run dedupctl fsck)");
+            if (e.start() > cursor) {
+                addFree(cursor, e.start() - cursor);
+                punch(cursor, e.start() - cursor);
+                freed += e.start() - cursor;
+            }
+            cursor = e.end();
+        }
+        end = cursor;
+        long size = channel.size();
+        if (size > end * BLOCK) {
+            freed += blocksFor(size) - end;
+            channel.truncate(end * BLOCK);
+        }
+        return freed;
+    }
+
+    private static long blocksFor(long bytes) { return Extent.blocksFor(bytes); }
+
+    /** Reserves blocks for a new chunk: the smallest free extent that fits, else the end of the file. */
+    public synchronized long allocate(long blocks) throws PoolFullException {
+        Map.Entry<Long, TreeSet<Long>> fit = freeBySize.ceilingEntry(blocks);
+        if (fit != null) {
+            long size = fit.getKey();
+            long start = fit.getValue().first();
+            removeFree(start, size);
+            if (size > blocks) addFree(start + blocks, size - blocks);
+            return start;
+        }
+        if (end + blocks > capBlocks)
+            throw new PoolFullException("the chunk pool is full: " + (end * BLOCK >> 20) + " MiB used of a cap of " + (capBlocks * BLOCK >> 20)
+                    + " MiB (poolCap in config.json); remove images or raise the cap");
+        long start = end;
+        end += blocks;
+        return start;
+    }
+
+    /** Gives an extent back: its blocks are punched out of the file and reusable. */
+    public synchronized void free(Extent e) throws IOException {
+        punch(e.start(), e.blocks());
+        long start = e.start(), blocks = e.blocks();
+        Map.Entry<Long, Long> before = freeByStart.floorEntry(start - 1);
+        if (before != null && before.getKey() + before.getValue() == start) {
+            removeFree(before.getKey(), before.getValue());
+            start = before.getKey();
+            blocks += before.getValue();
+        }
+        Long afterSize = freeByStart.get(start + blocks);
+        if (afterSize != null) {
+            removeFree(start + blocks, afterSize);
+            blocks += afterSize;
+        }
+        if (start + blocks == end) {
+            end = start; // the tail shrinks instead of keeping a free extent at the end
+        } else {
+            addFree(start, blocks);
+        }
+    }
+
+    public void write(long block, ByteBuffer data) throws IOException {
+        long pos = block * BLOCK;
+        while (data.hasRemaining()) pos += channel.write(data, pos);
+    }
+
+    public void read(long block, ByteBuffer dst) throws IOException {
+        long pos = block * BLOCK;
+        while (dst.hasRemaining()) {
+            int n = channel.read(dst, pos);
+            if (n < 0) throw new IOException("pool ends before block " + block);
+            pos += n;
+        }
+    }
+
+    /** Makes written chunks durable (fdatasync) before any row may name them. */
+    public void sync() throws IOException { channel.force(false); }
+
+    public synchronized long endBlock() { return end; }
+
+    public synchronized long freeBlocks() {
+        return freeByStart.values().stream().mapToLong(Long::longValue).sum();
+    }
+
+    public synchronized List<Extent> freeExtents() {
+        return freeByStart.entrySet().stream().map(e -> new Extent(e.getKey(), e.getValue())).toList();
+    }
+
+    public long fileSize() throws IOException { return channel.size(); }
+
+    private void punch(long start, long blocks) throws IOException {
+        long size = channel.size();
+        long from = start * BLOCK;
+        if (from >= size) return;
+        long len = Math.min(blocks * BLOCK, size - from);
+        try {
+            Libc.fallocate(fd, Libc.FALLOC_FL_PUNCH_HOLE | Libc.FALLOC_FL_KEEP_SIZE, from, len);
+        } catch (Errno e) {
+            if (e.errno() == Errno.EOPNOTSUPP) {
+                log.warn("the filesystem under {} cannot punch holes: freed chunks keep their disk space until reused", file);
+                return;
+            }
+            throw e;
+        }
+    }
+
+    private void addFree(long start, long blocks) {
+        freeByStart.put(start, blocks);
+        freeBySize.computeIfAbsent(blocks, k -> new TreeSet<>()).add(start);
+    }
+
+    private void removeFree(long start, long blocks) {
+        freeByStart.remove(start);
+        TreeSet<Long> s = freeBySize.get(blocks);
+        s.remove(start);
+        if (s.isEmpty()) freeBySize.remove(blocks);
+    }
+
+    @Override
+    public void close() throws IOException {
+        channel.close();
+        Libc.close(fd);
+    }
+}
