@@ -21,7 +21,12 @@ final class Proc implements AutoCloseable {
     }
 
     static Proc start(String name, Path log, List<String> cmd) throws IOException {
+        return start(name, log, cmd, java.util.Map.of());
+    }
+
+    static Proc start(String name, Path log, List<String> cmd, java.util.Map<String, String> env) throws IOException {
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
+        pb.environment().putAll(env);
         return new Proc(name, pb.start(), log);
     }
 

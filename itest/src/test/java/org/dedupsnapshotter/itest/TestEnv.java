@@ -41,8 +41,12 @@ final class TestEnv implements AutoCloseable {
     private int daemonStarts;
 
     private TestEnv(Path dir) {
+        this(dir, dir.resolve("dedup"));
+    }
+
+    private TestEnv(Path dir, Path dedupRoot) {
         this.dir = dir;
-        this.dedupRoot = dir.resolve("dedup");
+        this.dedupRoot = dedupRoot;
         this.dedupSock = dir.resolve("dedup.sock");
         this.containerdSock = dir.resolve("containerd.sock");
     }
@@ -61,7 +65,13 @@ final class TestEnv implements AutoCloseable {
 
     /** Registry, containerd and daemon. */
     static TestEnv full() throws Exception {
-        TestEnv e = new TestEnv(Files.createTempDirectory("dedup-itest-"));
+        return full(null);
+    }
+
+    /** Registry, containerd and daemon; the daemon's root where given (e.g. on a small filesystem). */
+    static TestEnv full(Path dedupRoot) throws Exception {
+        Path d = Files.createTempDirectory("dedup-itest-");
+        TestEnv e = dedupRoot == null ? new TestEnv(d) : new TestEnv(d, dedupRoot);
         try {
             e.startDaemon();
             e.startRegistry();
@@ -78,10 +88,35 @@ final class TestEnv implements AutoCloseable {
     // ------------------------------------------------------------------ processes
 
     void startDaemon() throws Exception {
+        startDaemon(java.util.Map.of());
+    }
+
+    /** Starts the daemon with extra environment (e.g. DEDUP_CRASH_AT for crash tests). */
+    void startDaemon(java.util.Map<String, String> environment) throws Exception {
         daemonStarts++;
         daemon = Proc.start("dedup-snapshotter", dir.resolve("daemon-" + daemonStarts + ".log"),
-                List.of(TOP.resolve("bin/dedup-snapshotter").toString(), "--root", dedupRoot.toString(), "--address", dedupSock.toString()));
+                List.of(TOP.resolve("bin/dedup-snapshotter").toString(), "--root", dedupRoot.toString(), "--address", dedupSock.toString()),
+                environment);
         waitForSocket(daemon, dedupSock, Duration.ofSeconds(60));
+    }
+
+    /** bin/dedupctl against this daemon. */
+    Proc.Result dedupctl(String... args) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>(List.of(TOP.resolve("bin/dedupctl").toString(), "--address", dedupSock.toString()));
+        cmd.addAll(List.of(args));
+        return Proc.run(Duration.ofMinutes(10), cmd);
+    }
+
+    /** dedupctl fsck --verify-data must find nothing wrong. */
+    void assertFsckClean() throws Exception {
+        Proc.Result r = dedupctl("fsck", "--verify-data");
+        if (r.code() != 0) throw new AssertionError("fsck --verify-data is not clean:\n" + r.out() + "\n" + daemon.logTail());
+    }
+
+    /** Bytes allocated on disk under p (du). */
+    static long du(Path p) throws Exception {
+        Proc.Result r = Proc.run(Duration.ofMinutes(2), List.of("du", "-s", "-x", "--block-size=1", p.toString())).orThrow("du");
+        return Long.parseLong(r.out().trim().split("\\s+")[0]);
     }
 
     void startRegistry() throws Exception {

@@ -238,6 +238,7 @@ public final class ChunkIndexer {
             CrashPoints.reach("gc.punch");
         }
         if (!dead.isEmpty()) log.info("gc: freed {} chunks, {} bytes", dead.size(), bytes);
+        store.checkpoint();
         return bytes;
     }
 

@@ -491,6 +491,15 @@ public final class MetaStore implements AutoCloseable {
         return new Chunk(rs.getLong(1), new Digest(rs.getBytes(2)), rs.getLong(3), rs.getInt(4), rs.getLong(5));
     }
 
+    /** Folds the WAL into the database and truncates it, so freed space shows in du of the root at once. */
+    public synchronized void checkpoint() {
+        try (Statement st = db.createStatement()) {
+            st.execute("PRAGMA wal_checkpoint(TRUNCATE)");
+        } catch (SQLException e) {
+            throw failed("checkpoint", e);
+        }
+    }
+
     @Override
     public synchronized void close() {
         try {
