@@ -230,7 +230,7 @@ public final class ChunkIndexer {
             Set<Digest> pinned = new HashSet<>(inFlight.keySet());
             dead = store.deleteUnreferenced(pinned);
         }
-        CrashPoints.reach("gc.db");
+        if (!dead.isEmpty()) CrashPoints.reach("gc.db");
         long bytes = 0;
         for (MetaStore.Chunk c : dead) {
             pool.free(c.extent());
