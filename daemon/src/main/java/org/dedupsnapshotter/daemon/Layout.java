@@ -10,6 +10,8 @@ import java.nio.file.Path;
 public record Layout(Path root) {
     public Path db() { return root.resolve("metadata.db"); }
     public Path lock() { return root.resolve("lock"); }
+    /** Space kept free for removals on a full disk (see SpaceReserve). */
+    public Path reserve() { return root.resolve("reserve"); }
     public Path snapshots() { return root.resolve("snapshots"); }
     public Path dir(long id) { return snapshots().resolve(Long.toString(id)); }
     /** Upper dir of an active snapshot (empty dir of a parentless view). */

@@ -45,6 +45,7 @@ public final class SnapshotService {
     private final LayerMounts layers;
     private final ChunkIndexer indexer;
     private final IdLocks locks = new IdLocks();
+    private final SpaceReserve reserve;
 
     public SnapshotService(Layout layout, MetaStore store, ErofsBuilder builder, LayerMounts layers, ChunkIndexer indexer) {
         this.layout = layout;
@@ -52,6 +53,8 @@ public final class SnapshotService {
         this.builder = builder;
         this.layers = layers;
         this.indexer = indexer;
+        this.reserve = new SpaceReserve(layout.reserve());
+        reserve.ensure();
     }
 
     public List<Mount> prepare(String key, String parent, Map<String, String> labels) {
@@ -223,7 +226,19 @@ public final class SnapshotService {
         Names.key("key", key);
         Snapshot s = store.get(key);
         try (IdLocks.Held ignored = locks.lock(s.id())) {
-            Snapshot removed = store.remove(key, x -> {});
+            if (s.kind() != Kind.COMMITTED) {
+                // an active snapshot or view has no children and is going away: free its data first, so a full
+                // disk (often full because of this very snapshot) cannot stop the transaction below
+                emptyDir(layout.fs(s.id()));
+                emptyDir(layout.work(s.id()));
+            }
+            Snapshot removed;
+            try {
+                removed = store.remove(key, x -> {});
+            } catch (org.dedupsnapshotter.storage.StorageFullException e) {
+                if (!reserve.release()) throw e;
+                removed = store.remove(key, x -> {});
+            }
             CrashPoints.reach("remove.db");
             // the row is gone: from here on the directory is garbage, and recovery would collect it too
             try {
@@ -235,6 +250,7 @@ public final class SnapshotService {
             }
             log.info("removed snapshot key={} id={} kind={}", key, removed.id(), removed.kind().filterName());
             if (removed.kind() == Kind.COMMITTED) collectGarbage();
+            reserve.ensure();
         }
     }
 
@@ -286,6 +302,16 @@ public final class SnapshotService {
             new Recovery(layout, store, layers, indexer).removeOrphans();
         } catch (IOException e) {
             throw new UncheckedIOException("cleanup failed: " + e.getMessage(), e);
+        }
+    }
+
+    private static void emptyDir(Path dir) {
+        try (var children = Files.list(dir)) {
+            for (Path c : children.toList()) Trees.deleteRecursively(c);
+        } catch (java.nio.file.NoSuchFileException e) {
+            // nothing to free
+        } catch (IOException e) {
+            log.warn("could not empty {} before removing it: {}", dir, e.getMessage());
         }
     }
 

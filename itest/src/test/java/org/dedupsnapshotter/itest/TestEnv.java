@@ -68,10 +68,18 @@ final class TestEnv implements AutoCloseable {
         return full(null);
     }
 
-    /** Registry, containerd and daemon; the daemon's root where given (e.g. on a small filesystem). */
-    static TestEnv full(Path dedupRoot) throws Exception {
+    interface RootMaker { Path make(Path envDir) throws Exception; }
+
+    /** Registry, containerd and daemon; rootMaker prepares the daemon's root inside the env dir (e.g. a small filesystem). */
+    static TestEnv full(RootMaker rootMaker) throws Exception {
         Path d = Files.createTempDirectory("dedup-itest-");
-        TestEnv e = dedupRoot == null ? new TestEnv(d) : new TestEnv(d, dedupRoot);
+        TestEnv e;
+        try {
+            e = rootMaker == null ? new TestEnv(d) : new TestEnv(d, rootMaker.make(d));
+        } catch (Exception ex) {
+            for (String m : mountsUnder(d)) Libc.umount2(m, Libc.MNT_DETACH);
+            throw ex;
+        }
         try {
             e.startDaemon();
             e.startRegistry();

@@ -531,7 +531,7 @@ public final class MetaStore implements AutoCloseable {
             } finally {
                 db.setAutoCommit(true);
             }
-        } catch (SnapshotException | StorageException e) {
+        } catch (SnapshotException | StorageException | StorageFullException e) {
             throw e;
         } catch (SQLException e) {
             throw failed(what, e);
@@ -542,7 +542,9 @@ public final class MetaStore implements AutoCloseable {
         }
     }
 
-    private static StorageException failed(String what, SQLException e) {
+    private static RuntimeException failed(String what, SQLException e) {
+        if (e.getErrorCode() == 13 || String.valueOf(e.getMessage()).contains("SQLITE_FULL"))
+            return new StorageFullException(what + " failed: the disk holding the metadata database is full", e);
         return new StorageException(what + " failed in the metadata database: " + e.getMessage(), e);
     }
 

@@ -28,6 +28,10 @@ final class Errors {
                 log.debug("{} key={}: {}", method, key, se.getMessage());
             return status.withDescription(se.getMessage()).asRuntimeException();
         }
+        if (t instanceof org.dedupsnapshotter.storage.StorageFullException) {
+            log.error("{} key={} failed: {}", method, key, t.getMessage());
+            return Status.RESOURCE_EXHAUSTED.withDescription(method + ": " + t.getMessage()).asRuntimeException();
+        }
         Throwable root = t;
         while (root.getCause() != null && !(root instanceof Errno)) root = root.getCause();
         if (root instanceof Errno e && e.errno() == Errno.ENOSPC) {
