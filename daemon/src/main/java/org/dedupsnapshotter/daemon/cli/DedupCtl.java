@@ -32,7 +32,9 @@ public final class DedupCtl {
                                   check the store (exit 1 when problems remain)
               probe-mounts [--count N]
                                   client-side latency of the Snapshots Mounts call (on a temporary view)
-              config check FILE   validate a config file""";
+              config check FILE   validate a config file
+              bound [--chunk-size SIZE] LAYER...
+                                  ideal disk use of chunk-level dedup for these layer tars (.tar or .tar.gz)""";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     public static void main(String[] args) {
@@ -62,6 +64,28 @@ public final class DedupCtl {
                 return 0;
             } catch (ConfigException e) {
                 System.err.println(e.getMessage());
+                return 1;
+            }
+        }
+        if (cmd.equals("bound")) {
+            long chunk = 4L << 20;
+            int j = i + 1;
+            if (j + 1 < args.length && args[j].equals("--chunk-size")) {
+                try {
+                    chunk = org.dedupsnapshotter.config.ConfigLoader.parse("{\"chunkSize\": \"" + args[j + 1] + "\"}", "--chunk-size").chunkSize();
+                } catch (ConfigException e) {
+                    System.err.println("dedupctl bound: " + e.getMessage());
+                    return 2;
+                }
+                j += 2;
+            }
+            try {
+                var r = DedupBound.of(java.util.Arrays.stream(args, j, args.length).map(Path::of).toList(), chunk);
+                System.out.printf("bound: layers=%d files=%d logical=%d chunks=%d unique=%d bytes=%d%n",
+                        r.layers(), r.files(), r.logicalBytes(), r.chunks(), r.uniqueChunks(), r.boundBytes());
+                return 0;
+            } catch (java.io.IOException e) {
+                System.err.println("dedupctl bound: " + e.getMessage());
                 return 1;
             }
         }
