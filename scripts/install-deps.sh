@@ -25,7 +25,7 @@ pkg_for() { # command -> debian package
     busybox) echo busybox-static ;;
   esac
 }
-for c in mkfs.erofs containerd runc docker-registry skopeo umoci fusermount3 mvn go debootstrap jq getfattr ip curl zstd busybox; do
+for c in mkfs.erofs containerd runc docker-registry skopeo umoci fusermount3 mvn go debootstrap jq getfattr ip curl zstd busybox promtool; do
   have "$c" || need_pkgs+=("$(pkg_for "$c")")
 done
 # containerd's Go sources (conformance suite and the shared client.Pull tool build offline from them)

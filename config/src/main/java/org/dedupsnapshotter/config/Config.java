@@ -13,15 +13,24 @@ import java.nio.file.Path;
  *                      "file" or "loop"
  * @param logLevel      logback level of our own loggers
  * @param poolCap       most bytes the chunk pool may hold; 0 = no cap
+ * @param metrics       the Prometheus endpoint and the periodic Metrics log line
  */
-public record Config(Path root, Path address, long chunkSize, String mountBackend, String logLevel, long poolCap) {
+public record Config(Path root, Path address, long chunkSize, String mountBackend, String logLevel, long poolCap, Metrics metrics) {
+    /**
+     * @param address      host:port of the Prometheus endpoint (loopback by default; "" disables it)
+     * @param logInterval  how often the Metrics log line is written (it is also written after each commit); 0 disables
+     */
+    public record Metrics(String address, java.time.Duration logInterval) {
+        public static Metrics defaults() { return new Metrics("127.0.0.1:9466", java.time.Duration.ofSeconds(60)); }
+    }
+
     public static final Path DEFAULT_PATH = Path.of("/etc/dedup-snapshotter/config.json");
 
     public static Config defaults() {
         return new Config(Path.of("/var/lib/dedup-snapshotter"), Path.of("/run/containerd/dedup-snapshotter.sock"),
-                4L << 20, "auto", "info", 0);
+                4L << 20, "auto", "info", 0, Metrics.defaults());
     }
 
-    public Config withRoot(Path r) { return new Config(r, address, chunkSize, mountBackend, logLevel, poolCap); }
-    public Config withAddress(Path a) { return new Config(root, a, chunkSize, mountBackend, logLevel, poolCap); }
+    public Config withRoot(Path r) { return new Config(r, address, chunkSize, mountBackend, logLevel, poolCap, metrics); }
+    public Config withAddress(Path a) { return new Config(root, a, chunkSize, mountBackend, logLevel, poolCap, metrics); }
 }

@@ -21,7 +21,10 @@ import java.util.regex.Pattern;
  * silently falls back to a default. Errors name the key (dotted path) and what was expected.
  */
 public final class ConfigLoader {
-    private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap");
+    private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap", "metrics");
+    private static final Set<String> METRICS_KEYS = Set.of("address", "logInterval");
+    private static final Pattern DURATION = Pattern.compile("(\\d+)(ms|s|m|h)");
+    private static final Pattern HOST_PORT = Pattern.compile("(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9.-]+):(\\d{1,5})");
     private static final Set<String> MOUNT_BACKENDS = Set.of("auto", "file", "loop");
     private static final Set<String> LOG_LEVELS = Set.of("trace", "debug", "info", "warn", "error");
     private static final Pattern SIZE = Pattern.compile("(\\d+)\\s*(B|KiB|MiB|GiB|TiB)?");
@@ -66,7 +69,7 @@ public final class ConfigLoader {
         String backend = choice(obj, "mountBackend", d.mountBackend(), MOUNT_BACKENDS, source);
         String level = choice(obj, "logLevel", d.logLevel(), LOG_LEVELS, source);
         long cap = !obj.has("poolCap") || (obj.get("poolCap").isIntegralNumber() && obj.get("poolCap").asLong() == 0) ? 0 : size(obj.get("poolCap"), "poolCap", source);
-        return new Config(root, address, chunk, backend, level, cap);
+        return new Config(root, address, chunk, backend, level, cap, metrics(obj.get("metrics"), source));
     }
 
     private static Path absolutePath(ObjectNode obj, String key, Path dflt, String source) throws ConfigException {
@@ -84,6 +87,44 @@ public final class ConfigLoader {
         if (v == null || !allowed.contains(v))
             throw new ConfigException(source + ": key \"" + key + "\" must be one of " + allowed.stream().sorted().toList() + "; got " + n);
         return v;
+    }
+
+    private static Config.Metrics metrics(JsonNode n, String source) throws ConfigException {
+        Config.Metrics d = Config.Metrics.defaults();
+        if (n == null) return d;
+        if (!n.isObject()) throw new ConfigException(source + ": key \"metrics\" must be an object such as {\"address\": \"127.0.0.1:9466\", \"logInterval\": \"60s\"}; got " + n);
+        for (Iterator<String> it = n.fieldNames(); it.hasNext(); ) {
+            String k = it.next();
+            if (!METRICS_KEYS.contains(k))
+                throw new ConfigException(source + ": unknown key \"metrics." + k + "\"; known keys: metrics.address, metrics.logInterval");
+        }
+        String address = d.address();
+        if (n.has("address")) {
+            JsonNode a = n.get("address");
+            Matcher m = a.isTextual() ? HOST_PORT.matcher(a.asText()) : null;
+            if (a.isTextual() && a.asText().isEmpty()) address = "";
+            else if (m == null || !m.matches() || Integer.parseInt(m.group(2)) > 65535)
+                throw new ConfigException(source + ": key \"metrics.address\" must be \"HOST:PORT\" (e.g. \"127.0.0.1:9466\"), or \"\" to disable the endpoint; got " + a);
+            else address = a.asText();
+        }
+        java.time.Duration interval = d.logInterval();
+        if (n.has("logInterval")) {
+            JsonNode v = n.get("logInterval");
+            Matcher m = v.isTextual() ? DURATION.matcher(v.asText().trim()) : null;
+            if (v.isIntegralNumber() && v.asLong() == 0) interval = java.time.Duration.ZERO;
+            else if (m == null || !m.matches())
+                throw new ConfigException(source + ": key \"metrics.logInterval\" must be a duration such as \"60s\", \"5m\", \"1h\" or \"500ms\" (0 disables); got " + v);
+            else {
+                long x = Long.parseLong(m.group(1));
+                interval = switch (m.group(2)) {
+                    case "ms" -> java.time.Duration.ofMillis(x);
+                    case "s" -> java.time.Duration.ofSeconds(x);
+                    case "m" -> java.time.Duration.ofMinutes(x);
+                    default -> java.time.Duration.ofHours(x);
+                };
+            }
+        }
+        return new Config.Metrics(address, interval);
     }
 
     /** A byte size: a JSON integer, or a string such as "4MiB". */

@@ -6,6 +6,8 @@ import org.dedupsnapshotter.config.ConfigException;
 import org.dedupsnapshotter.config.ConfigLoader;
 import org.dedupsnapshotter.daemon.grpc.AdminEndpoint;
 import org.dedupsnapshotter.daemon.grpc.SnapshotsEndpoint;
+import org.dedupsnapshotter.daemon.metrics.DaemonMetrics;
+import org.dedupsnapshotter.daemon.metrics.GrpcMetrics;
 import org.dedupsnapshotter.erofs.ErofsBuilder;
 import org.dedupsnapshotter.mount.LayerMounter;
 import org.dedupsnapshotter.storage.ChunkIndexer;
@@ -83,11 +85,17 @@ public final class Main {
         new Recovery(layout, store, layers, indexer).run();
         SnapshotService service = new SnapshotService(layout, store, new ErofsBuilder(mkfs, cfg.chunkSize()), layers, indexer);
 
-        SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service), new AdminEndpoint(layout, store, layers, service, pool)));
+        DaemonMetrics metrics = new DaemonMetrics(store, pool, layers);
+        service.listen(metrics);
+        metrics.serve(cfg.metrics().address());
+        metrics.logEvery(cfg.metrics().logInterval());
+        SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service), new AdminEndpoint(layout, store, layers, service, pool)),
+                new GrpcMetrics(metrics.registry()));
         log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={}", pid, cfg.root(), cfg.chunkSize(), cfg.mountBackend());
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             log.info("stopping: layer mounts stay for running containers");
             server.stop();
+            metrics.close();
             store.close();
             try {
                 lock.close();

@@ -46,6 +46,9 @@ public final class SnapshotService {
     private final ChunkIndexer indexer;
     private final IdLocks locks = new IdLocks();
     private final SpaceReserve reserve;
+    private volatile ServiceEvents events = ServiceEvents.NONE;
+
+    public void listen(ServiceEvents e) { this.events = e; }
 
     public SnapshotService(Layout layout, MetaStore store, ErofsBuilder builder, LayerMounts layers, ChunkIndexer indexer) {
         this.layout = layout;
@@ -176,9 +179,11 @@ public final class SnapshotService {
             // the upper dir is now in the image and the pool: drop it (recovery does it if we die here)
             deleteQuietly(layout.fs(s.id()));
             deleteQuietly(layout.work(s.id()));
+            long total = System.nanoTime() - t0;
             log.info("committed snapshot key={} name={} id={} size={} inodes={} chunks={} newChunks={} newBytes={} logical={} mkfs={}ms index={}ms total={}ms",
                     key, name, committed.id(), usage.size(), usage.inodes(), chunks.size(), indexed.writtenChunks, indexed.newBytes,
-                    indexed.chunks.logicalBytes(), (t1 - t0) / 1_000_000, (t2 - t1) / 1_000_000, (System.nanoTime() - t0) / 1_000_000);
+                    indexed.chunks.logicalBytes(), (t1 - t0) / 1_000_000, (t2 - t1) / 1_000_000, total / 1_000_000);
+            events.committed(key, t1 - t0, indexed.hashNanos, indexed.writeNanos, total, indexed.newBytes, indexed.chunks.logicalBytes());
         } catch (PoolFullException e) {
             discardLayer(s.id());
             throw new SnapshotException(SnapshotException.Code.RESOURCE_EXHAUSTED, "commit of " + Names.shorten(key) + ": " + e.getMessage(), e);
@@ -289,7 +294,9 @@ public final class SnapshotService {
     /** Frees chunks no layer references any more; returns the bytes given back to the filesystem. */
     public long collectGarbage() {
         try {
-            return indexer.collect();
+            long freed = indexer.collect();
+            events.collected(freed);
+            return freed;
         } catch (IOException e) {
             log.warn("gc failed: {} (it runs again after the next removal and at start-up)", e.getMessage());
             return 0;

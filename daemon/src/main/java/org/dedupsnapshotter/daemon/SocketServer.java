@@ -45,7 +45,7 @@ final class SocketServer {
         this.executor = executor;
     }
 
-    static SocketServer start(Path address, long pid, List<BindableService> services) throws IOException {
+    static SocketServer start(Path address, long pid, List<BindableService> services, io.grpc.ServerInterceptor interceptor) throws IOException {
         refuseIfLive(address);
         Files.createDirectories(address.getParent());
         Path tmp = address.resolveSibling("." + address.getFileName() + "." + pid + ".tmp");
@@ -58,7 +58,7 @@ final class SocketServer {
                 .bossEventLoopGroup(boss).workerEventLoopGroup(workers)
                 .executor(executor)
                 .maxInboundMessageSize(16 << 20);
-        services.forEach(b::addService);
+        services.forEach(s -> b.addService(io.grpc.ServerInterceptors.intercept(s, interceptor)));
         Server server = b.build().start();
         Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-------"));
         Files.move(tmp, address, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);

@@ -21,6 +21,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 
 /**
  * A throwaway world for one test class: its own docker-registry on a free loopback port, its own containerd
@@ -36,6 +37,8 @@ final class TestEnv implements AutoCloseable {
     final Path dedupRoot, dedupSock, containerdSock;
     int registryPort;
     Proc registry, containerd, daemon;
+    /** Extra flags for every daemon start (e.g. --config FILE). */
+    final List<String> daemonArgs = new ArrayList<>();
     private ManagedChannel channel;
     private EventLoopGroup group;
     private int daemonStarts;
@@ -72,10 +75,15 @@ final class TestEnv implements AutoCloseable {
 
     /** Registry, containerd and daemon; rootMaker prepares the daemon's root inside the env dir (e.g. a small filesystem). */
     static TestEnv full(RootMaker rootMaker) throws Exception {
+        return full(rootMaker, List.of());
+    }
+
+    static TestEnv full(RootMaker rootMaker, List<String> daemonArgs) throws Exception {
         Path d = Files.createTempDirectory("dedup-itest-");
         TestEnv e;
         try {
             e = rootMaker == null ? new TestEnv(d) : new TestEnv(d, rootMaker.make(d));
+            e.daemonArgs.addAll(daemonArgs);
         } catch (Exception ex) {
             for (String m : mountsUnder(d)) Libc.umount2(m, Libc.MNT_DETACH);
             throw ex;
@@ -103,7 +111,8 @@ final class TestEnv implements AutoCloseable {
     void startDaemon(java.util.Map<String, String> environment) throws Exception {
         daemonStarts++;
         daemon = Proc.start("dedup-snapshotter", dir.resolve("daemon-" + daemonStarts + ".log"),
-                List.of(TOP.resolve("bin/dedup-snapshotter").toString(), "--root", dedupRoot.toString(), "--address", dedupSock.toString()),
+                java.util.stream.Stream.concat(Stream.of(TOP.resolve("bin/dedup-snapshotter").toString(), "--root", dedupRoot.toString(),
+                        "--address", dedupSock.toString()), daemonArgs.stream()).toList(),
                 environment);
         waitForSocket(daemon, dedupSock, Duration.ofSeconds(60));
     }
@@ -227,7 +236,7 @@ final class TestEnv implements AutoCloseable {
         }
     }
 
-    private static int freePort() throws IOException {
+    static int freePort() throws IOException {
         try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
             return s.getLocalPort();
         }

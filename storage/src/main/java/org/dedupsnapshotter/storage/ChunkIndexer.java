@@ -43,11 +43,13 @@ public final class ChunkIndexer {
     public final class Indexed {
         public final long[] blocks;
         public final LayerChunks chunks;
-        public final long newBytes, writtenChunks;
+        public final long newBytes, writtenChunks, hashNanos, writeNanos;
         private final List<InFlight> holds;
         private boolean done;
 
-        private Indexed(long[] blocks, LayerChunks chunks, long newBytes, long writtenChunks, List<InFlight> holds) {
+        private Indexed(long[] blocks, LayerChunks chunks, long newBytes, long writtenChunks, long hashNanos, long writeNanos, List<InFlight> holds) {
+            this.hashNanos = hashNanos;
+            this.writeNanos = writeNanos;
             this.blocks = blocks;
             this.chunks = chunks;
             this.newBytes = newBytes;
@@ -103,7 +105,7 @@ public final class ChunkIndexer {
         long[] blocks = new long[ranges.size()];
         Digest[] digests = new Digest[ranges.size()];
         List<InFlight> holds = java.util.Collections.synchronizedList(new ArrayList<>());
-        AtomicLong newBytes = new AtomicLong(), written = new AtomicLong();
+        AtomicLong newBytes = new AtomicLong(), written = new AtomicLong(), hashNanos = new AtomicLong(), writeNanos = new AtomicLong();
         List<Future<?>> tasks = new ArrayList<>(ranges.size());
         for (int i = 0; i < ranges.size(); i++) {
             int at = i;
@@ -114,9 +116,11 @@ public final class ChunkIndexer {
                     blocks[at] = HOLE;
                     return null;
                 }
+                long t0 = System.nanoTime();
                 Digest d = sha256(data.duplicate());
+                hashNanos.addAndGet(System.nanoTime() - t0);
                 digests[at] = d;
-                InFlight f = resolve(d, r.length(), data, holds, newBytes, written);
+                InFlight f = resolve(d, r.length(), data, holds, newBytes, written, writeNanos);
                 blocks[at] = f.block;
                 return null;
             }));
@@ -153,11 +157,12 @@ public final class ChunkIndexer {
             long b = blocks[i];
             uses.merge(digests[i], new LayerChunks.Use(b, len, 1), (a, c) -> new LayerChunks.Use(a.block(), a.length(), a.count() + 1));
         }
-        return new Indexed(blocks, new LayerChunks(uses, logical), newBytes.get(), written.get(), holds);
+        return new Indexed(blocks, new LayerChunks(uses, logical), newBytes.get(), written.get(), hashNanos.get(), writeNanos.get(), holds);
     }
 
     /** Known chunk → its extent; in flight → wait for its writer; new → reserve an extent and write it here. */
-    private InFlight resolve(Digest d, int length, ByteBuffer data, List<InFlight> holds, AtomicLong newBytes, AtomicLong written) throws IOException {
+    private InFlight resolve(Digest d, int length, ByteBuffer data, List<InFlight> holds, AtomicLong newBytes, AtomicLong written,
+                             AtomicLong writeNanos) throws IOException {
         InFlight f;
         boolean mustWrite = false;
         synchronized (lock) {
@@ -178,7 +183,9 @@ public final class ChunkIndexer {
         }
         if (mustWrite) {
             try {
+                long t0 = System.nanoTime();
                 pool.write(f.block, data.duplicate().clear()); // the whole padded blocks
+                writeNanos.addAndGet(System.nanoTime() - t0);
                 newBytes.addAndGet(length);
                 written.incrementAndGet();
                 f.written.complete(null);

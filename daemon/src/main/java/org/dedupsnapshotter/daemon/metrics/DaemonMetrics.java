@@ -1,0 +1,173 @@
+package org.dedupsnapshotter.daemon.metrics;
+
+import com.sun.net.httpserver.HttpServer;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Timer;
+import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
+import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
+import io.micrometer.core.instrument.binder.system.UptimeMetrics;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import org.dedupsnapshotter.api.Kind;
+import org.dedupsnapshotter.config.Config;
+import org.dedupsnapshotter.daemon.LayerMounts;
+import org.dedupsnapshotter.daemon.ServiceEvents;
+import org.dedupsnapshotter.storage.ChunkPool;
+import org.dedupsnapshotter.storage.MetaStore;
+import org.dedupsnapshotter.storage.Snapshot;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.EnumMap;
+import java.util.Map;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The daemon's figures: a Prometheus endpoint (dedup_* series, JVM series) and one "Metrics" log line with the
+ * headline figures every interval and after each commit. Names follow Prometheus conventions: dedup_ prefix,
+ * base units in the name, _total for counters.
+ */
+public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger("Metrics");
+
+    private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+    private final MetaStore store;
+    private final Timer commitTotal, commitMkfs, commitHash, commitWrite;
+    private final Counter poolWritten, gcFreed, gcRuns;
+    private HttpServer http;
+    private ScheduledExecutorService ticker;
+    private volatile Figures cached = new Figures(0, 0, 0, Map.of());
+    private volatile long cachedAt;
+
+    private record Figures(long logical, long stored, long chunks, Map<Kind, Integer> snapshots) {}
+
+    public DaemonMetrics(MetaStore store, ChunkPool pool, LayerMounts layers) {
+        this.store = store;
+        // promtool rejects these two names (an abbreviated unit; a _count suffix on a gauge)
+        registry.config().meterFilter(io.micrometer.core.instrument.config.MeterFilter.deny(id ->
+                id.getName().equals("process.cpu.time") || id.getName().equals("system.cpu.count")));
+        new JvmMemoryMetrics().bindTo(registry);
+        new JvmGcMetrics().bindTo(registry);
+        new JvmThreadMetrics().bindTo(registry);
+        new ClassLoaderMetrics().bindTo(registry);
+        new ProcessorMetrics().bindTo(registry);
+        new UptimeMetrics().bindTo(registry);
+        for (Kind k : Kind.values())
+            Gauge.builder("dedup.snapshots", () -> figures().snapshots().getOrDefault(k, 0)).tag("kind", k.filterName())
+                    .description("Snapshots by kind").register(registry);
+        Gauge.builder("dedup.mounted.layers", layers::count).description("Committed layers mounted under the root").register(registry);
+        Gauge.builder("dedup.pool.logical.bytes", () -> figures().logical()).description("Sum of all committed layers' file data").register(registry);
+        Gauge.builder("dedup.pool.stored.bytes", () -> figures().stored()).description("Bytes the pool's unique chunks occupy (4 KiB blocks)").register(registry);
+        Gauge.builder("dedup.pool.chunks", () -> figures().chunks()).description("Unique chunks in the pool").register(registry);
+        Gauge.builder("dedup.pool.free.bytes", () -> pool.freeBlocks() * (double) ChunkPool.BLOCK).description("Punched extents inside the pool, reusable").register(registry);
+        Gauge.builder("dedup.pool.dedup.ratio", () -> { Figures f = figures(); return f.stored() == 0 ? 0 : (double) f.logical() / f.stored(); })
+                .description("Logical bytes over stored bytes").register(registry);
+        commitTotal = timer("dedup.commit", "Commit of a layer, end to end");
+        commitMkfs = timer("dedup.commit.mkfs", "Commit: mkfs.erofs building the metadata image");
+        commitHash = timer("dedup.commit.hash", "Commit: SHA-256 of the layer's chunks (summed over hashing threads)");
+        commitWrite = timer("dedup.commit.pool.write", "Commit: writing new chunks into the pool (summed over threads)");
+        poolWritten = Counter.builder("dedup.pool.written.bytes").description("Bytes of new chunks written into the pool").register(registry);
+        gcFreed = Counter.builder("dedup.pool.freed.bytes").description("Bytes garbage collection gave back to the filesystem").register(registry);
+        gcRuns = Counter.builder("dedup.gc.runs").description("Garbage collections that freed something").register(registry);
+    }
+
+    private Timer timer(String name, String description) {
+        return Timer.builder(name).description(description).publishPercentileHistogram().register(registry);
+    }
+
+    public PrometheusMeterRegistry registry() { return registry; }
+
+    /** Figures read from SQLite, at most once a second however often Prometheus scrapes. */
+    private Figures figures() {
+        long now = System.nanoTime();
+        if (now - cachedAt > 1_000_000_000L) {
+            MetaStore.PoolFigures f = store.figures();
+            Map<Kind, Integer> counts = new EnumMap<>(Kind.class);
+            for (Snapshot s : store.all()) counts.merge(s.kind(), 1, Integer::sum);
+            cached = new Figures(f.logicalBytes(), f.chunkBlocks() * ChunkPool.BLOCK, f.chunks(), counts);
+            cachedAt = now;
+        }
+        return cached;
+    }
+
+    /** Serves /metrics on address (host:port). A busy port is logged, not fatal: the snapshotter matters more. */
+    public void serve(String address) {
+        if (address.isEmpty()) return;
+        int colon = address.lastIndexOf(':');
+        String host = address.substring(0, colon).replace("[", "").replace("]", "");
+        int port = Integer.parseInt(address.substring(colon + 1));
+        try {
+            http = HttpServer.create(new InetSocketAddress(host, port), 16);
+        } catch (IOException e) {
+            log.warn("Prometheus endpoint not started on {}: {} (set metrics.address in config.json)", address, e.getMessage());
+            return;
+        }
+        http.createContext("/metrics", ex -> {
+            byte[] body = registry.scrape().getBytes(StandardCharsets.UTF_8);
+            ex.getResponseHeaders().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+            ex.sendResponseHeaders(200, body.length);
+            try (OutputStream o = ex.getResponseBody()) {
+                o.write(body);
+            }
+        });
+        http.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
+        http.start();
+        log.info("Prometheus endpoint on http://{}:{}/metrics", host, http.getAddress().getPort());
+    }
+
+    public int port() { return http == null ? -1 : http.getAddress().getPort(); }
+
+    public void logEvery(Duration interval) {
+        if (interval.isZero()) return;
+        ticker = Executors.newSingleThreadScheduledExecutor(Thread.ofPlatform().name("metrics-log").daemon(true).factory());
+        ticker.scheduleAtFixedRate(this::logLine, interval.toMillis(), interval.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    /** One line with the headline figures. */
+    public void logLine() {
+        try {
+            cachedAt = 0;
+            Figures f = figures();
+            long saved = Math.max(0, f.logical() - f.stored());
+            log.info("Metrics logical={} stored={} saved={} ratio={} snapshots={} committed={} chunks={}", f.logical(), f.stored(), saved,
+                    f.stored() == 0 ? "0.00" : String.format("%.2f", (double) f.logical() / f.stored()),
+                    f.snapshots().values().stream().mapToInt(Integer::intValue).sum(), f.snapshots().getOrDefault(Kind.COMMITTED, 0), f.chunks());
+        } catch (RuntimeException e) {
+            log.warn("Metrics unavailable: {}", e.getMessage());
+        }
+    }
+
+    @Override
+    public void committed(String key, long mkfsNanos, long hashNanos, long writeNanos, long totalNanos, long newBytes, long logicalBytes) {
+        commitTotal.record(Duration.ofNanos(totalNanos));
+        commitMkfs.record(Duration.ofNanos(mkfsNanos));
+        commitHash.record(Duration.ofNanos(hashNanos));
+        commitWrite.record(Duration.ofNanos(writeNanos));
+        poolWritten.increment(newBytes);
+        logLine();
+    }
+
+    @Override
+    public void collected(long freedBytes) {
+        if (freedBytes <= 0) return;
+        gcRuns.increment();
+        gcFreed.increment(freedBytes);
+    }
+
+    @Override
+    public void close() {
+        if (http != null) http.stop(0);
+        if (ticker != null) ticker.shutdownNow();
+    }
+}

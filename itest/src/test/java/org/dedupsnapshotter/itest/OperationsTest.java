@@ -1,0 +1,107 @@
+package org.dedupsnapshotter.itest;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** Operating the daemon: Prometheus metrics, dedupctl stats, the Metrics log line, config errors. */
+class OperationsTest {
+    static TestEnv env;
+    static int metricsPort;
+
+    @BeforeAll
+    static void start() throws Exception {
+        metricsPort = TestEnv.freePort();
+        Path cfg = Files.createTempFile("dedup-itest-config", ".json");
+        Files.writeString(cfg, "{\"metrics\": {\"address\": \"127.0.0.1:" + metricsPort + "\", \"logInterval\": \"1s\"}}");
+        env = TestEnv.full(null, List.of("--config", cfg.toString()));
+        String ref = OciImage.push(env.registry(), "itest/ops", "1", List.of(Images.base().finish(),
+                new TarWriter().dir("./", TarWriter.Meta.of(0755)).file("data", Images.random(5, 9 * 1024 * 1024), TarWriter.Meta.of(0644)).finish()),
+                List.of("/bin/sh"));
+        env.ctr("images", "pull", "--plain-http", "--snapshotter", "dedup", ref);
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        if (env != null) env.close();
+    }
+
+    @Test
+    void prometheusEndpointServesDedupSeriesThatPromtoolAccepts() throws Exception {
+        HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + metricsPort + "/metrics")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertEquals(200, r.statusCode());
+        Set<String> names = new TreeSet<>();
+        r.body().lines().filter(l -> l.startsWith("dedup_")).forEach(l -> names.add(l.replaceAll("[{ ].*", "")));
+        assertTrue(names.size() >= 10, "dedup_ series: " + names);
+        assertTrue(r.body().contains("dedup_grpc_requests_total{code=\"OK\",method=\"Prepare\""), "per-method request series");
+        assertTrue(r.body().contains("dedup_grpc_request_duration_seconds_bucket{method=\"Commit\""), "latency histograms");
+        assertTrue(names.containsAll(Set.of("dedup_pool_stored_bytes", "dedup_pool_logical_bytes", "dedup_pool_chunks", "dedup_pool_dedup_ratio",
+                "dedup_commit_mkfs_seconds_count", "dedup_mounted_layers", "dedup_snapshots")), names.toString());
+        assertTrue(r.body().lines().anyMatch(l -> l.startsWith("dedup_pool_logical_bytes ") && !l.endsWith(" 0.0")), "logical bytes after a pull");
+
+        Path file = Files.writeString(env.dir.resolve("metrics.txt"), r.body());
+        Proc.Result check = Proc.run(Duration.ofMinutes(1), List.of("sh", "-c", "promtool check metrics < " + file));
+        assertEquals(0, check.code(), "promtool check metrics:\n" + check.out());
+    }
+
+    @Test
+    void statsJsonMatchesThePoolOnDisk() throws Exception {
+        Proc.Result r = env.dedupctl("stats", "--json");
+        assertEquals(0, r.code(), r.out());
+        JsonNode n = new ObjectMapper().readTree(r.out());
+        long stored = n.get("storedBytes").asLong();
+        long du = TestEnv.du(env.dedupRoot.resolve("pool/pool.0"));
+        assertTrue(stored > 9 * 1024 * 1024, "stored " + stored);
+        assertTrue(Math.abs(du - stored) <= stored / 100, "stats says " + stored + " bytes stored, du of the pool " + du);
+        assertTrue(n.get("logicalBytes").asLong() >= 9 * 1024 * 1024);
+        assertTrue(n.get("dedupRatio").asDouble() > 0);
+    }
+
+    @Test
+    void metricsLineIsLoggedPeriodicallyAndAfterCommits() throws Exception {
+        Thread.sleep(1500);
+        List<String> lines = Files.readAllLines(env.daemon.log).stream().filter(l -> l.contains(" Metrics logical=")).toList();
+        assertTrue(lines.size() >= 2, "Metrics lines: " + lines);
+        assertTrue(lines.getLast().matches(".*Metrics logical=\\d+ stored=\\d+ saved=\\d+ ratio=[\\d.]+ snapshots=\\d+ committed=\\d+ chunks=\\d+.*"), lines.getLast());
+    }
+
+    @Test
+    void badConfigStopsTheDaemonAndDedupctlNamesTheKey() throws Exception {
+        for (var c : List.of(new String[] {"{\"root\": \"/x\", \"chunksize\": \"4MiB\"}", "chunksize"},
+                new String[] {"{\"metrics\": {\"address\": \"127.0.0.1:9466\", \"logInterval\": \"often\"}}", "metrics.logInterval"})) {
+            Path cfg = Files.writeString(env.dir.resolve("bad.json"), c[0]);
+            Proc.Result daemon = Proc.run(Duration.ofMinutes(1), List.of(TestEnv.TOP.resolve("bin/dedup-snapshotter").toString(),
+                    "--root", env.dir.resolve("never").toString(), "--address", env.dir.resolve("never.sock").toString(), "--config", cfg.toString()));
+            assertEquals(2, daemon.code(), daemon.out());
+            assertTrue(daemon.out().contains("\"" + c[1] + "\""), daemon.out());
+            Proc.Result check = env.dedupctl("config", "check", cfg.toString());
+            assertEquals(1, check.code(), check.out());
+            assertTrue(check.out().contains("\"" + c[1] + "\""), check.out());
+            assertFalse(Files.exists(env.dir.resolve("never")), "a refused start must not touch the root");
+        }
+    }
+
+    @Test
+    void dedupctlSaysPlainlyWhenTheDaemonIsNotRunning() throws Exception {
+        Proc.Result r = Proc.run(Duration.ofMinutes(1), List.of(TestEnv.TOP.resolve("bin/dedupctl").toString(), "--address",
+                env.dir.resolve("nothing.sock").toString(), "stats"));
+        assertEquals(1, r.code());
+        assertTrue(r.out().contains("daemon is not running"), r.out());
+    }
+}
