@@ -4,7 +4,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 MVN := mvn -B -q -Dstyle.color=never
 
-.PHONY: build test unit-test itest conformance demo deps install uninstall bench clean
+.PHONY: build test conformance demo deps install uninstall bench clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -27,6 +27,12 @@ demo: build
 
 bench: build
 	@bash bench/run.sh
+
+install:
+	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" bash scripts/install.sh
+
+uninstall:
+	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" bash scripts/install.sh uninstall
 
 clean:
 	@rm -rf build && source scripts/find-jdk.sh && $(MVN) clean

@@ -39,6 +39,8 @@ final class TestEnv implements AutoCloseable {
     Proc registry, containerd, daemon;
     /** Extra flags for every daemon start (e.g. --config FILE). */
     final List<String> daemonArgs = new ArrayList<>();
+    /** The daemon launcher (an installed one, for install tests). */
+    Path daemonBin = TOP.resolve("bin/dedup-snapshotter");
     private ManagedChannel channel;
     private EventLoopGroup group;
     private int daemonStarts;
@@ -79,11 +81,16 @@ final class TestEnv implements AutoCloseable {
     }
 
     static TestEnv full(RootMaker rootMaker, List<String> daemonArgs) throws Exception {
+        return full(rootMaker, daemonArgs, null);
+    }
+
+    static TestEnv full(RootMaker rootMaker, List<String> daemonArgs, Path daemonBin) throws Exception {
         Path d = Files.createTempDirectory("dedup-itest-");
         TestEnv e;
         try {
             e = rootMaker == null ? new TestEnv(d) : new TestEnv(d, rootMaker.make(d));
             e.daemonArgs.addAll(daemonArgs);
+            if (daemonBin != null) e.daemonBin = daemonBin;
         } catch (Exception ex) {
             for (String m : mountsUnder(d)) Libc.umount2(m, Libc.MNT_DETACH);
             throw ex;
@@ -111,7 +118,7 @@ final class TestEnv implements AutoCloseable {
     void startDaemon(java.util.Map<String, String> environment) throws Exception {
         daemonStarts++;
         daemon = Proc.start("dedup-snapshotter", dir.resolve("daemon-" + daemonStarts + ".log"),
-                java.util.stream.Stream.concat(Stream.of(TOP.resolve("bin/dedup-snapshotter").toString(), "--root", dedupRoot.toString(),
+                java.util.stream.Stream.concat(Stream.of(daemonBin.toString(), "--root", dedupRoot.toString(),
                         "--address", dedupSock.toString()), daemonArgs.stream()).toList(),
                 environment);
         waitForSocket(daemon, dedupSock, Duration.ofSeconds(60));
