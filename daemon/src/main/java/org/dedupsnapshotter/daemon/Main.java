@@ -76,6 +76,11 @@ public final class Main {
         Files.createDirectories(cfg.root());
         Files.setPosixFilePermissions(cfg.root(), PosixFilePermissions.fromString("rwx------"));
         RootLock lock = RootLock.acquire(layout.lock(), pid);
+        List<String> rootProblems = Preflight.rootProblems(cfg.root());
+        if (!rootProblems.isEmpty()) {
+            rootProblems.forEach(p -> log.error("cannot start: {}", p));
+            return 1;
+        }
         SocketServer.refuseIfLive(cfg.address());
 
         MetaStore store = MetaStore.open(layout.db());

@@ -13,6 +13,36 @@ import java.util.List;
 final class Preflight {
     private Preflight() {}
 
+    /** Checks of the filesystem under the root, once it exists. */
+    static List<String> rootProblems(Path root) {
+        List<String> out = new ArrayList<>();
+        try {
+            String type = Files.getFileStore(root).type();
+            if (type.equals("overlay"))
+                out.add("the root " + root + " is on " + type + ", which cannot hold EROFS images for file-backed mounts or overlay upper dirs; "
+                        + "choose a root on ext4, xfs or btrfs (--root or \"root\" in config.json)");
+            Path probe = Files.createTempFile(root, ".punch-probe", "");
+            try (var ch = java.nio.channels.FileChannel.open(probe, java.nio.file.StandardOpenOption.WRITE)) {
+                ch.write(java.nio.ByteBuffer.allocate(16384));
+                ch.force(false);
+                int fd = Libc.open(probe.toString(), Libc.O_RDWR, 0);
+                try {
+                    Libc.fallocate(fd, Libc.FALLOC_FL_PUNCH_HOLE | Libc.FALLOC_FL_KEEP_SIZE, 4096, 8192);
+                } catch (org.dedupsnapshotter.sys.Errno e) {
+                    out.add("the filesystem under " + root + " (" + type + ") cannot punch holes (" + e.getMessage() + "): removed images would never give "
+                            + "their space back; choose a root on ext4, xfs or btrfs");
+                } finally {
+                    Libc.close(fd);
+                }
+            } finally {
+                Files.deleteIfExists(probe);
+            }
+        } catch (IOException e) {
+            out.add("cannot use the root " + root + ": " + e.getMessage());
+        }
+        return out;
+    }
+
     static List<String> problems(String mkfs) {
         List<String> out = new ArrayList<>();
         if (Libc.geteuid() != 0) out.add("dedup-snapshotter must run as root: it mounts filesystems (start it with sudo or as a system service)");

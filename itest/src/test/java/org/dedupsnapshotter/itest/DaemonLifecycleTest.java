@@ -96,4 +96,19 @@ class DaemonLifecycleTest {
         assertTrue(mounts.getFirst().endsWith("/mnt") && !mounts.getFirst().contains("/999/"), mounts.toString());
         assertFalse(Files.exists(env.dedupRoot.resolve("snapshots/999")), "stray directory kept");
     }
+
+    @Test
+    void rootOnOverlayfsIsRefusedNamingTheFix() throws Exception {
+        Path base = env.dir.resolve("ovl-test");
+        for (String d : List.of("lower", "upper", "work", "merged")) Files.createDirectories(base.resolve(d));
+        org.dedupsnapshotter.sys.Libc.mount("overlay", base.resolve("merged").toString(), "overlay", 0,
+                "lowerdir=" + base.resolve("lower") + ",upperdir=" + base.resolve("upper") + ",workdir=" + base.resolve("work"));
+        try {
+            Proc.Result r = runDaemon(base.resolve("merged/root"), env.dir.resolve("ovl.sock"));
+            assertEquals(1, r.code(), r.out());
+            assertTrue(r.out().contains("is on overlay") && r.out().contains("choose a root on ext4"), r.out());
+        } finally {
+            org.dedupsnapshotter.sys.Libc.umount2(base.resolve("merged").toString(), org.dedupsnapshotter.sys.Libc.MNT_DETACH);
+        }
+    }
 }

@@ -26,7 +26,8 @@ public final class DedupCtl {
     static final String USAGE = """
             usage: dedupctl [--address SOCKET] COMMAND
               stats [--json]      store figures
-              ls                  snapshots with their sizes
+              ls                  snapshots with logical, unique and shared bytes
+              inspect KEY         one snapshot in detail (JSON)
               gc                  free chunks no layer references
               fsck [--verify-data] [--repair]
                                   check the store (exit 1 when problems remain)
@@ -117,6 +118,18 @@ public final class DedupCtl {
                     for (JsonNode s : arr)
                         System.out.printf("%-10s %-6d %12d %12d %12d  %s%n", s.get("kind").asText(), s.get("id").asLong(),
                                 s.path("logical").asLong(s.get("size").asLong()), s.path("unique").asLong(0), s.path("shared").asLong(0), s.get("name").asText());
+                }
+                case "inspect" -> {
+                    if (args.length <= i + 1) { System.err.println("dedupctl inspect: which snapshot? (dedupctl ls lists them)"); return 2; }
+                    String key = args[i + 1];
+                    JsonNode arr = JSON.readTree(admin.listSnapshots(ListRequest.getDefaultInstance()).getJson());
+                    for (JsonNode s : arr)
+                        if (s.get("name").asText().equals(key)) {
+                            System.out.println(JSON.writerWithDefaultPrettyPrinter().writeValueAsString(s));
+                            return 0;
+                        }
+                    System.err.println("dedupctl inspect: no snapshot " + key);
+                    return 1;
                 }
                 case "gc" -> System.out.println("freed " + admin.gc(org.dedupsnapshotter.proto.admin.v1.GcRequest.getDefaultInstance()).getFreedBytes() + " bytes");
                 case "fsck" -> {

@@ -99,6 +99,11 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
                     o.put("shared", shared);
                 }
                 o.put("created", s.created().toString());
+                o.put("updated", s.updated().toString());
+                if (s.kind() == Kind.COMMITTED) o.put("path", s.format() == LayerFormat.EROFS ? layout.mnt(s.id()).toString() : layout.fs(s.id()).toString());
+                ObjectNode labels = o.putObject("labels");
+                s.labels().forEach(labels::put);
+                if (s.kind() == Kind.COMMITTED && s.format() == LayerFormat.EROFS) o.put("chunks", store.layerChunks(s.id()).size());
             }
             out.onNext(ListResponse.newBuilder().setJson(JSON.writeValueAsString(arr)).build());
             out.onCompleted();
