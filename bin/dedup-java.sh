@@ -9,4 +9,5 @@ for j in "${DEDUP_JAVA_HOME:-}" "${JAVA_HOME:-}" /usr/lib/jvm/temurin-25-jdk-amd
 done
 [ -n "$DEDUP_JAVA" ] || { echo "dedup-snapshotter: needs Java 25 (Temurin 25 at /usr/lib/jvm/temurin-25-jdk-amd64, or set JAVA_HOME)" >&2; exit 1; }
 # Serial GC and a small heap: the daemon's heap holds metadata only; file data never passes through it.
-DEDUP_JVM_OPTS="${DEDUP_JVM_OPTS:--XX:+UseSerialGC -Xmx512m -Xss512k} --enable-native-access=ALL-UNNAMED"
+# The heap gives memory back to the OS once idle (free ratios); chunk buffers live off-heap, one per hashing thread.
+DEDUP_JVM_OPTS="${DEDUP_JVM_OPTS:--XX:+UseSerialGC -Xmx384m -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=30 -Xss512k} --enable-native-access=ALL-UNNAMED"

@@ -184,7 +184,9 @@ public final class ChunkIndexer {
         if (mustWrite) {
             try {
                 long t0 = System.nanoTime();
-                pool.write(f.block, data.duplicate().clear()); // the whole padded blocks
+                ByteBuffer whole = data.duplicate();
+                whole.position(0).limit(Math.toIntExact(Extent.blocksFor(length) * ChunkPool.BLOCK));
+                pool.write(f.block, whole); // the whole padded blocks
                 writeNanos.addAndGet(System.nanoTime() - t0);
                 newBytes.addAndGet(length);
                 written.incrementAndGet();
@@ -254,9 +256,20 @@ public final class ChunkIndexer {
      * because EROFS reads whole blocks and a file-backed mount answers EIO to a short read at the pool's end.
      * The returned buffer's limit is the chunk's length; its capacity the padded length.
      */
+    private static final ThreadLocal<ByteBuffer> BUFFERS = new ThreadLocal<>();
+
     private static ByteBuffer readRange(Path file, FileRange r) throws IOException {
-        ByteBuffer buf = ByteBuffer.allocate(Math.toIntExact(Extent.blocksFor(r.length()) * ChunkPool.BLOCK));
-        buf.limit(r.length());
+        // one reusable buffer per hashing thread: a chunk never outlives its task, and fresh 4 MiB buffers per
+        // chunk would only grow the heap
+        int padded = Math.toIntExact(Extent.blocksFor(r.length()) * ChunkPool.BLOCK);
+        ByteBuffer buf = BUFFERS.get();
+        if (buf == null || buf.capacity() < padded) {
+            buf = ByteBuffer.allocateDirect(Math.max(padded, 4 << 20));
+            BUFFERS.set(buf);
+        }
+        buf.clear().limit(padded);
+        buf.put(buf.limit() - (padded - r.length()), new byte[padded - r.length()]); // zero padding
+        buf.clear().limit(r.length());
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             long pos = r.offset();
             while (buf.hasRemaining()) {
