@@ -13,6 +13,8 @@ public record Layout(Path root) {
     /** Space kept free for removals on a full disk (see SpaceReserve). */
     public Path reserve() { return root.resolve("reserve"); }
     public Path snapshots() { return root.resolve("snapshots"); }
+    /** Directories no snapshot needs any more, deleted in the background (and at start-up). */
+    public Path trash() { return root.resolve("trash"); }
     public Path dir(long id) { return snapshots().resolve(Long.toString(id)); }
     /** Upper dir of an active snapshot (empty dir of a parentless view). */
     public Path fs(long id) { return dir(id).resolve("fs"); }

@@ -39,6 +39,7 @@ final class Recovery {
 
     void run() throws IOException {
         Files.createDirectories(layout.snapshots());
+        if (Files.isDirectory(layout.trash())) new Trash(layout.trash()).emptyNow();
         removeOrphans();
         // the chunk table is the only record of pool ownership: anything else in the pool is free
         long reclaimed = indexer.pool().rebuild(store.chunks().stream().map(MetaStore.Chunk::extent).toList());

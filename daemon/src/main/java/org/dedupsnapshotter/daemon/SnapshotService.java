@@ -46,6 +46,7 @@ public final class SnapshotService {
     private final ChunkIndexer indexer;
     private final IdLocks locks = new IdLocks();
     private final SpaceReserve reserve;
+    private final Trash trash;
     private volatile ServiceEvents events = ServiceEvents.NONE;
 
     public void listen(ServiceEvents e) { this.events = e; }
@@ -58,6 +59,11 @@ public final class SnapshotService {
         this.indexer = indexer;
         this.reserve = new SpaceReserve(layout.reserve());
         reserve.ensure();
+        try {
+            this.trash = new Trash(layout.trash());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 
     public List<Mount> prepare(String key, String parent, Map<String, String> labels) {
@@ -176,9 +182,10 @@ public final class SnapshotService {
                 indexed.abort();
                 throw e;
             }
-            // the upper dir is now in the image and the pool: drop it (recovery does it if we die here)
-            deleteQuietly(layout.fs(s.id()));
-            deleteQuietly(layout.work(s.id()));
+            // the upper dir is now in the image and the pool: drop it, without making containerd wait
+            // (recovery deletes it if we die before)
+            trash.discard(layout.fs(s.id()));
+            trash.discard(layout.work(s.id()));
             long total = System.nanoTime() - t0;
             log.info("committed snapshot key={} name={} id={} size={} inodes={} chunks={} newChunks={} newBytes={} logical={} mkfs={}ms index={}ms total={}ms",
                     key, name, committed.id(), usage.size(), usage.inodes(), chunks.size(), indexed.writtenChunks, indexed.newBytes,
@@ -210,7 +217,7 @@ public final class SnapshotService {
     /** The fallback for trees mkfs.erofs cannot encode: the upper dir itself becomes the read-only layer. */
     private void commitAsDirectory(Snapshot s, String name, String key, Map<String, String> labels, Usage usage, int longest) {
         Snapshot committed = store.commit(key, name, labels, usage, LayerFormat.DIRECTORY, x -> {});
-        deleteQuietly(layout.work(s.id()));
+        trash.discard(layout.work(s.id()));
         log.warn("committed snapshot key={} name={} id={} as a plain directory layer (no dedup): it holds a {}-byte file name, "
                 + "longer than mkfs.erofs 1.5 can encode ({} bytes)", key, name, committed.id(), longest, ErofsBuilder.MAX_NAME_BYTES);
     }
@@ -249,7 +256,7 @@ public final class SnapshotService {
             try {
                 if (removed.kind() == Kind.COMMITTED && removed.format() == LayerFormat.EROFS) layers.unmount(removed.id());
                 CrashPoints.reach("remove.unmount");
-                Trees.deleteRecursively(layout.dir(removed.id()));
+                trash.discard(layout.dir(removed.id()));
             } catch (IOException e) {
                 log.warn("removed snapshot key={} id={}, but its directory stays until cleanup: {}", key, removed.id(), e.getMessage());
             }
@@ -322,11 +329,4 @@ public final class SnapshotService {
         }
     }
 
-    private static void deleteQuietly(Path p) {
-        try {
-            Trees.deleteRecursively(p);
-        } catch (IOException e) {
-            log.warn("could not delete {}: {} (cleanup will retry)", p, e.getMessage());
-        }
-    }
 }

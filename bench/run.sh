@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# bench/run.sh — the spine benchmark (issue 2): unpack time and disk of containerd's overlayfs snapshotter vs
+# dedup-snapshotter for a corpus of images built from real Debian packages (bench/corpus.txt), in ONE
+# containerd, one run; then the daemon's idle RSS and the latency of the Snapshots Mounts call while 8 pulls
+# unpack in parallel. Prints a report and writes it to bench/results/<UTC date-time>.txt.
+#
+# Unpack only: every image's blobs are fetched first (`ctr content fetch`); `ctr images pull --snapshotter X`
+# then finds them all local (ctr 1.6's pull = content.Fetch, which skips blobs the store has, then
+# image.Unpack) and its closing "done: <duration>" line times image.Unpack alone — that is the figure used.
+#
+# Environment: DEDUP_BIN (launchers; default bin/), DEDUP_BENCH_CACHE (image cache), BENCH_IMAGES (names from
+# the corpus, default all), BENCH_ROUNDS (3: unpack rounds, the median counts), BENCH_PARALLEL (8),
+# BENCH_PROBE_COUNT (Mounts calls per probe run, 1000: with fewer, the fresh client JVM's warm-up dominates),
+# BENCH_RESULTS (directory for the report; default bench/results, "-" for none).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/images.sh
+source "$top/bench/images.sh"
+
+PARALLEL=${BENCH_PARALLEL:-8}
+PROBE_COUNT=${BENCH_PROBE_COUNT:-1000}
+ROUNDS=${BENCH_ROUNDS:-3}
+RESULTS=${BENCH_RESULTS:-$top/bench/results}
+if [ -n "${BENCH_IMAGES:-}" ]; then read -r -a IMAGES <<<"$BENCH_IMAGES"; else mapfile -t IMAGES < <(img_names); fi
+[ ${#IMAGES[@]} -gt 0 ] || te_die "no images to bench (corpus: $IMG_CORPUS)"
+
+step() { printf '\n== %s\n' "$*" >&2; }
+# Go's time.Duration text ("1m2.5s", "812.3ms", "95µs") → seconds.
+go_seconds() {
+  awk -v d="$1" 'BEGIN {
+    t = 0; s = d
+    while (match(s, /^[0-9.]+/)) {
+      v = substr(s, 1, RLENGTH) + 0; s = substr(s, RLENGTH + 1)
+      if (s ~ /^ms/) { t += v / 1e3; s = substr(s, 3) }
+      else if (s ~ /^(us|µs)/) { t += v / 1e6; s = substr(s, (s ~ /^us/) ? 3 : 1 + length("µs")) }
+      else if (s ~ /^ns/) { t += v / 1e9; s = substr(s, 3) }
+      else if (s ~ /^h/) { t += v * 3600; s = substr(s, 2) }
+      else if (s ~ /^m/) { t += v * 60; s = substr(s, 2) }
+      else if (s ~ /^s/) { t += v; s = substr(s, 2) }
+      else break
+    }
+    printf "%.3f", t }'
+}
+du_bytes() { du -sxB1 "$1" 2>/dev/null | cut -f1; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+rss_kib() { ps -o rss= -p "$1" | tr -d ' '; }
+sum() { awk 'BEGIN { for (i = 1; i < ARGC; i++) a += ARGV[i]; print a + 0 }' "$@"; }
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# ctr images pull through snapshotter $1 in namespace $2 of image $3 (content already local) → unpack seconds.
+unpack() {
+  local sn=$1 ns=$2 ref=$3 out
+  out=$(ctr_ns "$ns" images pull --plain-http --snapshotter "$sn" "$ref" 2>&1) || { printf '%s\n' "$out" | tail -n 20 >&2; te_die "pull of $ref through $sn failed"; }
+  local d; d=$(printf '%s\n' "$out" | tr '\r' '\n' | sed -n 's/^done: *\([^[:space:]]*\).*/\1/p' | tail -n 1)
+  [ -n "$d" ] || te_die "no 'done:' line in ctr's output for $ref ($sn)"
+  go_seconds "$d"
+}
+# How long the dirty data a step left takes to reach the disk (overlayfs does not fsync on unpack; dedup does).
+sync_seconds() { local t0; t0=$(te_now); sync; te_elapsed "$t0" "$(te_now)"; }
+
+t_start=$SECONDS
+step "images (cache: $IMG_CACHE)"
+t0=$SECONDS
+img_build_all "${IMAGES[@]}"
+t_build=$((SECONDS - t0))
+te_log "corpus ready in ${t_build}s"
+
+step "environment"
+env_start
+report="$TE_DIR/report.txt"
+# shellcheck disable=SC2059  # out FORMAT ARGS...: printf to stdout and the report
+out() { printf "$@" | tee -a "$report"; }
+for n in "${IMAGES[@]}"; do img_push "$n" "$TE_REGISTRY"; done
+sleep 3   # let the freshly started JVM settle before the idle figure
+rss_start=$(rss_kib "$TE_DEDUP_PID")
+
+# Per image, the layers no earlier image of the list has: what its pull really unpacks (an image built on
+# another shares that one's layers, so they are unpacked already).
+declare -A LAYERS GZ SEEN
+for n in "${IMAGES[@]}"; do
+  LAYERS[$n]=0; GZ[$n]=0
+  while read -r digest size; do
+    [ -z "${SEEN[$digest]:-}" ] || continue
+    SEEN[$digest]=1; LAYERS[$n]=$((LAYERS[$n] + 1)); GZ[$n]=$((GZ[$n] + size))
+  done < <(img_layer_list "$n")
+done
+
+# ROUNDS rounds, each in a fresh namespace (namespaces share no snapshots, so every round unpacks everything
+# again); between rounds the round's images are removed, so the next starts from an empty store (and the
+# disk figures after removal show what GC gives back). Times: the median round per image.
+declare -A U_OVL U_DD S_OVL S_DD D_OVL D_DD
+round_totals=()
+for ((r = 1; r <= ROUNDS; r++)); do
+  ns=bench$r
+  step "round $r of $ROUNDS: fetch (download once; not timed), then unpack through overlayfs and dedup"
+  for n in "${IMAGES[@]}"; do ctr_ns "$ns" content fetch --plain-http "$TE_REGISTRY/$n:latest" >/dev/null; done
+  sync
+  prev_ovl=$(du_bytes "$TE_OVERLAY_DIR"); prev_dd=$(du_bytes "$TE_DEDUP_ROOT")
+  [ "$r" -gt 1 ] || { base_ovl=$prev_ovl; base_dd=$prev_dd; }
+  k=$r
+  for n in "${IMAGES[@]}"; do
+    ref=$TE_REGISTRY/$n:latest
+    # Which snapshotter goes first alternates, so neither always gets the warmer caches.
+    if ((k++ % 2 == 0)); then
+      U_OVL[$n,$r]=$(unpack overlayfs "$ns" "$ref"); S_OVL[$n,$r]=$(sync_seconds)
+      U_DD[$n,$r]=$(unpack dedup "$ns" "$ref");      S_DD[$n,$r]=$(sync_seconds)
+    else
+      U_DD[$n,$r]=$(unpack dedup "$ns" "$ref");      S_DD[$n,$r]=$(sync_seconds)
+      U_OVL[$n,$r]=$(unpack overlayfs "$ns" "$ref"); S_OVL[$n,$r]=$(sync_seconds)
+    fi
+    cur_ovl=$(du_bytes "$TE_OVERLAY_DIR"); cur_dd=$(du_bytes "$TE_DEDUP_ROOT")
+    D_OVL[$n,$r]=$((cur_ovl - prev_ovl)); D_DD[$n,$r]=$((cur_dd - prev_dd))
+    prev_ovl=$cur_ovl; prev_dd=$cur_dd
+    te_log "$n: unpack overlayfs ${U_OVL[$n,$r]}s, dedup ${U_DD[$n,$r]}s; disk +$(mib "${D_OVL[$n,$r]}") / +$(mib "${D_DD[$n,$r]}") MiB"
+  done
+  [ "$r" -gt 1 ] || { total_ovl=$prev_ovl; total_dd=$prev_dd; }
+  to=0; td=0
+  for n in "${IMAGES[@]}"; do to=$(sum "$to" "${U_OVL[$n,$r]}"); td=$(sum "$td" "${U_DD[$n,$r]}"); done
+  round_totals+=("$(printf '%.1fs/%.1fs=%s' "$to" "$td" "$(ratio "$td" "$to")")")
+  if [ "$r" -lt "$ROUNDS" ]; then
+    # shellcheck disable=SC2046  # one ref per word
+    ctr_ns "$ns" images rm --sync $(printf "$TE_REGISTRY/%s:latest " "${IMAGES[@]}") >/dev/null
+    sync
+    if [ "$r" -eq 1 ]; then after_rm_ovl=$(du_bytes "$TE_OVERLAY_DIR"); after_rm_dd=$(du_bytes "$TE_DEDUP_ROOT"); fi
+  fi
+done
+sleep 10   # idle: after the last commit, let the daemon go quiet
+rss_idle=$(rss_kib "$TE_DEDUP_PID")
+
+step "Mounts latency: idle, then during $PARALLEL parallel pulls"
+probe_ok=1
+probe_idle=$(dedupctl_ probe-mounts --count "$PROBE_COUNT" 2>&1) || { probe_ok=""; te_log "dedupctl probe-mounts failed: $probe_idle"; }
+# Each parallel pull gets a namespace of its own, so each unpacks its whole chain (namespaces do not share
+# snapshots) instead of waiting on another pull's identical layer. Content is fetched first: unpack only.
+par_refs=()
+for ((i = 0; i < PARALLEL; i++)); do
+  n=${IMAGES[i % ${#IMAGES[@]}]}
+  par_refs+=("$n")
+  ctr_ns "par$i" content fetch --plain-http "$TE_REGISTRY/$n:latest" >/dev/null
+done
+par_dir=$TE_DIR/par; mkdir -p "$par_dir"
+t_par0=$(te_now)
+pids=()
+for ((i = 0; i < PARALLEL; i++)); do
+  ctr_ns "par$i" images pull --plain-http --snapshotter dedup "$TE_REGISTRY/${par_refs[i]}:latest" >"$par_dir/pull-$i.log" 2>&1 &
+  pids+=($!)
+done
+probes=0
+: >"$par_dir/probes.txt"
+running() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+while running; do
+  if [ -n "$probe_ok" ]; then
+    if line=$(dedupctl_ probe-mounts --count "$PROBE_COUNT" 2>&1); then
+      # only runs that ended while pulls were still going count as "under load"
+      running && { echo "$line" >>"$par_dir/probes.txt"; probes=$((probes + 1)); }
+    else
+      te_log "probe-mounts failed during the pulls: $line"
+    fi
+  else
+    sleep 1
+  fi
+done
+par_fail=0
+for ((i = 0; i < PARALLEL; i++)); do
+  wait "${pids[i]}" || { par_fail=$((par_fail + 1)); te_log "parallel pull $i (${par_refs[i]}) failed:"; tail -n 5 "$par_dir/pull-$i.log" >&2; }
+done
+t_par=$(te_elapsed "$t_par0" "$(te_now)")
+rss_after_par=$(rss_kib "$TE_DEDUP_PID")
+
+stats_json=$(dedupctl_ stats --json 2>/dev/null | jq -c . 2>/dev/null || echo '{}')
+warn_lines=$(grep -cE '\b(WARN|ERROR)\b' "$TE_DIR/dedup.log" || true)
+# The daemon's own Commit timings in the sequential rounds (its "committed snapshot ... mkfs=Nms total=Nms" lines).
+commit_split=$(grep -E "committed snapshot key=bench[0-9]+/" "$TE_DIR/dedup.log" | awk -v rounds="$ROUNDS" '
+  { for (i = 1; i <= NF; i++) if ($i ~ /^(mkfs|index|total)=[0-9]+ms$/) { split($i, kv, "="); s[kv[1]] += kv[2] + 0; seen[kv[1]] = 1 }; n++ }
+  END { if (!n || !seen["total"]) exit
+        printf "%d layers per round, Commit %.2fs per round", n / rounds, s["total"] / 1000 / rounds
+        if (seen["mkfs"]) printf " (mkfs.erofs %.2fs", s["mkfs"] / 1000 / rounds
+        if (seen["index"]) printf ", hashing + pool writes %.2fs", s["index"] / 1000 / rounds
+        if (seen["mkfs"]) printf ")" }')
+
+# ------------------------------------------------------------------------------------------------ report
+step "report"
+{
+  echo "dedup-snapshotter bench — $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$top" diff --quiet HEAD 2>/dev/null || echo ' (+ local changes)')," \
+    "kernel $(uname -r), $(nproc) CPUs, containerd $(containerd --version | awk '{print $3}'), $(mkfs.erofs -V 2>/dev/null | head -n 1)"
+  jar=$(readlink -f "$DEDUP_BIN/../build/lib/dedup-daemon.jar" 2>/dev/null || true)
+  echo "daemon: $DEDUP_BIN/dedup-snapshotter$([ -f "$jar" ] && date -u -r "$jar" '+ (jars built %Y-%m-%d %H:%M UTC)')"
+  echo "corpus: ${IMAGES[*]} (bench/corpus.txt, suite $IMG_SUITE)"
+  echo "NEW = layers this image adds to the ones before it (GZ MiB: their compressed size); only those are unpacked."
+  echo "unpack = ctr's image.Unpack time with all blobs local, median of $ROUNDS rounds; +sync = with the sync(1) right"
+  echo "after (the data the step left dirty). disk = growth of du -sx of containerd's overlayfs snapshotter dir / of"
+  echo "the dedup root after each image, first round."
+  echo
+} | tee -a "$report"
+fmt='%-14s %3s %8s | %8s %8s %6s | %8s %8s | %9s %9s %6s\n'
+out "$fmt" IMAGE NEW "GZ MiB" "OVL s" "DEDUP s" ratio "OVL+sync" "DD+sync" "OVL MiB" "DEDUP MiB" ratio
+mo_all=(); md_all=(); mos_all=(); mds_all=()
+for n in "${IMAGES[@]}"; do
+  uo=(); ud=(); uos=(); uds=()
+  for ((r = 1; r <= ROUNDS; r++)); do
+    uo+=("${U_OVL[$n,$r]}"); ud+=("${U_DD[$n,$r]}")
+    uos+=("$(sum "${U_OVL[$n,$r]}" "${S_OVL[$n,$r]}")"); uds+=("$(sum "${U_DD[$n,$r]}" "${S_DD[$n,$r]}")")
+  done
+  mo=$(median "${uo[@]}"); md=$(median "${ud[@]}"); mos=$(median "${uos[@]}"); mds=$(median "${uds[@]}")
+  mo_all+=("$mo"); md_all+=("$md"); mos_all+=("$mos"); mds_all+=("$mds")
+  out "$fmt" "$n" "${LAYERS[$n]}" "$(mib "${GZ[$n]}")" "$(printf %.2f "$mo")" "$(printf %.2f "$md")" "$(ratio "$md" "$mo")" \
+    "$(printf %.2f "$mos")" "$(printf %.2f "$mds")" "$(mib "${D_OVL[$n,1]}")" "$(mib "${D_DD[$n,1]}")" "$(ratio "${D_DD[$n,1]}" "${D_OVL[$n,1]}")"
+done
+tu_ovl=$(sum "${mo_all[@]}"); tu_dd=$(sum "${md_all[@]}"); ts_ovl=$(sum "${mos_all[@]}"); ts_dd=$(sum "${mds_all[@]}")
+out "$fmt" TOTAL "" "$(mib "$(sum "${GZ[@]}")")" "$(printf %.2f "$tu_ovl")" "$(printf %.2f "$tu_dd")" "$(ratio "$tu_dd" "$tu_ovl")" \
+  "$(printf %.2f "$ts_ovl")" "$(printf %.2f "$ts_dd")" "$(mib "$((total_ovl - base_ovl))")" "$(mib "$((total_dd - base_dd))")" \
+  "$(ratio "$((total_dd - base_dd))" "$((total_ovl - base_ovl))")"
+out '\n'
+verdict=$(awk -v r="$(ratio "$tu_dd" "$tu_ovl")" 'BEGIN { print (r != "-" && r <= 1.5) ? "met" : "NOT met" }')
+out 'unpack target (dedup <= 1.5x overlayfs, total): %s (%sx); each round, overlayfs/dedup: %s\n' "$verdict" "$(ratio "$tu_dd" "$tu_ovl")" "${round_totals[*]}"
+# Issue 3's figure: the ideal disk bound for 4 MiB chunks (unique chunks of the distinct layers, each rounded to
+# 4 KiB: dedupctl bound reads the layer blobs) against what the dedup root grew by in the first round.
+blobs=()
+for d in "${!SEEN[@]}"; do blobs+=("$IMG_LAYOUT/blobs/${d/://}"); done
+if bound_line=$("$DEDUP_BIN/dedupctl" bound --chunk-size 4MiB "${blobs[@]}" 2>&1); then
+  bound=$(printf '%s\n' "$bound_line" | sed -n 's/.* bytes=\([0-9]*\).*/\1/p')
+  dd_disk=$((total_dd - base_dd))
+  bverdict=$(awk -v d="$dd_disk" -v b="$bound" 'BEGIN { print (b > 0 && d <= 1.03 * b) ? "met" : "NOT met" }')
+  out 'disk vs ideal bound (4 MiB chunks, each rounded to 4 KiB): dedup root +%s MiB, bound %s MiB: %sx (target <= 1.03x: %s)\n' \
+    "$(mib "$dd_disk")" "$(mib "$bound")" "$(awk -v d="$dd_disk" -v b="$bound" 'BEGIN { printf "%.3f", d / b }')" "$bverdict"
+  out '  %s\n' "$bound_line"
+else
+  te_log "dedupctl bound failed: $bound_line"
+fi
+if [ -n "${after_rm_dd:-}" ]; then
+  out 'disk after removing the first round'"'"'s images: overlayfs dir %s MiB, dedup root %s MiB (before the round: %s / %s MiB)\n' \
+    "$(mib "$after_rm_ovl")" "$(mib "$after_rm_dd")" "$(mib "$base_ovl")" "$(mib "$base_dd")"
+fi
+[ -z "$commit_split" ] || out 'dedup Commit, daemon side: %s\n' "$commit_split"
+out 'dedup store: %s\n' "$stats_json"
+out 'daemon RSS: %s MiB after start, %s MiB idle after the sequential rounds, %s MiB after the parallel pulls\n' \
+  "$(mib $((rss_start * 1024)))" "$(mib $((rss_idle * 1024)))" "$(mib $((rss_after_par * 1024)))"
+if [ -n "$probe_ok" ]; then
+  out 'Mounts (dedupctl probe-mounts, %s calls per run, client side):\n' "$PROBE_COUNT"
+  out '  idle:                 %s\n' "${probe_idle#mounts: }"
+  if [ "$probes" -gt 0 ]; then
+    # per run: p50 and p99; reported: the median run's p50 and p99, the worst run's p99, the largest single call
+    mapfile -t v < <(sed -n 's/.*p50=\([0-9.]*\)ms.*/\1/p' "$par_dir/probes.txt"); p50_med=$(median "${v[@]}")
+    mapfile -t v < <(sed -n 's/.*p99=\([0-9.]*\)ms.*/\1/p' "$par_dir/probes.txt"); p99_med=$(median "${v[@]}")
+    p99_max=$(sed -n 's/.*p99=\([0-9.]*\)ms.*/\1/p' "$par_dir/probes.txt" | sort -n | tail -n 1)
+    max_max=$(sed -n 's/.*max=\([0-9.]*\)ms.*/\1/p' "$par_dir/probes.txt" | sort -n | tail -n 1)
+    out '  under %s pulls:       p50=%sms p99=%sms (median of %s runs); worst run p99=%sms; max=%sms\n' \
+      "$PARALLEL" "$p50_med" "$p99_med" "$probes" "$p99_max" "$max_max"
+  else
+    out '  under %s pulls:       no probe run finished while the pulls ran\n' "$PARALLEL"
+  fi
+else
+  out 'Mounts p99: n/a (dedupctl probe-mounts not available: %s)\n' "$(head -n 1 <<<"$probe_idle")"
+fi
+out '%s parallel pulls (dedup, one namespace each: %s): %ss wall, %s failed\n' "$PARALLEL" "${par_refs[*]}" "$t_par" "$par_fail"
+out 'daemon log: %s WARN/ERROR lines\n' "$warn_lines"
+[ "$warn_lines" -eq 0 ] || grep -E '\b(WARN|ERROR)\b' "$TE_DIR/dedup.log" | head -n 5 | cut -c1-300 | tee -a "$report"
+out 'times: corpus build %ss, whole bench %ss\n' "$t_build" "$((SECONDS - t_start))"
+
+if [ "$RESULTS" != - ]; then
+  mkdir -p "$RESULTS"
+  f=$RESULTS/$(date -u +%Y-%m-%dT%H%MZ).txt
+  cp "$report" "$f"
+  te_log "report written to ${f#"$top"/}"
+fi
+[ "$par_fail" -eq 0 ] || te_die "$par_fail parallel pull(s) failed"
