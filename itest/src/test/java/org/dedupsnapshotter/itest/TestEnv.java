@@ -58,7 +58,12 @@ final class TestEnv implements AutoCloseable {
 
     /** Only the daemon (for API-level tests). */
     static TestEnv daemonOnly() throws Exception {
+        return daemonOnlyWith(List.of());
+    }
+
+    static TestEnv daemonOnlyWith(List<String> daemonArgs) throws Exception {
         TestEnv e = new TestEnv(Files.createTempDirectory("dedup-itest-"));
+        e.daemonArgs.addAll(daemonArgs);
         try {
             e.startDaemon();
             return e;
@@ -137,8 +142,15 @@ final class TestEnv implements AutoCloseable {
         if (r.code() != 0) throw new AssertionError("fsck --verify-data is not clean:\n" + r.out() + "\n" + daemon.logTail());
     }
 
-    /** Bytes allocated on disk under p (du). */
+    /** Bytes allocated on disk under p (du); under a daemon root, once its trash has been emptied. */
     static long du(Path p) throws Exception {
+        Path trash = p.resolve("trash");
+        for (int i = 0; i < 300 && Files.isDirectory(trash); i++) {
+            try (var entries = Files.list(trash)) {
+                if (entries.findAny().isEmpty()) break;
+            }
+            Thread.sleep(100);
+        }
         Proc.Result r = Proc.run(Duration.ofMinutes(2), List.of("du", "-s", "-x", "--block-size=1", p.toString())).orThrow("du");
         return Long.parseLong(r.out().trim().split("\\s+")[0]);
     }

@@ -44,9 +44,9 @@ public final class LayerMounter {
                 backend = Backend.LOOP;
             }
         }
-        String img = LoopDevice.attach(image.toString());
-        String dev = LoopDevice.attach(device.toString());
-        Libc.mount(img, target.toString(), "erofs", Libc.MS_RDONLY, "device=" + dev);
+        try (LoopDevice img = LoopDevice.attach(image.toString()); LoopDevice dev = LoopDevice.attach(device.toString())) {
+            Libc.mount(img.path, target.toString(), "erofs", Libc.MS_RDONLY, "device=" + dev.path);
+        }
     }
 
     /** Detaches whatever is mounted on target (lazily, so a user still holding it keeps working). */
