@@ -127,6 +127,14 @@ public final class ConfigLoader {
         return new Config.Metrics(address, interval);
     }
 
+    /** A chunk size given on a command line ("4MiB", "65536"), checked as the chunkSize key is. */
+    public static long chunkSize(String text, String what) throws ConfigException {
+        long v = size(new com.fasterxml.jackson.databind.node.TextNode(text), "chunkSize", what);
+        if (Long.bitCount(v) != 1 || v < 4096 || v > (1L << 30))
+            throw new ConfigException(what + ": must be a power of two between 4KiB and 1GiB, e.g. \"4MiB\"; got " + text);
+        return v;
+    }
+
     /** A byte size: a JSON integer, or a string such as "4MiB". */
     static long size(JsonNode n, String key, String source) throws ConfigException {
         if (n.isIntegralNumber() && n.asLong() > 0) return n.asLong();

@@ -11,7 +11,6 @@ import org.dedupsnapshotter.storage.Snapshot;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
-import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -74,11 +73,11 @@ public final class Fsck {
             prevEnd = Math.max(prevEnd, e.end());
             prev = c;
         }
-        for (Extent free : pool.freeExtents()) {
-            for (MetaStore.Chunk c : chunks) {
-                Extent e = c.extent();
-                if (e.start() < free.end() && free.start() < e.end()) problems.add("chunk " + c.digest() + " lies in free extent " + free);
-            }
+        List<Extent> free = pool.freeExtents(); // sorted by start, as chunks are by block
+        for (int i = 0, j = 0; i < chunks.size() && j < free.size(); ) {
+            Extent e = chunks.get(i).extent(), f = free.get(j);
+            if (e.start() < f.end() && f.start() < e.end()) problems.add("chunk " + chunks.get(i).digest() + " lies in free extent " + f);
+            if (e.end() <= f.end()) i++; else j++;
         }
 
         // layers: image readable, checksum right, every index names one of the layer's own chunks; mounted
@@ -129,7 +128,7 @@ public final class Fsck {
                 }
                 buf.flip();
                 verified += c.length();
-                if (!sha256(buf).equals(c.digest().toString())) problems.add("chunk " + c.digest() + " at block " + c.block() + ": its bytes do not match its SHA-256");
+                if (!org.dedupsnapshotter.storage.ChunkIndexer.sha256(buf).equals(c.digest())) problems.add("chunk " + c.digest() + " at block " + c.block() + ": its bytes do not match its SHA-256");
             }
         }
 
@@ -142,13 +141,4 @@ public final class Fsck {
         return new Report(problems, repaired, chunks.size(), layerCount, verified);
     }
 
-    private static String sha256(ByteBuffer b) {
-        try {
-            MessageDigest md = MessageDigest.getInstance("SHA-256");
-            md.update(b);
-            return "sha256:" + java.util.HexFormat.of().formatHex(md.digest());
-        } catch (java.security.NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
-    }
 }

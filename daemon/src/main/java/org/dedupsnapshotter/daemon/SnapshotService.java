@@ -170,7 +170,7 @@ public final class SnapshotService {
                 img.fixChecksum();
                 img.write(tmp);
                 Files.move(tmp, image, java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-                ErofsBuilderSupport.fsyncDir(image.getParent());
+                ErofsBuilder.fsync(image.getParent());
                 CrashPoints.reach("commit.image");
                 layers.mount(s.id());
                 CrashPoints.reach("commit.mount");

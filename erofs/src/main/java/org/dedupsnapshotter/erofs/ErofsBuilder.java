@@ -71,7 +71,8 @@ public final class ErofsBuilder {
         }
     }
 
-    static void fsync(Path p) throws IOException {
+    /** fsync of a file or a directory (so a rename in it is durable). */
+    public static void fsync(Path p) throws IOException {
         try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
             ch.force(true);
         }

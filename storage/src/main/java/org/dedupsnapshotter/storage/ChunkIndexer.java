@@ -293,7 +293,7 @@ public final class ChunkIndexer {
         return true;
     }
 
-    static Digest sha256(ByteBuffer data) {
+    public static Digest sha256(ByteBuffer data) {
         try {
             MessageDigest md = MessageDigest.getInstance("SHA-256");
             md.update(data);

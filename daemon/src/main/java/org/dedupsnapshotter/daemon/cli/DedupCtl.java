@@ -73,7 +73,7 @@ public final class DedupCtl {
             int j = i + 1;
             if (j + 1 < args.length && args[j].equals("--chunk-size")) {
                 try {
-                    chunk = org.dedupsnapshotter.config.ConfigLoader.parse("{\"chunkSize\": \"" + args[j + 1] + "\"}", "--chunk-size").chunkSize();
+                    chunk = ConfigLoader.chunkSize(args[j + 1], "--chunk-size");
                 } catch (ConfigException e) {
                     System.err.println("dedupctl bound: " + e.getMessage());
                     return 2;
