@@ -14,8 +14,9 @@ import java.nio.file.Path;
  * @param logLevel      logback level of our own loggers
  * @param poolCap       most bytes the chunk pool may hold; 0 = no cap
  * @param metrics       the Prometheus endpoint and the periodic Metrics log line
+ * @param ksm           memory dedup: which containers bin/dedup-runc makes mergeable, the kernel's KSM settings
  */
-public record Config(Path root, Path address, long chunkSize, String mountBackend, String logLevel, long poolCap, Metrics metrics) {
+public record Config(Path root, Path address, long chunkSize, String mountBackend, String logLevel, long poolCap, Metrics metrics, Ksm ksm) {
     /**
      * @param address      host:port of the Prometheus endpoint (loopback by default; "" disables it)
      * @param logInterval  how often the Metrics log line is written (it is also written after each commit); 0 disables
@@ -24,13 +25,30 @@ public record Config(Path root, Path address, long chunkSize, String mountBacken
         public static Metrics defaults() { return new Metrics("127.0.0.1:9466", java.time.Duration.ofSeconds(60)); }
     }
 
+    /**
+     * @param containers     node policy for containers started through bin/dedup-runc: "off" (never merge, whatever
+     *                       the annotation says), "opt-in" (only containers annotated org.dedup-snapshotter.ksm=true),
+     *                       "all" (every container unless annotated false)
+     * @param runc           the real runc bin/dedup-runc executes; "" = search the usual places
+     * @param daemonBuffers  mark the daemon's own chunk buffers MADV_MERGEABLE
+     * @param kernel         /sys/kernel/mm/ksm settings applied at start; every null leaves the kernel's value alone
+     */
+    public record Ksm(String containers, String runc, boolean daemonBuffers, KsmKernel kernel) {
+        public static Ksm defaults() { return new Ksm("opt-in", "", false, KsmKernel.unchanged()); }
+    }
+
+    /** /sys/kernel/mm/ksm values; null = leave as the kernel has it. */
+    public record KsmKernel(Boolean run, Integer pagesToScan, Integer sleepMillisecs, String advisorMode, Boolean useZeroPages, Integer maxPageSharing) {
+        public static KsmKernel unchanged() { return new KsmKernel(null, null, null, null, null, null); }
+    }
+
     public static final Path DEFAULT_PATH = Path.of("/etc/dedup-snapshotter/config.json");
 
     public static Config defaults() {
         return new Config(Path.of("/var/lib/dedup-snapshotter"), Path.of("/run/containerd/dedup-snapshotter.sock"),
-                4L << 20, "auto", "info", 0, Metrics.defaults());
+                4L << 20, "auto", "info", 0, Metrics.defaults(), Ksm.defaults());
     }
 
-    public Config withRoot(Path r) { return new Config(r, address, chunkSize, mountBackend, logLevel, poolCap, metrics); }
-    public Config withAddress(Path a) { return new Config(root, a, chunkSize, mountBackend, logLevel, poolCap, metrics); }
+    public Config withRoot(Path r) { return new Config(r, address, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm); }
+    public Config withAddress(Path a) { return new Config(root, a, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm); }
 }

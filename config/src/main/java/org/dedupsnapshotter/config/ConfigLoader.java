@@ -21,7 +21,9 @@ import java.util.regex.Pattern;
  * silently falls back to a default. Errors name the key (dotted path) and what was expected.
  */
 public final class ConfigLoader {
-    private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap", "metrics");
+    private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap", "metrics", "ksm");
+    private static final Set<String> KSM_KEYS = Set.of("containers", "runc", "daemonBuffers", "kernel");
+    private static final Set<String> KSM_KERNEL_KEYS = Set.of("run", "pagesToScan", "sleepMillisecs", "advisorMode", "useZeroPages", "maxPageSharing");
     private static final Set<String> METRICS_KEYS = Set.of("address", "logInterval");
     private static final Pattern DURATION = Pattern.compile("(\\d+)(ms|s|m|h)");
     private static final Pattern HOST_PORT = Pattern.compile("(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9.-]+):(\\d{1,5})");
@@ -69,7 +71,7 @@ public final class ConfigLoader {
         String backend = choice(obj, "mountBackend", d.mountBackend(), MOUNT_BACKENDS, source);
         String level = choice(obj, "logLevel", d.logLevel(), LOG_LEVELS, source);
         long cap = !obj.has("poolCap") || (obj.get("poolCap").isIntegralNumber() && obj.get("poolCap").asLong() == 0) ? 0 : size(obj.get("poolCap"), "poolCap", source);
-        return new Config(root, address, chunk, backend, level, cap, metrics(obj.get("metrics"), source));
+        return new Config(root, address, chunk, backend, level, cap, metrics(obj.get("metrics"), source), ksm(obj.get("ksm"), source));
     }
 
     private static Path absolutePath(ObjectNode obj, String key, Path dflt, String source) throws ConfigException {
@@ -81,11 +83,15 @@ public final class ConfigLoader {
     }
 
     private static String choice(ObjectNode obj, String key, String dflt, Set<String> allowed, String source) throws ConfigException {
+        return choice(obj, key, dflt, allowed, "", source);
+    }
+
+    private static String choice(ObjectNode obj, String key, String dflt, Set<String> allowed, String prefix, String source) throws ConfigException {
         if (!obj.has(key)) return dflt;
         JsonNode n = obj.get(key);
         String v = n.isTextual() ? n.asText().toLowerCase(Locale.ROOT) : null;
         if (v == null || !allowed.contains(v))
-            throw new ConfigException(source + ": key \"" + key + "\" must be one of " + allowed.stream().sorted().toList() + "; got " + n);
+            throw new ConfigException(source + ": key \"" + prefix + key + "\" must be one of " + allowed.stream().sorted().toList() + "; got " + n);
         return v;
     }
 
@@ -125,6 +131,58 @@ public final class ConfigLoader {
             }
         }
         return new Config.Metrics(address, interval);
+    }
+
+    private static Config.Ksm ksm(JsonNode n, String source) throws ConfigException {
+        Config.Ksm d = Config.Ksm.defaults();
+        if (n == null) return d;
+        ObjectNode o = object(n, "ksm", KSM_KEYS, "{\"containers\": \"opt-in\"}", source);
+        String containers = choice(o, "containers", d.containers(), Set.of("off", "opt-in", "all"), "ksm.", source);
+        String runc = d.runc();
+        if (o.has("runc")) {
+            JsonNode r = o.get("runc");
+            if (!r.isTextual() || !(r.asText().isEmpty() || r.asText().startsWith("/")))
+                throw new ConfigException(source + ": key \"ksm.runc\" must be the absolute path of the real runc (e.g. \"/usr/sbin/runc\"), or \"\" to search for it; got " + r);
+            runc = r.asText();
+        }
+        boolean buffers = bool(o, "daemonBuffers", d.daemonBuffers(), "ksm.", source);
+        Config.KsmKernel k = Config.KsmKernel.unchanged();
+        if (o.has("kernel")) {
+            ObjectNode kn = object(o.get("kernel"), "ksm.kernel", KSM_KERNEL_KEYS, "{\"run\": true, \"pagesToScan\": 1000}", source);
+            k = new Config.KsmKernel(
+                    kn.has("run") ? bool(kn, "run", false, "ksm.kernel.", source) : null,
+                    intIn(kn, "pagesToScan", 1, 1 << 24, source),
+                    intIn(kn, "sleepMillisecs", 0, 3_600_000, source),
+                    kn.has("advisorMode") ? choice(kn, "advisorMode", null, Set.of("none", "scan-time"), "ksm.kernel.", source) : null,
+                    kn.has("useZeroPages") ? bool(kn, "useZeroPages", false, "ksm.kernel.", source) : null,
+                    intIn(kn, "maxPageSharing", 2, 1 << 20, source));
+        }
+        return new Config.Ksm(containers, runc, buffers, k);
+    }
+
+    private static ObjectNode object(JsonNode n, String key, Set<String> keys, String example, String source) throws ConfigException {
+        if (!n.isObject()) throw new ConfigException(source + ": key \"" + key + "\" must be an object such as " + example + "; got " + n);
+        for (Iterator<String> it = n.fieldNames(); it.hasNext(); ) {
+            String k = it.next();
+            if (!keys.contains(k))
+                throw new ConfigException(source + ": unknown key \"" + key + "." + k + "\"; known keys: "
+                        + String.join(", ", keys.stream().sorted().map(x -> key + "." + x).toList()));
+        }
+        return (ObjectNode) n;
+    }
+
+    private static boolean bool(ObjectNode o, String key, boolean dflt, String prefix, String source) throws ConfigException {
+        if (!o.has(key)) return dflt;
+        if (!o.get(key).isBoolean()) throw new ConfigException(source + ": key \"" + prefix + key + "\" must be true or false; got " + o.get(key));
+        return o.get(key).asBoolean();
+    }
+
+    private static Integer intIn(ObjectNode o, String key, int min, int max, String source) throws ConfigException {
+        if (!o.has(key)) return null;
+        JsonNode v = o.get(key);
+        if (!v.isIntegralNumber() || v.asLong() < min || v.asLong() > max)
+            throw new ConfigException(source + ": key \"ksm.kernel." + key + "\" must be an integer from " + min + " to " + max + "; got " + v);
+        return v.asInt();
     }
 
     /** A chunk size given on a command line ("4MiB", "65536"), checked as the chunkSize key is. */

@@ -31,4 +31,26 @@ class ConfigLoaderTest {
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"root\": ", "t")).getMessage().contains("not valid JSON"));
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"root\": \"/a\", \"root\": \"/b\"}", "t")).getMessage().contains("root"));
     }
+
+    @Test
+    void ksmSectionLeavesTheKernelAloneByDefault() throws Exception {
+        Config.Ksm k = ConfigLoader.parse("{}", "t").ksm();
+        assertEquals("opt-in", k.containers());
+        assertEquals(Config.KsmKernel.unchanged(), k.kernel());
+        Config.Ksm set = ConfigLoader.parse("{\"ksm\": {\"containers\": \"all\", \"daemonBuffers\": true, \"runc\": \"/usr/sbin/runc\","
+                + " \"kernel\": {\"run\": true, \"pagesToScan\": 1000, \"advisorMode\": \"scan-time\", \"useZeroPages\": false}}}", "t").ksm();
+        assertEquals("all", set.containers());
+        assertTrue(set.daemonBuffers());
+        assertEquals(new Config.KsmKernel(true, 1000, null, "scan-time", false, null), set.kernel());
+    }
+
+    @Test
+    void ksmErrorsNameTheKey() {
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"ksm\": {\"containers\": \"some\"}}", "t")).getMessage().contains("\"ksm.containers\" must be one of"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"ksm\": {\"kernel\": {\"pagesToScan\": 0}}}", "t")).getMessage().contains("\"ksm.kernel.pagesToScan\" must be an integer"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"ksm\": {\"kernel\": {\"run\": 1}}}", "t")).getMessage().contains("\"ksm.kernel.run\" must be true or false"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"ksm\": {\"kernel\": {\"speed\": 1}}}", "t")).getMessage().contains("unknown key \"ksm.kernel.speed\""));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"ksm\": {\"runc\": \"runc\"}}", "t")).getMessage().contains("\"ksm.runc\" must be the absolute path"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"ksm\": true}", "t")).getMessage().contains("\"ksm\" must be an object"));
+    }
 }

@@ -9,6 +9,8 @@ import org.dedupsnapshotter.daemon.grpc.SnapshotsEndpoint;
 import org.dedupsnapshotter.daemon.metrics.DaemonMetrics;
 import org.dedupsnapshotter.daemon.metrics.GrpcMetrics;
 import org.dedupsnapshotter.erofs.ErofsBuilder;
+import org.dedupsnapshotter.ksm.KsmNode;
+import org.dedupsnapshotter.ksm.MergeableMemory;
 import org.dedupsnapshotter.mount.LayerMounter;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
@@ -85,16 +87,20 @@ public final class Main {
 
         MetaStore store = MetaStore.open(layout.db());
         ChunkPool pool = ChunkPool.open(layout.pool(), cfg.poolCap());
-        ChunkIndexer indexer = new ChunkIndexer(pool, store, Math.max(2, Runtime.getRuntime().availableProcessors()));
+        MemoryDedup ksm = new MemoryDedup(KsmNode.system(), Path.of("/proc"), layout, store);
+        ksm.start(cfg.ksm());
+        boolean mergeableBuffers = cfg.ksm().daemonBuffers() && ksm.supported();
+        ChunkIndexer indexer = new ChunkIndexer(pool, store, Math.max(2, Runtime.getRuntime().availableProcessors()),
+                size -> MergeableMemory.allocate(size, mergeableBuffers));
         LayerMounts layers = new LayerMounts(layout, new LayerMounter(cfg.mountBackend()));
         new Recovery(layout, store, layers, indexer).run();
         SnapshotService service = new SnapshotService(layout, store, new ErofsBuilder(mkfs, cfg.chunkSize()), layers, indexer);
 
-        DaemonMetrics metrics = new DaemonMetrics(store, pool, layers);
+        DaemonMetrics metrics = new DaemonMetrics(store, pool, layers, ksm);
         service.listen(metrics);
         metrics.serve(cfg.metrics().address());
         metrics.logEvery(cfg.metrics().logInterval());
-        SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service), new AdminEndpoint(layout, store, layers, service, pool)),
+        SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service), new AdminEndpoint(layout, store, layers, service, pool, ksm)),
                 new GrpcMetrics(metrics.registry()));
         log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={}", pid, cfg.root(), cfg.chunkSize(), cfg.mountBackend());
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {

@@ -113,6 +113,9 @@ final class TestEnv implements AutoCloseable {
 
     String registry() { return "127.0.0.1:" + registryPort; }
 
+    /** The config file bin/dedup-runc reads under this env's containerd (absent until a test writes it). */
+    Path nodeConfig() { return dir.resolve("node-config.json"); }
+
     // ------------------------------------------------------------------ processes
 
     void startDaemon() throws Exception {
@@ -202,7 +205,9 @@ final class TestEnv implements AutoCloseable {
                     type = "snapshot"
                     address = "%2$s"
                 """.formatted(dir, dedupSock));
-        containerd = Proc.start("containerd", dir.resolve("containerd.log"), List.of("containerd", "--config", cfg.toString()));
+        // bin/dedup-runc (started by containerd's shims) reads its node policy from this file, not /etc
+        containerd = Proc.start("containerd", dir.resolve("containerd.log"), List.of("containerd", "--config", cfg.toString()),
+                java.util.Map.of("DEDUP_SNAPSHOTTER_CONFIG", nodeConfig().toString()));
         waitForSocket(containerd, containerdSock, Duration.ofSeconds(60));
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (ctrResult("version").code() != 0) {

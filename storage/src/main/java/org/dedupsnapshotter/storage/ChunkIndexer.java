@@ -93,8 +93,14 @@ public final class ChunkIndexer {
     private final Map<Digest, InFlight> inFlight = new HashMap<>();
 
     public ChunkIndexer(ChunkPool pool, MetaStore store, int threads) {
+        this(pool, store, threads, ByteBuffer::allocateDirect);
+    }
+
+    /** @param buffers allocates each hashing thread's chunk buffer (the daemon may offer them to KSM) */
+    public ChunkIndexer(ChunkPool pool, MetaStore store, int threads, java.util.function.IntFunction<ByteBuffer> buffers) {
         this.pool = pool;
         this.store = store;
+        this.buffers = buffers;
         this.hashers = Executors.newFixedThreadPool(threads, Thread.ofPlatform().name("chunk-hasher-", 0).daemon(true).factory());
     }
 
@@ -256,16 +262,17 @@ public final class ChunkIndexer {
      * because EROFS reads whole blocks and a file-backed mount answers EIO to a short read at the pool's end.
      * The returned buffer's limit is the chunk's length; its capacity the padded length.
      */
-    private static final ThreadLocal<ByteBuffer> BUFFERS = new ThreadLocal<>();
+    private final ThreadLocal<ByteBuffer> threadBuffers = new ThreadLocal<>();
+    private final java.util.function.IntFunction<ByteBuffer> buffers;
 
-    private static ByteBuffer readRange(Path file, FileRange r) throws IOException {
+    private ByteBuffer readRange(Path file, FileRange r) throws IOException {
         // one reusable buffer per hashing thread: a chunk never outlives its task, and fresh 4 MiB buffers per
         // chunk would only grow the heap
         int padded = Math.toIntExact(Extent.blocksFor(r.length()) * ChunkPool.BLOCK);
-        ByteBuffer buf = BUFFERS.get();
+        ByteBuffer buf = threadBuffers.get();
         if (buf == null || buf.capacity() < padded) {
-            buf = ByteBuffer.allocateDirect(Math.max(padded, 4 << 20));
-            BUFFERS.set(buf);
+            buf = buffers.apply(Math.max(padded, 4 << 20));
+            threadBuffers.set(buf);
         }
         buf.clear().limit(padded);
         buf.put(buf.limit() - (padded - r.length()), new byte[padded - r.length()]); // zero padding

@@ -168,7 +168,21 @@ public final class DedupCtl {
 
     private static String human(JsonNode n) {
         StringBuilder sb = new StringBuilder();
-        n.fields().forEachRemaining(e -> sb.append(String.format("%-16s %s%n", e.getKey() + ":", e.getValue())));
+        n.fields().forEachRemaining(e -> {
+            if (!e.getKey().equals("ksm")) sb.append(String.format("%-16s %s%n", e.getKey() + ":", e.getValue()));
+        });
+        JsonNode k = n.path("ksm");
+        if (k.isMissingNode()) return sb.toString().stripTrailing();
+        if (!k.path("supported").asBoolean()) return sb.append("ksm:             unsupported: ").append(k.path("reason").asText()).toString();
+        sb.append(String.format("ksm:             %s, saved %d bytes (pages_sharing %d, pages_shared %d, general_profit %d, full_scans %d)%n",
+                k.path("running").asBoolean() ? "running" : "stopped", k.path("savedBytes").asLong(), k.path("pagesSharing").asLong(),
+                k.path("pagesShared").asLong(), k.path("generalProfitBytes").asLong(), k.path("fullScans").asLong()));
+        if (k.path("containers").size() > 0) {
+            sb.append(String.format("  %-40s %9s %14s %14s%n", "CONTAINER", "PROCESSES", "MERGING_BYTES", "PROFIT_BYTES"));
+            for (JsonNode c : k.path("containers"))
+                sb.append(String.format("  %-40s %9d %14d %14d%n", c.path("container").asText(), c.path("processes").asInt(),
+                        c.path("mergingBytes").asLong(), c.path("profitBytes").asLong()));
+        }
         return sb.toString().stripTrailing();
     }
 }

@@ -9,6 +9,8 @@ import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.daemon.Fsck;
 import org.dedupsnapshotter.daemon.LayerMounts;
 import org.dedupsnapshotter.daemon.Layout;
+import org.dedupsnapshotter.daemon.MemoryDedup;
+import org.dedupsnapshotter.ksm.KsmNode;
 import org.dedupsnapshotter.daemon.SnapshotService;
 import org.dedupsnapshotter.proto.admin.v1.*;
 import org.dedupsnapshotter.storage.ChunkPool;
@@ -33,8 +35,10 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
     private final LayerMounts layers;
     private final SnapshotService service;
     private final ChunkPool pool;
+    private final MemoryDedup ksm;
 
-    public AdminEndpoint(Layout layout, MetaStore store, LayerMounts layers, SnapshotService service, ChunkPool pool) {
+    public AdminEndpoint(Layout layout, MetaStore store, LayerMounts layers, SnapshotService service, ChunkPool pool, MemoryDedup ksm) {
+        this.ksm = ksm;
         this.layout = layout;
         this.store = store;
         this.layers = layers;
@@ -69,11 +73,39 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
             o.put("poolFileBytes", pool.fileSize());
             o.put("poolAllocatedBytes", Libc.lstat(layout.pool().toString()).blocks() * 512);
             o.put("poolFreeBytes", pool.freeBlocks() * ChunkPool.BLOCK);
+            o.set("ksm", ksmJson(ksm.figures()));
             out.onNext(StatsResponse.newBuilder().setJson(JSON.writeValueAsString(o)).build());
             out.onCompleted();
         } catch (Throwable t) {
             out.onError(Errors.toStatus(t, log, "Stats", ""));
         }
+    }
+
+    /** Node KSM figures and, per container (snapshot key), the pages its processes have merged. */
+    static ObjectNode ksmJson(MemoryDedup.Figures f) {
+        ObjectNode k = JSON.createObjectNode();
+        k.put("supported", f.supported());
+        if (!f.supported()) {
+            k.put("reason", f.unsupported());
+            return k;
+        }
+        KsmNode.Figures n = f.node();
+        k.put("running", n.running());
+        k.put("pagesShared", n.pagesShared());
+        k.put("pagesSharing", n.pagesSharing());
+        k.put("savedBytes", n.savedBytes());
+        k.put("generalProfitBytes", n.generalProfitBytes());
+        k.put("fullScans", n.fullScans());
+        ArrayNode cs = k.putArray("containers");
+        for (MemoryDedup.Container c : f.containers()) {
+            ObjectNode o = cs.addObject();
+            o.put("container", c.container());
+            o.put("processes", c.processes().size());
+            o.put("mergingPages", c.mergingPages());
+            o.put("mergingBytes", c.mergingBytes());
+            o.put("profitBytes", c.profitBytes());
+        }
+        return k;
     }
 
     @Override

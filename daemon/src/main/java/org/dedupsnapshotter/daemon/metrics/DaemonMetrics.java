@@ -3,6 +3,8 @@ package org.dedupsnapshotter.daemon.metrics;
 import com.sun.net.httpserver.HttpServer;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MultiGauge;
+import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
 import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
@@ -15,6 +17,7 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import org.dedupsnapshotter.api.Kind;
 import org.dedupsnapshotter.config.Config;
 import org.dedupsnapshotter.daemon.LayerMounts;
+import org.dedupsnapshotter.daemon.MemoryDedup;
 import org.dedupsnapshotter.daemon.ServiceEvents;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.MetaStore;
@@ -49,11 +52,16 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
     private ScheduledExecutorService ticker;
     private volatile Figures cached = new Figures(0, 0, 0, Map.of());
     private volatile long cachedAt;
+    private final MemoryDedup ksm;
+    private volatile MemoryDedup.Figures ksmCached;
+    private volatile long ksmCachedAt;
+    private MultiGauge ksmContainers;
 
     private record Figures(long logical, long stored, long chunks, Map<Kind, Integer> snapshots) {}
 
-    public DaemonMetrics(MetaStore store, ChunkPool pool, LayerMounts layers) {
+    public DaemonMetrics(MetaStore store, ChunkPool pool, LayerMounts layers, MemoryDedup ksm) {
         this.store = store;
+        this.ksm = ksm;
         // promtool rejects these two names (an abbreviated unit; a _count suffix on a gauge)
         registry.config().meterFilter(io.micrometer.core.instrument.config.MeterFilter.deny(id ->
                 id.getName().equals("process.cpu.time") || id.getName().equals("system.cpu.count")));
@@ -73,6 +81,16 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
         Gauge.builder("dedup.pool.free.bytes", () -> pool.freeBlocks() * (double) ChunkPool.BLOCK).description("Punched extents inside the pool, reusable").register(registry);
         Gauge.builder("dedup.pool.dedup.ratio", () -> { Figures f = figures(); return f.stored() == 0 ? 0 : (double) f.logical() / f.stored(); })
                 .description("Logical bytes over stored bytes").register(registry);
+        if (ksm.supported()) {
+            Gauge.builder("dedup.ksm.pages.shared", () -> ksmFigures().node().pagesShared()).description("KSM: shared pages in use (node)").register(registry);
+            Gauge.builder("dedup.ksm.pages.sharing", () -> ksmFigures().node().pagesSharing()).description("KSM: pages that point at a shared page (node)").register(registry);
+            Gauge.builder("dedup.ksm.saved.bytes", () -> ksmFigures().node().savedBytes()).description("KSM: memory saved on the node (pages_sharing plus merged zero pages)").register(registry);
+            Gauge.builder("dedup.ksm.profit.bytes", () -> ksmFigures().node().generalProfitBytes()).description("KSM: the kernel's general_profit (saved less its bookkeeping)").register(registry);
+            Gauge.builder("dedup.ksm.full.scans", () -> ksmFigures().node().fullScans()).description("KSM: full scans ksmd has completed").register(registry);
+            Gauge.builder("dedup.ksm.running", () -> ksmFigures().node().running() ? 1 : 0).description("KSM: 1 when ksmd is scanning").register(registry);
+            ksmContainers = MultiGauge.builder("dedup.ksm.container.merging.bytes").description("KSM: memory of a container's processes merged with other pages (container = snapshot key)")
+                    .baseUnit("bytes").register(registry);
+        }
         commitTotal = timer("dedup.commit", "Commit of a layer, end to end");
         commitMkfs = timer("dedup.commit.mkfs", "Commit: mkfs.erofs building the metadata image");
         commitHash = timer("dedup.commit.hash", "Commit: SHA-256 of the layer's chunks (summed over hashing threads)");
@@ -101,6 +119,19 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
         return cached;
     }
 
+    /** KSM figures walk /proc: at most once a second. The per-container series follow the containers. */
+    private MemoryDedup.Figures ksmFigures() {
+        long now = System.nanoTime();
+        if (ksmCached == null || now - ksmCachedAt > 1_000_000_000L) {
+            ksmCached = ksm.figures();
+            ksmCachedAt = now;
+            if (ksmContainers != null && ksmCached.supported())
+                ksmContainers.register(ksmCached.containers().stream()
+                        .map(c -> MultiGauge.Row.of(Tags.of("container", c.container()), c.mergingBytes())).toList(), true);
+        }
+        return ksmCached;
+    }
+
     /** Serves /metrics on address (host:port). A busy port is logged, not fatal: the snapshotter matters more. */
     public void serve(String address) {
         if (address.isEmpty()) return;
@@ -114,6 +145,7 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
             return;
         }
         http.createContext("/metrics", ex -> {
+            if (ksm.supported()) ksmFigures();
             byte[] body = registry.scrape().getBytes(StandardCharsets.UTF_8);
             ex.getResponseHeaders().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
             ex.sendResponseHeaders(200, body.length);
@@ -140,9 +172,17 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
             cachedAt = 0;
             Figures f = figures();
             long saved = Math.max(0, f.logical() - f.stored());
-            log.info("Metrics logical={} stored={} saved={} ratio={} snapshots={} committed={} chunks={}", f.logical(), f.stored(), saved,
+            String memory = "ksm=off";
+            if (ksm.supported()) {
+                ksmCachedAt = 0;
+                MemoryDedup.Figures k = ksmFigures();
+                if (k.supported())
+                    memory = "ksm=" + (k.node().running() ? "running" : "stopped") + " ksmSaved=" + k.node().savedBytes()
+                            + " ksmContainers=" + k.containers().stream().filter(c -> c.mergingPages() > 0).count();
+            }
+            log.info("Metrics logical={} stored={} saved={} ratio={} snapshots={} committed={} chunks={} {}", f.logical(), f.stored(), saved,
                     f.stored() == 0 ? "0.00" : String.format("%.2f", (double) f.logical() / f.stored()),
-                    f.snapshots().values().stream().mapToInt(Integer::intValue).sum(), f.snapshots().getOrDefault(Kind.COMMITTED, 0), f.chunks());
+                    f.snapshots().values().stream().mapToInt(Integer::intValue).sum(), f.snapshots().getOrDefault(Kind.COMMITTED, 0), f.chunks(), memory);
         } catch (RuntimeException e) {
             log.warn("Metrics unavailable: {}", e.getMessage());
         }

@@ -1,0 +1,59 @@
+package org.dedupsnapshotter.ksm;
+
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * One process's KSM figures, from /proc/PID/ksm_stat (Linux 6.1+; merge_any and mergeable from 6.7).
+ *
+ * @param mergingPages pages of this process that point at a shared KSM page
+ * @param profitBytes  the kernel's estimate of what merging saved for this process, less its bookkeeping
+ * @param mergeAny     marked as a whole (PR_SET_MEMORY_MERGE, e.g. by bin/dedup-runc)
+ */
+public record ProcessKsm(int pid, String comm, long mergingPages, long zeroPages, long profitBytes, boolean mergeAny, boolean mergeable) {
+    public long mergingBytes() { return (mergingPages + zeroPages) * KsmCalls.PAGE; }
+
+    public static Optional<ProcessKsm> read(Path proc, int pid) {
+        Path dir = proc.resolve(Integer.toString(pid));
+        try {
+            long merging = 0, zero = 0, profit = 0;
+            boolean any = false, mergeable = false;
+            for (String line : Files.readAllLines(dir.resolve("ksm_stat"))) {
+                int sep = line.indexOf(line.contains(":") ? ':' : ' ');
+                if (sep < 0) continue;
+                String k = line.substring(0, sep).trim(), v = line.substring(sep + 1).trim();
+                switch (k) {
+                    case "ksm_merging_pages" -> merging = Long.parseLong(v);
+                    case "ksm_zero_pages" -> zero = Long.parseLong(v);
+                    case "ksm_process_profit" -> profit = Long.parseLong(v);
+                    case "ksm_merge_any" -> any = v.equals("yes");
+                    case "ksm_mergeable" -> mergeable = v.equals("yes");
+                    default -> { }
+                }
+            }
+            String comm = Files.readString(dir.resolve("comm")).trim();
+            return Optional.of(new ProcessKsm(pid, comm, merging, zero, profit, any, mergeable));
+        } catch (IOException | NumberFormatException e) {
+            return Optional.empty(); // the process went away, or a kernel without ksm_stat
+        }
+    }
+
+    /** Every process that takes part in KSM (marked, or with merged pages). */
+    public static List<ProcessKsm> all(Path proc) {
+        List<ProcessKsm> out = new ArrayList<>();
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(proc, p -> p.getFileName().toString().chars().allMatch(Character::isDigit))) {
+            for (Path p : ds)
+                read(proc, Integer.parseInt(p.getFileName().toString()))
+                        .filter(k -> k.mergeAny() || k.mergeable() || k.mergingPages() > 0 || k.zeroPages() > 0)
+                        .ifPresent(out::add);
+        } catch (IOException e) {
+            return out;
+        }
+        return out;
+    }
+}
