@@ -4,7 +4,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 MVN := mvn -B -q -Dstyle.color=never
 
-.PHONY: build test conformance demo deps install uninstall bench clean
+.PHONY: build test conformance demo deps install uninstall bench bench-ksm clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -31,6 +31,10 @@ demo: build
 
 bench: build
 	@bash bench/run.sh
+
+# Memory dedup (KSM): replicas' memory with KSM off vs on, and the start cost of bin/dedup-runc.
+bench-ksm: build
+	@bash bench/ksm.sh
 
 install:
 	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" bash scripts/install.sh

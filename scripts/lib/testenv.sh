@@ -15,7 +15,8 @@
 # still mounted below the temp dir (deepest first, lazily) and deletes the dir, so a failed run never poisons
 # the next. Environment: DEDUP_BIN (launchers, default the checkout's bin/), TE_NS (default namespace),
 # TE_TMPDIR (where the temp dir goes, default /tmp), DEDUP_KEEP=1 (keep the temp dir for a post-mortem),
-# TE_KEEP_LOGS=DIR (copy the component logs there at teardown; a failed run keeps them in /tmp anyway).
+# TE_KEEP_LOGS=DIR (copy the component logs there at teardown; a failed run keeps them in /tmp anyway);
+# the array TE_DAEMON_ARGS adds flags to the daemon's command line (e.g. --config FILE).
 [ -n "${_TE_LOADED:-}" ] && return 0
 _TE_LOADED=1
 
@@ -151,7 +152,7 @@ te_free_port() {
 
 env_start_daemon() {
   [ -x "$DEDUP_BIN/dedup-snapshotter" ] || te_die "$DEDUP_BIN/dedup-snapshotter not found: run 'make build' (or set DEDUP_BIN)"
-  te_spawn dedup "$DEDUP_BIN/dedup-snapshotter" --root "$TE_DEDUP_ROOT" --address "$TE_DEDUP_SOCK"
+  te_spawn dedup "$DEDUP_BIN/dedup-snapshotter" --root "$TE_DEDUP_ROOT" --address "$TE_DEDUP_SOCK" ${TE_DAEMON_ARGS[@]+"${TE_DAEMON_ARGS[@]}"}
   TE_DEDUP_PID=$TE_SPAWNED
   te_wait_unix_socket dedup "$TE_DEDUP_PID" "$TE_DEDUP_SOCK" 60
 }
