@@ -23,11 +23,14 @@ pkg_for() { # command -> debian package
     curl) echo curl ;;
     zstd) echo zstd ;;
     busybox) echo busybox-static ;;
+    cc) echo gcc ;;
   esac
 }
-for c in mkfs.erofs containerd runc docker-registry skopeo umoci fusermount3 mvn go debootstrap jq getfattr ip curl zstd busybox promtool; do
+for c in mkfs.erofs containerd runc docker-registry skopeo umoci fusermount3 mvn go debootstrap jq getfattr ip curl zstd busybox promtool cc; do
   have "$c" || need_pkgs+=("$(pkg_for "$c")")
 done
+# bin/dedup-runc is linked statically (libc.a)
+[ -f "/usr/lib/$(uname -m)-linux-gnu/libc.a" ] || need_pkgs+=(libc6-dev)
 # containerd's Go sources (conformance suite and the shared client.Pull tool build offline from them)
 [ -d /usr/share/gocode/src/github.com/containerd/containerd/snapshots/testsuite ] || need_pkgs+=(golang-github-containerd-containerd-dev)
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -3,6 +3,7 @@
 #   lib/dedup-snapshotter/lib/*.jar       the jars
 #   lib/dedup-snapshotter/libexec/        the launchers' Java finder
 #   bin/dedup-snapshotter, bin/dedupctl   launchers
+#   bin/dedup-runc                        the runc wrapper for KSM (a static binary)
 #   share/doc/dedup-snapshotter/          README, docs, containerd snippet
 #   $DESTDIR/lib/systemd/system/dedup-snapshotter.service
 #   $DESTDIR/etc/dedup-snapshotter/config.json   (never overwritten)
@@ -14,11 +15,11 @@ PREFIX=${PREFIX:-/usr/local}
 home=$DESTDIR$PREFIX/lib/dedup-snapshotter
 unit=$DESTDIR/lib/systemd/system/dedup-snapshotter.service
 if [ "${1:-}" = uninstall ]; then
-  rm -rf "$home" "$DESTDIR$PREFIX/bin/dedup-snapshotter" "$DESTDIR$PREFIX/bin/dedupctl" "$DESTDIR$PREFIX/share/doc/dedup-snapshotter" "$unit"
+  rm -rf "$home" "$DESTDIR$PREFIX/bin/dedup-snapshotter" "$DESTDIR$PREFIX/bin/dedupctl" "$DESTDIR$PREFIX/bin/dedup-runc" "$DESTDIR$PREFIX/share/doc/dedup-snapshotter" "$unit"
   echo "uninstalled from ${DESTDIR}${PREFIX} (kept ${DESTDIR}/etc/dedup-snapshotter and /var/lib/dedup-snapshotter)"
   exit 0
 fi
-[ -f "$top/build/lib/dedup-daemon.jar" ] || { echo "install: run 'make build' first" >&2; exit 1; }
+[ -f "$top/build/lib/dedup-daemon.jar" ] && [ -x "$top/bin/dedup-runc" ] || { echo "install: run 'make build' first" >&2; exit 1; }
 install -d "$home/lib" "$home/libexec" "$home/bin" "$DESTDIR$PREFIX/bin" "$DESTDIR$PREFIX/share/doc/dedup-snapshotter" "$(dirname "$unit")" "$DESTDIR/etc/dedup-snapshotter"
 rm -f "$home"/lib/*.jar
 install -m 0644 "$top"/build/lib/*.jar "$home/lib/"
@@ -26,6 +27,7 @@ install -m 0644 "$top/bin/dedup-java.sh" "$home/libexec/dedup-java.sh"
 install -m 0755 "$top/bin/dedup-snapshotter" "$top/bin/dedupctl" "$home/bin/"
 ln -sf "$PREFIX/lib/dedup-snapshotter/bin/dedup-snapshotter" "$DESTDIR$PREFIX/bin/dedup-snapshotter"
 ln -sf "$PREFIX/lib/dedup-snapshotter/bin/dedupctl" "$DESTDIR$PREFIX/bin/dedupctl"
+install -m 0755 "$top/bin/dedup-runc" "$DESTDIR$PREFIX/bin/dedup-runc"
 sed "s#/usr/local/#$PREFIX/#g" "$top/packaging/systemd/dedup-snapshotter.service" > "$unit"
 chmod 0644 "$unit"
 cp -r "$top/README.md" "$top/docs" "$top/config/containerd-snippet.toml" "$DESTDIR$PREFIX/share/doc/dedup-snapshotter/"
@@ -35,7 +37,7 @@ else
   install -m 0644 "$top/config/config.json" "$DESTDIR/etc/dedup-snapshotter/config.json"
 fi
 cat <<MSG
-installed to ${DESTDIR}${PREFIX}: dedup-snapshotter, dedupctl, the systemd unit and /etc/dedup-snapshotter/config.json.
+installed to ${DESTDIR}${PREFIX}: dedup-snapshotter, dedupctl, dedup-runc, the systemd unit and /etc/dedup-snapshotter/config.json.
 Next:
   systemctl daemon-reload && systemctl enable --now dedup-snapshotter
   then add this to /etc/containerd/config.toml and restart containerd:
