@@ -161,6 +161,8 @@ ticks2=$(ksmd_ticks)
 stop_replicas on
 
 step "start cost of bin/dedup-runc: $STARTS starts each, interleaved"
+# let the node finish tearing the replicas down (ksmd drops their rmap items, 550 MiB go back) first
+sleep 10
 base_ref=$ref
 plain=(); wrapped=()
 ms_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }   # te_elapsed rounds to 10 ms: too coarse here
