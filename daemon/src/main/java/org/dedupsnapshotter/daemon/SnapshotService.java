@@ -150,22 +150,39 @@ public final class SnapshotService {
                 commitAsDirectory(s, name, key, labels, usage, scan.longestNameBytes());
                 return;
             }
-            // 1. metadata only: mkfs.erofs lays out the chunk indexes, the data stays in the upper dir
+            // 1. metadata only: mkfs.erofs lays out the chunk indexes, the data stays in the upper dir; meanwhile
+            // 2. chunks: every chunk of every file is hashed; new ones go into the pool once, known ones get a reference
             Path image = layout.image(s.id()), tmp = image.resolveSibling("layer.erofs.tmp");
-            builder.buildMetadata(layout.fs(s.id()), tmp);
+            Path fs = layout.fs(s.id());
+            java.util.concurrent.CompletableFuture<Speculated> early = speculate(fs);
+            try {
+                builder.buildMetadata(fs, tmp);
+            } catch (IOException | RuntimeException e) {
+                abandon(early);
+                throw e;
+            }
             CrashPoints.reach("commit.mkfs");
             long t1 = System.nanoTime();
-            // 2. chunks: hash every chunk of every file; new ones go into the pool once, known ones get a reference
             ErofsImage img = ErofsImage.read(tmp);
             List<ErofsImage.FileChunk> chunks = img.chunks();
-            ChunkIndexer.Indexed indexed = indexer.index(layout.fs(s.id()),
-                    chunks.stream().map(c -> new ChunkIndexer.FileRange(c.path(), c.fileOffset(), c.length())).toList());
+            Speculated sp = early.join();
+            long[] blocks = sp.indexed == null ? null : sp.plan.blocksFor(chunks, sp.indexed.blocks);
+            ChunkIndexer.Indexed indexed;
+            if (blocks != null) {
+                indexed = sp.indexed;
+            } else {
+                // the image's chunks are not the ranges we foresaw (or hashing early failed): index the image's own list
+                if (sp.indexed != null) sp.indexed.abort();
+                log.info("commit of {}: chunks indexed after mkfs ({})", Names.shorten(key), sp.failure == null ? "layout differs" : sp.failure.getMessage());
+                indexed = indexer.index(fs, chunks.stream().map(c -> new ChunkIndexer.FileRange(c.path(), c.fileOffset(), c.length())).toList());
+                blocks = indexed.blocks;
+            }
             long t2 = System.nanoTime();
             Snapshot committed;
             try {
                 // 3. point the indexes into the pool, fix the checksum, make the image durable, mount it
                 for (int i = 0; i < chunks.size(); i++)
-                    img.setIndex(chunks.get(i).indexOffset(), indexed.blocks[i] == ChunkIndexer.HOLE ? ErofsImage.NULL_ADDR : indexed.blocks[i]);
+                    img.setIndex(chunks.get(i).indexOffset(), blocks[i] == ChunkIndexer.HOLE ? ErofsImage.NULL_ADDR : blocks[i]);
                 img.setDeviceBlocks(indexer.pool().endBlock());
                 img.fixChecksum();
                 img.write(tmp);
@@ -204,6 +221,27 @@ public final class SnapshotService {
                         + layout.root() + ": " + e.getMessage(), e);
             throw new UncheckedIOException("commit of " + Names.shorten(key) + " failed: " + e.getMessage(), e);
         }
+    }
+
+    /** Hashing started before mkfs.erofs ends: the plan, and the indexed chunks or why there are none. */
+    private record Speculated(UpperChunks plan, ChunkIndexer.Indexed indexed, Exception failure) {}
+
+    private java.util.concurrent.CompletableFuture<Speculated> speculate(Path fs) {
+        return java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+            UpperChunks plan = null;
+            try {
+                plan = UpperChunks.of(fs, builder.chunkSize());
+                return new Speculated(plan, indexer.index(fs, plan.ranges), null);
+            } catch (Exception e) {
+                return new Speculated(plan, null, e);
+            }
+        }, Thread::startVirtualThread);
+    }
+
+    /** mkfs failed: wait for the early hashing and give back what it reserved. */
+    private static void abandon(java.util.concurrent.CompletableFuture<Speculated> early) {
+        Speculated sp = early.join();
+        if (sp.indexed != null) sp.indexed.abort();
     }
 
     private static boolean isNoSpace(Throwable e) {

@@ -50,6 +50,12 @@ public final class ErofsBuilder {
 
     private static void run(List<String> cmd) throws IOException {
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        try {
+            // mkfs is the critical path of a Commit, and the chunk hashing that overlaps it runs on the same cores
+            org.dedupsnapshotter.sys.Libc.setpriority(p.pid(), -5);
+        } catch (org.dedupsnapshotter.sys.Errno e) {
+            // not root, or the process already ended: it runs at normal priority
+        }
         byte[] out;
         try (var in = p.getInputStream()) {
             out = in.readAllBytes();

@@ -46,6 +46,7 @@ public final class Libc {
     private static final MethodHandle MKNOD = downcall("mknod", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG));
     private static final MethodHandle LSTAT = downcall("lstat", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
     private static final MethodHandle KILL = downcall("kill", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle SETPRIORITY = downcall("setpriority", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
     private static final MethodHandle STRERROR = LINKER.downcallHandle(LIBC.find("strerror").orElseThrow(), FunctionDescriptor.of(ADDRESS, JAVA_INT));
 
     private Libc() {}
@@ -60,6 +61,21 @@ public final class Libc {
     private static int errno(MemorySegment state) { return (int) ERRNO.get(state, 0L); }
 
     private static MemorySegment cstr(Arena a, String s) { return s == null ? MemorySegment.NULL : a.allocateFrom(s); }
+
+    public static final int PRIO_PROCESS = 0;
+
+    /** setpriority(PRIO_PROCESS, pid, nice): the nice value of one process (or thread id). */
+    public static void setpriority(long pid, int nice) throws Errno {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment st = a.allocate(CALL_STATE);
+            int rc = (int) SETPRIORITY.invokeExact(st, PRIO_PROCESS, (int) pid, nice);
+            if (rc != 0) throw new Errno("setpriority", pid + ", " + nice, errno(st));
+        } catch (Errno e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
 
     static String strerror(int errno) {
         try {
