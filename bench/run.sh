@@ -41,15 +41,10 @@ go_seconds() {
     }
     printf "%.3f", t }'
 }
-# du of a dir; for the dedup root, once its trash (upper dirs deleted in the background after Commit) is empty,
-# so the figure is what the store keeps, and so du never walks files as they vanish.
+# du of a dir, without the dedup root's trash/ (upper dirs waiting to be deleted in the background, when the
+# daemon is quiet): the figure is what the store keeps, and du never walks files as they vanish.
 du_bytes() {
-  local i
-  for ((i = 0; i < 300; i++)); do
-    [ -z "$(ls -A "$1/trash" 2>/dev/null)" ] && break
-    sleep 0.1
-  done
-  { du -sxB1 "$1" 2>/dev/null || true; } | cut -f1
+  { du -sxB1 --exclude="$1/trash" "$1" 2>/dev/null || true; } | cut -f1
 }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }

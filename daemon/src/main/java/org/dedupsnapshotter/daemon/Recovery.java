@@ -39,7 +39,8 @@ final class Recovery {
 
     void run() throws IOException {
         Files.createDirectories(layout.snapshots());
-        if (Files.isDirectory(layout.trash())) new Trash(layout.trash()).emptyNow();
+        Trees.markTopDirectory(layout.snapshots());
+        if (Files.isDirectory(layout.trash())) Trash.emptyNow(layout.trash());
         removeOrphans();
         // the chunk table is the only record of pool ownership: anything else in the pool is free
         long reclaimed = indexer.pool().rebuild(store.chunks().stream().map(MetaStore.Chunk::extent).toList());

@@ -67,10 +67,12 @@ public final class SnapshotService {
     }
 
     public List<Mount> prepare(String key, String parent, Map<String, String> labels) {
+        trash.activity();
         return create(Kind.ACTIVE, key, parent, labels);
     }
 
     public List<Mount> view(String key, String parent, Map<String, String> labels) {
+        trash.activity();
         return create(Kind.VIEW, key, parent, labels);
     }
 
@@ -137,6 +139,7 @@ public final class SnapshotService {
     private Path root(MetaStore.Layer l) { return layout.layerRoot(l.id(), l.format()); }
 
     public void commit(String name, String key, Map<String, String> labels) {
+        trash.activity();
         Names.key("name", name);
         Names.key("key", key);
         Names.labels(labels);
@@ -273,6 +276,7 @@ public final class SnapshotService {
     }
 
     public void remove(String key) {
+        trash.activity();
         Names.key("key", key);
         Snapshot s = store.get(key);
         try (IdLocks.Held ignored = locks.lock(s.id())) {

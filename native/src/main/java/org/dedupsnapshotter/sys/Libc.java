@@ -46,6 +46,7 @@ public final class Libc {
     private static final MethodHandle MKNOD = downcall("mknod", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG));
     private static final MethodHandle LSTAT = downcall("lstat", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
     private static final MethodHandle KILL = downcall("kill", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle SYNCFS = downcall("syncfs", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle SETPRIORITY = downcall("setpriority", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
     private static final MethodHandle STRERROR = LINKER.downcallHandle(LIBC.find("strerror").orElseThrow(), FunctionDescriptor.of(ADDRESS, JAVA_INT));
 
@@ -61,6 +62,22 @@ public final class Libc {
     private static int errno(MemorySegment state) { return (int) ERRNO.get(state, 0L); }
 
     private static MemorySegment cstr(Arena a, String s) { return s == null ? MemorySegment.NULL : a.allocateFrom(s); }
+
+    /** syncfs(2) of the filesystem that holds path. */
+    public static void syncfs(String path) throws Errno {
+        int fd = open(path, O_RDONLY, 0);
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment st = a.allocate(CALL_STATE);
+            int rc = (int) SYNCFS.invokeExact(st, fd);
+            if (rc != 0) throw new Errno("syncfs", path, errno(st));
+        } catch (Errno e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        } finally {
+            close(fd);
+        }
+    }
 
     public static final int PRIO_PROCESS = 0;
 
