@@ -23,11 +23,12 @@ import static org.junit.jupiter.api.Assertions.*;
 class OperationsTest {
     static TestEnv env;
     static int metricsPort;
+    static Path cfg;
 
     @BeforeAll
     static void start() throws Exception {
         metricsPort = TestEnv.freePort();
-        Path cfg = Files.createTempFile("dedup-itest-config", ".json");
+        cfg = Files.createTempFile("dedup-itest-config", ".json");
         Files.writeString(cfg, "{\"metrics\": {\"address\": \"127.0.0.1:" + metricsPort + "\", \"logInterval\": \"1s\"}}");
         env = TestEnv.full(null, List.of("--config", cfg.toString()));
         String ref = OciImage.push(env.registry(), "itest/ops", "1", List.of(Images.base().finish(),
@@ -38,7 +39,11 @@ class OperationsTest {
 
     @AfterAll
     static void stop() throws Exception {
-        if (env != null) env.close();
+        try {
+            if (env != null) env.close();
+        } finally {
+            if (cfg != null) Files.deleteIfExists(cfg);
+        }
     }
 
     @Test
