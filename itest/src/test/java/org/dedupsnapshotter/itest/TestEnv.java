@@ -73,6 +73,18 @@ final class TestEnv implements AutoCloseable {
         }
     }
 
+    /** Only a registry (for registry-client tests). */
+    static TestEnv registryOnly() throws Exception {
+        TestEnv e = new TestEnv(Files.createTempDirectory("dedup-itest-"));
+        try {
+            e.startRegistry();
+            return e;
+        } catch (Exception ex) {
+            e.close();
+            throw ex;
+        }
+    }
+
     /** Registry, containerd and daemon. */
     static TestEnv full() throws Exception {
         return full(null);
