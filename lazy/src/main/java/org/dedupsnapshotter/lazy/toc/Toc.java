@@ -1,0 +1,76 @@
+package org.dedupsnapshotter.lazy.toc;
+
+import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A converted layer's table of contents (docs/lazy-pull.md): every tar entry with the metadata containerd's
+ * applier would give it, and per chunk of file data the SHA-256 of the uncompressed chunk (the pool's key) with
+ * the byte range of its gzip member in the blob. Entries are in tar order, names as containerd resolves them
+ * (relative, no leading "./" or "/", no trailing "/"; "." is the layer's root); whiteouts stay tar entries
+ * (".wh.NAME", ".wh..wh..opq") for the node to turn into overlay whiteouts as containerd does.
+ */
+@JsonInclude(JsonInclude.Include.NON_DEFAULT)
+@JsonIgnoreProperties(ignoreUnknown = true)
+public final class Toc {
+    /** The TOC versions this code reads; a node meeting another one falls back to the normal unpack path. */
+    public static final int VERSION = 1;
+
+    public int version = VERSION;
+    public long chunkSize;
+    public List<Entry> entries = new ArrayList<>();
+
+    @JsonInclude(JsonInclude.Include.NON_DEFAULT)
+    @JsonIgnoreProperties(ignoreUnknown = true)
+    public static final class Entry {
+        public static final String DIR = "dir", REG = "reg", SYMLINK = "symlink", HARDLINK = "hardlink", CHAR = "char", BLOCK = "block", FIFO = "fifo";
+
+        public String name;
+        public String type;
+        /** Permission bits with setuid, setgid and sticky (07777). */
+        public int mode;
+        public long uid, gid;
+        public long mtime;
+        public int mtimeNsec;
+        /** Regular files: size in bytes. */
+        public long size;
+        /** Symlinks: the target as written; hardlinks: the normalised name of the entry linked to. */
+        public String linkName;
+        public long devMajor, devMinor;
+        /** xattr name → value, base64. */
+        public Map<String, String> xattrs = new LinkedHashMap<>();
+        /** Regular files: the data, chunk by chunk (chunkSize each, the last one short). */
+        public List<Chunk> chunks = new ArrayList<>();
+    }
+
+    /** One chunk of a file: its place in the file, its digest (null for an all-zero chunk: a hole), its gzip member. */
+    @JsonInclude(JsonInclude.Include.NON_DEFAULT)
+    @JsonIgnoreProperties(ignoreUnknown = true)
+    public record Chunk(long offset, int size, String digest, long blobOffset, long blobLength) {
+        public boolean isHole() { return digest == null; }
+    }
+
+    private static final ObjectMapper JSON = new ObjectMapper().configure(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES, false);
+
+    public byte[] toJson() throws IOException { return JSON.writeValueAsBytes(this); }
+
+    /** Parses a TOC; an unknown version is an error the caller answers with the normal unpack path. */
+    public static Toc parse(byte[] json) throws IOException {
+        Toc t = JSON.readValue(json, Toc.class);
+        if (t.version != VERSION) throw new UnsupportedTocException("TOC version " + t.version + " is not one this node reads (" + VERSION + ")");
+        if (t.chunkSize < 4096 || Long.bitCount(t.chunkSize) != 1) throw new IOException("TOC chunk size " + t.chunkSize + " is not a power of two >= 4096");
+        return t;
+    }
+
+    public static final class UnsupportedTocException extends IOException {
+        public UnsupportedTocException(String m) { super(m); }
+    }
+}
