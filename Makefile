@@ -9,12 +9,16 @@ MVN := mvn -B -q -Dstyle.color=never
 deps:
 	@bash scripts/install-deps.sh
 
-build: deps bin/dedup-runc
+build: deps bin/dedup-runc bin/dedup-fdholder
 	@source scripts/find-jdk.sh && rm -rf build/lib && $(MVN) install -DskipTests
-	@echo "built: bin/dedup-snapshotter bin/dedupctl bin/dedup-runc (jars in build/lib)"
+	@echo "built: bin/dedup-snapshotter bin/dedupctl bin/dedup-runc bin/dedup-fdholder (jars in build/lib)"
 
 # The runc wrapper for KSM is C, not Java: it runs on every runc call (see docs/ksm.md). Static: no loader cost.
 bin/dedup-runc: ksm/src/main/c/dedup-runc.c
+	@$(CC) -O2 -Wall -Wextra -Werror -static -o $@ $< 2>/dev/null || $(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+# Keeps the lazy loader's fanotify group alive across daemon restarts (docs/lazy-pull.md): tiny, static, C.
+bin/dedup-fdholder: lazy/src/main/c/dedup-fdholder.c
 	@$(CC) -O2 -Wall -Wextra -Werror -static -o $@ $< 2>/dev/null || $(CC) -O2 -Wall -Wextra -Werror -o $@ $<
 
 # Unit tests, then integration tests against real containerd/runc/registry, then containerd's conformance suite.

@@ -1,0 +1,261 @@
+package org.dedupsnapshotter.lazy.fanotify;
+
+import org.dedupsnapshotter.sys.Errno;
+import org.dedupsnapshotter.sys.Fanotify;
+import org.dedupsnapshotter.sys.Libc;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Holds readers of absent pool ranges until their chunks are in place. Lazy layers are mounted with
+ * {@code device=} a path under a bind mount of the pool's directory that carries a fanotify pre-content mark
+ * (FAN_PRE_ACCESS on the mount, so reads through the plain pool path — fully local layers, the daemon's own I/O —
+ * raise no event at all). Each event names the byte range an EROFS read of the pool is about to read; the
+ * {@link RangeFiller} makes it present, then the event is answered FAN_ALLOW, or FAN_DENY with EIO when the
+ * bytes cannot be had within the deadline: a reader gets the right bytes or an error, never the zeros of a hole.
+ *
+ * The group outlives the daemon in {@link FdHolder}'s process; a new daemon takes it back, answers what its
+ * predecessor had read but not answered ({@link InFlightJournal}), and goes on serving.
+ */
+public final class PoolWatch implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(PoolWatch.class);
+    /** One event per read (48 bytes with its range record), so at most one event is ever read but not yet journaled. */
+    private static final int READ_BUFFER = 64;
+    /** Event fd numbers below this are swept at takeover even if the journal never saw one so high. */
+    private static final int SWEEP_FLOOR = 65536;
+
+    private final int group;
+    private final Path holderBinary, pidfile;
+    private final RangeFiller filler;
+    private final Duration deadline;
+    private final InFlightJournal journal;
+    private final int ownPid = Libc.getpid();
+    private volatile FdHolder holder;
+    private volatile boolean running = true;
+    private final AtomicLong events = new AtomicLong(), waiting = new AtomicLong(), denied = new AtomicLong();
+
+    /** Figures for metrics: events seen, readers waiting now, reads answered with EIO. */
+    public record Figures(long events, long waiting, long denied) {}
+
+    private PoolWatch(int group, FdHolder holder, Path holderBinary, Path pidfile, RangeFiller filler, Duration deadline, InFlightJournal journal) {
+        this.group = group;
+        this.holder = holder;
+        this.holderBinary = holderBinary;
+        this.pidfile = pidfile;
+        this.filler = filler;
+        this.deadline = deadline;
+        this.journal = journal;
+    }
+
+    /**
+     * Makes markedDir a bind mount of poolDir carrying the pre-content mark (taking over the group a previous daemon
+     * left with its holder, if any), answers what the previous daemon left pending, and starts serving events.
+     */
+    public static PoolWatch start(Path poolDir, Path markedDir, Path stateDir, Path holderBinary, RangeFiller filler, Duration deadline) throws IOException {
+        Files.createDirectories(stateDir);
+        Files.createDirectories(markedDir);
+        ensureBindMount(poolDir, markedDir);
+        Path pidfile = stateDir.resolve("holder.pid");
+        InFlightJournal journal = InFlightJournal.open(stateDir.resolve("inflight"));
+        var taken = FdHolder.takeBack(pidfile, holderBinary);
+        int group;
+        FdHolder holder;
+        boolean takenOver = taken.isPresent();
+        if (takenOver) {
+            group = taken.get().group();
+            holder = taken.get().holder();
+            if (!hasMountMark(group, markedDir)) Fanotify.markMount(group, markedDir.toString());
+            log.info("lazy loading: took the fanotify group back from holder pid {}", holder.pid);
+        } else {
+            group = Fanotify.initPreContent();
+            Fanotify.markMount(group, markedDir.toString());
+            if (!journal.pending().isEmpty())
+                log.error("lazy loading: the previous fanotify group is gone (its holder died with the daemon): readers of lazy layers "
+                        + "mounted before may have read zeros; remount those layers (restart their containers)");
+            journal.clearAll();
+            holder = FdHolder.start(holderBinary, pidfile, group);
+            log.info("lazy loading: new fanotify group on {}, held by pid {}", markedDir, holder.pid);
+        }
+        PoolWatch w = new PoolWatch(group, holder, holderBinary, pidfile, filler, deadline, journal);
+        if (takenOver) w.answerPredecessor();
+        Thread.ofPlatform().name("pool-watch").daemon(true).start(w::serve);
+        Thread.ofPlatform().name("pool-watch-holder").daemon(true).start(w::keepHolder);
+        return w;
+    }
+
+    public Figures figures() { return new Figures(events.get(), waiting.get(), denied.get()); }
+
+    public long holderPid() { return holder.pid; }
+
+    /** Fills and answers every event the previous daemon recorded, then denies any it read without recording. */
+    private void answerPredecessor() {
+        List<InFlightJournal.Pending> pending = journal.pending();
+        int answered = 0;
+        for (InFlightJournal.Pending p : pending) {
+            int response = Fanotify.FAN_ALLOW;
+            try {
+                CompletableFuture<Void> f = filler.fill(p.offset(), p.count());
+                if (f != null) f.get(deadline.toMillis(), TimeUnit.MILLISECONDS);
+            } catch (Exception e) {
+                log.warn("lazy loading: a read the previous daemon left pending ({}+{}) failed: {}", p.offset(), p.count(), e.getMessage());
+                response = Fanotify.denyWith(Errno.EIO);
+            }
+            try {
+                if (Fanotify.respond(group, p.fd(), response)) answered++;
+            } catch (Errno e) {
+                log.warn("lazy loading: answering a pending read: {}", e.getMessage());
+            }
+        }
+        journal.clearAll();
+        // an event read in the instant before it was journaled: its range is unknown, so its reader gets EIO, not a hang
+        int swept = 0, bound = Math.max(SWEEP_FLOOR, journal.highestFd() * 2);
+        for (int fd = 0; fd < bound; fd++) {
+            try {
+                if (Fanotify.respond(group, fd, Fanotify.denyWith(Errno.EIO))) swept++;
+            } catch (Errno e) {
+                break;
+            }
+        }
+        if (answered > 0 || swept > 0)
+            log.info("lazy loading: answered {} reads the previous daemon left pending; {} unrecorded ones got EIO", answered, swept);
+    }
+
+    private void serve() {
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment buf = arena.allocate(READ_BUFFER, 8);
+            while (running) {
+                List<Fanotify.Event> batch;
+                try {
+                    batch = Fanotify.read(group, buf, 500);
+                } catch (Errno e) {
+                    if (!running) return;
+                    log.error("lazy loading: reading fanotify events failed: {}", e.getMessage());
+                    sleepQuietly(100);
+                    continue;
+                }
+                for (Fanotify.Event e : batch) handle(e);
+            }
+        }
+    }
+
+    private void handle(Fanotify.Event e) {
+        events.incrementAndGet();
+        if (e.fd() < 0) return; // an overflow notice: permission events are never dropped, nothing to answer
+        if (e.pid() == ownPid) { // never wait on ourselves
+            answer(e.fd(), -1, Fanotify.FAN_ALLOW);
+            return;
+        }
+        int slot = journal.record(e.fd(), e.offset(), e.count());
+        CompletableFuture<Void> f;
+        try {
+            f = filler.fill(e.offset(), e.count());
+        } catch (RuntimeException ex) {
+            log.warn("lazy loading: read of pool range {}+{}: {}", e.offset(), e.count(), ex.getMessage());
+            deny(e.fd(), slot);
+            return;
+        }
+        if (f == null || (f.isDone() && !f.isCompletedExceptionally())) {
+            answer(e.fd(), slot, Fanotify.FAN_ALLOW);
+            return;
+        }
+        waiting.incrementAndGet();
+        f.copy().orTimeout(deadline.toMillis(), TimeUnit.MILLISECONDS).whenComplete((v, err) -> {
+            waiting.decrementAndGet();
+            if (err == null) {
+                answer(e.fd(), slot, Fanotify.FAN_ALLOW);
+            } else {
+                Throwable cause = err instanceof java.util.concurrent.CompletionException && err.getCause() != null ? err.getCause() : err;
+                log.warn("lazy loading: read of pool range {}+{} by pid {} gets EIO: {}", e.offset(), e.count(), e.pid(),
+                        cause instanceof java.util.concurrent.TimeoutException ? "not fetched within " + deadline.toMillis() + " ms" : cause.getMessage());
+                deny(e.fd(), slot);
+            }
+        });
+    }
+
+    private void deny(int fd, int slot) {
+        denied.incrementAndGet();
+        answer(fd, slot, Fanotify.denyWith(Errno.EIO));
+    }
+
+    /** Answer, then forget the journal slot, then close: the fd number is not reused while its slot is live. */
+    private void answer(int fd, int slot, int response) {
+        try {
+            Fanotify.respond(group, fd, response);
+        } catch (Errno ex) {
+            log.warn("lazy loading: answering fanotify event fd {}: {}", fd, ex.getMessage());
+        }
+        journal.clear(slot);
+        Libc.close(fd);
+    }
+
+    /** A holder that dies is replaced at once: without one, a daemon crash would leave the group to die. */
+    private void keepHolder() {
+        while (running) {
+            try {
+                if (!holder.awaitExit(1000)) continue;
+                if (!running) return;
+                log.warn("lazy loading: fd holder pid {} exited; starting another", holder.pid);
+                FdHolder old = holder;
+                holder = FdHolder.start(holderBinary, pidfile, group);
+                old.close();
+            } catch (IOException e) {
+                log.error("lazy loading: cannot restart the fd holder: {}", e.getMessage());
+                sleepQuietly(1000);
+            }
+        }
+    }
+
+    /** Stops serving; the holder and the group stay, for the next daemon. */
+    @Override
+    public void close() {
+        running = false;
+    }
+
+    private static void sleepQuietly(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException ie) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    static void ensureBindMount(Path poolDir, Path markedDir) throws IOException {
+        if (mountId(markedDir) >= 0) return;
+        Libc.mount(poolDir.toString(), markedDir.toString(), null, Libc.MS_BIND, null);
+    }
+
+    /** The mount id of the mount whose mount point is dir, or -1 (from /proc/self/mountinfo). */
+    static int mountId(Path dir) throws IOException {
+        String target = dir.toString();
+        int found = -1;
+        for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+            String[] f = line.split(" ", 6);
+            if (f.length > 4 && unescape(f[4]).equals(target)) found = Integer.parseInt(f[0]); // the last one is on top
+        }
+        return found;
+    }
+
+    /** Whether the group's fdinfo shows a mark on the mount at dir. */
+    static boolean hasMountMark(int group, Path dir) throws IOException {
+        int id = mountId(dir);
+        String want = "fanotify mnt_id:" + Integer.toHexString(id) + " ";
+        for (String line : Files.readAllLines(Path.of("/proc/self/fdinfo/" + group)))
+            if (line.startsWith(want)) return true;
+        return false;
+    }
+
+    private static String unescape(String s) {
+        return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\");
+    }
+}

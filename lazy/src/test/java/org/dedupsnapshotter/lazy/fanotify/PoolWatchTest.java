@@ -1,0 +1,152 @@
+package org.dedupsnapshotter.lazy.fanotify;
+
+import org.dedupsnapshotter.sys.Libc;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The pool watch on this kernel, for real: a sparse "pool" file, read by another process (dd) through the marked
+ * bind mount, gets its bytes only once the filler put them there; a failed or late fill gives the reader EIO, never
+ * the zeros of the hole; and a second watch that takes the group back from the holder answers what the first left
+ * pending. (EROFS on top of this is covered by the end-to-end tests.)
+ */
+class PoolWatchTest {
+    static final int SIZE = 1 << 20;
+    Path dir, pool, marked, state, holder;
+    byte[] data = new byte[SIZE];
+    PoolWatch watch;
+
+    @BeforeEach
+    void setUp() throws Exception {
+        dir = Files.createTempDirectory("dedup-poolwatch-");
+        Path poolDir = Files.createDirectories(dir.resolve("pool"));
+        pool = poolDir.resolve("pool.0");
+        try (RandomAccessFile f = new RandomAccessFile(pool.toFile(), "rw")) {
+            f.setLength(SIZE); // all hole
+        }
+        marked = dir.resolve("pool-lazy");
+        state = dir.resolve("lazy");
+        holder = dir.resolve("dedup-fdholder");
+        Path src = Path.of(System.getProperty("user.dir")).resolve("src/main/c/dedup-fdholder.c");
+        Process cc = new ProcessBuilder("cc", "-O2", "-o", holder.toString(), src.toString()).inheritIO().start();
+        assertEquals(0, cc.waitFor());
+        new Random(7).nextBytes(data);
+    }
+
+    @AfterEach
+    void tearDown() throws Exception {
+        if (watch != null) watch.close();
+        if (Files.exists(state.resolve("holder.pid"))) {
+            long pid = Long.parseLong(Files.readString(state.resolve("holder.pid")).split(" ")[0]);
+            Libc.kill((int) pid, 9);
+        }
+        Libc.umount2(marked.toString(), Libc.MNT_DETACH);
+        new ProcessBuilder("rm", "-rf", "--one-file-system", dir.toString()).start().waitFor();
+    }
+
+    /** Reads the whole pool through the marked mount in another process; returns its exit code and the bytes. */
+    private CompletableFuture<Object[]> readThroughMark() {
+        return CompletableFuture.supplyAsync(() -> {
+            try {
+                Path out = dir.resolve("out-" + System.nanoTime());
+                Process p = new ProcessBuilder("dd", "if=" + marked.resolve("pool.0"), "of=" + out, "bs=65536", "status=none")
+                        .redirectErrorStream(true).start();
+                String err = new String(p.getInputStream().readAllBytes());
+                int code = p.waitFor();
+                return new Object[] {code, Files.exists(out) ? Files.readAllBytes(out) : new byte[0], err};
+            } catch (IOException | InterruptedException e) {
+                throw new RuntimeException(e);
+            }
+        }, Thread::startVirtualThread); // not the common pool: the fillers may run there
+    }
+
+    private void fillFromData(long offset, long count) throws IOException {
+        try (RandomAccessFile f = new RandomAccessFile(pool.toFile(), "rw")) { // the plain path: no events
+            f.seek(offset);
+            f.write(data, (int) offset, (int) Math.min(count, SIZE - offset));
+        }
+    }
+
+    @Test
+    void readerWaitsForTheFillAndGetsTheRightBytes() throws Exception {
+        AtomicInteger asked = new AtomicInteger();
+        watch = PoolWatch.start(pool.getParent(), marked, state, holder, (off, cnt) -> {
+            asked.incrementAndGet();
+            return CompletableFuture.runAsync(() -> {
+                try {
+                    Thread.sleep(50);
+                    fillFromData(off, cnt);
+                } catch (Exception e) {
+                    throw new RuntimeException(e);
+                }
+            });
+        }, Duration.ofSeconds(10));
+        Object[] r = readThroughMark().get(30, TimeUnit.SECONDS);
+        assertEquals(0, r[0], "dd failed: " + r[2]);
+        assertArrayEquals(data, (byte[]) r[1]);
+        assertTrue(asked.get() > 0, "no pre-access events reached the filler");
+    }
+
+    @Test
+    void aFailedFillIsAnIoErrorNotZeros() throws Exception {
+        watch = PoolWatch.start(pool.getParent(), marked, state, holder,
+                (off, cnt) -> CompletableFuture.failedFuture(new IOException("registry unreachable")), Duration.ofSeconds(10));
+        Object[] r = readThroughMark().get(30, TimeUnit.SECONDS);
+        assertNotEquals(0, r[0]);
+        assertTrue(((String) r[2]).contains("Input/output error"), (String) r[2]);
+        assertEquals(0, ((byte[]) r[1]).length, "the reader got bytes from a hole");
+    }
+
+    @Test
+    void aFillPastTheDeadlineIsAnIoError() throws Exception {
+        watch = PoolWatch.start(pool.getParent(), marked, state, holder, (off, cnt) -> new CompletableFuture<>(), Duration.ofMillis(500));
+        long t0 = System.nanoTime();
+        Object[] r = readThroughMark().get(30, TimeUnit.SECONDS);
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertNotEquals(0, r[0]);
+        assertTrue(((String) r[2]).contains("Input/output error"), (String) r[2]);
+        assertTrue(ms < 5000, "the reader waited " + ms + " ms past a 500 ms deadline");
+        assertEquals(1, watch.figures().denied());
+    }
+
+    @Test
+    void aNewWatchTakesTheGroupBackAndAnswersWhatTheOldOneLeftPending() throws Exception {
+        PoolWatch first = PoolWatch.start(pool.getParent(), marked, state, holder, (off, cnt) -> new CompletableFuture<>(), Duration.ofMinutes(5));
+        long holderPid = first.holderPid();
+        CompletableFuture<Object[]> reader = readThroughMark();
+        for (int i = 0; i < 100 && first.figures().waiting() == 0; i++) Thread.sleep(50);
+        assertEquals(1, first.figures().waiting(), "the reader is not waiting on the first watch");
+        first.close(); // it stops serving, leaving its event read but unanswered (as a killed daemon would)
+        Thread.sleep(700);
+        assertTrue(!reader.isDone(), "the reader went on without an answer");
+        watch = PoolWatch.start(pool.getParent(), marked, state, holder, (off, cnt) -> {
+            try {
+                fillFromData(off, cnt);
+                return null;
+            } catch (IOException e) {
+                return CompletableFuture.failedFuture(e);
+            }
+        }, Duration.ofSeconds(10));
+        assertEquals(holderPid, watch.holderPid(), "the second watch did not take the group back from the same holder");
+        Object[] r = reader.get(30, TimeUnit.SECONDS);
+        assertEquals(0, r[0], "dd failed: " + r[2]);
+        assertTrue(Arrays.equals(data, (byte[]) r[1]), "the reader got wrong bytes");
+    }
+}
