@@ -15,8 +15,9 @@ import java.nio.file.Path;
  * @param poolCap       most bytes the chunk pool may hold; 0 = no cap
  * @param metrics       the Prometheus endpoint and the periodic Metrics log line
  * @param ksm           memory dedup: which containers bin/dedup-runc makes mergeable, the kernel's KSM settings
+ * @param lazy          lazy pull: converted images' layers are mounted before their data is here
  */
-public record Config(Path root, Path address, long chunkSize, String mountBackend, String logLevel, long poolCap, Metrics metrics, Ksm ksm) {
+public record Config(Path root, Path address, long chunkSize, String mountBackend, String logLevel, long poolCap, Metrics metrics, Ksm ksm, Lazy lazy) {
     /**
      * @param address      host:port of the Prometheus endpoint (loopback by default; "" disables it)
      * @param logInterval  how often the Metrics log line is written (it is also written after each commit); 0 disables
@@ -42,13 +43,28 @@ public record Config(Path root, Path address, long chunkSize, String mountBacken
         public static KsmKernel unchanged() { return new KsmKernel(null, null, null, null, null, null); }
     }
 
+    /**
+     * @param enabled               serve converted layers lazily (needs fanotify pre-content events, Linux >= 6.14)
+     * @param readDeadline          longest a reader of data not yet fetched waits before it gets EIO
+     * @param prefetchConcurrency   background fetches at once (reads that wait on a chunk never queue behind them)
+     * @param prefetchBandwidth     bytes per second background fetching may use; 0 = no cap
+     * @param prefetchDelay         how long after a lazy layer is mounted background fetching starts
+     * @param plainHttp             registries (HOST:PORT) reached over plain HTTP; loopback ones always are
+     */
+    public record Lazy(boolean enabled, java.time.Duration readDeadline, int prefetchConcurrency, long prefetchBandwidth,
+                       java.time.Duration prefetchDelay, java.util.List<String> plainHttp) {
+        public static Lazy defaults() {
+            return new Lazy(true, java.time.Duration.ofSeconds(30), 2, 0, java.time.Duration.ofSeconds(2), java.util.List.of());
+        }
+    }
+
     public static final Path DEFAULT_PATH = Path.of("/etc/dedup-snapshotter/config.json");
 
     public static Config defaults() {
         return new Config(Path.of("/var/lib/dedup-snapshotter"), Path.of("/run/containerd/dedup-snapshotter.sock"),
-                4L << 20, "auto", "info", 0, Metrics.defaults(), Ksm.defaults());
+                4L << 20, "auto", "info", 0, Metrics.defaults(), Ksm.defaults(), Lazy.defaults());
     }
 
-    public Config withRoot(Path r) { return new Config(r, address, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm); }
-    public Config withAddress(Path a) { return new Config(root, a, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm); }
+    public Config withRoot(Path r) { return new Config(r, address, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy); }
+    public Config withAddress(Path a) { return new Config(root, a, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy); }
 }

@@ -21,7 +21,8 @@ import java.util.regex.Pattern;
  * silently falls back to a default. Errors name the key (dotted path) and what was expected.
  */
 public final class ConfigLoader {
-    private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap", "metrics", "ksm");
+    private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap", "metrics", "ksm", "lazy");
+    private static final Set<String> LAZY_KEYS = Set.of("enabled", "readDeadline", "prefetchConcurrency", "prefetchBandwidth", "prefetchDelay", "plainHttp");
     private static final Set<String> KSM_KEYS = Set.of("containers", "runc", "daemonBuffers", "kernel");
     private static final Set<String> KSM_KERNEL_KEYS = Set.of("run", "pagesToScan", "sleepMillisecs", "advisorMode", "useZeroPages", "maxPageSharing");
     private static final Set<String> METRICS_KEYS = Set.of("address", "logInterval");
@@ -71,7 +72,8 @@ public final class ConfigLoader {
         String backend = choice(obj, "mountBackend", d.mountBackend(), MOUNT_BACKENDS, source);
         String level = choice(obj, "logLevel", d.logLevel(), LOG_LEVELS, source);
         long cap = !obj.has("poolCap") || (obj.get("poolCap").isIntegralNumber() && obj.get("poolCap").asLong() == 0) ? 0 : size(obj.get("poolCap"), "poolCap", source);
-        return new Config(root, address, chunk, backend, level, cap, metrics(obj.get("metrics"), source), ksm(obj.get("ksm"), source));
+        return new Config(root, address, chunk, backend, level, cap, metrics(obj.get("metrics"), source), ksm(obj.get("ksm"), source),
+                lazy(obj.get("lazy"), source));
     }
 
     private static Path absolutePath(ObjectNode obj, String key, Path dflt, String source) throws ConfigException {
@@ -113,24 +115,53 @@ public final class ConfigLoader {
                 throw new ConfigException(source + ": key \"metrics.address\" must be \"HOST:PORT\" (e.g. \"127.0.0.1:9466\"), or \"\" to disable the endpoint; got " + a);
             else address = a.asText();
         }
-        java.time.Duration interval = d.logInterval();
-        if (n.has("logInterval")) {
-            JsonNode v = n.get("logInterval");
-            Matcher m = v.isTextual() ? DURATION.matcher(v.asText().trim()) : null;
-            if (v.isIntegralNumber() && v.asLong() == 0) interval = java.time.Duration.ZERO;
-            else if (m == null || !m.matches())
-                throw new ConfigException(source + ": key \"metrics.logInterval\" must be a duration such as \"60s\", \"5m\", \"1h\" or \"500ms\" (0 disables); got " + v);
-            else {
-                long x = Long.parseLong(m.group(1));
-                interval = switch (m.group(2)) {
-                    case "ms" -> java.time.Duration.ofMillis(x);
-                    case "s" -> java.time.Duration.ofSeconds(x);
-                    case "m" -> java.time.Duration.ofMinutes(x);
-                    default -> java.time.Duration.ofHours(x);
-                };
+        java.time.Duration interval = n.has("logInterval") ? duration(n.get("logInterval"), "metrics.logInterval", "(0 disables)", source) : d.logInterval();
+        return new Config.Metrics(address, interval);
+    }
+
+    /** A duration: "500ms", "60s", "5m", "1h", or the integer 0. */
+    private static java.time.Duration duration(JsonNode v, String key, String note, String source) throws ConfigException {
+        Matcher m = v.isTextual() ? DURATION.matcher(v.asText().trim()) : null;
+        if (v.isIntegralNumber() && v.asLong() == 0) return java.time.Duration.ZERO;
+        if (m == null || !m.matches())
+            throw new ConfigException(source + ": key \"" + key + "\" must be a duration such as \"60s\", \"5m\", \"1h\" or \"500ms\" " + note + "; got " + v);
+        long x = Long.parseLong(m.group(1));
+        return switch (m.group(2)) {
+            case "ms" -> java.time.Duration.ofMillis(x);
+            case "s" -> java.time.Duration.ofSeconds(x);
+            case "m" -> java.time.Duration.ofMinutes(x);
+            default -> java.time.Duration.ofHours(x);
+        };
+    }
+
+    private static Config.Lazy lazy(JsonNode n, String source) throws ConfigException {
+        Config.Lazy d = Config.Lazy.defaults();
+        if (n == null) return d;
+        ObjectNode o = object(n, "lazy", LAZY_KEYS, "{\"enabled\": true, \"readDeadline\": \"30s\"}", source);
+        boolean enabled = bool(o, "enabled", d.enabled(), "lazy.", source);
+        java.time.Duration deadline = o.has("readDeadline") ? duration(o.get("readDeadline"), "lazy.readDeadline", "(more than 0)", source) : d.readDeadline();
+        if (deadline.isZero()) throw new ConfigException(source + ": key \"lazy.readDeadline\" must be more than 0; got " + o.get("readDeadline"));
+        int concurrency = d.prefetchConcurrency();
+        if (o.has("prefetchConcurrency")) {
+            JsonNode v = o.get("prefetchConcurrency");
+            if (!v.isIntegralNumber() || v.asLong() < 0 || v.asLong() > 64)
+                throw new ConfigException(source + ": key \"lazy.prefetchConcurrency\" must be an integer from 0 (no background fetching) to 64; got " + v);
+            concurrency = v.asInt();
+        }
+        long bandwidth = !o.has("prefetchBandwidth") || (o.get("prefetchBandwidth").isIntegralNumber() && o.get("prefetchBandwidth").asLong() == 0)
+                ? d.prefetchBandwidth() : size(o.get("prefetchBandwidth"), "lazy.prefetchBandwidth", source);
+        java.time.Duration delay = o.has("prefetchDelay") ? duration(o.get("prefetchDelay"), "lazy.prefetchDelay", "(0 starts at once)", source) : d.prefetchDelay();
+        java.util.List<String> plain = new java.util.ArrayList<>();
+        if (o.has("plainHttp")) {
+            JsonNode v = o.get("plainHttp");
+            if (!v.isArray()) throw new ConfigException(source + ": key \"lazy.plainHttp\" must be a list of registries such as [\"registry.local:5000\"]; got " + v);
+            for (JsonNode h : v) {
+                if (!h.isTextual() || h.asText().isEmpty() || h.asText().contains("/"))
+                    throw new ConfigException(source + ": key \"lazy.plainHttp\" must list registries as HOST or HOST:PORT; got " + h);
+                plain.add(h.asText());
             }
         }
-        return new Config.Metrics(address, interval);
+        return new Config.Lazy(enabled, deadline, concurrency, bandwidth, delay, java.util.List.copyOf(plain));
     }
 
     private static Config.Ksm ksm(JsonNode n, String source) throws ConfigException {

@@ -44,10 +44,14 @@ public final class ChunkIndexer {
         public final long[] blocks;
         public final LayerChunks chunks;
         public final long newBytes, writtenChunks, hashNanos, writeNanos;
+        /** Chunks that were absent (reserved for a lazy layer) and that this layer's data filled. */
+        public final Set<Digest> filled;
         private final List<InFlight> holds;
         private boolean done;
 
-        private Indexed(long[] blocks, LayerChunks chunks, long newBytes, long writtenChunks, long hashNanos, long writeNanos, List<InFlight> holds) {
+        private Indexed(long[] blocks, LayerChunks chunks, long newBytes, long writtenChunks, long hashNanos, long writeNanos, List<InFlight> holds,
+                        Set<Digest> filled) {
+            this.filled = filled;
             this.hashNanos = hashNanos;
             this.writeNanos = writeNanos;
             this.blocks = blocks;
@@ -75,14 +79,16 @@ public final class ChunkIndexer {
         final long block;
         final int length;
         final CompletableFuture<Void> written = new CompletableFuture<>();
+        final boolean absent; // the extent is reserved for a lazy layer; its bytes may not be there
         int users;
         boolean recorded;   // a chunk row owns the extent
 
-        InFlight(Digest digest, long block, int length, boolean recorded) {
+        InFlight(Digest digest, long block, int length, boolean recorded, boolean absent) {
             this.digest = digest;
             this.block = block;
             this.length = length;
             this.recorded = recorded;
+            this.absent = absent;
         }
     }
 
@@ -111,6 +117,7 @@ public final class ChunkIndexer {
         long[] blocks = new long[ranges.size()];
         Digest[] digests = new Digest[ranges.size()];
         List<InFlight> holds = java.util.Collections.synchronizedList(new ArrayList<>());
+        Set<Digest> filled = java.util.concurrent.ConcurrentHashMap.newKeySet();
         AtomicLong newBytes = new AtomicLong(), written = new AtomicLong(), hashNanos = new AtomicLong(), writeNanos = new AtomicLong();
         List<Future<?>> tasks = new ArrayList<>(ranges.size());
         for (int i = 0; i < ranges.size(); i++) {
@@ -126,7 +133,7 @@ public final class ChunkIndexer {
                 Digest d = sha256(data.duplicate());
                 hashNanos.addAndGet(System.nanoTime() - t0);
                 digests[at] = d;
-                InFlight f = resolve(d, r.length(), data, holds, newBytes, written, writeNanos);
+                InFlight f = resolve(d, r.length(), data, holds, newBytes, written, writeNanos, filled);
                 blocks[at] = f.block;
                 return null;
             }));
@@ -163,12 +170,80 @@ public final class ChunkIndexer {
             long b = blocks[i];
             uses.merge(digests[i], new LayerChunks.Use(b, len, 1), (a, c) -> new LayerChunks.Use(a.block(), a.length(), a.count() + 1));
         }
-        return new Indexed(blocks, new LayerChunks(uses, logical), newBytes.get(), written.get(), hashNanos.get(), writeNanos.get(), holds);
+        return new Indexed(blocks, new LayerChunks(uses, logical), newBytes.get(), written.get(), hashNanos.get(), writeNanos.get(), holds, filled);
+    }
+
+    /** A chunk a lazy layer needs: its digest and exact length. */
+    public record Need(Digest digest, int length) {}
+
+    /**
+     * A lazily pulled layer's chunks, without their bytes: known chunks get a reference, new ones an extent reserved
+     * for them (ABSENT until fetched). Returns one block per need, aligned with needs.
+     */
+    public Indexed reserve(List<Need> needs, long logicalBytes) throws IOException {
+        long[] blocks = new long[needs.size()];
+        List<InFlight> holds = new ArrayList<>();
+        Map<Digest, LayerChunks.Use> uses = new HashMap<>();
+        try {
+            for (int i = 0; i < needs.size(); i++) {
+                Need n = needs.get(i);
+                InFlight f;
+                synchronized (lock) {
+                    f = inFlight.get(n.digest());
+                    if (f == null) {
+                        var known = store.chunk(n.digest());
+                        f = known.isPresent()
+                                ? new InFlight(n.digest(), known.get().block(), n.length(), true, !known.get().present())
+                                : new InFlight(n.digest(), pool.allocate(Extent.blocksFor(n.length())), n.length(), false, true);
+                        f.written.complete(null);
+                        inFlight.put(n.digest(), f);
+                    }
+                    f.users++;
+                    holds.add(f);
+                }
+                if (f.length != n.length()) throw new IOException("chunk " + n.digest() + " is " + f.length + " bytes in the pool, but " + n.length() + " in the layer");
+                blocks[i] = f.block;
+                uses.merge(n.digest(), new LayerChunks.Use(f.block, n.length(), 1), (a, c) -> new LayerChunks.Use(a.block(), a.length(), a.count() + 1));
+            }
+        } catch (IOException | RuntimeException e) {
+            release(holds, false);
+            throw e;
+        }
+        return new Indexed(blocks, new LayerChunks(uses, logicalBytes, true), 0, 0, 0, 0, holds, Set.of());
+    }
+
+    /** A chunk kept from garbage collection; close to let go. */
+    public interface Pin extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    /**
+     * Keeps an absent chunk's extent from garbage collection while it is fetched into the pool; empty when the chunk
+     * is no longer recorded there (its layers went away), so nothing may be written at that block any more.
+     */
+    public java.util.Optional<Pin> pin(Digest d, long block) {
+        InFlight f;
+        synchronized (lock) {
+            f = inFlight.get(d);
+            if (f == null) {
+                var row = store.chunk(d);
+                if (row.isEmpty() || row.get().block() != block) return java.util.Optional.empty();
+                f = new InFlight(d, block, row.get().length(), true, !row.get().present());
+                f.written.complete(null);
+                inFlight.put(d, f);
+            } else if (f.block != block) {
+                return java.util.Optional.empty();
+            }
+            f.users++;
+        }
+        InFlight held = f;
+        return java.util.Optional.of(() -> release(new ArrayList<>(List.of(held)), false));
     }
 
     /** Known chunk → its extent; in flight → wait for its writer; new → reserve an extent and write it here. */
     private InFlight resolve(Digest d, int length, ByteBuffer data, List<InFlight> holds, AtomicLong newBytes, AtomicLong written,
-                             AtomicLong writeNanos) throws IOException {
+                             AtomicLong writeNanos, Set<Digest> filled) throws IOException {
         InFlight f;
         boolean mustWrite = false;
         synchronized (lock) {
@@ -176,16 +251,28 @@ public final class ChunkIndexer {
             if (f == null) {
                 var known = store.chunk(d);
                 if (known.isPresent()) {
-                    f = new InFlight(d, known.get().block(), length, true);
+                    f = new InFlight(d, known.get().block(), length, true, !known.get().present());
                     f.written.complete(null);
                 } else {
-                    f = new InFlight(d, pool.allocate(Extent.blocksFor(length)), length, false);
+                    f = new InFlight(d, pool.allocate(Extent.blocksFor(length)), length, false, false);
                     mustWrite = true;
                 }
                 inFlight.put(d, f);
             }
             f.users++;
             holds.add(f);
+        }
+        if (f.absent) {
+            // reserved for a lazy layer and perhaps not fetched yet: this layer has the bytes, so it puts them in place
+            // (a fetch writing the same extent writes the same bytes); its commit then records the chunk as present
+            long t0 = System.nanoTime();
+            ByteBuffer whole = data.duplicate();
+            whole.position(0).limit(Math.toIntExact(Extent.blocksFor(length) * ChunkPool.BLOCK));
+            pool.write(f.block, whole);
+            writeNanos.addAndGet(System.nanoTime() - t0);
+            written.incrementAndGet();
+            filled.add(d);
+            return f;
         }
         if (mustWrite) {
             try {

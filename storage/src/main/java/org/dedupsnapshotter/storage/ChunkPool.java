@@ -125,6 +125,14 @@ public final class ChunkPool implements AutoCloseable {
         }
     }
 
+    /** Extends the file (sparsely) over every allocated block, so reserved extents lie inside it. */
+    public synchronized void extendToEnd() throws IOException {
+        if (channel.size() >= end * BLOCK) return;
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(file.toFile(), "rw")) {
+            if (f.length() < end * BLOCK) f.setLength(end * BLOCK);
+        }
+    }
+
     public void write(long block, ByteBuffer data) throws IOException {
         long pos = block * BLOCK;
         while (data.hasRemaining()) pos += channel.write(data, pos);

@@ -28,7 +28,9 @@ import java.util.function.Consumer;
  * metadata operations are short; slow work (mkfs, mounts) happens outside or in an {@link InTransaction} hook.
  */
 public final class MetaStore implements AutoCloseable {
-    public static final int SCHEMA_VERSION = 1;
+    public static final int SCHEMA_VERSION = 2;
+    /** Chunk states: its bytes are in the pool, or only its extent is reserved (a lazily pulled layer's, not fetched yet). */
+    public static final int PRESENT = 0, ABSENT = 1;
 
     private final Connection db;
 
@@ -64,43 +66,8 @@ public final class MetaStore implements AutoCloseable {
             if (version == SCHEMA_VERSION) return;
             db.setAutoCommit(false);
             try {
-                s.execute("""
-                        CREATE TABLE snapshots (
-                          id INTEGER PRIMARY KEY AUTOINCREMENT,
-                          name TEXT NOT NULL UNIQUE,
-                          kind INTEGER NOT NULL,
-                          parent_id INTEGER REFERENCES snapshots(id),
-                          created_ns INTEGER NOT NULL,
-                          updated_ns INTEGER NOT NULL,
-                          size INTEGER NOT NULL DEFAULT 0,
-                          inodes INTEGER NOT NULL DEFAULT 0,
-                          format INTEGER NOT NULL DEFAULT 0,
-                          logical INTEGER NOT NULL DEFAULT 0)""");
-                s.execute("CREATE INDEX snapshots_parent ON snapshots(parent_id)");
-                s.execute("""
-                        CREATE TABLE labels (
-                          snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
-                          name TEXT NOT NULL,
-                          value TEXT NOT NULL,
-                          PRIMARY KEY (snapshot_id, name))""");
-                // every unique chunk once: its extent in the pool and how many layer uses reference it.
-                // state: 0 = present in the pool (lazy pull will add absent chunks)
-                s.execute("""
-                        CREATE TABLE chunks (
-                          id INTEGER PRIMARY KEY,
-                          digest BLOB NOT NULL UNIQUE,
-                          block INTEGER NOT NULL,
-                          length INTEGER NOT NULL,
-                          refs INTEGER NOT NULL,
-                          state INTEGER NOT NULL DEFAULT 0)""");
-                s.execute("CREATE INDEX chunks_refs ON chunks(refs) WHERE refs <= 0");
-                s.execute("""
-                        CREATE TABLE layer_chunks (
-                          snapshot_id INTEGER NOT NULL REFERENCES snapshots(id),
-                          chunk_id INTEGER NOT NULL REFERENCES chunks(id),
-                          uses INTEGER NOT NULL,
-                          PRIMARY KEY (snapshot_id, chunk_id))""");
-                s.execute("CREATE INDEX layer_chunks_chunk ON layer_chunks(chunk_id)");
+                if (version < 1) createV1(s);
+                if (version < 2) createV2(s);
                 s.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '" + SCHEMA_VERSION + "')");
                 db.commit();
             } catch (SQLException e) {
@@ -110,6 +77,65 @@ public final class MetaStore implements AutoCloseable {
                 db.setAutoCommit(true);
             }
         }
+    }
+
+    private static void createV1(Statement s) throws SQLException {
+        s.execute("""
+                CREATE TABLE snapshots (
+                  id INTEGER PRIMARY KEY AUTOINCREMENT,
+                  name TEXT NOT NULL UNIQUE,
+                  kind INTEGER NOT NULL,
+                  parent_id INTEGER REFERENCES snapshots(id),
+                  created_ns INTEGER NOT NULL,
+                  updated_ns INTEGER NOT NULL,
+                  size INTEGER NOT NULL DEFAULT 0,
+                  inodes INTEGER NOT NULL DEFAULT 0,
+                  format INTEGER NOT NULL DEFAULT 0,
+                  logical INTEGER NOT NULL DEFAULT 0)""");
+        s.execute("CREATE INDEX snapshots_parent ON snapshots(parent_id)");
+        s.execute("""
+                CREATE TABLE labels (
+                  snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+                  name TEXT NOT NULL,
+                  value TEXT NOT NULL,
+                  PRIMARY KEY (snapshot_id, name))""");
+        // every unique chunk once: its extent in the pool and how many layer uses reference it.
+        // state: PRESENT, or ABSENT (extent reserved for a lazily pulled layer, bytes not fetched yet)
+        s.execute("""
+                CREATE TABLE chunks (
+                  id INTEGER PRIMARY KEY,
+                  digest BLOB NOT NULL UNIQUE,
+                  block INTEGER NOT NULL,
+                  length INTEGER NOT NULL,
+                  refs INTEGER NOT NULL,
+                  state INTEGER NOT NULL DEFAULT 0)""");
+        s.execute("CREATE INDEX chunks_refs ON chunks(refs) WHERE refs <= 0");
+        s.execute("""
+                CREATE TABLE layer_chunks (
+                  snapshot_id INTEGER NOT NULL REFERENCES snapshots(id),
+                  chunk_id INTEGER NOT NULL REFERENCES chunks(id),
+                  uses INTEGER NOT NULL,
+                  PRIMARY KEY (snapshot_id, chunk_id))""");
+        s.execute("CREATE INDEX layer_chunks_chunk ON layer_chunks(chunk_id)");
+    }
+
+    /** Version 2: lazily pulled layers, where they come from, and where each absent chunk can be fetched. */
+    private static void createV2(Statement s) throws SQLException {
+        s.execute("""
+                CREATE TABLE lazy_layers (
+                  snapshot_id INTEGER PRIMARY KEY REFERENCES snapshots(id),
+                  source TEXT NOT NULL,
+                  blob_digest TEXT NOT NULL,
+                  toc_digest TEXT NOT NULL)""");
+        s.execute("CREATE INDEX chunks_absent ON chunks(state) WHERE state != 0");
+        s.execute("""
+                CREATE TABLE lazy_sources (
+                  chunk_id INTEGER NOT NULL REFERENCES chunks(id),
+                  snapshot_id INTEGER NOT NULL REFERENCES snapshots(id),
+                  blob_offset INTEGER NOT NULL,
+                  blob_length INTEGER NOT NULL,
+                  PRIMARY KEY (chunk_id, snapshot_id))""");
+        s.execute("CREATE INDEX lazy_sources_snapshot ON lazy_sources(snapshot_id)");
     }
 
     // ---------------------------------------------------------------- reads
@@ -276,6 +302,11 @@ public final class MetaStore implements AutoCloseable {
             }
             deleteLabels(s.id());
             dropChunkRefs(s.id());
+            for (String table : List.of("lazy_sources", "lazy_layers"))
+                try (PreparedStatement ps = db.prepareStatement("DELETE FROM " + table + " WHERE snapshot_id = ?")) {
+                    ps.setLong(1, s.id());
+                    ps.executeUpdate();
+                }
             try (PreparedStatement ps = db.prepareStatement("DELETE FROM snapshots WHERE id = ?")) {
                 ps.setLong(1, s.id());
                 ps.executeUpdate();
@@ -324,13 +355,14 @@ public final class MetaStore implements AutoCloseable {
 
     // ---------------------------------------------------------------- chunks
 
-    /** A chunk row: where its bytes are and how many layer uses reference it. */
-    public record Chunk(long id, Digest digest, long block, int length, long refs) {
+    /** A chunk row: where its bytes are (or will be, while ABSENT) and how many layer uses reference it. */
+    public record Chunk(long id, Digest digest, long block, int length, long refs, int state) {
         public Extent extent() { return new Extent(block, Extent.blocksFor(length)); }
+        public boolean present() { return state == PRESENT; }
     }
 
     public synchronized Optional<Chunk> chunk(Digest d) {
-        try (PreparedStatement ps = db.prepareStatement("SELECT id, digest, block, length, refs FROM chunks WHERE digest = ?")) {
+        try (PreparedStatement ps = db.prepareStatement("SELECT id, digest, block, length, refs, state FROM chunks WHERE digest = ?")) {
             ps.setBytes(1, d.bytes());
             try (ResultSet rs = ps.executeQuery()) {
                 return rs.next() ? Optional.of(chunkRow(rs)) : Optional.empty();
@@ -342,7 +374,7 @@ public final class MetaStore implements AutoCloseable {
 
     public synchronized List<Chunk> chunks() {
         List<Chunk> out = new ArrayList<>();
-        try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery("SELECT id, digest, block, length, refs FROM chunks ORDER BY block")) {
+        try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery("SELECT id, digest, block, length, refs, state FROM chunks ORDER BY block")) {
             while (rs.next()) out.add(chunkRow(rs));
         } catch (SQLException e) {
             throw failed("list chunks", e);
@@ -354,10 +386,10 @@ public final class MetaStore implements AutoCloseable {
     public synchronized Map<Chunk, Integer> layerChunks(long snapshotId) {
         Map<Chunk, Integer> out = new HashMap<>();
         try (PreparedStatement ps = db.prepareStatement(
-                "SELECT c.id, c.digest, c.block, c.length, c.refs, l.uses FROM layer_chunks l JOIN chunks c ON c.id = l.chunk_id WHERE l.snapshot_id = ?")) {
+                "SELECT c.id, c.digest, c.block, c.length, c.refs, c.state, l.uses FROM layer_chunks l JOIN chunks c ON c.id = l.chunk_id WHERE l.snapshot_id = ?")) {
             ps.setLong(1, snapshotId);
             try (ResultSet rs = ps.executeQuery()) {
-                while (rs.next()) out.put(chunkRow(rs), rs.getInt(6));
+                while (rs.next()) out.put(chunkRow(rs), rs.getInt(7));
             }
         } catch (SQLException e) {
             throw failed("read layer chunks", e);
@@ -406,7 +438,7 @@ public final class MetaStore implements AutoCloseable {
     public synchronized List<Chunk> deleteUnreferenced(java.util.Set<Digest> pinned) {
         return inTransaction("collect chunks", () -> {
             List<Chunk> out = new ArrayList<>();
-            try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery("SELECT id, digest, block, length, refs FROM chunks WHERE refs <= 0")) {
+            try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery("SELECT id, digest, block, length, refs, state FROM chunks WHERE refs <= 0")) {
                 while (rs.next()) {
                     Chunk c = chunkRow(rs);
                     if (!pinned.contains(c.digest())) out.add(c);
@@ -445,11 +477,171 @@ public final class MetaStore implements AutoCloseable {
         }
     }
 
-    private void addChunkRefs(long snapshotId, LayerChunks chunks) throws SQLException {
-        if (chunks.uses().isEmpty()) return;
+    // ---------------------------------------------------------------- lazily pulled layers
+
+    /** Where a lazy layer's bytes come from: a registry repository (HOST/REPOSITORY), its blob, its TOC's digest. */
+    public record LazyLayer(long snapshotId, String source, String blobDigest, String tocDigest) {}
+
+    /** Where an absent chunk can be fetched: a lazy layer's blob, and the chunk's gzip member in it. */
+    public record ChunkSource(long snapshotId, long blobOffset, long blobLength) {}
+
+    /** An absent chunk with every place it can be fetched from. */
+    public record Absent(Chunk chunk, List<ChunkSource> sources) {}
+
+    /**
+     * A lazily pulled layer is committed at once, with no active stage: the committed snapshot row (name, on
+     * parent), its chunk references (chunks the pool lacks are ABSENT: their extents reserved, their bytes not
+     * there yet), where it comes from, and for each of its chunks where in its blob that chunk is.
+     */
+    public synchronized Snapshot createLazy(String name, String parent, Map<String, String> labels, Usage usage, LayerChunks chunks,
+                                            LazyLayer origin, Map<Digest, ChunkSource> sources, InTransaction hook) {
+        return inTransaction("create lazy snapshot", () -> {
+            long parentId = 0;
+            if (!parent.isEmpty()) {
+                Snapshot p = load("s.name = ?", parent);
+                if (p == null) throw SnapshotException.notFound("parent snapshot %s does not exist", org.dedupsnapshotter.api.Names.shorten(parent));
+                if (p.kind() != Kind.COMMITTED)
+                    throw SnapshotException.invalidArgument("parent %s is not a committed snapshot", org.dedupsnapshotter.api.Names.shorten(parent));
+                parentId = p.id();
+            }
+            if (load("s.name = ?", name) != null) throw SnapshotException.alreadyExists("snapshot %s already exists", org.dedupsnapshotter.api.Names.shorten(name));
+            long now = nowNanos(), id;
+            try (PreparedStatement ps = db.prepareStatement("""
+                    INSERT INTO snapshots(name, kind, parent_id, created_ns, updated_ns, size, inodes, format, logical)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""", Statement.RETURN_GENERATED_KEYS)) {
+                ps.setString(1, name);
+                ps.setInt(2, Kind.COMMITTED.ordinal());
+                if (parentId == 0) ps.setNull(3, java.sql.Types.INTEGER); else ps.setLong(3, parentId);
+                ps.setLong(4, now);
+                ps.setLong(5, now);
+                ps.setLong(6, usage.size());
+                ps.setLong(7, usage.inodes());
+                ps.setInt(8, LayerFormat.EROFS.ordinal());
+                ps.setLong(9, chunks.logicalBytes());
+                ps.executeUpdate();
+                try (ResultSet rs = ps.getGeneratedKeys()) {
+                    rs.next();
+                    id = rs.getLong(1);
+                }
+            }
+            writeLabels(id, labels);
+            Map<Digest, Long> ids = addChunkRefs(id, chunks);
+            try (PreparedStatement ps = db.prepareStatement("INSERT INTO lazy_layers(snapshot_id, source, blob_digest, toc_digest) VALUES (?, ?, ?, ?)")) {
+                ps.setLong(1, id);
+                ps.setString(2, origin.source());
+                ps.setString(3, origin.blobDigest());
+                ps.setString(4, origin.tocDigest());
+                ps.executeUpdate();
+            }
+            try (PreparedStatement ps = db.prepareStatement("""
+                    INSERT INTO lazy_sources(chunk_id, snapshot_id, blob_offset, blob_length)
+                    SELECT ?, ?, ?, ? WHERE (SELECT state FROM chunks WHERE id = ?) != 0""")) {
+                for (var e : sources.entrySet()) {
+                    Long chunkId = ids.get(e.getKey());
+                    if (chunkId == null) continue;
+                    ps.setLong(1, chunkId);
+                    ps.setLong(2, id);
+                    ps.setLong(3, e.getValue().blobOffset());
+                    ps.setLong(4, e.getValue().blobLength());
+                    ps.setLong(5, chunkId);
+                    ps.addBatch();
+                }
+                ps.executeBatch();
+            }
+            Snapshot s = load("s.id = ?", id);
+            hook.run(s);
+            return s;
+        });
+    }
+
+    public synchronized Optional<LazyLayer> lazyLayer(long snapshotId) {
+        try (PreparedStatement ps = db.prepareStatement("SELECT snapshot_id, source, blob_digest, toc_digest FROM lazy_layers WHERE snapshot_id = ?")) {
+            ps.setLong(1, snapshotId);
+            try (ResultSet rs = ps.executeQuery()) {
+                return rs.next() ? Optional.of(new LazyLayer(rs.getLong(1), rs.getString(2), rs.getString(3), rs.getString(4))) : Optional.empty();
+            }
+        } catch (SQLException e) {
+            throw failed("read lazy layer", e);
+        }
+    }
+
+    public synchronized Map<Long, LazyLayer> lazyLayers() {
+        Map<Long, LazyLayer> out = new HashMap<>();
+        try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery("SELECT snapshot_id, source, blob_digest, toc_digest FROM lazy_layers")) {
+            while (rs.next()) out.put(rs.getLong(1), new LazyLayer(rs.getLong(1), rs.getString(2), rs.getString(3), rs.getString(4)));
+        } catch (SQLException e) {
+            throw failed("list lazy layers", e);
+        }
+        return out;
+    }
+
+    /** Every absent chunk with every source it has. */
+    public synchronized List<Absent> absentChunks() {
+        return absent("SELECT c.id, c.digest, c.block, c.length, c.refs, c.state, s.snapshot_id, s.blob_offset, s.blob_length "
+                + "FROM chunks c JOIN lazy_sources s ON s.chunk_id = c.id WHERE c.state != 0 ORDER BY c.id", 0);
+    }
+
+    /** One lazy layer's absent chunks in the order of its blob, each with that layer as its source. */
+    public synchronized List<Absent> absentChunksOf(long snapshotId) {
+        return absent("SELECT c.id, c.digest, c.block, c.length, c.refs, c.state, s.snapshot_id, s.blob_offset, s.blob_length "
+                + "FROM lazy_sources s JOIN chunks c ON c.id = s.chunk_id WHERE s.snapshot_id = ? AND c.state != 0 ORDER BY s.blob_offset", snapshotId);
+    }
+
+    private List<Absent> absent(String sql, long snapshotId) {
+        Map<Long, Absent> out = new LinkedHashMap<>();
+        try (PreparedStatement ps = db.prepareStatement(sql)) {
+            if (snapshotId > 0) ps.setLong(1, snapshotId);
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    Chunk c = chunkRow(rs);
+                    out.computeIfAbsent(c.id(), k -> new Absent(c, new ArrayList<>())).sources()
+                            .add(new ChunkSource(rs.getLong(7), rs.getLong(8), rs.getLong(9)));
+                }
+            }
+        } catch (SQLException e) {
+            throw failed("list absent chunks", e);
+        }
+        return new ArrayList<>(out.values());
+    }
+
+    /** Fetched chunks: their bytes are durable in the pool now. */
+    public synchronized void markPresent(java.util.Collection<Digest> digests) {
+        if (digests.isEmpty()) return;
+        inTransaction("mark chunks present", () -> {
+            try (PreparedStatement src = db.prepareStatement("DELETE FROM lazy_sources WHERE chunk_id = (SELECT id FROM chunks WHERE digest = ?)");
+                 PreparedStatement st = db.prepareStatement("UPDATE chunks SET state = 0 WHERE digest = ?")) {
+                for (Digest d : digests) {
+                    src.setBytes(1, d.bytes());
+                    src.addBatch();
+                    st.setBytes(1, d.bytes());
+                    st.addBatch();
+                }
+                src.executeBatch();
+                st.executeBatch();
+            }
+            return null;
+        });
+    }
+
+    /** Layer id → how many of the chunks it references are absent (only layers with some). */
+    public synchronized Map<Long, Long> absentChunksByLayer() {
+        Map<Long, Long> out = new HashMap<>();
+        try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery(
+                "SELECT l.snapshot_id, COUNT(*) FROM layer_chunks l JOIN chunks c ON c.id = l.chunk_id WHERE c.state != 0 GROUP BY l.snapshot_id")) {
+            while (rs.next()) out.put(rs.getLong(1), rs.getLong(2));
+        } catch (SQLException e) {
+            throw failed("count absent chunks", e);
+        }
+        return out;
+    }
+
+    /** Adds the layer's references; returns each digest's chunk id. */
+    private Map<Digest, Long> addChunkRefs(long snapshotId, LayerChunks chunks) throws SQLException {
+        Map<Digest, Long> ids = new HashMap<>();
+        if (chunks.uses().isEmpty()) return ids;
         try (PreparedStatement upsert = db.prepareStatement("""
-                INSERT INTO chunks(digest, block, length, refs) VALUES (?, ?, ?, ?)
-                ON CONFLICT(digest) DO UPDATE SET refs = refs + excluded.refs RETURNING id, block, length""");
+                INSERT INTO chunks(digest, block, length, refs, state) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(digest) DO UPDATE SET refs = refs + excluded.refs, state = MIN(state, excluded.state) RETURNING id, block, length""");
              PreparedStatement link = db.prepareStatement("INSERT INTO layer_chunks(snapshot_id, chunk_id, uses) VALUES (?, ?, ?)")) {
             for (var e : chunks.uses().entrySet()) {
                 LayerChunks.Use u = e.getValue();
@@ -457,6 +649,8 @@ public final class MetaStore implements AutoCloseable {
                 upsert.setLong(2, u.block());
                 upsert.setInt(3, u.length());
                 upsert.setInt(4, u.count());
+                // a local layer's chunks are all in the pool (the indexer wrote any that were absent); a lazy one's may not be
+                upsert.setInt(5, chunks.absent() ? ABSENT : PRESENT);
                 long id;
                 try (ResultSet rs = upsert.executeQuery()) {
                     rs.next();
@@ -465,6 +659,7 @@ public final class MetaStore implements AutoCloseable {
                     if (rs.getLong(2) != u.block() || rs.getInt(3) != u.length())
                         throw new StorageException("chunk " + e.getKey() + " is recorded at block " + rs.getLong(2) + " but the layer points at block " + u.block());
                 }
+                ids.put(e.getKey(), id);
                 link.setLong(1, snapshotId);
                 link.setLong(2, id);
                 link.setInt(3, u.count());
@@ -472,6 +667,7 @@ public final class MetaStore implements AutoCloseable {
             }
             link.executeBatch();
         }
+        return ids;
     }
 
     private void dropChunkRefs(long snapshotId) throws SQLException {
@@ -488,7 +684,7 @@ public final class MetaStore implements AutoCloseable {
     }
 
     private static Chunk chunkRow(ResultSet rs) throws SQLException {
-        return new Chunk(rs.getLong(1), new Digest(rs.getBytes(2)), rs.getLong(3), rs.getInt(4), rs.getLong(5));
+        return new Chunk(rs.getLong(1), new Digest(rs.getBytes(2)), rs.getLong(3), rs.getInt(4), rs.getLong(5), rs.getInt(6));
     }
 
     /** Folds the WAL into the database and truncates it, so freed space shows in du of the root at once. */
