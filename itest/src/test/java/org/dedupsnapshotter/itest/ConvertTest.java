@@ -110,6 +110,16 @@ class ConvertTest {
         assertArrayEquals(Arrays.copyOfRange(Images.BIG, 4 << 20, 8 << 20), chunk);
         assertEquals(second.digest(), RegistryClient.sha256(chunk));
 
+        // the config is the original's but for rootfs.diff_ids, which are the converted layers' (TOC included)
+        JsonNode before = JSON.readTree(registry.blob("itest/fidelity", JSON.readTree(registry.manifest("itest/fidelity", "1").body()).path("config").path("digest").asText()));
+        com.fasterxml.jackson.databind.node.ObjectNode after = (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(
+                registry.blob("itest/fidelity-lazy", manifest.path("config").path("digest").asText()));
+        for (int i = 0; i < 4; i++)
+            assertEquals(manifest.path("layers").get(i).path("annotations").path(LazyLayerFormat.DIFF_ID).asText(), after.path("rootfs").path("diff_ids").get(i).asText());
+        ((com.fasterxml.jackson.databind.node.ObjectNode) after.get("rootfs")).set("diff_ids", before.path("rootfs").path("diff_ids"));
+        assertEquals(before, after);
+        assertEquals(List.of("architecture", "os", "config", "rootfs"), fieldNames(after));
+
         // converting the converted image copies its layers as they are
         Proc.Result again = convert("--plain-http", lazy, env.registry() + "/itest/fidelity-lazy:again").orThrow("dedupctl convert (again)");
         assertEquals(4, again.out().split("already converted", -1).length - 1, again.out());
@@ -139,6 +149,12 @@ class ConvertTest {
         assertTrue(notLayout.out().contains("is not an OCI image layout"), notLayout.out());
         Proc.Result usage = convert("--chunk-size", "3000", original, env.registry() + "/x/y:1");
         assertEquals(2, usage.code(), usage.out());
+    }
+
+    private static List<String> fieldNames(JsonNode n) {
+        List<String> out = new ArrayList<>();
+        n.fieldNames().forEachRemaining(out::add);
+        return out;
     }
 
     static byte[] gunzip(byte[] b) throws Exception {

@@ -124,10 +124,11 @@ public final class LazyLayerWriter {
 
         void chunk(Toc.Entry e, long fileOffset, byte[] data) throws IOException {
             chunks++;
-            submit(compressors.submit(() -> new Compressed(GzipMember.of(data, 0, data.length), isZero(data) ? null : RegistryClient.sha256(data))),
+            int size = data.length; // not the array: it is garbage once compressed
+            submit(compressors.submit(() -> new Compressed(GzipMember.of(data, 0, size), isZero(data) ? null : RegistryClient.sha256(data))),
                     (c, blobOffset) -> {
                         if (c.digest == null) holes++;
-                        e.chunks.add(new Toc.Chunk(fileOffset, data.length, c.digest, blobOffset, c.gzip.length));
+                        e.chunks.add(new Toc.Chunk(fileOffset, size, c.digest, blobOffset, c.gzip.length));
                     });
         }
 

@@ -5,10 +5,16 @@ import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
 import org.dedupsnapshotter.lazy.toc.Toc;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Base64;
 import java.util.HashMap;
@@ -21,6 +27,7 @@ import java.util.zip.GZIPInputStream;
 
 import static org.dedupsnapshotter.lazy.convert.TestTar.records;
 import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 class LazyLayerWriterTest {
     static final int CHUNK = 4096;
@@ -269,6 +276,46 @@ class LazyLayerWriterTest {
         TestTar.checksum(h);
         System.arraycopy(h, 0, latin1, 0, 512);
         assertTrue(assertThrows(IOException.class, () -> convert(latin1)).getMessage().contains("not UTF-8"));
+    }
+
+    /** Archives written by GNU tar itself, in its own format (long names as 'L'/'K') and in PAX (nanosecond mtimes). */
+    @ParameterizedTest
+    @ValueSource(strings = {"gnu", "pax"})
+    void gnuTarArchivesReadAsTarListsThem(String format, @TempDir Path dir) throws Exception {
+        assumeTrue(Files.isExecutable(Path.of("/usr/bin/tar")) || Files.isExecutable(Path.of("/bin/tar")), "GNU tar is not installed");
+        Path root = Files.createDirectories(dir.resolve("root"));
+        String deep = "d".repeat(90) + "/" + "e".repeat(90);
+        Files.createDirectories(root.resolve(deep));
+        Files.write(root.resolve(deep + "/" + "f".repeat(120)), BIG);
+        Files.write(root.resolve("small"), "small".getBytes());
+        Files.createSymbolicLink(root.resolve("long-link"), Path.of("../" + "t".repeat(150)));
+        Files.createLink(root.resolve("hard"), root.resolve("small"));
+        Files.setLastModifiedTime(root.resolve("small"), java.nio.file.attribute.FileTime.from(java.time.Instant.ofEpochSecond(1_700_000_000L, 123_456_789)));
+        Path tarFile = dir.resolve("layer.tar");
+        run("tar", "--format=" + format, "--numeric-owner", "-C", root.toString(), "-cf", tarFile.toString(), ".");
+        byte[] tar = Files.readAllBytes(tarFile);
+        Converted c = convert(tar);
+        assertArrayEquals(concat(tar, c.result.tocJson()), gunzip(c.blob, 0, c.blob.length));
+
+        List<String> listed = run("tar", "-tf", tarFile.toString()).lines().map(TarPath::normalise).toList();
+        List<Toc.Entry> entries = c.result.toc().entries;
+        assertEquals(listed, entries.stream().map(e -> e.name).toList());
+        Map<String, Toc.Entry> byName = new HashMap<>();
+        entries.forEach(e -> byName.put(e.name, e));
+        assertEquals(BIG.length, byName.get(deep + "/" + "f".repeat(120)).size);
+        assertEquals(5, byName.get(deep + "/" + "f".repeat(120)).chunks.size());
+        assertEquals("../" + "t".repeat(150), byName.get("long-link").linkName);
+        Toc.Entry hard = byName.get("hard").type.equals("hardlink") ? byName.get("hard") : byName.get("small");
+        assertEquals("hardlink", hard.type);
+        assertEquals(1_700_000_000L, byName.get("small").mtime);
+        if (format.equals("pax")) assertEquals(123_456_789, byName.get("small").mtimeNsec);
+    }
+
+    private static String run(String... cmd) throws Exception {
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, p.waitFor(), String.join(" ", cmd) + ": " + out);
+        return out;
     }
 
     @Test
