@@ -138,6 +138,28 @@ class ConvertTest {
     }
 
     @Test
+    void anIndexConvertsItsLinuxAmd64Image() throws Exception {
+        OciImage.push(env.registry(), "itest/multi", "arm", List.of(new TarWriter().dir("./", TarWriter.Meta.of(0755))
+                .file("arm", "arm", TarWriter.Meta.of(0644)).finish()), List.of("/bin/sh"));
+        RegistryClient.Fetched arm = registry.manifest("itest/multi", "arm"), amd = registry.manifest("itest/fidelity", "1");
+        JsonNode amdManifest = JSON.readTree(amd.body());
+        List<String> blobs = new ArrayList<>(List.of(amdManifest.path("config").path("digest").asText()));
+        amdManifest.path("layers").forEach(l -> blobs.add(l.path("digest").asText()));
+        for (String b : blobs) registry.pushBlob("itest/multi", registry.blob("itest/fidelity", b), 1 << 20);
+        registry.pushManifest("itest/multi", "amd", RegistryClient.OCI_MANIFEST, amd.body());
+        String index = """
+                {"schemaVersion":2,"mediaType":"%s","manifests":[
+                 {"mediaType":"%s","digest":"%s","size":%d,"platform":{"architecture":"arm64","os":"linux"}},
+                 {"mediaType":"%s","digest":"%s","size":%d,"platform":{"architecture":"amd64","os":"linux"}}]}"""
+                .formatted(RegistryClient.OCI_INDEX, RegistryClient.OCI_MANIFEST, arm.digest(), arm.body().length,
+                        RegistryClient.OCI_MANIFEST, amd.digest(), amd.body().length);
+        registry.pushManifest("itest/multi", "index", RegistryClient.OCI_INDEX, index.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+
+        Proc.Result r = convert("--plain-http", env.registry() + "/itest/multi:index", env.registry() + "/itest/multi-lazy:1").orThrow("dedupctl convert (index)");
+        assertTrue(r.out().contains("layer 4/4"), "the linux/amd64 image (4 layers) was picked:\n" + r.out());
+    }
+
+    @Test
     void errorsNameWhatIsWrong() throws Exception {
         Proc.Result unreachable = convert("--plain-http", "127.0.0.1:1/nothing:1", env.registry() + "/x/y:1");
         assertEquals(1, unreachable.code(), unreachable.out());
