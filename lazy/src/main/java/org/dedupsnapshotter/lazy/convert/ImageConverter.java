@@ -37,7 +37,7 @@ import java.util.zip.GZIPInputStream;
  * converted blob on disk at a time, and a bounded number of chunks in memory.
  */
 public final class ImageConverter {
-    public static final String OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip";
+    private static final String OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip";
     private static final Set<String> GZIP_OR_TAR_LAYERS = Set.of(OCI_LAYER_GZIP, "application/vnd.oci.image.layer.v1.tar",
             "application/vnd.docker.image.rootfs.diff.tar.gzip", "application/vnd.docker.image.rootfs.diff.tar");
     private static final Set<String> ZSTD_LAYERS = Set.of("application/vnd.oci.image.layer.v1.tar+zstd", "application/vnd.docker.image.rootfs.diff.tar.zstd");

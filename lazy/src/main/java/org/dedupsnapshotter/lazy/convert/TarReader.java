@@ -139,8 +139,8 @@ final class TarReader {
                 default -> { }
             }
         }
-        if (longName != null) name = longName;
-        if (longLink != null) link = longLink;
+        if (longName != null && longName.length > 0) name = longName; // Go ignores an empty long name
+        if (longLink != null && longLink.length > 0) link = longLink;
         String rawName = text(name, at);
         current = rawName;
         char type = hd.type;

@@ -230,6 +230,12 @@ class LazyLayerWriterTest {
     }
 
     @Test
+    void anEmptyGnuLongNameKeepsTheHeadersName() throws Exception {
+        Toc toc = convert(new TestTar().gnuLong('L', "").file("kept", new byte[0]).finish()).result.toc();
+        assertEquals("kept", toc.entries.get(0).name);
+    }
+
+    @Test
     void nonDataBetweenChunksIsGroupedIntoFewMembers() throws Exception {
         TestTar t = new TestTar();
         for (int i = 0; i < 6; i++) t.dir("d" + i + "/");
