@@ -49,6 +49,20 @@ class RegistryClientTest {
     }
 
     @Test
+    void blobsStreamFromAndIntoFiles() throws Exception {
+        byte[] data = Images.random(12, 2 * 1024 * 1024 + 5);
+        java.nio.file.Path file = Files.write(env.dir.resolve("upload.bin"), data), back = env.dir.resolve("download.bin");
+        String digest = RegistryClient.sha256(data);
+        client.pushBlob("t/files", file, digest, 1 << 20); // three PATCHes from the file
+        assertEquals(data.length, client.blobToFile("t/files", digest, back));
+        assertArrayEquals(data, Files.readAllBytes(back));
+        java.nio.file.Path other = Files.write(env.dir.resolve("other.bin"), "other".getBytes(StandardCharsets.UTF_8));
+        RegistryException wrong = assertThrows(RegistryException.class, () -> client.pushBlob("t/files", other, "sha256:" + "2".repeat(64), 1 << 20));
+        assertTrue(wrong.getMessage().contains("upload end"), wrong.getMessage());
+        assertTrue(assertThrows(RegistryException.class, () -> client.blobToFile("t/files", "sha256:" + "0".repeat(64), back)).notFound());
+    }
+
+    @Test
     void manifestsRoundTripAndMissingThingsAre404() throws Exception {
         byte[] config = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}".getBytes(StandardCharsets.UTF_8);
         client.pushBlob("t/man", config, 1 << 20);

@@ -35,7 +35,10 @@ public final class DedupCtl {
                                   client-side latency of the Snapshots Mounts call (on a temporary view)
               config check FILE   validate a config file
               bound [--chunk-size SIZE] LAYER...
-                                  ideal disk use of chunk-level dedup for these layer tars (.tar or .tar.gz)""";
+                                  ideal disk use of chunk-level dedup for these layer tars (.tar or .tar.gz)
+              convert [--plain-http] [--chunk-size SIZE] SRC DST
+                                  make SRC (a registry reference, or oci:DIR[:TAG] for an OCI layout) lazily
+                                  loadable and push it to the registry reference DST (needs no daemon)""";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     public static void main(String[] args) {
@@ -90,6 +93,7 @@ public final class DedupCtl {
                 return 1;
             }
         }
+        if (cmd.equals("convert")) return Convert.run(java.util.Arrays.copyOfRange(args, i + 1, args.length));
         if (address == null) {
             try {
                 address = ConfigLoader.load(Config.DEFAULT_PATH, false).address();

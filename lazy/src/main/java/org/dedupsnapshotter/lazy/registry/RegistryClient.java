@@ -4,12 +4,19 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
 import java.net.URI;
 import java.net.URLEncoder;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
@@ -35,6 +42,8 @@ public final class RegistryClient {
     public static final String DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
     private static final Pattern CHALLENGE_PARAM = Pattern.compile("(\\w+)=\"([^\"]*)\"");
     private static final ObjectMapper JSON = new ObjectMapper();
+    private static final HttpResponse.BodyHandler<byte[]> BYTES = HttpResponse.BodyHandlers.ofByteArray();
+    private static final HttpResponse.BodyHandler<InputStream> STREAM = HttpResponse.BodyHandlers.ofInputStream();
 
     private final String host;
     private final String scheme;
@@ -54,7 +63,12 @@ public final class RegistryClient {
 
     /** A client for ref's registry with the credentials `docker login` stored for it. */
     public static RegistryClient forRef(ImageRef ref, boolean plainHttp) throws IOException {
-        return new RegistryClient(ref.host(), plainHttp, Credentials.forHost(Credentials.defaultConfig(), ref.host()), Duration.ofSeconds(30));
+        return forRef(ref, plainHttp, Duration.ofSeconds(30));
+    }
+
+    /** The same with a request timeout of one's own (uploads of large pieces over slow links need more). */
+    public static RegistryClient forRef(ImageRef ref, boolean plainHttp, Duration timeout) throws IOException {
+        return new RegistryClient(ref.host(), plainHttp, Credentials.forHost(Credentials.defaultConfig(), ref.host()), timeout);
     }
 
     public record Fetched(byte[] body, String mediaType, String digest) {}
@@ -62,7 +76,7 @@ public final class RegistryClient {
     /** A manifest or index by tag or digest. */
     public Fetched manifest(String repo, String reference) throws IOException {
         HttpResponse<byte[]> r = send(repo, false, () -> request(path(repo, "manifests/" + reference))
-                .header("Accept", String.join(", ", OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST)).GET());
+                .header("Accept", String.join(", ", OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST)).GET(), BYTES);
         expect(r, 200, "manifest " + repo + ":" + reference);
         String digest = sha256(r.body());
         if (reference.startsWith("sha256:") && !reference.equals(digest))
@@ -72,18 +86,39 @@ public final class RegistryClient {
 
     /** A whole blob, verified against its digest. */
     public byte[] blob(String repo, String digest) throws IOException {
-        HttpResponse<byte[]> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).GET()));
+        HttpResponse<byte[]> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).GET(), BYTES), BYTES);
         expect(r, 200, "blob " + digest);
         String got = sha256(r.body());
         if (!got.equals(digest)) throw new IOException("blob " + repo + "@" + digest + ": the registry sent content with digest " + got);
         return r.body();
     }
 
+    /** A whole blob streamed into file (created or replaced), verified against its digest; returns its size. */
+    public long blobToFile(String repo, String digest, Path file) throws IOException {
+        HttpResponse<InputStream> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).GET(), STREAM), STREAM);
+        expect(r, 200, "blob " + digest);
+        MessageDigest md = sha256Digest();
+        long size = 0;
+        try (InputStream in = r.body(); OutputStream out = Files.newOutputStream(file)) {
+            byte[] buf = new byte[1 << 16];
+            for (int n; (n = in.read(buf)) > 0; size += n) {
+                md.update(buf, 0, n);
+                out.write(buf, 0, n);
+            }
+        }
+        String got = "sha256:" + HexFormat.of().formatHex(md.digest());
+        if (!got.equals(digest)) {
+            Files.deleteIfExists(file);
+            throw new IOException("blob " + repo + "@" + digest + ": the registry sent content with digest " + got);
+        }
+        return size;
+    }
+
     /** length bytes of a blob from offset (an HTTP Range request; a registry that ignores Range costs a whole download). */
     public byte[] blobRange(String repo, String digest, long offset, int length) throws IOException {
         if (length == 0) return new byte[0];
         String range = "bytes=" + offset + "-" + (offset + length - 1);
-        HttpResponse<byte[]> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).header("Range", range).GET()));
+        HttpResponse<byte[]> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).header("Range", range).GET(), BYTES), BYTES);
         if (r.statusCode() == 206 && r.body().length == length) return r.body();
         if (r.statusCode() == 200 && r.body().length >= offset + length)
             return java.util.Arrays.copyOfRange(r.body(), (int) offset, (int) offset + length);
@@ -91,7 +126,7 @@ public final class RegistryClient {
     }
 
     public boolean hasBlob(String repo, String digest) throws IOException {
-        HttpResponse<byte[]> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).method("HEAD", HttpRequest.BodyPublishers.noBody())));
+        HttpResponse<byte[]> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).method("HEAD", HttpRequest.BodyPublishers.noBody()), BYTES), BYTES);
         if (r.statusCode() == 200) return true;
         if (r.statusCode() == 404) return false;
         throw error(r, "HEAD blob " + digest);
@@ -99,24 +134,43 @@ public final class RegistryClient {
 
     /** Uploads a blob unless the registry has it: POST, then PATCH in pieces of chunkSize bytes, then PUT with the digest. */
     public void pushBlob(String repo, byte[] data, int chunkSize) throws IOException {
-        String digest = sha256(data);
+        upload(repo, sha256(data), data.length, chunkSize, (from, len) -> HttpRequest.BodyPublishers.ofByteArray(data, (int) from, len));
+    }
+
+    /** Uploads a blob from a file unless the registry has it, one piece of chunkSize bytes in memory at a time. */
+    public void pushBlob(String repo, Path file, String digest, int chunkSize) throws IOException {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            upload(repo, digest, ch.size(), chunkSize, (from, len) -> {
+                ByteBuffer b = ByteBuffer.allocate(len);
+                while (b.hasRemaining()) if (ch.read(b, from + b.position()) < 0) throw new IOException(file + " is shorter than " + (from + len) + " bytes");
+                return HttpRequest.BodyPublishers.ofByteArray(b.array());
+            });
+        }
+    }
+
+    private interface Pieces {
+        HttpRequest.BodyPublisher piece(long from, int len) throws IOException;
+    }
+
+    private void upload(String repo, String digest, long size, int chunkSize, Pieces pieces) throws IOException {
         if (hasBlob(repo, digest)) return;
-        HttpResponse<byte[]> start = send(repo, true, () -> request(path(repo, "blobs/uploads/")).POST(HttpRequest.BodyPublishers.noBody()));
+        HttpResponse<byte[]> start = send(repo, true, () -> request(path(repo, "blobs/uploads/")).POST(HttpRequest.BodyPublishers.noBody()), BYTES);
         expect(start, 202, "upload start of " + digest);
         URI location = location(start);
-        for (int off = 0; off < data.length; off += chunkSize) {
-            int end = Math.min(data.length, off + chunkSize);
+        for (long off = 0; off < size; off += chunkSize) {
+            long end = Math.min(size, off + chunkSize);
             URI at = location;
-            int from = off;
+            long from = off;
+            HttpRequest.BodyPublisher body = pieces.piece(from, (int) (end - from));
             HttpResponse<byte[]> r = send(repo, true, () -> HttpRequest.newBuilder(at).timeout(timeout)
                     .header("Content-Type", "application/octet-stream").header("Content-Range", from + "-" + (end - 1))
-                    .method("PATCH", HttpRequest.BodyPublishers.ofByteArray(data, from, end - from)));
+                    .method("PATCH", body), BYTES);
             expect(r, 202, "upload of bytes " + from + "-" + (end - 1) + " of " + digest);
             location = location(r);
         }
         URI done = withQuery(location, "digest=" + URLEncoder.encode(digest, StandardCharsets.UTF_8));
         HttpResponse<byte[]> r = send(repo, true, () -> HttpRequest.newBuilder(done).timeout(timeout)
-                .header("Content-Type", "application/octet-stream").PUT(HttpRequest.BodyPublishers.noBody()));
+                .header("Content-Type", "application/octet-stream").PUT(HttpRequest.BodyPublishers.noBody()), BYTES);
         expect(r, 201, "upload end of " + digest);
     }
 
@@ -124,7 +178,7 @@ public final class RegistryClient {
     public String pushManifest(String repo, String tag, String mediaType, byte[] body) throws IOException {
         String digest = sha256(body);
         HttpResponse<byte[]> r = send(repo, true, () -> request(path(repo, "manifests/" + (tag == null ? digest : tag)))
-                .header("Content-Type", mediaType).PUT(HttpRequest.BodyPublishers.ofByteArray(body)));
+                .header("Content-Type", mediaType).PUT(HttpRequest.BodyPublishers.ofByteArray(body)), BYTES);
         expect(r, 201, "manifest " + repo + ":" + tag);
         return digest;
     }
@@ -140,20 +194,22 @@ public final class RegistryClient {
     }
 
     /** Sends, answering one authentication challenge if the registry makes one. */
-    private HttpResponse<byte[]> send(String repo, boolean push, Supplier<HttpRequest.Builder> make) throws IOException {
+    private <T> HttpResponse<T> send(String repo, boolean push, Supplier<HttpRequest.Builder> make, HttpResponse.BodyHandler<T> body) throws IOException {
         String scope = "repository:" + repo + ":" + (push ? "pull,push" : "pull");
-        HttpResponse<byte[]> r = exchange(authorize(make.get(), scope).build());
+        HttpResponse<T> r = exchange(authorize(make.get(), scope).build(), body);
         if (r.statusCode() != 401) return r;
         String challenge = r.headers().firstValue("WWW-Authenticate").orElse("");
         if (challenge.regionMatches(true, 0, "Bearer", 0, 6)) {
+            discard(r);
             tokens.put(scope, token(challenge, scope));
         } else if (challenge.regionMatches(true, 0, "Basic", 0, 5)) {
+            discard(r);
             if (credentials.isEmpty()) throw new RegistryException(401, host + " wants a user name and password: run `docker login " + host + "`");
             tokens.put(scope, credentials.get().basic());
         } else {
             throw error(r, "authentication");
         }
-        r = exchange(authorize(make.get(), scope).build());
+        r = exchange(authorize(make.get(), scope).build(), body);
         if (r.statusCode() == 401) throw error(r, "authentication (with " + (credentials.isPresent() ? "the docker config's credentials" : "no credentials") + ")");
         return r;
     }
@@ -176,7 +232,7 @@ public final class RegistryClient {
         q.append("scope=").append(URLEncoder.encode(p.getOrDefault("scope", scope), StandardCharsets.UTF_8));
         HttpRequest.Builder b = HttpRequest.newBuilder(withQuery(URI.create(realm), q.toString())).timeout(timeout).GET();
         credentials.ifPresent(c -> b.header("Authorization", c.basic()));
-        HttpResponse<byte[]> r = exchange(b.build());
+        HttpResponse<byte[]> r = exchange(b.build(), BYTES);
         if (r.statusCode() != 200) throw error(r, "token from " + realm);
         JsonNode n = JSON.readTree(r.body());
         String t = n.hasNonNull("token") ? n.get("token").asText() : n.path("access_token").asText("");
@@ -184,30 +240,35 @@ public final class RegistryClient {
         return t;
     }
 
-    private HttpResponse<byte[]> exchange(HttpRequest req) throws IOException {
+    private <T> HttpResponse<T> exchange(HttpRequest req, HttpResponse.BodyHandler<T> body) throws IOException {
         try {
-            return http.send(req, HttpResponse.BodyHandlers.ofByteArray());
+            return http.send(req, body);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IOException("interrupted: " + req.method() + " " + req.uri(), e);
+        } catch (java.net.ConnectException e) {
+            throw new IOException("cannot reach the registry " + host + ": " + req.method() + " " + req.uri() + ": connection refused or unreachable", e);
+        } catch (javax.net.ssl.SSLException e) {
+            throw new IOException("TLS with the registry " + host + " failed (is it a plain-HTTP registry?): " + req.method() + " " + req.uri() + ": " + e.getMessage(), e);
         } catch (IOException e) {
             throw new IOException(req.method() + " " + req.uri() + ": " + (e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage()), e);
         }
     }
 
     /** Blob storage may live elsewhere: follow up to 5 redirects, without our Authorization header. */
-    private HttpResponse<byte[]> followRedirects(HttpResponse<byte[]> r) throws IOException {
+    private <T> HttpResponse<T> followRedirects(HttpResponse<T> r, HttpResponse.BodyHandler<T> body) throws IOException {
         for (int i = 0; i < 5 && r.statusCode() / 100 == 3 && r.headers().firstValue("Location").isPresent(); i++) {
+            discard(r);
             HttpRequest prev = r.request();
             HttpRequest.Builder b = HttpRequest.newBuilder(prev.uri().resolve(r.headers().firstValue("Location").get())).timeout(timeout)
                     .method(prev.method(), HttpRequest.BodyPublishers.noBody());
             prev.headers().firstValue("Range").ifPresent(v -> b.header("Range", v));
-            r = exchange(b.build());
+            r = exchange(b.build(), body);
         }
         return r;
     }
 
-    private URI location(HttpResponse<byte[]> r) throws IOException {
+    private URI location(HttpResponse<?> r) throws IOException {
         String loc = r.headers().firstValue("Location").orElseThrow(() -> new IOException(r.request().uri() + ": no Location in the registry's answer"));
         return r.request().uri().resolve(loc);
     }
@@ -217,20 +278,44 @@ public final class RegistryClient {
         return URI.create(s + (s.contains("?") ? "&" : "?") + q);
     }
 
-    private static void expect(HttpResponse<byte[]> r, int status, String what) throws RegistryException {
+    private static void expect(HttpResponse<?> r, int status, String what) throws RegistryException {
         if (r.statusCode() != status) throw error(r, what);
     }
 
-    private static RegistryException error(HttpResponse<byte[]> r, String what) {
-        String body = new String(r.body() == null ? new byte[0] : r.body(), StandardCharsets.UTF_8).strip();
+    /** A streamed body not wanted (a challenge, a redirect): closed, so its connection is freed. */
+    private static void discard(HttpResponse<?> r) {
+        if (r.body() instanceof InputStream in) {
+            try {
+                in.close();
+            } catch (IOException ignored) {
+                // nothing to free then
+            }
+        }
+    }
+
+    private static RegistryException error(HttpResponse<?> r, String what) {
+        byte[] raw = new byte[0];
+        if (r.body() instanceof byte[] b) raw = b;
+        if (r.body() instanceof InputStream in) {
+            try (in) {
+                raw = in.readNBytes(4096);
+            } catch (IOException ignored) {
+                // the status says enough
+            }
+        }
+        String body = new String(raw, StandardCharsets.UTF_8).strip();
         if (body.length() > 500) body = body.substring(0, 500) + "…";
         return new RegistryException(r.statusCode(), what + ": " + r.request().method() + " " + r.request().uri() + " answered " + r.statusCode()
                 + (body.isEmpty() ? "" : ": " + body));
     }
 
     public static String sha256(byte[] data) {
+        return "sha256:" + HexFormat.of().formatHex(sha256Digest().digest(data));
+    }
+
+    private static MessageDigest sha256Digest() {
         try {
-            return "sha256:" + HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(data));
+            return MessageDigest.getInstance("SHA-256");
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
         }

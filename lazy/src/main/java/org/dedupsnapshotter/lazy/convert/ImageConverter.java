@@ -1,0 +1,240 @@
+package org.dedupsnapshotter.lazy.convert;
+
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.cfg.JsonNodeFeature;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.dedupsnapshotter.lazy.registry.ImageRef;
+import org.dedupsnapshotter.lazy.registry.RegistryClient;
+import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
+import org.dedupsnapshotter.lazy.toc.Toc;
+
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.stream.Stream;
+import java.util.zip.GZIPInputStream;
+
+/**
+ * `dedupctl convert`: reads an image (a registry reference or an OCI layout), rewrites each layer into the lazily
+ * loadable format ({@link LazyLayerWriter}), and pushes layers, a config whose rootfs.diff_ids are the new layers'
+ * and an OCI manifest with the layers' TOC annotations to DST. Runtimes without our snapshotter unpack the result
+ * to the same root filesystem as the original. Each layer goes through temp files: one source blob and one
+ * converted blob on disk at a time, and a bounded number of chunks in memory.
+ */
+public final class ImageConverter {
+    private static final String OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip";
+    private static final Set<String> GZIP_OR_TAR_LAYERS = Set.of(OCI_LAYER_GZIP, "application/vnd.oci.image.layer.v1.tar",
+            "application/vnd.docker.image.rootfs.diff.tar.gzip", "application/vnd.docker.image.rootfs.diff.tar");
+    private static final Set<String> ZSTD_LAYERS = Set.of("application/vnd.oci.image.layer.v1.tar+zstd", "application/vnd.docker.image.rootfs.diff.tar.zstd");
+    private static final Set<String> CONFIGS = Set.of("application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json");
+    private static final int UPLOAD_PIECE = 16 << 20;
+    /** Config JSON is rewritten in place: fields keep their order, numbers their digits. */
+    private static final JsonMapper JSON = JsonMapper.builder().enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
+            .configure(JsonNodeFeature.STRIP_TRAILING_BIGDECIMAL_ZEROES, false).build();
+
+    public record Options(int chunkSize, boolean plainHttp, int threads, PrintStream progress) {}
+
+    /** One layer's outcome; sizes in bytes, tarSize the uncompressed original. */
+    public record LayerReport(String sourceDigest, long sourceSize, String digest, long size, long tarSize, int entries, int chunks,
+                              double seconds, boolean alreadyConverted) {}
+
+    public record Report(String reference, String manifestDigest, List<LayerReport> layers, double seconds) {}
+
+    private final Options options;
+    private final ImageRef target;
+    private final RegistryClient registry;
+
+    private ImageConverter(Options options, ImageRef target, RegistryClient registry) {
+        this.options = options;
+        this.target = target;
+        this.registry = registry;
+    }
+
+    public static Report convert(String src, String dst, Options options) throws IOException {
+        ImageRef to;
+        try {
+            to = ImageRef.parse(dst);
+        } catch (IllegalArgumentException e) {
+            throw new IOException("DST: " + e.getMessage());
+        }
+        if (to.digest() != null) throw new IOException("DST " + dst + " names a digest; it must name a tag to push to");
+        Duration timeout = Duration.ofMinutes(5);
+        ImageSource source = ImageSource.open(src, options.plainHttp(), timeout);
+        return new ImageConverter(options, to, RegistryClient.forRef(to, options.plainHttp(), timeout)).run(source);
+    }
+
+    private Report run(ImageSource source) throws IOException {
+        long t0 = System.nanoTime();
+        JsonNode manifest = JSON.readTree(pickManifest(source, source.top(), source.toString()).body());
+        JsonNode configDesc = manifest.path("config");
+        String configType = configDesc.path("mediaType").asText();
+        if (!CONFIGS.contains(configType)) throw new IOException(source + ": unknown config media type \"" + configType + "\"");
+        JsonNode parsedConfig = JSON.readTree(source.blob(configDesc.path("digest").asText()));
+        ArrayNode diffIds = parsedConfig.path("rootfs").path("diff_ids") instanceof ArrayNode a ? a : null;
+        JsonNode layers = manifest.path("layers");
+        if (!(parsedConfig instanceof ObjectNode config) || diffIds == null || diffIds.size() != layers.size())
+            throw new IOException(source + ": the config's rootfs.diff_ids do not match the manifest's " + layers.size() + " layers");
+
+        ArrayNode newLayers = JSON.createArrayNode(), newDiffIds = JSON.createArrayNode();
+        List<LayerReport> reports = new ArrayList<>();
+        Path tmp = Files.createTempDirectory("dedupctl-convert-");
+        ExecutorService compressors = Executors.newFixedThreadPool(options.threads(), Thread.ofPlatform().daemon().name("compress-", 0).factory());
+        try {
+            LazyLayerWriter writer = new LazyLayerWriter(options.chunkSize(), compressors, 2 * options.threads() + 1);
+            for (int i = 0; i < layers.size(); i++) {
+                String what = "layer " + (i + 1) + "/" + layers.size() + " (" + layers.get(i).path("digest").asText() + ")";
+                ObjectNode desc = (ObjectNode) layers.get(i).deepCopy();
+                LayerReport r = desc.path("annotations").has(LazyLayerFormat.TOC_DIGEST)
+                        ? copyConverted(source, desc, tmp, what)
+                        : convertLayer(source, desc, diffIds.get(i).asText(), writer, tmp, what);
+                newLayers.add(desc);
+                newDiffIds.add(r.alreadyConverted() ? diffIds.get(i).asText() : desc.path("annotations").path(LazyLayerFormat.DIFF_ID).asText());
+                reports.add(r);
+                options.progress().println(line(what, r));
+            }
+        } finally {
+            compressors.shutdownNow();
+            deleteTree(tmp);
+        }
+
+        ((ObjectNode) config.get("rootfs")).set("diff_ids", newDiffIds);
+        byte[] configBytes = JSON.writeValueAsBytes(config);
+        String configDigest = RegistryClient.sha256(configBytes);
+        registry.pushBlob(target.repository(), configBytes, UPLOAD_PIECE);
+
+        ObjectNode m = JSON.createObjectNode();
+        m.put("schemaVersion", 2);
+        m.put("mediaType", RegistryClient.OCI_MANIFEST);
+        ObjectNode c = m.putObject("config");
+        c.put("mediaType", configType);
+        c.put("digest", configDigest);
+        c.put("size", configBytes.length);
+        m.set("layers", newLayers);
+        if (manifest.has("annotations")) m.set("annotations", manifest.get("annotations"));
+        String digest = registry.pushManifest(target.repository(), target.tag(), RegistryClient.OCI_MANIFEST, JSON.writeValueAsBytes(m));
+        return new Report(target.toString(), digest, reports, (System.nanoTime() - t0) / 1e9);
+    }
+
+    /** The image manifest: the document itself, or an index's linux/amd64 entry. */
+    private static RegistryClient.Fetched pickManifest(ImageSource source, RegistryClient.Fetched f, String what) throws IOException {
+        JsonNode doc = JSON.readTree(f.body());
+        String type = doc.path("mediaType").asText(f.mediaType().split(";")[0].trim());
+        if (type.equals(RegistryClient.OCI_MANIFEST) || type.equals(RegistryClient.DOCKER_MANIFEST)) return f;
+        if (type.equals(RegistryClient.OCI_INDEX) || type.equals(RegistryClient.DOCKER_LIST) || type.isEmpty() && doc.has("manifests")) {
+            List<String> platforms = new ArrayList<>();
+            for (JsonNode m : doc.path("manifests")) {
+                JsonNode p = m.path("platform");
+                platforms.add(p.path("os").asText("?") + "/" + p.path("architecture").asText("?"));
+                if (p.path("os").asText().equals("linux") && p.path("architecture").asText().equals("amd64"))
+                    return pickManifest(source, source.manifest(m.path("digest").asText()), what);
+            }
+            throw new IOException(what + " is an index without a linux/amd64 image (it has " + platforms + ")");
+        }
+        if (type.isEmpty() && doc.has("layers")) return f; // an OCI manifest may leave out its mediaType
+        throw new IOException(what + ": unknown manifest media type \"" + type + "\"");
+    }
+
+    private LayerReport convertLayer(ImageSource source, ObjectNode desc, String diffId, LazyLayerWriter writer, Path tmp, String what) throws IOException {
+        String type = desc.path("mediaType").asText();
+        if (ZSTD_LAYERS.contains(type)) throw new IOException(what + ": zstd-compressed layers (" + type + ") are not supported; only gzip and plain tar");
+        if (!GZIP_OR_TAR_LAYERS.contains(type)) throw new IOException(what + ": unknown layer media type \"" + type + "\"");
+        long t0 = System.nanoTime();
+        String sourceDigest = desc.path("digest").asText();
+        ImageSource.LayerFile in = source.layer(sourceDigest, tmp);
+        Path out = tmp.resolve("converted.blob");
+        LazyLayerWriter.Result r;
+        long sourceSize = Files.size(in.path());
+        try (BufferedInputStream raw = new BufferedInputStream(Files.newInputStream(in.path()), 1 << 16);
+             InputStream tar = uncompressed(raw, what);
+             OutputStream blob = new BufferedOutputStream(Files.newOutputStream(out), 1 << 20)) {
+            r = writer.write(tar, blob);
+        } catch (IOException e) {
+            throw new IOException(what + ": " + e.getMessage(), e);
+        } finally {
+            if (in.temporary()) Files.deleteIfExists(in.path());
+        }
+        if (!r.tarDigest().equals(diffId))
+            throw new IOException(what + ": the uncompressed layer has digest " + r.tarDigest() + ", but the config's diff_id is " + diffId);
+        ConvertedLayerCheck.verify(out, r);
+        registry.pushBlob(target.repository(), out, r.blobDigest(), UPLOAD_PIECE);
+        Files.delete(out);
+
+        ObjectNode annotations = desc.has("annotations") ? (ObjectNode) desc.get("annotations") : desc.putObject("annotations");
+        annotations.put(LazyLayerFormat.TOC_DIGEST, RegistryClient.sha256(r.tocJson()));
+        annotations.put(LazyLayerFormat.TOC_OFFSET, Long.toString(r.tocOffset()));
+        annotations.put(LazyLayerFormat.TOC_LENGTH, Long.toString(r.tocLength()));
+        annotations.put(LazyLayerFormat.TOC_VERSION, Integer.toString(Toc.VERSION));
+        annotations.put(LazyLayerFormat.LAYER_DIGEST, r.blobDigest());
+        annotations.put(LazyLayerFormat.DIFF_ID, r.diffId());
+        annotations.put(LazyLayerFormat.CHUNK_SIZE, Integer.toString(options.chunkSize()));
+        annotations.put(LazyLayerFormat.SOURCE, target.host() + "/" + target.repository());
+        desc.put("mediaType", OCI_LAYER_GZIP);
+        desc.put("digest", r.blobDigest());
+        desc.put("size", r.blobSize());
+        desc.remove("urls");
+        return new LayerReport(sourceDigest, sourceSize, r.blobDigest(), r.blobSize(), r.tarSize(), r.toc().entries.size(), r.chunks(),
+                (System.nanoTime() - t0) / 1e9, false);
+    }
+
+    /**
+     * A layer converted before keeps its blob and TOC annotations; only the source annotation moves to DST, where
+     * the blob is now. The blob is copied unless DST has it.
+     */
+    private LayerReport copyConverted(ImageSource source, ObjectNode desc, Path tmp, String what) throws IOException {
+        long t0 = System.nanoTime();
+        String digest = desc.path("digest").asText();
+        if (!registry.hasBlob(target.repository(), digest)) {
+            ImageSource.LayerFile in = source.layer(digest, tmp);
+            try {
+                registry.pushBlob(target.repository(), in.path(), digest, UPLOAD_PIECE);
+            } finally {
+                if (in.temporary()) Files.deleteIfExists(in.path());
+            }
+        }
+        ((ObjectNode) desc.get("annotations")).put(LazyLayerFormat.SOURCE, target.host() + "/" + target.repository());
+        long size = desc.path("size").asLong();
+        return new LayerReport(digest, size, digest, size, 0, 0, 0, (System.nanoTime() - t0) / 1e9, true);
+    }
+
+    /** The layer's tar, by its magic bytes as containerd decides: gzip is inflated, a tar is read as it is, zstd is refused. */
+    private static InputStream uncompressed(BufferedInputStream in, String what) throws IOException {
+        in.mark(4);
+        byte[] magic = in.readNBytes(4);
+        in.reset();
+        if (magic.length >= 2 && (magic[0] & 0xff) == 0x1f && (magic[1] & 0xff) == 0x8b) return new BufferedInputStream(new GZIPInputStream(in, 1 << 16), 1 << 16);
+        if (magic.length == 4 && (magic[0] & 0xff) == 0x28 && (magic[1] & 0xff) == 0xb5 && (magic[2] & 0xff) == 0x2f && (magic[3] & 0xff) == 0xfd)
+            throw new IOException(what + " is zstd-compressed, which is not supported (only gzip and plain tar)");
+        return in;
+    }
+
+    private static String line(String what, LayerReport r) {
+        if (r.alreadyConverted()) return what + ": already converted, copied (" + size(r.size()) + ")";
+        return String.format("%s: %s tar, %s source → %s converted (%d entries, %d chunks) in %.1f s, %.1f MB/s",
+                what, size(r.tarSize()), size(r.sourceSize()), size(r.size()), r.entries(), r.chunks(), r.seconds(), r.tarSize() / 1e6 / Math.max(r.seconds(), 1e-3));
+    }
+
+    private static String size(long bytes) {
+        return bytes < 1 << 20 ? String.format("%.1f KiB", bytes / 1024.0) : String.format("%.1f MiB", bytes / 1048576.0);
+    }
+
+    private static void deleteTree(Path dir) throws IOException {
+        try (Stream<Path> s = Files.walk(dir)) {
+            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
+        }
+    }
+}

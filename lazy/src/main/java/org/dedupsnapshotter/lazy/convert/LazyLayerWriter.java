@@ -1,0 +1,189 @@
+package org.dedupsnapshotter.lazy.convert;
+
+import org.dedupsnapshotter.lazy.registry.RegistryClient;
+import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
+import org.dedupsnapshotter.lazy.toc.Toc;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayDeque;
+import java.util.HexFormat;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Future;
+
+/**
+ * Writes a lazily loadable layer blob from a layer tar (docs/lazy-pull.md, "The converted layer"). Uncompressed,
+ * the blob is the tar byte for byte followed by the TOC JSON. Compressed, it is a row of gzip members: each chunk
+ * of a regular file's data is a member of its own; the bytes between chunks (headers, extension records, padding,
+ * entries without data, the end of the archive) are grouped into members between them; then the TOC's member and
+ * the footer. Members are compressed in parallel and written in order, a bounded number in flight.
+ */
+public final class LazyLayerWriter {
+    /**
+     * What was written. tarDigest is the original tar's (the source's diff_id), diffId the digest of the whole
+     * uncompressed stream with the TOC (the converted layer's diff_id). addedEndBlocks counts zero blocks added
+     * because the tar lacked its end-of-archive marker.
+     */
+    public record Result(Toc toc, byte[] tocJson, String tarDigest, long tarSize, String diffId, long streamSize,
+                         String blobDigest, long blobSize, long tocOffset, long tocLength, int chunks, int holes, int addedEndBlocks) {}
+
+    private final int chunkSize;
+    private final ExecutorService compressors;
+    private final int maxInFlight;
+
+    public LazyLayerWriter(int chunkSize, ExecutorService compressors, int maxInFlight) {
+        if (chunkSize < 4096 || Integer.bitCount(chunkSize) != 1) throw new IllegalArgumentException("chunk size " + chunkSize + " is not a power of two >= 4096");
+        this.chunkSize = chunkSize;
+        this.compressors = compressors;
+        this.maxInFlight = Math.max(1, maxInFlight);
+    }
+
+    public Result write(InputStream tar, OutputStream blob) throws IOException {
+        Run run = new Run(blob);
+        try {
+            return run.write(tar);
+        } finally {
+            run.inFlight.forEach(p -> p.member.cancel(true));
+        }
+    }
+
+    private record Compressed(byte[] gzip, String digest) {}
+
+    private interface Placed {
+        void at(Compressed c, long blobOffset);
+    }
+
+    private record Pending(Future<Compressed> member, Placed placed) {}
+
+    /** The state of one layer's conversion. */
+    private final class Run {
+        final OutputStream out;
+        final MessageDigest stream = sha256();
+        final MessageDigest blobDigest = sha256();
+        final ByteArrayOutputStream between = new ByteArrayOutputStream();
+        final ArrayDeque<Pending> inFlight = new ArrayDeque<>();
+        long streamSize, blobSize;
+        int chunks, holes;
+
+        Run(OutputStream out) { this.out = out; }
+
+        Result write(InputStream in) throws IOException {
+            TarReader tar = new TarReader(in, this::nonData);
+            Toc toc = new Toc();
+            toc.chunkSize = chunkSize;
+            for (Toc.Entry e; (e = tar.next()) != null; ) {
+                toc.entries.add(e);
+                if (!e.type.equals(Toc.Entry.REG)) continue;
+                for (long off = 0; off < e.size; off += chunkSize) {
+                    byte[] data = new byte[(int) Math.min(chunkSize, e.size - off)];
+                    tar.readData(data, 0, data.length);
+                    stream.update(data);
+                    streamSize += data.length;
+                    flushBetween();
+                    chunk(e, off, data);
+                }
+            }
+            String tarDigest = hex(copyOf(stream));
+            long tarSize = streamSize;
+            byte[] endBlocks = new byte[tar.missingEndBlocks() * 512];
+            nonData(endBlocks, 0, endBlocks.length);
+            flushBetween();
+            while (!inFlight.isEmpty()) writeNext(); // every chunk placed: the TOC is complete
+
+            byte[] json = toc.toJson();
+            stream.update(json);
+            streamSize += json.length;
+            long tocOffset = blobSize;
+            emit(GzipMember.of(json, 0, json.length));
+            long tocLength = blobSize - tocOffset;
+            emit(LazyLayerFormat.footer(tocOffset, tocLength));
+            out.flush();
+            return new Result(toc, json, tarDigest, tarSize, hex(stream), streamSize, hex(blobDigest), blobSize,
+                    tocOffset, tocLength, chunks, holes, tar.missingEndBlocks());
+        }
+
+        /** Bytes that are not file data: gathered until the next chunk (or chunkSize of them) makes a member. */
+        void nonData(byte[] b, int off, int len) throws IOException {
+            stream.update(b, off, len);
+            streamSize += len;
+            between.write(b, off, len);
+            if (between.size() >= chunkSize) flushBetween();
+        }
+
+        void flushBetween() throws IOException {
+            if (between.size() == 0) return;
+            byte[] b = between.toByteArray();
+            between.reset();
+            submit(compressors.submit(() -> new Compressed(GzipMember.of(b, 0, b.length), null)), null);
+        }
+
+        void chunk(Toc.Entry e, long fileOffset, byte[] data) throws IOException {
+            chunks++;
+            int size = data.length; // not the array: it is garbage once compressed
+            submit(compressors.submit(() -> new Compressed(GzipMember.of(data, 0, size), isZero(data) ? null : RegistryClient.sha256(data))),
+                    (c, blobOffset) -> {
+                        if (c.digest == null) holes++;
+                        e.chunks.add(new Toc.Chunk(fileOffset, size, c.digest, blobOffset, c.gzip.length));
+                    });
+        }
+
+        void submit(Future<Compressed> member, Placed placed) throws IOException {
+            inFlight.add(new Pending(member, placed));
+            while (inFlight.size() > maxInFlight) writeNext();
+        }
+
+        /** Writes the oldest member; members are written in the order they were submitted. */
+        void writeNext() throws IOException {
+            Pending p = inFlight.peek();
+            Compressed c;
+            try {
+                c = p.member.get();
+            } catch (InterruptedException ex) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted while compressing", ex);
+            } catch (ExecutionException ex) {
+                throw new IOException("compressing a member failed: " + ex.getCause(), ex.getCause());
+            }
+            inFlight.poll();
+            long at = blobSize;
+            emit(c.gzip);
+            if (p.placed != null) p.placed.at(c, at);
+        }
+
+        void emit(byte[] b) throws IOException {
+            out.write(b);
+            blobDigest.update(b);
+            blobSize += b.length;
+        }
+    }
+
+    private static boolean isZero(byte[] b) {
+        for (byte x : b) if (x != 0) return false;
+        return true;
+    }
+
+    static MessageDigest sha256() {
+        try {
+            return MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static MessageDigest copyOf(MessageDigest md) {
+        try {
+            return (MessageDigest) md.clone();
+        } catch (CloneNotSupportedException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static String hex(MessageDigest md) {
+        return "sha256:" + HexFormat.of().formatHex(md.digest());
+    }
+}
