@@ -141,10 +141,12 @@ public final class ErofsImage {
         return (flags & FEATURE_COMPAT_SB_CHKSUM) == 0 || buf.getInt(SUPERBLOCK_OFFSET + 4) == checksum();
     }
 
-    private int checksum() {
-        int len = blockSize() - SUPERBLOCK_OFFSET;
-        byte[] sb = new byte[len];
-        buf.get(SUPERBLOCK_OFFSET, sb);
+    private int checksum() { return checksum(buf); }
+
+    /** The superblock checksum of an image of 4096-byte blocks (see {@link #fixChecksum}); ErofsWriter uses it too. */
+    static int checksum(ByteBuffer image) {
+        byte[] sb = new byte[4096 - SUPERBLOCK_OFFSET];
+        image.get(SUPERBLOCK_OFFSET, sb);
         sb[4] = sb[5] = sb[6] = sb[7] = 0;
         CRC32C crc = new CRC32C();
         crc.update(sb);
