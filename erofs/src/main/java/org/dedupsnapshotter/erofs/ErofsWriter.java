@@ -14,6 +14,7 @@ import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.UUID;
 
 import static java.nio.file.StandardOpenOption.CREATE;
 import static java.nio.file.StandardOpenOption.TRUNCATE_EXISTING;
@@ -39,9 +40,13 @@ public final class ErofsWriter {
 
     private ErofsWriter() {}
 
-    /** Writes the image of tree to image and fsyncs it; poolBlocks is the pool's size, recorded in the device table. */
+    /**
+     * Writes the image of tree to image and fsyncs it; poolBlocks is the pool's size, recorded in the device table.
+     * Each image gets a random uuid, as from mkfs.erofs: overlayfs turns xino off for lower layers whose uuid is
+     * null or shared.
+     */
     public static void write(ErofsTree tree, Path image, long poolBlocks) throws IOException {
-        ByteBuffer bytes = ByteBuffer.wrap(image(tree, poolBlocks));
+        ByteBuffer bytes = ByteBuffer.wrap(image(tree, poolBlocks, UUID.randomUUID()));
         try (FileChannel ch = FileChannel.open(image, CREATE, WRITE, TRUNCATE_EXISTING)) {
             while (bytes.hasRemaining()) ch.write(bytes);
             ch.force(true);
@@ -49,7 +54,7 @@ public final class ErofsWriter {
     }
 
     /** The image's bytes. A tree EROFS cannot hold is an IllegalArgumentException naming the path. */
-    static byte[] image(ErofsTree tree, long poolBlocks) {
+    static byte[] image(ErofsTree tree, long poolBlocks, UUID uuid) {
         List<Inode> inodes = inodesRootFirst(tree.root());
         MetaAllocator meta = new MetaAllocator(DEVICE_SLOT + DEVICE_SLOT_SIZE);
         for (Inode i : inodes) {
@@ -66,7 +71,7 @@ public final class ErofsWriter {
         ByteBuffer b = ByteBuffer.wrap(new byte[(int) (blocks * BLOCK)]).order(ByteOrder.LITTLE_ENDIAN);
         for (Inode i : inodes) i.write(b, tree.chunkSize());
         Inode root = inodes.getFirst();
-        superblock(b, root, inodes.size(), blocks, poolBlocks);
+        superblock(b, root, inodes.size(), blocks, poolBlocks, uuid);
         return b.array();
     }
 
@@ -280,7 +285,7 @@ public final class ErofsWriter {
         }
     }
 
-    private static void superblock(ByteBuffer b, Inode root, int inodes, long blocks, long poolBlocks) {
+    private static void superblock(ByteBuffer b, Inode root, int inodes, long blocks, long poolBlocks, UUID uuid) {
         if (root.nid() > 0xffff) throw new IllegalStateException("root nid " + root.nid() + " beyond 16 bits");
         b.putInt(SUPERBLOCK, ErofsImage.MAGIC);
         b.putInt(SUPERBLOCK + 8, FEATURE_COMPAT_SB_CHKSUM | FEATURE_COMPAT_MTIME);
@@ -290,7 +295,9 @@ public final class ErofsWriter {
         b.putLong(SUPERBLOCK + 24, root.node.attributes.mtimeSeconds()); // build time: only compact inodes use it
         b.putInt(SUPERBLOCK + 32, root.node.attributes.mtimeNanos());
         b.putInt(SUPERBLOCK + 36, (int) blocks);
-        // meta_blkaddr (40) and xattr_blkaddr (44) are 0; uuid and volume name stay zero, so images are reproducible
+        // meta_blkaddr (40) and xattr_blkaddr (44) are 0; the volume name stays empty
+        b.order(ByteOrder.BIG_ENDIAN).putLong(SUPERBLOCK + 48, uuid.getMostSignificantBits())
+                .putLong(SUPERBLOCK + 56, uuid.getLeastSignificantBits()).order(ByteOrder.LITTLE_ENDIAN);
         b.putInt(SUPERBLOCK + 80, FEATURE_INCOMPAT_CHUNKED_FILE | FEATURE_INCOMPAT_DEVICE_TABLE);
         b.putShort(SUPERBLOCK + 86, (short) 1); // extra devices: the pool
         b.putShort(SUPERBLOCK + 88, (short) (DEVICE_SLOT / DEVICE_SLOT_SIZE));

@@ -26,6 +26,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -214,13 +215,14 @@ class ErofsWriterTest {
     @Test
     void tenThousandEntriesFromATableOfContents() throws Exception {
         ErofsTree tree = syntheticTree(10_000);
+        UUID uuid = UUID.randomUUID();
         long cold = System.nanoTime();
-        byte[] first = ErofsWriter.image(tree, 1 << 20);
+        byte[] first = ErofsWriter.image(tree, 1 << 20, uuid);
         cold = System.nanoTime() - cold;
         long[] warm = new long[20];
         for (int i = 0; i < warm.length; i++) {
             long t = System.nanoTime();
-            assertArrayEquals(first, ErofsWriter.image(tree, 1 << 20), "the same tree gives the same image");
+            assertArrayEquals(first, ErofsWriter.image(tree, 1 << 20, uuid), "the same tree and uuid give the same image");
             warm[i] = System.nanoTime() - t;
         }
         Arrays.sort(warm);
@@ -231,6 +233,8 @@ class ErofsWriterTest {
         System.out.printf("10k entries: image %d KiB; build %.1f ms cold, %.1f ms warm (median of %d); write+fsync %.1f ms%n",
                 Files.size(image) / 1024, cold / 1e6, warm[warm.length / 2] / 1e6, warm.length, written / 1e6);
 
+        byte[] uuidOnDisk = Arrays.copyOfRange(Files.readAllBytes(image), 1072, 1088);
+        assertFalse(Arrays.equals(new byte[16], uuidOnDisk), "a uuid: overlayfs turns xino off for a null one");
         fsck(image, poolFile, false); // its chunks point past this small pool
         long entries = mounted(image, poolFile, mnt -> {
             try (var walk = Files.walk(mnt)) {
@@ -248,18 +252,18 @@ class ErofsWriterTest {
         odd.put("user.fine", new byte[] {1});
         odd.put("btrfs.compression", new byte[] {1});
         root.add("dir", Node.directory(attrs(0755))).add("f", Node.regular(new Attributes(0644, 0, 0, 0, 0, odd), 0, new long[0]));
-        var e = assertThrows(IllegalArgumentException.class, () -> ErofsWriter.image(new ErofsTree(CHUNK, root), 1));
+        var e = assertThrows(IllegalArgumentException.class, () -> ErofsWriter.image(new ErofsTree(CHUNK, root), 1, UUID.randomUUID()));
         assertTrue(e.getMessage().contains("/dir/f") && e.getMessage().contains("btrfs.compression"), e.getMessage());
 
         Node root2 = Node.directory(attrs(0755));
         Node sub = root2.add("a", Node.directory(attrs(0755)));
         root2.add("b", sub);
-        e = assertThrows(IllegalArgumentException.class, () -> ErofsWriter.image(new ErofsTree(CHUNK, root2), 1));
+        e = assertThrows(IllegalArgumentException.class, () -> ErofsWriter.image(new ErofsTree(CHUNK, root2), 1, UUID.randomUUID()));
         assertTrue(e.getMessage().contains("/b"), e.getMessage());
 
         Node root3 = Node.directory(attrs(0755));
         root3.add("short", Node.regular(attrs(0644), 3 * CHUNK, new long[] {1, 2}));
-        e = assertThrows(IllegalArgumentException.class, () -> ErofsWriter.image(new ErofsTree(CHUNK, root3), 1));
+        e = assertThrows(IllegalArgumentException.class, () -> ErofsWriter.image(new ErofsTree(CHUNK, root3), 1, UUID.randomUUID()));
         assertTrue(e.getMessage().contains("/short"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> root3.add(new byte[256], Node.fifo(attrs(0644))));
     }
