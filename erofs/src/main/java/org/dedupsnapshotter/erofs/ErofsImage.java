@@ -15,9 +15,9 @@ import java.util.Set;
 import java.util.zip.CRC32C;
 
 /**
- * Reads an EROFS metadata image as mkfs.erofs 1.5 writes it with {@code --chunksize} and a blob device, finds
- * every chunk index of every regular file (with the file's path, so its bytes can be read from the source
- * tree), and rewrites indexes to point into the chunk pool. Layout facts (superblock at 1024; nid → meta_blkaddr
+ * Reads an EROFS metadata image as mkfs.erofs 1.5 writes it with {@code --chunksize} and a blob device (or as
+ * {@link ErofsWriter} does), finds every chunk index of every regular file (with the file's path, so its bytes
+ * can be read from the source tree), and rewrites indexes to point into the chunk pool. Layout facts (superblock at 1024; nid → meta_blkaddr
  * * blksz + nid * 32; compact 32-byte / extended 64-byte inodes; 8-byte chunk indexes after inode + xattrs,
  * 8-byte aligned) are the on-disk format's, see docs/decisions.md.
  */
