@@ -20,6 +20,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -196,7 +197,7 @@ class ErofsWriterTest {
         }
         byte[] a = withoutMadeUpFields(Files.readAllBytes(theirs)), b = withoutMadeUpFields(Files.readAllBytes(ours));
         assertEquals(4096, b.length, "the tree fits block 0");
-        List<String> differ = new java.util.ArrayList<>();
+        List<String> differ = new ArrayList<>();
         for (int i = 0; i < Math.max(a.length, b.length); i++) {
             int u = i < a.length ? a[i] & 0xff : -1, v = i < b.length ? b[i] & 0xff : -1;
             if (u != v) differ.add(String.format("0x%x: mkfs %02x ours %02x", i, u, v));
@@ -391,7 +392,7 @@ class ErofsWriterTest {
     /** A tree as a lazy layer's TOC would give it: no data, pool blocks only. */
     private ErofsTree syntheticTree(int entries) {
         Node root = Node.directory(attrs(0755));
-        List<Node> dirs = new java.util.ArrayList<>(List.of(root));
+        List<Node> dirs = new ArrayList<>(List.of(root));
         for (int i = 1; i < entries; i++) {
             Node parent = dirs.get(random.nextInt(dirs.size()));
             String name = "entry-" + i + "-" + "z".repeat(random.nextInt(20));
@@ -441,7 +442,7 @@ class ErofsWriterTest {
 
     /** fsck.erofs on the metadata; with readData (--extract) it also reads every file through the chunk indexes. */
     private static void fsck(Path image, Path pool, boolean readData) throws Exception {
-        List<String> cmd = new java.util.ArrayList<>(List.of("fsck.erofs", "--device=" + pool, image.toString()));
+        List<String> cmd = new ArrayList<>(List.of("fsck.erofs", "--device=" + pool, image.toString()));
         if (readData) cmd.add(1, "--extract");
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
