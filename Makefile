@@ -4,7 +4,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 MVN := mvn -B -q -Dstyle.color=never
 
-.PHONY: build test conformance demo deps install uninstall bench bench-ksm clean
+.PHONY: build test conformance demo deps install uninstall bench bench-ksm bench-lazy clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -40,10 +40,18 @@ bench: build
 bench-ksm: build
 	@bash bench/ksm.sh
 
+# Lazy pull: cold start of real workloads over a slow link, lazy vs a full pull through overlayfs; read throughput.
+bench-lazy: build
+	@bash bench/lazy.sh
+
 install:
 	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" bash scripts/install.sh
 
-uninstall:
+un# Lazy pull: cold start of real workloads over a slow link, lazy vs a full pull through overlayfs; read throughput.
+bench-lazy: build
+	@bash bench/lazy.sh
+
+install:
 	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" bash scripts/install.sh uninstall
 
 clean:

@@ -335,6 +335,12 @@ env_stop() {
     te_stop_pid "${p%%:*}" "${p#*:}" 30
   done
   TE_PROCS=()
+  # The daemon's fd holder outlives it on purpose (lazy layers stay readable across restarts); its pid file names it.
+  local holder
+  holder=$(cut -d' ' -f1 "$TE_DEDUP_ROOT/lazy/holder.pid" 2>/dev/null)
+  if [ -n "$holder" ] && [ "$(readlink "/proc/$holder/exe" 2>/dev/null | xargs -r basename)" = dedup-fdholder ]; then
+    kill -KILL "$holder" 2>/dev/null
+  fi
   # The daemon leaves its layer mounts for running containers on purpose; nothing runs any more, so unmount.
   local m _
   for _ in 1 2 3; do

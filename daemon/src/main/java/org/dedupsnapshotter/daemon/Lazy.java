@@ -49,7 +49,7 @@ record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch) {
         layers.watched();
         figures.attach(loader, watch);
         log.info("lazy pull is on: reads of absent chunks wait up to {} ms; fd holder pid {}", cfg.readDeadline().toMillis(), watch.holderPid());
-        return new Lazy(loader, new RemoteLayers(layout, store, indexer, layers, registries, loader), watch);
+        return new Lazy(loader, new RemoteLayers(layout, store, indexer, layers, registries, loader, figures.tocBytes::addAndGet), watch);
     }
 
     /** bin/dedup-fdholder beside the launcher (the launcher says where it is). */

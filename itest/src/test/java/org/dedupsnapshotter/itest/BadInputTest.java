@@ -119,7 +119,7 @@ class BadInputTest {
             for (Path p : paths.toList())
                 out.put(env.dedupRoot.relativize(p).toString(), Files.isRegularFile(p) ? Long.toString(Files.size(p)) : "dir");
         }
-        out.put("mounts", TestEnv.mountsUnder(env.dedupRoot).toString());
+        out.put("mounts", env.layerMounts().toString());
         return out;
     }
 

@@ -94,7 +94,7 @@ class CrashTest {
         long freed = allocatedBefore - poolAllocated();
         assertTrue(freed >= UNIQUE.length, "the pool gave back " + freed + " bytes, less than L1's unique " + UNIQUE.length);
         assertReadsBack("L0", Map.of("base", BASE, "shared", SHARED));
-        assertEquals(List.of(), TestEnv.mountsUnder(env.dedupRoot).stream().filter(m -> !m.contains("/snapshots/1/")).toList(),
+        assertEquals(List.of(), env.layerMounts().stream().filter(m -> !m.contains("/snapshots/1/")).toList(),
                 "only L0 (id 1) stays mounted");
     }
 

@@ -66,15 +66,15 @@ class DaemonLifecycleTest {
         var api = env.snapshots();
         api.prepare(PrepareSnapshotRequest.newBuilder().setKey("a").build());
         api.commit(CommitSnapshotRequest.newBuilder().setName("layer").setKey("a").build());
-        List<String> mounts = TestEnv.mountsUnder(env.dedupRoot);
+        List<String> mounts = env.layerMounts();
         assertEquals(1, mounts.size(), "one mounted layer: " + mounts);
 
         assertEquals(143, env.stopDaemon(), "exit status after SIGTERM");
         assertFalse(Files.exists(env.dedupSock), "socket removed on a clean stop");
-        assertEquals(mounts, TestEnv.mountsUnder(env.dedupRoot), "a stop must leave layer mounts for running containers");
+        assertEquals(mounts, env.layerMounts(), "a stop must leave layer mounts for running containers");
 
         env.startDaemon();
-        assertEquals(mounts, TestEnv.mountsUnder(env.dedupRoot), "restart mounted a layer twice or dropped it");
+        assertEquals(mounts, env.layerMounts(), "restart mounted a layer twice or dropped it");
         assertEquals("layer", env.snapshots().stat(StatSnapshotRequest.newBuilder().setKey("layer").build()).getInfo().getName());
         assertTrue(Files.readString(env.daemon.log).contains("1 layers already mounted"), env.daemon.logTail());
     }
@@ -86,12 +86,12 @@ class DaemonLifecycleTest {
         api.commit(CommitSnapshotRequest.newBuilder().setName("layer").setKey("a").build());
         env.killDaemon();
         // someone unmounted our layer, and a directory no snapshot owns appeared with a mount on it
-        for (String m : TestEnv.mountsUnder(env.dedupRoot)) org.dedupsnapshotter.sys.Libc.umount2(m, 0);
+        for (String m : env.layerMounts()) org.dedupsnapshotter.sys.Libc.umount2(m, 0);
         Path stray = Files.createDirectories(env.dedupRoot.resolve("snapshots/999/mnt"));
         org.dedupsnapshotter.sys.Libc.mount("tmpfs", stray.toString(), "tmpfs", 0, null);
 
         env.startDaemon();
-        List<String> mounts = TestEnv.mountsUnder(env.dedupRoot);
+        List<String> mounts = env.layerMounts();
         assertEquals(1, mounts.size(), mounts.toString());
         assertTrue(mounts.getFirst().endsWith("/mnt") && !mounts.getFirst().contains("/999/"), mounts.toString());
         assertFalse(Files.exists(env.dedupRoot.resolve("snapshots/999")), "stray directory kept");

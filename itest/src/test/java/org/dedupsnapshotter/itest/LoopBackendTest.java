@@ -41,7 +41,7 @@ class LoopBackendTest {
             }
             api.remove(RemoveSnapshotRequest.newBuilder().setKey("v").build());
             api.remove(RemoveSnapshotRequest.newBuilder().setKey("L").build());
-            assertEquals(List.of(), TestEnv.mountsUnder(env.dedupRoot), "layer unmounted (its loop devices clear themselves)");
+            assertEquals(List.of(), env.layerMounts(), "layer unmounted (its loop devices clear themselves)");
         } finally {
             env.close();
             Proc.run(java.time.Duration.ofMinutes(1), List.of("rm", "-rf", cfgDir.toString()));

@@ -41,7 +41,7 @@ final class TestEnv implements AutoCloseable {
     final List<String> daemonArgs = new ArrayList<>();
     /** The daemon launcher (an installed one, for install tests). */
     Path daemonBin = TOP.resolve("bin/dedup-snapshotter");
-    private ManagedChannel channel;
+    private ManagedChannel channel, containerdChannel;
     private EventLoopGroup group;
     private int daemonStarts;
 
@@ -309,13 +309,30 @@ final class TestEnv implements AutoCloseable {
     AutoCloseable mountImage(String snapshotter, String ref, Path target) throws Exception {
         String chain = chainId(ref);
         String key = "itest-view-" + Long.toHexString(System.nanoTime());
-        ctr("snapshots", "--snapshotter", snapshotter, "view", key, chain);
-        String mountCmd = ctr("snapshots", "--snapshotter", snapshotter, "mounts", target.toString(), key).strip();
-        Proc.run(Duration.ofMinutes(1), List.of("sh", "-c", mountCmd)).orThrow(mountCmd);
+        var sn = containerdSnapshots();
+        // a GC root: containerd's garbage collector would otherwise take the view away under the test
+        var view = sn.view(org.dedupsnapshotter.proto.snapshots.v1.ViewSnapshotRequest.newBuilder().setSnapshotter(snapshotter).setKey(key)
+                .setParent(chain).putLabels("containerd.io/gc.root", "itest").build());
+        if (view.getMountsCount() != 1) throw new IllegalStateException("view of " + ref + " has " + view.getMountsCount() + " mounts");
+        var m = view.getMounts(0);
+        Proc.run(Duration.ofMinutes(1), List.of("mount", "-t", m.getType(), "-o", String.join(",", m.getOptionsList()), m.getSource(), target.toString()))
+                .orThrow("mount of the view of " + ref);
         return () -> {
             Libc.umount2(target.toString(), Libc.MNT_DETACH);
-            ctr("snapshots", "--snapshotter", snapshotter, "rm", key);
+            containerdSnapshots().remove(org.dedupsnapshotter.proto.snapshots.v1.RemoveSnapshotRequest.newBuilder()
+                    .setSnapshotter(snapshotter).setKey(key).build());
         };
+    }
+
+    /** containerd's own Snapshots service (our proto is the same service), in this env's namespace. */
+    private SnapshotsGrpc.SnapshotsBlockingStub containerdSnapshots() {
+        if (containerdChannel == null)
+            containerdChannel = NettyChannelBuilder.forAddress(new DomainSocketAddress(containerdSock.toString()))
+                    .channelType(EpollDomainSocketChannel.class).eventLoopGroup(group()).usePlaintext().build();
+        io.grpc.Metadata md = new io.grpc.Metadata();
+        md.put(io.grpc.Metadata.Key.of("containerd-namespace", io.grpc.Metadata.ASCII_STRING_MARSHALLER), NS);
+        return SnapshotsGrpc.newBlockingStub(containerdChannel).withInterceptors(io.grpc.stub.MetadataUtils.newAttachHeadersInterceptor(md))
+                .withDeadlineAfter(2, TimeUnit.MINUTES);
     }
 
     /** The chain id of an image in this containerd (from its config's diff_ids, as containerd computes it). */
@@ -348,11 +365,15 @@ final class TestEnv implements AutoCloseable {
         return new com.fasterxml.jackson.databind.ObjectMapper().readTree(json);
     }
 
+    private EventLoopGroup group() {
+        if (group == null) group = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
+        return group;
+    }
+
     private ManagedChannel channel() {
         if (channel == null) {
-            group = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
             channel = NettyChannelBuilder.forAddress(new DomainSocketAddress(dedupSock.toString()))
-                    .channelType(EpollDomainSocketChannel.class).eventLoopGroup(group).usePlaintext()
+                    .channelType(EpollDomainSocketChannel.class).eventLoopGroup(group()).usePlaintext()
                     .maxInboundMessageSize(64 << 20).build();
         }
         return channel;
@@ -361,10 +382,24 @@ final class TestEnv implements AutoCloseable {
     private void closeChannel() throws InterruptedException {
         if (channel != null) {
             channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
-            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             channel = null;
         }
     }
+
+    private void closeChannels() throws InterruptedException {
+        closeChannel();
+        if (containerdChannel != null) {
+            containerdChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+            containerdChannel = null;
+        }
+        if (group != null) {
+            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            group = null;
+        }
+    }
+
+    /** The daemon's layer mounts (under snapshots/; the pool's bind mount for lazy layers is not one). */
+    List<String> layerMounts() throws IOException { return mountsUnder(dedupRoot.resolve("snapshots")); }
 
     /** Mount points at or below dir (deepest first). */
     static List<String> mountsUnder(Path p) throws IOException {
@@ -414,7 +449,7 @@ final class TestEnv implements AutoCloseable {
                 errors.add(e);
             }
         }
-        closeChannel();
+        closeChannels();
         for (Proc p : new Proc[] {containerd, daemon, registry}) {
             if (p == null) continue;
             try {

@@ -92,6 +92,7 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
         l.put("enabled", f.enabled());
         l.put("fetchedDemandBytes", f.demandBytes.get());
         l.put("fetchedPrefetchBytes", f.prefetchBytes.get());
+        l.put("fetchedTocBytes", f.tocBytes.get());
         l.put("fetchedDemandChunkBytes", f.demandChunkBytes.get());
         l.put("fetchedPrefetchChunkBytes", f.prefetchChunkBytes.get());
         l.put("demandFetches", f.demandFetches.get());

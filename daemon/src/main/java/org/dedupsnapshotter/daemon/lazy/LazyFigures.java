@@ -15,6 +15,8 @@ public final class LazyFigures implements LazyLoader.Events {
     public final AtomicLong demandChunkBytes = new AtomicLong(), prefetchChunkBytes = new AtomicLong();
     public final AtomicLong demandFetches = new AtomicLong(), prefetchFetches = new AtomicLong();
     public final AtomicLong demandNanos = new AtomicLong(), prefetchNanos = new AtomicLong();
+    /** Bytes of tables of contents fetched (one Range request per lazily pulled layer). */
+    public final AtomicLong tocBytes = new AtomicLong();
     private final MetaStore store;
     private volatile LazyLoader loader;
     private volatile PoolWatch watch;

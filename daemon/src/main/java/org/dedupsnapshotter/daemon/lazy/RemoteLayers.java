@@ -53,8 +53,11 @@ public final class RemoteLayers {
     private final LayerMounts layers;
     private final Registries registries;
     private final LazyLoader loader;
+    private final java.util.function.LongConsumer tocFetched;
 
-    public RemoteLayers(Layout layout, MetaStore store, ChunkIndexer indexer, LayerMounts layers, Registries registries, LazyLoader loader) {
+    public RemoteLayers(Layout layout, MetaStore store, ChunkIndexer indexer, LayerMounts layers, Registries registries, LazyLoader loader,
+                        java.util.function.LongConsumer tocFetched) {
+        this.tocFetched = tocFetched;
         this.layout = layout;
         this.store = store;
         this.indexer = indexer;
@@ -112,6 +115,7 @@ public final class RemoteLayers {
         long length = Long.parseLong(required(labels, LazyLayerFormat.TOC_LENGTH));
         if (length <= 0 || length > MAX_TOC) throw new IOException("TOC length " + length + " out of range");
         byte[] member = registries.range(source, blob, offset, (int) length);
+        tocFetched.accept(member.length);
         byte[] json;
         try (GZIPInputStream in = new GZIPInputStream(new ByteArrayInputStream(member))) {
             json = in.readNBytes(MAX_TOC + 1);

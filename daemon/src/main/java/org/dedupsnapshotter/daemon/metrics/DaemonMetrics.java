@@ -109,6 +109,8 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
             FunctionCounter.builder("dedup.lazy.fetched.chunk.bytes", lazy, f -> (demand ? f.demandChunkBytes : f.prefetchChunkBytes).get()).tag("reason", reason)
                     .description("Chunk bytes lazy pull put into the pool").register(registry);
         }
+        FunctionCounter.builder("dedup.lazy.fetched.bytes", lazy, f -> f.tocBytes.get()).tag("reason", "toc")
+                .description("Bytes lazy pull fetched from registries (compressed, as sent), on demand or in the background").register(registry);
         Timer demandFetch = Timer.builder("dedup.lazy.fetch").tag("reason", "demand").description("One fetch (a Range request, inflate, check, write)")
                 .publishPercentileHistogram().register(registry);
         Timer prefetchFetch = Timer.builder("dedup.lazy.fetch").tag("reason", "prefetch").description("One fetch (a Range request, inflate, check, write)")

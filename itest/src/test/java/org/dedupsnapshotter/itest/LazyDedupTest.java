@@ -1,0 +1,91 @@
+package org.dedupsnapshotter.itest;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Lazy pull and the chunk pool together: a second converted image that shares most of its chunks with one already
+ * on the node fetches only what it does not share — chunks the pool holds are never fetched again.
+ */
+class LazyDedupTest {
+    static final int FILE = 4 << 20;
+    static TestEnv env;
+    static Path cfg;
+
+    @BeforeAll
+    static void start() throws Exception {
+        cfg = Files.createTempFile("dedup-lazy-", ".json");
+        Files.writeString(cfg, "{\"lazy\": {\"prefetchConcurrency\": 0}}");
+        env = TestEnv.full(null, List.of("--config", cfg.toString()));
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        if (env != null) env.close();
+        if (cfg != null) Files.deleteIfExists(cfg);
+    }
+
+    static byte[] layer(List<Long> seeds) throws Exception {
+        TarWriter t = new TarWriter().dir("./", TarWriter.Meta.of(0755)).dir("data", TarWriter.Meta.of(0755));
+        for (long s : seeds) t.file("data/f" + s, Images.random(s, FILE), TarWriter.Meta.of(0644));
+        return t.finish();
+    }
+
+    /** Sum of the converted image's layer blob sizes (what a full pull would download). */
+    static long compressedSize(String repo) throws Exception {
+        JsonNode m = new ObjectMapper().readTree(HttpClient.newHttpClient().send(HttpRequest.newBuilder(
+                        URI.create("http://" + env.registry() + "/v2/" + repo + "/manifests/1")).header("Accept", "application/vnd.oci.image.manifest.v1+json").build(),
+                HttpResponse.BodyHandlers.ofByteArray()).body());
+        long size = 0;
+        for (JsonNode l : m.get("layers")) size += l.get("size").asLong();
+        return size;
+    }
+
+    static long fetched() throws Exception {
+        JsonNode l = env.stats().path("lazy");
+        return l.path("fetchedDemandBytes").asLong() + l.path("fetchedPrefetchBytes").asLong();
+    }
+
+    @Test
+    void aSecondImageSharingMostChunksFetchesOnlyWhatItDoesNotShare() throws Exception {
+        List<Long> a = new ArrayList<>(), b = new ArrayList<>();
+        for (long s = 100; s < 116; s++) a.add(s);              // image A: 16 files of 4 MiB
+        for (long s = 100; s < 116; s++) if (s != 101) b.add(s); // image B: 15 of A's files and 2 of its own
+        b.add(200L);
+        b.add(201L);
+        String refA = LazyFaultsTest.convert(OciImage.push(env.registry(), "itest/share-a", "1", List.of(Images.base().finish(), layer(a)), List.of("/bin/sh")),
+                env.registry() + "/itest/share-a-lazy:1");
+        String refB = LazyFaultsTest.convert(OciImage.push(env.registry(), "itest/share-b", "1", List.of(Images.base().finish(), layer(b)), List.of("/bin/sh")),
+                env.registry() + "/itest/share-b-lazy:1");
+        LazyPullTest.clientPull(env, refA).orThrow("pull A");
+        env.ctr("run", "--rm", "--snapshotter", "dedup", refA, "share-a", "/bin/sh", "-c", "cat /data/* > /dev/null");
+        long afterA = fetched();
+        assertTrue(afterA > 60L << 20, "reading all of A fetched only " + afterA + " bytes");
+
+        LazyPullTest.clientPull(env, refB).orThrow("pull B");
+        String out = env.ctr("run", "--rm", "--snapshotter", "dedup", refB, "share-b", "/bin/sh", "-c", "sha256sum /data/*");
+        long forB = fetched() - afterA, sizeB = compressedSize("itest/share-b-lazy");
+        int shared = 15, total = b.size();
+        assertTrue(shared * 100 / total >= 80, "the images share " + shared + " of " + total + " files");
+        for (long s : b) assertTrue(out.contains(EndToEndTest.sha(Images.random(s, FILE))), "wrong bytes for f" + s + ":\n" + out);
+        System.out.printf("lazy dedup: image B is %d bytes, reading all of it fetched %d (%.1f %%), image A fetched %d%n",
+                sizeB, forB, 100.0 * forB / sizeB, afterA);
+        assertTrue(forB <= 0.30 * sizeB, "B fetched " + forB + " of its " + sizeB + " bytes (more than 30 %)");
+        env.assertFsckClean();
+    }
+}
