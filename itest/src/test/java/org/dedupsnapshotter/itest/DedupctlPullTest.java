@@ -58,6 +58,15 @@ class DedupctlPullTest {
         return out;
     }
 
+    /** The labels the daemon holds for the snapshot containerd knows as chainId. */
+    private static Map<String, String> daemonLabels(String chainId) {
+        var it = env.snapshots().list(org.dedupsnapshotter.proto.snapshots.v1.ListSnapshotsRequest.newBuilder().setSnapshotter("dedup").build());
+        while (it.hasNext())
+            for (var info : it.next().getInfoList())
+                if (chainId.equals(info.getLabelsMap().get("containerd.io/snapshot.ref"))) return info.getLabelsMap();
+        return Map.of();
+    }
+
     private static void assertNoLeasesLeft() throws Exception {
         String leases = env.ctr("leases", "ls");
         assertFalse(leases.contains("dedupctl-pull"), "dedupctl pull left its lease:\n" + leases);
@@ -89,6 +98,11 @@ class DedupctlPullTest {
         String config = content.get(manifest.path("config").path("digest").asText());
         assertTrue(config.contains("containerd.io/gc.ref.snapshot.dedup=" + chain.getLast()), config);
         assertTrue(env.ctr("snapshots", "--snapshotter", "dedup", "info", chain.getLast()).contains("Committed"));
+        // the snapshotter saw the labels a remote snapshotter needs (asked of the daemon itself)
+        Map<String, String> top = daemonLabels(chain.getLast());
+        assertEquals(original, top.get("containerd.io/snapshot/cri.image-ref"), top.toString());
+        assertEquals(layers.getLast(), top.get("containerd.io/snapshot/cri.layer-digest"), top.toString());
+        assertEquals(manifestDigest, top.get("containerd.io/snapshot/cri.manifest-digest"), top.toString());
 
         String out = env.ctr("run", "--rm", "--snapshotter", "dedup", original, "pulled-run", "/bin/sh", "-c", "cat /etc/hello; sha256sum /data/big");
         assertTrue(out.contains("hello again from layer 3"), out);
