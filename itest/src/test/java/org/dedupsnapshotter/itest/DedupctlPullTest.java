@@ -1,6 +1,7 @@
 package org.dedupsnapshotter.itest;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import org.dedupsnapshotter.lazy.registry.RegistryClient;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -9,6 +10,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -140,6 +142,33 @@ class DedupctlPullTest {
         Map<String, String> overlay = ImageRootfs.listing(env, TestEnv.NS, "overlayfs", original);
         Map<String, String> dedup = ImageRootfs.listing(env, TestEnv.NS, "dedup", lazy);
         assertTrue(overlay.equals(dedup), () -> "differences (original on overlayfs vs converted, lazily on dedup):\n" + TreeListing.diff(overlay, dedup));
+    }
+
+    @Test
+    void anIndexIsRecordedAsTheImageAndItsLinuxAmd64ImageIsPulled() throws Exception {
+        RegistryClient registry = new RegistryClient(env.registry(), true, Optional.empty(), Duration.ofSeconds(30));
+        OciImage.push(env.registry(), "itest/multi", "arm", List.of(new TarWriter().dir("./", TarWriter.Meta.of(0755))
+                .file("arm", "arm", TarWriter.Meta.of(0644)).finish()), List.of("/bin/sh"));
+        OciImage.push(env.registry(), "itest/multi", "amd", List.of(Images.base().dir("etc", TarWriter.Meta.of(0755))
+                .file("etc/hello", "hello from amd64\n", TarWriter.Meta.of(0644)).finish()), List.of("/bin/sh"));
+        RegistryClient.Fetched arm = registry.manifest("itest/multi", "arm"), amd = registry.manifest("itest/multi", "amd");
+        String index = """
+                {"schemaVersion":2,"mediaType":"%s","manifests":[
+                 {"mediaType":"%s","digest":"%s","size":%d,"platform":{"architecture":"arm64","os":"linux"}},
+                 {"mediaType":"%s","digest":"%s","size":%d,"platform":{"architecture":"amd64","os":"linux"}}]}"""
+                .formatted(RegistryClient.OCI_INDEX, RegistryClient.OCI_MANIFEST, arm.digest(), arm.body().length,
+                        RegistryClient.OCI_MANIFEST, amd.digest(), amd.body().length);
+        String indexDigest = registry.pushManifest("itest/multi", "index", RegistryClient.OCI_INDEX, index.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        String ref = env.registry() + "/itest/multi:index";
+
+        Proc.Result r = pull(ref).orThrow("dedupctl pull (index)");
+        assertTrue(r.out().contains("(" + indexDigest + ")") && r.out().contains("1 layer: 0 lazily (not downloaded), 1 downloaded"), r.out());
+        assertEquals(indexDigest, ImageRootfs.manifestDigest(env, TestEnv.NS, ref), "the image record points at the index");
+        String labels = content().get(indexDigest);
+        assertTrue(labels.contains("containerd.io/gc.ref.content.m.0=" + arm.digest()) && labels.contains("containerd.io/gc.ref.content.m.1=" + amd.digest()), labels);
+        assertTrue(content().containsKey(amd.digest()) && !content().containsKey(arm.digest()), "only the linux/amd64 manifest is fetched");
+        String out = env.ctr("run", "--rm", "--snapshotter", "dedup", ref, "index-run", "/bin/cat", "/etc/hello");
+        assertTrue(out.contains("hello from amd64"), out);
     }
 
     @Test

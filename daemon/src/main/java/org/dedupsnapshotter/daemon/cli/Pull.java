@@ -47,8 +47,9 @@ final class Pull {
         }
         try {
             ImagePuller.Report r = ImagePuller.pull(parsed, new ImagePuller.Options(address, namespace, snapshotter, plainHttp, System.out));
-            System.out.printf("pulled %s (%s) into %s, namespace %s: %d layers: %d lazily (not downloaded), %d downloaded (%d bytes), %d already present; %.1f s%n",
-                    r.name(), r.targetDigest(), snapshotter, namespace, r.layers(), r.lazy(), r.downloaded(), r.downloadedBytes(), r.present(), r.seconds());
+            System.out.printf("pulled %s (%s) into %s, namespace %s: %d %s: %d lazily (not downloaded), %d downloaded (%d bytes), %d already present; %.1f s%n",
+                    r.name(), r.targetDigest(), snapshotter, namespace, r.layers(), r.layers() == 1 ? "layer" : "layers", r.lazy(), r.downloaded(),
+                    r.downloadedBytes(), r.present(), r.seconds());
             return 0;
         } catch (IOException e) {
             System.err.println("dedupctl pull: " + e.getMessage());
