@@ -4,6 +4,7 @@
 #   lib/dedup-snapshotter/libexec/        the launchers' Java finder
 #   bin/dedup-snapshotter, bin/dedupctl   launchers
 #   bin/dedup-runc                        the runc wrapper for KSM (a static binary)
+#   lib/dedup-snapshotter/bin/dedup-fdholder   keeps the lazy loader's fanotify group across restarts
 #   share/doc/dedup-snapshotter/          README, docs, containerd snippet
 #   $DESTDIR/lib/systemd/system/dedup-snapshotter.service
 #   $DESTDIR/etc/dedup-snapshotter/config.json   (never overwritten)
@@ -19,12 +20,12 @@ if [ "${1:-}" = uninstall ]; then
   echo "uninstalled from ${DESTDIR}${PREFIX} (kept ${DESTDIR}/etc/dedup-snapshotter and /var/lib/dedup-snapshotter)"
   exit 0
 fi
-[ -f "$top/build/lib/dedup-daemon.jar" ] && [ -x "$top/bin/dedup-runc" ] || { echo "install: run 'make build' first" >&2; exit 1; }
+[ -f "$top/build/lib/dedup-daemon.jar" ] && [ -x "$top/bin/dedup-runc" ] && [ -x "$top/bin/dedup-fdholder" ] || { echo "install: run 'make build' first" >&2; exit 1; }
 install -d "$home/lib" "$home/libexec" "$home/bin" "$DESTDIR$PREFIX/bin" "$DESTDIR$PREFIX/share/doc/dedup-snapshotter" "$(dirname "$unit")" "$DESTDIR/etc/dedup-snapshotter"
 rm -f "$home"/lib/*.jar
 install -m 0644 "$top"/build/lib/*.jar "$home/lib/"
 install -m 0644 "$top/bin/dedup-java.sh" "$home/libexec/dedup-java.sh"
-install -m 0755 "$top/bin/dedup-snapshotter" "$top/bin/dedupctl" "$home/bin/"
+install -m 0755 "$top/bin/dedup-snapshotter" "$top/bin/dedupctl" "$top/bin/dedup-fdholder" "$home/bin/"
 ln -sf "$PREFIX/lib/dedup-snapshotter/bin/dedup-snapshotter" "$DESTDIR$PREFIX/bin/dedup-snapshotter"
 ln -sf "$PREFIX/lib/dedup-snapshotter/bin/dedupctl" "$DESTDIR$PREFIX/bin/dedupctl"
 install -m 0755 "$top/bin/dedup-runc" "$DESTDIR$PREFIX/bin/dedup-runc"

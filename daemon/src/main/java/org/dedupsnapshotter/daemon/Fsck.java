@@ -80,6 +80,12 @@ public final class Fsck {
             if (e.end() <= f.end()) i++; else j++;
         }
 
+        // absent chunks (reserved for lazy layers, not fetched yet) may only be read through the watched pool path
+        Map<Long, MetaStore.LazyLayer> lazy = store.lazyLayers();
+        for (var e : store.absentChunksByLayer().entrySet())
+            if (!lazy.containsKey(e.getKey()))
+                problems.add("layer id " + e.getKey() + " is not a lazy layer but references " + e.getValue() + " absent chunks (it would read zeros)");
+
         // layers: image readable, checksum right, every index names one of the layer's own chunks; mounted
         Set<String> mounted = org.dedupsnapshotter.mount.LayerMounter.mountPoints();
         long layerCount = 0;
@@ -119,6 +125,7 @@ public final class Fsck {
         long verified = 0;
         if (verifyData) {
             for (MetaStore.Chunk c : chunks) {
+                if (!c.present()) continue; // its bytes are still in the registry
                 ByteBuffer buf = ByteBuffer.allocate(c.length());
                 try {
                     pool.read(c.block(), buf);

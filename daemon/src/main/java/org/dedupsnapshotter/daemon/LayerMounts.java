@@ -21,6 +21,9 @@ public final class LayerMounts {
     private final Layout layout;
     private final LayerMounter mounter;
     private final Set<Long> mounted = ConcurrentHashMap.newKeySet();
+    /** Lazily pulled layers: they read the pool through the watched path, and only while it is watched. */
+    private final Set<Long> lazy = ConcurrentHashMap.newKeySet();
+    private volatile boolean watched;
 
     public LayerMounts(Layout layout, LayerMounter mounter) {
         this.layout = layout;
@@ -31,13 +34,29 @@ public final class LayerMounts {
 
     public int count() { return mounted.size(); }
 
+    /** Layer id reads absent chunks on demand: mount it through the watched pool path. */
+    public void markLazy(long id) { lazy.add(id); }
+
+    /** The pool watch is up: lazy layers may be mounted. */
+    public void watched() { watched = true; }
+
+    public int lazyCount() { return lazy.size(); }
+
     /** Mounts layer id (idempotent). */
     public synchronized void mount(long id) throws IOException {
         if (mounted.contains(id)) return;
+        boolean isLazy = lazy.contains(id);
+        // unwatched, a lazy layer's absent chunks would read as the zeros of the pool's holes: better not mounted at all
+        if (isLazy && !watched) throw new IOException("layer " + id + " was pulled lazily and lazy loading is not running (see the daemon's start-up log)");
         Path mnt = Files.createDirectories(layout.mnt(id));
-        mounter.mount(layout.image(id), layout.pool(), mnt);
+        mounter.mount(layout.image(id), isLazy ? layout.lazyPool() : layout.pool(), mnt);
         mounted.add(id);
         log.debug("mounted layer id={} at {}", id, mnt);
+    }
+
+    /** A committed layer below a snapshot is mounted (directory-format layers need nothing). */
+    public void ensureMountedLayer(org.dedupsnapshotter.storage.MetaStore.Layer l) {
+        if (l.format() == org.dedupsnapshotter.api.LayerFormat.EROFS) ensureMounted(l.id());
     }
 
     void ensureMounted(long id) {
@@ -56,5 +75,6 @@ public final class LayerMounts {
         Path mnt = layout.mnt(id);
         for (String p : LayerMounter.mountsUnder(mnt)) LayerMounter.unmount(Path.of(p));
         mounted.remove(id);
+        lazy.remove(id);
     }
 }

@@ -24,6 +24,14 @@ public record Layout(Path root) {
     public Path image(long id) { return dir(id).resolve("layer.erofs"); }
     /** The node-wide chunk pool every EROFS layer reads its file data from (its device 1). */
     public Path pool() { return root.resolve("pool").resolve("pool.0"); }
+    /**
+     * The pool's directory again, as a bind mount that carries the lazy loader's fanotify mark: lazy layers read the
+     * pool through it (so reads of absent chunks wait for them), everything else through the plain path (no events).
+     */
+    public Path lazyPoolDir() { return root.resolve("pool-lazy"); }
+    public Path lazyPool() { return lazyPoolDir().resolve(pool().getFileName()); }
+    /** The lazy loader's state: the fd holder's pid file and the journal of reads in flight. */
+    public Path lazyState() { return root.resolve("lazy"); }
     /** Where a committed layer is mounted, read-only, for every user. */
     public Path mnt(long id) { return dir(id).resolve("mnt"); }
     /** The directory overlay reads a committed layer from: its mount, or its kept upper dir. */

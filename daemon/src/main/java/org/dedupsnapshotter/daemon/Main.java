@@ -93,14 +93,18 @@ public final class Main {
         ChunkIndexer indexer = new ChunkIndexer(pool, store, Math.max(2, Runtime.getRuntime().availableProcessors()),
                 size -> MergeableMemory.allocate(size, mergeableBuffers));
         LayerMounts layers = new LayerMounts(layout, new LayerMounter(cfg.mountBackend()));
+        store.lazyLayers().keySet().forEach(layers::markLazy);
+        org.dedupsnapshotter.daemon.lazy.LazyFigures lazyFigures = new org.dedupsnapshotter.daemon.lazy.LazyFigures(store);
+        Lazy lazy = Lazy.start(cfg.lazy(), layout, store, pool, indexer, layers, lazyFigures);
         new Recovery(layout, store, layers, indexer).run();
         SnapshotService service = new SnapshotService(layout, store, new ErofsBuilder(mkfs, cfg.chunkSize()), layers, indexer);
+        if (lazy != null) service.lazy(lazy.remote(), lazy.loader());
 
-        DaemonMetrics metrics = new DaemonMetrics(store, pool, layers, ksm);
+        DaemonMetrics metrics = new DaemonMetrics(store, pool, layers, ksm, lazyFigures);
         service.listen(metrics);
         metrics.serve(cfg.metrics().address());
         metrics.logEvery(cfg.metrics().logInterval());
-        SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service), new AdminEndpoint(layout, store, layers, service, pool, ksm)),
+        SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service), new AdminEndpoint(layout, store, layers, service, pool, ksm, lazyFigures)),
                 new GrpcMetrics(metrics.registry()));
         log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={}", pid, cfg.root(), cfg.chunkSize(), cfg.mountBackend());
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {

@@ -59,8 +59,12 @@ final class Recovery {
                     layers.adopt(id);
                     adopted++;
                 } else if (Files.exists(layout.image(id))) {
-                    layers.mount(id);
-                    remounted++;
+                    try {
+                        layers.mount(id);
+                        remounted++;
+                    } catch (IOException e) { // a lazy layer without its watch: left unmounted rather than reading zeros
+                        log.error("committed snapshot key={} id={} is not mounted: {}", s.name(), id, e.getMessage());
+                    }
                 } else {
                     log.error("committed snapshot key={} id={} has no layer image at {}: its data is lost", s.name(), id, layout.image(id));
                 }

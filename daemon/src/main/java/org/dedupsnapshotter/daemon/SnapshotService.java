@@ -48,8 +48,16 @@ public final class SnapshotService {
     private final SpaceReserve reserve;
     private final Trash trash;
     private volatile ServiceEvents events = ServiceEvents.NONE;
+    private volatile org.dedupsnapshotter.daemon.lazy.RemoteLayers remote;
+    private volatile org.dedupsnapshotter.daemon.lazy.LazyLoader loader;
 
     public void listen(ServiceEvents e) { this.events = e; }
+
+    /** Lazy pull is on: Prepares of converted layers are answered from their TOC, fetched chunks come from loader. */
+    public void lazy(org.dedupsnapshotter.daemon.lazy.RemoteLayers remote, org.dedupsnapshotter.daemon.lazy.LazyLoader loader) {
+        this.remote = remote;
+        this.loader = loader;
+    }
 
     public SnapshotService(Layout layout, MetaStore store, ErofsBuilder builder, LayerMounts layers, ChunkIndexer indexer) {
         this.layout = layout;
@@ -68,6 +76,15 @@ public final class SnapshotService {
 
     public List<Mount> prepare(String key, String parent, Map<String, String> labels) {
         trash.activity();
+        var r = remote;
+        if (r != null && org.dedupsnapshotter.daemon.lazy.RemoteLayers.isLazy(labels)) {
+            Names.key("key", key);
+            Names.optionalKey("parent", parent);
+            Names.labels(labels);
+            // the layer is committed from its TOC under its target name: containerd then skips the download
+            if (r.tryPrepare(parent, labels))
+                throw SnapshotException.alreadyExists("target snapshot %s exists (pulled lazily)", Names.shorten(labels.get(org.dedupsnapshotter.daemon.lazy.RemoteLayers.SNAPSHOT_REF)));
+        }
         return create(Kind.ACTIVE, key, parent, labels);
     }
 
@@ -198,6 +215,8 @@ public final class SnapshotService {
                 committed = store.commit(key, name, labels, usage, LayerFormat.EROFS, indexed.chunks, x -> {});
                 indexed.committed();
                 CrashPoints.reach("commit.db");
+                var l = loader;
+                if (l != null) l.nowPresent(indexed.filled);
             } catch (IOException | RuntimeException e) {
                 indexed.abort();
                 throw e;
@@ -303,6 +322,8 @@ public final class SnapshotService {
                 log.warn("removed snapshot key={} id={}, but its directory stays until cleanup: {}", key, removed.id(), e.getMessage());
             }
             log.info("removed snapshot key={} id={} kind={}", key, removed.id(), removed.kind().filterName());
+            var l = loader;
+            if (l != null && removed.kind() == Kind.COMMITTED) l.layerRemoved(removed.id());
             if (removed.kind() == Kind.COMMITTED) collectGarbage();
             reserve.ensure();
         }

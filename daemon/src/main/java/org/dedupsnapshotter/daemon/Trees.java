@@ -9,10 +9,10 @@ import java.nio.file.SimpleFileVisitor;
 import java.nio.file.attribute.BasicFileAttributes;
 
 /** Removing directory trees that may hold anything a layer can (device nodes, 000 dirs, odd names). */
-final class Trees {
+public final class Trees {
     private Trees() {}
 
-    static void deleteRecursively(Path p) throws IOException {
+    public static void deleteRecursively(Path p) throws IOException {
         if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) return;
         Files.walkFileTree(p, new SimpleFileVisitor<>() {
             @Override

@@ -15,9 +15,9 @@ import java.util.Set;
 import java.util.zip.CRC32C;
 
 /**
- * Reads an EROFS metadata image as mkfs.erofs 1.5 writes it with {@code --chunksize} and a blob device, finds
- * every chunk index of every regular file (with the file's path, so its bytes can be read from the source
- * tree), and rewrites indexes to point into the chunk pool. Layout facts (superblock at 1024; nid → meta_blkaddr
+ * Reads an EROFS metadata image as mkfs.erofs 1.5 writes it with {@code --chunksize} and a blob device (or as
+ * {@link ErofsWriter} does), finds every chunk index of every regular file (with the file's path, so its bytes
+ * can be read from the source tree), and rewrites indexes to point into the chunk pool. Layout facts (superblock at 1024; nid → meta_blkaddr
  * * blksz + nid * 32; compact 32-byte / extended 64-byte inodes; 8-byte chunk indexes after inode + xattrs,
  * 8-byte aligned) are the on-disk format's, see docs/decisions.md.
  */
@@ -141,10 +141,12 @@ public final class ErofsImage {
         return (flags & FEATURE_COMPAT_SB_CHKSUM) == 0 || buf.getInt(SUPERBLOCK_OFFSET + 4) == checksum();
     }
 
-    private int checksum() {
-        int len = blockSize() - SUPERBLOCK_OFFSET;
-        byte[] sb = new byte[len];
-        buf.get(SUPERBLOCK_OFFSET, sb);
+    private int checksum() { return checksum(buf); }
+
+    /** The superblock checksum of an image of 4096-byte blocks (see {@link #fixChecksum}); ErofsWriter uses it too. */
+    static int checksum(ByteBuffer image) {
+        byte[] sb = new byte[4096 - SUPERBLOCK_OFFSET];
+        image.get(SUPERBLOCK_OFFSET, sb);
         sb[4] = sb[5] = sb[6] = sb[7] = 0;
         CRC32C crc = new CRC32C();
         crc.update(sb);

@@ -54,11 +54,8 @@ class ConvertTest {
 
     private Map<String, String> listing(String ref) throws Exception {
         Path target = Files.createDirectories(env.dir.resolve("view-" + Integer.toHexString(ref.hashCode())));
-        env.ctr("images", "mount", "--snapshotter", "overlayfs", ref, target.toString());
-        try {
+        try (AutoCloseable mounted = env.mountImage("overlayfs", ref, target)) {
             return TreeListing.of(target);
-        } finally {
-            env.ctr("images", "unmount", "--rm", target.toString());
         }
     }
 

@@ -152,13 +152,10 @@ class KillLoopTest {
 
     private static Map<String, String> actual(int i) throws Exception {
         Path target = Files.createDirectories(env.dir.resolve("verify-" + i));
-        env.ctr("images", "mount", "--snapshotter", "dedup", refs.get(i), target.toString());
-        try {
+        try (AutoCloseable mounted = env.mountImage("dedup", refs.get(i), target)) {
             Map<String, String> out = new LinkedHashMap<>();
             for (String name : contents.get(i).keySet()) out.put(name, TreeListing.sha256(target.resolve(name)));
             return out;
-        } finally {
-            env.ctr("images", "unmount", "--rm", target.toString());
         }
     }
 }

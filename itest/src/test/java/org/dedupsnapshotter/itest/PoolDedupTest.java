@@ -86,13 +86,10 @@ class PoolDedupTest {
     /** SHA-256 of the given files as the image's mounted rootfs shows them. */
     static Map<String, String> contents(String ref, Iterable<String> paths) throws Exception {
         Path target = Files.createDirectories(env.dir.resolve("view-" + Math.abs(ref.hashCode())));
-        env.ctr("images", "mount", "--snapshotter", "dedup", ref, target.toString());
-        try {
+        try (AutoCloseable mounted = env.mountImage("dedup", ref, target)) {
             Map<String, String> out = new LinkedHashMap<>();
             for (String p : paths) out.put(p, TreeListing.sha256(target.resolve(p.substring(1))));
             return out;
-        } finally {
-            env.ctr("images", "unmount", "--rm", target.toString());
         }
     }
 

@@ -9,11 +9,8 @@ final class PoolDedupTestHelper {
 
     static String sha256Of(TestEnv env, String ref, String path) throws Exception {
         Path target = Files.createDirectories(env.dir.resolve("read-" + Math.abs((ref + path).hashCode())));
-        env.ctr("images", "mount", "--snapshotter", "dedup", ref, target.toString());
-        try {
+        try (AutoCloseable mounted = env.mountImage("dedup", ref, target)) {
             return TreeListing.sha256(target.resolve(path));
-        } finally {
-            env.ctr("images", "unmount", "--rm", target.toString());
         }
     }
 }

@@ -193,6 +193,16 @@ final class TestEnv implements AutoCloseable {
 
     void startRegistry() throws Exception {
         registryPort = freePort();
+        startRegistryOnPort();
+    }
+
+    /** Stops the registry (kill -9: a registry that vanishes mid-read). */
+    void stopRegistry() throws InterruptedException { registry.kill9(); }
+
+    /** Starts the registry again, on the same port with the same storage. */
+    void restartRegistry() throws Exception { startRegistryOnPort(); }
+
+    private void startRegistryOnPort() throws Exception {
         Path cfg = dir.resolve("registry.yml");
         Files.writeString(cfg, """
                 version: 0.1
@@ -311,14 +321,62 @@ final class TestEnv implements AutoCloseable {
         return ctrResult(args).orThrow("ctr " + String.join(" ", args)).out();
     }
 
+    /**
+     * Mounts the image's root filesystem from the named snapshotter, read-only, at target: a view of the image's chain
+     * id made through containerd (so containerd's key → snapshotter key mapping is used), mounted as containerd says.
+     * Not `ctr images mount`: in containerd 1.6 it ignores its --snapshotter flag (it reads a global flag ctr does not
+     * have) and always unpacks into and mounts overlayfs.
+     */
+    AutoCloseable mountImage(String snapshotter, String ref, Path target) throws Exception {
+        String chain = chainId(ref);
+        String key = "itest-view-" + Long.toHexString(System.nanoTime());
+        ctr("snapshots", "--snapshotter", snapshotter, "view", key, chain);
+        String mountCmd = ctr("snapshots", "--snapshotter", snapshotter, "mounts", target.toString(), key).strip();
+        Proc.run(Duration.ofMinutes(1), List.of("sh", "-c", mountCmd)).orThrow(mountCmd);
+        return () -> {
+            Libc.umount2(target.toString(), Libc.MNT_DETACH);
+            ctr("snapshots", "--snapshotter", snapshotter, "rm", key);
+        };
+    }
+
+    /** The chain id of an image in this containerd (from its config's diff_ids, as containerd computes it). */
+    String chainId(String ref) throws Exception {
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        String manifestDigest = null;
+        for (String line : ctr("images", "ls").split("\n")) {
+            String[] f = line.trim().split("\\s+");
+            if (f.length > 2 && f[0].equals(ref)) manifestDigest = f[2];
+        }
+        if (manifestDigest == null) throw new IllegalStateException("image " + ref + " is not in containerd");
+        var manifest = json.readTree(ctr("content", "get", manifestDigest));
+        var config = json.readTree(ctr("content", "get", manifest.get("config").get("digest").asText()));
+        String chain = null;
+        for (var d : config.get("rootfs").get("diff_ids")) {
+            String id = d.asText();
+            chain = chain == null ? id : OciImage.digest((chain + " " + id).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        }
+        return chain;
+    }
+
     SnapshotsGrpc.SnapshotsBlockingStub snapshots() {
+        return SnapshotsGrpc.newBlockingStub(channel()).withDeadlineAfter(5, TimeUnit.MINUTES);
+    }
+
+    /** dedupctl stats --json, straight from the admin service (a dedupctl process costs a JVM start). */
+    com.fasterxml.jackson.databind.JsonNode stats() throws IOException {
+        String json = org.dedupsnapshotter.proto.admin.v1.AdminGrpc.newBlockingStub(channel()).withDeadlineAfter(1, TimeUnit.MINUTES)
+                .stats(org.dedupsnapshotter.proto.admin.v1.StatsRequest.getDefaultInstance()).getJson();
+        return new com.fasterxml.jackson.databind.ObjectMapper().readTree(json);
+    }
+
+    private ManagedChannel channel() {
         if (channel == null) {
             group = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
             channel = NettyChannelBuilder.forAddress(new DomainSocketAddress(dedupSock.toString()))
                     .channelType(EpollDomainSocketChannel.class).eventLoopGroup(group).usePlaintext()
                     .maxInboundMessageSize(64 << 20).build();
         }
-        return SnapshotsGrpc.newBlockingStub(channel).withDeadlineAfter(5, TimeUnit.MINUTES);
+        return channel;
     }
 
     private void closeChannel() throws InterruptedException {
@@ -342,6 +400,23 @@ final class TestEnv implements AutoCloseable {
     }
 
     // ------------------------------------------------------------------ teardown
+
+    /** The daemon's fd holder (it outlives the daemon on purpose): its pid file names it. */
+    long fdHolderPid() throws IOException {
+        Path pidfile = dedupRoot.resolve("lazy/holder.pid");
+        if (!Files.exists(pidfile)) return -1;
+        return Long.parseLong(Files.readString(pidfile).strip().split(" ")[0]);
+    }
+
+    void killFdHolder() throws IOException {
+        long pid = fdHolderPid();
+        if (pid <= 0) return;
+        try {
+            if (Files.readSymbolicLink(Path.of("/proc/" + pid + "/exe")).toString().endsWith("dedup-fdholder")) Libc.kill((int) pid, 9);
+        } catch (IOException gone) {
+            // it is not running
+        }
+    }
 
     @Override
     public void close() throws Exception {
@@ -369,6 +444,7 @@ final class TestEnv implements AutoCloseable {
                 errors.add(e);
             }
         }
+        killFdHolder();
         for (String m : mountsUnder(dir)) {
             try {
                 Libc.umount2(m, Libc.MNT_DETACH);

@@ -30,6 +30,7 @@ final class TreeListing {
     static Map<String, String> of(Path root) throws IOException {
         Map<String, String> out = new TreeMap<>();
         Map<String, String> firstPathOfInode = new HashMap<>();
+        Map<String, String> inodeOf = new HashMap<>();
         Files.walkFileTree(root, new SimpleFileVisitor<>() {
             @Override
             public FileVisitResult preVisitDirectory(Path d, BasicFileAttributes a) throws IOException {
@@ -56,7 +57,9 @@ final class TreeListing {
                     case Stat.S_IFIFO -> "fifo";
                     default -> "other";
                 });
-                sb.append(String.format(" mode=%04o uid=%d gid=%d mtime=%d", st.mode() & 07777, st.uid(), st.gid(), st.mtimeNanos()));
+                sb.append(String.format(" mode=%04o uid=%d gid=%d", st.mode() & 07777, st.uid(), st.gid()));
+                // the root is the snapshot's own directory, made when it was prepared: its mtime is that moment
+                if (!rel.equals("/")) sb.append(" mtime=").append(st.mtimeNanos());
                 if (!st.isDir()) sb.append(" size=").append(st.size()).append(" nlink=").append(st.nlink());
                 if (st.type() == Stat.S_IFCHR || st.type() == Stat.S_IFBLK) sb.append(" rdev=").append(st.rdevMajor()).append(':').append(st.rdevMinor());
                 if (st.isSymlink()) sb.append(" -> ").append(Files.readSymbolicLink(p));
@@ -70,14 +73,20 @@ final class TreeListing {
                     sb.append(" sha256=").append(sha256(p));
                     if (st.nlink() > 1) {
                         String key = st.dev() + ":" + st.ino();
-                        sb.append(" hardlink-group=").append(firstPathOfInode.computeIfAbsent(key, k -> rel));
+                        firstPathOfInode.merge(key, rel, (a, b) -> a.compareTo(b) <= 0 ? a : b);
+                        inodeOf.put(rel, key);
+                        sb.append(" hardlink-group=").append(GROUP);
                     }
                 }
                 out.put(rel, sb.toString());
             }
         });
+        // a hardlink group is named by its smallest path: directory order differs between filesystems
+        inodeOf.forEach((path, key) -> out.computeIfPresent(path, (k, line) -> line.replace(GROUP, firstPathOfInode.get(key))));
         return out;
     }
+
+    private static final String GROUP = "\u0000group\u0000";
 
     static String sha256(Path p) throws IOException {
         try (InputStream in = Files.newInputStream(p)) {

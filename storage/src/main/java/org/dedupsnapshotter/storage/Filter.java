@@ -49,7 +49,9 @@ public final class Filter implements Predicate<SnapshotInfo> {
             case "labels" -> s.path.size() > 1 ? info.labels().get(String.join(".", s.path.subList(1, s.path.size()))) : null;
             default -> null;
         };
-        boolean present = value != null && !value.isEmpty();
+        // as containerd's snapshot adaptor: name, parent and kind are always present (an empty parent matches parent==""),
+        // a label when the snapshot has it
+        boolean present = value != null;
         return switch (s.op) {
             case PRESENT -> present;
             case EQ -> present && value.equals(s.value);

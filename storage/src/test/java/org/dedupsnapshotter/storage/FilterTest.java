@@ -26,6 +26,11 @@ class FilterTest {
         assertFalse(m(P, "kind==active"));
         assertTrue(m(A, "parent!=\"\""));
         assertFalse(m(P, "parent!=\"\""));
+        // containerd looks a remote snapshot up with parent=="" for a first layer: an empty parent is present and equal
+        assertTrue(m(P, "parent==\"\""));
+        assertFalse(m(A, "parent==\"\""));
+        SnapshotInfo remote = new SnapshotInfo("sha256:c", "", Kind.COMMITTED, Instant.EPOCH, Instant.EPOCH, Map.of("containerd.io/snapshot.ref", "sha256:c"));
+        assertTrue(m(remote, "labels.\"containerd.io/snapshot.ref\"==sha256:c,parent==\"\""));
         assertTrue(m(A, "labels.l"));
         assertFalse(m(P, "labels.l"));
         assertTrue(m(A, "labels.\"containerd.io/gc.root\"==x"));

@@ -26,7 +26,7 @@ public final class DedupCtl {
     static final String USAGE = """
             usage: dedupctl [--address SOCKET] COMMAND
               stats [--json]      store figures
-              ls                  snapshots with logical, unique and shared bytes
+              ls [--json]         snapshots with logical, unique and shared bytes
               inspect KEY         one snapshot in detail (JSON)
               gc                  free chunks no layer references
               fsck [--verify-data] [--repair]
@@ -122,7 +122,12 @@ public final class DedupCtl {
                     System.out.println(json ? JSON.writerWithDefaultPrettyPrinter().writeValueAsString(n) : human(n));
                 }
                 case "ls" -> {
-                    JsonNode arr = JSON.readTree(admin.listSnapshots(ListRequest.getDefaultInstance()).getJson());
+                    String json = admin.listSnapshots(ListRequest.getDefaultInstance()).getJson();
+                    if (args.length > i + 1 && args[i + 1].equals("--json")) {
+                        System.out.println(json);
+                        return 0;
+                    }
+                    JsonNode arr = JSON.readTree(json);
                     System.out.printf("%-10s %-6s %12s %12s %12s  %s%n", "KIND", "ID", "LOGICAL", "UNIQUE", "SHARED", "NAME");
                     for (JsonNode s : arr)
                         System.out.printf("%-10s %-6d %12d %12d %12d  %s%n", s.get("kind").asText(), s.get("id").asLong(),

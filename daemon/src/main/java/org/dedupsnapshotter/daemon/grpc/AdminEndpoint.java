@@ -37,8 +37,12 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
     private final ChunkPool pool;
     private final MemoryDedup ksm;
 
-    public AdminEndpoint(Layout layout, MetaStore store, LayerMounts layers, SnapshotService service, ChunkPool pool, MemoryDedup ksm) {
+    private final org.dedupsnapshotter.daemon.lazy.LazyFigures lazy;
+
+    public AdminEndpoint(Layout layout, MetaStore store, LayerMounts layers, SnapshotService service, ChunkPool pool, MemoryDedup ksm,
+                         org.dedupsnapshotter.daemon.lazy.LazyFigures lazy) {
         this.ksm = ksm;
+        this.lazy = lazy;
         this.layout = layout;
         this.store = store;
         this.layers = layers;
@@ -74,11 +78,29 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
             o.put("poolAllocatedBytes", Libc.lstat(layout.pool().toString()).blocks() * 512);
             o.put("poolFreeBytes", pool.freeBlocks() * ChunkPool.BLOCK);
             o.set("ksm", ksmJson(ksm.figures()));
+            o.set("lazy", lazyJson(lazy));
             out.onNext(StatsResponse.newBuilder().setJson(JSON.writeValueAsString(o)).build());
             out.onCompleted();
         } catch (Throwable t) {
             out.onError(Errors.toStatus(t, log, "Stats", ""));
         }
+    }
+
+    /** Lazy pull: what was fetched on demand and in the background, what is still absent. */
+    static ObjectNode lazyJson(org.dedupsnapshotter.daemon.lazy.LazyFigures f) {
+        ObjectNode l = JSON.createObjectNode();
+        l.put("enabled", f.enabled());
+        l.put("fetchedDemandBytes", f.demandBytes.get());
+        l.put("fetchedPrefetchBytes", f.prefetchBytes.get());
+        l.put("fetchedDemandChunkBytes", f.demandChunkBytes.get());
+        l.put("fetchedPrefetchChunkBytes", f.prefetchChunkBytes.get());
+        l.put("demandFetches", f.demandFetches.get());
+        l.put("prefetchFetches", f.prefetchFetches.get());
+        l.put("absentChunks", f.absentChunks());
+        l.put("layersIncomplete", f.layersIncomplete());
+        l.put("readersWaiting", f.readersWaiting());
+        l.put("readsFailed", f.readsFailed());
+        return l;
     }
 
     /** Node KSM figures and, per container (snapshot key), the pages its processes have merged. */

@@ -2,6 +2,7 @@ package org.dedupsnapshotter.daemon.metrics;
 
 import com.sun.net.httpserver.HttpServer;
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MultiGauge;
 import io.micrometer.core.instrument.Tags;
@@ -59,8 +60,11 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
 
     private record Figures(long logical, long stored, long chunks, Map<Kind, Integer> snapshots) {}
 
-    public DaemonMetrics(MetaStore store, ChunkPool pool, LayerMounts layers, MemoryDedup ksm) {
+    private final org.dedupsnapshotter.daemon.lazy.LazyFigures lazy;
+
+    public DaemonMetrics(MetaStore store, ChunkPool pool, LayerMounts layers, MemoryDedup ksm, org.dedupsnapshotter.daemon.lazy.LazyFigures lazy) {
         this.store = store;
+        this.lazy = lazy;
         this.ksm = ksm;
         // promtool rejects these two names (an abbreviated unit; a _count suffix on a gauge)
         registry.config().meterFilter(io.micrometer.core.instrument.config.MeterFilter.deny(id ->
@@ -98,6 +102,33 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
         poolWritten = Counter.builder("dedup.pool.written.bytes").description("Bytes of new chunks written into the pool").register(registry);
         gcFreed = Counter.builder("dedup.pool.freed.bytes").description("Bytes garbage collection gave back to the filesystem").register(registry);
         gcRuns = Counter.builder("dedup.gc.runs").description("Garbage collections that freed something").register(registry);
+        for (String reason : new String[] {"demand", "prefetch"}) {
+            boolean demand = reason.equals("demand");
+            FunctionCounter.builder("dedup.lazy.fetched.bytes", lazy, f -> (demand ? f.demandBytes : f.prefetchBytes).get()).tag("reason", reason)
+                    .description("Bytes lazy pull fetched from registries (compressed, as sent), on demand or in the background").register(registry);
+            FunctionCounter.builder("dedup.lazy.fetched.chunk.bytes", lazy, f -> (demand ? f.demandChunkBytes : f.prefetchChunkBytes).get()).tag("reason", reason)
+                    .description("Chunk bytes lazy pull put into the pool").register(registry);
+        }
+        Timer demandFetch = Timer.builder("dedup.lazy.fetch").tag("reason", "demand").description("One fetch (a Range request, inflate, check, write)")
+                .publishPercentileHistogram().register(registry);
+        Timer prefetchFetch = Timer.builder("dedup.lazy.fetch").tag("reason", "prefetch").description("One fetch (a Range request, inflate, check, write)")
+                .publishPercentileHistogram().register(registry);
+        lazy.listen((demand, bytes, nanos) -> (demand ? demandFetch : prefetchFetch).record(Duration.ofNanos(nanos)));
+        Gauge.builder("dedup.lazy.readers.waiting", lazy, f -> f.readersWaiting()).description("Reads waiting for a chunk to be fetched").register(registry);
+        FunctionCounter.builder("dedup.lazy.reads.failed", lazy, f -> f.readsFailed()).description("Reads answered EIO (registry unreachable past the deadline, bad data)").register(registry);
+        Gauge.builder("dedup.lazy.absent.chunks", lazy, f -> f.absentChunks()).description("Chunks of lazy layers not fetched yet").register(registry);
+        Gauge.builder("dedup.lazy.layers.incomplete", lazy, f -> lazyIncomplete()).description("Lazy layers with chunks not fetched yet").register(registry);
+    }
+
+    private volatile long lazyIncompleteCached, lazyIncompleteAt;
+
+    private long lazyIncomplete() {
+        long now = System.nanoTime();
+        if (now - lazyIncompleteAt > 1_000_000_000L) {
+            lazyIncompleteCached = lazy.layersIncomplete();
+            lazyIncompleteAt = now;
+        }
+        return lazyIncompleteCached;
     }
 
     private Timer timer(String name, String description) {
@@ -180,9 +211,11 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
                     memory = "ksm=" + (k.node().running() ? "running" : "stopped") + " ksmSaved=" + k.node().savedBytes()
                             + " ksmContainers=" + k.containers().stream().filter(c -> c.mergingPages() > 0).count();
             }
-            log.info("Metrics logical={} stored={} saved={} ratio={} snapshots={} committed={} chunks={} {}", f.logical(), f.stored(), saved,
+            String lazyPart = !lazy.enabled() ? "lazy=off" : "lazyFetched=" + (lazy.demandBytes.get() + lazy.prefetchBytes.get())
+                    + " lazyAbsentChunks=" + lazy.absentChunks() + " lazyWaiting=" + lazy.readersWaiting();
+            log.info("Metrics logical={} stored={} saved={} ratio={} snapshots={} committed={} chunks={} {} {}", f.logical(), f.stored(), saved,
                     f.stored() == 0 ? "0.00" : String.format("%.2f", (double) f.logical() / f.stored()),
-                    f.snapshots().values().stream().mapToInt(Integer::intValue).sum(), f.snapshots().getOrDefault(Kind.COMMITTED, 0), f.chunks(), memory);
+                    f.snapshots().values().stream().mapToInt(Integer::intValue).sum(), f.snapshots().getOrDefault(Kind.COMMITTED, 0), f.chunks(), memory, lazyPart);
         } catch (RuntimeException e) {
             log.warn("Metrics unavailable: {}", e.getMessage());
         }

@@ -1,0 +1,308 @@
+package org.dedupsnapshotter.daemon.lazy;
+
+import org.dedupsnapshotter.lazy.fanotify.RangeFiller;
+import org.dedupsnapshotter.lazy.fetch.Members;
+import org.dedupsnapshotter.lazy.fetch.Registries;
+import org.dedupsnapshotter.storage.ChunkIndexer;
+import org.dedupsnapshotter.storage.ChunkPool;
+import org.dedupsnapshotter.storage.Digest;
+import org.dedupsnapshotter.storage.Extent;
+import org.dedupsnapshotter.storage.MetaStore;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentSkipListMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * The lazy loader: knows every absent chunk (by its pool blocks) and where it can be fetched, fetches what readers
+ * wait for at once (HTTP Range of the chunk's gzip member, inflated, SHA-256 checked, written into its reserved
+ * extent), and fills the rest in the background ({@link Prefetcher}). Fetched chunks are made durable and recorded
+ * present in batches; until then a crash only means fetching them again.
+ */
+public final class LazyLoader implements RangeFiller {
+    private static final Logger log = LoggerFactory.getLogger(LazyLoader.class);
+
+    /** Where an absent chunk can be fetched: a lazy layer's blob in a repository, and the chunk's member in it. */
+    public record Source(long layerId, String repository, String blobDigest, long offset, long length) {}
+
+    /** An absent chunk: its digest, its reserved extent, its exact length and its sources. */
+    public record AbsentChunk(Digest digest, long block, int length, List<Source> sources) {
+        long endBlock() { return block + Extent.blocksFor(length); }
+    }
+
+    /** What the loader reports for metrics. */
+    public interface Events {
+        void fetched(boolean demand, long compressedBytes, long chunkBytes, long nanos);
+        Events NONE = (d, c, b, n) -> {};
+    }
+
+    private final MetaStore store;
+    private final ChunkPool pool;
+    private final ChunkIndexer indexer;
+    private final Registries registries;
+    private final ConcurrentSkipListMap<Long, AbsentChunk> absentByBlock = new ConcurrentSkipListMap<>();
+    private final Map<Digest, CompletableFuture<Void>> fetching = new ConcurrentHashMap<>();
+    private final ExecutorService demandFetchers = Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("fetch-", 0).factory());
+    private final PresentRecorder recorder;
+    private final Prefetcher prefetcher;
+    private final AtomicInteger demandActive = new AtomicInteger();
+    private volatile Events events = Events.NONE;
+
+    public LazyLoader(MetaStore store, ChunkPool pool, ChunkIndexer indexer, Registries registries, int prefetchConcurrency,
+                      long prefetchBandwidth, Duration prefetchDelay) {
+        this.store = store;
+        this.pool = pool;
+        this.indexer = indexer;
+        this.registries = registries;
+        this.recorder = new PresentRecorder(pool, store);
+        this.prefetcher = new Prefetcher(this, prefetchConcurrency, prefetchBandwidth, prefetchDelay);
+    }
+
+    public void listen(Events e) { this.events = e; }
+
+    /** At start-up: every absent chunk of every lazy layer, and background fetching for the layers not complete. */
+    public void load() {
+        Map<Long, MetaStore.LazyLayer> layers = store.lazyLayers();
+        for (MetaStore.Absent a : store.absentChunks()) add(a, layers);
+        for (Long id : store.absentChunksByLayer().keySet()) if (layers.containsKey(id)) prefetcher.schedule(id);
+        if (!absentByBlock.isEmpty()) log.info("lazy loading: {} chunks of {} layers still to fetch", absentByBlock.size(), store.absentChunksByLayer().size());
+    }
+
+    /** A lazy layer was just committed: its absent chunks become readable on demand and are fetched in the background. */
+    public void layerAdded(long layerId) {
+        Map<Long, MetaStore.LazyLayer> layers = store.lazyLayers();
+        for (MetaStore.Absent a : store.absentChunksOf(layerId)) add(a, layers);
+        prefetcher.schedule(layerId);
+    }
+
+    /** A layer was removed: it is no longer a source; chunks nobody else has a source for are forgotten. */
+    public void layerRemoved(long layerId) {
+        for (var it = absentByBlock.entrySet().iterator(); it.hasNext(); ) {
+            var e = it.next();
+            List<Source> left = e.getValue().sources().stream().filter(s -> s.layerId() != layerId).toList();
+            if (left.size() == e.getValue().sources().size()) continue;
+            if (left.isEmpty()) it.remove();
+            else e.setValue(new AbsentChunk(e.getValue().digest(), e.getValue().block(), e.getValue().length(), left));
+        }
+    }
+
+    /** Chunks a locally unpacked layer filled (its commit recorded them present). */
+    public void nowPresent(java.util.Collection<Digest> digests) {
+        if (digests.isEmpty()) return;
+        java.util.Set<Digest> set = new java.util.HashSet<>(digests);
+        absentByBlock.values().removeIf(c -> set.contains(c.digest()));
+    }
+
+    private void add(MetaStore.Absent a, Map<Long, MetaStore.LazyLayer> layers) {
+        List<Source> sources = new ArrayList<>();
+        for (MetaStore.ChunkSource s : a.sources()) {
+            MetaStore.LazyLayer l = layers.get(s.snapshotId());
+            if (l != null) sources.add(new Source(l.snapshotId(), l.source(), l.blobDigest(), s.blobOffset(), s.blobLength()));
+        }
+        if (sources.isEmpty()) return;
+        absentByBlock.merge(a.chunk().block(), new AbsentChunk(a.chunk().digest(), a.chunk().block(), a.chunk().length(), sources),
+                (old, add) -> {
+                    List<Source> all = new ArrayList<>(old.sources());
+                    for (Source s : add.sources()) if (!all.contains(s)) all.add(s);
+                    return new AbsentChunk(old.digest(), old.block(), old.length(), all);
+                });
+    }
+
+    /** Absent chunks: how many, and how many layers still have some. */
+    public int absentChunks() { return absentByBlock.size(); }
+
+    // ---------------------------------------------------------------- reads (the pool watch asks)
+
+    @Override
+    public CompletableFuture<Void> fill(long offset, long count) {
+        long first = offset / ChunkPool.BLOCK, end = (offset + count + ChunkPool.BLOCK - 1) / ChunkPool.BLOCK;
+        List<CompletableFuture<Void>> waits = null;
+        Map.Entry<Long, AbsentChunk> before = absentByBlock.floorEntry(first);
+        List<AbsentChunk> hit = new ArrayList<>();
+        if (before != null && before.getValue().endBlock() > first) hit.add(before.getValue());
+        for (AbsentChunk c : absentByBlock.subMap(first, false, end, false).values()) hit.add(c);
+        for (AbsentChunk c : hit) {
+            if (waits == null) waits = new ArrayList<>();
+            waits.add(fetch(c, true));
+        }
+        if (waits == null) return null;
+        return waits.size() == 1 ? waits.getFirst() : CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new));
+    }
+
+    /** The fetch of one chunk, started if nobody fetches it yet. */
+    CompletableFuture<Void> fetch(AbsentChunk c, boolean demand) {
+        CompletableFuture<Void> mine = new CompletableFuture<>();
+        CompletableFuture<Void> running = fetching.putIfAbsent(c.digest(), mine);
+        if (running != null) return running;
+        demandFetchers.execute(() -> {
+            if (demand) demandActive.incrementAndGet();
+            try {
+                fetchRun(List.of(c), c.sources().getFirst(), demand, List.of(mine));
+            } finally {
+                if (demand) demandActive.decrementAndGet();
+            }
+        });
+        return mine;
+    }
+
+    boolean demandActive() { return demandActive.get() > 0; }
+
+    /** A lazy layer's absent chunks in the order of its blob (for background fetching). */
+    List<AbsentChunk> absentOf(long layerId) {
+        List<AbsentChunk> out = new ArrayList<>();
+        for (AbsentChunk c : absentByBlock.values())
+            for (Source s : c.sources()) if (s.layerId() == layerId) { out.add(new AbsentChunk(c.digest(), c.block(), c.length(), List.of(s))); break; }
+        out.sort(java.util.Comparator.comparingLong(c -> c.sources().getFirst().offset()));
+        return out;
+    }
+
+    /** Claims a chunk for a background fetch; null when it is present or being fetched already. */
+    CompletableFuture<Void> claim(AbsentChunk c) {
+        if (!absentByBlock.containsKey(c.block())) return null;
+        CompletableFuture<Void> mine = new CompletableFuture<>();
+        return fetching.putIfAbsent(c.digest(), mine) == null ? mine : null;
+    }
+
+    /**
+     * Fetches chunks whose members lie in one stretch of one blob with one Range request, checks and stores each,
+     * and completes each one's future (failing them all if the stretch cannot be had). Every source is tried.
+     */
+    void fetchRun(List<AbsentChunk> run, Source stretch, boolean demand, List<CompletableFuture<Void>> futures) {
+        long t0 = System.nanoTime();
+        List<ChunkIndexer.Pin> pins = new ArrayList<>();
+        try {
+            List<AbsentChunk> wanted = new ArrayList<>();
+            List<CompletableFuture<Void>> wantedFutures = new ArrayList<>();
+            for (int i = 0; i < run.size(); i++) {
+                var pin = indexer.pin(run.get(i).digest(), run.get(i).block());
+                if (pin.isEmpty()) { // its layers went away: nothing may be written there any more
+                    finish(run.get(i), futures.get(i), null);
+                    continue;
+                }
+                pins.add(pin.get());
+                wanted.add(run.get(i));
+                wantedFutures.add(futures.get(i));
+            }
+            if (wanted.isEmpty()) return;
+            IOException last = null;
+            List<Source> tries = wanted.size() == 1 ? wanted.getFirst().sources() : List.of(stretch);
+            for (Source s : tries) {
+                try {
+                    long from = wanted.size() == 1 ? s.offset() : stretch.offset();
+                    Source lastSrc = wanted.size() == 1 ? s : wanted.getLast().sources().getFirst();
+                    int length = Math.toIntExact(lastSrc.offset() + lastSrc.length() - from);
+                    byte[] bytes = registries.range(s.repository(), s.blobDigest(), from, length);
+                    long chunkBytes = 0;
+                    for (int i = 0; i < wanted.size(); i++) {
+                        AbsentChunk c = wanted.get(i);
+                        Source src = wanted.size() == 1 ? s : c.sources().getFirst();
+                        byte[] data = Members.inflate(bytes, Math.toIntExact(src.offset() - from), Math.toIntExact(src.length()), c.length());
+                        Members.verify(data, c.digest().toString(), "chunk " + c.digest() + " of blob " + s.blobDigest());
+                        store(c, data);
+                        chunkBytes += c.length();
+                        finish(c, wantedFutures.get(i), null);
+                    }
+                    events.fetched(demand, length, chunkBytes, System.nanoTime() - t0);
+                    return;
+                } catch (IOException e) {
+                    last = e;
+                    log.warn("lazy loading: fetching {} chunk(s) from {}@{}: {}", wanted.size(), s.repository(), s.blobDigest(), e.getMessage());
+                }
+            }
+            for (int i = 0; i < wanted.size(); i++) if (!wantedFutures.get(i).isDone()) finish(wanted.get(i), wantedFutures.get(i), last);
+        } catch (RuntimeException e) {
+            for (int i = 0; i < run.size(); i++) if (!futures.get(i).isDone()) finish(run.get(i), futures.get(i), e);
+        } finally {
+            pins.forEach(ChunkIndexer.Pin::close);
+        }
+    }
+
+    /** Writes a checked chunk into its extent (whole blocks, zero-padded) and queues it to be recorded present. */
+    private void store(AbsentChunk c, byte[] data) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(Math.toIntExact(Extent.blocksFor(c.length()) * ChunkPool.BLOCK));
+        b.put(data).clear();
+        pool.write(c.block(), b);
+        absentByBlock.remove(c.block());
+        recorder.add(c.digest());
+    }
+
+    private void finish(AbsentChunk c, CompletableFuture<Void> f, Throwable error) {
+        fetching.remove(c.digest(), f);
+        if (error == null) f.complete(null); else f.completeExceptionally(error);
+    }
+
+    public Prefetcher prefetcher() { return prefetcher; }
+
+    /** Bytes fetched so far, split as the metrics want them. */
+    public void close() {
+        prefetcher.close();
+        demandFetchers.shutdownNow();
+        recorder.close();
+    }
+
+    /** Records fetched chunks present in batches, after an fdatasync of the pool. */
+    static final class PresentRecorder {
+        private final ChunkPool pool;
+        private final MetaStore store;
+        private final List<Digest> pending = new ArrayList<>();
+        private final Thread thread;
+        private volatile boolean running = true;
+
+        PresentRecorder(ChunkPool pool, MetaStore store) {
+            this.pool = pool;
+            this.store = store;
+            this.thread = Thread.ofPlatform().name("lazy-recorder").daemon(true).start(this::loop);
+        }
+
+        synchronized void add(Digest d) {
+            pending.add(d);
+            notifyAll();
+        }
+
+        private void loop() {
+            while (running) {
+                List<Digest> batch;
+                synchronized (this) {
+                    while (running && pending.isEmpty()) {
+                        try {
+                            wait(1000);
+                        } catch (InterruptedException e) {
+                            return;
+                        }
+                    }
+                    batch = new ArrayList<>(pending);
+                    pending.clear();
+                }
+                if (batch.isEmpty()) continue;
+                try {
+                    pool.sync();
+                    store.markPresent(batch);
+                } catch (IOException | RuntimeException e) {
+                    log.warn("lazy loading: recording {} fetched chunks: {} (they are fetched again if needed)", batch.size(), e.getMessage());
+                }
+                try {
+                    Thread.sleep(100); // batch what arrives meanwhile
+                } catch (InterruptedException e) {
+                    return;
+                }
+            }
+        }
+
+        void close() {
+            running = false;
+            thread.interrupt();
+        }
+    }
+
+}

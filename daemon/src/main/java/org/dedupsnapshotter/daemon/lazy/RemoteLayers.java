@@ -1,0 +1,223 @@
+package org.dedupsnapshotter.daemon.lazy;
+
+import org.dedupsnapshotter.api.Usage;
+import org.dedupsnapshotter.daemon.LayerMounts;
+import org.dedupsnapshotter.daemon.Layout;
+import org.dedupsnapshotter.erofs.ErofsBuilder;
+import org.dedupsnapshotter.erofs.ErofsTree;
+import org.dedupsnapshotter.erofs.ErofsWriter;
+import org.dedupsnapshotter.lazy.fetch.Members;
+import org.dedupsnapshotter.lazy.fetch.Registries;
+import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
+import org.dedupsnapshotter.lazy.toc.Toc;
+import org.dedupsnapshotter.storage.ChunkIndexer;
+import org.dedupsnapshotter.storage.Digest;
+import org.dedupsnapshotter.storage.MetaStore;
+import org.dedupsnapshotter.storage.Snapshot;
+import org.dedupsnapshotter.sys.CrashPoints;
+import org.dedupsnapshotter.sys.Errno;
+import org.dedupsnapshotter.sys.Libc;
+import org.dedupsnapshotter.sys.Stat;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.zip.GZIPInputStream;
+
+/**
+ * Remote snapshots: a Prepare whose labels describe a converted layer (containerd's unpacker copies the layer
+ * descriptor's containerd.io/snapshot/ annotations into them) is answered by committing that layer at once from
+ * its table of contents — EROFS metadata whose chunks point into the pool, chunks the node lacks reserved there
+ * and fetched when read — so containerd never downloads the layer. Anything unexpected makes {@link #tryPrepare}
+ * return false and the Prepare goes the normal way: the pull still works, only not lazily.
+ */
+public final class RemoteLayers {
+    private static final Logger log = LoggerFactory.getLogger(RemoteLayers.class);
+    public static final String SNAPSHOT_REF = "containerd.io/snapshot.ref";
+    /** A TOC bigger than this is refused (a hostile or broken image must not exhaust the heap). */
+    private static final int MAX_TOC = 256 << 20;
+
+    private final Layout layout;
+    private final MetaStore store;
+    private final ChunkIndexer indexer;
+    private final LayerMounts layers;
+    private final Registries registries;
+    private final LazyLoader loader;
+
+    public RemoteLayers(Layout layout, MetaStore store, ChunkIndexer indexer, LayerMounts layers, Registries registries, LazyLoader loader) {
+        this.layout = layout;
+        this.store = store;
+        this.indexer = indexer;
+        this.layers = layers;
+        this.registries = registries;
+        this.loader = loader;
+    }
+
+    /** Whether labels describe a converted layer this node can pull lazily. */
+    public static boolean isLazy(Map<String, String> labels) {
+        return labels.containsKey(LazyLayerFormat.TOC_DIGEST) && labels.containsKey(SNAPSHOT_REF);
+    }
+
+    /**
+     * Commits the layer the labels describe under its target name (the chain id containerd will Stat); true when
+     * the target exists now, false when the layer must be unpacked the normal way.
+     */
+    public boolean tryPrepare(String parent, Map<String, String> labels) {
+        String target = labels.get(SNAPSHOT_REF);
+        if (store.find(target).isPresent()) return true;
+        long t0 = System.nanoTime();
+        try {
+            String source = labels.containsKey(LazyLayerFormat.CRI_IMAGE_REF)
+                    ? Registries.repositoryOf(labels.get(LazyLayerFormat.CRI_IMAGE_REF)) : required(labels, LazyLayerFormat.SOURCE);
+            String blob = labels.getOrDefault(LazyLayerFormat.LAYER_DIGEST, labels.get(LazyLayerFormat.CRI_LAYER_DIGEST));
+            if (blob == null) throw new IOException("no layer digest among the labels");
+            Toc toc = fetchToc(source, blob, labels);
+            long t1 = System.nanoTime();
+            Snapshot s = commit(target, parent, labels, toc, new MetaStore.LazyLayer(0, source, blob, labels.get(LazyLayerFormat.TOC_DIGEST)));
+            loader.layerAdded(s.id());
+            log.info("lazily pulled layer {} (id={}) from {}@{}: {} entries, toc {}ms, metadata {}ms", target, s.id(), source, blob,
+                    toc.entries.size(), (t1 - t0) / 1_000_000, (System.nanoTime() - t1) / 1_000_000);
+            return true;
+        } catch (org.dedupsnapshotter.api.SnapshotException e) {
+            if (e.code() == org.dedupsnapshotter.api.SnapshotException.Code.ALREADY_EXISTS) return true; // another Prepare made it meanwhile
+            log.warn("lazy pull of layer {} not possible ({}); unpacking it the normal way", target, e.getMessage());
+            return false;
+        } catch (IOException | RuntimeException e) {
+            log.warn("lazy pull of layer {} not possible ({}); unpacking it the normal way", target, e.getMessage());
+            return false;
+        }
+    }
+
+    private static String required(Map<String, String> labels, String key) throws IOException {
+        String v = labels.get(key);
+        if (v == null || v.isEmpty()) throw new IOException("label " + key + " is missing");
+        return v;
+    }
+
+    /** The TOC: one Range request for its gzip member, inflated, checked against its digest, parsed. */
+    Toc fetchToc(String source, String blob, Map<String, String> labels) throws IOException {
+        String version = labels.getOrDefault(LazyLayerFormat.TOC_VERSION, "1");
+        if (!version.equals(Integer.toString(Toc.VERSION))) throw new Toc.UnsupportedTocException("TOC version " + version + " is not one this node reads");
+        long offset = Long.parseLong(required(labels, LazyLayerFormat.TOC_OFFSET));
+        long length = Long.parseLong(required(labels, LazyLayerFormat.TOC_LENGTH));
+        if (length <= 0 || length > MAX_TOC) throw new IOException("TOC length " + length + " out of range");
+        byte[] member = registries.range(source, blob, offset, (int) length);
+        byte[] json;
+        try (GZIPInputStream in = new GZIPInputStream(new ByteArrayInputStream(member))) {
+            json = in.readNBytes(MAX_TOC + 1);
+        }
+        if (json.length > MAX_TOC) throw new IOException("TOC inflates to more than " + MAX_TOC + " bytes");
+        Members.verify(json, required(labels, LazyLayerFormat.TOC_DIGEST), "TOC of " + blob);
+        return Toc.parse(json);
+    }
+
+    /** Builds the layer from its TOC and records it committed, in one transaction; its chunks stay absent until read. */
+    Snapshot commit(String target, String parent, Map<String, String> labels, Toc toc, MetaStore.LazyLayer origin) throws IOException {
+        List<MetaStore.Layer> lowers = new ArrayList<>();
+        long rootUid = 0, rootGid = 0;
+        if (!parent.isEmpty()) {
+            Snapshot p = store.get(parent);
+            lowers.add(new MetaStore.Layer(p.id(), p.format()));
+            lowers.addAll(store.ancestors(p.id()));
+            for (MetaStore.Layer l : lowers) layers.ensureMountedLayer(l);
+            Stat st = Libc.lstat(layout.layerRoot(p.id(), p.format()).toString());
+            rootUid = st.uid();
+            rootGid = st.gid();
+        }
+        TocTree tree = TocTree.apply(toc, rootUid, rootGid, path -> lowerDir(lowers, path));
+
+        // the chunks: known ones referenced, new ones reserved in the pool (absent until fetched)
+        List<ChunkIndexer.Need> needs = new ArrayList<>();
+        List<Toc.Chunk> placed = new ArrayList<>();
+        Map<Digest, MetaStore.ChunkSource> sources = new HashMap<>();
+        long logical = 0;
+        for (TocTree.Node f : tree.files()) {
+            logical += f.size;
+            for (Toc.Chunk c : f.chunks) {
+                if (c.isHole()) continue;
+                Digest d = digest(c.digest());
+                needs.add(new ChunkIndexer.Need(d, c.size()));
+                placed.add(c);
+                sources.putIfAbsent(d, new MetaStore.ChunkSource(0, c.blobOffset(), c.blobLength()));
+            }
+        }
+        ChunkIndexer.Indexed reserved = indexer.reserve(needs, logical);
+        IdentityHashMap<Toc.Chunk, Long> blocks = new IdentityHashMap<>();
+        for (int i = 0; i < placed.size(); i++) blocks.put(placed.get(i), reserved.blocks[i]);
+        long[] usage = tree.usage();
+        ErofsTree image = tree.toErofs(toc.chunkSize, c -> c.isHole() ? ErofsTree.HOLE : blocks.get(c));
+        long[] madeId = {-1};
+        try {
+            indexer.pool().extendToEnd(); // reserved extents lie inside the pool file
+            Snapshot s = store.createLazy(target, parent, labels, new Usage(usage[1], usage[0]), reserved.chunks, origin, sources, created -> {
+                madeId[0] = created.id();
+                Path dir = layout.dir(created.id());
+                org.dedupsnapshotter.daemon.Trees.deleteRecursively(dir); // a leftover of a crash before this transaction ended
+                Files.createDirectories(dir);
+                ErofsWriter.write(image, layout.image(created.id()), indexer.pool().endBlock());
+                ErofsBuilder.fsync(dir);
+                CrashPoints.reach("lazy.image");
+                layers.markLazy(created.id());
+                layers.mount(created.id());
+                CrashPoints.reach("lazy.mount");
+            });
+            reserved.committed();
+            CrashPoints.reach("lazy.db");
+            return s;
+        } catch (IOException | RuntimeException e) {
+            reserved.abort();
+            if (madeId[0] > 0) discard(madeId[0]);
+            throw e;
+        }
+    }
+
+    private void discard(long id) {
+        try {
+            layers.unmount(id);
+            org.dedupsnapshotter.daemon.Trees.deleteRecursively(layout.dir(id));
+        } catch (IOException e) {
+            log.warn("cleaning up after a failed lazy pull of id={}: {} (start-up recovery removes it)", id, e.getMessage());
+        }
+    }
+
+    /** The directory a lower layer shows at path, as containerd's mkparent finds it (nearest layer first). */
+    private TocTree.LowerDir lowerDir(List<MetaStore.Layer> lowers, String path) throws IOException {
+        for (MetaStore.Layer l : lowers) {
+            Path p = layout.layerRoot(l.id(), l.format()).resolve(path);
+            Stat st;
+            try {
+                st = Libc.lstat(p.toString());
+            } catch (Errno e) {
+                if (e.errno() == Errno.ENOENT) continue;
+                throw e;
+            }
+            if (!st.isDir()) return null; // replaced there: containerd copies nothing
+            Map<String, byte[]> x = new LinkedHashMap<>();
+            for (String name : Libc.llistxattr(p.toString())) {
+                byte[] v = Libc.lgetxattr(p.toString(), name);
+                if (v != null) x.put(name, v);
+            }
+            return new TocTree.LowerDir(st.mode() & 07777, st.uid(), st.gid(), x);
+        }
+        return null;
+    }
+
+    private static Digest digest(String s) throws IOException {
+        if (s == null || !s.startsWith("sha256:") || s.length() != 71) throw new IOException("bad chunk digest " + s);
+        try {
+            return new Digest(HexFormat.of().parseHex(s.substring(7)));
+        } catch (IllegalArgumentException e) {
+            throw new IOException("bad chunk digest " + s, e);
+        }
+    }
+}

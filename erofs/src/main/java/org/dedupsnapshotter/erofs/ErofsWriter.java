@@ -1,0 +1,307 @@
+package org.dedupsnapshotter.erofs;
+
+import org.dedupsnapshotter.erofs.ErofsTree.Node;
+import org.dedupsnapshotter.erofs.ErofsTree.Type;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+
+import static java.nio.file.StandardOpenOption.CREATE;
+import static java.nio.file.StandardOpenOption.TRUNCATE_EXISTING;
+import static java.nio.file.StandardOpenOption.WRITE;
+
+/**
+ * Writes an {@link ErofsTree} as an EROFS metadata image whose file data lives in the chunk pool (device 1),
+ * without touching the data: what mkfs.erofs 1.5 writes with {@code --chunksize --blobdev}, in the same on-disk
+ * format and order (a tree that fits one block gives mkfs.erofs's bytes), but from a tree of pool block addresses.
+ * <p>
+ * Layout: block 0 holds the superblock at 1024, the one-slot device table at 1152 and inodes from 1280 (root
+ * first: root_nid is 16 bits); meta_blkaddr is 0. Every inode is extended (64 bytes: 32-bit owners,
+ * nanosecond mtime, 64-bit size) with its xattrs inline. Directory blocks and symlink targets keep their tail
+ * inline after the inode when it fits the inode's block; their whole blocks follow the metadata blocks.
+ */
+public final class ErofsWriter {
+    private static final int BLOCK = MetaAllocator.BLOCK, INODE = 64, DIRENT = 12;
+    private static final int SUPERBLOCK = ErofsImage.SUPERBLOCK_OFFSET, DEVICE_SLOT = SUPERBLOCK + 128, DEVICE_SLOT_SIZE = 128;
+    private static final int FEATURE_COMPAT_SB_CHKSUM = 1, FEATURE_COMPAT_MTIME = 2;
+    private static final int FEATURE_INCOMPAT_CHUNKED_FILE = 4, FEATURE_INCOMPAT_DEVICE_TABLE = 8;
+    private static final int LAYOUT_FLAT_PLAIN = 0, LAYOUT_FLAT_INLINE = 2, LAYOUT_CHUNK_BASED = 4;
+    private static final int POOL_DEVICE = 1;
+
+    private ErofsWriter() {}
+
+    /**
+     * Writes the image of tree to image and fsyncs it; poolBlocks is the pool's size, recorded in the device table.
+     * Each image gets a random uuid, as from mkfs.erofs: overlayfs turns xino off for lower layers whose uuid is
+     * null or shared.
+     */
+    public static void write(ErofsTree tree, Path image, long poolBlocks) throws IOException {
+        ByteBuffer bytes = ByteBuffer.wrap(image(tree, poolBlocks, UUID.randomUUID()));
+        try (FileChannel ch = FileChannel.open(image, CREATE, WRITE, TRUNCATE_EXISTING)) {
+            while (bytes.hasRemaining()) ch.write(bytes);
+            ch.force(true);
+        }
+    }
+
+    /** The image's bytes. A tree EROFS cannot hold is an IllegalArgumentException naming the path. */
+    static byte[] image(ErofsTree tree, long poolBlocks, UUID uuid) {
+        List<Inode> inodes = inodesRootFirst(tree.root());
+        MetaAllocator meta = new MetaAllocator(DEVICE_SLOT + DEVICE_SLOT_SIZE);
+        for (Inode i : inodes) {
+            i.prepare(tree.chunkSize());
+            i.offset = meta.allocate(i.recordSize);
+        }
+        long blocks = meta.blocks();
+        for (Inode i : inodes) {
+            if (i.dataBlocks == 0) continue;
+            i.rawBlock = blocks;
+            blocks += i.dataBlocks;
+        }
+        if (blocks * BLOCK > Integer.MAX_VALUE - BLOCK) throw new IllegalArgumentException("image of " + blocks + " blocks is too large");
+        ByteBuffer b = ByteBuffer.wrap(new byte[(int) (blocks * BLOCK)]).order(ByteOrder.LITTLE_ENDIAN);
+        for (Inode i : inodes) i.write(b, tree.chunkSize());
+        Inode root = inodes.getFirst();
+        superblock(b, root, inodes.size(), blocks, poolBlocks, uuid);
+        return b.array();
+    }
+
+    /**
+     * Depth first, each directory before its entries in name order, as mkfs.erofs orders them (so small trees give
+     * the same bytes as mkfs.erofs, which the tests check); the root gets the first nid. A hardlinked file is
+     * placed at its first name in that order.
+     */
+    private static List<Inode> inodesRootFirst(Node rootNode) {
+        Inode root = new Inode(rootNode, null, null);
+        Map<Node, Inode> seen = new IdentityHashMap<>(Map.of(rootNode, root));
+        List<Inode> order = new ArrayList<>();
+        ArrayDeque<Inode> stack = new ArrayDeque<>(List.of(root));
+        while (!stack.isEmpty()) {
+            Inode next = stack.pop();
+            if (next.ino >= 0) continue; // a hardlink's second name
+            next.ino = order.size();
+            order.add(next);
+            if (next.node.type == Type.DIRECTORY) {
+                linkChildren(next, seen);
+                for (Entry e : next.entries.reversed()) {
+                    if (!Arrays.equals(e.name, ErofsTree.DOT) && !Arrays.equals(e.name, ErofsTree.DOTDOT)) stack.push(e.target);
+                }
+            }
+        }
+        return order;
+    }
+
+    /** The dirents of dir, "." and ".." among them, sorted; counts links. */
+    private static void linkChildren(Inode dir, Map<Node, Inode> seen) {
+        dir.entries.add(new Entry(ErofsTree.DOT, dir));
+        dir.entries.add(new Entry(ErofsTree.DOTDOT, dir.parent == null ? dir : dir.parent));
+        int subdirs = 0;
+        for (var e : dir.node.children().entrySet()) {
+            Inode child = seen.get(e.getValue());
+            if (child == null) {
+                child = new Inode(e.getValue(), dir, e.getKey());
+                seen.put(e.getValue(), child);
+            } else if (child.node.type == Type.DIRECTORY) {
+                throw new IllegalArgumentException(dir.path() + "/" + ErofsTree.printable(e.getKey()) + ": a directory under a second name (" + child.path() + ")");
+            }
+            child.nlink++;
+            if (child.node.type == Type.DIRECTORY) subdirs++;
+            dir.entries.add(new Entry(e.getKey(), child));
+        }
+        dir.entries.sort((x, y) -> Arrays.compareUnsigned(x.name, y.name)); // places "." and ".." among the sorted children
+        dir.nlink = 2 + subdirs;
+    }
+
+    private record Entry(byte[] name, Inode target) {}
+
+    /** One inode and where its parts go. */
+    private static final class Inode {
+        final Node node;
+        final Inode parent;
+        final byte[] name;
+        /** Position in the image's inode order; -1 until placed. */
+        int ino = -1;
+        final List<Entry> entries = new ArrayList<>();
+        int nlink;
+        byte[] xattrs;
+        int layout;
+        long size;
+        /** Directories: entries per dirent block. */
+        int[] entriesPerBlock;
+        int recordSize;
+        int dataBlocks;
+        long offset, rawBlock;
+
+        Inode(Node node, Inode parent, byte[] name) {
+            this.node = node;
+            this.parent = parent;
+            this.name = name;
+        }
+
+        String path() {
+            return parent == null ? "/" : (parent.parent == null ? "" : parent.path()) + "/" + ErofsTree.printable(name);
+        }
+
+        int nid() { return Math.toIntExact(offset / MetaAllocator.SLOT); }
+
+        int head() { return INODE + xattrs.length; }
+
+        /** Decides layout and sizes, before any offset is known. */
+        void prepare(long chunkSize) {
+            try {
+                xattrs = InlineXattrs.encode(node.attributes.xattrs());
+                switch (node.type) {
+                    case DIRECTORY -> flat(direntBytes());
+                    case SYMLINK -> flat(node.target.length);
+                    case REGULAR -> chunked(chunkSize);
+                    default -> {
+                        layout = LAYOUT_FLAT_PLAIN;
+                        recordSize = head();
+                    }
+                }
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(path() + ": " + e.getMessage(), e);
+            }
+        }
+
+        /** Fills dirent blocks greedily in name order; the size ends at the last block's last name. */
+        private long direntBytes() {
+            int[] perBlock = new int[entries.size()];
+            int blocks = 0, used = 0, count = 0;
+            for (Entry e : entries) {
+                if (used + DIRENT + e.name.length > BLOCK) {
+                    perBlock[blocks++] = count;
+                    used = count = 0;
+                }
+                used += DIRENT + e.name.length;
+                count++;
+            }
+            perBlock[blocks++] = count;
+            entriesPerBlock = Arrays.copyOf(perBlock, blocks);
+            return (long) (blocks - 1) * BLOCK + used;
+        }
+
+        /** Whole blocks in the data area; the tail inline when it fits after the inode in its block. */
+        private void flat(long bytes) {
+            size = bytes;
+            int tail = (int) (size % BLOCK);
+            if (tail > 0 && head() + tail <= BLOCK) {
+                layout = LAYOUT_FLAT_INLINE;
+                dataBlocks = Math.toIntExact(size / BLOCK);
+                recordSize = head() + tail;
+            } else {
+                layout = LAYOUT_FLAT_PLAIN;
+                dataBlocks = Math.toIntExact((size + BLOCK - 1) / BLOCK);
+                recordSize = head();
+            }
+        }
+
+        private void chunked(long chunkSize) {
+            size = node.size;
+            long chunks = (size + chunkSize - 1) / chunkSize;
+            if (node.chunkBlocks.length != chunks)
+                throw new IllegalArgumentException(node.chunkBlocks.length + " chunk blocks for " + size + " bytes in chunks of " + chunkSize + " (" + chunks + " needed)");
+            layout = size == 0 ? LAYOUT_FLAT_PLAIN : LAYOUT_CHUNK_BASED; // an empty file has no indexes (as mkfs.erofs)
+            recordSize = size == 0 ? head() : indexesStart() + Math.toIntExact(chunks * 8);
+        }
+
+        /** Chunk indexes follow inode and xattrs, 8-byte aligned. */
+        private int indexesStart() { return (head() + 7) & ~7; }
+
+        void write(ByteBuffer b, long chunkSize) {
+            int at = Math.toIntExact(offset);
+            b.putShort(at, (short) (1 | layout << 1)); // bit 0: extended inode
+            b.putShort(at + 2, (short) InlineXattrs.icount(xattrs));
+            b.putShort(at + 4, (short) (node.type.modeBits | node.attributes.permissions()));
+            b.putLong(at + 8, size);
+            b.putInt(at + 16, union(chunkSize));
+            b.putInt(at + 20, ino);
+            b.putInt(at + 24, (int) node.attributes.uid());
+            b.putInt(at + 28, (int) node.attributes.gid());
+            b.putLong(at + 32, node.attributes.mtimeSeconds());
+            b.putInt(at + 40, node.attributes.mtimeNanos());
+            b.putInt(at + 44, nlink);
+            b.put(at + INODE, xattrs);
+            switch (node.type) {
+                case DIRECTORY -> data(b, dirents());
+                case SYMLINK -> data(b, node.target);
+                case REGULAR -> indexes(b, at + indexesStart());
+                default -> { }
+            }
+        }
+
+        /** i_u: data block, chunk format or device number, by type. */
+        private int union(long chunkSize) {
+            return switch (node.type) {
+                case DIRECTORY, SYMLINK -> dataBlocks > 0 ? (int) rawBlock : (int) ErofsImage.NULL_ADDR;
+                case REGULAR -> size == 0 ? 0 : (Long.numberOfTrailingZeros(chunkSize) - 12) | ErofsImage.CHUNK_FORMAT_INDEXES;
+                case CHAR_DEVICE, BLOCK_DEVICE -> (node.minor & 0xff) | node.major << 8 | (node.minor & ~0xff) << 12; // new_encode_dev
+                case FIFO, SOCKET -> 0;
+            };
+        }
+
+        private void data(ByteBuffer b, byte[] content) {
+            int whole = layout == LAYOUT_FLAT_INLINE ? dataBlocks * BLOCK : content.length;
+            if (whole > 0) b.put(Math.toIntExact(rawBlock * BLOCK), content, 0, whole);
+            if (whole < content.length) b.put(Math.toIntExact(offset) + head(), content, whole, content.length - whole);
+        }
+
+        /** Each block: the dirents {u64 nid, u16 name offset, u8 file type, u8 0}, then the names, unterminated. */
+        private byte[] dirents() {
+            ByteBuffer d = ByteBuffer.wrap(new byte[Math.toIntExact(size)]).order(ByteOrder.LITTLE_ENDIAN);
+            int next = 0;
+            for (int blk = 0; blk < entriesPerBlock.length; blk++) {
+                int base = blk * BLOCK, count = entriesPerBlock[blk];
+                int nameAt = base + count * DIRENT;
+                for (int k = 0; k < count; k++) {
+                    Entry e = entries.get(next++);
+                    d.putLong(base + k * DIRENT, e.target.nid());
+                    d.putShort(base + k * DIRENT + 8, (short) (nameAt - base));
+                    d.put(base + k * DIRENT + 10, (byte) e.target.node.type.direntType);
+                    d.put(nameAt, e.name);
+                    nameAt += e.name.length;
+                }
+            }
+            return d.array();
+        }
+
+        /** {u16 advise, u16 device, u32 block} per chunk: data on the pool, holes as the null address on device 0. */
+        private void indexes(ByteBuffer b, int at) {
+            for (long block : node.chunkBlocks) {
+                boolean hole = block == ErofsTree.HOLE;
+                b.putShort(at + 2, (short) (hole ? 0 : POOL_DEVICE));
+                b.putInt(at + 4, (int) (hole ? ErofsImage.NULL_ADDR : block));
+                at += 8;
+            }
+        }
+    }
+
+    private static void superblock(ByteBuffer b, Inode root, int inodes, long blocks, long poolBlocks, UUID uuid) {
+        if (root.nid() > 0xffff) throw new IllegalStateException("root nid " + root.nid() + " beyond 16 bits");
+        b.putInt(SUPERBLOCK, ErofsImage.MAGIC);
+        b.putInt(SUPERBLOCK + 8, FEATURE_COMPAT_SB_CHKSUM | FEATURE_COMPAT_MTIME);
+        b.put(SUPERBLOCK + 12, (byte) 12); // blkszbits
+        b.putShort(SUPERBLOCK + 14, (short) root.nid());
+        b.putLong(SUPERBLOCK + 16, inodes);
+        b.putLong(SUPERBLOCK + 24, root.node.attributes.mtimeSeconds()); // build time: only compact inodes use it
+        b.putInt(SUPERBLOCK + 32, root.node.attributes.mtimeNanos());
+        b.putInt(SUPERBLOCK + 36, (int) blocks);
+        // meta_blkaddr (40) and xattr_blkaddr (44) are 0; the volume name stays empty
+        b.order(ByteOrder.BIG_ENDIAN).putLong(SUPERBLOCK + 48, uuid.getMostSignificantBits())
+                .putLong(SUPERBLOCK + 56, uuid.getLeastSignificantBits()).order(ByteOrder.LITTLE_ENDIAN);
+        b.putInt(SUPERBLOCK + 80, FEATURE_INCOMPAT_CHUNKED_FILE | FEATURE_INCOMPAT_DEVICE_TABLE);
+        b.putShort(SUPERBLOCK + 86, (short) 1); // extra devices: the pool
+        b.putShort(SUPERBLOCK + 88, (short) (DEVICE_SLOT / DEVICE_SLOT_SIZE));
+        b.putInt(DEVICE_SLOT + 64, (int) Math.min(poolBlocks, 0xffffffffL)); // the slot's tag stays empty: mounts name the pool with device=
+        b.putInt(SUPERBLOCK + 4, ErofsImage.checksum(b));
+    }
+}

@@ -1,0 +1,73 @@
+package org.dedupsnapshotter.itest;
+
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Lazy pull through containerd's client.Pull (the path CRI and nerdctl take): a converted image is prepared from
+ * its layers' TOCs without downloading a layer, reads fetch the chunks they need, and the root filesystem is
+ * exactly the original image's under containerd's overlayfs.
+ */
+class LazyPullTest {
+    static TestEnv env;
+    static Path cfg;
+    static String original, converted;
+
+    @BeforeAll
+    static void start() throws Exception {
+        cfg = Files.createTempFile("dedup-lazy-", ".json");
+        // no background fetching here: every byte the test reads is fetched on demand
+        Files.writeString(cfg, "{\"lazy\": {\"readDeadline\": \"10s\", \"prefetchConcurrency\": 0}}");
+        env = TestEnv.full(null, List.of("--config", cfg.toString()));
+        original = OciImage.push(env.registry(), "itest/fidelity", "1", Images.fidelity(), List.of("/bin/sh"));
+        converted = env.registry() + "/itest/fidelity-lazy:1";
+        Proc.run(Duration.ofMinutes(5), List.of(TestEnv.TOP.resolve("bin/dedupctl").toString(), "convert", "--plain-http", original, converted))
+                .orThrow("dedupctl convert");
+        env.ctr("images", "pull", "--plain-http", "--snapshotter", "overlayfs", original);
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        if (env != null) env.close();
+        if (cfg != null) Files.deleteIfExists(cfg);
+    }
+
+    static Proc.Result clientPull(String ref) throws Exception { return clientPull(env, ref); }
+
+    /** containerd's client.Pull with unpack, as CRI does it (with CRI's labels), through the shared tool. */
+    static Proc.Result clientPull(TestEnv env, String ref) throws Exception {
+        return Proc.run(Duration.ofMinutes(5), List.of(TestEnv.TOP.getParent().resolve("shared/containerd-pull/run.sh").toString(),
+                "--address", env.containerdSock.toString(), "--namespace", TestEnv.NS, "--snapshotter", "dedup", "--plain-http", ref));
+    }
+
+    private Map<String, String> listing(String snapshotter, String ref) throws Exception {
+        Path target = Files.createDirectories(env.dir.resolve("view-" + snapshotter));
+        try (AutoCloseable mounted = env.mountImage(snapshotter, ref, target)) {
+            return TreeListing.of(target);
+        }
+    }
+
+    @Test
+    void clientPullDownloadsNoLayerAndTheRootfsIsTheOriginal() throws Exception {
+        Proc.Result pull = clientPull(converted).orThrow("client pull");
+        assertTrue(pull.out().contains("0 layer(s) downloaded"), pull.out() + "\n" + env.daemon.logTail());
+        Map<String, String> overlay = listing("overlayfs", original);
+        Map<String, String> lazy = listing("dedup", converted);
+        assertTrue(overlay.size() > 50, "overlayfs listing looks empty: " + overlay.size());
+        assertEquals(overlay, lazy, "differences (overlayfs vs lazy dedup):\n" + TreeListing.diff(overlay, lazy));
+        String out = env.ctr("run", "--rm", "--snapshotter", "dedup", converted, "lazy-run", "/bin/sh", "-c", "sha256sum /data/big; cat /etc/hello");
+        assertTrue(out.contains(EndToEndTest.sha(Images.BIG)), out);
+        assertTrue(out.contains("hello again from layer 3"), out);
+        env.assertFsckClean();
+    }
+}

@@ -1,0 +1,43 @@
+package org.dedupsnapshotter.lazy.fetch;
+
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import java.util.zip.GZIPInputStream;
+
+/** The gzip members of a converted layer: a chunk's member inflates to exactly the chunk, checked by digest. */
+public final class Members {
+    private Members() {}
+
+    /** Inflates one gzip member (or several concatenated ones). */
+    public static byte[] inflate(byte[] member, int off, int len, int expectedSize) throws IOException {
+        try (GZIPInputStream in = new GZIPInputStream(new ByteArrayInputStream(member, off, len), 64 * 1024)) {
+            byte[] out = new byte[expectedSize];
+            int n = in.readNBytes(out, 0, expectedSize);
+            if (n != expectedSize || in.read() != -1)
+                throw new IOException("a member inflated to " + (n < expectedSize ? n : "more than " + expectedSize) + " bytes, expected " + expectedSize);
+            return out;
+        }
+    }
+
+    /** Fails unless data's SHA-256 is digest ("sha256:hex"). */
+    public static void verify(byte[] data, String digest, String what) throws IOException {
+        String got = sha256(data);
+        if (!got.equals(digest)) throw new BadDigestException(what + ": the registry sent bytes with digest " + got + ", expected " + digest);
+    }
+
+    public static String sha256(byte[] data) {
+        try {
+            return "sha256:" + HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(data));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Bytes that do not match their digest: never written anywhere. */
+    public static final class BadDigestException extends IOException {
+        public BadDigestException(String m) { super(m); }
+    }
+}

@@ -1,0 +1,59 @@
+package org.dedupsnapshotter.lazy.fetch;
+
+import org.dedupsnapshotter.lazy.registry.Credentials;
+import org.dedupsnapshotter.lazy.registry.ImageRef;
+import org.dedupsnapshotter.lazy.registry.RegistryClient;
+
+import java.io.IOException;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * One registry client per registry host, kept for its connections and tokens. Plain HTTP for loopback hosts
+ * (as docker treats them) and for the hosts listed in config; HTTPS otherwise.
+ */
+public final class Registries {
+    private final List<String> plainHttp;
+    private final Duration timeout;
+    private final Map<String, RegistryClient> clients = new ConcurrentHashMap<>();
+
+    public Registries(List<String> plainHttp, Duration timeout) {
+        this.plainHttp = plainHttp;
+        this.timeout = timeout;
+    }
+
+    /** A client for the registry of source (HOST/REPOSITORY, or any image reference). */
+    public RegistryClient client(String host) throws IOException {
+        RegistryClient c = clients.get(host);
+        if (c != null) return c;
+        var creds = Credentials.forHost(Credentials.defaultConfig(), host);
+        return clients.computeIfAbsent(host, h -> new RegistryClient(h, isPlainHttp(h), creds, timeout));
+    }
+
+    public boolean isPlainHttp(String host) {
+        if (plainHttp.contains(host)) return true;
+        String name = host.startsWith("[") ? host.substring(0, host.indexOf(']') + 1) : host.replaceFirst(":\\d+$", "");
+        return name.equals("localhost") || name.startsWith("127.") || name.equals("[::1]");
+    }
+
+    /** HOST/REPOSITORY of an image reference such as CRI's cri.image-ref label, or of a source annotation. */
+    public static String repositoryOf(String ref) {
+        ImageRef r = ImageRef.parse(ref);
+        return r.host() + "/" + r.repository();
+    }
+
+    /** Splits HOST/REPOSITORY. */
+    public static String[] split(String source) {
+        int slash = source.indexOf('/');
+        if (slash <= 0) throw new IllegalArgumentException("not HOST/REPOSITORY: " + source);
+        return new String[] {source.substring(0, slash), source.substring(slash + 1)};
+    }
+
+    /** length bytes at offset of a blob of the repository source (HOST/REPOSITORY). */
+    public byte[] range(String source, String blobDigest, long offset, int length) throws IOException {
+        String[] hr = split(source);
+        return client(hr[0]).blobRange(hr[1], blobDigest, offset, length);
+    }
+}
