@@ -84,8 +84,12 @@ class CriPullTest {
         return out;
     }
 
-    private static String content() throws Exception {
-        return ImageRootfs.ctr(env, K8S, "content", "ls");
+    /** The digests in CRI's content store (the first column of `ctr content ls`; labels name digests too). */
+    private static java.util.Set<String> content() throws Exception {
+        java.util.Set<String> out = new java.util.TreeSet<>();
+        for (String line : ImageRootfs.ctr(env, K8S, "content", "ls", "-q").split("\n"))
+            if (!line.isBlank()) out.add(line.strip());
+        return out;
     }
 
     /** Each layer's chain id is a committed snapshot of dedup in CRI's namespace. */
@@ -110,7 +114,7 @@ class CriPullTest {
         assertEquals(ImageRootfs.manifest(env, K8S, original).path("config").path("digest").asText(), id);
         assertTrue(ImageRootfs.ctr(env, K8S, "images", "ls", "-q").lines().anyMatch(original::equals));
         assertUnpackedIntoDedup(original);
-        String content = content();
+        var content = content();
         for (String layer : layerDigests(original)) assertTrue(content.contains(layer), "CRI downloaded layer " + layer);
         // CRI passed its image labels down to our snapshotter (disable_snapshot_annotations = false)
         assertTrue(daemonLabels().contains(Map.entry("containerd.io/snapshot/cri.image-ref", original)), daemonLabels().toString());
@@ -129,8 +133,9 @@ class CriPullTest {
         pullImage(lazy);
         assertTrue(ImageRootfs.ctr(env, K8S, "images", "ls", "-q").lines().anyMatch(lazy::equals));
         assertUnpackedIntoDedup(lazy);
-        String content = content();
-        for (String layer : layerDigests(lazy)) assertFalse(content.contains(layer), "CRI downloaded layer blob " + layer + ":\n" + content);
+        var content = content();
+        for (String layer : layerDigests(lazy)) assertFalse(content.contains(layer), "CRI downloaded layer blob " + layer + ": " + content);
+        assertTrue(content.contains(ImageRootfs.manifestDigest(env, K8S, lazy)), "the manifest is stored: " + content);
 
         // the data comes on first read, and is the original's
         Path target = Files.createDirectories(env.dir.resolve("cri-lazy-rootfs"));

@@ -17,7 +17,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
 
 /**
  * An image's root filesystem as one snapshotter shows it, in any containerd namespace (CRI works in k8s.io): a
@@ -104,32 +103,11 @@ final class ImageRootfs {
         };
     }
 
-    /**
-     * The full listing (TreeListing) of the image's rootfs from snapshotter, without the root's mtime: the root is
-     * the snapshot's own directory, dated when it was made.
-     */
+    /** The full listing (TreeListing) of the image's rootfs from snapshotter. */
     static Map<String, String> listing(TestEnv env, String namespace, String snapshotter, String ref) throws Exception {
         Path target = Files.createDirectories(env.dir.resolve("rootfs-" + snapshotter + "-" + Long.toHexString(System.nanoTime())));
         try (AutoCloseable mounted = mount(env, namespace, snapshotter, ref, target)) {
-            Map<String, String> m = new TreeMap<>(TreeListing.of(target));
-            m.computeIfPresent("/", (k, v) -> v.replaceFirst(" mtime=\\d+", ""));
-            return sameHardlinkGroupNames(m);
+            return TreeListing.of(target);
         }
-    }
-
-    /** A hardlink group named by its first path in name order, not in walk order (which differs between filesystems). */
-    private static Map<String, String> sameHardlinkGroupNames(Map<String, String> listing) {
-        java.util.regex.Pattern group = java.util.regex.Pattern.compile(" hardlink-group=(.*)$");
-        Map<String, String> first = new java.util.HashMap<>();
-        listing.forEach((path, line) -> {
-            java.util.regex.Matcher g = group.matcher(line);
-            if (g.find()) first.merge(g.group(1), path, (a, b) -> a.compareTo(b) <= 0 ? a : b);
-        });
-        Map<String, String> out = new TreeMap<>();
-        listing.forEach((path, line) -> {
-            java.util.regex.Matcher g = group.matcher(line);
-            out.put(path, g.find() ? line.substring(0, g.start()) + " hardlink-group=" + first.get(g.group(1)) : line);
-        });
-        return out;
     }
 }
