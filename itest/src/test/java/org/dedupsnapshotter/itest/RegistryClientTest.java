@@ -60,6 +60,16 @@ class RegistryClientTest {
         RegistryException wrong = assertThrows(RegistryException.class, () -> client.pushBlob("t/files", other, "sha256:" + "2".repeat(64), 1 << 20));
         assertTrue(wrong.getMessage().contains("upload end"), wrong.getMessage());
         assertTrue(assertThrows(RegistryException.class, () -> client.blobToFile("t/files", "sha256:" + "0".repeat(64), back)).notFound());
+
+        // streamed: the bytes, and the end of the stream may be read more than once
+        try (java.io.InputStream in = client.blobStream("t/files", digest, data.length)) {
+            assertArrayEquals(data, in.readAllBytes());
+            assertEquals(-1, in.read());
+        }
+        // a size that is not the blob's: the end of the stream is an error, not an end
+        try (java.io.InputStream in = client.blobStream("t/files", digest, data.length + 1L)) {
+            assertTrue(assertThrows(java.io.IOException.class, in::readAllBytes).getMessage().contains("not " + (data.length + 1L) + " bytes"));
+        }
     }
 
     @Test

@@ -123,6 +123,27 @@ final class TestEnv implements AutoCloseable {
         }
     }
 
+    /**
+     * Opt-in: containerd's CRI plugin, off unless a test sets this; it gives the TOML of the plugin's section (it may
+     * name the registry's port, known once the registry runs).
+     */
+    java.util.function.Function<TestEnv, String> criConfig;
+
+    /** Registry, containerd with its CRI plugin configured by criConfig, and the daemon. */
+    static TestEnv fullWithCri(java.util.function.Function<TestEnv, String> criConfig) throws Exception {
+        TestEnv e = new TestEnv(Files.createTempDirectory("dedup-itest-"));
+        e.criConfig = criConfig;
+        try {
+            e.startDaemon();
+            e.startRegistry();
+            e.startContainerd();
+            return e;
+        } catch (Exception ex) {
+            e.close();
+            throw ex;
+        }
+    }
+
     String registry() { return "127.0.0.1:" + registryPort; }
 
     /** The config file bin/dedup-runc reads under this env's containerd (absent until a test writes it). */
@@ -214,7 +235,7 @@ final class TestEnv implements AutoCloseable {
                 version = 2
                 root = "%1$s/containerd/root"
                 state = "%1$s/containerd/state"
-                disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+                disabled_plugins = [%3$s"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
                 [grpc]
                   address = "%1$s/containerd.sock"
                 [ttrpc]
@@ -226,7 +247,7 @@ final class TestEnv implements AutoCloseable {
                   [proxy_plugins.dedup]
                     type = "snapshot"
                     address = "%2$s"
-                """.formatted(dir, dedupSock));
+                %4$s""".formatted(dir, dedupSock, criConfig == null ? "\"io.containerd.grpc.v1.cri\", " : "", criConfig == null ? "" : criConfig.apply(this)));
         // bin/dedup-runc (started by containerd's shims) reads its node policy from this file, not /etc
         containerd = Proc.start("containerd", dir.resolve("containerd.log"), List.of("containerd", "--config", cfg.toString()),
                 java.util.Map.of("DEDUP_SNAPSHOTTER_CONFIG", nodeConfig().toString()));

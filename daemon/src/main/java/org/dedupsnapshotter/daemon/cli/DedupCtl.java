@@ -38,7 +38,11 @@ public final class DedupCtl {
                                   ideal disk use of chunk-level dedup for these layer tars (.tar or .tar.gz)
               convert [--plain-http] [--chunk-size SIZE] SRC DST
                                   make SRC (a registry reference, or oci:DIR[:TAG] for an OCI layout) lazily
-                                  loadable and push it to the registry reference DST (needs no daemon)""";
+                                  loadable and push it to the registry reference DST (needs no daemon)
+              pull [--plain-http] [--address CONTAINERD_SOCK] [--namespace NS] [--snapshotter NAME] REF
+                                  pull REF into containerd (default /run/containerd/containerd.sock, namespace
+                                  default, snapshotter dedup), converted layers lazily: what ctr images pull
+                                  cannot do (talks to containerd, not to the daemon)""";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     public static void main(String[] args) {
@@ -94,6 +98,7 @@ public final class DedupCtl {
             }
         }
         if (cmd.equals("convert")) return Convert.run(java.util.Arrays.copyOfRange(args, i + 1, args.length));
+        if (cmd.equals("pull")) return Pull.run(java.util.Arrays.copyOfRange(args, i + 1, args.length));
         if (address == null) {
             try {
                 address = ConfigLoader.load(Config.DEFAULT_PATH, false).address();

@@ -114,6 +114,59 @@ public final class RegistryClient {
         return size;
     }
 
+    /**
+     * A whole blob as a stream, for copying elsewhere without a file in between; it is verified as it ends: the read
+     * that reaches the end of content with another digest (or of fewer bytes than size) throws instead of answering -1.
+     */
+    public InputStream blobStream(String repo, String digest, long size) throws IOException {
+        HttpResponse<InputStream> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).GET(), STREAM), STREAM);
+        expect(r, 200, "blob " + digest);
+        return new VerifyingStream(r.body(), repo + "@" + digest, digest, size);
+    }
+
+    /** Passes bytes through, hashing them; at the end, wrong content is an IOException rather than an end of stream. */
+    private static final class VerifyingStream extends java.io.FilterInputStream {
+        private final MessageDigest md = sha256Digest();
+        private final String what, digest;
+        private final long size;
+        private long read;
+        private boolean verified;
+
+        VerifyingStream(InputStream in, String what, String digest, long size) {
+            super(in);
+            this.what = what;
+            this.digest = digest;
+            this.size = size;
+        }
+
+        @Override
+        public int read() throws IOException {
+            byte[] one = new byte[1];
+            return read(one, 0, 1) < 0 ? -1 : one[0] & 0xff;
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            int n = in.read(b, off, len);
+            if (n > 0) {
+                md.update(b, off, n);
+                read += n;
+                if (read > size) throw new IOException("blob " + what + ": the registry sent more than its " + size + " bytes");
+            } else if (n < 0 && !verified) {
+                String got = "sha256:" + HexFormat.of().formatHex(md.digest());
+                if (read != size || !got.equals(digest))
+                    throw new IOException("blob " + what + ": the registry sent " + read + " bytes with digest " + got + ", not " + size + " bytes with that digest");
+                verified = true; // the end may be read again
+            }
+            return n;
+        }
+
+        @Override
+        public long skip(long n) throws IOException {
+            throw new IOException("a verified blob stream is read, not skipped");
+        }
+    }
+
     /** length bytes of a blob from offset (an HTTP Range request; a registry that ignores Range costs a whole download). */
     public byte[] blobRange(String repo, String digest, long offset, int length) throws IOException {
         if (length == 0) return new byte[0];
