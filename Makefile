@@ -47,11 +47,7 @@ bench-lazy: build
 install:
 	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" bash scripts/install.sh
 
-un# Lazy pull: cold start of real workloads over a slow link, lazy vs a full pull through overlayfs; read throughput.
-bench-lazy: build
-	@bash bench/lazy.sh
-
-install:
+uninstall:
 	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" bash scripts/install.sh uninstall
 
 clean:
