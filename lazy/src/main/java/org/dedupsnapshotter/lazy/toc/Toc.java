@@ -27,6 +27,12 @@ public final class Toc {
     public int version = VERSION;
     public long chunkSize;
     public List<Entry> entries = new ArrayList<>();
+    /**
+     * The layer's part of the image's start-up trace (convert --trace): chunks the image's containers read first,
+     * each with its rank in the image's trace, copied once more into the blob after the tar (in rank order, so a few
+     * Range requests fetch them all). Absent in untraced layers; nodes that do not know it ignore it.
+     */
+    public List<Prefetch> prefetch = new ArrayList<>();
 
     @JsonInclude(JsonInclude.Include.NON_DEFAULT)
     @JsonIgnoreProperties(ignoreUnknown = true)
@@ -57,6 +63,11 @@ public final class Toc {
     public record Chunk(long offset, int size, String digest, long blobOffset, long blobLength) {
         public boolean isHole() { return digest == null; }
     }
+
+    /** One traced chunk: its rank in the image's trace, its digest, and its extra gzip member in the blob. */
+    @JsonInclude(JsonInclude.Include.NON_DEFAULT)
+    @JsonIgnoreProperties(ignoreUnknown = true)
+    public record Prefetch(int rank, String digest, int size, long blobOffset, long blobLength) {}
 
     private static final ObjectMapper JSON = new ObjectMapper().configure(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES, false);
 
