@@ -34,7 +34,7 @@ public final class LayerMounts {
 
     public int count() { return mounted.size(); }
 
-    /** Layer id reads absent chunks on demand: mount it through the watched pool path. */
+    /** Layer id has absent chunks, read on demand: mount it through the watched pool path. */
     public void markLazy(long id) { lazy.add(id); }
 
     /** The pool watch is up: lazy layers may be mounted. */
@@ -54,6 +54,22 @@ public final class LayerMounts {
         mounter.mount(layout.image(id), isLazy ? layout.lazyPool() : layout.pool(), mnt);
         mounted.add(id);
         log.debug("mounted layer id={} at {}", id, mnt);
+    }
+
+    /**
+     * A lazy layer has all its chunks now: it need not pass the watch any more. Its image is mounted again, from the
+     * plain pool path, on top of its current mount at the same path, so new containers read it as a local layer (no
+     * event per read) while running ones keep the mount they have; removal unmounts both.
+     */
+    public synchronized void promote(long id) {
+        if (!lazy.remove(id) || !mounted.contains(id)) return;
+        try {
+            mounter.mount(layout.image(id), layout.pool(), layout.mnt(id));
+            log.info("layer id={} is complete: mounted from the pool directly from now on", id);
+        } catch (IOException e) {
+            lazy.add(id);
+            log.warn("layer id={} is complete but stays mounted through the watch: {}", id, e.getMessage());
+        }
     }
 
     /** A committed layer below a snapshot is mounted (directory-format layers need nothing). */

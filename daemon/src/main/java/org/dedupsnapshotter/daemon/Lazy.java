@@ -48,8 +48,10 @@ record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, TraceRecord
             return null;
         }
         layers.watched();
+        loader.onLayerComplete(layers::promote);
         figures.attach(loader, watch);
         TraceRecorder recorder = new TraceRecorder(store, loader, layout.snapshots(), cfg.traceWindow());
+        Thread.ofVirtual().name("lazy-warm-up").start(() -> RemoteLayers.warmUp(layout.lazyState()));
         loader.record(recorder);
         log.info("lazy pull is on: reads of absent chunks wait up to {} ms; fd holder pid {}", cfg.readDeadline().toMillis(), watch.holderPid());
         return new Lazy(loader, new RemoteLayers(layout, store, indexer, layers, registries, loader, figures.tocBytes::addAndGet), watch, recorder);

@@ -93,7 +93,9 @@ public final class Main {
         ChunkIndexer indexer = new ChunkIndexer(pool, store, Math.max(2, Runtime.getRuntime().availableProcessors()),
                 size -> MergeableMemory.allocate(size, mergeableBuffers));
         LayerMounts layers = new LayerMounts(layout, new LayerMounter(cfg.mountBackend()));
-        store.lazyLayers().keySet().forEach(layers::markLazy);
+        // lazy layers still missing chunks read through the watch; complete ones are local layers like any other
+        var incomplete = store.absentChunksByLayer().keySet();
+        store.lazyLayers().keySet().stream().filter(incomplete::contains).forEach(layers::markLazy);
         org.dedupsnapshotter.daemon.lazy.LazyFigures lazyFigures = new org.dedupsnapshotter.daemon.lazy.LazyFigures(store);
         Lazy lazy = Lazy.start(cfg.lazy(), layout, store, pool, indexer, layers, lazyFigures);
         new Recovery(layout, store, layers, indexer).run();

@@ -69,5 +69,12 @@ class LazyPullTest {
         assertTrue(out.contains(EndToEndTest.sha(Images.BIG)), out);
         assertTrue(out.contains("hello again from layer 3"), out);
         env.assertFsckClean();
+
+        // removing the image removes its lazy layers and gives their chunks back
+        env.ctr("images", "rm", "--sync", converted);
+        assertEquals(0, env.stats().path("snapshots").path("committed").asLong(), env.stats().toString());
+        assertEquals(0, env.stats().path("storedBytes").asLong(), "chunks of the removed lazy image are still stored");
+        assertEquals(0, env.stats().path("lazy").path("absentChunks").asLong());
+        env.assertFsckClean();
     }
 }

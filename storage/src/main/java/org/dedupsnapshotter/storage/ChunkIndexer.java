@@ -46,6 +46,8 @@ public final class ChunkIndexer {
         public final long newBytes, writtenChunks, hashNanos, writeNanos;
         /** Chunks that were absent (reserved for a lazy layer) and that this layer's data filled. */
         public final Set<Digest> filled;
+        /** For a reservation: how many of the layer's chunks are not in the pool yet. */
+        public int absent;
         private final List<InFlight> holds;
         private boolean done;
 
@@ -209,7 +211,9 @@ public final class ChunkIndexer {
             release(holds, false);
             throw e;
         }
-        return new Indexed(blocks, new LayerChunks(uses, logicalBytes, true), 0, 0, 0, 0, holds, Set.of());
+        Indexed out = new Indexed(blocks, new LayerChunks(uses, logicalBytes, true), 0, 0, 0, 0, holds, Set.of());
+        out.absent = (int) holds.stream().filter(f -> f.absent).map(f -> f.digest).distinct().count();
+        return out;
     }
 
     /** A chunk kept from garbage collection; close to let go. */

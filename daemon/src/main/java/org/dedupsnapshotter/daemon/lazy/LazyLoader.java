@@ -60,6 +60,11 @@ public final class LazyLoader implements RangeFiller {
     private volatile Events events = Events.NONE;
     private volatile TraceRecorder recorder;
     private final Map<Digest, AbsentChunk> absentByDigest = new ConcurrentHashMap<>();
+    /** Per lazy layer, its absent chunks by their place in its blob (each with that layer as its one source): for read-ahead. */
+    private final Map<Long, ConcurrentSkipListMap<Long, AbsentChunk>> absentInBlob = new ConcurrentHashMap<>();
+    /** Compressed bytes a read of one absent chunk may bring along: the chunks right after it in the blob (files of one
+     * directory lie together in a layer, and programs read them together); one request instead of many round trips. */
+    static final long READ_AHEAD = 256L << 10;
 
     public LazyLoader(MetaStore store, ChunkPool pool, ChunkIndexer indexer, Registries registries, int prefetchConcurrency,
                       long prefetchBandwidth, Duration prefetchDelay) {
@@ -72,6 +77,11 @@ public final class LazyLoader implements RangeFiller {
     }
 
     public void listen(Events e) { this.events = e; }
+
+    private volatile java.util.function.LongConsumer layerComplete = id -> {};
+
+    /** Called with a lazy layer's id once it has every chunk. */
+    public void onLayerComplete(java.util.function.LongConsumer c) { this.layerComplete = c; }
 
     /** Reads are reported to recorder (start-up traces). */
     public void record(TraceRecorder r) { this.recorder = r; }
@@ -128,27 +138,38 @@ public final class LazyLoader implements RangeFiller {
 
     /** A layer was removed: it is no longer a source; chunks nobody else has a source for are forgotten. */
     public void layerRemoved(long layerId) {
-        for (var it = absentByBlock.entrySet().iterator(); it.hasNext(); ) {
-            var e = it.next();
-            List<Source> left = e.getValue().sources().stream().filter(s -> s.layerId() != layerId).toList();
-            if (left.size() == e.getValue().sources().size()) continue;
+        absentInBlob.remove(layerId);
+        for (AbsentChunk c : List.copyOf(absentByBlock.values())) {
+            List<Source> left = c.sources().stream().filter(s -> s.layerId() != layerId).toList();
+            if (left.size() == c.sources().size()) continue;
             if (left.isEmpty()) {
-                it.remove();
-                absentByDigest.remove(e.getValue().digest());
+                absentByBlock.remove(c.block(), c);
+                absentByDigest.remove(c.digest(), c);
             } else {
-                AbsentChunk c = new AbsentChunk(e.getValue().digest(), e.getValue().block(), e.getValue().length(), left);
-                e.setValue(c);
-                absentByDigest.put(c.digest(), c);
+                AbsentChunk rest = new AbsentChunk(c.digest(), c.block(), c.length(), left);
+                absentByBlock.replace(c.block(), c, rest);
+                absentByDigest.replace(c.digest(), c, rest);
             }
+        }
+    }
+
+    /** The chunk is present now (fetched, or filled by a local layer): it leaves every index. */
+    private void forget(Digest d) {
+        AbsentChunk c = absentByDigest.remove(d);
+        if (c == null) return;
+        absentByBlock.remove(c.block(), absentByBlock.get(c.block()));
+        for (Source s : c.sources()) {
+            var inBlob = absentInBlob.get(s.layerId());
+            if (inBlob == null) continue;
+            inBlob.remove(s.offset());
+            if (inBlob.isEmpty() && absentInBlob.remove(s.layerId(), inBlob)) layerComplete.accept(s.layerId());
         }
     }
 
     /** Chunks a locally unpacked layer filled (its commit recorded them present). */
     public void nowPresent(java.util.Collection<Digest> digests) {
         if (digests.isEmpty()) return;
-        java.util.Set<Digest> set = new java.util.HashSet<>(digests);
-        absentByBlock.values().removeIf(c -> set.contains(c.digest()));
-        set.forEach(absentByDigest::remove);
+        digests.forEach(this::forget);
     }
 
     private void add(MetaStore.Absent a, Map<Long, MetaStore.LazyLayer> layers) {
@@ -165,6 +186,9 @@ public final class LazyLoader implements RangeFiller {
                     return new AbsentChunk(old.digest(), old.block(), old.length(), all);
                 });
         absentByDigest.put(merged.digest(), merged);
+        for (Source src : sources)
+            absentInBlob.computeIfAbsent(src.layerId(), k -> new ConcurrentSkipListMap<>())
+                    .put(src.offset(), new AbsentChunk(merged.digest(), merged.block(), merged.length(), List.of(src)));
     }
 
     /** Absent chunks: how many, and how many layers still have some. */
@@ -195,15 +219,38 @@ public final class LazyLoader implements RangeFiller {
         CompletableFuture<Void> mine = new CompletableFuture<>();
         CompletableFuture<Void> running = fetching.putIfAbsent(c.digest(), mine);
         if (running != null) return running;
+        List<AbsentChunk> run = new ArrayList<>(List.of(c));
+        List<CompletableFuture<Void>> futures = new ArrayList<>(List.of(mine));
+        readAhead(c, run, futures);
         demandFetchers.execute(() -> {
             if (demand) demandActive.incrementAndGet();
             try {
-                fetchRun(List.of(c), c.sources().getFirst(), demand, List.of(mine));
+                fetchRun(run, run.getFirst().sources().getFirst(), demand, futures);
             } finally {
                 if (demand) demandActive.decrementAndGet();
             }
         });
         return mine;
+    }
+
+    /** Adds to run the absent chunks that follow its first one closely in its first source's blob, up to READ_AHEAD bytes. */
+    private void readAhead(AbsentChunk c, List<AbsentChunk> run, List<CompletableFuture<Void>> futures) {
+        Source first = c.sources().getFirst();
+        var inBlob = absentInBlob.get(first.layerId());
+        if (inBlob == null) return;
+        Source prev = first;
+        for (AbsentChunk n : inBlob.tailMap(first.offset(), false).values()) {
+            Source s = n.sources().getFirst();
+            long gap = s.offset() - (prev.offset() + prev.length());
+            if (gap < 0 || gap > Prefetcher.MAX_GAP || s.offset() + s.length() - first.offset() > READ_AHEAD + first.length()) break;
+            CompletableFuture<Void> f = new CompletableFuture<>();
+            if (fetching.putIfAbsent(n.digest(), f) != null) break; // being fetched: the stretch ends here
+            run.add(n);
+            futures.add(f);
+            prev = s;
+        }
+        // a stretch is fetched from the first chunk's source alone (a lone chunk may try each of its sources)
+        if (run.size() > 1) run.set(0, new AbsentChunk(c.digest(), c.block(), c.length(), List.of(first)));
     }
 
     boolean demandActive() { return demandActive.get() > 0; }
@@ -283,8 +330,7 @@ public final class LazyLoader implements RangeFiller {
         ByteBuffer b = ByteBuffer.allocate(Math.toIntExact(Extent.blocksFor(c.length()) * ChunkPool.BLOCK));
         b.put(data).clear();
         pool.write(c.block(), b);
-        absentByBlock.remove(c.block());
-        absentByDigest.remove(c.digest());
+        forget(c.digest());
         present.add(c.digest());
     }
 

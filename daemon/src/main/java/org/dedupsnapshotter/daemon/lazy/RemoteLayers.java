@@ -66,6 +66,43 @@ public final class RemoteLayers {
         this.loader = loader;
     }
 
+    /**
+     * Runs the TOC → tree → EROFS path once on a made-up layer of a few thousand entries, so the first real lazy pull
+     * does not pay the JIT's warm-up (measured: ~0.6 s of a first pull, against ~0.1 s warm).
+     */
+    public static void warmUp(Path scratch) {
+        try {
+            Toc toc = new Toc();
+            toc.chunkSize = 4 << 20;
+            for (int d = 0; d < 40; d++) {
+                Toc.Entry dir = new Toc.Entry();
+                dir.name = "usr/lib/d" + d;
+                dir.type = Toc.Entry.DIR;
+                dir.mode = 0755;
+                toc.entries.add(dir);
+                for (int f = 0; f < 75; f++) {
+                    Toc.Entry e = new Toc.Entry();
+                    e.name = dir.name + "/f" + f + ".py";
+                    e.type = Toc.Entry.REG;
+                    e.mode = 0644;
+                    e.size = 1000 + f;
+                    e.chunks = List.of(new Toc.Chunk(0, (int) e.size, "sha256:" + "0".repeat(64), 0, 100));
+                    toc.entries.add(e);
+                }
+            }
+            Toc parsed = Toc.parse(toc.toJson());
+            TocTree tree = TocTree.apply(parsed, 0, 0, p -> null);
+            Path image = Files.createTempFile(scratch, "warm-up", ".erofs");
+            try {
+                ErofsWriter.write(tree.toErofs(parsed.chunkSize, c -> 0), image, 1);
+            } finally {
+                Files.deleteIfExists(image);
+            }
+        } catch (IOException | RuntimeException e) {
+            log.debug("lazy pull warm-up: {}", e.getMessage());
+        }
+    }
+
     /** Whether labels describe a converted layer this node can pull lazily. */
     public static boolean isLazy(Map<String, String> labels) {
         return labels.containsKey(LazyLayerFormat.TOC_DIGEST) && labels.containsKey(SNAPSHOT_REF);
@@ -171,7 +208,7 @@ public final class RemoteLayers {
                 ErofsWriter.write(image, layout.image(created.id()), indexer.pool().endBlock());
                 ErofsBuilder.fsync(dir);
                 CrashPoints.reach("lazy.image");
-                layers.markLazy(created.id());
+                if (reserved.absent > 0) layers.markLazy(created.id()); // all here already: a local layer from the start
                 layers.mount(created.id());
                 CrashPoints.reach("lazy.mount");
             });
