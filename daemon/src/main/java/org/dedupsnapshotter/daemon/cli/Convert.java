@@ -148,7 +148,7 @@ final class Convert {
         long blob = r.layers().stream().mapToLong(ImageConverter.LayerReport::prefetchBlobBytes).sum();
         long all = r.layers().stream().mapToLong(ImageConverter.LayerReport::size).sum();
         long layers = r.layers().stream().filter(l -> l.prefetchChunks() > 0).count();
-        System.out.printf("traced: %d of the trace's %d chunks, %d bytes, in the prefetch regions of %d %s (%d blob bytes, %.2f %% of the layer blobs)%s%n",
+        System.out.printf("traced: %d of the trace's %d chunks, %d bytes, in the prefetch regions of %d %s (+%d blob bytes, +%.2f %%)%s%n",
                 chunks, r.tracedChunks(), bytes, layers, layers == 1 ? "layer" : "layers", blob, 100.0 * blob / Math.max(1, all - blob),
                 r.tracedNotInImage() == 0 ? "" : "; " + r.tracedNotInImage() + " not in this image (another image's, or recorded with another chunk size)");
     }
