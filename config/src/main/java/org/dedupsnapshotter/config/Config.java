@@ -50,11 +50,13 @@ public record Config(Path root, Path address, long chunkSize, String mountBacken
      * @param prefetchBandwidth     bytes per second background fetching may use; 0 = no cap
      * @param prefetchDelay         how long after a lazy layer is mounted background fetching starts
      * @param plainHttp             registries (HOST:PORT) reached over plain HTTP; loopback ones always are
+     * @param traceWindow           how long a container's first reads are recorded into its image's start-up trace; 0 = never
      */
     public record Lazy(boolean enabled, java.time.Duration readDeadline, int prefetchConcurrency, long prefetchBandwidth,
-                       java.time.Duration prefetchDelay, java.util.List<String> plainHttp) {
+                       java.time.Duration prefetchDelay, java.util.List<String> plainHttp, java.time.Duration traceWindow) {
         public static Lazy defaults() {
-            return new Lazy(true, java.time.Duration.ofSeconds(30), 2, 0, java.time.Duration.ofSeconds(2), java.util.List.of());
+            return new Lazy(true, java.time.Duration.ofSeconds(30), 2, 0, java.time.Duration.ofSeconds(2), java.util.List.of(),
+                    java.time.Duration.ofSeconds(10));
         }
     }
 

@@ -22,7 +22,7 @@ import java.util.regex.Pattern;
  */
 public final class ConfigLoader {
     private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap", "metrics", "ksm", "lazy");
-    private static final Set<String> LAZY_KEYS = Set.of("enabled", "readDeadline", "prefetchConcurrency", "prefetchBandwidth", "prefetchDelay", "plainHttp");
+    private static final Set<String> LAZY_KEYS = Set.of("enabled", "readDeadline", "prefetchConcurrency", "prefetchBandwidth", "prefetchDelay", "plainHttp", "traceWindow");
     private static final Set<String> KSM_KEYS = Set.of("containers", "runc", "daemonBuffers", "kernel");
     private static final Set<String> KSM_KERNEL_KEYS = Set.of("run", "pagesToScan", "sleepMillisecs", "advisorMode", "useZeroPages", "maxPageSharing");
     private static final Set<String> METRICS_KEYS = Set.of("address", "logInterval");
@@ -161,7 +161,8 @@ public final class ConfigLoader {
                 plain.add(h.asText());
             }
         }
-        return new Config.Lazy(enabled, deadline, concurrency, bandwidth, delay, java.util.List.copyOf(plain));
+        java.time.Duration trace = o.has("traceWindow") ? duration(o.get("traceWindow"), "lazy.traceWindow", "(0 records no traces)", source) : d.traceWindow();
+        return new Config.Lazy(enabled, deadline, concurrency, bandwidth, delay, java.util.List.copyOf(plain), trace);
     }
 
     private static Config.Ksm ksm(JsonNode n, String source) throws ConfigException {

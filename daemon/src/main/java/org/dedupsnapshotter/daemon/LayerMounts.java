@@ -42,6 +42,8 @@ public final class LayerMounts {
 
     public int lazyCount() { return lazy.size(); }
 
+    public boolean isLazy(long id) { return lazy.contains(id); }
+
     /** Mounts layer id (idempotent). */
     public synchronized void mount(long id) throws IOException {
         if (mounted.contains(id)) return;

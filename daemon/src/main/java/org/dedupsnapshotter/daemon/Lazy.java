@@ -4,6 +4,7 @@ import org.dedupsnapshotter.config.Config;
 import org.dedupsnapshotter.daemon.lazy.LazyFigures;
 import org.dedupsnapshotter.daemon.lazy.LazyLoader;
 import org.dedupsnapshotter.daemon.lazy.RemoteLayers;
+import org.dedupsnapshotter.daemon.lazy.TraceRecorder;
 import org.dedupsnapshotter.lazy.fanotify.PoolWatch;
 import org.dedupsnapshotter.lazy.fetch.Registries;
 import org.dedupsnapshotter.storage.ChunkIndexer;
@@ -23,7 +24,7 @@ import java.time.Duration;
  * converted images then unpack the normal way, and layers pulled lazily before stay unmounted rather than
  * read zeros.
  */
-record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch) {
+record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, TraceRecorder recorder) {
     private static final Logger log = LoggerFactory.getLogger(Lazy.class);
 
     static Lazy start(Config.Lazy cfg, Layout layout, MetaStore store, ChunkPool pool, ChunkIndexer indexer, LayerMounts layers, LazyFigures figures) {
@@ -48,8 +49,10 @@ record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch) {
         }
         layers.watched();
         figures.attach(loader, watch);
+        TraceRecorder recorder = new TraceRecorder(store, loader, layout.snapshots(), cfg.traceWindow());
+        loader.record(recorder);
         log.info("lazy pull is on: reads of absent chunks wait up to {} ms; fd holder pid {}", cfg.readDeadline().toMillis(), watch.holderPid());
-        return new Lazy(loader, new RemoteLayers(layout, store, indexer, layers, registries, loader, figures.tocBytes::addAndGet), watch);
+        return new Lazy(loader, new RemoteLayers(layout, store, indexer, layers, registries, loader, figures.tocBytes::addAndGet), watch, recorder);
     }
 
     /** bin/dedup-fdholder beside the launcher (the launcher says where it is). */

@@ -98,7 +98,7 @@ public final class Main {
         Lazy lazy = Lazy.start(cfg.lazy(), layout, store, pool, indexer, layers, lazyFigures);
         new Recovery(layout, store, layers, indexer).run();
         SnapshotService service = new SnapshotService(layout, store, new ErofsBuilder(mkfs, cfg.chunkSize()), layers, indexer);
-        if (lazy != null) service.lazy(lazy.remote(), lazy.loader());
+        if (lazy != null) service.lazy(lazy.remote(), lazy.loader(), lazy.recorder());
 
         DaemonMetrics metrics = new DaemonMetrics(store, pool, layers, ksm, lazyFigures);
         service.listen(metrics);

@@ -50,13 +50,16 @@ public final class SnapshotService {
     private volatile ServiceEvents events = ServiceEvents.NONE;
     private volatile org.dedupsnapshotter.daemon.lazy.RemoteLayers remote;
     private volatile org.dedupsnapshotter.daemon.lazy.LazyLoader loader;
+    private volatile org.dedupsnapshotter.daemon.lazy.TraceRecorder recorder;
 
     public void listen(ServiceEvents e) { this.events = e; }
 
     /** Lazy pull is on: Prepares of converted layers are answered from their TOC, fetched chunks come from loader. */
-    public void lazy(org.dedupsnapshotter.daemon.lazy.RemoteLayers remote, org.dedupsnapshotter.daemon.lazy.LazyLoader loader) {
+    public void lazy(org.dedupsnapshotter.daemon.lazy.RemoteLayers remote, org.dedupsnapshotter.daemon.lazy.LazyLoader loader,
+                     org.dedupsnapshotter.daemon.lazy.TraceRecorder recorder) {
         this.remote = remote;
         this.loader = loader;
+        this.recorder = recorder;
     }
 
     public SnapshotService(Layout layout, MetaStore store, ErofsBuilder builder, LayerMounts layers, ChunkIndexer indexer) {
@@ -99,6 +102,13 @@ public final class SnapshotService {
         Names.labels(labels);
         Snapshot s = store.create(kind, key, parent, labels, created -> makeDirs(created));
         log.info("{} snapshot key={} id={} parent={}", kind == Kind.ACTIVE ? "prepared" : "viewing", key, s.id(), parent);
+        var r = recorder;
+        if (r != null && kind == Kind.ACTIVE && s.hasParent()) {
+            // a container's root filesystem (or an unpack) on an image with lazy layers: its first reads make the image's trace
+            List<MetaStore.Layer> chain = store.ancestors(s.id());
+            if (chain.stream().anyMatch(l -> layers.isLazy(l.id())))
+                r.containerPrepared(s.id(), chain.reversed().stream().map(l -> store.byId(l.id()).map(Snapshot::name).orElse("")).toList());
+        }
         return mounts(s);
     }
 
@@ -324,6 +334,8 @@ public final class SnapshotService {
             log.info("removed snapshot key={} id={} kind={}", key, removed.id(), removed.kind().filterName());
             var l = loader;
             if (l != null && removed.kind() == Kind.COMMITTED) l.layerRemoved(removed.id());
+            var r = recorder;
+            if (r != null && removed.kind() == Kind.ACTIVE) r.containerRemoved(removed.id());
             if (removed.kind() == Kind.COMMITTED) collectGarbage();
             reserve.ensure();
         }

@@ -136,6 +136,20 @@ public final class MetaStore implements AutoCloseable {
                   blob_length INTEGER NOT NULL,
                   PRIMARY KEY (chunk_id, snapshot_id))""");
         s.execute("CREATE INDEX lazy_sources_snapshot ON lazy_sources(snapshot_id)");
+        s.execute("CREATE INDEX chunks_block ON chunks(block)");
+        // start-up traces: per image (its chain id), the chunks its containers read first, in order
+        s.execute("""
+                CREATE TABLE traces (
+                  image TEXT PRIMARY KEY,
+                  runs INTEGER NOT NULL,
+                  layers TEXT NOT NULL,
+                  updated_ns INTEGER NOT NULL)""");
+        s.execute("""
+                CREATE TABLE trace_chunks (
+                  image TEXT NOT NULL REFERENCES traces(image) ON DELETE CASCADE,
+                  rank INTEGER NOT NULL,
+                  digest BLOB NOT NULL,
+                  PRIMARY KEY (image, rank))""");
     }
 
     // ---------------------------------------------------------------- reads
@@ -633,6 +647,101 @@ public final class MetaStore implements AutoCloseable {
             throw failed("count absent chunks", e);
         }
         return out;
+    }
+
+    // ---------------------------------------------------------------- start-up traces
+
+    /** An image's start-up trace: its chain id, how many runs it merges, its layers' chain ids (bottom-up), its chunks in order. */
+    public record Trace(String image, int runs, List<String> layers, List<Digest> chunks) {}
+
+    /** The chunk whose extent holds pool block, if any. */
+    public synchronized Optional<Chunk> chunkAt(long block) {
+        try (PreparedStatement ps = db.prepareStatement(
+                "SELECT id, digest, block, length, refs, state FROM chunks WHERE block <= ? ORDER BY block DESC LIMIT 1")) {
+            ps.setLong(1, block);
+            try (ResultSet rs = ps.executeQuery()) {
+                if (!rs.next()) return Optional.empty();
+                Chunk c = chunkRow(rs);
+                return c.extent().end() > block ? Optional.of(c) : Optional.empty();
+            }
+        } catch (SQLException e) {
+            throw failed("read chunk", e);
+        }
+    }
+
+    public synchronized Optional<Trace> trace(String image) {
+        try (PreparedStatement t = db.prepareStatement("SELECT runs, layers FROM traces WHERE image = ?");
+             PreparedStatement c = db.prepareStatement("SELECT digest FROM trace_chunks WHERE image = ? ORDER BY rank")) {
+            t.setString(1, image);
+            int runs;
+            String layers;
+            try (ResultSet rs = t.executeQuery()) {
+                if (!rs.next()) return Optional.empty();
+                runs = rs.getInt(1);
+                layers = rs.getString(2);
+            }
+            c.setString(1, image);
+            List<Digest> chunks = new ArrayList<>();
+            try (ResultSet rs = c.executeQuery()) {
+                while (rs.next()) chunks.add(new Digest(rs.getBytes(1)));
+            }
+            return Optional.of(new Trace(image, runs, List.of(layers.isEmpty() ? new String[0] : layers.split("\n")), chunks));
+        } catch (SQLException e) {
+            throw failed("read trace", e);
+        }
+    }
+
+    /** The images whose traces include the layer chainId. */
+    public synchronized List<String> tracesWithLayer(String chainId) {
+        List<String> out = new ArrayList<>();
+        try (PreparedStatement ps = db.prepareStatement("SELECT image, layers FROM traces ORDER BY updated_ns DESC")) {
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) if (List.of(rs.getString(2).split("\n")).contains(chainId)) out.add(rs.getString(1));
+            }
+        } catch (SQLException e) {
+            throw failed("list traces", e);
+        }
+        return out;
+    }
+
+    /**
+     * Adds one run to an image's trace: chunks it read that the trace already has keep their place, new ones follow
+     * in the order this run read them. replace = true stores the trace as given (an import).
+     */
+    public synchronized Trace saveTrace(Trace run, boolean replace) {
+        return inTransaction("save trace", () -> {
+            List<Digest> merged = new ArrayList<>();
+            int runs = run.runs();
+            if (!replace) {
+                Optional<Trace> old = trace(run.image());
+                if (old.isPresent()) {
+                    merged.addAll(old.get().chunks());
+                    runs += old.get().runs();
+                }
+            }
+            java.util.Set<Digest> seen = new java.util.HashSet<>(merged);
+            for (Digest d : run.chunks()) if (seen.add(d)) merged.add(d);
+            try (PreparedStatement del = db.prepareStatement("DELETE FROM traces WHERE image = ?")) {
+                del.setString(1, run.image());
+                del.executeUpdate();
+            }
+            try (PreparedStatement t = db.prepareStatement("INSERT INTO traces(image, runs, layers, updated_ns) VALUES (?, ?, ?, ?)");
+                 PreparedStatement c = db.prepareStatement("INSERT INTO trace_chunks(image, rank, digest) VALUES (?, ?, ?)")) {
+                t.setString(1, run.image());
+                t.setInt(2, runs);
+                t.setString(3, String.join("\n", run.layers()));
+                t.setLong(4, nowNanos());
+                t.executeUpdate();
+                for (int i = 0; i < merged.size(); i++) {
+                    c.setString(1, run.image());
+                    c.setInt(2, i);
+                    c.setBytes(3, merged.get(i).bytes());
+                    c.addBatch();
+                }
+                c.executeBatch();
+            }
+            return new Trace(run.image(), runs, run.layers(), merged);
+        });
     }
 
     /** Adds the layer's references; returns each digest's chunk id. */

@@ -29,6 +29,8 @@ public final class DedupCtl {
               ls [--json]         snapshots with logical, unique and shared bytes
               inspect KEY         one snapshot in detail (JSON)
               gc                  free chunks no layer references
+              trace show|export|import IMAGE [FILE]
+                                  an image's start-up trace (the chunks its containers read first)
               fsck [--verify-data] [--repair]
                                   check the store (exit 1 when problems remain)
               probe-mounts [--count N]
@@ -145,6 +147,9 @@ public final class DedupCtl {
                         }
                     System.err.println("dedupctl inspect: no snapshot " + key);
                     return 1;
+                }
+                case "trace" -> {
+                    return TraceCommand.run(admin, java.util.Arrays.asList(args).subList(i + 1, args.length));
                 }
                 case "gc" -> System.out.println("freed " + admin.gc(org.dedupsnapshotter.proto.admin.v1.GcRequest.getDefaultInstance()).getFreedBytes() + " bytes");
                 case "fsck" -> {

@@ -86,6 +86,59 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
         }
     }
 
+    @Override
+    public void getTrace(org.dedupsnapshotter.proto.admin.v1.GetTraceRequest r, StreamObserver<org.dedupsnapshotter.proto.admin.v1.TraceResponse> out) {
+        try {
+            MetaStore.Trace t = store.trace(r.getImage()).orElseThrow(() -> org.dedupsnapshotter.api.SnapshotException.notFound(
+                    "no start-up trace recorded for image %s", org.dedupsnapshotter.api.Names.shorten(r.getImage())));
+            out.onNext(org.dedupsnapshotter.proto.admin.v1.TraceResponse.newBuilder().setJson(JSON.writeValueAsString(traceJson(t))).build());
+            out.onCompleted();
+        } catch (Throwable t) {
+            out.onError(Errors.toStatus(t, log, "GetTrace", r.getImage()));
+        }
+    }
+
+    @Override
+    public void putTrace(org.dedupsnapshotter.proto.admin.v1.PutTraceRequest r, StreamObserver<org.dedupsnapshotter.proto.admin.v1.TraceResponse> out) {
+        try {
+            var n = JSON.readTree(r.getJson());
+            String image = n.path("image").asText("");
+            if (!image.startsWith("sha256:")) throw org.dedupsnapshotter.api.SnapshotException.invalidArgument("trace: \"image\" must be the image's chain id (sha256:…)");
+            java.util.List<String> layers = new java.util.ArrayList<>();
+            n.path("layers").forEach(l -> layers.add(l.asText()));
+            java.util.List<org.dedupsnapshotter.storage.Digest> chunks = new java.util.ArrayList<>();
+            for (var c : n.path("chunks")) {
+                String d = c.asText();
+                if (!d.matches("sha256:[0-9a-f]{64}")) throw org.dedupsnapshotter.api.SnapshotException.invalidArgument("trace: bad chunk digest %s", org.dedupsnapshotter.api.Names.shorten(d));
+                chunks.add(new org.dedupsnapshotter.storage.Digest(java.util.HexFormat.of().parseHex(d.substring(7))));
+            }
+            MetaStore.Trace t = store.saveTrace(new MetaStore.Trace(image, Math.max(1, n.path("runs").asInt(1)), layers, chunks), true);
+            out.onNext(org.dedupsnapshotter.proto.admin.v1.TraceResponse.newBuilder().setJson(JSON.writeValueAsString(traceJson(t))).build());
+            out.onCompleted();
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            out.onError(io.grpc.Status.INVALID_ARGUMENT.withDescription("trace: not JSON: " + e.getOriginalMessage()).asRuntimeException());
+        } catch (Throwable t) {
+            out.onError(Errors.toStatus(t, log, "PutTrace", ""));
+        }
+    }
+
+    /** A trace as JSON: image, runs, layers, chunks in order, and how many bytes they are (of the chunks this node knows). */
+    private ObjectNode traceJson(MetaStore.Trace t) {
+        ObjectNode o = JSON.createObjectNode();
+        o.put("image", t.image());
+        o.put("runs", t.runs());
+        ArrayNode layers = o.putArray("layers");
+        t.layers().forEach(layers::add);
+        ArrayNode chunks = o.putArray("chunks");
+        long bytes = 0;
+        for (var d : t.chunks()) {
+            chunks.add(d.toString());
+            bytes += store.chunk(d).map(MetaStore.Chunk::length).orElse(0);
+        }
+        o.put("bytes", bytes);
+        return o;
+    }
+
     /** Lazy pull: what was fetched on demand and in the background, what is still absent. */
     static ObjectNode lazyJson(org.dedupsnapshotter.daemon.lazy.LazyFigures f) {
         ObjectNode l = JSON.createObjectNode();

@@ -54,10 +54,12 @@ public final class LazyLoader implements RangeFiller {
     private final ConcurrentSkipListMap<Long, AbsentChunk> absentByBlock = new ConcurrentSkipListMap<>();
     private final Map<Digest, CompletableFuture<Void>> fetching = new ConcurrentHashMap<>();
     private final ExecutorService demandFetchers = Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("fetch-", 0).factory());
-    private final PresentRecorder recorder;
+    private final PresentRecorder present;
     private final Prefetcher prefetcher;
     private final AtomicInteger demandActive = new AtomicInteger();
     private volatile Events events = Events.NONE;
+    private volatile TraceRecorder recorder;
+    private final Map<Digest, AbsentChunk> absentByDigest = new ConcurrentHashMap<>();
 
     public LazyLoader(MetaStore store, ChunkPool pool, ChunkIndexer indexer, Registries registries, int prefetchConcurrency,
                       long prefetchBandwidth, Duration prefetchDelay) {
@@ -65,11 +67,14 @@ public final class LazyLoader implements RangeFiller {
         this.pool = pool;
         this.indexer = indexer;
         this.registries = registries;
-        this.recorder = new PresentRecorder(pool, store);
+        this.present = new PresentRecorder(pool, store);
         this.prefetcher = new Prefetcher(this, prefetchConcurrency, prefetchBandwidth, prefetchDelay);
     }
 
     public void listen(Events e) { this.events = e; }
+
+    /** Reads are reported to recorder (start-up traces). */
+    public void record(TraceRecorder r) { this.recorder = r; }
 
     /** At start-up: every absent chunk of every lazy layer, and background fetching for the layers not complete. */
     public void load() {
@@ -79,11 +84,46 @@ public final class LazyLoader implements RangeFiller {
         if (!absentByBlock.isEmpty()) log.info("lazy loading: {} chunks of {} layers still to fetch", absentByBlock.size(), store.absentChunksByLayer().size());
     }
 
-    /** A lazy layer was just committed: its absent chunks become readable on demand and are fetched in the background. */
-    public void layerAdded(long layerId) {
+    /**
+     * A lazy layer was just committed: its absent chunks become readable on demand; the ones an image's start-up trace
+     * names are fetched first, in the trace's order (shipped: the TOC's prefetch list, copies laid out together in
+     * the blob; recorded here: traces of images this layer belongs to); then the rest in the background.
+     */
+    public void layerAdded(long layerId, String chainId, List<org.dedupsnapshotter.lazy.toc.Toc.Prefetch> shipped) {
         Map<Long, MetaStore.LazyLayer> layers = store.lazyLayers();
         for (MetaStore.Absent a : store.absentChunksOf(layerId)) add(a, layers);
+        MetaStore.LazyLayer origin = layers.get(layerId);
+        int traced = 0;
+        for (var p : shipped) {
+            AbsentChunk c = absentByDigest.get(digestOf(p.digest()));
+            if (c == null || c.length() != p.size()) continue;
+            prefetcher.traced(p.rank(), new AbsentChunk(c.digest(), c.block(), c.length(),
+                    List.of(new Source(layerId, origin.source(), origin.blobDigest(), p.blobOffset(), p.blobLength()))));
+            traced++;
+        }
+        for (String image : store.tracesWithLayer(chainId)) {
+            List<Digest> order = store.trace(image).map(MetaStore.Trace::chunks).orElse(List.of());
+            for (int rank = 0; rank < order.size(); rank++) {
+                AbsentChunk c = absentByDigest.get(order.get(rank));
+                if (c == null) continue;
+                for (Source s : c.sources())
+                    if (s.layerId() == layerId) {
+                        prefetcher.traced(rank, new AbsentChunk(c.digest(), c.block(), c.length(), List.of(s)));
+                        traced++;
+                        break;
+                    }
+            }
+        }
+        if (traced > 0) log.info("lazy loading: layer {} has {} traced chunks, fetched first", chainId, traced);
         prefetcher.schedule(layerId);
+    }
+
+    private static Digest digestOf(String s) {
+        try {
+            return s != null && s.startsWith("sha256:") && s.length() == 71 ? new Digest(java.util.HexFormat.of().parseHex(s.substring(7))) : null;
+        } catch (IllegalArgumentException e) {
+            return null;
+        }
     }
 
     /** A layer was removed: it is no longer a source; chunks nobody else has a source for are forgotten. */
@@ -92,8 +132,14 @@ public final class LazyLoader implements RangeFiller {
             var e = it.next();
             List<Source> left = e.getValue().sources().stream().filter(s -> s.layerId() != layerId).toList();
             if (left.size() == e.getValue().sources().size()) continue;
-            if (left.isEmpty()) it.remove();
-            else e.setValue(new AbsentChunk(e.getValue().digest(), e.getValue().block(), e.getValue().length(), left));
+            if (left.isEmpty()) {
+                it.remove();
+                absentByDigest.remove(e.getValue().digest());
+            } else {
+                AbsentChunk c = new AbsentChunk(e.getValue().digest(), e.getValue().block(), e.getValue().length(), left);
+                e.setValue(c);
+                absentByDigest.put(c.digest(), c);
+            }
         }
     }
 
@@ -102,6 +148,7 @@ public final class LazyLoader implements RangeFiller {
         if (digests.isEmpty()) return;
         java.util.Set<Digest> set = new java.util.HashSet<>(digests);
         absentByBlock.values().removeIf(c -> set.contains(c.digest()));
+        set.forEach(absentByDigest::remove);
     }
 
     private void add(MetaStore.Absent a, Map<Long, MetaStore.LazyLayer> layers) {
@@ -111,12 +158,13 @@ public final class LazyLoader implements RangeFiller {
             if (l != null) sources.add(new Source(l.snapshotId(), l.source(), l.blobDigest(), s.blobOffset(), s.blobLength()));
         }
         if (sources.isEmpty()) return;
-        absentByBlock.merge(a.chunk().block(), new AbsentChunk(a.chunk().digest(), a.chunk().block(), a.chunk().length(), sources),
+        AbsentChunk merged = absentByBlock.merge(a.chunk().block(), new AbsentChunk(a.chunk().digest(), a.chunk().block(), a.chunk().length(), sources),
                 (old, add) -> {
                     List<Source> all = new ArrayList<>(old.sources());
                     for (Source s : add.sources()) if (!all.contains(s)) all.add(s);
                     return new AbsentChunk(old.digest(), old.block(), old.length(), all);
                 });
+        absentByDigest.put(merged.digest(), merged);
     }
 
     /** Absent chunks: how many, and how many layers still have some. */
@@ -125,7 +173,9 @@ public final class LazyLoader implements RangeFiller {
     // ---------------------------------------------------------------- reads (the pool watch asks)
 
     @Override
-    public CompletableFuture<Void> fill(long offset, long count) {
+    public CompletableFuture<Void> fill(int pid, long offset, long count) {
+        TraceRecorder r = recorder;
+        if (r != null) r.observed(pid, offset, count);
         long first = offset / ChunkPool.BLOCK, end = (offset + count + ChunkPool.BLOCK - 1) / ChunkPool.BLOCK;
         List<CompletableFuture<Void>> waits = null;
         Map.Entry<Long, AbsentChunk> before = absentByBlock.floorEntry(first);
@@ -234,7 +284,8 @@ public final class LazyLoader implements RangeFiller {
         b.put(data).clear();
         pool.write(c.block(), b);
         absentByBlock.remove(c.block());
-        recorder.add(c.digest());
+        absentByDigest.remove(c.digest());
+        present.add(c.digest());
     }
 
     private void finish(AbsentChunk c, CompletableFuture<Void> f, Throwable error) {
@@ -248,7 +299,7 @@ public final class LazyLoader implements RangeFiller {
     public void close() {
         prefetcher.close();
         demandFetchers.shutdownNow();
-        recorder.close();
+        present.close();
     }
 
     /** Records fetched chunks present in batches, after an fdatasync of the pool. */

@@ -15,9 +15,12 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Background fetching: fills lazy layers' absent chunks in the order of their blobs, adjacent chunks in one Range
- * request, with a bounded number of requests at once and an optional bandwidth cap. It steps aside while a reader
- * waits for a chunk: that fetch jumps the queue and has the link to itself.
+ * Background fetching. First the chunks start-up traces name, in trace order, as soon as their layer is committed,
+ * at full speed (no delay, no cap: a container is about to read them), adjacent ones in one Range request of up to
+ * {@link #MAX_TRACED_REQUEST}; a shipped trace's chunks are laid out together in the blob, so that is a few requests.
+ * Then the rest of every lazy layer in the order of its blob, adjacent chunks in one Range request, with a bounded
+ * number of requests at once and an optional bandwidth cap; this background fill steps aside while a reader waits
+ * for a chunk: that fetch jumps the queue and has the link to itself.
  */
 public final class Prefetcher {
     private static final Logger log = LoggerFactory.getLogger(Prefetcher.class);
@@ -25,6 +28,14 @@ public final class Prefetcher {
     static final long MAX_REQUEST = 2L << 20;
     /** Members closer than this in the blob (tar headers between small files) are fetched in one request anyway. */
     static final long MAX_GAP = 64L << 10;
+    /** Traced chunks are wanted now: larger requests, fewer round trips. */
+    static final long MAX_TRACED_REQUEST = 8L << 20;
+
+    private record Traced(int rank, long seq, LazyLoader.AbsentChunk chunk) {}
+
+    private final java.util.PriorityQueue<Traced> traced = new java.util.PriorityQueue<>(
+            java.util.Comparator.comparingInt(Traced::rank).thenComparingLong(Traced::seq));
+    private long tracedSeq;
 
     private final LazyLoader loader;
     private final int concurrency;
@@ -58,13 +69,10 @@ public final class Prefetcher {
         }, delay.toMillis(), TimeUnit.MILLISECONDS);
     }
 
-    /** Moves layerId to the front of the queue (start-up traces will want this). */
-    public synchronized void prioritise(long layerId) {
-        if (!queue.remove(layerId)) return;
-        List<Long> rest = new ArrayList<>(queue);
-        queue.clear();
-        queue.add(layerId);
-        queue.addAll(rest);
+    /** A chunk a start-up trace names (rank = its place in the trace): fetched before everything else, in rank order. */
+    public synchronized void traced(int rank, LazyLoader.AbsentChunk chunk) {
+        if (concurrency == 0) return;
+        traced.add(new Traced(rank, tracedSeq++, chunk));
         notifyAll();
     }
 
@@ -78,8 +86,10 @@ public final class Prefetcher {
             }
             if (b == null) continue;
             try {
-                while (loader.demandActive() && running) Thread.sleep(5);
-                pace(b.bytes());
+                if (!b.traced) {
+                    while (loader.demandActive() && running) Thread.sleep(5);
+                    pace(b.bytes());
+                }
             } catch (InterruptedException e) {
                 b.futures.forEach(f -> f.completeExceptionally(e));
                 return;
@@ -88,7 +98,7 @@ public final class Prefetcher {
         }
     }
 
-    private record Batch(List<LazyLoader.AbsentChunk> chunks, List<CompletableFuture<Void>> futures) {
+    private record Batch(List<LazyLoader.AbsentChunk> chunks, List<CompletableFuture<Void>> futures, boolean traced) {
         long bytes() {
             LazyLoader.Source first = chunks.getFirst().sources().getFirst(), last = chunks.getLast().sources().getFirst();
             return last.offset() + last.length() - first.offset();
@@ -98,6 +108,8 @@ public final class Prefetcher {
     /** The next stretch of adjacent absent chunks of the layer at the head of the queue. */
     private synchronized Batch next() throws InterruptedException {
         while (running) {
+            Batch t = nextTraced();
+            if (t != null) return t;
             if (lookahead == null && (currentChunks == null || !currentChunks.hasNext())) {
                 if (current != null) {
                     queue.remove(current);
@@ -134,9 +146,30 @@ public final class Prefetcher {
                 chunks.add(c);
                 futures.add(f);
             }
-            if (!chunks.isEmpty()) return new Batch(chunks, futures);
+            if (!chunks.isEmpty()) return new Batch(chunks, futures, false);
         }
         return null;
+    }
+
+    /** The traced chunks at the head of the trace queue that lie next to each other in one blob, claimed. */
+    private Batch nextTraced() {
+        List<LazyLoader.AbsentChunk> chunks = new ArrayList<>();
+        List<CompletableFuture<Void>> futures = new ArrayList<>();
+        while (!traced.isEmpty()) {
+            LazyLoader.AbsentChunk c = traced.peek().chunk();
+            if (!chunks.isEmpty()) {
+                LazyLoader.Source prev = chunks.getLast().sources().getFirst(), s = c.sources().getFirst();
+                long gap = s.offset() - (prev.offset() + prev.length());
+                long total = s.offset() + s.length() - chunks.getFirst().sources().getFirst().offset();
+                if (!s.blobDigest().equals(prev.blobDigest()) || gap < 0 || gap > MAX_GAP || total > MAX_TRACED_REQUEST) break;
+            }
+            traced.poll();
+            CompletableFuture<Void> f = loader.claim(c);
+            if (f == null) continue; // here already, or being fetched
+            chunks.add(c);
+            futures.add(f);
+        }
+        return chunks.isEmpty() ? null : new Batch(chunks, futures, true);
     }
 
     /** Keeps background fetching under the bandwidth cap (a simple pacing of request starts). */

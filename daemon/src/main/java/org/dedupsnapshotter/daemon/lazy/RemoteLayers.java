@@ -87,7 +87,7 @@ public final class RemoteLayers {
             Toc toc = fetchToc(source, blob, labels);
             long t1 = System.nanoTime();
             Snapshot s = commit(target, parent, labels, toc, new MetaStore.LazyLayer(0, source, blob, labels.get(LazyLayerFormat.TOC_DIGEST)));
-            loader.layerAdded(s.id());
+            loader.layerAdded(s.id(), target, toc.prefetch);
             log.info("lazily pulled layer {} (id={}) from {}@{}: {} entries, toc {}ms, metadata {}ms", target, s.id(), source, blob,
                     toc.entries.size(), (t1 - t0) / 1_000_000, (System.nanoTime() - t1) / 1_000_000);
             return true;

@@ -105,7 +105,7 @@ public final class PoolWatch implements AutoCloseable {
         for (InFlightJournal.Pending p : pending) {
             int response = Fanotify.FAN_ALLOW;
             try {
-                CompletableFuture<Void> f = filler.fill(p.offset(), p.count());
+                CompletableFuture<Void> f = filler.fill(-1, p.offset(), p.count());
                 if (f != null) f.get(deadline.toMillis(), TimeUnit.MILLISECONDS);
             } catch (Exception e) {
                 log.warn("lazy loading: a read the previous daemon left pending ({}+{}) failed: {}", p.offset(), p.count(), e.getMessage());
@@ -159,7 +159,7 @@ public final class PoolWatch implements AutoCloseable {
         int slot = journal.record(e.fd(), e.offset(), e.count());
         CompletableFuture<Void> f;
         try {
-            f = filler.fill(e.offset(), e.count());
+            f = filler.fill(e.pid(), e.offset(), e.count());
         } catch (RuntimeException ex) {
             log.warn("lazy loading: read of pool range {}+{}: {}", e.offset(), e.count(), ex.getMessage());
             deny(e.fd(), slot);

@@ -87,7 +87,7 @@ class PoolWatchTest {
     @Test
     void readerWaitsForTheFillAndGetsTheRightBytes() throws Exception {
         AtomicInteger asked = new AtomicInteger();
-        watch = PoolWatch.start(pool.getParent(), marked, state, holder, (off, cnt) -> {
+        watch = PoolWatch.start(pool.getParent(), marked, state, holder, (pid, off, cnt) -> {
             asked.incrementAndGet();
             return CompletableFuture.runAsync(() -> {
                 try {
@@ -107,7 +107,7 @@ class PoolWatchTest {
     @Test
     void aFailedFillIsAnIoErrorNotZeros() throws Exception {
         watch = PoolWatch.start(pool.getParent(), marked, state, holder,
-                (off, cnt) -> CompletableFuture.failedFuture(new IOException("registry unreachable")), Duration.ofSeconds(10));
+                (pid, off, cnt) -> CompletableFuture.failedFuture(new IOException("registry unreachable")), Duration.ofSeconds(10));
         Object[] r = readThroughMark().get(30, TimeUnit.SECONDS);
         assertNotEquals(0, r[0]);
         assertTrue(((String) r[2]).contains("Input/output error"), (String) r[2]);
@@ -116,7 +116,7 @@ class PoolWatchTest {
 
     @Test
     void aFillPastTheDeadlineIsAnIoError() throws Exception {
-        watch = PoolWatch.start(pool.getParent(), marked, state, holder, (off, cnt) -> new CompletableFuture<>(), Duration.ofMillis(500));
+        watch = PoolWatch.start(pool.getParent(), marked, state, holder, (pid, off, cnt) -> new CompletableFuture<>(), Duration.ofMillis(500));
         long t0 = System.nanoTime();
         Object[] r = readThroughMark().get(30, TimeUnit.SECONDS);
         long ms = (System.nanoTime() - t0) / 1_000_000;
@@ -128,7 +128,7 @@ class PoolWatchTest {
 
     @Test
     void aNewWatchTakesTheGroupBackAndAnswersWhatTheOldOneLeftPending() throws Exception {
-        PoolWatch first = PoolWatch.start(pool.getParent(), marked, state, holder, (off, cnt) -> new CompletableFuture<>(), Duration.ofMinutes(5));
+        PoolWatch first = PoolWatch.start(pool.getParent(), marked, state, holder, (pid, off, cnt) -> new CompletableFuture<>(), Duration.ofMinutes(5));
         long holderPid = first.holderPid();
         CompletableFuture<Object[]> reader = readThroughMark();
         for (int i = 0; i < 100 && first.figures().waiting() == 0; i++) Thread.sleep(50);
@@ -136,7 +136,7 @@ class PoolWatchTest {
         first.close(); // it stops serving, leaving its event read but unanswered (as a killed daemon would)
         Thread.sleep(700);
         assertTrue(!reader.isDone(), "the reader went on without an answer");
-        watch = PoolWatch.start(pool.getParent(), marked, state, holder, (off, cnt) -> {
+        watch = PoolWatch.start(pool.getParent(), marked, state, holder, (pid, off, cnt) -> {
             try {
                 fillFromData(off, cnt);
                 return null;

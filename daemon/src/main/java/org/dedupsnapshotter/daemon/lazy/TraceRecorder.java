@@ -1,0 +1,160 @@
+package org.dedupsnapshotter.daemon.lazy;
+
+import org.dedupsnapshotter.storage.ChunkPool;
+import org.dedupsnapshotter.storage.Digest;
+import org.dedupsnapshotter.storage.MetaStore;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Start-up traces: for the first {@code window} of every container on a lazily pulled image, the chunks it reads,
+ * in the order it first reads them. Every read of a lazy layer that misses the page cache passes the pool watch
+ * (present chunks as well as absent ones), which reports it here with the reader's pid; the pid's root filesystem
+ * (an overlay whose upper dir is one of our snapshots) tells which container read it. When the window closes, or
+ * the container goes, the run is merged into the image's trace (by the image's chain id) in SQLite.
+ */
+public final class TraceRecorder {
+    private static final Logger log = LoggerFactory.getLogger(TraceRecorder.class);
+    /** containerd names the layers it unpacks NAMESPACE/SEQ/CHAINID; lazily pulled ones are named by their chain id. */
+    private static final Pattern NAMESPACED = Pattern.compile("[^/]+/\\d+/(sha256:[0-9a-f]{64})");
+
+    private final MetaStore store;
+    private final LazyLoader loader;
+    private final Path snapshots;
+    private final Duration window;
+    private final Map<Long, Session> sessions = new ConcurrentHashMap<>();
+    private final Map<Integer, Long> containerOfPid = java.util.Collections.synchronizedMap(new LinkedHashMap<>(64, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<Integer, Long> e) { return size() > 4096; }
+    });
+    private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(Thread.ofPlatform().name("trace-timer").daemon(true).factory());
+
+    private static final class Session {
+        final long container;
+        final String image;
+        final List<String> layers;
+        final LinkedHashSet<Digest> chunks = new LinkedHashSet<>();
+        long lastStart = -1, lastEnd = -1; // the last chunk seen: most reads fall in the chunk of the one before
+
+        Session(long container, String image, List<String> layers) {
+            this.container = container;
+            this.image = image;
+            this.layers = layers;
+        }
+    }
+
+    public TraceRecorder(MetaStore store, LazyLoader loader, Path snapshots, Duration window) {
+        this.store = store;
+        this.loader = loader;
+        this.snapshots = snapshots;
+        this.window = window;
+    }
+
+    /** The chain id a layer snapshot stands for (its name for lazy layers, the last part of containerd's key otherwise). */
+    public static String chainIdOf(String layerName) {
+        Matcher m = NAMESPACED.matcher(layerName);
+        return m.matches() ? m.group(1) : layerName;
+    }
+
+    /** A container's root filesystem was prepared on layers (bottom-up names): record what it reads first. */
+    public void containerPrepared(long container, List<String> layerNamesBottomUp) {
+        if (window.isZero() || layerNamesBottomUp.isEmpty()) return;
+        List<String> layers = layerNamesBottomUp.stream().map(TraceRecorder::chainIdOf).toList();
+        sessions.put(container, new Session(container, layers.getLast(), layers));
+        timer.schedule(() -> finish(container), window.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    /** The container's snapshot is gone: its run ends now. */
+    public void containerRemoved(long container) { finish(container); }
+
+    /** A read of the pool (from the pool watch): the chunks it touches, for the session of the reader's container. */
+    public void observed(int pid, long offset, long count) {
+        if (sessions.isEmpty() || count <= 0) return;
+        Session s = sessionOf(pid);
+        if (s == null) return;
+        long block = offset / ChunkPool.BLOCK, end = (offset + count + ChunkPool.BLOCK - 1) / ChunkPool.BLOCK;
+        synchronized (s) {
+            while (block < end) {
+                if (block >= s.lastStart && block < s.lastEnd) {
+                    block = s.lastEnd;
+                    continue;
+                }
+                var c = store.chunkAt(block);
+                if (c.isEmpty()) {
+                    block++;
+                    continue;
+                }
+                s.chunks.add(c.get().digest());
+                s.lastStart = c.get().block();
+                s.lastEnd = c.get().extent().end();
+                block = s.lastEnd;
+            }
+        }
+    }
+
+    private Session sessionOf(int pid) {
+        if (sessions.size() == 1 && pid < 0) return sessions.values().iterator().next();
+        if (pid < 0) return null;
+        Long container = containerOfPid.get(pid);
+        if (container == null) {
+            container = rootSnapshot(pid);
+            containerOfPid.put(pid, container);
+        }
+        return sessions.get(container);
+    }
+
+    /** The snapshot id whose upper dir is pid's root filesystem, or -1 (from /proc/PID/mountinfo). */
+    long rootSnapshot(int pid) {
+        String upper = "upperdir=" + snapshots + "/";
+        try {
+            String root = null;
+            for (String line : Files.readAllLines(Path.of("/proc", Integer.toString(pid), "mountinfo"))) {
+                String[] f = line.split(" ");
+                if (f.length > 4 && f[4].equals("/")) root = line; // the last mount on / is the one in effect
+            }
+            if (root == null) return -1;
+            int at = root.indexOf(upper);
+            if (at < 0) return -1;
+            String rest = root.substring(at + upper.length());
+            int slash = rest.indexOf('/');
+            return slash > 0 ? Long.parseLong(rest.substring(0, slash)) : -1;
+        } catch (java.io.IOException | NumberFormatException e) {
+            return -1;
+        }
+    }
+
+    private void finish(long container) {
+        Session s = sessions.remove(container);
+        if (s == null) return;
+        List<Digest> chunks;
+        synchronized (s) {
+            chunks = new ArrayList<>(s.chunks);
+        }
+        containerOfPid.values().removeIf(v -> v == container);
+        if (chunks.isEmpty()) return;
+        try {
+            MetaStore.Trace t = store.saveTrace(new MetaStore.Trace(s.image, 1, s.layers, chunks), false);
+            log.info("trace of image {}: {} chunks read first by container id={} (trace now {} chunks, {} runs)", s.image, chunks.size(), container,
+                    t.chunks().size(), t.runs());
+        } catch (RuntimeException e) {
+            log.warn("trace of image {} not saved: {}", s.image, e.getMessage());
+        }
+    }
+
+    public void close() { timer.shutdownNow(); }
+}

@@ -1,0 +1,98 @@
+package org.dedupsnapshotter.itest;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Start-up traces, recorded on this node: a container of a lazily pulled image reads some files; the image's trace
+ * is those chunks, in the order they were read (and nothing else); when the image is pulled again, those chunks are
+ * fetched at once, in that order, before anything reads them and before the background fill; export/import carry a
+ * trace to another node.
+ */
+class LazyTraceTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+    static final int FILE = 4 << 20;
+    static TestEnv env;
+    static Path cfg;
+    static String ref;
+
+    @BeforeAll
+    static void start() throws Exception {
+        cfg = Files.createTempFile("dedup-lazy-", ".json");
+        // the background fill waits a minute: whatever is fetched before that is the trace's doing
+        Files.writeString(cfg, "{\"lazy\": {\"traceWindow\": \"3s\", \"prefetchDelay\": \"60s\"}}");
+        env = TestEnv.full(null, List.of("--config", cfg.toString()));
+        TarWriter t = new TarWriter().dir("./", TarWriter.Meta.of(0755)).dir("data", TarWriter.Meta.of(0755));
+        for (int i = 0; i < 6; i++) t.file("data/f" + i, Images.random(300 + i, FILE), TarWriter.Meta.of(0644));
+        String original = OciImage.push(env.registry(), "itest/traced", "1", List.of(Images.base().finish(), t.finish()), List.of("/bin/sh"));
+        ref = LazyFaultsTest.convert(original, env.registry() + "/itest/traced-lazy:1");
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        if (env != null) env.close();
+        if (cfg != null) Files.deleteIfExists(cfg);
+    }
+
+    static String digestOf(int i) throws Exception { return "sha256:" + EndToEndTest.sha(Images.random(300 + i, FILE)); }
+
+    private JsonNode exportTrace(String image) throws Exception {
+        Proc.Result r = env.dedupctl("trace", "export", image);
+        return r.code() == 0 ? JSON.readTree(r.out()) : null;
+    }
+
+    @Test
+    void aContainersFirstReadsBecomeTheTraceAndARePullFetchesThemFirst() throws Exception {
+        LazyPullTest.clientPull(env, ref).orThrow("pull");
+        String image = env.chainId(ref);
+        env.ctr("run", "--rm", "--snapshotter", "dedup", ref, "trace-1", "/bin/sh", "-c", "cat /data/f4 > /dev/null; cat /data/f1 > /dev/null");
+        JsonNode trace = null;
+        for (int i = 0; i < 50 && (trace = exportTrace(image)) == null; i++) Thread.sleep(200);
+        assertTrue(trace != null, "no trace recorded for " + image + ":\n" + env.daemon.logTail());
+        List<String> chunks = new ArrayList<>();
+        trace.get("chunks").forEach(c -> chunks.add(c.asText()));
+        assertTrue(chunks.indexOf(digestOf(4)) >= 0 && chunks.indexOf(digestOf(1)) > chunks.indexOf(digestOf(4)),
+                "f4 then f1 expected in the trace: " + chunks);
+        for (int i : new int[] {0, 2, 3, 5}) assertFalse(chunks.contains(digestOf(i)), "f" + i + " was never read but is in the trace");
+        assertEquals(image, trace.get("image").asText());
+        assertEquals(2, trace.get("layers").size(), trace.toString());
+
+        // pulled again from scratch: the traced chunks come at once, before anyone reads them
+        env.ctr("images", "rm", "--sync", ref);
+        assertEquals(0, env.stats().path("storedBytes").asLong(), "the image's chunks were not collected");
+        long prefetchedBefore = env.stats().path("lazy").path("fetchedPrefetchChunkBytes").asLong();
+        LazyPullTest.clientPull(env, ref).orThrow("pull again");
+        long prefetched = 0;
+        for (int i = 0; i < 100 && prefetched < 2L * FILE; i++) {
+            Thread.sleep(100);
+            prefetched = env.stats().path("lazy").path("fetchedPrefetchChunkBytes").asLong() - prefetchedBefore;
+        }
+        assertTrue(prefetched >= 2L * FILE, "the traced chunks were not fetched ahead: " + prefetched + " bytes");
+        assertTrue(prefetched < 4L * FILE, "more than the trace was fetched before the background fill's delay: " + prefetched);
+        long demandBefore = env.stats().path("lazy").path("fetchedDemandChunkBytes").asLong();
+        String out = env.ctr("run", "--rm", "--snapshotter", "dedup", ref, "trace-2", "/bin/sh", "-c", "sha256sum /data/f4 /data/f1");
+        assertTrue(out.contains(digestOf(4).substring(7)) && out.contains(digestOf(1).substring(7)), out);
+        assertEquals(demandBefore, env.stats().path("lazy").path("fetchedDemandChunkBytes").asLong(), "the traced files were fetched again on demand");
+
+        // export on this node, import on another: the same trace under the other node's name for the image
+        Path file = env.dir.resolve("trace.json");
+        Files.writeString(file, env.dedupctl("trace", "export", image).orThrow("export").out());
+        String other = "sha256:" + "1".repeat(64);
+        env.dedupctl("trace", "import", other, file.toString()).orThrow("import");
+        JsonNode imported = exportTrace(other);
+        assertEquals(trace.get("chunks").size(), imported.get("chunks").size());
+        assertTrue(env.dedupctl("trace", "show", other).orThrow("show").out().contains("chunks:"));
+    }
+}
