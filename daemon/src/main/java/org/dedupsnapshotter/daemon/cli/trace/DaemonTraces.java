@@ -17,6 +17,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 
 /** The daemon's start-up traces through its admin API (GetTrace), with its refusals in words a user can act on. */
@@ -30,16 +31,31 @@ final class DaemonTraces {
         if (!Files.exists(socket)) throw new IOException("the daemon is not running (no socket at " + socket + "); it records the trace");
     }
 
-    /** The trace the daemon recorded for the image whose top layer has this chain id. */
-    static StartupTrace get(Path socket, String chainId) throws IOException {
+    /**
+     * The trace the daemon recorded for the image whose top layer has this chain id. The daemon saves a container's
+     * run when the container's snapshot goes or its trace window closes, so NOT_FOUND is asked again for up to
+     * grace (a container ctr could not remove is only saved when the window closes).
+     */
+    static StartupTrace get(Path socket, String chainId, Duration grace) throws IOException {
         checkReachable(socket);
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
         ManagedChannel ch = NettyChannelBuilder.forAddress(new DomainSocketAddress(socket.toString()))
                 .channelType(EpollDomainSocketChannel.class).eventLoopGroup(group).usePlaintext().maxInboundMessageSize(64 << 20).build();
+        long deadline = System.nanoTime() + grace.toNanos();
         try {
-            String json = AdminGrpc.newBlockingStub(ch).withDeadlineAfter(1, TimeUnit.MINUTES)
-                    .getTrace(GetTraceRequest.newBuilder().setImage(chainId).build()).getJson();
-            return StartupTrace.parse(json.getBytes(StandardCharsets.UTF_8));
+            while (true) {
+                try {
+                    String json = AdminGrpc.newBlockingStub(ch).withDeadlineAfter(1, TimeUnit.MINUTES)
+                            .getTrace(GetTraceRequest.newBuilder().setImage(chainId).build()).getJson();
+                    return StartupTrace.parse(json.getBytes(StandardCharsets.UTF_8));
+                } catch (StatusRuntimeException e) {
+                    if (e.getStatus().getCode() != Status.Code.NOT_FOUND || System.nanoTime() > deadline) throw e;
+                }
+                Thread.sleep(250);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while waiting for the trace", e);
         } catch (StatusRuntimeException e) {
             Status s = e.getStatus();
             throw new IOException(switch (s.getCode()) {

@@ -31,6 +31,9 @@ public final class TraceRecording {
     /** runExit: CMD's exit code; runStopped: it still ran at the time limit and was killed. */
     public record Report(StartupTrace trace, String imageChainId, int runExit, boolean runStopped, double runSeconds, ImageConverter.Report converted) {}
 
+    /** How long a trace not saved yet is waited for: the daemon's default trace window (10 s), and some. */
+    private static final Duration SAVE_GRACE = Duration.ofSeconds(15);
+
     private final Options options;
     private final PrintStream progress;
 
@@ -65,7 +68,7 @@ public final class TraceRecording {
             run = new ContainerRun(options.containerdSocket(), options.namespace()).run(pulled.name(), options.command(), options.runFor(), System.err);
             progress.printf("CMD %s after %.1f s%n", run.stopped() ? "was stopped at the time limit" : "exited with " + run.exitCode(), run.seconds());
             step(4, "get the trace of image " + chainId + " from the daemon");
-            trace = DaemonTraces.get(options.daemonSocket(), chainId);
+            trace = DaemonTraces.get(options.daemonSocket(), chainId, SAVE_GRACE);
         } catch (IOException | RuntimeException e) {
             try {
                 removeImage(pulled.name());

@@ -19,6 +19,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -26,16 +27,19 @@ import static org.junit.jupiter.api.Assertions.*;
 
 /** GetTrace's answers as the recording run reports them, against a stand-in for the daemon's admin service. */
 class DaemonTracesTest {
-    static final String IMAGE = "sha256:" + "1".repeat(64), CHUNK = "sha256:" + "2".repeat(64);
+    static final String IMAGE = "sha256:" + "1".repeat(64), CHUNK = "sha256:" + "2".repeat(64), SAVED_LATE = "sha256:" + "3".repeat(64);
 
     @TempDir
     Path dir;
 
-    /** Knows one image's trace; NOT_FOUND for any other. */
+    /** Knows one image's trace, and another's from its third question on (saved late); NOT_FOUND for any other. */
     static final class FakeAdmin extends AdminGrpc.AdminImplBase {
+        final java.util.concurrent.atomic.AtomicInteger asked = new java.util.concurrent.atomic.AtomicInteger();
+
         @Override
         public void getTrace(GetTraceRequest request, StreamObserver<TraceResponse> answer) {
-            if (!request.getImage().equals(IMAGE)) {
+            boolean saved = request.getImage().equals(IMAGE) || request.getImage().equals(SAVED_LATE) && asked.incrementAndGet() >= 3;
+            if (!saved) {
                 answer.onError(Status.NOT_FOUND.withDescription("no trace for " + request.getImage()).asRuntimeException());
                 return;
             }
@@ -64,16 +68,21 @@ class DaemonTracesTest {
     @Test
     void aRecordedTraceIsReturnedParsed() throws Exception {
         serving(List.of(new FakeAdmin()), socket -> {
-            StartupTrace t = DaemonTraces.get(socket, IMAGE);
+            StartupTrace t = DaemonTraces.get(socket, IMAGE, Duration.ZERO);
             assertEquals(List.of(CHUNK), t.chunks());
             assertEquals(IMAGE, t.image());
         });
     }
 
     @Test
+    void aTraceNotSavedYetIsAskedForAgain() throws Exception {
+        serving(List.of(new FakeAdmin()), socket -> assertEquals(List.of(CHUNK), DaemonTraces.get(socket, SAVED_LATE, Duration.ofSeconds(10)).chunks()));
+    }
+
+    @Test
     void noTraceSaysWhatToCheck() throws Exception {
         serving(List.of(new FakeAdmin()), socket -> {
-            IOException e = assertThrows(IOException.class, () -> DaemonTraces.get(socket, "sha256:" + "9".repeat(64)));
+            IOException e = assertThrows(IOException.class, () -> DaemonTraces.get(socket, "sha256:" + "9".repeat(64), Duration.ofMillis(600)));
             assertTrue(e.getMessage().startsWith("the daemon recorded no trace: is lazy pull on and did CMD read anything?"), e.getMessage());
         });
     }
@@ -81,10 +90,10 @@ class DaemonTracesTest {
     @Test
     void aDaemonWithoutTracesAndNoDaemonAtAllAreNamed() throws Exception {
         serving(List.of(), socket -> {
-            IOException e = assertThrows(IOException.class, () -> DaemonTraces.get(socket, IMAGE));
+            IOException e = assertThrows(IOException.class, () -> DaemonTraces.get(socket, IMAGE, Duration.ZERO));
             assertTrue(e.getMessage().contains("does not record start-up traces"), e.getMessage());
         });
-        IOException gone = assertThrows(IOException.class, () -> DaemonTraces.get(dir.resolve("nothing.sock"), IMAGE));
+        IOException gone = assertThrows(IOException.class, () -> DaemonTraces.get(dir.resolve("nothing.sock"), IMAGE, Duration.ZERO));
         assertTrue(gone.getMessage().contains("the daemon is not running (no socket at"), gone.getMessage());
     }
 }
