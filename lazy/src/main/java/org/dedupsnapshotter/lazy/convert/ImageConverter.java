@@ -243,8 +243,8 @@ public final class ImageConverter {
 
     private static String line(String what, LayerReport r) {
         if (r.alreadyConverted()) return what + ": already converted, copied (" + size(r.size()) + ")";
-        String prefetch = r.prefetchChunks() == 0 ? "" : String.format(", prefetch region: %d traced chunks, %s (%s in the blob)",
-                r.prefetchChunks(), size(r.prefetchBytes()), size(r.prefetchBlobBytes()));
+        String prefetch = r.prefetchChunks() == 0 ? "" : String.format(", prefetch region: %d traced %s, %s (%s in the blob)",
+                r.prefetchChunks(), r.prefetchChunks() == 1 ? "chunk" : "chunks", size(r.prefetchBytes()), size(r.prefetchBlobBytes()));
         return String.format("%s: %s tar, %s source → %s converted (%d entries, %d chunks%s) in %.1f s, %.1f MB/s",
                 what, size(r.tarSize()), size(r.sourceSize()), size(r.size()), r.entries(), r.chunks(), prefetch, r.seconds(),
                 r.tarSize() / 1e6 / Math.max(r.seconds(), 1e-3));
