@@ -186,14 +186,37 @@ class TraceConvertTest {
         assertTrue(noDaemon.out().contains("the daemon is not running"), noDaemon.out());
     }
 
+    /** An image of busybox and a file of random bytes no other test reads (chunks read before may be in the page cache). */
+    static String appImage(String repo, byte[] data) throws Exception {
+        return OciImage.push(env.registry(), repo, "1", List.of(Images.base().finish(),
+                new TarWriter().dir("./", TarWriter.Meta.of(0755)).dir("data", TarWriter.Meta.of(0755)).file("data/big", data, TarWriter.Meta.of(0644)).finish()),
+                List.of("/bin/sh"));
+    }
+
+    @Test
+    void aCmdStillRunningAtTheTimeLimitIsStoppedAndWhatItReadIsTheTrace() throws Exception {
+        byte[] data = Images.random(78, 5 * 1024 * 1024);
+        String app = appImage("itest/server", data);
+        long t0 = System.nanoTime();
+        Proc.Result r = dedupctl("convert", "--plain-http", "--trace", "head -c 1000 /data/big > /dev/null; echo serving; exec sleep 600",
+                "--trace-seconds", "3", "--containerd", env.containerdSock.toString(), "--namespace", TestEnv.NS, "--address", env.dedupSock.toString(),
+                app, env.registry() + "/itest/server-traced:1");
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        System.out.println(r.out());
+        r.orThrow("dedupctl convert --trace (a server)\n" + env.daemon.logTail());
+        assertTrue(r.out().contains("  | serving") && r.out().contains("CMD was stopped at the time limit"), r.out());
+        assertTrue(seconds < 60, "stopped after 3 s, not after sleep 600: " + seconds + " s");
+        List<String> traced = layers("itest/server-traced", "1").get(1).toc().prefetch.stream().map(Toc.Prefetch::digest).toList();
+        assertEquals(List.of(RegistryClient.sha256(Arrays.copyOfRange(data, 0, CHUNK))), traced, "only the chunk head read");
+        assertFalse(env.ctr("containers", "ls", "-q").contains("dedup-trace-"), env.ctr("containers", "ls", "-q"));
+        assertFalse(env.ctr("tasks", "ls").contains("dedup-trace-"), env.ctr("tasks", "ls"));
+    }
+
     /** Needs the daemon's side of issue 7: recording what containers read, and GetTrace. */
     @Test
     void aRecordingRunTracesWhatCmdReadsRemovesTheImageAndConvertsWithTheTrace() throws Exception {
-        // its own data: chunks other tests fetched are on the node already
         byte[] data = Images.random(77, 9 * 1024 * 1024 + 77);
-        String app = OciImage.push(env.registry(), "itest/app", "1", List.of(Images.base().finish(),
-                new TarWriter().dir("./", TarWriter.Meta.of(0755)).dir("data", TarWriter.Meta.of(0755)).file("data/big", data, TarWriter.Meta.of(0644)).finish()),
-                List.of("/bin/sh"));
+        String app = appImage("itest/app", data);
         String dst = env.registry() + "/itest/app-traced:1";
         long t0 = System.nanoTime();
         Proc.Result r = dedupctl("convert", "--plain-http", "--trace", "cat /data/big > /dev/null; echo read it", "--trace-seconds", "60",

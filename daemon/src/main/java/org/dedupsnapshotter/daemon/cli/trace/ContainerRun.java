@@ -69,7 +69,7 @@ final class ContainerRun {
                 runQuietly("containers", "rm", id);
             }
         }
-        return new Outcome(id, p.exitValue(), stopped, (System.nanoTime() - t0) / 1e9);
+        return new Outcome(id, p.isAlive() ? -1 : p.exitValue(), stopped, (System.nanoTime() - t0) / 1e9);
     }
 
     private List<String> ctr(String... args) {
