@@ -37,7 +37,8 @@ final class Convert {
                                     a trace, pull DST lazily into containerd, run sh -c CMD once in a container of
                                     it, take the trace the daemon recorded, remove the image, convert and push again
                                     (needs containerd, ctr, and the daemon with lazy pull on)
-              --trace-seconds N     stop CMD after N seconds (default 10)
+              --trace-seconds N     stop CMD after N seconds (default 10; the daemon records a container's
+                                    reads for its lazy.traceWindow, 10 s by default)
               --containerd SOCK     containerd's socket (default /run/containerd/containerd.sock)
               --namespace NS        containerd namespace to run CMD in (default dedup-trace)
               --address DAEMON_SOCK the daemon's socket (default: its configured one)""";
