@@ -5,7 +5,8 @@
 # original gzip size vs the converted blob and the convert speed.
 #
 # Environment: CONVERT_DIRS (absolute directories, one layer each), CONVERT_CHUNK (chunk size, default 4MiB),
-# DEDUP_BIN (launchers; default bin/).
+# CONVERT_TRACE (a start-up trace file for --trace-file, e.g. from bench/page-cache-trace.py), DEDUP_BIN (launchers;
+# default bin/).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=${DEDUP_BIN:-$top/bin}
@@ -60,4 +61,5 @@ registry_pid=$!
 for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 
 echo "layers: ${dirs[*]} (nproc $(nproc))"
-"$bin/dedupctl" convert --plain-http --chunk-size "${CONVERT_CHUNK:-4MiB}" "oci:$layout:bench" "127.0.0.1:$port/bench/lazy:1"
+"$bin/dedupctl" convert --plain-http --chunk-size "${CONVERT_CHUNK:-4MiB}" ${CONVERT_TRACE:+--trace-file "$CONVERT_TRACE"} \
+  "oci:$layout:bench" "127.0.0.1:$port/bench/lazy:1"

@@ -38,9 +38,10 @@ public final class DedupCtl {
               config check FILE   validate a config file
               bound [--chunk-size SIZE] LAYER...
                                   ideal disk use of chunk-level dedup for these layer tars (.tar or .tar.gz)
-              convert [--plain-http] [--chunk-size SIZE] SRC DST
+              convert [--plain-http] [--chunk-size SIZE] [--trace-file FILE | --trace CMD ...] SRC DST
                                   make SRC (a registry reference, or oci:DIR[:TAG] for an OCI layout) lazily
-                                  loadable and push it to the registry reference DST (needs no daemon)
+                                  loadable and push it to the registry reference DST (needs no daemon); with a
+                                  start-up trace (a file, or recorded here by running CMD: convert --help)
               pull [--plain-http] [--address CONTAINERD_SOCK] [--namespace NS] [--snapshotter NAME] REF
                                   pull REF into containerd (default /run/containerd/containerd.sock, namespace
                                   default, snapshotter dedup), converted layers lazily: what ctr images pull
@@ -99,7 +100,7 @@ public final class DedupCtl {
                 return 1;
             }
         }
-        if (cmd.equals("convert")) return Convert.run(java.util.Arrays.copyOfRange(args, i + 1, args.length));
+        if (cmd.equals("convert")) return Convert.run(java.util.Arrays.copyOfRange(args, i + 1, args.length), address);
         if (cmd.equals("pull")) return Pull.run(java.util.Arrays.copyOfRange(args, i + 1, args.length));
         if (address == null) {
             try {

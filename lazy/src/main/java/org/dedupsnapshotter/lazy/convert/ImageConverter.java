@@ -34,7 +34,8 @@ import java.util.zip.GZIPInputStream;
  * loadable format ({@link LazyLayerWriter}), and pushes layers, a config whose rootfs.diff_ids are the new layers'
  * and an OCI manifest with the layers' TOC annotations to DST. Runtimes without our snapshotter unpack the result
  * to the same root filesystem as the original. Each layer goes through temp files: one source blob and one
- * converted blob on disk at a time, and a bounded number of chunks in memory.
+ * converted blob on disk at a time, and a bounded number of chunks in memory. With a start-up trace, each layer
+ * also gets a prefetch region of the traced chunks it is the lowest layer to hold ({@link PrefetchPlan}).
  */
 public final class ImageConverter {
     private static final String OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -47,13 +48,26 @@ public final class ImageConverter {
     private static final JsonMapper JSON = JsonMapper.builder().enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
             .configure(JsonNodeFeature.STRIP_TRAILING_BIGDECIMAL_ZEROES, false).build();
 
-    public record Options(int chunkSize, boolean plainHttp, int threads, PrintStream progress) {}
+    /** trace: the start-up trace to lay out in prefetch regions, or null. */
+    public record Options(int chunkSize, boolean plainHttp, int threads, PrintStream progress, StartupTrace trace) {
+        public Options(int chunkSize, boolean plainHttp, int threads, PrintStream progress) {
+            this(chunkSize, plainHttp, threads, progress, null);
+        }
+    }
 
-    /** One layer's outcome; sizes in bytes, tarSize the uncompressed original. */
+    /**
+     * One layer's outcome; sizes in bytes, tarSize the uncompressed original; prefetchChunks and prefetchBytes the
+     * traced chunks in its prefetch region (uncompressed bytes), prefetchBlobBytes what the region adds to the blob.
+     */
     public record LayerReport(String sourceDigest, long sourceSize, String digest, long size, long tarSize, int entries, int chunks,
-                              double seconds, boolean alreadyConverted) {}
+                              double seconds, boolean alreadyConverted, int prefetchChunks, long prefetchBytes, long prefetchBlobBytes) {}
 
-    public record Report(String reference, String manifestDigest, List<LayerReport> layers, double seconds) {}
+    /**
+     * diffIds: the converted image's rootfs.diff_ids (its chain id names it on a node); tracedChunks: distinct digests
+     * in the trace (0 without one), of which tracedNotInImage no layer converted here holds.
+     */
+    public record Report(String reference, String manifestDigest, List<LayerReport> layers, List<String> diffIds, double seconds,
+                         int tracedChunks, int tracedNotInImage) {}
 
     private final Options options;
     private final ImageRef target;
@@ -94,6 +108,7 @@ public final class ImageConverter {
         List<LayerReport> reports = new ArrayList<>();
         Path tmp = Files.createTempDirectory("dedupctl-convert-");
         ExecutorService compressors = Executors.newFixedThreadPool(options.threads(), Thread.ofPlatform().daemon().name("compress-", 0).factory());
+        PrefetchPlan plan = options.trace() == null ? PrefetchPlan.none() : PrefetchPlan.of(options.trace());
         try {
             LazyLayerWriter writer = new LazyLayerWriter(options.chunkSize(), compressors, 2 * options.threads() + 1);
             for (int i = 0; i < layers.size(); i++) {
@@ -101,7 +116,7 @@ public final class ImageConverter {
                 ObjectNode desc = (ObjectNode) layers.get(i).deepCopy();
                 LayerReport r = desc.path("annotations").has(LazyLayerFormat.TOC_DIGEST)
                         ? copyConverted(source, desc, tmp, what)
-                        : convertLayer(source, desc, diffIds.get(i).asText(), writer, tmp, what);
+                        : convertLayer(source, desc, diffIds.get(i).asText(), writer, plan, tmp, what);
                 newLayers.add(desc);
                 newDiffIds.add(r.alreadyConverted() ? diffIds.get(i).asText() : desc.path("annotations").path(LazyLayerFormat.DIFF_ID).asText());
                 reports.add(r);
@@ -127,7 +142,9 @@ public final class ImageConverter {
         m.set("layers", newLayers);
         if (manifest.has("annotations")) m.set("annotations", manifest.get("annotations"));
         String digest = registry.pushManifest(target.repository(), target.tag(), RegistryClient.OCI_MANIFEST, JSON.writeValueAsBytes(m));
-        return new Report(target.toString(), digest, reports, (System.nanoTime() - t0) / 1e9);
+        List<String> newDiffIdList = new ArrayList<>();
+        newDiffIds.forEach(d -> newDiffIdList.add(d.asText()));
+        return new Report(target.toString(), digest, reports, newDiffIdList, (System.nanoTime() - t0) / 1e9, plan.traced(), plan.unplaced());
     }
 
     /** The image manifest: the document itself, or an index's linux/amd64 entry. */
@@ -149,7 +166,8 @@ public final class ImageConverter {
         throw new IOException(what + ": unknown manifest media type \"" + type + "\"");
     }
 
-    private LayerReport convertLayer(ImageSource source, ObjectNode desc, String diffId, LazyLayerWriter writer, Path tmp, String what) throws IOException {
+    private LayerReport convertLayer(ImageSource source, ObjectNode desc, String diffId, LazyLayerWriter writer, PrefetchPlan plan, Path tmp,
+                                     String what) throws IOException {
         String type = desc.path("mediaType").asText();
         if (ZSTD_LAYERS.contains(type)) throw new IOException(what + ": zstd-compressed layers (" + type + ") are not supported; only gzip and plain tar");
         if (!GZIP_OR_TAR_LAYERS.contains(type)) throw new IOException(what + ": unknown layer media type \"" + type + "\"");
@@ -162,7 +180,7 @@ public final class ImageConverter {
         try (BufferedInputStream raw = new BufferedInputStream(Files.newInputStream(in.path()), 1 << 16);
              InputStream tar = uncompressed(raw, what);
              OutputStream blob = new BufferedOutputStream(Files.newOutputStream(out), 1 << 20)) {
-            r = writer.write(tar, blob);
+            r = writer.write(tar, blob, plan, tmp);
         } catch (IOException e) {
             throw new IOException(what + ": " + e.getMessage(), e);
         } finally {
@@ -188,12 +206,13 @@ public final class ImageConverter {
         desc.put("size", r.blobSize());
         desc.remove("urls");
         return new LayerReport(sourceDigest, sourceSize, r.blobDigest(), r.blobSize(), r.tarSize(), r.toc().entries.size(), r.chunks(),
-                (System.nanoTime() - t0) / 1e9, false);
+                (System.nanoTime() - t0) / 1e9, false, r.toc().prefetch.size(), r.prefetchBytes(), r.prefetchBlobBytes());
     }
 
     /**
      * A layer converted before keeps its blob and TOC annotations; only the source annotation moves to DST, where
-     * the blob is now. The blob is copied unless DST has it.
+     * the blob is now. The blob is copied unless DST has it. A trace adds nothing to it (its TOC is not read: a
+     * traced chunk it holds goes to the next converted layer holding it, if any).
      */
     private LayerReport copyConverted(ImageSource source, ObjectNode desc, Path tmp, String what) throws IOException {
         long t0 = System.nanoTime();
@@ -208,7 +227,7 @@ public final class ImageConverter {
         }
         ((ObjectNode) desc.get("annotations")).put(LazyLayerFormat.SOURCE, target.host() + "/" + target.repository());
         long size = desc.path("size").asLong();
-        return new LayerReport(digest, size, digest, size, 0, 0, 0, (System.nanoTime() - t0) / 1e9, true);
+        return new LayerReport(digest, size, digest, size, 0, 0, 0, (System.nanoTime() - t0) / 1e9, true, 0, 0, 0);
     }
 
     /** The layer's tar, by its magic bytes as containerd decides: gzip is inflated, a tar is read as it is, zstd is refused. */
@@ -224,8 +243,11 @@ public final class ImageConverter {
 
     private static String line(String what, LayerReport r) {
         if (r.alreadyConverted()) return what + ": already converted, copied (" + size(r.size()) + ")";
-        return String.format("%s: %s tar, %s source → %s converted (%d entries, %d chunks) in %.1f s, %.1f MB/s",
-                what, size(r.tarSize()), size(r.sourceSize()), size(r.size()), r.entries(), r.chunks(), r.seconds(), r.tarSize() / 1e6 / Math.max(r.seconds(), 1e-3));
+        String prefetch = r.prefetchChunks() == 0 ? "" : String.format(", prefetch region: %d traced %s, %s (%s in the blob)",
+                r.prefetchChunks(), r.prefetchChunks() == 1 ? "chunk" : "chunks", size(r.prefetchBytes()), size(r.prefetchBlobBytes()));
+        return String.format("%s: %s tar, %s source → %s converted (%d entries, %d chunks%s) in %.1f s, %.1f MB/s",
+                what, size(r.tarSize()), size(r.sourceSize()), size(r.size()), r.entries(), r.chunks(), prefetch, r.seconds(),
+                r.tarSize() / 1e6 / Math.max(r.seconds(), 1e-3));
     }
 
     private static String size(long bytes) {

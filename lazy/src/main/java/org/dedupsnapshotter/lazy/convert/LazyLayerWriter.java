@@ -8,6 +8,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayDeque;
@@ -22,6 +23,10 @@ import java.util.concurrent.Future;
  * of a regular file's data is a member of its own; the bytes between chunks (headers, extension records, padding,
  * entries without data, the end of the archive) are grouped into members between them; then the TOC's member and
  * the footer. Members are compressed in parallel and written in order, a bounded number in flight.
+ * <p>
+ * With a {@link PrefetchPlan} (convert --trace), the traced chunks the layer is the first to hold are written once
+ * more between the tar and the TOC, in rank order (the prefetch region, listed in the TOC's prefetch); the stream
+ * is then tar + their bytes + TOC. Without one, or if the layer holds none, the output is exactly as without.
  */
 public final class LazyLayerWriter {
     /**
@@ -30,7 +35,13 @@ public final class LazyLayerWriter {
      * because the tar lacked its end-of-archive marker.
      */
     public record Result(Toc toc, byte[] tocJson, String tarDigest, long tarSize, String diffId, long streamSize,
-                         String blobDigest, long blobSize, long tocOffset, long tocLength, int chunks, int holes, int addedEndBlocks) {}
+                         String blobDigest, long blobSize, long tocOffset, long tocLength, int chunks, int holes, int addedEndBlocks) {
+        /** Uncompressed bytes in the prefetch region (the traced chunks' sizes). */
+        public long prefetchBytes() { return toc.prefetch.stream().mapToLong(Toc.Prefetch::size).sum(); }
+
+        /** The prefetch region's bytes in the blob (its members). */
+        public long prefetchBlobBytes() { return toc.prefetch.stream().mapToLong(Toc.Prefetch::blobLength).sum(); }
+    }
 
     private final int chunkSize;
     private final ExecutorService compressors;
@@ -44,18 +55,28 @@ public final class LazyLayerWriter {
     }
 
     public Result write(InputStream tar, OutputStream blob) throws IOException {
-        Run run = new Run(blob);
-        try {
-            return run.write(tar);
-        } finally {
-            run.inFlight.forEach(p -> p.member.cancel(true));
+        return write(tar, blob, PrefetchPlan.none(), null);
+    }
+
+    /**
+     * Writes the layer with a prefetch region of the traced chunks the plan still wants (taking them off it);
+     * spoolDir holds those chunks' members until the tar is written (null: the system's temp dir).
+     */
+    public Result write(InputStream tar, OutputStream blob, PrefetchPlan plan, Path spoolDir) throws IOException {
+        try (PrefetchRegion region = new PrefetchRegion(plan, spoolDir)) {
+            Run run = new Run(blob, region);
+            try {
+                return run.write(tar);
+            } finally {
+                run.inFlight.forEach(p -> p.member.cancel(true));
+            }
         }
     }
 
     private record Compressed(byte[] gzip, String digest) {}
 
     private interface Placed {
-        void at(Compressed c, long blobOffset);
+        void at(Compressed c, long blobOffset) throws IOException;
     }
 
     private record Pending(Future<Compressed> member, Placed placed) {}
@@ -63,6 +84,7 @@ public final class LazyLayerWriter {
     /** The state of one layer's conversion. */
     private final class Run {
         final OutputStream out;
+        final PrefetchRegion region;
         final MessageDigest stream = sha256();
         final MessageDigest blobDigest = sha256();
         final ByteArrayOutputStream between = new ByteArrayOutputStream();
@@ -70,7 +92,10 @@ public final class LazyLayerWriter {
         long streamSize, blobSize;
         int chunks, holes;
 
-        Run(OutputStream out) { this.out = out; }
+        Run(OutputStream out, PrefetchRegion region) {
+            this.out = out;
+            this.region = region;
+        }
 
         Result write(InputStream in) throws IOException {
             TarReader tar = new TarReader(in, this::nonData);
@@ -94,6 +119,7 @@ public final class LazyLayerWriter {
             nonData(endBlocks, 0, endBlocks.length);
             flushBetween();
             while (!inFlight.isEmpty()) writeNext(); // every chunk placed: the TOC is complete
+            toc.prefetch = region.writeTo(this::prefetchMember);
 
             byte[] json = toc.toJson();
             stream.update(json);
@@ -129,7 +155,17 @@ public final class LazyLayerWriter {
                     (c, blobOffset) -> {
                         if (c.digest == null) holes++;
                         e.chunks.add(new Toc.Chunk(fileOffset, size, c.digest, blobOffset, c.gzip.length));
+                        if (c.digest != null) region.offer(c.digest, size, c.gzip); // holes are never traced
                     });
+        }
+
+        /** A prefetch region member: after the tar, so its data follows the tar's bytes in the stream. */
+        long prefetchMember(byte[] gzip, byte[] data) throws IOException {
+            stream.update(data);
+            streamSize += data.length;
+            long at = blobSize;
+            emit(gzip);
+            return at;
         }
 
         void submit(Future<Compressed> member, Placed placed) throws IOException {

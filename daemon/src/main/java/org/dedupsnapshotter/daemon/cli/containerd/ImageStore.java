@@ -3,6 +3,7 @@ package org.dedupsnapshotter.daemon.cli.containerd;
 import io.grpc.StatusRuntimeException;
 import org.dedupsnapshotter.proto.containerd.types.Descriptor;
 import org.dedupsnapshotter.proto.images.v1.CreateImageRequest;
+import org.dedupsnapshotter.proto.images.v1.DeleteImageRequest;
 import org.dedupsnapshotter.proto.images.v1.Image;
 import org.dedupsnapshotter.proto.images.v1.UpdateImageRequest;
 
@@ -36,6 +37,19 @@ public final class ImageStore {
                 ContainerdException ce = ContainerdException.of("update image " + name, e);
                 if (!ce.notFound() || attempt >= 3) throw ce; // removed meanwhile: create it again
             }
+        }
+    }
+
+    /**
+     * Removes the record; with sync, containerd's garbage collector has run when this returns (content and snapshots
+     * nothing else references are gone). A record already gone is not an error.
+     */
+    public void delete(String name, boolean sync) throws ContainerdException {
+        try {
+            containerd.images().withDeadlineAfter(5, TimeUnit.MINUTES).delete(DeleteImageRequest.newBuilder().setName(name).setSync(sync).build());
+        } catch (StatusRuntimeException e) {
+            ContainerdException ce = ContainerdException.of("delete image " + name, e);
+            if (!ce.notFound()) throw ce;
         }
     }
 }
