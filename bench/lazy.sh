@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
-# bench/lazy.sh — lazy pull (issue 6): cold start of real workloads over a slow link, one run, one containerd.
+# bench/lazy.sh — lazy pull (issue 6) and start-up traces (issue 7): cold starts of real workloads over a slow link,
+# one run, one containerd, one registry.
 #
-# For each workload (an image of the Debian corpus and a command that prints a line when the program is up):
-#   full   containerd's overlayfs snapshotter, original image: `ctr images pull` then `ctr run`
-#   lazy   dedup, the image converted by `dedupctl convert`: containerd's client.Pull with unpack (the CRI path,
-#          ../shared/containerd-pull) then `ctr run`
-# each timed from the start of the pull to the container's first line of output, with every image, blob, snapshot
-# and pool chunk of the previous round gone and the page cache dropped. Both pull through the same slow link
-# (bench/SlowLink.java: BENCH_LINK_MBPS MB/s shared, BENCH_LINK_MS ms per new connection) to one docker-registry.
-# Also: the bytes the lazy start fetched by its first output (demand + background + TOCs, as the registry sent
-# them) against the converted image's size; and the read throughput of a fully fetched lazy image against the same
-# image unpacked locally by dedup (tar of the whole rootfs through a view, cold cache).
+# Each workload is an image of the Debian corpus and a command that prints a line once the program is up. Every
+# start is timed from the start of its pull to the container's first line of output, with every image, blob,
+# snapshot and pool chunk of the previous start gone and the page cache dropped. All pulls go through the same slow
+# link (bench/SlowLink.java: BENCH_LINK_MBPS MB/s shared, BENCH_LINK_MS ms per new connection).
+#
+# Phase 1 (issue 6), a node that records no traces:
+#   full     containerd's overlayfs snapshotter, the original image: `ctr images pull`, then `ctr run`
+#   lazy     dedup, the image converted by `dedupctl convert` (no trace): containerd's client.Pull with unpack (the
+#            CRI path, ../shared/containerd-pull), then `ctr run`; plus the bytes fetched by the first line of output
+#   warm     the original image already unpacked (overlayfs), page cache dropped: `ctr run` alone
+#   read     a container reading the whole rootfs (cold cache): the image unpacked locally by dedup vs converted,
+#            pulled lazily and completely fetched
+# Phase 2 (issue 7): `dedupctl convert --trace CMD` records the start-up trace on a recording node (its own daemon
+# root) and ships it in the converted image; then
+#   traced   the traced image on a node that never ran it (a fresh daemon root each time): the shipped trace
+#   re-pull  the untraced image again on the recording node, which keeps the trace it recorded
+#   floor    warm + (compressed bytes of the traced chunks) / link rate — the least a cold start can take
 #
 # Environment: BENCH_LAZY_WORKLOADS (default "python jvm"), BENCH_ROUNDS (3; medians count), BENCH_LINK_MBPS (25),
 # BENCH_LINK_MS (20), BENCH_RESULTS (directory for the report, default bench/results, "-" for none), DEDUP_BIN,
-# BENCH_LAZY_CONFIG (extra daemon config keys, e.g. '"lazy": {"prefetchConcurrency": 0}').
+# BENCH_LAZY_CONFIG (extra "lazy" keys for every daemon, e.g. '"prefetchConcurrency": 0').
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/images.sh
@@ -39,6 +47,7 @@ step() { printf '\n== %s\n' "$*" >&2; }
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", 100 * a / b }'; }
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
 # Bytes the daemon fetched from registries so far (all reasons), from its Prometheus endpoint (no JVM start).
@@ -48,21 +57,45 @@ fetched_bytes() {
 
 # Compressed size of an image's layers in the registry (what a full pull downloads).
 image_bytes() {
-  local repo=$1
-  curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$TE_REGISTRY/v2/$repo/manifests/latest" | jq '[.layers[].size] | add'
+  curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$TE_REGISTRY/v2/$1/manifests/latest" | jq '[.layers[].size] | add'
 }
 
 # Every image, container, blob and snapshot gone from containerd (its GC removes dedup's layers, and dedup's GC the
 # pool's chunks), then a cold page cache.
 reset_node() {
-  local ids
-  ids=$(ctr_ images ls -q) || true
-  # shellcheck disable=SC2086
-  [ -z "$ids" ] || ctr_ images rm --sync $ids >/dev/null
+  local ids ns
+  for ns in "$TE_NS" trace-rec; do
+    ids=$(ctr_ns "$ns" images ls -q 2>/dev/null) || true
+    # shellcheck disable=SC2086
+    [ -z "$ids" ] || ctr_ns "$ns" images rm --sync $ids >/dev/null
+  done
   local stored
   stored=$(dedupctl_ stats --json | jq .storedBytes)
-  [ "$stored" = 0 ] || te_log "bench: dedup still stores $stored bytes after the images went"
+  [ "$stored" = 0 ] || te_die "dedup still stores $stored bytes after the images went: the next start would not be cold"
   drop_caches
+}
+
+# use_daemon ROOT TRACE_WINDOW: the daemon on another root (a node of its own), traces recorded for TRACE_WINDOW.
+DAEMON_CFG=$(mktemp /tmp/dedup-bench-lazy.XXXXXX.json)
+te_defer "rm -f $DAEMON_CFG"
+use_daemon() {
+  local root=$1 window=$2 old holder m
+  if [ -n "${TE_DEDUP_PID:-}" ]; then
+    [ -z "${TE_CTRD_PID:-}" ] || reset_node
+    te_stop_pid dedup "$TE_DEDUP_PID" 30
+    # the previous node's fd holder and its pool's bind mount (its lazy layers are gone: nothing reads through it)
+    holder=$(cut -d' ' -f1 "$TE_DEDUP_ROOT/lazy/holder.pid" 2>/dev/null) || true
+    [ -n "$holder" ] && [ "$(readlink "/proc/$holder/exe" | xargs -r basename)" = dedup-fdholder ] && kill -KILL "$holder"
+    for m in $(te_mounts_under "$TE_DEDUP_ROOT"); do umount -l "$m"; done
+  fi
+  printf '{"metrics": {"address": "%s", "logInterval": 0}, "lazy": {"traceWindow": "%s"%s}}\n' "$METRICS" "$window" \
+    "${BENCH_LAZY_CONFIG:+, $BENCH_LAZY_CONFIG}" >"$DAEMON_CFG"
+  TE_DEDUP_ROOT=$root
+  TE_DAEMON_ARGS=(--config "$DAEMON_CFG")
+  env_start_daemon
+  if [ -n "${TE_CTRD_SOCK:-}" ] && [ -S "$TE_CTRD_SOCK" ]; then # containerd redials within its backoff (~3 s)
+    for _ in $(seq 100); do ctr_ snapshots --snapshotter dedup ls >/dev/null 2>&1 && break; sleep 0.2; done
+  fi
 }
 
 # run_first_line SNAPSHOTTER REF NAME CMD → prints the epoch time of the container's first line of output (and
@@ -74,15 +107,23 @@ run_first_line() {
     while IFS= read -r line; do
       if [ ! -f "$mark" ]; then
         te_now >"$mark"
-        if [ "$sn" = dedup ]; then
-          fetched_bytes >"$TE_DIR/fetched-at-first-line"
-          curl -sf "http://$METRICS/metrics" | awk '/^dedup_lazy_fetch_seconds_(count|sum)/' >"$TE_DIR/fetches-at-first-line"
-        fi
+        [ "$sn" = dedup ] && fetched_bytes >"$TE_DIR/fetched-at-first-line"
         printf '   | %s\n' "$line" >&2
       fi
     done
   [ -f "$mark" ] || te_die "$name printed nothing"
   cat "$mark"
+}
+
+# lazy_start REF NAME CMD: client.Pull of REF into dedup, then the container; prints "seconds fetched-bytes".
+lazy_start() {
+  local ref=$1 name=$2 cmd=$3 before t0 t1
+  before=$(fetched_bytes)
+  t0=$(te_now)
+  "$top/../shared/containerd-pull/run.sh" --address "$TE_CTRD_SOCK" --namespace "$TE_NS" --snapshotter dedup --plain-http "$ref" |
+    sed 's/^/   /' >&2
+  t1=$(run_first_line dedup "$ref" "$name" "$cmd")
+  echo "$(te_elapsed "$t0" "$t1") $(($(cat "$TE_DIR/fetched-at-first-line") - before))"
 }
 
 # read_seconds SNAPSHOTTER REF: seconds a container of the image takes to read its whole root filesystem (tar of
@@ -101,11 +142,10 @@ _img_unlock
 
 step "A throwaway world and a slow link"
 METRICS=127.0.0.1:$(te_free_port)
-cfg=$(mktemp /tmp/dedup-bench-lazy.XXXXXX.json)
-te_defer "rm -f $cfg"
-printf '{"metrics": {"address": "%s", "logInterval": 0}%s}\n' "$METRICS" "${BENCH_LAZY_CONFIG:+, $BENCH_LAZY_CONFIG}" >"$cfg"
-TE_DAEMON_ARGS=(--config "$cfg")
-env_start
+env_start --no-containerd --no-registry
+use_daemon "$TE_DIR/node-a" 0
+env_start_registry
+env_start_containerd
 link_port=$(te_free_port)
 source "$top/scripts/find-jdk.sh" >/dev/null
 te_spawn slowlink "$JAVA_HOME/bin/java" "$top/bench/SlowLink.java" "$link_port" "${TE_REGISTRY#*:}" $((LINK_MBPS * 1000000)) "$LINK_MS"
@@ -113,72 +153,114 @@ for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$link_port/v2/" 
 LINK=127.0.0.1:$link_port
 te_log "   registry $TE_REGISTRY behind a link of $LINK_MBPS MB/s and $LINK_MS ms per connection at $LINK"
 
-step "Push the originals, convert them (dedupctl convert)"
+step "Push the originals, convert them (dedupctl convert, no trace)"
 for w in "${WORKLOADS[@]}"; do
   img=$(workload_image "$w")
   img_push "$img" "$TE_REGISTRY"
   "$DEDUP_BIN/dedupctl" convert --plain-http "$TE_REGISTRY/$img:latest" "$TE_REGISTRY/$img-lazy:latest" 2>&1 | tail -n 1 | sed 's/^/   /' >&2
 done
 
-declare -A FULL LAZY FETCHED SIZE
+declare -A FULL LAZY FETCHED SIZE WARM TRACED TFETCHED REPULL RFETCHED TRACEBYTES
+step "Phase 1: full pull vs lazy pull (no traces on this node)"
 for w in "${WORKLOADS[@]}"; do
   img=$(workload_image "$w")
   cmd=$(workload_cmd "$w")
   SIZE[$w]=$(image_bytes "$img-lazy")
   for r in $(seq "$ROUNDS"); do
-    # alternate which goes first, so neither always meets a warmer machine
-    order="full lazy"; [ $((r % 2)) = 0 ] && order="lazy full"
+    order="full lazy"; [ $((r % 2)) = 0 ] && order="lazy full"   # neither always meets a warmer machine
     for mode in $order; do
       reset_node
       step "$w round $r: $mode"
-      before=$(fetched_bytes)
-      t0=$(te_now)
       if [ "$mode" = full ]; then
+        t0=$(te_now)
         ctr_ images pull --plain-http --snapshotter overlayfs "$LINK/$img:latest" >/dev/null
         t1=$(run_first_line overlayfs "$LINK/$img:latest" "bench-$w-$r-full" "$cmd")
         FULL[$w]+="$(te_elapsed "$t0" "$t1") "
+        drop_caches   # the image is local now: a warm start
+        t0=$(te_now)
+        t1=$(run_first_line overlayfs "$LINK/$img:latest" "bench-$w-$r-warm" "$cmd")
+        WARM[$w]+="$(te_elapsed "$t0" "$t1") "
+        te_log "   full ${FULL[$w]##* } (warm $(te_elapsed "$t0" "$t1")) s"
       else
-        "$top/../shared/containerd-pull/run.sh" --address "$TE_CTRD_SOCK" --namespace "$TE_NS" --snapshotter dedup --plain-http \
-          "$LINK/$img-lazy:latest" | sed 's/^/   /' >&2
-        t1=$(run_first_line dedup "$LINK/$img-lazy:latest" "bench-$w-$r-lazy" "$cmd")
-        LAZY[$w]+="$(te_elapsed "$t0" "$t1") "
-        FETCHED[$w]+="$(($(cat "$TE_DIR/fetched-at-first-line") - before)) "
-        te_log "   fetches by then: $(tr '\n' ' ' <"$TE_DIR/fetches-at-first-line")"
+        read -r s b < <(lazy_start "$LINK/$img-lazy:latest" "bench-$w-$r-lazy" "$cmd")
+        LAZY[$w]+="$s "
+        FETCHED[$w]+="$b "
+        te_log "   lazy $s s, $(mib "$b") MiB fetched by then"
       fi
-      te_log "   $mode: $(te_elapsed "$t0" "$t1") s to the first line"
     done
   done
 done
 
-step "Read throughput: a fully fetched lazy image vs the same image unpacked locally by dedup"
+step "Read throughput: a lazy image once complete vs the same image unpacked locally by dedup"
 w=${WORKLOADS[0]}
 img=$(workload_image "$w")
 reset_node
 "$top/../shared/containerd-pull/run.sh" --address "$TE_CTRD_SOCK" --namespace "$TE_NS" --snapshotter dedup --plain-http "$TE_REGISTRY/$img-lazy:latest" >/dev/null
-ctr_ images pull --plain-http --snapshotter dedup "$TE_REGISTRY/$img:latest" >/dev/null
 for _ in $(seq 600); do [ "$(dedupctl_ stats --json | jq .lazy.absentChunks)" = 0 ] && break; sleep 0.5; done
 [ "$(dedupctl_ stats --json | jq .lazy.absentChunks)" = 0 ] || te_die "the lazy image was not fully fetched in 5 minutes"
+ctr_ images pull --plain-http --snapshotter dedup "$TE_REGISTRY/$img:latest" >/dev/null
 READ_LAZY="" READ_LOCAL=""
 for r in $(seq "$ROUNDS"); do
   READ_LOCAL+="$(read_seconds dedup "$TE_REGISTRY/$img:latest") "
   READ_LAZY+="$(read_seconds dedup "$TE_REGISTRY/$img-lazy:latest") "
 done
 
+step "Phase 2: start-up traces (recorded by dedupctl convert --trace on node B, shipped in the image)"
+use_daemon "$TE_DIR/node-b" 10s
+for w in "${WORKLOADS[@]}"; do
+  img=$(workload_image "$w")
+  out=$("$DEDUP_BIN/dedupctl" convert --plain-http --trace "$(workload_cmd "$w")" --containerd "$TE_CTRD_SOCK" --namespace trace-rec \
+    --address "$TE_DEDUP_SOCK" "$TE_REGISTRY/$img:latest" "$TE_REGISTRY/$img-traced:latest" 2>&1) || { printf '%s\n' "$out" >&2; te_die "convert --trace failed"; }
+  printf '%s\n' "$out" | grep -E '^(traced|pushed)' | sed 's/^/   /' >&2
+  # the traced chunks' compressed bytes: the prefetch regions' growth of the blobs
+  TRACEBYTES[$w]=$(printf '%s\n' "$out" | sed -n 's/^traced: .* (+\([0-9]*\) blob bytes.*/\1/p' | tail -n 1)
+done
+for w in "${WORKLOADS[@]}"; do
+  img=$(workload_image "$w")
+  cmd=$(workload_cmd "$w")
+  for r in $(seq "$ROUNDS"); do
+    step "$w round $r: traced image on a fresh node"
+    use_daemon "$TE_DIR/node-$w-$r" 0
+    read -r s b < <(lazy_start "$LINK/$img-traced:latest" "bench-$w-$r-traced" "$cmd")
+    TRACED[$w]+="$s "; TFETCHED[$w]+="$b "
+    te_log "   traced $s s, $(mib "$b") MiB fetched by then"
+    step "$w round $r: untraced image again on the node that recorded its trace"
+    use_daemon "$TE_DIR/node-b" 10s
+    reset_node
+    read -r s b < <(lazy_start "$LINK/$img-lazy:latest" "bench-$w-$r-repull" "$cmd")
+    REPULL[$w]+="$s "; RFETCHED[$w]+="$b "
+    te_log "   re-pull $s s, $(mib "$b") MiB fetched by then"
+  done
+done
+
 report() {
   echo "lazy pull bench $(date -u +%Y-%m-%dT%H:%MZ) on $(uname -r), $(nproc) cores; link ${LINK_MBPS} MB/s, ${LINK_MS} ms per connection; $ROUNDS rounds (medians)"
-  printf '%-8s %10s %10s %8s %14s %12s %8s\n' workload full_s lazy_s ratio fetched_MiB image_MiB fetched
-  local w f l fe
+  echo "issue 6 (no traces): time from the start of the pull to the first line of output"
+  printf '  %-8s %8s %8s %7s %12s %10s %8s\n' workload full_s lazy_s ratio fetched_MiB image_MiB fetched
+  local w f l fe wa t tf rp tb floor
   for w in "${WORKLOADS[@]}"; do
     # shellcheck disable=SC2086
     f=$(median ${FULL[$w]}); l=$(median ${LAZY[$w]}); fe=$(median ${FETCHED[$w]})
-    printf '%-8s %10s %10s %8s %14s %12s %7s%%\n' "$w" "$f" "$l" "$(ratio "$l" "$f")" "$(mib "$fe")" "$(mib "${SIZE[$w]}")" \
-      "$(awk -v a="$fe" -v b="${SIZE[$w]}" 'BEGIN { printf "%.1f", 100 * a / b }')"
-    echo "   rounds full: ${FULL[$w]}| lazy: ${LAZY[$w]}| fetched bytes: ${FETCHED[$w]}"
+    printf '  %-8s %8s %8s %7s %12s %10s %7s%%\n' "$w" "$f" "$l" "$(ratio "$l" "$f")" "$(mib "$fe")" "$(mib "${SIZE[$w]}")" "$(pct "$fe" "${SIZE[$w]}")"
+    echo "     rounds full: ${FULL[$w]}| lazy: ${LAZY[$w]}| fetched bytes: ${FETCHED[$w]}"
   done
   # shellcheck disable=SC2086
   local rl rz; rl=$(median $READ_LOCAL); rz=$(median $READ_LAZY)
-  echo "read of the whole $img rootfs, cold cache: local unpack ${rl} s, fully fetched lazy ${rz} s; lazy throughput $(ratio "$rl" "$rz")x local (rounds local: $READ_LOCAL| lazy: $READ_LAZY)"
-  echo "targets: lazy/full <= 0.30; fetched by first output <= 20 % of the image; lazy read throughput >= 0.9x local"
+  echo "  read of the whole $(workload_image "${WORKLOADS[0]}") rootfs in a container, cold cache: local unpack ${rl} s, complete lazy ${rz} s;" \
+    "lazy throughput $(ratio "$rl" "$rz")x local (rounds local: $READ_LOCAL| lazy: $READ_LAZY)"
+  echo "  targets: lazy/full <= 0.30; fetched by the first line <= 20 % of the image; lazy read throughput >= 0.9x local"
+  echo "issue 7 (traces): floor = warm + traced compressed bytes / link rate"
+  printf '  %-8s %7s %9s %8s %8s %9s %7s %12s %14s %10s\n' workload warm_s traced_MiB floor_s traced_s re-pull_s lazy_s traced/floor traced/untraced re-pull/traced
+  for w in "${WORKLOADS[@]}"; do
+    # shellcheck disable=SC2086
+    wa=$(median ${WARM[$w]}); t=$(median ${TRACED[$w]}); rp=$(median ${REPULL[$w]}); l=$(median ${LAZY[$w]}); tb=${TRACEBYTES[$w]:-0}
+    floor=$(awk -v w="$wa" -v b="$tb" -v r="$LINK_MBPS" 'BEGIN { printf "%.2f", w + b / (r * 1000000) }')
+    printf '  %-8s %7s %9s %8s %8s %9s %7s %12s %14s %10s\n' "$w" "$wa" "$(mib "$tb")" "$floor" "$t" "$rp" "$l" "$(ratio "$t" "$floor")" \
+      "$(ratio "$t" "$l")" "$(ratio "$rp" "$t")"
+    # shellcheck disable=SC2086
+    echo "     rounds warm: ${WARM[$w]}| traced: ${TRACED[$w]}| re-pull: ${REPULL[$w]}| fetched traced: ${TFETCHED[$w]}| re-pull: ${RFETCHED[$w]}"
+  done
+  echo "  targets: traced <= 1.5x floor and <= 0.5x untraced lazy; untraced lazy never slower than full; a shipped trace (fresh node) as fast as a re-pull on the recording node"
 }
 step "Report"
 report >&2

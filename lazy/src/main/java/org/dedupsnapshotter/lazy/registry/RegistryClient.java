@@ -58,7 +58,7 @@ public final class RegistryClient {
         this.scheme = plainHttp ? "http" : "https";
         this.credentials = credentials;
         this.timeout = timeout;
-        this.http = HttpClient.newBuilder().connectTimeout(timeout).followRedirects(HttpClient.Redirect.NEVER).build();
+        this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(timeout).followRedirects(HttpClient.Redirect.NEVER).build();
     }
 
     /** A client for ref's registry with the credentials `docker login` stored for it. */
