@@ -70,7 +70,11 @@ reset_node() {
     [ -z "$ids" ] || ctr_ns "$ns" images rm --sync $ids >/dev/null
   done
   local stored
-  stored=$(dedupctl_ stats --json | jq .storedBytes)
+  for _ in $(seq 50); do # fetches in flight when the layers went finish first; their chunks are collected after them
+    stored=$(dedupctl_ stats --json | jq .storedBytes)
+    [ "$stored" = 0 ] && break
+    sleep 0.2
+  done
   [ "$stored" = 0 ] || te_die "dedup still stores $stored bytes after the images went: the next start would not be cold"
   drop_caches
 }
@@ -93,8 +97,14 @@ use_daemon() {
   TE_DEDUP_ROOT=$root
   TE_DAEMON_ARGS=(--config "$DAEMON_CFG")
   env_start_daemon
-  if [ -n "${TE_CTRD_SOCK:-}" ] && [ -S "$TE_CTRD_SOCK" ]; then # containerd redials within its backoff (~3 s)
-    for _ in $(seq 100); do ctr_ snapshots --snapshotter dedup ls >/dev/null 2>&1 && break; sleep 0.2; done
+  if [ -n "${TE_CTRD_PID:-}" ]; then # containerd redials within its backoff (~3 s); a Prepare is answered by the daemon
+    local key=bench-probe-$RANDOM ok=""
+    for _ in $(seq 150); do
+      if ctr_ snapshots --snapshotter dedup prepare "$key" >/dev/null 2>&1; then ok=1; break; fi
+      sleep 0.2
+    done
+    [ -n "$ok" ] || te_die "containerd did not reconnect to the daemon on $root"
+    ctr_ snapshots --snapshotter dedup rm "$key" >/dev/null
   fi
 }
 
@@ -143,7 +153,7 @@ _img_unlock
 step "A throwaway world and a slow link"
 METRICS=127.0.0.1:$(te_free_port)
 env_start --no-containerd --no-registry
-use_daemon "$TE_DIR/node-a" 0
+use_daemon "$TE_DIR/node-a" 0s
 env_start_registry
 env_start_containerd
 link_port=$(te_free_port)
@@ -175,12 +185,13 @@ for w in "${WORKLOADS[@]}"; do
         t0=$(te_now)
         ctr_ images pull --plain-http --snapshotter overlayfs "$LINK/$img:latest" >/dev/null
         t1=$(run_first_line overlayfs "$LINK/$img:latest" "bench-$w-$r-full" "$cmd")
-        FULL[$w]+="$(te_elapsed "$t0" "$t1") "
+        full=$(te_elapsed "$t0" "$t1")
+        FULL[$w]+="$full "
         drop_caches   # the image is local now: a warm start
         t0=$(te_now)
         t1=$(run_first_line overlayfs "$LINK/$img:latest" "bench-$w-$r-warm" "$cmd")
         WARM[$w]+="$(te_elapsed "$t0" "$t1") "
-        te_log "   full ${FULL[$w]##* } (warm $(te_elapsed "$t0" "$t1")) s"
+        te_log "   full $full s (warm $(te_elapsed "$t0" "$t1") s)"
       else
         read -r s b < <(lazy_start "$LINK/$img-lazy:latest" "bench-$w-$r-lazy" "$cmd")
         LAZY[$w]+="$s "
@@ -220,7 +231,7 @@ for w in "${WORKLOADS[@]}"; do
   cmd=$(workload_cmd "$w")
   for r in $(seq "$ROUNDS"); do
     step "$w round $r: traced image on a fresh node"
-    use_daemon "$TE_DIR/node-$w-$r" 0
+    use_daemon "$TE_DIR/node-$w-$r" 0s
     read -r s b < <(lazy_start "$LINK/$img-traced:latest" "bench-$w-$r-traced" "$cmd")
     TRACED[$w]+="$s "; TFETCHED[$w]+="$b "
     te_log "   traced $s s, $(mib "$b") MiB fetched by then"

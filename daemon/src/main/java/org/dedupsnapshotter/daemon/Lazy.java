@@ -48,13 +48,18 @@ record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, TraceRecord
             return null;
         }
         layers.watched();
-        loader.onLayerComplete(layers::promote);
+        loader.onLayerComplete(layers::promote, watch::releaseGroup);
+        try {
+            if (loader.incomplete()) watch.holdGroup(); else watch.releaseGroup();
+        } catch (IOException e) {
+            log.error("lazy loading: cannot start the fd holder ({}): a daemon crash would leave lazy layers' readers without answers", e.getMessage());
+        }
         figures.attach(loader, watch);
         TraceRecorder recorder = new TraceRecorder(store, loader, layout.snapshots(), cfg.traceWindow());
         Thread.ofVirtual().name("lazy-warm-up").start(() -> RemoteLayers.warmUp(layout.lazyState()));
         loader.record(recorder);
         log.info("lazy pull is on: reads of absent chunks wait up to {} ms; fd holder pid {}", cfg.readDeadline().toMillis(), watch.holderPid());
-        return new Lazy(loader, new RemoteLayers(layout, store, indexer, layers, registries, loader, figures.tocBytes::addAndGet), watch, recorder);
+        return new Lazy(loader, new RemoteLayers(layout, store, indexer, layers, registries, loader, figures.tocBytes::addAndGet, watch::holdGroup), watch, recorder);
     }
 
     /** bin/dedup-fdholder beside the launcher (the launcher says where it is). */

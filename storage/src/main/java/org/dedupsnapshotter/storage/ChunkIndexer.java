@@ -99,6 +99,7 @@ public final class ChunkIndexer {
     private final ExecutorService hashers;
     private final Object lock = new Object();
     private final Map<Digest, InFlight> inFlight = new HashMap<>();
+    private boolean collectAgain; // guarded by lock
 
     public ChunkIndexer(ChunkPool pool, MetaStore store, int threads) {
         this(pool, store, threads, ByteBuffer::allocateDirect);
@@ -307,6 +308,7 @@ public final class ChunkIndexer {
 
     private void release(List<InFlight> holds, boolean committed) {
         List<InFlight> toFree = new ArrayList<>();
+        boolean again = false;
         synchronized (lock) {
             for (InFlight f : holds) {
                 if (committed) f.recorded = true;
@@ -316,7 +318,18 @@ public final class ChunkIndexer {
                 }
             }
             holds.clear();
+            if (collectAgain && inFlight.isEmpty()) {
+                collectAgain = false;
+                again = true;
+            }
         }
+        if (again) Thread.startVirtualThread(() -> {
+            try {
+                collect();
+            } catch (IOException | RuntimeException e) {
+                log.warn("gc after in-flight chunks were let go: {}", e.getMessage());
+            }
+        });
         for (InFlight f : toFree) {
             try {
                 pool.free(new Extent(f.block, Extent.blocksFor(f.length)));
@@ -335,6 +348,9 @@ public final class ChunkIndexer {
         synchronized (lock) {
             Set<Digest> pinned = new HashSet<>(inFlight.keySet());
             dead = store.deleteUnreferenced(pinned);
+            // a chunk skipped because a commit or a fetch held it may have lost its last reference: look again when
+            // the holds are gone, so its space comes back without waiting for the next removal
+            collectAgain = !pinned.isEmpty();
         }
         if (!dead.isEmpty()) CrashPoints.reach("gc.db");
         long bytes = 0;

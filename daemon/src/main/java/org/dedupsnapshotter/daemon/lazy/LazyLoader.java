@@ -79,9 +79,16 @@ public final class LazyLoader implements RangeFiller {
     public void listen(Events e) { this.events = e; }
 
     private volatile java.util.function.LongConsumer layerComplete = id -> {};
+    private volatile Runnable allComplete = () -> {};
 
-    /** Called with a lazy layer's id once it has every chunk. */
-    public void onLayerComplete(java.util.function.LongConsumer c) { this.layerComplete = c; }
+    /** Called with a lazy layer's id once it has every chunk, and when no lazy layer misses any. */
+    public void onLayerComplete(java.util.function.LongConsumer c, Runnable all) {
+        this.layerComplete = c;
+        this.allComplete = all;
+    }
+
+    /** Whether some lazy layer still misses chunks. */
+    public boolean incomplete() { return !absentInBlob.isEmpty(); }
 
     /** Reads are reported to recorder (start-up traces). */
     public void record(TraceRecorder r) { this.recorder = r; }
@@ -138,7 +145,7 @@ public final class LazyLoader implements RangeFiller {
 
     /** A layer was removed: it is no longer a source; chunks nobody else has a source for are forgotten. */
     public void layerRemoved(long layerId) {
-        absentInBlob.remove(layerId);
+        if (absentInBlob.remove(layerId) != null && absentInBlob.isEmpty()) allComplete.run();
         for (AbsentChunk c : List.copyOf(absentByBlock.values())) {
             List<Source> left = c.sources().stream().filter(s -> s.layerId() != layerId).toList();
             if (left.size() == c.sources().size()) continue;
@@ -162,7 +169,10 @@ public final class LazyLoader implements RangeFiller {
             var inBlob = absentInBlob.get(s.layerId());
             if (inBlob == null) continue;
             inBlob.remove(s.offset());
-            if (inBlob.isEmpty() && absentInBlob.remove(s.layerId(), inBlob)) layerComplete.accept(s.layerId());
+            if (inBlob.isEmpty() && absentInBlob.remove(s.layerId(), inBlob)) {
+                layerComplete.accept(s.layerId());
+                if (absentInBlob.isEmpty()) allComplete.run();
+            }
         }
     }
 

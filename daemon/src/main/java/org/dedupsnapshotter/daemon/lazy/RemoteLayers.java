@@ -54,10 +54,15 @@ public final class RemoteLayers {
     private final Registries registries;
     private final LazyLoader loader;
     private final java.util.function.LongConsumer tocFetched;
+    private final GroupHold hold;
+
+    /** Keeps the pool watch's fanotify group alive past this daemon (its fd holder): needed once a layer misses chunks. */
+    public interface GroupHold { void hold() throws IOException; }
 
     public RemoteLayers(Layout layout, MetaStore store, ChunkIndexer indexer, LayerMounts layers, Registries registries, LazyLoader loader,
-                        java.util.function.LongConsumer tocFetched) {
+                        java.util.function.LongConsumer tocFetched, GroupHold hold) {
         this.tocFetched = tocFetched;
+        this.hold = hold;
         this.layout = layout;
         this.store = store;
         this.indexer = indexer;
@@ -208,7 +213,10 @@ public final class RemoteLayers {
                 ErofsWriter.write(image, layout.image(created.id()), indexer.pool().endBlock());
                 ErofsBuilder.fsync(dir);
                 CrashPoints.reach("lazy.image");
-                if (reserved.absent > 0) layers.markLazy(created.id()); // all here already: a local layer from the start
+                if (reserved.absent > 0) { // else all its chunks are here already: a local layer from the start
+                    hold.hold();
+                    layers.markLazy(created.id());
+                }
                 layers.mount(created.id());
                 CrashPoints.reach("lazy.mount");
             });

@@ -93,6 +93,17 @@ final class FdHolder {
 
     void close() { Libc.close(pidfd); }
 
+    /** Stops the holder (it is not needed any more) and forgets its pid file. */
+    void stop(Path pidfile) {
+        Libc.kill((int) pid, 9);
+        close();
+        try {
+            Files.deleteIfExists(pidfile);
+        } catch (IOException e) {
+            log.debug("removing {}: {}", pidfile, e.getMessage());
+        }
+    }
+
     private static boolean isHolder(long pid, Path binary) {
         try {
             Path exe = Files.readSymbolicLink(Path.of("/proc", Long.toString(pid), "exe"));

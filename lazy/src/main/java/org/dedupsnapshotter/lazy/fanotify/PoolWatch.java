@@ -25,8 +25,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@link RangeFiller} makes it present, then the event is answered FAN_ALLOW, or FAN_DENY with EIO when the
  * bytes cannot be had within the deadline: a reader gets the right bytes or an error, never the zeros of a hole.
  *
- * The group outlives the daemon in {@link FdHolder}'s process; a new daemon takes it back, answers what its
- * predecessor had read but not answered ({@link InFlightJournal}), and goes on serving.
+ * While lazy layers with absent chunks are mounted ({@link #holdGroup}), the group outlives the daemon in
+ * {@link FdHolder}'s process; a new daemon takes it back, answers what its predecessor had read but not answered
+ * ({@link InFlightJournal}), and goes on serving. With no such layer nothing needs it ({@link #releaseGroup}): a read
+ * through the watch then only meets present chunks, and the group may die with the daemon.
  */
 public final class PoolWatch implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(PoolWatch.class);
@@ -42,6 +44,7 @@ public final class PoolWatch implements AutoCloseable {
     private final InFlightJournal journal;
     private final int ownPid = Libc.getpid();
     private volatile FdHolder holder;
+    private boolean wantHolder; // guarded by this
     private volatile boolean running = true;
     private final AtomicLong events = new AtomicLong(), waiting = new AtomicLong(), denied = new AtomicLong();
 
@@ -84,10 +87,11 @@ public final class PoolWatch implements AutoCloseable {
                 log.error("lazy loading: the previous fanotify group is gone (its holder died with the daemon): readers of lazy layers "
                         + "mounted before may have read zeros; remount those layers (restart their containers)");
             journal.clearAll();
-            holder = FdHolder.start(holderBinary, pidfile, group);
-            log.info("lazy loading: new fanotify group on {}, held by pid {}", markedDir, holder.pid);
+            holder = null;
+            log.info("lazy loading: new fanotify group on {}", markedDir);
         }
         PoolWatch w = new PoolWatch(group, holder, holderBinary, pidfile, filler, deadline, journal);
+        w.wantHolder = takenOver;
         if (takenOver) w.answerPredecessor();
         Thread.ofPlatform().name("pool-watch").daemon(true).start(w::serve);
         Thread.ofPlatform().name("pool-watch-holder").daemon(true).start(w::keepHolder);
@@ -96,7 +100,29 @@ public final class PoolWatch implements AutoCloseable {
 
     public Figures figures() { return new Figures(events.get(), waiting.get(), denied.get()); }
 
-    public long holderPid() { return holder.pid; }
+    /** The fd holder's pid, or -1 when nothing needs one. */
+    public long holderPid() {
+        FdHolder h = holder;
+        return h == null ? -1 : h.pid;
+    }
+
+    /** Lazy layers with absent chunks are (about to be) mounted: the group must outlive this daemon. */
+    public synchronized void holdGroup() throws IOException {
+        wantHolder = true;
+        if (holder != null) return;
+        holder = FdHolder.start(holderBinary, pidfile, group);
+        log.info("lazy loading: fanotify group held by pid {}", holder.pid);
+    }
+
+    /** No lazy layer misses a chunk any more: the holder can go. */
+    public synchronized void releaseGroup() {
+        wantHolder = false;
+        FdHolder h = holder;
+        if (h == null) return;
+        holder = null;
+        h.stop(pidfile);
+        log.info("lazy loading: every lazy layer is complete; fd holder pid {} stopped", h.pid);
+    }
 
     /** Fills and answers every event the previous daemon recorded, then denies any it read without recording. */
     private void answerPredecessor() {
@@ -199,16 +225,21 @@ public final class PoolWatch implements AutoCloseable {
         Libc.close(fd);
     }
 
-    /** A holder that dies is replaced at once: without one, a daemon crash would leave the group to die. */
+    /** A holder that dies while needed is replaced at once: without one, a daemon crash would leave the group to die. */
     private void keepHolder() {
         while (running) {
             try {
-                if (!holder.awaitExit(1000)) continue;
-                if (!running) return;
-                log.warn("lazy loading: fd holder pid {} exited; starting another", holder.pid);
-                FdHolder old = holder;
-                holder = FdHolder.start(holderBinary, pidfile, group);
-                old.close();
+                FdHolder h = holder;
+                if (h == null || !h.awaitExit(1000)) {
+                    if (h == null) sleepQuietly(1000);
+                    continue;
+                }
+                synchronized (this) {
+                    if (!running || holder != h) continue; // released (stopped on purpose) or already replaced
+                    log.warn("lazy loading: fd holder pid {} exited; starting another", h.pid);
+                    h.close();
+                    holder = wantHolder ? FdHolder.start(holderBinary, pidfile, group) : null;
+                }
             } catch (IOException e) {
                 log.error("lazy loading: cannot restart the fd holder: {}", e.getMessage());
                 sleepQuietly(1000);

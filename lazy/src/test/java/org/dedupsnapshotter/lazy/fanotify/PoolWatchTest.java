@@ -129,7 +129,9 @@ class PoolWatchTest {
     @Test
     void aNewWatchTakesTheGroupBackAndAnswersWhatTheOldOneLeftPending() throws Exception {
         PoolWatch first = PoolWatch.start(pool.getParent(), marked, state, holder, (pid, off, cnt) -> new CompletableFuture<>(), Duration.ofMinutes(5));
+        first.holdGroup(); // as the daemon does once a lazy layer with absent chunks is mounted
         long holderPid = first.holderPid();
+        assertTrue(holderPid > 0);
         CompletableFuture<Object[]> reader = readThroughMark();
         for (int i = 0; i < 100 && first.figures().waiting() == 0; i++) Thread.sleep(50);
         assertEquals(1, first.figures().waiting(), "the reader is not waiting on the first watch");
