@@ -20,7 +20,10 @@
 #   re-pull  the untraced image again on the recording node, which keeps the trace it recorded
 #   floor    warm + (compressed bytes of the traced chunks) / link rate — the least a cold start can take
 #
-# Environment: BENCH_LAZY_WORKLOADS (default "python jvm"), BENCH_ROUNDS (3; medians count), BENCH_LINK_MBPS (25),
+# Every daemon (node) is warmed up first with a small unrelated lazy image (its JIT warm, as on a node that has been
+# up a while; its pool empty again), so no measured start pays for the JVM's first minutes.
+#
+# Environment: BENCH_LAZY_WORKLOADS (default "python jvm"), BENCH_PHASES ("1 2"), BENCH_ROUNDS (3; medians count), BENCH_LINK_MBPS (25),
 # BENCH_LINK_MS (20), BENCH_RESULTS (directory for the report, default bench/results, "-" for none), DEDUP_BIN,
 # BENCH_LAZY_CONFIG (extra "lazy" keys for every daemon, e.g. '"prefetchConcurrency": 0').
 set -euo pipefail
@@ -33,6 +36,8 @@ LINK_MBPS=${BENCH_LINK_MBPS:-25}
 LINK_MS=${BENCH_LINK_MS:-20}
 RESULTS=${BENCH_RESULTS:-$top/bench/results}
 read -r -a WORKLOADS <<<"${BENCH_LAZY_WORKLOADS:-python jvm}"
+PHASES=${BENCH_PHASES:-1 2}
+phase() { [[ " $PHASES " == *" $1 "* ]]; }
 
 # workload → image of the corpus, and the command whose first line of output counts
 workload_image() { case $1 in python) echo deb-a-python ;; jvm) echo deb-b-jre ;; *) te_die "unknown workload $1" ;; esac; }
@@ -132,6 +137,7 @@ lazy_start() {
   t0=$(te_now)
   "$top/../shared/containerd-pull/run.sh" --address "$TE_CTRD_SOCK" --namespace "$TE_NS" --snapshotter dedup --plain-http "$ref" |
     sed 's/^/   /' >&2
+  te_log "   pulled in $(te_elapsed "$t0" "$(te_now)") s"
   t1=$(run_first_line dedup "$ref" "$name" "$cmd")
   echo "$(te_elapsed "$t0" "$t1") $(($(cat "$TE_DIR/fetched-at-first-line") - before))"
 }
@@ -144,6 +150,29 @@ read_seconds() {
   out=$(ctr_ run --rm --snapshotter "$sn" "$ref" "bench-read-$RANDOM" sh -c \
     'a=$(date +%s%N); tar -cf - /usr /lib /etc /bin /sbin /var 2>/dev/null | wc -c >/dev/null; b=$(date +%s%N); echo $(( (b - a) / 1000000 ))')
   awk -v ms="$(printf '%s\n' "$out" | tail -n 1)" 'BEGIN { printf "%.3f", ms / 1000 }'
+}
+
+# A small image that shares nothing with the corpus (busybox and random bytes), converted: for warming daemons up.
+make_warmup_image() {
+  local d=$TE_DIR/warmup
+  mkdir -p "$d/root/bin"
+  cp /bin/busybox "$d/root/bin/busybox"
+  ln -s busybox "$d/root/bin/sh"
+  head -c 3000000 /dev/urandom >"$d/root/data"
+  tar -C "$d/root" -cf "$d/layer.tar" .
+  umoci init --layout "$d/oci" >/dev/null
+  umoci new --image "$d/oci:w" >/dev/null
+  umoci raw add-layer --image "$d/oci:w" "$d/layer.tar" >/dev/null
+  skopeo copy -q --insecure-policy --dest-tls-verify=false "oci:$d/oci:w" "docker://$TE_REGISTRY/warmup:latest" >/dev/null
+  "$DEDUP_BIN/dedupctl" convert --plain-http "$TE_REGISTRY/warmup:latest" "$TE_REGISTRY/warmup-lazy:latest" >/dev/null
+}
+
+# warm_daemon: a lazy pull and a container reading it, through the link, on the running daemon; then all gone.
+warm_daemon() {
+  "$top/../shared/containerd-pull/run.sh" --address "$TE_CTRD_SOCK" --namespace "$TE_NS" --snapshotter dedup --plain-http \
+    "$LINK/warmup-lazy:latest" >/dev/null
+  ctr_ run --rm --snapshotter dedup "$LINK/warmup-lazy:latest" "bench-warmup-$RANDOM" sh -c 'cat /data /bin/busybox >/dev/null' >/dev/null
+  reset_node
 }
 
 step "Images (built from Debian packages, cached in $IMG_CACHE)"
@@ -162,6 +191,8 @@ te_spawn slowlink "$JAVA_HOME/bin/java" "$top/bench/SlowLink.java" "$link_port" 
 for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$link_port/v2/" && break; sleep 0.1; done
 LINK=127.0.0.1:$link_port
 te_log "   registry $TE_REGISTRY behind a link of $LINK_MBPS MB/s and $LINK_MS ms per connection at $LINK"
+make_warmup_image
+warm_daemon
 
 step "Push the originals, convert them (dedupctl convert, no trace)"
 for w in "${WORKLOADS[@]}"; do
@@ -172,7 +203,7 @@ done
 
 declare -A FULL LAZY FETCHED SIZE WARM TRACED TFETCHED REPULL RFETCHED TRACEBYTES
 step "Phase 1: full pull vs lazy pull (no traces on this node)"
-for w in "${WORKLOADS[@]}"; do
+phase 1 && for w in "${WORKLOADS[@]}"; do
   img=$(workload_image "$w")
   cmd=$(workload_cmd "$w")
   SIZE[$w]=$(image_bytes "$img-lazy")
@@ -203,6 +234,8 @@ for w in "${WORKLOADS[@]}"; do
 done
 
 step "Read throughput: a lazy image once complete vs the same image unpacked locally by dedup"
+READ_LAZY="" READ_LOCAL=""
+if phase 1; then
 w=${WORKLOADS[0]}
 img=$(workload_image "$w")
 reset_node
@@ -210,14 +243,16 @@ reset_node
 for _ in $(seq 600); do [ "$(dedupctl_ stats --json | jq .lazy.absentChunks)" = 0 ] && break; sleep 0.5; done
 [ "$(dedupctl_ stats --json | jq .lazy.absentChunks)" = 0 ] || te_die "the lazy image was not fully fetched in 5 minutes"
 ctr_ images pull --plain-http --snapshotter dedup "$TE_REGISTRY/$img:latest" >/dev/null
-READ_LAZY="" READ_LOCAL=""
 for r in $(seq "$ROUNDS"); do
   READ_LOCAL+="$(read_seconds dedup "$TE_REGISTRY/$img:latest") "
   READ_LAZY+="$(read_seconds dedup "$TE_REGISTRY/$img-lazy:latest") "
 done
+fi
 
 step "Phase 2: start-up traces (recorded by dedupctl convert --trace on node B, shipped in the image)"
+if phase 2; then
 use_daemon "$TE_DIR/node-b" 10s
+warm_daemon
 for w in "${WORKLOADS[@]}"; do
   img=$(workload_image "$w")
   out=$("$DEDUP_BIN/dedupctl" convert --plain-http --trace "$(workload_cmd "$w")" --containerd "$TE_CTRD_SOCK" --namespace trace-rec \
@@ -232,17 +267,19 @@ for w in "${WORKLOADS[@]}"; do
   for r in $(seq "$ROUNDS"); do
     step "$w round $r: traced image on a fresh node"
     use_daemon "$TE_DIR/node-$w-$r" 0s
+    warm_daemon
     read -r s b < <(lazy_start "$LINK/$img-traced:latest" "bench-$w-$r-traced" "$cmd")
     TRACED[$w]+="$s "; TFETCHED[$w]+="$b "
     te_log "   traced $s s, $(mib "$b") MiB fetched by then"
     step "$w round $r: untraced image again on the node that recorded its trace"
     use_daemon "$TE_DIR/node-b" 10s
-    reset_node
+    warm_daemon
     read -r s b < <(lazy_start "$LINK/$img-lazy:latest" "bench-$w-$r-repull" "$cmd")
     REPULL[$w]+="$s "; RFETCHED[$w]+="$b "
     te_log "   re-pull $s s, $(mib "$b") MiB fetched by then"
   done
 done
+fi
 
 report() {
   echo "lazy pull bench $(date -u +%Y-%m-%dT%H:%MZ) on $(uname -r), $(nproc) cores; link ${LINK_MBPS} MB/s, ${LINK_MS} ms per connection; $ROUNDS rounds (medians)"

@@ -22,7 +22,7 @@ import java.util.regex.Pattern;
  */
 public final class ConfigLoader {
     private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap", "metrics", "ksm", "lazy");
-    private static final Set<String> LAZY_KEYS = Set.of("enabled", "readDeadline", "prefetchConcurrency", "prefetchBandwidth", "prefetchDelay", "plainHttp", "traceWindow");
+    private static final Set<String> LAZY_KEYS = Set.of("enabled", "readDeadline", "prefetchConcurrency", "prefetchBandwidth", "prefetchDelay", "plainHttp", "traceWindow", "readAhead");
     private static final Set<String> KSM_KEYS = Set.of("containers", "runc", "daemonBuffers", "kernel");
     private static final Set<String> KSM_KERNEL_KEYS = Set.of("run", "pagesToScan", "sleepMillisecs", "advisorMode", "useZeroPages", "maxPageSharing");
     private static final Set<String> METRICS_KEYS = Set.of("address", "logInterval");
@@ -162,7 +162,9 @@ public final class ConfigLoader {
             }
         }
         java.time.Duration trace = o.has("traceWindow") ? duration(o.get("traceWindow"), "lazy.traceWindow", "(0 records no traces)", source) : d.traceWindow();
-        return new Config.Lazy(enabled, deadline, concurrency, bandwidth, delay, java.util.List.copyOf(plain), trace);
+        long readAhead = !o.has("readAhead") ? d.readAhead()
+                : o.get("readAhead").isIntegralNumber() && o.get("readAhead").asLong() == 0 ? 0 : size(o.get("readAhead"), "lazy.readAhead", source);
+        return new Config.Lazy(enabled, deadline, concurrency, bandwidth, delay, java.util.List.copyOf(plain), trace, readAhead);
     }
 
     private static Config.Ksm ksm(JsonNode n, String source) throws ConfigException {

@@ -33,7 +33,8 @@ record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, TraceRecord
             return null;
         }
         Registries registries = new Registries(cfg.plainHttp(), Duration.ofSeconds(30));
-        LazyLoader loader = new LazyLoader(store, pool, indexer, registries, cfg.prefetchConcurrency(), cfg.prefetchBandwidth(), cfg.prefetchDelay());
+        LazyLoader loader = new LazyLoader(store, pool, indexer, registries, cfg.prefetchConcurrency(), cfg.prefetchBandwidth(), cfg.prefetchDelay(),
+                cfg.readAhead());
         loader.load();
         PoolWatch watch;
         try {

@@ -64,10 +64,11 @@ public final class LazyLoader implements RangeFiller {
     private final Map<Long, ConcurrentSkipListMap<Long, AbsentChunk>> absentInBlob = new ConcurrentHashMap<>();
     /** Compressed bytes a read of one absent chunk may bring along: the chunks right after it in the blob (files of one
      * directory lie together in a layer, and programs read them together); one request instead of many round trips. */
-    static final long READ_AHEAD = 256L << 10;
+    private final long readAhead;
 
     public LazyLoader(MetaStore store, ChunkPool pool, ChunkIndexer indexer, Registries registries, int prefetchConcurrency,
-                      long prefetchBandwidth, Duration prefetchDelay) {
+                      long prefetchBandwidth, Duration prefetchDelay, long readAhead) {
+        this.readAhead = readAhead;
         this.store = store;
         this.pool = pool;
         this.indexer = indexer;
@@ -252,7 +253,7 @@ public final class LazyLoader implements RangeFiller {
         for (AbsentChunk n : inBlob.tailMap(first.offset(), false).values()) {
             Source s = n.sources().getFirst();
             long gap = s.offset() - (prev.offset() + prev.length());
-            if (gap < 0 || gap > Prefetcher.MAX_GAP || s.offset() + s.length() - first.offset() > READ_AHEAD + first.length()) break;
+            if (gap < 0 || gap > Prefetcher.MAX_GAP || s.offset() + s.length() - first.offset() > readAhead + first.length()) break;
             CompletableFuture<Void> f = new CompletableFuture<>();
             if (fetching.putIfAbsent(n.digest(), f) != null) break; // being fetched: the stretch ends here
             run.add(n);

@@ -28,8 +28,10 @@ public final class Prefetcher {
     static final long MAX_REQUEST = 2L << 20;
     /** Members closer than this in the blob (tar headers between small files) are fetched in one request anyway. */
     static final long MAX_GAP = 64L << 10;
-    /** Traced chunks are wanted now: larger requests, fewer round trips. */
-    static final long MAX_TRACED_REQUEST = 8L << 20;
+    /** Traced chunks are wanted now: larger requests, fewer round trips; bytes between them are cheaper than a request. */
+    static final long MAX_TRACED_REQUEST = 8L << 20, MAX_TRACED_GAP = 1L << 20;
+    /** Traced chunks are fetched by this many requests at once, whatever the background fill may use. */
+    static final int TRACED_CONCURRENCY = 4;
 
     private record Traced(int rank, long seq, LazyLoader.AbsentChunk chunk) {}
 
@@ -55,7 +57,8 @@ public final class Prefetcher {
         this.concurrency = concurrency;
         this.bandwidth = bandwidth;
         this.delay = delay;
-        for (int i = 0; i < concurrency; i++) workers.add(Thread.ofPlatform().name("prefetch-" + i).daemon(true).start(this::work));
+        int threads = concurrency == 0 ? 0 : Math.max(concurrency, TRACED_CONCURRENCY);
+        for (int i = 0; i < threads; i++) workers.add(Thread.ofPlatform().name("prefetch-" + i).daemon(true).start(this::work));
     }
 
     /** Fills layerId's absent chunks in the background, after the configured delay. */
@@ -94,7 +97,14 @@ public final class Prefetcher {
                 b.futures.forEach(f -> f.completeExceptionally(e));
                 return;
             }
-            loader.fetchRun(b.chunks, b.chunks.getFirst().sources().getFirst(), false, b.futures);
+            try {
+                loader.fetchRun(b.chunks, b.chunks.getFirst().sources().getFirst(), false, b.futures);
+            } finally {
+                if (!b.traced) synchronized (this) {
+                    fillRunning--;
+                    notifyAll();
+                }
+            }
         }
     }
 
@@ -110,6 +120,10 @@ public final class Prefetcher {
         while (running) {
             Batch t = nextTraced();
             if (t != null) return t;
+            if (fillRunning >= concurrency) {
+                wait(1000);
+                continue;
+            }
             if (lookahead == null && (currentChunks == null || !currentChunks.hasNext())) {
                 if (current != null) {
                     queue.remove(current);
@@ -146,12 +160,17 @@ public final class Prefetcher {
                 chunks.add(c);
                 futures.add(f);
             }
-            if (!chunks.isEmpty()) return new Batch(chunks, futures, false);
+            if (!chunks.isEmpty()) {
+                fillRunning++;
+                return new Batch(chunks, futures, false);
+            }
         }
         return null;
     }
 
     /** The traced chunks at the head of the trace queue that lie next to each other in one blob, claimed. */
+    private int fillRunning; // background-fill batches under way (guarded by this): at most `concurrency`
+
     private Batch nextTraced() {
         List<LazyLoader.AbsentChunk> chunks = new ArrayList<>();
         List<CompletableFuture<Void>> futures = new ArrayList<>();
@@ -161,7 +180,7 @@ public final class Prefetcher {
                 LazyLoader.Source prev = chunks.getLast().sources().getFirst(), s = c.sources().getFirst();
                 long gap = s.offset() - (prev.offset() + prev.length());
                 long total = s.offset() + s.length() - chunks.getFirst().sources().getFirst().offset();
-                if (!s.blobDigest().equals(prev.blobDigest()) || gap < 0 || gap > MAX_GAP || total > MAX_TRACED_REQUEST) break;
+                if (!s.blobDigest().equals(prev.blobDigest()) || gap < 0 || gap > MAX_TRACED_GAP || total > MAX_TRACED_REQUEST) break;
             }
             traced.poll();
             CompletableFuture<Void> f = loader.claim(c);
