@@ -188,25 +188,25 @@ public final class ChunkIndexer {
         List<InFlight> holds = new ArrayList<>();
         Map<Digest, LayerChunks.Use> uses = new HashMap<>();
         try {
-            for (int i = 0; i < needs.size(); i++) {
-                Need n = needs.get(i);
-                InFlight f;
-                synchronized (lock) {
-                    f = inFlight.get(n.digest());
+            synchronized (lock) { // one look-up for all, under the lock: no chunk is recorded or let go meanwhile
+                Map<Digest, MetaStore.Chunk> known = store.chunksIn(needs.stream().map(Need::digest).filter(d -> !inFlight.containsKey(d)).toList());
+                for (int i = 0; i < needs.size(); i++) {
+                    Need n = needs.get(i);
+                    InFlight f = inFlight.get(n.digest());
                     if (f == null) {
-                        var known = store.chunk(n.digest());
-                        f = known.isPresent()
-                                ? new InFlight(n.digest(), known.get().block(), n.length(), true, !known.get().present())
+                        MetaStore.Chunk k = known.get(n.digest());
+                        f = k != null
+                                ? new InFlight(n.digest(), k.block(), k.length(), true, !k.present())
                                 : new InFlight(n.digest(), pool.allocate(Extent.blocksFor(n.length())), n.length(), false, true);
                         f.written.complete(null);
                         inFlight.put(n.digest(), f);
                     }
                     f.users++;
                     holds.add(f);
+                    if (f.length != n.length()) throw new IOException("chunk " + n.digest() + " is " + f.length + " bytes in the pool, but " + n.length() + " in the layer");
+                    blocks[i] = f.block;
+                    uses.merge(n.digest(), new LayerChunks.Use(f.block, n.length(), 1), (a, c) -> new LayerChunks.Use(a.block(), a.length(), a.count() + 1));
                 }
-                if (f.length != n.length()) throw new IOException("chunk " + n.digest() + " is " + f.length + " bytes in the pool, but " + n.length() + " in the layer");
-                blocks[i] = f.block;
-                uses.merge(n.digest(), new LayerChunks.Use(f.block, n.length(), 1), (a, c) -> new LayerChunks.Use(a.block(), a.length(), a.count() + 1));
             }
         } catch (IOException | RuntimeException e) {
             release(holds, false);

@@ -748,35 +748,65 @@ public final class MetaStore implements AutoCloseable {
     private Map<Digest, Long> addChunkRefs(long snapshotId, LayerChunks chunks) throws SQLException {
         Map<Digest, Long> ids = new HashMap<>();
         if (chunks.uses().isEmpty()) return ids;
-        try (PreparedStatement upsert = db.prepareStatement("""
-                INSERT INTO chunks(digest, block, length, refs, state) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT(digest) DO UPDATE SET refs = refs + excluded.refs, state = MIN(state, excluded.state) RETURNING id, block, length""");
+        // a local layer's chunks are all in the pool (the indexer wrote any that were absent); a lazy one's may not be
+        int state = chunks.absent() ? ABSENT : PRESENT;
+        try (PreparedStatement insert = db.prepareStatement(
+                "INSERT INTO chunks(digest, block, length, refs, state) VALUES (?, ?, ?, 0, ?) ON CONFLICT(digest) DO NOTHING");
+             PreparedStatement ref = db.prepareStatement("UPDATE chunks SET refs = refs + ?, state = MIN(state, ?) WHERE digest = ?");
              PreparedStatement link = db.prepareStatement("INSERT INTO layer_chunks(snapshot_id, chunk_id, uses) VALUES (?, ?, ?)")) {
             for (var e : chunks.uses().entrySet()) {
                 LayerChunks.Use u = e.getValue();
-                upsert.setBytes(1, e.getKey().bytes());
-                upsert.setLong(2, u.block());
-                upsert.setInt(3, u.length());
-                upsert.setInt(4, u.count());
-                // a local layer's chunks are all in the pool (the indexer wrote any that were absent); a lazy one's may not be
-                upsert.setInt(5, chunks.absent() ? ABSENT : PRESENT);
-                long id;
-                try (ResultSet rs = upsert.executeQuery()) {
-                    rs.next();
-                    id = rs.getLong(1);
-                    // one digest, one extent: the indexer guarantees it; a mismatch would point the image at bytes nobody owns
-                    if (rs.getLong(2) != u.block() || rs.getInt(3) != u.length())
-                        throw new StorageException("chunk " + e.getKey() + " is recorded at block " + rs.getLong(2) + " but the layer points at block " + u.block());
-                }
-                ids.put(e.getKey(), id);
+                insert.setBytes(1, e.getKey().bytes());
+                insert.setLong(2, u.block());
+                insert.setInt(3, u.length());
+                insert.setInt(4, state);
+                insert.addBatch();
+                ref.setInt(1, u.count());
+                ref.setInt(2, state);
+                ref.setBytes(3, e.getKey().bytes());
+                ref.addBatch();
+            }
+            insert.executeBatch();
+            ref.executeBatch();
+            for (Chunk c : chunksIn(chunks.uses().keySet()).values()) {
+                LayerChunks.Use u = chunks.uses().get(c.digest());
+                // one digest, one extent: the indexer guarantees it; a mismatch would point the image at bytes nobody owns
+                if (c.block() != u.block() || c.length() != u.length())
+                    throw new StorageException("chunk " + c.digest() + " is recorded at block " + c.block() + " but the layer points at block " + u.block());
+                ids.put(c.digest(), c.id());
                 link.setLong(1, snapshotId);
-                link.setLong(2, id);
+                link.setLong(2, c.id());
                 link.setInt(3, u.count());
                 link.addBatch();
             }
             link.executeBatch();
         }
+        if (ids.size() != chunks.uses().size()) throw new StorageException("recording the layer's chunks: " + (chunks.uses().size() - ids.size()) + " rows missing");
         return ids;
+    }
+
+    /** The rows of these digests (those that have one), a few hundred per query. */
+    public synchronized Map<Digest, Chunk> chunksIn(java.util.Collection<Digest> digests) {
+        Map<Digest, Chunk> out = new HashMap<>();
+        List<Digest> all = new ArrayList<>(digests);
+        try {
+            for (int from = 0; from < all.size(); from += 500) {
+                List<Digest> part = all.subList(from, Math.min(all.size(), from + 500));
+                try (PreparedStatement ps = db.prepareStatement("SELECT id, digest, block, length, refs, state FROM chunks WHERE digest IN ("
+                        + String.join(",", java.util.Collections.nCopies(part.size(), "?")) + ")")) {
+                    for (int i = 0; i < part.size(); i++) ps.setBytes(i + 1, part.get(i).bytes());
+                    try (ResultSet rs = ps.executeQuery()) {
+                        while (rs.next()) {
+                            Chunk c = chunkRow(rs);
+                            out.put(c.digest(), c);
+                        }
+                    }
+                }
+            }
+        } catch (SQLException e) {
+            throw failed("read chunks", e);
+        }
+        return out;
     }
 
     private void dropChunkRefs(long snapshotId) throws SQLException {

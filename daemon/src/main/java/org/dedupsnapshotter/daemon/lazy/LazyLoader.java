@@ -306,16 +306,21 @@ public final class LazyLoader implements RangeFiller {
             IOException last = null;
             List<Source> tries = wanted.size() == 1 ? wanted.getFirst().sources() : List.of(stretch);
             for (Source s : tries) {
-                try {
-                    long from = wanted.size() == 1 ? s.offset() : stretch.offset();
-                    Source lastSrc = wanted.size() == 1 ? s : wanted.getLast().sources().getFirst();
-                    int length = Math.toIntExact(lastSrc.offset() + lastSrc.length() - from);
-                    byte[] bytes = registries.range(s.repository(), s.blobDigest(), from, length);
-                    long chunkBytes = 0;
+                long from = wanted.size() == 1 ? s.offset() : stretch.offset();
+                Source lastSrc = wanted.size() == 1 ? s : wanted.getLast().sources().getFirst();
+                long length = lastSrc.offset() + lastSrc.length() - from, chunkBytes = 0;
+                // each chunk is checked, stored and handed to its readers as soon as its member has arrived
+                try (java.io.InputStream in = registries.rangeStream(s.repository(), s.blobDigest(), from, length)) {
+                    long at = from;
                     for (int i = 0; i < wanted.size(); i++) {
                         AbsentChunk c = wanted.get(i);
+                        if (wantedFutures.get(i).isDone()) continue; // stored by an earlier try
                         Source src = wanted.size() == 1 ? s : c.sources().getFirst();
-                        byte[] data = Members.inflate(bytes, Math.toIntExact(src.offset() - from), Math.toIntExact(src.length()), c.length());
+                        in.skipNBytes(src.offset() - at);
+                        byte[] member = in.readNBytes(Math.toIntExact(src.length()));
+                        if (member.length != src.length()) throw new IOException("the registry's answer ended " + (src.length() - member.length) + " bytes early");
+                        at = src.offset() + src.length();
+                        byte[] data = Members.inflate(member, 0, member.length, c.length());
                         Members.verify(data, c.digest().toString(), "chunk " + c.digest() + " of blob " + s.blobDigest());
                         store(c, data);
                         chunkBytes += c.length();

@@ -51,6 +51,12 @@ public final class Registries {
         return new String[] {source.substring(0, slash), source.substring(slash + 1)};
     }
 
+    /** length bytes at offset of a blob of the repository source, as a stream. */
+    public java.io.InputStream rangeStream(String source, String blobDigest, long offset, long length) throws IOException {
+        String[] hr = split(source);
+        return client(hr[0]).blobRangeStream(hr[1], blobDigest, offset, length);
+    }
+
     /** length bytes at offset of a blob of the repository source (HOST/REPOSITORY). */
     public byte[] range(String source, String blobDigest, long offset, int length) throws IOException {
         String[] hr = split(source);

@@ -178,6 +178,25 @@ public final class RegistryClient {
         throw error(r, "range " + range + " of blob " + digest);
     }
 
+    /**
+     * length bytes of a blob from offset, as a stream: the caller can use the first bytes while the rest is still on
+     * its way. Exactly length bytes, or an IOException.
+     */
+    public InputStream blobRangeStream(String repo, String digest, long offset, long length) throws IOException {
+        String range = "bytes=" + offset + "-" + (offset + length - 1);
+        HttpResponse<InputStream> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).header("Range", range).GET(), STREAM), STREAM);
+        if (r.statusCode() == 206) return r.body();
+        if (r.statusCode() == 200) { // a registry that ignores Range: skip to the range (costs the bytes before it)
+            InputStream in = r.body();
+            in.skipNBytes(offset);
+            return in;
+        }
+        try (InputStream in = r.body()) {
+            throw new RegistryException(r.statusCode(), "range " + range + " of blob " + digest + ": " + r.request().method() + " " + r.request().uri()
+                    + " answered " + r.statusCode() + ": " + new String(in.readNBytes(500), java.nio.charset.StandardCharsets.UTF_8).strip());
+        }
+    }
+
     public boolean hasBlob(String repo, String digest) throws IOException {
         HttpResponse<byte[]> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).method("HEAD", HttpRequest.BodyPublishers.noBody()), BYTES), BYTES);
         if (r.statusCode() == 200) return true;
