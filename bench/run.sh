@@ -43,8 +43,9 @@ go_seconds() {
 }
 # du of a dir, without the dedup root's trash/ (upper dirs waiting to be deleted in the background, when the
 # daemon is quiet): the figure is what the store keeps, and du never walks files as they vanish.
+# pool-lazy is a bind mount of pool/ (the lazy loader's watched path): the same file, which du would count twice.
 du_bytes() {
-  { du -sxB1 --exclude="$1/trash" "$1" 2>/dev/null || true; } | cut -f1
+  { du -sxB1 --exclude="$1/trash" --exclude="$1/pool-lazy" "$1" 2>/dev/null || true; } | cut -f1
 }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }

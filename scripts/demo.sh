@@ -18,7 +18,8 @@ if [ -t 1 ]; then B=$'\033[1m' N=$'\033[0m'; else B="" N=""; fi   # bold heading
 section() { printf '\n%s== %s%s\n' "$B" "$*" "$N"; }
 say() { printf '   %s\n' "$*"; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
-du_bytes() { du -sxB1 "$1" | cut -f1; }
+# pool-lazy is a bind mount of pool/ (the lazy loader's watched path): the same file, which du would count twice.
+du_bytes() { du -sxB1 --exclude="$1/pool-lazy" "$1" | cut -f1; }
 show() { printf '   $ %s\n' "$*"; }   # echo a command the reader could type (with our env's sockets elided)
 
 section "1. A throwaway world"
