@@ -220,15 +220,7 @@ public final class MetaStore implements AutoCloseable {
         if (kind == Kind.COMMITTED)
             throw SnapshotException.invalidArgument("snapshot type %s invalid; only snapshots of type Active or View can be created", kind);
         return inTransaction("create snapshot", () -> {
-            long parentId = 0;
-            if (!parent.isEmpty()) {
-                Snapshot p = load("s.name = ?", parent);
-                if (p == null) throw SnapshotException.notFound("parent snapshot %s does not exist", org.dedupsnapshotter.api.Names.shorten(parent));
-                if (p.kind() != Kind.COMMITTED)
-                    throw SnapshotException.invalidArgument("parent %s is not a committed snapshot", org.dedupsnapshotter.api.Names.shorten(parent));
-                parentId = p.id();
-            }
-            if (load("s.name = ?", name) != null) throw SnapshotException.alreadyExists("snapshot %s already exists", org.dedupsnapshotter.api.Names.shorten(name));
+            long parentId = newSnapshotParent(name, parent);
             long now = nowNanos();
             long id;
             try (PreparedStatement ps = db.prepareStatement(
@@ -249,6 +241,20 @@ public final class MetaStore implements AutoCloseable {
             hook.run(s);
             return s;
         });
+    }
+
+    /** The checks of a new snapshot name on a parent (which must be committed); returns the parent's id, or 0. */
+    private long newSnapshotParent(String name, String parent) throws SQLException {
+        long parentId = 0;
+        if (!parent.isEmpty()) {
+            Snapshot p = load("s.name = ?", parent);
+            if (p == null) throw SnapshotException.notFound("parent snapshot %s does not exist", org.dedupsnapshotter.api.Names.shorten(parent));
+            if (p.kind() != Kind.COMMITTED)
+                throw SnapshotException.invalidArgument("parent %s is not a committed snapshot", org.dedupsnapshotter.api.Names.shorten(parent));
+            parentId = p.id();
+        }
+        if (load("s.name = ?", name) != null) throw SnapshotException.alreadyExists("snapshot %s already exists", org.dedupsnapshotter.api.Names.shorten(name));
+        return parentId;
     }
 
     /** Commit: the active snapshot key becomes the committed snapshot name, keeping its id and parent. */
@@ -510,15 +516,7 @@ public final class MetaStore implements AutoCloseable {
     public synchronized Snapshot createLazy(String name, String parent, Map<String, String> labels, Usage usage, LayerChunks chunks,
                                             LazyLayer origin, Map<Digest, ChunkSource> sources, InTransaction hook) {
         return inTransaction("create lazy snapshot", () -> {
-            long parentId = 0;
-            if (!parent.isEmpty()) {
-                Snapshot p = load("s.name = ?", parent);
-                if (p == null) throw SnapshotException.notFound("parent snapshot %s does not exist", org.dedupsnapshotter.api.Names.shorten(parent));
-                if (p.kind() != Kind.COMMITTED)
-                    throw SnapshotException.invalidArgument("parent %s is not a committed snapshot", org.dedupsnapshotter.api.Names.shorten(parent));
-                parentId = p.id();
-            }
-            if (load("s.name = ?", name) != null) throw SnapshotException.alreadyExists("snapshot %s already exists", org.dedupsnapshotter.api.Names.shorten(name));
+            long parentId = newSnapshotParent(name, parent);
             long now = nowNanos(), id;
             try (PreparedStatement ps = db.prepareStatement("""
                     INSERT INTO snapshots(name, kind, parent_id, created_ns, updated_ns, size, inodes, format, logical)
