@@ -41,7 +41,7 @@ final class TestEnv implements AutoCloseable {
     final List<String> daemonArgs = new ArrayList<>();
     /** The daemon launcher (an installed one, for install tests). */
     Path daemonBin = TOP.resolve("bin/dedup-snapshotter");
-    private ManagedChannel channel, containerdChannel;
+    private ManagedChannel channel;
     private EventLoopGroup group;
     private int daemonStarts;
 
@@ -324,58 +324,16 @@ final class TestEnv implements AutoCloseable {
     }
 
     /**
-     * Mounts the image's root filesystem from the named snapshotter, read-only, at target: a view of the image's chain
-     * id made through containerd (so containerd's key → snapshotter key mapping is used), mounted as containerd says.
-     * Not `ctr images mount`: in containerd 1.6 it ignores its --snapshotter flag (it reads a global flag ctr does not
-     * have) and always unpacks into and mounts overlayfs.
+     * Mounts the image's root filesystem from the named snapshotter, read-only, at target (ImageRootfs: a view of the
+     * image's chain id under a lease of its own). Not `ctr images mount`: in containerd 1.6 it ignores its
+     * --snapshotter flag (it reads a global flag ctr does not have) and always unpacks into and mounts overlayfs.
      */
     AutoCloseable mountImage(String snapshotter, String ref, Path target) throws Exception {
-        String chain = chainId(ref);
-        String key = "itest-view-" + Long.toHexString(System.nanoTime());
-        var sn = containerdSnapshots();
-        // a GC root: containerd's garbage collector would otherwise take the view away under the test
-        var view = sn.view(org.dedupsnapshotter.proto.snapshots.v1.ViewSnapshotRequest.newBuilder().setSnapshotter(snapshotter).setKey(key)
-                .setParent(chain).putLabels("containerd.io/gc.root", "itest").build());
-        if (view.getMountsCount() != 1) throw new IllegalStateException("view of " + ref + " has " + view.getMountsCount() + " mounts");
-        var m = view.getMounts(0);
-        Proc.run(Duration.ofMinutes(1), List.of("mount", "-t", m.getType(), "-o", String.join(",", m.getOptionsList()), m.getSource(), target.toString()))
-                .orThrow("mount of the view of " + ref);
-        return () -> {
-            Libc.umount2(target.toString(), Libc.MNT_DETACH);
-            containerdSnapshots().remove(org.dedupsnapshotter.proto.snapshots.v1.RemoveSnapshotRequest.newBuilder()
-                    .setSnapshotter(snapshotter).setKey(key).build());
-        };
-    }
-
-    /** containerd's own Snapshots service (our proto is the same service), in this env's namespace. */
-    private SnapshotsGrpc.SnapshotsBlockingStub containerdSnapshots() {
-        if (containerdChannel == null)
-            containerdChannel = NettyChannelBuilder.forAddress(new DomainSocketAddress(containerdSock.toString()))
-                    .channelType(EpollDomainSocketChannel.class).eventLoopGroup(group()).usePlaintext().build();
-        io.grpc.Metadata md = new io.grpc.Metadata();
-        md.put(io.grpc.Metadata.Key.of("containerd-namespace", io.grpc.Metadata.ASCII_STRING_MARSHALLER), NS);
-        return SnapshotsGrpc.newBlockingStub(containerdChannel).withInterceptors(io.grpc.stub.MetadataUtils.newAttachHeadersInterceptor(md))
-                .withDeadlineAfter(2, TimeUnit.MINUTES);
+        return ImageRootfs.mount(this, NS, snapshotter, ref, target);
     }
 
     /** The chain id of an image in this containerd (from its config's diff_ids, as containerd computes it). */
-    String chainId(String ref) throws Exception {
-        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
-        String manifestDigest = null;
-        for (String line : ctr("images", "ls").split("\n")) {
-            String[] f = line.trim().split("\\s+");
-            if (f.length > 2 && f[0].equals(ref)) manifestDigest = f[2];
-        }
-        if (manifestDigest == null) throw new IllegalStateException("image " + ref + " is not in containerd");
-        var manifest = json.readTree(ctr("content", "get", manifestDigest));
-        var config = json.readTree(ctr("content", "get", manifest.get("config").get("digest").asText()));
-        String chain = null;
-        for (var d : config.get("rootfs").get("diff_ids")) {
-            String id = d.asText();
-            chain = chain == null ? id : OciImage.digest((chain + " " + id).getBytes(java.nio.charset.StandardCharsets.UTF_8));
-        }
-        return chain;
-    }
+    String chainId(String ref) throws Exception { return ImageRootfs.chainIds(this, NS, ref).getLast(); }
 
     SnapshotsGrpc.SnapshotsBlockingStub snapshots() {
         return SnapshotsGrpc.newBlockingStub(channel()).withDeadlineAfter(5, TimeUnit.MINUTES);
@@ -411,10 +369,6 @@ final class TestEnv implements AutoCloseable {
 
     private void closeChannels() throws InterruptedException {
         closeChannel();
-        if (containerdChannel != null) {
-            containerdChannel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
-            containerdChannel = null;
-        }
         if (group != null) {
             group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             group = null;
