@@ -16,8 +16,12 @@ import java.nio.file.Path;
  * @param metrics       the Prometheus endpoint and the periodic Metrics log line
  * @param ksm           memory dedup: which containers bin/dedup-runc makes mergeable, the kernel's KSM settings
  * @param lazy          lazy pull: converted images' layers are mounted before their data is here
+ * @param erofsBuilder  what writes a committed layer's EROFS image: "native" (our writer, from the upper dir's
+ *                      metadata and the pool blocks its chunks went to) or "mkfs.erofs" (erofs-utils, whose
+ *                      chunk indexes are then pointed into the pool); see docs/decisions.md
  */
-public record Config(Path root, Path address, long chunkSize, String mountBackend, String logLevel, long poolCap, Metrics metrics, Ksm ksm, Lazy lazy) {
+public record Config(Path root, Path address, long chunkSize, String mountBackend, String logLevel, long poolCap, Metrics metrics, Ksm ksm, Lazy lazy,
+                     String erofsBuilder) {
     /**
      * @param address      host:port of the Prometheus endpoint (loopback by default; "" disables it)
      * @param logInterval  how often the Metrics log line is written (it is also written after each commit); 0 disables
@@ -65,9 +69,9 @@ public record Config(Path root, Path address, long chunkSize, String mountBacken
 
     public static Config defaults() {
         return new Config(Path.of("/var/lib/dedup-snapshotter"), Path.of("/run/containerd/dedup-snapshotter.sock"),
-                4L << 20, "auto", "info", 0, Metrics.defaults(), Ksm.defaults(), Lazy.defaults());
+                4L << 20, "auto", "info", 0, Metrics.defaults(), Ksm.defaults(), Lazy.defaults(), "native");
     }
 
-    public Config withRoot(Path r) { return new Config(r, address, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy); }
-    public Config withAddress(Path a) { return new Config(root, a, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy); }
+    public Config withRoot(Path r) { return new Config(r, address, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy, erofsBuilder); }
+    public Config withAddress(Path a) { return new Config(root, a, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy, erofsBuilder); }
 }

@@ -21,7 +21,7 @@ import java.util.regex.Pattern;
  * silently falls back to a default. Errors name the key (dotted path) and what was expected.
  */
 public final class ConfigLoader {
-    private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap", "metrics", "ksm", "lazy");
+    private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap", "metrics", "ksm", "lazy", "erofsBuilder");
     private static final Set<String> LAZY_KEYS = Set.of("enabled", "readDeadline", "prefetchConcurrency", "prefetchBandwidth", "prefetchDelay", "plainHttp", "traceWindow", "readAhead");
     private static final Set<String> KSM_KEYS = Set.of("containers", "runc", "daemonBuffers", "kernel");
     private static final Set<String> KSM_KERNEL_KEYS = Set.of("run", "pagesToScan", "sleepMillisecs", "advisorMode", "useZeroPages", "maxPageSharing");
@@ -29,6 +29,7 @@ public final class ConfigLoader {
     private static final Pattern DURATION = Pattern.compile("(\\d+)(ms|s|m|h)");
     private static final Pattern HOST_PORT = Pattern.compile("(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9.-]+):(\\d{1,5})");
     private static final Set<String> MOUNT_BACKENDS = Set.of("auto", "file", "loop");
+    private static final Set<String> EROFS_BUILDERS = Set.of("native", "mkfs.erofs");
     private static final Set<String> LOG_LEVELS = Set.of("trace", "debug", "info", "warn", "error");
     private static final Pattern SIZE = Pattern.compile("(\\d+)\\s*(B|KiB|MiB|GiB|TiB)?");
 
@@ -73,7 +74,7 @@ public final class ConfigLoader {
         String level = choice(obj, "logLevel", d.logLevel(), LOG_LEVELS, source);
         long cap = !obj.has("poolCap") || (obj.get("poolCap").isIntegralNumber() && obj.get("poolCap").asLong() == 0) ? 0 : size(obj.get("poolCap"), "poolCap", source);
         return new Config(root, address, chunk, backend, level, cap, metrics(obj.get("metrics"), source), ksm(obj.get("ksm"), source),
-                lazy(obj.get("lazy"), source));
+                lazy(obj.get("lazy"), source), choice(obj, "erofsBuilder", d.erofsBuilder(), EROFS_BUILDERS, source));
     }
 
     private static Path absolutePath(ObjectNode obj, String key, Path dflt, String source) throws ConfigException {

@@ -22,12 +22,15 @@ class ConfigLoaderTest {
     }
 
     @Test
-    void errorsNameTheKeyAndTheExpectedForm() {
+    void errorsNameTheKeyAndTheExpectedForm() throws Exception {
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"rooot\": \"/x\"}", "t")).getMessage().contains("unknown key \"rooot\""));
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"root\": \"relative\"}", "t")).getMessage().contains("\"root\" must be an absolute path"));
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"chunkSize\": \"3MiB\"}", "t")).getMessage().contains("\"chunkSize\" must be a power of two"));
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"chunkSize\": \"lots\"}", "t")).getMessage().contains("\"chunkSize\" must be a positive size"));
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"mountBackend\": \"nbd\"}", "t")).getMessage().contains("\"mountBackend\" must be one of"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"erofsBuilder\": \"mkfs\"}", "t")).getMessage().contains("\"erofsBuilder\" must be one of"));
+        assertEquals("mkfs.erofs", ConfigLoader.parse("{\"erofsBuilder\": \"mkfs.erofs\"}", "t").erofsBuilder());
+        assertEquals("native", ConfigLoader.parse("{}", "t").erofsBuilder());
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"root\": ", "t")).getMessage().contains("not valid JSON"));
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"root\": \"/a\", \"root\": \"/b\"}", "t")).getMessage().contains("root"));
     }

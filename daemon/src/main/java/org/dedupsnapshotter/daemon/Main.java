@@ -99,7 +99,7 @@ public final class Main {
         org.dedupsnapshotter.daemon.lazy.LazyFigures lazyFigures = new org.dedupsnapshotter.daemon.lazy.LazyFigures(store);
         Lazy lazy = Lazy.start(cfg.lazy(), layout, store, pool, indexer, layers, lazyFigures);
         new Recovery(layout, store, layers, indexer).run();
-        SnapshotService service = new SnapshotService(layout, store, new ErofsBuilder(mkfs, cfg.chunkSize()), layers, indexer);
+        SnapshotService service = new SnapshotService(layout, store, new ErofsBuilder(mkfs, cfg.chunkSize()), cfg.erofsBuilder().equals("native"), layers, indexer);
         if (lazy != null) service.lazy(lazy.remote(), lazy.loader(), lazy.recorder());
 
         DaemonMetrics metrics = new DaemonMetrics(store, pool, layers, ksm, lazyFigures);

@@ -5,7 +5,7 @@ public interface ServiceEvents {
     ServiceEvents NONE = new ServiceEvents() {};
 
     /** A layer was committed: phase times in nanoseconds and the bytes it added to the pool. */
-    default void committed(String key, long mkfsNanos, long hashNanos, long writeNanos, long totalNanos, long newBytes, long logicalBytes) {}
+    default void committed(String key, long metadataNanos, long hashNanos, long writeNanos, long totalNanos, long newBytes, long logicalBytes) {}
 
     /** Garbage collection gave bytes back. */
     default void collected(long freedBytes) {}

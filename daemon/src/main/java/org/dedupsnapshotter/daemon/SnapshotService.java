@@ -42,6 +42,8 @@ public final class SnapshotService {
     private final Layout layout;
     private final MetaStore store;
     private final ErofsBuilder builder;
+    /** Layer images written by {@link org.dedupsnapshotter.erofs.ErofsWriter} rather than mkfs.erofs (config erofsBuilder). */
+    private final boolean nativeImages;
     private final LayerMounts layers;
     private final ChunkIndexer indexer;
     private final IdLocks locks = new IdLocks();
@@ -62,7 +64,8 @@ public final class SnapshotService {
         this.recorder = recorder;
     }
 
-    public SnapshotService(Layout layout, MetaStore store, ErofsBuilder builder, LayerMounts layers, ChunkIndexer indexer) {
+    public SnapshotService(Layout layout, MetaStore store, ErofsBuilder builder, boolean nativeImages, LayerMounts layers, ChunkIndexer indexer) {
+        this.nativeImages = nativeImages;
         this.layout = layout;
         this.store = store;
         this.builder = builder;
@@ -176,46 +179,28 @@ public final class SnapshotService {
             long t0 = System.nanoTime();
             DiskUsage.Scan scan = DiskUsage.scan(layout.fs(s.id()));
             Usage usage = scan.usage();
-            if (scan.longestNameBytes() > ErofsBuilder.MAX_NAME_BYTES) {
+            if (!nativeImages && scan.longestNameBytes() > ErofsBuilder.MAX_NAME_BYTES) {
                 commitAsDirectory(s, name, key, labels, usage, scan.longestNameBytes());
                 return;
             }
-            // 1. metadata only: mkfs.erofs lays out the chunk indexes, the data stays in the upper dir; meanwhile
-            // 2. chunks: every chunk of every file is hashed; new ones go into the pool once, known ones get a reference
             Path image = layout.image(s.id()), tmp = image.resolveSibling("layer.erofs.tmp");
             Path fs = layout.fs(s.id());
-            java.util.concurrent.CompletableFuture<Speculated> early = speculate(fs);
-            try {
-                builder.buildMetadata(fs, tmp);
-            } catch (IOException | RuntimeException e) {
-                abandon(early);
-                throw e;
-            }
-            CrashPoints.reach("commit.mkfs");
-            long t1 = System.nanoTime();
-            ErofsImage img = ErofsImage.read(tmp);
-            List<ErofsImage.FileChunk> chunks = img.chunks();
-            Speculated sp = early.join();
-            long[] blocks = sp.indexed == null ? null : sp.plan.blocksFor(chunks, sp.indexed.blocks);
-            ChunkIndexer.Indexed indexed;
-            if (blocks != null) {
-                indexed = sp.indexed;
+            Built built;
+            if (nativeImages) {
+                try {
+                    built = buildNative(fs, tmp);
+                } catch (IllegalArgumentException e) {
+                    // a tree our writer refuses (EROFS could not hold it as we lay it out): erofs-utils may
+                    log.warn("commit of {}: the native EROFS writer refused the tree ({}); building it with mkfs.erofs", Names.shorten(key), e.getMessage());
+                    built = buildWithMkfs(fs, tmp, key);
+                }
             } else {
-                // the image's chunks are not the ranges we foresaw (or hashing early failed): index the image's own list
-                if (sp.indexed != null) sp.indexed.abort();
-                log.info("commit of {}: chunks indexed after mkfs ({})", Names.shorten(key), sp.failure == null ? "layout differs" : sp.failure.getMessage());
-                indexed = indexer.index(fs, chunks.stream().map(c -> new ChunkIndexer.FileRange(c.path(), c.fileOffset(), c.length())).toList());
-                blocks = indexed.blocks;
+                built = buildWithMkfs(fs, tmp, key);
             }
-            long t2 = System.nanoTime();
+            ChunkIndexer.Indexed indexed = built.indexed;
             Snapshot committed;
             try {
-                // 3. point the indexes into the pool, fix the checksum, make the image durable, mount it
-                for (int i = 0; i < chunks.size(); i++)
-                    img.setIndex(chunks.get(i).indexOffset(), blocks[i] == ChunkIndexer.HOLE ? ErofsImage.NULL_ADDR : blocks[i]);
-                img.setDeviceBlocks(indexer.pool().endBlock());
-                img.fixChecksum();
-                img.write(tmp);
+                // 3. the image, its indexes in the pool, made durable and mounted
                 Files.move(tmp, image, java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
                 ErofsBuilder.fsync(image.getParent());
                 CrashPoints.reach("commit.image");
@@ -236,10 +221,11 @@ public final class SnapshotService {
             trash.discard(layout.fs(s.id()));
             trash.discard(layout.work(s.id()));
             long total = System.nanoTime() - t0;
-            log.info("committed snapshot key={} name={} id={} size={} inodes={} chunks={} newChunks={} newBytes={} logical={} mkfs={}ms index={}ms total={}ms",
-                    key, name, committed.id(), usage.size(), usage.inodes(), chunks.size(), indexed.writtenChunks, indexed.newBytes,
-                    indexed.chunks.logicalBytes(), (t1 - t0) / 1_000_000, (t2 - t1) / 1_000_000, total / 1_000_000);
-            events.committed(key, t1 - t0, indexed.hashNanos, indexed.writeNanos, total, indexed.newBytes, indexed.chunks.logicalBytes());
+            log.info("committed snapshot key={} name={} id={} size={} inodes={} chunks={} newChunks={} newBytes={} logical={} builder={} metadata={}ms index={}ms total={}ms",
+                    key, name, committed.id(), usage.size(), usage.inodes(), built.chunks, indexed.writtenChunks, indexed.newBytes,
+                    indexed.chunks.logicalBytes(), nativeImages ? "native" : "mkfs.erofs", built.metadataNanos / 1_000_000, built.indexNanos / 1_000_000,
+                    total / 1_000_000);
+            events.committed(key, built.metadataNanos, indexed.hashNanos, indexed.writeNanos, total, indexed.newBytes, indexed.chunks.logicalBytes());
         } catch (PoolFullException e) {
             discardLayer(s.id());
             throw new SnapshotException(SnapshotException.Code.RESOURCE_EXHAUSTED, "commit of " + Names.shorten(key) + ": " + e.getMessage(), e);
@@ -252,6 +238,81 @@ public final class SnapshotService {
                 throw new SnapshotException(SnapshotException.Code.RESOURCE_EXHAUSTED, "commit of " + Names.shorten(key) + ": no space left on the device under "
                         + layout.root() + ": " + e.getMessage(), e);
             throw new UncheckedIOException("commit of " + Names.shorten(key) + " failed: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * A layer image in tmp whose chunk indexes point into the pool, and the chunks it references (not yet
+     * committed: the caller commits or aborts them). metadataNanos: building the image; indexNanos: the hashing
+     * and pool writes not overlapped by it.
+     */
+    private record Built(ChunkIndexer.Indexed indexed, int chunks, long metadataNanos, long indexNanos) {}
+
+    /**
+     * Our writer (decision 21): every chunk is hashed and stored first (new ones written once, known ones
+     * referenced), then the image is written from the upper dir's metadata with each index already naming its pool
+     * block. The data is read once; mkfs.erofs 1.5 would read and hash all of it a second time.
+     */
+    private Built buildNative(Path fs, Path tmp) throws IOException {
+        long t0 = System.nanoTime();
+        UpperChunks plan = UpperChunks.of(fs, builder.chunkSize());
+        ChunkIndexer.Indexed indexed = indexer.index(fs, plan.ranges);
+        try {
+            long t1 = System.nanoTime();
+            org.dedupsnapshotter.erofs.ErofsTree tree = org.dedupsnapshotter.erofs.ErofsTree.fromDirectory(fs, builder.chunkSize(), (file, offset, length) -> {
+                long b = plan.block(fs.relativize(file).toString(), offset, length, indexed.blocks);
+                return b == ChunkIndexer.HOLE ? org.dedupsnapshotter.erofs.ErofsTree.HOLE : b;
+            });
+            org.dedupsnapshotter.erofs.ErofsWriter.write(tree, tmp, indexer.pool().endBlock());
+            CrashPoints.reach("commit.metadata");
+            return new Built(indexed, plan.ranges.size(), System.nanoTime() - t1, t1 - t0);
+        } catch (IOException | RuntimeException e) {
+            indexed.abort();
+            Files.deleteIfExists(tmp);
+            throw e;
+        }
+    }
+
+    /**
+     * erofs-utils: mkfs.erofs lays out the image (metadata only, the data stays in the upper dir) while the chunks
+     * are hashed and stored; then the image's indexes are pointed at the pool blocks and its checksum fixed.
+     */
+    private Built buildWithMkfs(Path fs, Path tmp, String key) throws IOException {
+        long t0 = System.nanoTime();
+        java.util.concurrent.CompletableFuture<Speculated> early = speculate(fs);
+        try {
+            builder.buildMetadata(fs, tmp);
+        } catch (IOException | RuntimeException e) {
+            abandon(early);
+            throw e;
+        }
+        CrashPoints.reach("commit.metadata");
+        long t1 = System.nanoTime();
+        ChunkIndexer.Indexed indexed = null;
+        try {
+            ErofsImage img = ErofsImage.read(tmp);
+            List<ErofsImage.FileChunk> chunks = img.chunks();
+            Speculated sp = early.join();
+            long[] blocks = sp.indexed == null ? null : sp.plan.blocksFor(chunks, sp.indexed.blocks);
+            if (blocks != null) {
+                indexed = sp.indexed;
+            } else {
+                // the image's chunks are not the ranges we foresaw (or hashing early failed): index the image's own list
+                if (sp.indexed != null) sp.indexed.abort();
+                log.info("commit of {}: chunks indexed after mkfs ({})", Names.shorten(key), sp.failure == null ? "layout differs" : sp.failure.getMessage());
+                indexed = indexer.index(fs, chunks.stream().map(c -> new ChunkIndexer.FileRange(c.path(), c.fileOffset(), c.length())).toList());
+                blocks = indexed.blocks;
+            }
+            long t2 = System.nanoTime();
+            for (int i = 0; i < chunks.size(); i++)
+                img.setIndex(chunks.get(i).indexOffset(), blocks[i] == ChunkIndexer.HOLE ? ErofsImage.NULL_ADDR : blocks[i]);
+            img.setDeviceBlocks(indexer.pool().endBlock());
+            img.fixChecksum();
+            img.write(tmp);
+            return new Built(indexed, chunks.size(), t1 - t0, t2 - t1);
+        } catch (IOException | RuntimeException e) {
+            if (indexed != null) indexed.abort();
+            throw e;
         }
     }
 

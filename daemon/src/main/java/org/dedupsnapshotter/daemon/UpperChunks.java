@@ -48,6 +48,19 @@ final class UpperChunks {
     }
 
     /**
+     * Where the chunk of the file at rel (relative to the upper dir) starting at offset went, from indexed (aligned
+     * with {@link #ranges}): a pool block or {@link ChunkIndexer#HOLE}. A file that is not the one we cut (it changed
+     * while committing, which containerd never does) is an IOException rather than a wrong index.
+     */
+    long block(String rel, long offset, int length, long[] indexed) throws IOException {
+        Object inode = inodeByPath.get(rel);
+        Integer at = inode == null ? null : byKey.get(new Key(inode, offset));
+        if (at == null || ranges.get(at).length() != length)
+            throw new IOException(rel + " changed during the commit (no chunk of " + length + " bytes at offset " + offset + " was read)");
+        return indexed[at];
+    }
+
+    /**
      * The blocks of indexed (aligned with {@link #ranges}) in the order of the image's chunks, or null unless the
      * image's chunks are exactly our ranges, each once.
      */

@@ -47,7 +47,7 @@ class CrashTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"commit.mkfs", "commit.pool-write", "commit.pool-sync", "commit.image", "commit.mount", "commit.db"})
+    @ValueSource(strings = {"commit.metadata", "commit.pool-write", "commit.pool-sync", "commit.image", "commit.mount", "commit.db"})
     void killDuringCommit(String step) throws Exception {
         restartArmed(step);
         var api = env.snapshots();
@@ -65,7 +65,7 @@ class CrashTest {
         Kind kind = kindOf("victim");
         if (kind != null) { // the commit had not been recorded: the snapshot is still active, with its data
             assertEquals(Kind.ACTIVE, kind);
-            assertTrue(List.of("commit.mkfs", "commit.pool-write", "commit.pool-sync", "commit.image", "commit.mount").contains(step),
+            assertTrue(List.of("commit.metadata", "commit.pool-write", "commit.pool-sync", "commit.image", "commit.mount").contains(step),
                     "a commit killed after its transaction must stay committed");
             after.commit(CommitSnapshotRequest.newBuilder().setName("V").setKey("victim").build());
         } else {

@@ -66,15 +66,16 @@ class EndToEndTest {
         assertTrue(dedup.get("/data/big").contains("sha256=" + sha(Images.BIG)));
         assertTrue(dedup.containsKey("/names/" + "m".repeat(251) + ".txt"));
 
-        // layers 1-3 are EROFS images; only the one with the 255-byte name fell back to a directory
+        // every layer is an EROFS image, the one with the 255-byte name too (our writer encodes it; with mkfs.erofs 1.5,
+        // which cannot, that layer becomes a plain directory: BuilderParityTest)
         var layers = new com.fasterxml.jackson.databind.ObjectMapper().readTree(env.dedupctl("ls", "--json").orThrow("dedupctl ls").out());
         long erofsLayers = 0, dirLayers = 0;
         for (var l : layers) {
             if (!l.get("kind").asText().equals("committed")) continue;
             if (l.get("format").asText().equals("erofs")) erofsLayers++; else dirLayers++;
         }
-        assertEquals(3, erofsLayers, "EROFS layers");
-        assertEquals(1, dirLayers, "directory (fallback) layers");
+        assertEquals(4, erofsLayers, "EROFS layers");
+        assertEquals(0, dirLayers, "directory (fallback) layers");
     }
 
     @Test

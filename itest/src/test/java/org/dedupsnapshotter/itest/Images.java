@@ -98,7 +98,7 @@ final class Images {
                 .dir("etc", Meta.of(0755)).file("etc/hello", "hello again from layer 3\n", Meta.of(0644))
                 .dir("toremove", Meta.of(0700)).file("toremove/back", "back\n", Meta.of(0644))
                 .dir("opq", Meta.of(0711)).file("opq/new2", "new in layer 3\n", Meta.of(0644));
-        // a 255-byte name, Linux's maximum, which mkfs.erofs 1.5 cannot encode: this layer takes the directory fallback
+        // a 255-byte name, Linux's maximum (mkfs.erofs 1.5 cannot encode it; our writer does)
         TarWriter l4 = new TarWriter();
         l4.dir("./", Meta.of(0755)).dir("names", Meta.of(0755)).file("names/" + "m".repeat(251) + ".txt", "255", Meta.of(0644));
         return List.of(l1.finish(), l2.finish(), l3.finish(), l4.finish());

@@ -57,7 +57,7 @@ class OperationsTest {
         assertTrue(r.body().contains("dedup_grpc_requests_total{code=\"OK\",method=\"Prepare\""), "per-method request series");
         assertTrue(r.body().contains("dedup_grpc_request_duration_seconds_bucket{method=\"Commit\""), "latency histograms");
         assertTrue(names.containsAll(Set.of("dedup_pool_stored_bytes", "dedup_pool_logical_bytes", "dedup_pool_chunks", "dedup_pool_dedup_ratio",
-                "dedup_commit_mkfs_seconds_count", "dedup_mounted_layers", "dedup_snapshots")), names.toString());
+                "dedup_commit_metadata_seconds_count", "dedup_mounted_layers", "dedup_snapshots")), names.toString());
         assertTrue(r.body().lines().anyMatch(l -> l.startsWith("dedup_pool_logical_bytes ") && !l.endsWith(" 0.0")), "logical bytes after a pull");
 
         Path file = Files.writeString(env.dir.resolve("metrics.txt"), r.body());

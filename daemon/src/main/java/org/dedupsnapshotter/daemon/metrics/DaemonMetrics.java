@@ -47,7 +47,7 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
 
     private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     private final MetaStore store;
-    private final Timer commitTotal, commitMkfs, commitHash, commitWrite;
+    private final Timer commitTotal, commitMetadata, commitHash, commitWrite;
     private final Counter poolWritten, gcFreed, gcRuns;
     private HttpServer http;
     private ScheduledExecutorService ticker;
@@ -96,7 +96,7 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
                     .baseUnit("bytes").register(registry);
         }
         commitTotal = timer("dedup.commit", "Commit of a layer, end to end");
-        commitMkfs = timer("dedup.commit.mkfs", "Commit: mkfs.erofs building the metadata image");
+        commitMetadata = timer("dedup.commit.metadata", "Commit: writing the layer's EROFS metadata image (our writer, or mkfs.erofs)");
         commitHash = timer("dedup.commit.hash", "Commit: SHA-256 of the layer's chunks (summed over hashing threads)");
         commitWrite = timer("dedup.commit.pool.write", "Commit: writing new chunks into the pool (summed over threads)");
         poolWritten = Counter.builder("dedup.pool.written.bytes").description("Bytes of new chunks written into the pool").register(registry);
@@ -224,9 +224,9 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
     }
 
     @Override
-    public void committed(String key, long mkfsNanos, long hashNanos, long writeNanos, long totalNanos, long newBytes, long logicalBytes) {
+    public void committed(String key, long metadataNanos, long hashNanos, long writeNanos, long totalNanos, long newBytes, long logicalBytes) {
         commitTotal.record(Duration.ofNanos(totalNanos));
-        commitMkfs.record(Duration.ofNanos(mkfsNanos));
+        commitMetadata.record(Duration.ofNanos(metadataNanos));
         commitHash.record(Duration.ofNanos(hashNanos));
         commitWrite.record(Duration.ofNanos(writeNanos));
         poolWritten.increment(newBytes);
