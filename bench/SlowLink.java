@@ -25,6 +25,8 @@ public class SlowLink {
             System.out.println("slow link on 127.0.0.1:" + listen + " -> 127.0.0.1:" + target + ", " + bytesPerSecond + " B/s, " + latencyMs + " ms per connection");
             while (true) {
                 Socket client = server.accept();
+                if (System.getenv("SLOWLINK_LOG_CONNECTIONS") != null)
+                    System.out.println(java.time.LocalTime.now() + " connection from port " + client.getPort());
                 Thread.ofVirtual().start(() -> {
                     try {
                         Thread.sleep(latencyMs);

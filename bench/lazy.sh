@@ -25,7 +25,9 @@
 #
 # Environment: BENCH_LAZY_WORKLOADS (default "python jvm"), BENCH_PHASES ("1 2"), BENCH_ROUNDS (3; medians count), BENCH_LINK_MBPS (25),
 # BENCH_LINK_MS (20), BENCH_RESULTS (directory for the report, default bench/results, "-" for none), DEDUP_BIN,
-# BENCH_LAZY_CONFIG (extra "lazy" keys for every daemon, e.g. '"prefetchConcurrency": 0').
+# BENCH_LAZY_CONFIG (extra "lazy" keys for every daemon, e.g. '"prefetchConcurrency": 0'), BENCH_DAEMON_CONFIG (extra
+# top-level keys, e.g. '"logLevel": "debug"'), BENCH_CONVERT_ARGS (extra arguments to every dedupctl convert, e.g.
+# '--chunk-size 1MiB' with BENCH_DAEMON_CONFIG='"chunkSize": "1MiB"'), DEDUP_KEEP (keep the world's directory and logs).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/images.sh
@@ -97,8 +99,8 @@ use_daemon() {
     [ -n "$holder" ] && [ "$(readlink "/proc/$holder/exe" | xargs -r basename)" = dedup-fdholder ] && kill -KILL "$holder"
     for m in $(te_mounts_under "$TE_DEDUP_ROOT"); do umount -l "$m"; done
   fi
-  printf '{"metrics": {"address": "%s", "logInterval": 0}, "lazy": {"traceWindow": "%s"%s}}\n' "$METRICS" "$window" \
-    "${BENCH_LAZY_CONFIG:+, $BENCH_LAZY_CONFIG}" >"$DAEMON_CFG"
+  printf '{"metrics": {"address": "%s", "logInterval": 0}, "lazy": {"traceWindow": "%s"%s}%s}\n' "$METRICS" "$window" \
+    "${BENCH_LAZY_CONFIG:+, $BENCH_LAZY_CONFIG}" "${BENCH_DAEMON_CONFIG:+, $BENCH_DAEMON_CONFIG}" >"$DAEMON_CFG"
   TE_DEDUP_ROOT=$root
   TE_DAEMON_ARGS=(--config "$DAEMON_CFG")
   env_start_daemon
@@ -137,8 +139,9 @@ lazy_start() {
   t0=$(te_now)
   "$top/../shared/containerd-pull/run.sh" --address "$TE_CTRD_SOCK" --namespace "$TE_NS" --snapshotter dedup --plain-http "$ref" |
     sed 's/^/   /' >&2
-  te_log "   pulled in $(te_elapsed "$t0" "$(te_now)") s"
+  te_log "   pulled in $(te_elapsed "$t0" "$(te_now)") s (started $(date -u -d "@$t0" +%T.%3N), done $(date -u +%T.%3N))"
   t1=$(run_first_line dedup "$ref" "$name" "$cmd")
+  te_log "   first line at $(date -u -d "@$t1" +%T.%3N)"
   echo "$(te_elapsed "$t0" "$t1") $(($(cat "$TE_DIR/fetched-at-first-line") - before))"
 }
 
@@ -152,27 +155,37 @@ read_seconds() {
   awk -v ms="$(printf '%s\n' "$out" | tail -n 1)" 'BEGIN { printf "%.3f", ms / 1000 }'
 }
 
-# A small image that shares nothing with the corpus (busybox and random bytes), converted: for warming daemons up.
+# A small image that shares nothing with the corpus (busybox, random bytes, 3000 small files in 30 directories),
+# converted: for warming daemons up. The small files put a TOC of thousands of entries and hundreds of demand
+# fetches through the daemon, so the code a real image's pull and start run is compiled before anything is timed.
 make_warmup_image() {
-  local d=$TE_DIR/warmup
+  local d=$TE_DIR/warmup i j
   mkdir -p "$d/root/bin"
   cp /bin/busybox "$d/root/bin/busybox"
   ln -s busybox "$d/root/bin/sh"
   head -c 3000000 /dev/urandom >"$d/root/data"
+  for ((i = 0; i < 30; i++)); do
+    mkdir -p "$d/root/many/d$i"
+    for ((j = 0; j < 100; j++)); do head -c $((512 + (i * 100 + j) * 37 % 7000)) /dev/urandom >"$d/root/many/d$i/f$j"; done
+  done
   tar -C "$d/root" -cf "$d/layer.tar" .
   umoci init --layout "$d/oci" >/dev/null
   umoci new --image "$d/oci:w" >/dev/null
   umoci raw add-layer --image "$d/oci:w" "$d/layer.tar" >/dev/null
   skopeo copy -q --insecure-policy --dest-tls-verify=false "oci:$d/oci:w" "docker://$TE_REGISTRY/warmup:latest" >/dev/null
-  "$DEDUP_BIN/dedupctl" convert --plain-http "$TE_REGISTRY/warmup:latest" "$TE_REGISTRY/warmup-lazy:latest" >/dev/null
+  "$DEDUP_BIN/dedupctl" convert --plain-http ${BENCH_CONVERT_ARGS:-} "$TE_REGISTRY/warmup:latest" "$TE_REGISTRY/warmup-lazy:latest" >/dev/null
 }
 
-# warm_daemon: a lazy pull and a container reading it, through the link, on the running daemon; then all gone.
+# warm_daemon: twice, a lazy pull and a container reading it all, through the link, on the running daemon; then all gone.
 warm_daemon() {
-  "$top/../shared/containerd-pull/run.sh" --address "$TE_CTRD_SOCK" --namespace "$TE_NS" --snapshotter dedup --plain-http \
-    "$LINK/warmup-lazy:latest" >/dev/null
-  ctr_ run --rm --snapshotter dedup "$LINK/warmup-lazy:latest" "bench-warmup-$RANDOM" sh -c 'cat /data /bin/busybox >/dev/null' >/dev/null
-  reset_node
+  local k
+  for k in 1 2; do
+    "$top/../shared/containerd-pull/run.sh" --address "$TE_CTRD_SOCK" --namespace "$TE_NS" --snapshotter dedup --plain-http \
+      "$LINK/warmup-lazy:latest" >/dev/null
+    ctr_ run --rm --snapshotter dedup "$LINK/warmup-lazy:latest" "bench-warmup-$RANDOM" \
+      sh -c 'cat /data /bin/busybox >/dev/null; for f in /many/*/*; do cat "$f"; done >/dev/null' >/dev/null
+    reset_node
+  done
 }
 
 step "Images (built from Debian packages, cached in $IMG_CACHE)"
@@ -198,7 +211,7 @@ step "Push the originals, convert them (dedupctl convert, no trace)"
 for w in "${WORKLOADS[@]}"; do
   img=$(workload_image "$w")
   img_push "$img" "$TE_REGISTRY"
-  "$DEDUP_BIN/dedupctl" convert --plain-http "$TE_REGISTRY/$img:latest" "$TE_REGISTRY/$img-lazy:latest" 2>&1 | tail -n 1 | sed 's/^/   /' >&2
+  "$DEDUP_BIN/dedupctl" convert --plain-http ${BENCH_CONVERT_ARGS:-} "$TE_REGISTRY/$img:latest" "$TE_REGISTRY/$img-lazy:latest" 2>&1 | tail -n 1 | sed 's/^/   /' >&2
 done
 
 declare -A FULL LAZY FETCHED SIZE WARM TRACED TFETCHED REPULL RFETCHED TRACEBYTES
@@ -255,7 +268,7 @@ use_daemon "$TE_DIR/node-b" 10s
 warm_daemon
 for w in "${WORKLOADS[@]}"; do
   img=$(workload_image "$w")
-  out=$("$DEDUP_BIN/dedupctl" convert --plain-http --trace "$(workload_cmd "$w")" --containerd "$TE_CTRD_SOCK" --namespace trace-rec \
+  out=$("$DEDUP_BIN/dedupctl" convert --plain-http ${BENCH_CONVERT_ARGS:-} --trace "$(workload_cmd "$w")" --containerd "$TE_CTRD_SOCK" --namespace trace-rec \
     --address "$TE_DEDUP_SOCK" "$TE_REGISTRY/$img:latest" "$TE_REGISTRY/$img-traced:latest" 2>&1) || { printf '%s\n' "$out" >&2; te_die "convert --trace failed"; }
   printf '%s\n' "$out" | grep -E '^(traced|pushed)' | sed 's/^/   /' >&2
   # the traced chunks' compressed bytes: the prefetch regions' growth of the blobs

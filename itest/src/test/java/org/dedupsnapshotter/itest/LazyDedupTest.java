@@ -16,6 +16,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -87,5 +88,39 @@ class LazyDedupTest {
                 sizeB, forB, 100.0 * forB / sizeB, afterA);
         assertTrue(forB <= 0.30 * sizeB, "B fetched " + forB + " of its " + sizeB + " bytes (more than 30 %)");
         env.assertFsckClean();
+    }
+
+    /**
+     * Read-ahead: a read of a file not fetched yet brings the files of the same directory that follow it in the
+     * layer (one request instead of one each), and stops at the next directory (its files are as likely unread).
+     */
+    @Test
+    void aReadBringsItsDirectoryNeighboursAndNotTheNextDirectory() throws Exception {
+        int size = 8 << 10, files = 6;
+        TarWriter t = new TarWriter().dir("./", TarWriter.Meta.of(0755)).dir("pkg", TarWriter.Meta.of(0755));
+        for (int i = 0; i < files; i++) t.file("pkg/f" + i, Images.random(300 + i, size), TarWriter.Meta.of(0644));
+        t.dir("src", TarWriter.Meta.of(0755));
+        for (int i = 0; i < files; i++) t.file("src/f" + i, Images.random(400 + i, size), TarWriter.Meta.of(0644));
+        String ref = LazyFaultsTest.convert(OciImage.push(env.registry(), "itest/readahead", "1", List.of(Images.base().finish(), t.finish()), List.of("/bin/sh")),
+                env.registry() + "/itest/readahead-lazy:1");
+        LazyPullTest.clientPull(env, ref).orThrow("pull");
+        Path target = Files.createDirectories(env.dir.resolve("readahead"));
+        try (AutoCloseable mounted = env.mountImage("dedup", ref, target)) {
+            long before = chunkBytesFetched();
+            assertTrue(java.util.Arrays.equals(Images.random(300, size), Files.readAllBytes(target.resolve("pkg/f0"))), "pkg/f0");
+            long pkg = chunkBytesFetched() - before;
+            assertEquals((long) files * size, pkg, "reading pkg/f0 fetches the chunks of pkg/f0..f" + (files - 1) + " and nothing of src/");
+            for (int i = 1; i < files; i++)
+                assertTrue(java.util.Arrays.equals(Images.random(300 + i, size), Files.readAllBytes(target.resolve("pkg/f" + i))), "pkg/f" + i);
+            assertEquals(pkg, chunkBytesFetched() - before, "the rest of pkg/ was there already");
+            assertTrue(java.util.Arrays.equals(Images.random(400, size), Files.readAllBytes(target.resolve("src/f0"))), "src/f0");
+            assertEquals((long) files * size, chunkBytesFetched() - before - pkg, "src/f0 brings src/ along");
+        }
+        env.assertFsckClean();
+    }
+
+    static long chunkBytesFetched() throws Exception {
+        JsonNode l = env.stats().path("lazy");
+        return l.path("fetchedDemandChunkBytes").asLong() + l.path("fetchedPrefetchChunkBytes").asLong();
     }
 }

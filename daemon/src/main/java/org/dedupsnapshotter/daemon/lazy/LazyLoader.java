@@ -62,6 +62,12 @@ public final class LazyLoader implements RangeFiller {
     private final Map<Digest, AbsentChunk> absentByDigest = new ConcurrentHashMap<>();
     /** Per lazy layer, its absent chunks by their place in its blob (each with that layer as its one source): for read-ahead. */
     private final Map<Long, ConcurrentSkipListMap<Long, AbsentChunk>> absentInBlob = new ConcurrentHashMap<>();
+    /**
+     * Per lazy layer: the directory (an id) of the file each gzip member (by blob offset) belongs to, from its TOC.
+     * Read-ahead stays inside the demanded file's directory. Kept in memory only: after a restart read-ahead is
+     * bounded by bytes alone.
+     */
+    private final Map<Long, Map<Long, Integer>> directoryOfMember = new ConcurrentHashMap<>();
     /** Compressed bytes a read of one absent chunk may bring along: the chunks right after it in the blob (files of one
      * directory lie together in a layer, and programs read them together); one request instead of many round trips. */
     private final long readAhead;
@@ -107,7 +113,8 @@ public final class LazyLoader implements RangeFiller {
      * names are fetched first, in the trace's order (shipped: the TOC's prefetch list, copies laid out together in
      * the blob; recorded here: traces of images this layer belongs to); then the rest in the background.
      */
-    public void layerAdded(long layerId, String chainId, List<org.dedupsnapshotter.lazy.toc.Toc.Prefetch> shipped) {
+    public void layerAdded(long layerId, String chainId, List<org.dedupsnapshotter.lazy.toc.Toc.Prefetch> shipped, Map<Long, Integer> directories) {
+        if (!directories.isEmpty()) directoryOfMember.put(layerId, Map.copyOf(directories));
         Map<Long, MetaStore.LazyLayer> layers = store.lazyLayers();
         for (MetaStore.Absent a : store.absentChunksOf(layerId)) add(a, layers);
         MetaStore.LazyLayer origin = layers.get(layerId);
@@ -146,6 +153,7 @@ public final class LazyLoader implements RangeFiller {
 
     /** A layer was removed: it is no longer a source; chunks nobody else has a source for are forgotten. */
     public void layerRemoved(long layerId) {
+        directoryOfMember.remove(layerId);
         if (absentInBlob.remove(layerId) != null && absentInBlob.isEmpty()) allComplete.run();
         for (AbsentChunk c : List.copyOf(absentByBlock.values())) {
             List<Source> left = c.sources().stream().filter(s -> s.layerId() != layerId).toList();
@@ -171,6 +179,7 @@ public final class LazyLoader implements RangeFiller {
             if (inBlob == null) continue;
             inBlob.remove(s.offset());
             if (inBlob.isEmpty() && absentInBlob.remove(s.layerId(), inBlob)) {
+                directoryOfMember.remove(s.layerId());
                 layerComplete.accept(s.layerId());
                 if (absentInBlob.isEmpty()) allComplete.run();
             }
@@ -244,16 +253,24 @@ public final class LazyLoader implements RangeFiller {
         return mine;
     }
 
-    /** Adds to run the absent chunks that follow its first one closely in its first source's blob, up to READ_AHEAD bytes. */
+    /**
+     * Adds to run the absent chunks that follow its first one closely in its first source's blob, up to readAhead
+     * compressed bytes, and only while they belong to files of the first chunk's directory: programs read files of
+     * one directory together (modules of a package, a __pycache__), and the next directory in the tar is as likely
+     * unread as read (python reads __pycache__/*.pyc, never the .py sources beside it).
+     */
     private void readAhead(AbsentChunk c, List<AbsentChunk> run, List<CompletableFuture<Void>> futures) {
         Source first = c.sources().getFirst();
         var inBlob = absentInBlob.get(first.layerId());
         if (inBlob == null) return;
+        Map<Long, Integer> dirs = directoryOfMember.getOrDefault(first.layerId(), Map.of());
+        Integer dir = dirs.get(first.offset());
         Source prev = first;
         for (AbsentChunk n : inBlob.tailMap(first.offset(), false).values()) {
             Source s = n.sources().getFirst();
             long gap = s.offset() - (prev.offset() + prev.length());
             if (gap < 0 || gap > Prefetcher.MAX_GAP || s.offset() + s.length() - first.offset() > readAhead + first.length()) break;
+            if (dir != null && !dir.equals(dirs.get(s.offset()))) break;
             CompletableFuture<Void> f = new CompletableFuture<>();
             if (fetching.putIfAbsent(n.digest(), f) != null) break; // being fetched: the stretch ends here
             run.add(n);
@@ -311,6 +328,7 @@ public final class LazyLoader implements RangeFiller {
                 long length = lastSrc.offset() + lastSrc.length() - from, chunkBytes = 0;
                 // each chunk is checked, stored and handed to its readers as soon as its member has arrived
                 try (java.io.InputStream in = registries.rangeStream(s.repository(), s.blobDigest(), from, length)) {
+                    long headers = System.nanoTime(), work = 0;
                     long at = from;
                     for (int i = 0; i < wanted.size(); i++) {
                         AbsentChunk c = wanted.get(i);
@@ -320,13 +338,19 @@ public final class LazyLoader implements RangeFiller {
                         byte[] member = in.readNBytes(Math.toIntExact(src.length()));
                         if (member.length != src.length()) throw new IOException("the registry's answer ended " + (src.length() - member.length) + " bytes early");
                         at = src.offset() + src.length();
+                        long w0 = System.nanoTime();
                         byte[] data = Members.inflate(member, 0, member.length, c.length());
                         Members.verify(data, c.digest().toString(), "chunk " + c.digest() + " of blob " + s.blobDigest());
                         store(c, data);
+                        work += System.nanoTime() - w0;
                         chunkBytes += c.length();
                         finish(c, wantedFutures.get(i), null);
                     }
                     events.fetched(demand, length, chunkBytes, System.nanoTime() - t0);
+                    if (log.isDebugEnabled())
+                        log.debug("fetched {} chunk(s), {} bytes ({} compressed) of {} at {} in {} ms ({}; answer headers after {} ms, inflate+check+store {} ms)",
+                                wanted.size(), chunkBytes, length, s.blobDigest(), from, (System.nanoTime() - t0) / 1_000_000, demand ? "demand" : "prefetch",
+                                (headers - t0) / 1_000_000, work / 1_000_000);
                     return;
                 } catch (IOException e) {
                     last = e;

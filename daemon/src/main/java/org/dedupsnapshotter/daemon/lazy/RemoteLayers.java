@@ -129,7 +129,7 @@ public final class RemoteLayers {
             Toc toc = fetchToc(source, blob, labels);
             long t1 = System.nanoTime();
             Snapshot s = commit(target, parent, labels, toc, new MetaStore.LazyLayer(0, source, blob, labels.get(LazyLayerFormat.TOC_DIGEST)));
-            loader.layerAdded(s.id(), target, toc.prefetch);
+            loader.layerAdded(s.id(), target, toc.prefetch, directoriesOfMembers(toc));
             log.info("lazily pulled layer {} (id={}) from {}@{}: {} entries, toc {}ms, metadata {}ms", target, s.id(), source, blob,
                     toc.entries.size(), (t1 - t0) / 1_000_000, (System.nanoTime() - t1) / 1_000_000);
             return true;
@@ -180,7 +180,10 @@ public final class RemoteLayers {
             rootUid = st.uid();
             rootGid = st.gid();
         }
+        long[] at = new long[8];
+        at[0] = System.nanoTime();
         TocTree tree = TocTree.apply(toc, rootUid, rootGid, path -> lowerDir(lowers, path));
+        at[1] = System.nanoTime();
 
         // the chunks: known ones referenced, new ones reserved in the pool (absent until fetched)
         List<ChunkIndexer.Need> needs = new ArrayList<>();
@@ -198,11 +201,13 @@ public final class RemoteLayers {
             }
         }
         ChunkIndexer.Indexed reserved = indexer.reserve(needs, logical);
+        at[2] = System.nanoTime();
         IdentityHashMap<Toc.Chunk, Long> blocks = new IdentityHashMap<>();
         for (int i = 0; i < placed.size(); i++) blocks.put(placed.get(i), reserved.blocks[i]);
         long[] usage = tree.usage();
         ErofsTree image = tree.toErofs(toc.chunkSize, c -> c.isHole() ? ErofsTree.HOLE : blocks.get(c));
         long[] madeId = {-1};
+        at[3] = System.nanoTime();
         try {
             indexer.pool().extendToEnd(); // reserved extents lie inside the pool file
             Snapshot s = store.createLazy(target, parent, labels, new Usage(usage[1], usage[0]), reserved.chunks, origin, sources, created -> {
@@ -210,16 +215,23 @@ public final class RemoteLayers {
                 Path dir = layout.dir(created.id());
                 org.dedupsnapshotter.daemon.Trees.deleteRecursively(dir); // a leftover of a crash before this transaction ended
                 Files.createDirectories(dir);
+                at[4] = System.nanoTime();
                 ErofsWriter.write(image, layout.image(created.id()), indexer.pool().endBlock());
                 ErofsBuilder.fsync(dir);
+                at[5] = System.nanoTime();
                 CrashPoints.reach("lazy.image");
                 if (reserved.absent > 0) { // else all its chunks are here already: a local layer from the start
                     hold.hold();
                     layers.markLazy(created.id());
                 }
                 layers.mount(created.id());
+                at[6] = System.nanoTime();
                 CrashPoints.reach("lazy.mount");
             });
+            at[7] = System.nanoTime();
+            if (log.isDebugEnabled())
+                log.debug("lazy layer {}: tree {}ms, chunks reserved {}ms, image tree {}ms, transaction start {}ms, image written {}ms, mounted {}ms, committed {}ms",
+                        target, ms(at[0], at[1]), ms(at[1], at[2]), ms(at[2], at[3]), ms(at[3], at[4]), ms(at[4], at[5]), ms(at[5], at[6]), ms(at[6], at[7]));
             reserved.committed();
             CrashPoints.reach("lazy.db");
             return s;
@@ -228,6 +240,20 @@ public final class RemoteLayers {
             if (madeId[0] > 0) discard(madeId[0]);
             throw e;
         }
+    }
+
+    private static long ms(long from, long to) { return (to - from) / 1_000_000; }
+
+    /** Blob offset of each data member → an id of the directory its file is in (for the loader's read-ahead). */
+    static Map<Long, Integer> directoriesOfMembers(Toc toc) {
+        Map<Long, Integer> out = new HashMap<>();
+        for (Toc.Entry e : toc.entries) {
+            if (e.chunks == null || e.chunks.isEmpty()) continue;
+            int slash = e.name.lastIndexOf('/');
+            int dir = (slash < 0 ? "" : e.name.substring(0, slash)).hashCode();
+            for (Toc.Chunk c : e.chunks) if (c.digest() != null) out.put(c.blobOffset(), dir);
+        }
+        return out;
     }
 
     private void discard(long id) {
