@@ -200,7 +200,8 @@ env_start_registry
 env_start_containerd
 link_port=$(te_free_port)
 source "$top/scripts/find-jdk.sh" >/dev/null
-te_spawn slowlink "$JAVA_HOME/bin/java" "$top/bench/SlowLink.java" "$link_port" "${TE_REGISTRY#*:}" $((LINK_MBPS * 1000000)) "$LINK_MS"
+# the world's directory on its command line: teardown stops only processes whose command line names it
+te_spawn slowlink "$JAVA_HOME/bin/java" "-Ddedup.testenv=$TE_DIR" "$top/bench/SlowLink.java" "$link_port" "${TE_REGISTRY#*:}" $((LINK_MBPS * 1000000)) "$LINK_MS"
 for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$link_port/v2/" && break; sleep 0.1; done
 LINK=127.0.0.1:$link_port
 te_log "   registry $TE_REGISTRY behind a link of $LINK_MBPS MB/s and $LINK_MS ms per connection at $LINK"
