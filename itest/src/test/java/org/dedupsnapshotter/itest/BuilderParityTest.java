@@ -36,9 +36,7 @@ class BuilderParityTest {
     }
 
     private static Map<String, String> commitAndList(Path src, String builder) throws Exception {
-        Path cfgDir = Files.createTempDirectory("dedup-itest-parity-cfg");
-        Path cfg = Files.writeString(cfgDir.resolve("config.json"), "{\"erofsBuilder\": \"" + builder + "\", \"metrics\": {\"address\": \"\"}}");
-        TestEnv env = TestEnv.daemonOnlyWith(List.of("--config", cfg.toString()));
+        TestEnv env = TestEnv.daemonOnlyWithConfig("{\"erofsBuilder\": \"" + builder + "\", \"metrics\": {\"address\": \"\"}}");
         try {
             var api = env.snapshots();
             var prepared = api.prepare(PrepareSnapshotRequest.newBuilder().setKey("a").build()).getMountsList();
@@ -62,7 +60,6 @@ class BuilderParityTest {
             }
         } finally {
             env.close();
-            Proc.run(Duration.ofMinutes(1), List.of("rm", "-rf", cfgDir.toString()));
         }
     }
 

@@ -47,9 +47,9 @@ class ConvertTest {
     }
 
     static Proc.Result convert(String... args) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of(TestEnv.TOP.resolve("bin/dedupctl").toString(), "convert"));
+        List<String> cmd = new ArrayList<>(List.of("convert"));
         cmd.addAll(List.of(args));
-        return Proc.run(Duration.ofMinutes(10), cmd);
+        return TestEnv.cli(cmd.toArray(String[]::new));
     }
 
     private Map<String, String> listing(String ref) throws Exception {

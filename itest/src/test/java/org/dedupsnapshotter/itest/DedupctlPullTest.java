@@ -34,14 +34,8 @@ class DedupctlPullTest {
         if (env != null) env.close();
     }
 
-    static Proc.Result dedupctl(String... args) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of(TestEnv.TOP.resolve("bin/dedupctl").toString()));
-        cmd.addAll(List.of(args));
-        return Proc.run(Duration.ofMinutes(10), cmd);
-    }
-
     static Proc.Result pull(String ref) throws Exception {
-        return dedupctl("pull", "--plain-http", "--address", env.containerdSock.toString(), "--namespace", TestEnv.NS, ref);
+        return TestEnv.cli("pull", "--plain-http", "--address", env.containerdSock.toString(), "--namespace", TestEnv.NS, ref);
     }
 
     private static List<String> layerDigests(String ref) throws Exception {
@@ -173,7 +167,7 @@ class DedupctlPullTest {
 
     @Test
     void failuresSayWhatIsWrongAndLeaveNoLease() throws Exception {
-        Proc.Result noSocket = dedupctl("pull", "--address", env.dir.resolve("nothing.sock").toString(), original);
+        Proc.Result noSocket = TestEnv.cli("pull", "--address", env.dir.resolve("nothing.sock").toString(), original);
         assertEquals(1, noSocket.code(), noSocket.out());
         assertTrue(noSocket.out().contains("containerd is not running: no socket at"), noSocket.out());
 
@@ -185,14 +179,14 @@ class DedupctlPullTest {
         assertEquals(1, missing.code(), missing.out());
         assertTrue(missing.out().contains("manifest itest/fidelity:nope") && missing.out().contains("404"), missing.out());
 
-        Proc.Result noSnapshotter = dedupctl("pull", "--plain-http", "--address", env.containerdSock.toString(), "--namespace", TestEnv.NS,
+        Proc.Result noSnapshotter = TestEnv.cli("pull", "--plain-http", "--address", env.containerdSock.toString(), "--namespace", TestEnv.NS,
                 "--snapshotter", "nosuch", original);
         assertEquals(1, noSnapshotter.code(), noSnapshotter.out());
         assertTrue(noSnapshotter.out().contains("nosuch"), noSnapshotter.out());
         assertNoLeasesLeft();
 
-        assertEquals(2, dedupctl("pull").code());
-        assertEquals(2, dedupctl("pull", "--namespace").code());
-        assertEquals(2, dedupctl("pull", "--what", original).code());
+        assertEquals(2, TestEnv.cli("pull").code());
+        assertEquals(2, TestEnv.cli("pull", "--namespace").code());
+        assertEquals(2, TestEnv.cli("pull", "--what", original).code());
     }
 }

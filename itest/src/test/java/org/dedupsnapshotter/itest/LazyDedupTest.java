@@ -12,7 +12,6 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -26,19 +25,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class LazyDedupTest {
     static final int FILE = 4 << 20;
     static TestEnv env;
-    static Path cfg;
 
     @BeforeAll
     static void start() throws Exception {
-        cfg = Files.createTempFile("dedup-lazy-", ".json");
-        Files.writeString(cfg, "{\"lazy\": {\"prefetchConcurrency\": 0}}");
-        env = TestEnv.full(null, List.of("--config", cfg.toString()));
+        env = TestEnv.fullWithConfig("{\"lazy\": {\"prefetchConcurrency\": 0}}");
     }
 
     @AfterAll
     static void stop() throws Exception {
         if (env != null) env.close();
-        if (cfg != null) Files.deleteIfExists(cfg);
     }
 
     static byte[] layer(List<Long> seeds) throws Exception {

@@ -37,15 +37,12 @@ class LazyFaultsTest {
     static final int FILE = 6 << 20;
     static final Duration DEADLINE = Duration.ofSeconds(3);
     static TestEnv env;
-    static Path cfg;
     static SlowProxy proxy;
     static String converted;
 
     @BeforeAll
     static void start() throws Exception {
-        cfg = Files.createTempFile("dedup-lazy-", ".json");
-        Files.writeString(cfg, "{\"lazy\": {\"readDeadline\": \"" + DEADLINE.toSeconds() + "s\", \"prefetchConcurrency\": 0}}");
-        env = TestEnv.full(null, List.of("--config", cfg.toString()));
+        env = TestEnv.fullWithConfig("{\"lazy\": {\"readDeadline\": \"" + DEADLINE.toSeconds() + "s\", \"prefetchConcurrency\": 0}}");
         proxy = new SlowProxy(env.registryPort, 4 << 20);
         String original = OciImage.push(env.registry(), "itest/faults", "1", List.of(Images.base().finish(), dataLayer(10)), List.of("/bin/sh"));
         converted = convert(original, proxy.address() + "/itest/faults-lazy:1");
@@ -56,7 +53,6 @@ class LazyFaultsTest {
     static void stop() throws Exception {
         if (proxy != null) proxy.close();
         if (env != null) env.close();
-        if (cfg != null) Files.deleteIfExists(cfg);
     }
 
     static byte[] dataLayer(long seed) throws Exception {

@@ -20,15 +20,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class LazyPullTest {
     static TestEnv env;
-    static Path cfg;
     static String original, converted;
 
     @BeforeAll
     static void start() throws Exception {
-        cfg = Files.createTempFile("dedup-lazy-", ".json");
         // no background fetching here: every byte the test reads is fetched on demand
-        Files.writeString(cfg, "{\"lazy\": {\"readDeadline\": \"10s\", \"prefetchConcurrency\": 0}}");
-        env = TestEnv.full(null, List.of("--config", cfg.toString()));
+        env = TestEnv.fullWithConfig("{\"lazy\": {\"readDeadline\": \"10s\", \"prefetchConcurrency\": 0}}");
         original = OciImage.push(env.registry(), "itest/fidelity", "1", Images.fidelity(), List.of("/bin/sh"));
         converted = env.registry() + "/itest/fidelity-lazy:1";
         Proc.run(Duration.ofMinutes(5), List.of(TestEnv.TOP.resolve("bin/dedupctl").toString(), "convert", "--plain-http", original, converted))
@@ -39,7 +36,6 @@ class LazyPullTest {
     @AfterAll
     static void stop() throws Exception {
         if (env != null) env.close();
-        if (cfg != null) Files.deleteIfExists(cfg);
     }
 
     static Proc.Result clientPull(String ref) throws Exception { return clientPull(env, ref); }

@@ -25,15 +25,12 @@ class LazyTraceTest {
     static final ObjectMapper JSON = new ObjectMapper();
     static final int FILE = 4 << 20;
     static TestEnv env;
-    static Path cfg;
     static String ref;
 
     @BeforeAll
     static void start() throws Exception {
-        cfg = Files.createTempFile("dedup-lazy-", ".json");
         // the background fill waits a minute: whatever is fetched before that is the trace's doing
-        Files.writeString(cfg, "{\"lazy\": {\"traceWindow\": \"3s\", \"prefetchDelay\": \"60s\"}}");
-        env = TestEnv.full(null, List.of("--config", cfg.toString()));
+        env = TestEnv.fullWithConfig("{\"lazy\": {\"traceWindow\": \"3s\", \"prefetchDelay\": \"60s\"}}");
         TarWriter t = new TarWriter().dir("./", TarWriter.Meta.of(0755)).dir("data", TarWriter.Meta.of(0755));
         for (int i = 0; i < 6; i++) t.file("data/f" + i, Images.random(300 + i, FILE), TarWriter.Meta.of(0644));
         String original = OciImage.push(env.registry(), "itest/traced", "1", List.of(Images.base().finish(), t.finish()), List.of("/bin/sh"));
@@ -43,7 +40,6 @@ class LazyTraceTest {
     @AfterAll
     static void stop() throws Exception {
         if (env != null) env.close();
-        if (cfg != null) Files.deleteIfExists(cfg);
     }
 
     static String digestOf(int i) throws Exception { return "sha256:" + EndToEndTest.sha(Images.random(300 + i, FILE)); }

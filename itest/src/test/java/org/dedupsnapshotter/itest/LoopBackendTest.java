@@ -18,9 +18,7 @@ import static org.junit.jupiter.api.Assertions.*;
 class LoopBackendTest {
     @Test
     void layersMountThroughLoopDevicesAndReadBack() throws Exception {
-        Path cfgDir = Files.createTempDirectory("dedup-itest-loopcfg");
-        Path cfg = Files.writeString(cfgDir.resolve("config.json"), "{\"mountBackend\": \"loop\", \"metrics\": {\"address\": \"\"}}");
-        TestEnv env = TestEnv.daemonOnlyWith(List.of("--config", cfg.toString()));
+        TestEnv env = TestEnv.daemonOnlyWithConfig("{\"mountBackend\": \"loop\", \"metrics\": {\"address\": \"\"}}");
         try {
             var api = env.snapshots();
             byte[] data = Images.random(77, 6 * 1024 * 1024 + 5);
@@ -44,7 +42,6 @@ class LoopBackendTest {
             assertEquals(List.of(), env.layerMounts(), "layer unmounted (its loop devices clear themselves)");
         } finally {
             env.close();
-            Proc.run(java.time.Duration.ofMinutes(1), List.of("rm", "-rf", cfgDir.toString()));
         }
     }
 }

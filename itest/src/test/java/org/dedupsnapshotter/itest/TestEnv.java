@@ -62,15 +62,32 @@ final class TestEnv implements AutoCloseable {
     }
 
     static TestEnv daemonOnlyWith(List<String> daemonArgs) throws Exception {
+        return daemonOnlyWithConfig(null, daemonArgs);
+    }
+
+    /** Only the daemon, started with this config.json (kept in the env's dir, removed with it). */
+    static TestEnv daemonOnlyWithConfig(String configJson) throws Exception {
+        return daemonOnlyWithConfig(configJson, List.of());
+    }
+
+    private static TestEnv daemonOnlyWithConfig(String configJson, List<String> daemonArgs) throws Exception {
         TestEnv e = new TestEnv(Files.createTempDirectory("dedup-itest-"));
         e.daemonArgs.addAll(daemonArgs);
         try {
+            e.useConfig(configJson);
             e.startDaemon();
             return e;
         } catch (Exception ex) {
             e.close();
             throw ex;
         }
+    }
+
+    /** The daemon is to start with --config of this JSON, written into the env's dir; null: no config file. */
+    private void useConfig(String configJson) throws IOException {
+        if (configJson == null) return;
+        Path cfg = Files.writeString(dir.resolve("daemon-config.json"), configJson);
+        daemonArgs.addAll(List.of("--config", cfg.toString()));
     }
 
     /** Only a registry (for registry-client tests). */
@@ -102,12 +119,22 @@ final class TestEnv implements AutoCloseable {
     }
 
     static TestEnv full(RootMaker rootMaker, List<String> daemonArgs, Path daemonBin) throws Exception {
+        return full(rootMaker, daemonArgs, daemonBin, null);
+    }
+
+    /** Registry, containerd and daemon, the daemon started with this config.json (kept in the env's dir, removed with it). */
+    static TestEnv fullWithConfig(String configJson) throws Exception {
+        return full(null, List.of(), null, configJson);
+    }
+
+    private static TestEnv full(RootMaker rootMaker, List<String> daemonArgs, Path daemonBin, String configJson) throws Exception {
         Path d = Files.createTempDirectory("dedup-itest-");
         TestEnv e;
         try {
             e = rootMaker == null ? new TestEnv(d) : new TestEnv(d, rootMaker.make(d));
             e.daemonArgs.addAll(daemonArgs);
             if (daemonBin != null) e.daemonBin = daemonBin;
+            e.useConfig(configJson);
         } catch (Exception ex) {
             for (String m : mountsUnder(d)) Libc.umount2(m, Libc.MNT_DETACH);
             throw ex;
@@ -163,6 +190,13 @@ final class TestEnv implements AutoCloseable {
                         "--address", dedupSock.toString()), daemonArgs.stream()).toList(),
                 environment);
         waitForSocket(daemon, dedupSock, Duration.ofSeconds(60));
+    }
+
+    /** bin/dedupctl with no daemon address (convert, pull: commands that talk to registries and containerd). */
+    static Proc.Result cli(String... args) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>(List.of(TOP.resolve("bin/dedupctl").toString()));
+        cmd.addAll(List.of(args));
+        return Proc.run(Duration.ofMinutes(10), cmd);
     }
 
     /** bin/dedupctl against this daemon. */

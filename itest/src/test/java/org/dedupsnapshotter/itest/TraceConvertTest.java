@@ -51,12 +51,6 @@ class TraceConvertTest {
         if (env != null) env.close();
     }
 
-    static Proc.Result dedupctl(String... args) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of(TestEnv.TOP.resolve("bin/dedupctl").toString()));
-        cmd.addAll(List.of(args));
-        return Proc.run(Duration.ofMinutes(10), cmd);
-    }
-
     /** A converted layer as a node sees it: its blob digest and size, and its TOC (footer, then TOC member). */
     record Layer(String digest, long size, long tocOffset, Toc toc) {}
 
@@ -113,7 +107,7 @@ class TraceConvertTest {
 
     @Test
     void anImageConvertedWithATraceFileUnpacksOnOverlayfsToTheOriginalRootfsAndItsPrefetchMembersFetchAlone() throws Exception {
-        Proc.Result plain = dedupctl("convert", "--plain-http", original, env.registry() + "/itest/fidelity-lazy:1").orThrow("dedupctl convert");
+        Proc.Result plain = TestEnv.cli("convert", "--plain-http", original, env.registry() + "/itest/fidelity-lazy:1").orThrow("dedupctl convert");
         List<Layer> untraced = layers("itest/fidelity-lazy", "1");
         Toc bottom = untraced.get(0).toc(), third = untraced.get(2).toc();
         List<Toc.Chunk> big = entry(bottom, "data/big").chunks;
@@ -126,7 +120,7 @@ class TraceConvertTest {
         Files.writeString(file, trace(chunks));
 
         String traced = env.registry() + "/itest/fidelity-traced:1";
-        Proc.Result r = dedupctl("convert", "--plain-http", "--trace-file", file.toString(), original, traced).orThrow("dedupctl convert --trace-file");
+        Proc.Result r = TestEnv.cli("convert", "--plain-http", "--trace-file", file.toString(), original, traced).orThrow("dedupctl convert --trace-file");
         System.out.println(plain.out() + r.out());
         assertTrue(r.out().contains("traced: 5 of the trace's 7 chunks"), r.out());
         assertTrue(r.out().contains("2 not in this image"), r.out());
@@ -157,7 +151,7 @@ class TraceConvertTest {
         String out = env.ctr("run", "--rm", "--snapshotter", "overlayfs", traced, "traced-run", "/bin/sh", "-c", "cat /etc/hello; sha256sum /data/big");
         assertTrue(out.contains("hello again from layer 3") && out.contains(EndToEndTest.sha(Images.BIG)), out);
         // and ours, lazily
-        dedupctl("pull", "--plain-http", "--address", env.containerdSock.toString(), "--namespace", TestEnv.NS, traced).orThrow("dedupctl pull");
+        TestEnv.cli("pull", "--plain-http", "--address", env.containerdSock.toString(), "--namespace", TestEnv.NS, traced).orThrow("dedupctl pull");
         String lazy = env.ctr("run", "--rm", "--snapshotter", "dedup", traced, "traced-lazy-run", "/bin/sh", "-c", "sha256sum /data/big");
         assertTrue(lazy.contains(EndToEndTest.sha(Images.BIG)), lazy + "\n" + env.daemon.logTail());
     }
@@ -166,7 +160,7 @@ class TraceConvertTest {
     void aTraceFromStdinWorksAndABadOneIsRefusedByName() throws Exception {
         Path bad = env.dir.resolve("bad-trace.json");
         Files.writeString(bad, "{\"chunks\": [\"sha256:nothex\"]}");
-        Proc.Result r = dedupctl("convert", "--plain-http", "--trace-file", bad.toString(), original, env.registry() + "/itest/x:1");
+        Proc.Result r = TestEnv.cli("convert", "--plain-http", "--trace-file", bad.toString(), original, env.registry() + "/itest/x:1");
         assertEquals(1, r.code(), r.out());
         assertTrue(r.out().contains(bad + ": trace chunk 0 is not a digest"), r.out());
         Path good = env.dir.resolve("stdin-trace.json");
@@ -174,13 +168,13 @@ class TraceConvertTest {
         Proc.Result piped = Proc.run(Duration.ofMinutes(5), List.of("sh", "-c", "\"$0\" convert --plain-http --trace-file - \"$1\" \"$2\" < \"$3\"",
                 TestEnv.TOP.resolve("bin/dedupctl").toString(), original, env.registry() + "/itest/fidelity-stdin:1", good.toString())).orThrow("convert --trace-file -");
         assertTrue(piped.out().contains("traced: 1 of the trace's 1 chunks"), piped.out());
-        Proc.Result usage = dedupctl("convert", "--trace-file", good.toString(), "--trace", "true", original, env.registry() + "/itest/x:1");
+        Proc.Result usage = TestEnv.cli("convert", "--trace-file", good.toString(), "--trace", "true", original, env.registry() + "/itest/x:1");
         assertEquals(2, usage.code(), usage.out());
-        Proc.Result noContainerd = dedupctl("convert", "--plain-http", "--trace", "true", "--containerd", env.dir.resolve("none.sock").toString(),
+        Proc.Result noContainerd = TestEnv.cli("convert", "--plain-http", "--trace", "true", "--containerd", env.dir.resolve("none.sock").toString(),
                 "--address", env.dedupSock.toString(), original, env.registry() + "/itest/x:1");
         assertEquals(1, noContainerd.code(), noContainerd.out());
         assertTrue(noContainerd.out().contains("containerd is not running: no socket at"), noContainerd.out());
-        Proc.Result noDaemon = dedupctl("convert", "--plain-http", "--trace", "true", "--containerd", env.containerdSock.toString(),
+        Proc.Result noDaemon = TestEnv.cli("convert", "--plain-http", "--trace", "true", "--containerd", env.containerdSock.toString(),
                 "--address", env.dir.resolve("none.sock").toString(), original, env.registry() + "/itest/x:1");
         assertEquals(1, noDaemon.code(), noDaemon.out());
         assertTrue(noDaemon.out().contains("the daemon is not running"), noDaemon.out());
@@ -198,7 +192,7 @@ class TraceConvertTest {
         byte[] data = Images.random(78, 5 * 1024 * 1024);
         String app = appImage("itest/server", data);
         long t0 = System.nanoTime();
-        Proc.Result r = dedupctl("convert", "--plain-http", "--trace", "head -c 1000 /data/big > /dev/null; echo serving; exec sleep 600",
+        Proc.Result r = TestEnv.cli("convert", "--plain-http", "--trace", "head -c 1000 /data/big > /dev/null; echo serving; exec sleep 600",
                 "--trace-seconds", "3", "--containerd", env.containerdSock.toString(), "--namespace", TestEnv.NS, "--address", env.dedupSock.toString(),
                 app, env.registry() + "/itest/server-traced:1");
         double seconds = (System.nanoTime() - t0) / 1e9;
@@ -219,7 +213,7 @@ class TraceConvertTest {
         String app = appImage("itest/app", data);
         String dst = env.registry() + "/itest/app-traced:1";
         long t0 = System.nanoTime();
-        Proc.Result r = dedupctl("convert", "--plain-http", "--trace", "cat /data/big > /dev/null; echo read it", "--trace-seconds", "60",
+        Proc.Result r = TestEnv.cli("convert", "--plain-http", "--trace", "cat /data/big > /dev/null; echo read it", "--trace-seconds", "60",
                 "--containerd", env.containerdSock.toString(), "--namespace", TestEnv.NS, "--address", env.dedupSock.toString(), app, dst);
         System.out.println(r.out());
         System.out.printf("recording run: %.1f s%n", (System.nanoTime() - t0) / 1e9);
