@@ -64,11 +64,12 @@ public final class TraceRecording {
         StartupTrace trace;
         ContainerRun.Outcome run;
         try {
+            int runsBefore = DaemonTraces.runs(options.daemonSocket(), chainId); // a node that ran the image before has a trace of it
             step(3, "run sh -c '" + options.command() + "' in a container of it for up to " + options.runFor().toSeconds() + " s (output on stderr)");
             run = new ContainerRun(options.containerdSocket(), options.namespace()).run(pulled.name(), options.command(), options.runFor(), System.err);
             progress.printf("CMD %s after %.1f s%n", run.stopped() ? "was stopped at the time limit" : "exited with " + run.exitCode(), run.seconds());
             step(4, "get the trace of image " + chainId + " from the daemon");
-            trace = DaemonTraces.get(options.daemonSocket(), chainId, SAVE_GRACE);
+            trace = DaemonTraces.get(options.daemonSocket(), chainId, SAVE_GRACE, runsBefore);
         } catch (IOException | RuntimeException e) {
             try {
                 removeImage(pulled.name());
