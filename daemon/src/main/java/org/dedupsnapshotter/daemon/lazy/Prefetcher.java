@@ -16,11 +16,13 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Background fetching. First the chunks start-up traces name, in trace order, as soon as their layer is committed,
- * at full speed (no delay, no cap: a container is about to read them), adjacent ones in one Range request of up to
- * {@link #MAX_TRACED_REQUEST}; a shipped trace's chunks are laid out together in the blob, so that is a few requests.
- * Then the rest of every lazy layer in the order of its blob, adjacent chunks in one Range request, with a bounded
- * number of requests at once and an optional bandwidth cap; this background fill steps aside while a reader waits
- * for a chunk: that fetch jumps the queue and has the link to itself.
+ * at full speed (no delay, no cap: a container is about to read them): one stream per blob at a time, adjacent chunks
+ * in one Range request of up to {@link #MAX_TRACED_REQUEST}, so the link delivers them in rank order (the chunk a
+ * program needs first arrives first, instead of several requests sharing the link); a shipped trace's chunks are
+ * laid out together in the blob, so that is one or two requests. Then the rest of every lazy layer in the order of
+ * its blob, adjacent chunks in one Range request, with a bounded number of requests at once and an optional bandwidth
+ * cap; this background fill steps aside while a reader waits for a chunk: that fetch jumps the queue and has the link
+ * to itself.
  */
 public final class Prefetcher {
     private static final Logger log = LoggerFactory.getLogger(Prefetcher.class);
@@ -28,15 +30,26 @@ public final class Prefetcher {
     static final long MAX_REQUEST = 2L << 20;
     /** Members closer than this in the blob (tar headers between small files) are fetched in one request anyway. */
     static final long MAX_GAP = 64L << 10;
-    /** Traced chunks are wanted now: larger requests, fewer round trips; bytes between them are cheaper than a request. */
-    static final long MAX_TRACED_REQUEST = 8L << 20, MAX_TRACED_GAP = 1L << 20;
-    /** Traced chunks are fetched by this many requests at once, whatever the background fill may use. */
+    /**
+     * Traced chunks are wanted now: large requests, few round trips; bytes between them are cheaper than a request.
+     * Members arrive in rank order and each is handed to its readers as soon as it has arrived, so a long request
+     * does not make the first chunks wait for the last.
+     */
+    static final long MAX_TRACED_REQUEST = 64L << 20, MAX_TRACED_GAP = 1L << 20;
+    /** Traced chunks are fetched by up to this many requests at once, whatever the background fill may use. */
     static final int TRACED_CONCURRENCY = 4;
+    /**
+     * A blob gets another traced request only while its traced requests under way ask for fewer compressed bytes than
+     * this: a shipped trace's region (one long request) streams alone, in rank order, while a node's own trace
+     * (chunks scattered over the blob, small requests) keeps a few requests under way to hide their round trips.
+     */
+    static final long MAX_TRACED_OUTSTANDING = 4L << 20;
 
     private record Traced(int rank, long seq, LazyLoader.AbsentChunk chunk) {}
 
-    private final java.util.PriorityQueue<Traced> traced = new java.util.PriorityQueue<>(
-            java.util.Comparator.comparingInt(Traced::rank).thenComparingLong(Traced::seq));
+    /** Traced chunks not yet claimed, per blob, in rank order; and the compressed bytes of each blob's traced requests under way. */
+    private final java.util.Map<String, java.util.PriorityQueue<Traced>> traced = new java.util.HashMap<>();
+    private final java.util.Map<String, Long> tracedInFlight = new java.util.HashMap<>();
     private long tracedSeq;
 
     private final LazyLoader loader;
@@ -72,10 +85,19 @@ public final class Prefetcher {
         }, delay.toMillis(), TimeUnit.MILLISECONDS);
     }
 
-    /** A chunk a start-up trace names (rank = its place in the trace): fetched before everything else, in rank order. */
-    public synchronized void traced(int rank, LazyLoader.AbsentChunk chunk) {
-        if (concurrency == 0) return;
-        traced.add(new Traced(rank, tracedSeq++, chunk));
+    /** A chunk a start-up trace names, with its rank (its place in the trace). */
+    public record TracedChunk(int rank, LazyLoader.AbsentChunk chunk) {}
+
+    /**
+     * Chunks a start-up trace names: fetched before everything else, in rank order. Given all at once, so the first
+     * request covers as many as lie together rather than the one that happened to be queued first.
+     */
+    public synchronized void traced(List<TracedChunk> chunks) {
+        if (concurrency == 0 || chunks.isEmpty()) return;
+        for (TracedChunk t : chunks)
+            traced.computeIfAbsent(t.chunk().sources().getFirst().blobDigest(), k -> new java.util.PriorityQueue<>(
+                    java.util.Comparator.comparingInt(Traced::rank).thenComparingLong(Traced::seq)))
+                    .add(new Traced(t.rank(), tracedSeq++, t.chunk()));
         notifyAll();
     }
 
@@ -100,8 +122,9 @@ public final class Prefetcher {
             try {
                 loader.fetchRun(b.chunks, b.chunks.getFirst().sources().getFirst(), false, b.futures);
             } finally {
-                if (!b.traced) synchronized (this) {
-                    fillRunning--;
+                synchronized (this) {
+                    if (b.traced) tracedInFlight.merge(b.chunks.getFirst().sources().getFirst().blobDigest(), -b.bytes(), (x, y) -> x + y == 0 ? null : x + y);
+                    else fillRunning--;
                     notifyAll();
                 }
             }
@@ -168,27 +191,54 @@ public final class Prefetcher {
         return null;
     }
 
-    /** The traced chunks at the head of the trace queue that lie next to each other in one blob, claimed. */
     private int fillRunning; // background-fill batches under way (guarded by this): at most `concurrency`
 
+    /**
+     * The traced chunks at the head of the lowest-ranked queue among the blobs that may take another request, as far
+     * as they lie next to each other in that blob, claimed.
+     */
     private Batch nextTraced() {
+        Batch b;
+        do b = nextTracedOfOneBlob(); while (b == EMPTY);
+        return b;
+    }
+
+    private static final Batch EMPTY = new Batch(List.of(), List.of(), true);
+
+    /** A batch, null if no blob has traced chunks to fetch, EMPTY if the chosen blob's were all here or under way already. */
+    private Batch nextTracedOfOneBlob() {
+        String blob = null;
+        int best = Integer.MAX_VALUE;
+        for (var e : traced.entrySet()) {
+            if (tracedInFlight.getOrDefault(e.getKey(), 0L) >= MAX_TRACED_OUTSTANDING || e.getValue().isEmpty()) continue;
+            if (e.getValue().peek().rank() < best) {
+                best = e.getValue().peek().rank();
+                blob = e.getKey();
+            }
+        }
+        if (blob == null) return null;
+        var queue = traced.get(blob);
         List<LazyLoader.AbsentChunk> chunks = new ArrayList<>();
         List<CompletableFuture<Void>> futures = new ArrayList<>();
-        while (!traced.isEmpty()) {
-            LazyLoader.AbsentChunk c = traced.peek().chunk();
+        while (!queue.isEmpty()) {
+            LazyLoader.AbsentChunk c = queue.peek().chunk();
             if (!chunks.isEmpty()) {
                 LazyLoader.Source prev = chunks.getLast().sources().getFirst(), s = c.sources().getFirst();
                 long gap = s.offset() - (prev.offset() + prev.length());
                 long total = s.offset() + s.length() - chunks.getFirst().sources().getFirst().offset();
-                if (!s.blobDigest().equals(prev.blobDigest()) || gap < 0 || gap > MAX_TRACED_GAP || total > MAX_TRACED_REQUEST) break;
+                if (gap < 0 || gap > MAX_TRACED_GAP || total > MAX_TRACED_REQUEST) break;
             }
-            traced.poll();
+            queue.poll();
             CompletableFuture<Void> f = loader.claim(c);
             if (f == null) continue; // here already, or being fetched
             chunks.add(c);
             futures.add(f);
         }
-        return chunks.isEmpty() ? null : new Batch(chunks, futures, true);
+        if (queue.isEmpty()) traced.remove(blob);
+        if (chunks.isEmpty()) return EMPTY;
+        Batch b = new Batch(chunks, futures, true);
+        tracedInFlight.merge(blob, b.bytes(), Long::sum);
+        return b;
     }
 
     /** Keeps background fetching under the bandwidth cap (a simple pacing of request starts). */
