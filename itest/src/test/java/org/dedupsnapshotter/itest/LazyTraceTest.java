@@ -49,6 +49,42 @@ class LazyTraceTest {
         return r.code() == 0 ? JSON.readTree(r.out()) : null;
     }
 
+    /**
+     * A shipped trace, pulled with CRI's labels (the first Prepare names the image's manifest): the upper layer's
+     * traced chunks are fetched from the image's first Prepare on, each once, and written into the pool when that
+     * layer is committed — a container then reads them without a fetch of its own.
+     */
+    @Test
+    void aShippedTracesChunksAreFetchedFromTheImagesFirstPrepareEachOnce() throws Exception {
+        TarWriter t = new TarWriter().dir("./", TarWriter.Meta.of(0755)).dir("app", TarWriter.Meta.of(0755));
+        for (int i = 0; i < 4; i++) t.file("app/f" + i, Images.random(400 + i, FILE), TarWriter.Meta.of(0644));
+        String original = OciImage.push(env.registry(), "itest/early", "1", List.of(Images.base().finish(), t.finish()), List.of("/bin/sh"));
+        String f3 = "sha256:" + EndToEndTest.sha(Images.random(403, FILE)), f1 = "sha256:" + EndToEndTest.sha(Images.random(401, FILE));
+        Path trace = env.dir.resolve("early-trace.json");
+        Files.writeString(trace, JSON.writeValueAsString(java.util.Map.of("image", "sha256:" + "e".repeat(64), "runs", 1, "layers", List.of(),
+                "chunks", List.of(f3, f1))));
+        String traced = env.registry() + "/itest/early-traced:1";
+        TestEnv.cli("convert", "--plain-http", "--trace-file", trace.toString(), original, traced).orThrow("convert --trace-file");
+
+        JsonNode before = env.stats().path("lazy");
+        LazyPullTest.clientPull(env, traced).orThrow("pull");
+        long early = 0;
+        for (int i = 0; i < 100 && early < 2L * FILE; i++) {
+            Thread.sleep(100);
+            early = env.stats().path("lazy").path("fetchedEarlyChunkBytes").asLong() - before.path("fetchedEarlyChunkBytes").asLong();
+        }
+        assertEquals(2L * FILE, early, "f3's and f1's chunks, fetched from the first Prepare on:\n" + env.daemon.logTail());
+        JsonNode after = env.stats().path("lazy");
+        assertEquals(2L * FILE, after.path("fetchedPrefetchChunkBytes").asLong() - before.path("fetchedPrefetchChunkBytes").asLong(),
+                "the traced chunks were fetched again when their layer was committed");
+        String out = env.ctr("run", "--rm", "--snapshotter", "dedup", traced, "early-1", "/bin/sh", "-c", "sha256sum /app/f3 /app/f1");
+        assertTrue(out.contains(f3.substring(7)) && out.contains(f1.substring(7)), out);
+        assertEquals(after.path("fetchedDemandChunkBytes").asLong(), env.stats().path("lazy").path("fetchedDemandChunkBytes").asLong(),
+                "the traced files were fetched on demand");
+        env.ctr("images", "rm", "--sync", traced);
+        env.assertFsckClean();
+    }
+
     @Test
     void aContainersFirstReadsBecomeTheTraceAndARePullFetchesThemFirst() throws Exception {
         LazyPullTest.clientPull(env, ref).orThrow("pull");

@@ -15,6 +15,9 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashSet;
+import java.util.Set;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -33,8 +36,15 @@ public final class MetaStore implements AutoCloseable {
     public static final int PRESENT = 0, ABSENT = 1;
 
     private final Connection db;
+    private final Path file;
+    /** A second, read-only connection for {@link #knownChunks}, opened on first use (guarded by itself). */
+    private Connection reader;
+    private final Object readerLock = new Object();
 
-    private MetaStore(Connection db) { this.db = db; }
+    private MetaStore(Connection db, Path file) {
+        this.db = db;
+        this.file = file;
+    }
 
     public static MetaStore open(Path file) {
         try {
@@ -45,7 +55,7 @@ public final class MetaStore implements AutoCloseable {
                 s.execute("PRAGMA foreign_keys=ON");
                 s.execute("PRAGMA busy_timeout=10000");
             }
-            MetaStore m = new MetaStore(c);
+            MetaStore m = new MetaStore(c, file);
             m.migrate();
             return m;
         } catch (SQLException e) {
@@ -390,6 +400,36 @@ public final class MetaStore implements AutoCloseable {
         } catch (SQLException e) {
             throw failed("read chunk", e);
         }
+    }
+
+    /**
+     * Which of these digests the pool knows (present, or reserved for a lazy layer), read on a connection of its own:
+     * a write transaction under way (a layer being committed) does not hold the caller up, who then sees the state
+     * before it (WAL). For decisions that are only an optimisation (whether to fetch a chunk early).
+     */
+    public Set<Digest> knownChunks(Collection<Digest> digests) {
+        Set<Digest> known = new HashSet<>();
+        synchronized (readerLock) {
+            try {
+                if (reader == null) {
+                    reader = DriverManager.getConnection("jdbc:sqlite:" + file);
+                    try (Statement st = reader.createStatement()) {
+                        st.execute("PRAGMA busy_timeout=10000");
+                    }
+                }
+                try (PreparedStatement ps = reader.prepareStatement("SELECT 1 FROM chunks WHERE digest = ?")) {
+                    for (Digest d : digests) {
+                        ps.setBytes(1, d.bytes());
+                        try (ResultSet rs = ps.executeQuery()) {
+                            if (rs.next()) known.add(d);
+                        }
+                    }
+                }
+            } catch (SQLException e) {
+                throw failed("read chunks", e);
+            }
+        }
+        return known;
     }
 
     public synchronized List<Chunk> chunks() {
@@ -835,6 +875,13 @@ public final class MetaStore implements AutoCloseable {
 
     @Override
     public synchronized void close() {
+        synchronized (readerLock) {
+            try {
+                if (reader != null) reader.close();
+            } catch (SQLException ignored) {
+                // closing a connection we are done with
+            }
+        }
         try {
             db.close();
         } catch (SQLException ignored) {

@@ -148,6 +148,7 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
         l.put("fetchedTocBytes", f.tocBytes.get());
         l.put("fetchedDemandChunkBytes", f.demandChunkBytes.get());
         l.put("fetchedPrefetchChunkBytes", f.prefetchChunkBytes.get());
+        l.put("fetchedEarlyChunkBytes", f.earlyChunkBytes.get());
         l.put("demandFetches", f.demandFetches.get());
         l.put("prefetchFetches", f.prefetchFetches.get());
         l.put("absentChunks", f.absentChunks());

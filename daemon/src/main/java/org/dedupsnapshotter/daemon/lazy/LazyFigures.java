@@ -15,6 +15,8 @@ public final class LazyFigures implements LazyLoader.Events {
     public final AtomicLong demandChunkBytes = new AtomicLong(), prefetchChunkBytes = new AtomicLong();
     public final AtomicLong demandFetches = new AtomicLong(), prefetchFetches = new AtomicLong();
     public final AtomicLong demandNanos = new AtomicLong(), prefetchNanos = new AtomicLong();
+    /** Of the background's chunk bytes, those of traced chunks fetched from an image's first Prepare on (EarlyFetch). */
+    public final AtomicLong earlyChunkBytes = new AtomicLong();
     /** Bytes of tables of contents fetched (one Range request per lazily pulled layer). */
     public final AtomicLong tocBytes = new AtomicLong();
     private final MetaStore store;
@@ -45,6 +47,9 @@ public final class LazyFigures implements LazyLoader.Events {
         (demand ? demandNanos : prefetchNanos).addAndGet(nanos);
         listener.fetched(demand, compressedBytes, nanos);
     }
+
+    @Override
+    public void fetchedEarly(long chunkBytes) { earlyChunkBytes.addAndGet(chunkBytes); }
 
     public long absentChunks() { return loader == null ? 0 : loader.absentChunks(); }
 

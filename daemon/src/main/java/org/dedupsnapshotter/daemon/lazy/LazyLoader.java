@@ -44,6 +44,8 @@ public final class LazyLoader implements RangeFiller {
     /** What the loader reports for metrics. */
     public interface Events {
         void fetched(boolean demand, long compressedBytes, long chunkBytes, long nanos);
+        /** Of a background fetch just reported, chunk bytes an {@link EarlyFetch} brought. */
+        default void fetchedEarly(long chunkBytes) {}
         Events NONE = (d, c, b, n) -> {};
     }
 
@@ -118,13 +120,21 @@ public final class LazyLoader implements RangeFiller {
         Map<Long, MetaStore.LazyLayer> layers = store.lazyLayers();
         for (MetaStore.Absent a : store.absentChunksOf(layerId)) add(a, layers);
         MetaStore.LazyLayer origin = layers.get(layerId);
-        int traced = 0;
+        List<Prefetcher.TracedChunk> traced = new ArrayList<>();
+        int early = 0;
         for (var p : shipped) {
-            AbsentChunk c = absentByDigest.get(digestOf(p.digest()));
+            Digest d = digestOf(p.digest());
+            if (d == null) continue;
+            EarlyFetch e = earlyFetch;
+            CompletableFuture<byte[]> arriving = e == null ? null : e.take(d);
+            AbsentChunk c = absentByDigest.get(d);
             if (c == null || c.length() != p.size()) continue;
-            prefetcher.traced(p.rank(), new AbsentChunk(c.digest(), c.block(), c.length(),
-                    List.of(new Source(layerId, origin.source(), origin.blobDigest(), p.blobOffset(), p.blobLength()))));
-            traced++;
+            AbsentChunk here = new AbsentChunk(c.digest(), c.block(), c.length(),
+                    List.of(new Source(layerId, origin.source(), origin.blobDigest(), p.blobOffset(), p.blobLength())));
+            if (arriving != null) {
+                storeWhenArrived(here, arriving);
+                early++;
+            } else traced.add(new Prefetcher.TracedChunk(p.rank(), here));
         }
         for (String image : store.tracesWithLayer(chainId)) {
             List<Digest> order = store.trace(image).map(MetaStore.Trace::chunks).orElse(List.of());
@@ -133,14 +143,51 @@ public final class LazyLoader implements RangeFiller {
                 if (c == null) continue;
                 for (Source s : c.sources())
                     if (s.layerId() == layerId) {
-                        prefetcher.traced(rank, new AbsentChunk(c.digest(), c.block(), c.length(), List.of(s)));
-                        traced++;
+                        traced.add(new Prefetcher.TracedChunk(rank, new AbsentChunk(c.digest(), c.block(), c.length(), List.of(s))));
                         break;
                     }
             }
         }
-        if (traced > 0) log.info("lazy loading: layer {} has {} traced chunks, fetched first", chainId, traced);
+        prefetcher.traced(traced);
+        if (!traced.isEmpty() || early > 0)
+            log.info("lazy loading: layer {} has {} traced chunks, fetched first{}", chainId, traced.size() + early,
+                    early > 0 ? " (" + early + " of them fetched since the image's first Prepare)" : "");
         prefetcher.schedule(layerId);
+    }
+
+    private volatile EarlyFetch earlyFetch;
+
+    /** Traced chunks fetched from an image's first Prepare on are taken from there (see {@link EarlyFetch}). */
+    public void earlyFetch(EarlyFetch e) { this.earlyFetch = e; }
+
+    /** Bytes an {@link EarlyFetch} brought, for the figures (background fetching). */
+    void fetchedEarly(long compressedBytes, long chunkBytes, long nanos) {
+        events.fetched(false, compressedBytes, chunkBytes, nanos);
+        events.fetchedEarly(chunkBytes);
+    }
+
+    /**
+     * Writes a traced chunk fetched early (checked already) into its extent once it has arrived; readers meanwhile
+     * wait for it as for any fetch. If its early fetch failed, it is fetched as it would have been without one.
+     */
+    private void storeWhenArrived(AbsentChunk c, CompletableFuture<byte[]> arriving) {
+        CompletableFuture<Void> f = claim(c);
+        if (f == null) return; // present already, or being fetched
+        arriving.whenComplete((data, error) -> demandFetchers.execute(() -> {
+            if (error == null) {
+                var pin = indexer.pin(c.digest(), c.block());
+                try {
+                    if (pin.isPresent()) store(c, data); // else its layers went away: nothing may be written there any more
+                    finish(c, f, null);
+                    return;
+                } catch (IOException | RuntimeException e) {
+                    log.warn("lazy loading: storing early-fetched chunk {}: {}; fetching it again", c.digest(), e.getMessage());
+                } finally {
+                    pin.ifPresent(ChunkIndexer.Pin::close);
+                }
+            }
+            fetchRun(List.of(c), c.sources().getFirst(), false, List.of(f));
+        }));
     }
 
     private static Digest digestOf(String s) {

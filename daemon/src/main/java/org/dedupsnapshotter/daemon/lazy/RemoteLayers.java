@@ -55,6 +55,7 @@ public final class RemoteLayers {
     private final LazyLoader loader;
     private final java.util.function.LongConsumer tocFetched;
     private final GroupHold hold;
+    private final EarlyFetch early;
 
     /** Keeps the pool watch's fanotify group alive past this daemon (its fd holder): needed once a layer misses chunks. */
     public interface GroupHold { void hold() throws IOException; }
@@ -69,6 +70,8 @@ public final class RemoteLayers {
         this.layers = layers;
         this.registries = registries;
         this.loader = loader;
+        this.early = new EarlyFetch(registries, store, this::fetchTocFromRegistry, loader);
+        loader.earlyFetch(early);
     }
 
     /**
@@ -119,6 +122,7 @@ public final class RemoteLayers {
      */
     public boolean tryPrepare(String parent, Map<String, String> labels) {
         String target = labels.get(SNAPSHOT_REF);
+        early.imageSeen(labels); // the image's other layers' TOCs and traced chunks set off now, not at their own Prepare
         if (store.find(target).isPresent()) return true;
         long t0 = System.nanoTime();
         try {
@@ -149,8 +153,15 @@ public final class RemoteLayers {
         return v;
     }
 
-    /** The TOC: one Range request for its gzip member, inflated, checked against its digest, parsed. */
+    /** The TOC: one Range request for its gzip member, inflated, checked against its digest, parsed (or fetched so already, early). */
     Toc fetchToc(String source, String blob, Map<String, String> labels) throws IOException {
+        String digest = labels.get(LazyLayerFormat.TOC_DIGEST);
+        if (digest == null) return fetchTocFromRegistry(source, blob, labels);
+        return early.toc(blob, digest, () -> fetchTocFromRegistry(source, blob, labels)); // checked against that digest
+    }
+
+    /** The TOC from the registry (labels: a Prepare's, or the manifest's annotations for the layer). */
+    private Toc fetchTocFromRegistry(String source, String blob, Map<String, String> labels) throws IOException {
         String version = labels.getOrDefault(LazyLayerFormat.TOC_VERSION, "1");
         if (!version.equals(Integer.toString(Toc.VERSION))) throw new Toc.UnsupportedTocException("TOC version " + version + " is not one this node reads");
         long offset = Long.parseLong(required(labels, LazyLayerFormat.TOC_OFFSET));

@@ -1,0 +1,240 @@
+package org.dedupsnapshotter.daemon.lazy;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.dedupsnapshotter.lazy.fetch.Members;
+import org.dedupsnapshotter.lazy.fetch.Registries;
+import org.dedupsnapshotter.lazy.registry.RegistryClient;
+import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
+import org.dedupsnapshotter.lazy.toc.Toc;
+import org.dedupsnapshotter.storage.Digest;
+import org.dedupsnapshotter.storage.MetaStore;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * An image's start-up chunks on their way from its first lazy Prepare, not from each layer's own.
+ * <p>
+ * containerd prepares an image's layers one after another, and a layer's shipped trace (its TOC's prefetch region)
+ * used to start only once that layer was committed — after the TOC and metadata of every layer below it, ~0.3 s of a
+ * link left idle. CRI's labels on the first Prepare name the image's manifest: from it, every converted layer's TOC
+ * is fetched at once (kept here for that layer's own Prepare), and each prefetch region is streamed right away, its
+ * chunks checked against their digests and held in memory until their layer is committed and writes them into the
+ * pool ({@link LazyLoader#layerAdded}). Chunks the node has already are not fetched. Everything here is an
+ * optimisation: whatever fails or is not here yet, the layer's own Prepare and the loader do as before.
+ */
+public final class EarlyFetch {
+    private static final Logger log = LoggerFactory.getLogger(EarlyFetch.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+    /** Chunk bytes held for layers not committed yet, at most: beyond it traced chunks wait for their layer as before. */
+    static final long MAX_STAGED = 256L << 20;
+    /** What a pull never collected (it failed, or its layers were present) is dropped after this. */
+    static final long EXPIRY_NANOS = 120_000_000_000L;
+
+    /** Fetches and checks a layer's TOC from the manifest's annotations for it (RemoteLayers#fetchToc). */
+    public interface TocFetcher { Toc fetch(String source, String blob, Map<String, String> annotations) throws IOException; }
+
+    private record Staged(CompletableFuture<byte[]> data, int length, long at) {}
+    private record EarlyToc(String tocDigest, CompletableFuture<Toc> toc, long at) {}
+
+    private final Registries registries;
+    private final MetaStore store;
+    private final TocFetcher tocs;
+    private final LazyLoader loader;
+    private final Map<String, Long> imagesBegun = new ConcurrentHashMap<>();
+    private final Map<String, EarlyToc> tocsByBlob = new ConcurrentHashMap<>();
+    private final Map<Digest, Staged> staged = new ConcurrentHashMap<>();
+    private final AtomicLong stagedBytes = new AtomicLong();
+
+    public EarlyFetch(Registries registries, MetaStore store, TocFetcher tocs, LazyLoader loader) {
+        this.registries = registries;
+        this.store = store;
+        this.tocs = tocs;
+        this.loader = loader;
+    }
+
+    /** A lazy Prepare's labels: the first one of an image (CRI's labels name its manifest) starts its layers' fetches. */
+    public void imageSeen(Map<String, String> labels) {
+        String ref = labels.get(LazyLayerFormat.CRI_IMAGE_REF), manifest = labels.get(CRI_MANIFEST_DIGEST);
+        if (ref == null || manifest == null) return;
+        expire();
+        if (imagesBegun.putIfAbsent(manifest, System.nanoTime()) != null) return;
+        String source;
+        try {
+            source = Registries.repositoryOf(ref);
+        } catch (RuntimeException e) {
+            return;
+        }
+        Thread.ofVirtual().name("early-fetch").start(() -> {
+            try {
+                begin(source, manifest);
+            } catch (IOException | RuntimeException e) {
+                log.debug("early fetch of image {} in {}: {}", manifest, source, e.getMessage());
+            }
+        });
+    }
+
+    static final String CRI_MANIFEST_DIGEST = "containerd.io/snapshot/cri.manifest-digest";
+
+    /**
+     * A layer's TOC, fetched once however many ask: the layer's own Prepare and this class's thread for the image
+     * (whoever comes first fetches, the other waits for it; a TOC is parsed on 2 cores in tens of milliseconds, and a
+     * large one costs link time the start-up chunks need). Kept for {@link #EXPIRY_NANOS}.
+     */
+    public Toc toc(String blob, String tocDigest, java.util.concurrent.Callable<Toc> fetch) throws IOException {
+        EarlyToc mine = new EarlyToc(tocDigest, new CompletableFuture<>(), System.nanoTime());
+        EarlyToc t = tocsByBlob.putIfAbsent(blob, mine);
+        if (t != null && t.tocDigest().equals(tocDigest)) {
+            try {
+                return t.toc().get();
+            } catch (Exception e) { // the other's fetch failed: try ourselves
+                return call(fetch);
+            }
+        }
+        if (t != null) return call(fetch); // another TOC for this blob (a different image's annotations): not shared
+        try {
+            Toc toc = call(fetch);
+            mine.toc().complete(toc);
+            return toc;
+        } catch (IOException | RuntimeException e) {
+            mine.toc().completeExceptionally(e);
+            tocsByBlob.remove(blob, mine);
+            throw e;
+        }
+    }
+
+    private static Toc call(java.util.concurrent.Callable<Toc> fetch) throws IOException {
+        try {
+            return fetch.call();
+        } catch (IOException | RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IOException(e);
+        }
+    }
+
+    /** The checked bytes of a chunk fetched early (maybe still on their way), taken out of here; null if none. */
+    public CompletableFuture<byte[]> take(Digest d) {
+        Staged s = staged.remove(d);
+        if (s == null) return null;
+        released(s);
+        return s.data();
+    }
+
+    private void begin(String source, String manifestDigest) throws IOException {
+        String[] hr = Registries.split(source);
+        RegistryClient.Fetched m = registries.client(hr[0]).manifest(hr[1], manifestDigest);
+        JsonNode layers = JSON.readTree(m.body()).path("layers");
+        List<Thread> threads = new ArrayList<>();
+        for (JsonNode l : layers) {
+            Map<String, String> annotations = new HashMap<>();
+            l.path("annotations").properties().forEach(e -> annotations.put(e.getKey(), e.getValue().asText()));
+            String blob = l.path("digest").asText(), tocDigest = annotations.get(LazyLayerFormat.TOC_DIGEST);
+            if (tocDigest == null || blob.isEmpty()) continue;
+            threads.add(Thread.ofVirtual().name("early-fetch-layer").start(() -> {
+                try {
+                    Toc toc = toc(blob, tocDigest, () -> tocs.fetch(source, blob, annotations));
+                    if (!toc.prefetch.isEmpty()) fetchRegion(source, blob, toc.prefetch);
+                } catch (IOException | RuntimeException e) {
+                    log.debug("early fetch of layer {}: {}", blob, e.getMessage());
+                }
+            }));
+        }
+        for (Thread t : threads) {
+            try {
+                t.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+    }
+
+    /** Streams a layer's prefetch region (chunks in rank order, back to back) in one request, holding each chunk once checked. */
+    private void fetchRegion(String source, String blob, List<Toc.Prefetch> region) throws IOException {
+        List<Toc.Prefetch> wanted = new ArrayList<>();
+        List<Digest> digests = new ArrayList<>();
+        for (Toc.Prefetch p : region) {
+            Digest d = digestOf(p.digest());
+            if (d != null) {
+                wanted.add(p);
+                digests.add(d);
+            }
+        }
+        Set<Digest> known = store.knownChunks(digests); // the node has these (maybe not fetched yet: the loader's business)
+        record Mine(Toc.Prefetch p, Staged s) {}
+        List<Mine> mine = new ArrayList<>();
+        for (int i = 0; i < wanted.size(); i++) {
+            Toc.Prefetch p = wanted.get(i);
+            if (known.contains(digests.get(i))) continue;
+            if (stagedBytes.addAndGet(p.size()) > MAX_STAGED) {
+                stagedBytes.addAndGet(-p.size());
+                break;
+            }
+            Staged s = new Staged(new CompletableFuture<>(), p.size(), System.nanoTime());
+            if (staged.putIfAbsent(digests.get(i), s) != null) {
+                stagedBytes.addAndGet(-p.size());
+                continue;
+            }
+            mine.add(new Mine(p, s));
+        }
+        if (mine.isEmpty()) return;
+        mine.sort(java.util.Comparator.comparingLong(m -> m.p().blobOffset())); // rank order is blob order in a region
+        long t0 = System.nanoTime(), from = mine.getFirst().p().blobOffset();
+        long length = mine.getLast().p().blobOffset() + mine.getLast().p().blobLength() - from, chunkBytes = 0;
+        try (InputStream in = registries.rangeStream(source, blob, from, length)) {
+            long at = from;
+            for (Mine m : mine) {
+                Toc.Prefetch p = m.p();
+                Staged s = m.s();
+                in.skipNBytes(p.blobOffset() - at);
+                byte[] member = in.readNBytes(Math.toIntExact(p.blobLength()));
+                if (member.length != p.blobLength()) throw new IOException("the registry's answer ended " + (p.blobLength() - member.length) + " bytes early");
+                at = p.blobOffset() + p.blobLength();
+                byte[] data = Members.inflate(member, 0, member.length, p.size());
+                Members.verify(data, p.digest(), "traced chunk " + p.digest() + " of blob " + blob);
+                s.data().complete(data);
+                chunkBytes += p.size();
+            }
+            loader.fetchedEarly(length, chunkBytes, System.nanoTime() - t0);
+            log.debug("early fetch: {} traced chunk(s), {} bytes ({} compressed) of {} in {} ms", mine.size(), chunkBytes, length, blob,
+                    (System.nanoTime() - t0) / 1_000_000);
+        } catch (IOException | RuntimeException e) {
+            IOException failure = e instanceof IOException io ? io : new IOException(e);
+            for (Mine m : mine) m.s().data().completeExceptionally(failure); // no effect on those already complete
+            throw failure;
+        }
+    }
+
+    /** Drops what no pull collected in time. */
+    private void expire() {
+        long now = System.nanoTime();
+        imagesBegun.values().removeIf(t -> now - t > EXPIRY_NANOS);
+        tocsByBlob.values().removeIf(t -> now - t.at() > EXPIRY_NANOS);
+        for (var e : staged.entrySet())
+            if (now - e.getValue().at() > EXPIRY_NANOS && staged.remove(e.getKey(), e.getValue())) released(e.getValue());
+    }
+
+    /** Its bytes no longer count against MAX_STAGED once whoever took them has them (or they failed). */
+    private void released(Staged s) { s.data().whenComplete((b, e) -> stagedBytes.addAndGet(-s.length())); }
+
+    private static Digest digestOf(String s) {
+        try {
+            return s != null && s.startsWith("sha256:") && s.length() == 71 ? new Digest(HexFormat.of().parseHex(s.substring(7))) : null;
+        } catch (IllegalArgumentException e) {
+            return null;
+        }
+    }
+}
