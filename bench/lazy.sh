@@ -5,7 +5,11 @@
 # Each workload is an image of the Debian corpus and a command that prints a line once the program is up. Every
 # start is timed from the start of its pull to the container's first line of output, with every image, blob,
 # snapshot and pool chunk of the previous start gone and the page cache dropped. All pulls go through the same slow
-# link (bench/SlowLink.java: BENCH_LINK_MBPS MB/s shared, BENCH_LINK_MS ms per new connection).
+# link (bench/SlowLink.java: BENCH_LINK_MBPS MB/s shared, BENCH_LINK_MS ms per new connection). Workloads:
+#   python       python3 importing a dozen stdlib packages (deb-a-python)
+#   jvm          java -version (deb-b-jre: OpenJDK 17's JRE)
+#   jvm-service  a small HTTP service on the same JRE (bench/workloads/Svc.java): starts, answers its own first
+#                request, prints the answer — more classes, more of the `modules` file, lambdas, networking
 #
 # Phase 1 (issue 6), a node that records no traces:
 #   full     containerd's overlayfs snapshotter, the original image: `ctr images pull`, then `ctr run`
@@ -14,8 +18,8 @@
 #   warm     the original image already unpacked (overlayfs), page cache dropped: `ctr run` alone
 #   read     a container reading the whole rootfs (cold cache): the image unpacked locally by dedup vs converted,
 #            pulled lazily and completely fetched
-# Phase 2 (issue 7): `dedupctl convert --trace CMD` records the start-up trace on a recording node (its own daemon
-# root) and ships it in the converted image; then
+# Phase 2 (issue 7): `dedupctl convert --trace CMD` records the start-up trace on a recording node (a daemon root
+# of its own per workload) and ships it in the converted image; then
 #   traced   the traced image on a node that never ran it (a fresh daemon root each time): the shipped trace
 #   re-pull  the untraced image again on the recording node, which keeps the trace it recorded
 #   floor    warm + (compressed bytes of the traced chunks) / link rate — the least a cold start can take
@@ -23,7 +27,7 @@
 # Every daemon (node) is warmed up first with a small unrelated lazy image (its JIT warm, as on a node that has been
 # up a while; its pool empty again), so no measured start pays for the JVM's first minutes.
 #
-# Environment: BENCH_LAZY_WORKLOADS (default "python jvm"), BENCH_PHASES ("1 2"), BENCH_ROUNDS (3; medians count), BENCH_LINK_MBPS (25),
+# Environment: BENCH_LAZY_WORKLOADS (default "python jvm jvm-service"), BENCH_PHASES ("1 2"), BENCH_ROUNDS (3; medians count), BENCH_LINK_MBPS (25),
 # BENCH_LINK_MS (20), BENCH_RESULTS (directory for the report, default bench/results, "-" for none), DEDUP_BIN,
 # BENCH_LAZY_CONFIG (extra "lazy" keys for every daemon, e.g. '"prefetchConcurrency": 0'), BENCH_DAEMON_CONFIG (extra
 # top-level keys, e.g. '"logLevel": "debug"'), BENCH_CONVERT_ARGS (extra arguments to every dedupctl convert, e.g.
@@ -37,16 +41,19 @@ ROUNDS=${BENCH_ROUNDS:-3}
 LINK_MBPS=${BENCH_LINK_MBPS:-25}
 LINK_MS=${BENCH_LINK_MS:-20}
 RESULTS=${BENCH_RESULTS:-$top/bench/results}
-read -r -a WORKLOADS <<<"${BENCH_LAZY_WORKLOADS:-python jvm}"
+read -r -a WORKLOADS <<<"${BENCH_LAZY_WORKLOADS:-python jvm jvm-service}"
 PHASES=${BENCH_PHASES:-1 2}
 phase() { [[ " $PHASES " == *" $1 "* ]]; }
 
 # workload → image of the corpus, and the command whose first line of output counts
-workload_image() { case $1 in python) echo deb-a-python ;; jvm) echo deb-b-jre ;; *) te_die "unknown workload $1" ;; esac; }
+workload_image() { case $1 in python) echo deb-a-python ;; jvm | jvm-service) echo deb-b-jre ;; *) te_die "unknown workload $1" ;; esac; }
 workload_cmd() {
   case $1 in
     python) echo "python3 -c 'import json, decimal, email.mime.text, http.client, sqlite3, xml.dom.minidom, asyncio, argparse, logging, unittest; print(\"python ready\")'" ;;
     jvm) echo "java -Xshare:auto -version 2>&1" ;;
+    # a small HTTP service (bench/workloads/Svc.java, compiled here for Java 17): it starts, answers its own first
+    # request and prints the answer; the class travels in the command (the image has no compiler)
+    jvm-service) echo "echo $SVC_CLASS | base64 -d >/tmp/Svc.class && exec java -Xshare:auto -cp /tmp Svc" ;;
   esac
 }
 
@@ -101,6 +108,8 @@ use_daemon() {
   fi
   printf '{"metrics": {"address": "%s", "logInterval": 0}, "lazy": {"traceWindow": "%s"%s}%s}\n' "$METRICS" "$window" \
     "${BENCH_LAZY_CONFIG:+, $BENCH_LAZY_CONFIG}" "${BENCH_DAEMON_CONFIG:+, $BENCH_DAEMON_CONFIG}" >"$DAEMON_CFG"
+  # each node's log is kept (env_start_daemon starts a new dedup.log)
+  [ -f "$TE_DIR/dedup.log" ] && { echo "===== node $TE_DEDUP_ROOT"; cat "$TE_DIR/dedup.log"; } >>"$TE_DIR/dedup-nodes.log"
   TE_DEDUP_ROOT=$root
   TE_DAEMON_ARGS=(--config "$DAEMON_CFG")
   env_start_daemon
@@ -200,6 +209,12 @@ env_start_registry
 env_start_containerd
 link_port=$(te_free_port)
 source "$top/scripts/find-jdk.sh" >/dev/null
+SVC_CLASS=""
+if [[ " ${WORKLOADS[*]} " == *" jvm-service "* ]]; then
+  mkdir -p "$TE_DIR/svc"
+  "$JAVA_HOME/bin/javac" --release 17 -d "$TE_DIR/svc" "$top/bench/workloads/Svc.java"
+  SVC_CLASS=$(base64 -w0 "$TE_DIR/svc/Svc.class")
+fi
 # the world's directory on its command line: teardown stops only processes whose command line names it
 te_spawn slowlink "$JAVA_HOME/bin/java" "-Ddedup.testenv=$TE_DIR" "$top/bench/SlowLink.java" "$link_port" "${TE_REGISTRY#*:}" $((LINK_MBPS * 1000000)) "$LINK_MS"
 for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$link_port/v2/" && break; sleep 0.1; done
@@ -209,8 +224,11 @@ make_warmup_image
 warm_daemon
 
 step "Push the originals, convert them (dedupctl convert, no trace)"
+declare -A CONVERTED
 for w in "${WORKLOADS[@]}"; do
   img=$(workload_image "$w")
+  [ -z "${CONVERTED[$img]:-}" ] || continue
+  CONVERTED[$img]=1
   img_push "$img" "$TE_REGISTRY"
   "$DEDUP_BIN/dedupctl" convert --plain-http ${BENCH_CONVERT_ARGS:-} "$TE_REGISTRY/$img:latest" "$TE_REGISTRY/$img-lazy:latest" 2>&1 | tail -n 1 | sed 's/^/   /' >&2
 done
@@ -265,12 +283,13 @@ fi
 
 step "Phase 2: start-up traces (recorded by dedupctl convert --trace on node B, shipped in the image)"
 if phase 2; then
-use_daemon "$TE_DIR/node-b" 10s
-warm_daemon
 for w in "${WORKLOADS[@]}"; do
+  # a recording node per workload: two workloads of one image would otherwise merge into one trace
+  use_daemon "$TE_DIR/node-rec-$w" 10s
+  warm_daemon
   img=$(workload_image "$w")
   out=$("$DEDUP_BIN/dedupctl" convert --plain-http ${BENCH_CONVERT_ARGS:-} --trace "$(workload_cmd "$w")" --containerd "$TE_CTRD_SOCK" --namespace trace-rec \
-    --address "$TE_DEDUP_SOCK" "$TE_REGISTRY/$img:latest" "$TE_REGISTRY/$img-traced:latest" 2>&1) || { printf '%s\n' "$out" >&2; te_die "convert --trace failed"; }
+    --address "$TE_DEDUP_SOCK" "$TE_REGISTRY/$img:latest" "$TE_REGISTRY/$img-$w-traced:latest" 2>&1) || { printf '%s\n' "$out" >&2; te_die "convert --trace failed"; }
   printf '%s\n' "$out" | grep -E '^(traced|pushed)' | sed 's/^/   /' >&2
   # the traced chunks' compressed bytes: the prefetch regions' growth of the blobs
   TRACEBYTES[$w]=$(printf '%s\n' "$out" | sed -n 's/^traced: .* (+\([0-9]*\) blob bytes.*/\1/p' | tail -n 1)
@@ -282,11 +301,11 @@ for w in "${WORKLOADS[@]}"; do
     step "$w round $r: traced image on a fresh node"
     use_daemon "$TE_DIR/node-$w-$r" 0s
     warm_daemon
-    read -r s b < <(lazy_start "$LINK/$img-traced:latest" "bench-$w-$r-traced" "$cmd")
+    read -r s b < <(lazy_start "$LINK/$img-$w-traced:latest" "bench-$w-$r-traced" "$cmd")
     TRACED[$w]+="$s "; TFETCHED[$w]+="$b "
     te_log "   traced $s s, $(mib "$b") MiB fetched by then"
     step "$w round $r: untraced image again on the node that recorded its trace"
-    use_daemon "$TE_DIR/node-b" 10s
+    use_daemon "$TE_DIR/node-rec-$w" 10s
     warm_daemon
     read -r s b < <(lazy_start "$LINK/$img-lazy:latest" "bench-$w-$r-repull" "$cmd")
     REPULL[$w]+="$s "; RFETCHED[$w]+="$b "
@@ -298,13 +317,13 @@ fi
 report() {
   echo "lazy pull bench $(date -u +%Y-%m-%dT%H:%MZ) on $(uname -r), $(nproc) cores; link ${LINK_MBPS} MB/s, ${LINK_MS} ms per connection; $ROUNDS rounds (medians)"
   echo "issue 6 (no traces): time from the start of the pull to the first line of output"
-  printf '  %-8s %8s %8s %7s %12s %10s %8s\n' workload full_s lazy_s ratio fetched_MiB image_MiB fetched
+  printf '  %-11s %8s %8s %7s %12s %10s %8s\n' workload full_s lazy_s ratio fetched_MiB image_MiB fetched
   local w f l fe wa t tf rp tb floor
   for w in "${WORKLOADS[@]}"; do
     # shellcheck disable=SC2086
-    f=$(median ${FULL[$w]}); l=$(median ${LAZY[$w]}); fe=$(median ${FETCHED[$w]})
-    printf '  %-8s %8s %8s %7s %12s %10s %7s%%\n' "$w" "$f" "$l" "$(ratio "$l" "$f")" "$(mib "$fe")" "$(mib "${SIZE[$w]}")" "$(pct "$fe" "${SIZE[$w]}")"
-    echo "     rounds full: ${FULL[$w]}| lazy: ${LAZY[$w]}| fetched bytes: ${FETCHED[$w]}"
+    f=$(median ${FULL[$w]:-}); l=$(median ${LAZY[$w]:-}); fe=$(median ${FETCHED[$w]:-})
+    printf '  %-11s %8s %8s %7s %12s %10s %7s%%\n' "$w" "$f" "$l" "$(ratio "$l" "$f")" "$(mib "$fe")" "$(mib "${SIZE[$w]:-}")" "$(pct "$fe" "${SIZE[$w]:-}")"
+    echo "     rounds full: ${FULL[$w]:-}| lazy: ${LAZY[$w]:-}| fetched bytes: ${FETCHED[$w]:-}"
   done
   # shellcheck disable=SC2086
   local rl rz; rl=$(median $READ_LOCAL); rz=$(median $READ_LAZY)
@@ -312,15 +331,15 @@ report() {
     "lazy throughput $(ratio "$rl" "$rz")x local (rounds local: $READ_LOCAL| lazy: $READ_LAZY)"
   echo "  targets: lazy/full <= 0.30; fetched by the first line <= 20 % of the image; lazy read throughput >= 0.9x local"
   echo "issue 7 (traces): floor = warm + traced compressed bytes / link rate"
-  printf '  %-8s %7s %9s %8s %8s %9s %7s %12s %14s %10s\n' workload warm_s traced_MiB floor_s traced_s re-pull_s lazy_s traced/floor traced/untraced re-pull/traced
+  printf '  %-11s %7s %9s %8s %8s %9s %7s %12s %14s %10s\n' workload warm_s traced_MiB floor_s traced_s re-pull_s lazy_s traced/floor traced/untraced re-pull/traced
   for w in "${WORKLOADS[@]}"; do
     # shellcheck disable=SC2086
-    wa=$(median ${WARM[$w]}); t=$(median ${TRACED[$w]}); rp=$(median ${REPULL[$w]}); l=$(median ${LAZY[$w]}); tb=${TRACEBYTES[$w]:-0}
+    wa=$(median ${WARM[$w]:-}); t=$(median ${TRACED[$w]:-}); rp=$(median ${REPULL[$w]:-}); l=$(median ${LAZY[$w]:-}); tb=${TRACEBYTES[$w]:-0}
     floor=$(awk -v w="$wa" -v b="$tb" -v r="$LINK_MBPS" 'BEGIN { printf "%.2f", w + b / (r * 1000000) }')
-    printf '  %-8s %7s %9s %8s %8s %9s %7s %12s %14s %10s\n' "$w" "$wa" "$(mib "$tb")" "$floor" "$t" "$rp" "$l" "$(ratio "$t" "$floor")" \
+    printf '  %-11s %7s %9s %8s %8s %9s %7s %12s %14s %10s\n' "$w" "$wa" "$(mib "$tb")" "$floor" "$t" "$rp" "$l" "$(ratio "$t" "$floor")" \
       "$(ratio "$t" "$l")" "$(ratio "$rp" "$t")"
     # shellcheck disable=SC2086
-    echo "     rounds warm: ${WARM[$w]}| traced: ${TRACED[$w]}| re-pull: ${REPULL[$w]}| fetched traced: ${TFETCHED[$w]}| re-pull: ${RFETCHED[$w]}"
+    echo "     rounds warm: ${WARM[$w]:-}| traced: ${TRACED[$w]:-}| re-pull: ${REPULL[$w]:-}| fetched traced: ${TFETCHED[$w]:-}| re-pull: ${RFETCHED[$w]:-}"
   done
   echo "  targets: traced <= 1.5x floor and <= 0.5x untraced lazy; untraced lazy never slower than full; a shipped trace (fresh node) as fast as a re-pull on the recording node"
 }
