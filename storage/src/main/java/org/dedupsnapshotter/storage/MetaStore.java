@@ -553,8 +553,13 @@ public final class MetaStore implements AutoCloseable {
      * parent), its chunk references (chunks the pool lacks are ABSENT: their extents reserved, their bytes not
      * there yet), where it comes from, and for each of its chunks where in its blob that chunk is.
      */
+    /**
+     * A lazily pulled layer, committed: its snapshot, labels, chunk references, origin and where each absent chunk is
+     * in its blob. absentOut receives this layer's absent chunks with their sources here (what
+     * {@link #absentChunksOf} would read back), so the caller need not query them.
+     */
     public synchronized Snapshot createLazy(String name, String parent, Map<String, String> labels, Usage usage, LayerChunks chunks,
-                                            LazyLayer origin, Map<Digest, ChunkSource> sources, InTransaction hook) {
+                                            LazyLayer origin, Map<Digest, ChunkSource> sources, List<Absent> absentOut, InTransaction hook) {
         return inTransaction("create lazy snapshot", () -> {
             long parentId = newSnapshotParent(name, parent);
             long now = nowNanos(), id;
@@ -577,7 +582,7 @@ public final class MetaStore implements AutoCloseable {
                 }
             }
             writeLabels(id, labels);
-            Map<Digest, Long> ids = addChunkRefs(id, chunks);
+            Map<Digest, Chunk> rows = addChunkRefs(id, chunks);
             try (PreparedStatement ps = db.prepareStatement("INSERT INTO lazy_layers(snapshot_id, source, blob_digest, toc_digest) VALUES (?, ?, ?, ?)")) {
                 ps.setLong(1, id);
                 ps.setString(2, origin.source());
@@ -585,18 +590,19 @@ public final class MetaStore implements AutoCloseable {
                 ps.setString(4, origin.tocDigest());
                 ps.executeUpdate();
             }
-            try (PreparedStatement ps = db.prepareStatement("""
-                    INSERT INTO lazy_sources(chunk_id, snapshot_id, blob_offset, blob_length)
-                    SELECT ?, ?, ?, ? WHERE (SELECT state FROM chunks WHERE id = ?) != 0""")) {
+            // where each chunk still absent can be fetched from (rows as addChunkRefs left them: a chunk some local
+            // layer holds is present and needs no source)
+            absentOut.clear();
+            try (PreparedStatement ps = db.prepareStatement("INSERT INTO lazy_sources(chunk_id, snapshot_id, blob_offset, blob_length) VALUES (?, ?, ?, ?)")) {
                 for (var e : sources.entrySet()) {
-                    Long chunkId = ids.get(e.getKey());
-                    if (chunkId == null) continue;
-                    ps.setLong(1, chunkId);
+                    Chunk c = rows.get(e.getKey());
+                    if (c == null || c.present()) continue;
+                    ps.setLong(1, c.id());
                     ps.setLong(2, id);
                     ps.setLong(3, e.getValue().blobOffset());
                     ps.setLong(4, e.getValue().blobLength());
-                    ps.setLong(5, chunkId);
                     ps.addBatch();
+                    absentOut.add(new Absent(c, List.of(new ChunkSource(id, e.getValue().blobOffset(), e.getValue().blobLength()))));
                 }
                 ps.executeBatch();
             }
@@ -783,35 +789,33 @@ public final class MetaStore implements AutoCloseable {
     }
 
     /** Adds the layer's references; returns each digest's chunk id. */
-    private Map<Digest, Long> addChunkRefs(long snapshotId, LayerChunks chunks) throws SQLException {
-        Map<Digest, Long> ids = new HashMap<>();
-        if (chunks.uses().isEmpty()) return ids;
+    /** The layer's chunk rows (made, or their refs raised) and its layer_chunks rows: each chunk as it is now, by digest. */
+    private Map<Digest, Chunk> addChunkRefs(long snapshotId, LayerChunks chunks) throws SQLException {
+        Map<Digest, Chunk> rows = new HashMap<>();
+        if (chunks.uses().isEmpty()) return rows;
         // a local layer's chunks are all in the pool (the indexer wrote any that were absent); a lazy one's may not be
         int state = chunks.absent() ? ABSENT : PRESENT;
-        try (PreparedStatement insert = db.prepareStatement(
-                "INSERT INTO chunks(digest, block, length, refs, state) VALUES (?, ?, ?, 0, ?) ON CONFLICT(digest) DO NOTHING");
-             PreparedStatement ref = db.prepareStatement("UPDATE chunks SET refs = refs + ?, state = MIN(state, ?) WHERE digest = ?");
+        // one statement per chunk: a new row starts with this layer's uses, a known one adds them (and becomes present if this layer's chunks are)
+        try (PreparedStatement upsert = db.prepareStatement("""
+                INSERT INTO chunks(digest, block, length, refs, state) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(digest) DO UPDATE SET refs = refs + excluded.refs, state = MIN(state, excluded.state)""");
              PreparedStatement link = db.prepareStatement("INSERT INTO layer_chunks(snapshot_id, chunk_id, uses) VALUES (?, ?, ?)")) {
             for (var e : chunks.uses().entrySet()) {
                 LayerChunks.Use u = e.getValue();
-                insert.setBytes(1, e.getKey().bytes());
-                insert.setLong(2, u.block());
-                insert.setInt(3, u.length());
-                insert.setInt(4, state);
-                insert.addBatch();
-                ref.setInt(1, u.count());
-                ref.setInt(2, state);
-                ref.setBytes(3, e.getKey().bytes());
-                ref.addBatch();
+                upsert.setBytes(1, e.getKey().bytes());
+                upsert.setLong(2, u.block());
+                upsert.setInt(3, u.length());
+                upsert.setInt(4, u.count());
+                upsert.setInt(5, state);
+                upsert.addBatch();
             }
-            insert.executeBatch();
-            ref.executeBatch();
+            upsert.executeBatch();
             for (Chunk c : chunksIn(chunks.uses().keySet()).values()) {
                 LayerChunks.Use u = chunks.uses().get(c.digest());
                 // one digest, one extent: the indexer guarantees it; a mismatch would point the image at bytes nobody owns
                 if (c.block() != u.block() || c.length() != u.length())
                     throw new StorageException("chunk " + c.digest() + " is recorded at block " + c.block() + " but the layer points at block " + u.block());
-                ids.put(c.digest(), c.id());
+                rows.put(c.digest(), c);
                 link.setLong(1, snapshotId);
                 link.setLong(2, c.id());
                 link.setInt(3, u.count());
@@ -819,8 +823,8 @@ public final class MetaStore implements AutoCloseable {
             }
             link.executeBatch();
         }
-        if (ids.size() != chunks.uses().size()) throw new StorageException("recording the layer's chunks: " + (chunks.uses().size() - ids.size()) + " rows missing");
-        return ids;
+        if (rows.size() != chunks.uses().size()) throw new StorageException("recording the layer's chunks: " + (chunks.uses().size() - rows.size()) + " rows missing");
+        return rows;
     }
 
     /** The rows of these digests (those that have one), a few hundred per query. */

@@ -111,14 +111,16 @@ public final class LazyLoader implements RangeFiller {
     }
 
     /**
-     * A lazy layer was just committed: its absent chunks become readable on demand; the ones an image's start-up trace
+     * A lazy layer was just committed (absent: its chunks still absent, with their places in its blob, as its commit
+     * recorded them): its absent chunks become readable on demand; the ones an image's start-up trace
      * names are fetched first, in the trace's order (shipped: the TOC's prefetch list, copies laid out together in
      * the blob; recorded here: traces of images this layer belongs to); then the rest in the background.
      */
-    public void layerAdded(long layerId, String chainId, List<org.dedupsnapshotter.lazy.toc.Toc.Prefetch> shipped, Map<Long, Integer> directories) {
+    public void layerAdded(long layerId, String chainId, List<MetaStore.Absent> absent, List<org.dedupsnapshotter.lazy.toc.Toc.Prefetch> shipped,
+                           Map<Long, Integer> directories) {
         if (!directories.isEmpty()) directoryOfMember.put(layerId, Map.copyOf(directories));
         Map<Long, MetaStore.LazyLayer> layers = store.lazyLayers();
-        for (MetaStore.Absent a : store.absentChunksOf(layerId)) add(a, layers);
+        for (MetaStore.Absent a : absent) add(a, layers);
         MetaStore.LazyLayer origin = layers.get(layerId);
         List<Prefetcher.TracedChunk> traced = new ArrayList<>();
         int early = 0;

@@ -132,8 +132,9 @@ public final class RemoteLayers {
             if (blob == null) throw new IOException("no layer digest among the labels");
             Toc toc = fetchToc(source, blob, labels);
             long t1 = System.nanoTime();
-            Snapshot s = commit(target, parent, labels, toc, new MetaStore.LazyLayer(0, source, blob, labels.get(LazyLayerFormat.TOC_DIGEST)));
-            loader.layerAdded(s.id(), target, toc.prefetch, directoriesOfMembers(toc));
+            List<MetaStore.Absent> absent = new ArrayList<>();
+            Snapshot s = commit(target, parent, labels, toc, new MetaStore.LazyLayer(0, source, blob, labels.get(LazyLayerFormat.TOC_DIGEST)), absent);
+            loader.layerAdded(s.id(), target, absent, toc.prefetch, directoriesOfMembers(toc));
             log.info("lazily pulled layer {} (id={}) from {}@{}: {} entries, toc {}ms, metadata {}ms", target, s.id(), source, blob,
                     toc.entries.size(), (t1 - t0) / 1_000_000, (System.nanoTime() - t1) / 1_000_000);
             return true;
@@ -179,7 +180,7 @@ public final class RemoteLayers {
     }
 
     /** Builds the layer from its TOC and records it committed, in one transaction; its chunks stay absent until read. */
-    Snapshot commit(String target, String parent, Map<String, String> labels, Toc toc, MetaStore.LazyLayer origin) throws IOException {
+    Snapshot commit(String target, String parent, Map<String, String> labels, Toc toc, MetaStore.LazyLayer origin, List<MetaStore.Absent> absent) throws IOException {
         List<MetaStore.Layer> lowers = new ArrayList<>();
         long rootUid = 0, rootGid = 0;
         if (!parent.isEmpty()) {
@@ -221,7 +222,7 @@ public final class RemoteLayers {
         at[3] = System.nanoTime();
         try {
             indexer.pool().extendToEnd(); // reserved extents lie inside the pool file
-            Snapshot s = store.createLazy(target, parent, labels, new Usage(usage[1], usage[0]), reserved.chunks, origin, sources, created -> {
+            Snapshot s = store.createLazy(target, parent, labels, new Usage(usage[1], usage[0]), reserved.chunks, origin, sources, absent, created -> {
                 madeId[0] = created.id();
                 Path dir = layout.dir(created.id());
                 org.dedupsnapshotter.daemon.Trees.deleteRecursively(dir); // a leftover of a crash before this transaction ended
