@@ -45,10 +45,52 @@ public final class Prefetcher {
      */
     static final long MAX_TRACED_OUTSTANDING = 4L << 20;
 
-    private record Traced(int rank, long seq, LazyLoader.AbsentChunk chunk) {}
+    /** A traced chunk waiting (guarded by the Prefetcher): its rank and its member's place in the blob. */
+    private static final class Traced {
+        final int rank;
+        final long seq;
+        final LazyLoader.AbsentChunk chunk;
+        boolean taken;
 
-    /** Traced chunks not yet claimed, per blob, in rank order; and the compressed bytes of each blob's traced requests under way. */
-    private final java.util.Map<String, java.util.PriorityQueue<Traced>> traced = new java.util.HashMap<>();
+        Traced(int rank, long seq, LazyLoader.AbsentChunk chunk) {
+            this.rank = rank;
+            this.seq = seq;
+            this.chunk = chunk;
+        }
+
+        long offset() { return chunk.sources().getFirst().offset(); }
+        long end() { return offset() + chunk.sources().getFirst().length(); }
+    }
+
+    /** One blob's traced chunks not yet taken: by rank (which comes first) and by place (what lies next to it). */
+    private static final class BlobQueue {
+        final java.util.PriorityQueue<Traced> byRank = new java.util.PriorityQueue<>(
+                java.util.Comparator.<Traced>comparingInt(t -> t.rank).thenComparingLong(t -> t.seq));
+        final java.util.TreeMap<Long, Traced> byOffset = new java.util.TreeMap<>();
+
+        void add(Traced t) {
+            Traced old = byOffset.get(t.offset());
+            if (old != null) { // the same member twice (two traces name it): it keeps the better rank
+                if (old.rank <= t.rank) return;
+                old.taken = true;
+            }
+            byOffset.put(t.offset(), t);
+            byRank.add(t);
+        }
+
+        Traced head() {
+            while (!byRank.isEmpty() && byRank.peek().taken) byRank.poll();
+            return byRank.peek();
+        }
+
+        void take(Traced t) {
+            t.taken = true;
+            byOffset.remove(t.offset(), t);
+        }
+    }
+
+    /** Traced chunks not yet claimed, per blob; and the compressed bytes of each blob's traced requests under way. */
+    private final java.util.Map<String, BlobQueue> traced = new java.util.HashMap<>();
     private final java.util.Map<String, Long> tracedInFlight = new java.util.HashMap<>();
     private long tracedSeq;
 
@@ -95,9 +137,7 @@ public final class Prefetcher {
     public synchronized void traced(List<TracedChunk> chunks) {
         if (concurrency == 0 || chunks.isEmpty()) return;
         for (TracedChunk t : chunks)
-            traced.computeIfAbsent(t.chunk().sources().getFirst().blobDigest(), k -> new java.util.PriorityQueue<>(
-                    java.util.Comparator.comparingInt(Traced::rank).thenComparingLong(Traced::seq)))
-                    .add(new Traced(t.rank(), tracedSeq++, t.chunk()));
+            traced.computeIfAbsent(t.chunk().sources().getFirst().blobDigest(), k -> new BlobQueue()).add(new Traced(t.rank(), tracedSeq++, t.chunk()));
         notifyAll();
     }
 
@@ -194,8 +234,9 @@ public final class Prefetcher {
     private int fillRunning; // background-fill batches under way (guarded by this): at most `concurrency`
 
     /**
-     * The traced chunks at the head of the lowest-ranked queue among the blobs that may take another request, as far
-     * as they lie next to each other in that blob, claimed.
+     * The traced chunk of best rank among the blobs that may take another request, and the traced chunks after it in
+     * that blob as far as they lie close together (whatever their ranks: one request instead of one per chunk, which
+     * matters for a node's own trace, scattered over the blob), claimed.
      */
     private Batch nextTraced() {
         Batch b;
@@ -205,36 +246,40 @@ public final class Prefetcher {
 
     private static final Batch EMPTY = new Batch(List.of(), List.of(), true);
 
-    /** A batch, null if no blob has traced chunks to fetch, EMPTY if the chosen blob's were all here or under way already. */
+    /** A batch, null if no blob has traced chunks to fetch, EMPTY if the chosen one was here or under way already. */
     private Batch nextTracedOfOneBlob() {
         String blob = null;
-        int best = Integer.MAX_VALUE;
+        Traced head = null;
         for (var e : traced.entrySet()) {
-            if (tracedInFlight.getOrDefault(e.getKey(), 0L) >= MAX_TRACED_OUTSTANDING || e.getValue().isEmpty()) continue;
-            if (e.getValue().peek().rank() < best) {
-                best = e.getValue().peek().rank();
+            if (tracedInFlight.getOrDefault(e.getKey(), 0L) >= MAX_TRACED_OUTSTANDING) continue;
+            Traced h = e.getValue().head();
+            if (h != null && (head == null || h.rank < head.rank)) {
+                head = h;
                 blob = e.getKey();
             }
         }
-        if (blob == null) return null;
-        var queue = traced.get(blob);
+        if (blob == null) {
+            traced.values().removeIf(q -> q.head() == null);
+            return null;
+        }
+        BlobQueue queue = traced.get(blob);
+        List<Traced> run = new ArrayList<>(List.of(head));
+        long end = head.end();
+        for (Traced t : queue.byOffset.tailMap(head.offset(), false).values()) {
+            if (t.offset() - end > MAX_TRACED_GAP || t.end() - head.offset() > MAX_TRACED_REQUEST) break;
+            run.add(t);
+            end = t.end();
+        }
         List<LazyLoader.AbsentChunk> chunks = new ArrayList<>();
         List<CompletableFuture<Void>> futures = new ArrayList<>();
-        while (!queue.isEmpty()) {
-            LazyLoader.AbsentChunk c = queue.peek().chunk();
-            if (!chunks.isEmpty()) {
-                LazyLoader.Source prev = chunks.getLast().sources().getFirst(), s = c.sources().getFirst();
-                long gap = s.offset() - (prev.offset() + prev.length());
-                long total = s.offset() + s.length() - chunks.getFirst().sources().getFirst().offset();
-                if (gap < 0 || gap > MAX_TRACED_GAP || total > MAX_TRACED_REQUEST) break;
-            }
-            queue.poll();
-            CompletableFuture<Void> f = loader.claim(c);
+        for (Traced t : run) {
+            queue.take(t);
+            CompletableFuture<Void> f = loader.claim(t.chunk);
             if (f == null) continue; // here already, or being fetched
-            chunks.add(c);
+            chunks.add(t.chunk);
             futures.add(f);
         }
-        if (queue.isEmpty()) traced.remove(blob);
+        if (queue.head() == null) traced.remove(blob);
         if (chunks.isEmpty()) return EMPTY;
         Batch b = new Batch(chunks, futures, true);
         tracedInFlight.merge(blob, b.bytes(), Long::sum);
