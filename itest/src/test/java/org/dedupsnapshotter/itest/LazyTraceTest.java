@@ -85,6 +85,51 @@ class LazyTraceTest {
         env.assertFsckClean();
     }
 
+    /**
+     * The early fetch broken mid-stream (its connection cut once the pull is done; a 2 MB/s link makes the 8 MiB
+     * region take ~4 s): the chunks it had not brought are fetched the usual way, still ahead of the container, which
+     * reads the right bytes. The lower layer has 2000 files, so its metadata takes long enough for the early fetch to be under way
+     * (the small first traced chunk in) when the upper layer is committed and takes the chunks still to come.
+     */
+    @Test
+    void anEarlyFetchCutMidStreamFallsBackAndReadsStayRight() throws Exception {
+        TarWriter lower = Images.base().dir("many", TarWriter.Meta.of(0755));
+        for (int i = 0; i < 2000; i++) lower.file("many/f" + i, ("file " + i).getBytes(), TarWriter.Meta.of(0644));
+        byte[] small = Images.random(502, 10_000);
+        TarWriter t = new TarWriter().dir("./", TarWriter.Meta.of(0755)).dir("app", TarWriter.Meta.of(0755)).file("app/small", small, TarWriter.Meta.of(0644));
+        for (int i = 0; i < 2; i++) t.file("app/g" + i, Images.random(500 + i, FILE), TarWriter.Meta.of(0644));
+        String original = OciImage.push(env.registry(), "itest/early-cut", "1", List.of(lower.finish(), t.finish()), List.of("/bin/sh"));
+        String g0 = "sha256:" + EndToEndTest.sha(Images.random(500, FILE)), g1 = "sha256:" + EndToEndTest.sha(Images.random(501, FILE));
+        String s0 = "sha256:" + EndToEndTest.sha(small);
+        Path trace = env.dir.resolve("cut-trace.json");
+        Files.writeString(trace, JSON.writeValueAsString(java.util.Map.of("image", "sha256:" + "c".repeat(64), "runs", 1, "layers", List.of(),
+                "chunks", List.of(s0, g0, g1))));
+        try (SlowProxy proxy = new SlowProxy(env.registryPort, 2_000_000)) {
+            String traced = proxy.address() + "/itest/early-cut-traced:1";
+            TestEnv.cli("convert", "--plain-http", "--trace-file", trace.toString(), original, traced).orThrow("convert --trace-file");
+            JsonNode before = env.stats().path("lazy");
+            LazyPullTest.clientPull(env, traced).orThrow("pull");
+            proxy.cutConnections();
+            // the traced chunks still arrive ahead of any reader (fetched again the usual way; the background fill waits a minute)
+            long prefetched = 0, all = small.length + 2L * FILE;
+            for (int i = 0; i < 200 && prefetched < all; i++) {
+                Thread.sleep(100);
+                prefetched = env.stats().path("lazy").path("fetchedPrefetchChunkBytes").asLong() - before.path("fetchedPrefetchChunkBytes").asLong();
+            }
+            assertTrue(prefetched >= all, "the traced chunks the cut early fetch did not bring were not fetched again: " + prefetched + " bytes\n"
+                    + env.daemon.logTail());
+            long demandBefore = env.stats().path("lazy").path("fetchedDemandChunkBytes").asLong();
+            String out = env.ctr("run", "--rm", "--snapshotter", "dedup", traced, "early-cut-1", "/bin/sh", "-c", "sha256sum /app/g0 /app/g1");
+            assertTrue(out.contains(g0.substring(7)) && out.contains(g1.substring(7)), out + "\n" + env.daemon.logTail());
+            assertEquals(demandBefore, env.stats().path("lazy").path("fetchedDemandChunkBytes").asLong(), "the traced files were fetched on demand");
+            long early = env.stats().path("lazy").path("fetchedEarlyChunkBytes").asLong() - before.path("fetchedEarlyChunkBytes").asLong();
+            assertTrue(early >= small.length, "the early fetch had not brought even the first, small chunk: " + early + " bytes\n" + env.daemon.logTail());
+            assertTrue(early < small.length + 2L * FILE, "the cut came after the early fetch had everything (" + early + " bytes): nothing fell back");
+            env.ctr("images", "rm", "--sync", traced);
+        }
+        env.assertFsckClean();
+    }
+
     @Test
     void aContainersFirstReadsBecomeTheTraceAndARePullFetchesThemFirst() throws Exception {
         LazyPullTest.clientPull(env, ref).orThrow("pull");

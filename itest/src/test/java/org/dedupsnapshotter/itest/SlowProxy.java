@@ -86,6 +86,12 @@ final class SlowProxy implements AutoCloseable {
         if (wait > 0) Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
     }
 
+    /** Breaks every connection under way (the client sees it end early); new ones are served as before. */
+    void cutConnections() throws IOException {
+        for (Socket s : sockets) s.close();
+        sockets.clear();
+    }
+
     @Override
     public void close() throws IOException {
         open = false;

@@ -42,6 +42,11 @@ public final class EarlyFetch {
     static final long MAX_STAGED = 256L << 20;
     /** What a pull never collected (it failed, or its layers were present) is dropped after this. */
     static final long EXPIRY_NANOS = 120_000_000_000L;
+    /**
+     * An image's first Prepare starts its fetch; its other layers' Prepares, within this, do not start another (each
+     * would fetch again what the first one's layers have taken meanwhile). A later pull of it starts again.
+     */
+    static final long BEGUN_NANOS = 30_000_000_000L;
 
     /** Fetches and checks a layer's TOC from the manifest's annotations for it (RemoteLayers#fetchToc). */
     public interface TocFetcher { Toc fetch(String source, String blob, Map<String, String> annotations) throws IOException; }
@@ -68,7 +73,7 @@ public final class EarlyFetch {
     /** A lazy Prepare's labels: the first one of an image (CRI's labels name its manifest) starts its layers' fetches. */
     public void imageSeen(Map<String, String> labels) {
         String ref = labels.get(LazyLayerFormat.CRI_IMAGE_REF), manifest = labels.get(CRI_MANIFEST_DIGEST);
-        if (ref == null || manifest == null) return;
+        if (ref == null || manifest == null || !loader.prefetcher().enabled()) return; // prefetchConcurrency 0: nothing ahead of reads
         expire();
         if (imagesBegun.putIfAbsent(manifest, System.nanoTime()) != null) return;
         String source;
@@ -83,6 +88,12 @@ public final class EarlyFetch {
             } catch (IOException | RuntimeException e) {
                 log.debug("early fetch of image {} in {}: {}", manifest, source, e.getMessage());
             }
+            try { // what this pull's layers did not take (it failed, or they were present) goes, even if no pull follows
+                Thread.sleep(java.time.Duration.ofNanos(EXPIRY_NANOS).plusSeconds(1));
+            } catch (InterruptedException e) {
+                return;
+            }
+            expire();
         });
     }
 
@@ -194,8 +205,8 @@ public final class EarlyFetch {
         mine.sort(java.util.Comparator.comparingLong(m -> m.p().blobOffset())); // rank order is blob order in a region
         long t0 = System.nanoTime(), from = mine.getFirst().p().blobOffset();
         long length = mine.getLast().p().blobOffset() + mine.getLast().p().blobLength() - from, chunkBytes = 0;
+        long at = from;
         try (InputStream in = registries.rangeStream(source, blob, from, length)) {
-            long at = from;
             for (Mine m : mine) {
                 Toc.Prefetch p = m.p();
                 Staged s = m.s();
@@ -212,6 +223,7 @@ public final class EarlyFetch {
             log.debug("early fetch: {} traced chunk(s), {} bytes ({} compressed) of {} in {} ms", mine.size(), chunkBytes, length, blob,
                     (System.nanoTime() - t0) / 1_000_000);
         } catch (IOException | RuntimeException e) {
+            loader.fetchedEarly(at - from, chunkBytes, System.nanoTime() - t0); // what did arrive counts
             IOException failure = e instanceof IOException io ? io : new IOException(e);
             for (Mine m : mine) m.s().data().completeExceptionally(failure); // no effect on those already complete
             throw failure;
@@ -221,7 +233,7 @@ public final class EarlyFetch {
     /** Drops what no pull collected in time. */
     private void expire() {
         long now = System.nanoTime();
-        imagesBegun.values().removeIf(t -> now - t > EXPIRY_NANOS);
+        imagesBegun.values().removeIf(t -> now - t > BEGUN_NANOS);
         tocsByBlob.values().removeIf(t -> now - t.at() > EXPIRY_NANOS);
         for (var e : staged.entrySet())
             if (now - e.getValue().at() > EXPIRY_NANOS && staged.remove(e.getKey(), e.getValue())) released(e.getValue());

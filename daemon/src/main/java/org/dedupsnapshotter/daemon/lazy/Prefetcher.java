@@ -116,6 +116,9 @@ public final class Prefetcher {
         for (int i = 0; i < threads; i++) workers.add(Thread.ofPlatform().name("prefetch-" + i).daemon(true).start(this::work));
     }
 
+    /** Whether anything is fetched before it is read (lazy.prefetchConcurrency 0: nothing is). */
+    boolean enabled() { return concurrency > 0; }
+
     /** Fills layerId's absent chunks in the background, after the configured delay. */
     public void schedule(long layerId) {
         if (concurrency == 0) return;
