@@ -38,8 +38,11 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class EarlyFetch {
     private static final Logger log = LoggerFactory.getLogger(EarlyFetch.class);
     private static final ObjectMapper JSON = new ObjectMapper();
-    /** Chunk bytes held for layers not committed yet, at most: beyond it traced chunks wait for their layer as before. */
-    static final long MAX_STAGED = 256L << 20;
+    /**
+     * Chunk bytes held for layers not committed yet, at most: beyond it traced chunks wait for their layer as before.
+     * They are on the heap, which the launcher keeps small (-Xmx384m: 96 MiB here).
+     */
+    static final long MAX_STAGED = Math.min(256L << 20, Runtime.getRuntime().maxMemory() / 4);
     /** What a pull never collected (it failed, or its layers were present) is dropped after this. */
     static final long EXPIRY_NANOS = 120_000_000_000L;
     /**
@@ -222,10 +225,11 @@ public final class EarlyFetch {
             loader.fetchedEarly(length, chunkBytes, System.nanoTime() - t0);
             log.debug("early fetch: {} traced chunk(s), {} bytes ({} compressed) of {} in {} ms", mine.size(), chunkBytes, length, blob,
                     (System.nanoTime() - t0) / 1_000_000);
-        } catch (IOException | RuntimeException e) {
+        } catch (IOException | RuntimeException | Error e) { // an Error too: whoever waits for these chunks must not wait forever
             loader.fetchedEarly(at - from, chunkBytes, System.nanoTime() - t0); // what did arrive counts
             IOException failure = e instanceof IOException io ? io : new IOException(e);
             for (Mine m : mine) m.s().data().completeExceptionally(failure); // no effect on those already complete
+            if (e instanceof Error err) throw err;
             throw failure;
         }
     }
