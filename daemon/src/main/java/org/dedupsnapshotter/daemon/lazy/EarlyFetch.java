@@ -105,7 +105,8 @@ public final class EarlyFetch {
     /**
      * A layer's TOC, fetched once however many ask: the layer's own Prepare and this class's thread for the image
      * (whoever comes first fetches, the other waits for it; a TOC is parsed on 2 cores in tens of milliseconds, and a
-     * large one costs link time the start-up chunks need). Kept for {@link #EXPIRY_NANOS}.
+     * large one costs link time the start-up chunks need). Kept until that Prepare is done with it ({@link #tocUsed}),
+     * or for {@link #EXPIRY_NANOS} if it never comes (the layer was here already).
      */
     public Toc toc(String blob, String tocDigest, java.util.concurrent.Callable<Toc> fetch) throws IOException {
         EarlyToc mine = new EarlyToc(tocDigest, new CompletableFuture<>(), System.nanoTime());
@@ -128,6 +129,12 @@ public final class EarlyFetch {
             throw e;
         }
     }
+
+    /**
+     * The layer's Prepare is done with its TOC: it is not kept any longer (a large layer's parsed TOC is tens of MB of
+     * a small heap). The image's thread asked for it long before (right after the manifest), so nobody fetches it twice.
+     */
+    public void tocUsed(String blob) { tocsByBlob.remove(blob); }
 
     private static Toc call(java.util.concurrent.Callable<Toc> fetch) throws IOException {
         try {

@@ -145,6 +145,9 @@ public final class RemoteLayers {
         } catch (IOException | RuntimeException e) {
             log.warn("lazy pull of layer {} not possible ({}); unpacking it the normal way", target, e.getMessage());
             return false;
+        } finally {
+            String blob = labels.getOrDefault(LazyLayerFormat.LAYER_DIGEST, labels.get(LazyLayerFormat.CRI_LAYER_DIGEST));
+            if (blob != null) early.tocUsed(blob);
         }
     }
 
