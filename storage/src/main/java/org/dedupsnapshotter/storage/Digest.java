@@ -15,6 +15,16 @@ public record Digest(byte[] bytes) {
     @Override
     public int hashCode() { return Arrays.hashCode(bytes); }
 
+    /** "sha256:" and 64 hex digits as a Digest; null for anything else. */
+    public static Digest parse(String s) {
+        if (s == null || !s.startsWith("sha256:") || s.length() != 71) return null;
+        try {
+            return new Digest(HexFormat.of().parseHex(s, 7, 71));
+        } catch (IllegalArgumentException e) {
+            return null;
+        }
+    }
+
     @Override
     public String toString() { return "sha256:" + HexFormat.of().formatHex(bytes); }
 }

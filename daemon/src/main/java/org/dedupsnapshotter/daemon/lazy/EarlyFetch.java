@@ -16,7 +16,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -75,7 +74,7 @@ public final class EarlyFetch {
 
     /** A lazy Prepare's labels: the first one of an image (CRI's labels name its manifest) starts its layers' fetches. */
     public void imageSeen(Map<String, String> labels) {
-        String ref = labels.get(LazyLayerFormat.CRI_IMAGE_REF), manifest = labels.get(CRI_MANIFEST_DIGEST);
+        String ref = labels.get(LazyLayerFormat.CRI_IMAGE_REF), manifest = labels.get(LazyLayerFormat.CRI_MANIFEST_DIGEST);
         if (ref == null || manifest == null || !loader.prefetcher().enabled()) return; // prefetchConcurrency 0: nothing ahead of reads
         expire();
         if (imagesBegun.putIfAbsent(manifest, System.nanoTime()) != null) return;
@@ -99,8 +98,6 @@ public final class EarlyFetch {
             expire();
         });
     }
-
-    static final String CRI_MANIFEST_DIGEST = "containerd.io/snapshot/cri.manifest-digest";
 
     /**
      * A layer's TOC, fetched once however many ask: the layer's own Prepare and this class's thread for the image
@@ -188,7 +185,7 @@ public final class EarlyFetch {
         List<Toc.Prefetch> wanted = new ArrayList<>();
         List<Digest> digests = new ArrayList<>();
         for (Toc.Prefetch p : region) {
-            Digest d = digestOf(p.digest());
+            Digest d = Digest.parse(p.digest());
             if (d != null) {
                 wanted.add(p);
                 digests.add(d);
@@ -220,12 +217,9 @@ public final class EarlyFetch {
             for (Mine m : mine) {
                 Toc.Prefetch p = m.p();
                 Staged s = m.s();
-                in.skipNBytes(p.blobOffset() - at);
-                byte[] member = in.readNBytes(Math.toIntExact(p.blobLength()));
-                if (member.length != p.blobLength()) throw new IOException("the registry's answer ended " + (p.blobLength() - member.length) + " bytes early");
+                byte[] member = Members.read(in, at, p.blobOffset(), p.blobLength());
                 at = p.blobOffset() + p.blobLength();
-                byte[] data = Members.inflate(member, 0, member.length, p.size());
-                Members.verify(data, p.digest(), "traced chunk " + p.digest() + " of blob " + blob);
+                byte[] data = Members.chunk(member, p.size(), p.digest(), "traced chunk " + p.digest() + " of blob " + blob);
                 s.data().complete(data);
                 chunkBytes += p.size();
             }
@@ -252,12 +246,4 @@ public final class EarlyFetch {
 
     /** Its bytes no longer count against MAX_STAGED once whoever took them has them (or they failed). */
     private void released(Staged s) { s.data().whenComplete((b, e) -> stagedBytes.addAndGet(-s.length())); }
-
-    private static Digest digestOf(String s) {
-        try {
-            return s != null && s.startsWith("sha256:") && s.length() == 71 ? new Digest(HexFormat.of().parseHex(s.substring(7))) : null;
-        } catch (IllegalArgumentException e) {
-            return null;
-        }
-    }
 }

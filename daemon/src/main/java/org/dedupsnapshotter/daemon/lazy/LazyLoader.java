@@ -125,7 +125,7 @@ public final class LazyLoader implements RangeFiller {
         List<Prefetcher.TracedChunk> traced = new ArrayList<>();
         int early = 0;
         for (var p : shipped) {
-            Digest d = digestOf(p.digest());
+            Digest d = Digest.parse(p.digest());
             if (d == null) continue;
             EarlyFetch e = earlyFetch;
             CompletableFuture<byte[]> arriving = e == null ? null : e.take(d);
@@ -190,14 +190,6 @@ public final class LazyLoader implements RangeFiller {
             }
             fetchRun(List.of(c), c.sources().getFirst(), false, List.of(f));
         }));
-    }
-
-    private static Digest digestOf(String s) {
-        try {
-            return s != null && s.startsWith("sha256:") && s.length() == 71 ? new Digest(java.util.HexFormat.of().parseHex(s.substring(7))) : null;
-        } catch (IllegalArgumentException e) {
-            return null;
-        }
     }
 
     /** A layer was removed: it is no longer a source; chunks nobody else has a source for are forgotten. */
@@ -383,13 +375,10 @@ public final class LazyLoader implements RangeFiller {
                         AbsentChunk c = wanted.get(i);
                         if (wantedFutures.get(i).isDone()) continue; // stored by an earlier try
                         Source src = wanted.size() == 1 ? s : c.sources().getFirst();
-                        in.skipNBytes(src.offset() - at);
-                        byte[] member = in.readNBytes(Math.toIntExact(src.length()));
-                        if (member.length != src.length()) throw new IOException("the registry's answer ended " + (src.length() - member.length) + " bytes early");
+                        byte[] member = Members.read(in, at, src.offset(), src.length());
                         at = src.offset() + src.length();
                         long w0 = System.nanoTime();
-                        byte[] data = Members.inflate(member, 0, member.length, c.length());
-                        Members.verify(data, c.digest().toString(), "chunk " + c.digest() + " of blob " + s.blobDigest());
+                        byte[] data = Members.chunk(member, c.length(), c.digest().toString(), "chunk " + c.digest() + " of blob " + s.blobDigest());
                         store(c, data);
                         work += System.nanoTime() - w0;
                         chunkBytes += c.length();

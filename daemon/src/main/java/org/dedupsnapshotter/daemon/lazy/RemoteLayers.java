@@ -27,7 +27,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.HexFormat;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -303,11 +302,8 @@ public final class RemoteLayers {
     }
 
     private static Digest digest(String s) throws IOException {
-        if (s == null || !s.startsWith("sha256:") || s.length() != 71) throw new IOException("bad chunk digest " + s);
-        try {
-            return new Digest(HexFormat.of().parseHex(s.substring(7)));
-        } catch (IllegalArgumentException e) {
-            throw new IOException("bad chunk digest " + s, e);
-        }
+        Digest d = Digest.parse(s);
+        if (d == null) throw new IOException("bad chunk digest " + s);
+        return d;
     }
 }

@@ -22,6 +22,21 @@ public final class Members {
         }
     }
 
+    /** The member at blob offset `offset` of a Range answer now at blob offset `at` (skipping what lies between). */
+    public static byte[] read(java.io.InputStream in, long at, long offset, long length) throws IOException {
+        in.skipNBytes(offset - at);
+        byte[] member = in.readNBytes(Math.toIntExact(length));
+        if (member.length != length) throw new IOException("the registry's answer ended " + (length - member.length) + " bytes early");
+        return member;
+    }
+
+    /** A chunk's member inflated to its size bytes and checked against its digest ("what" names it in errors). */
+    public static byte[] chunk(byte[] member, int size, String digest, String what) throws IOException {
+        byte[] data = inflate(member, 0, member.length, size);
+        verify(data, digest, what);
+        return data;
+    }
+
     /** Fails unless data's SHA-256 is digest ("sha256:hex"). */
     public static void verify(byte[] data, String digest, String what) throws IOException {
         String got = sha256(data);

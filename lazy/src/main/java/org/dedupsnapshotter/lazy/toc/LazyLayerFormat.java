@@ -30,6 +30,7 @@ public final class LazyLayerFormat {
     /** Labels CRI (and the shared client.Pull tool) add. */
     public static final String CRI_IMAGE_REF = "containerd.io/snapshot/cri.image-ref";
     public static final String CRI_LAYER_DIGEST = "containerd.io/snapshot/cri.layer-digest";
+    public static final String CRI_MANIFEST_DIGEST = "containerd.io/snapshot/cri.manifest-digest";
 
     public static final int FOOTER_SIZE = 48;
     private static final byte[] MAGIC = {'D', 'E', 'D', 'U', 'P', '1'};

@@ -23,7 +23,7 @@ public final class PullLabels {
     public static final String INHERITED_PREFIX = "containerd.io/snapshot/";
     public static final String IMAGE_REF = "containerd.io/snapshot/cri.image-ref";
     public static final String LAYER_DIGEST = "containerd.io/snapshot/cri.layer-digest";
-    public static final String MANIFEST_DIGEST = "containerd.io/snapshot/cri.manifest-digest";
+    public static final String MANIFEST_DIGEST = org.dedupsnapshotter.lazy.toc.LazyLayerFormat.CRI_MANIFEST_DIGEST;
     public static final String IMAGE_LAYERS = "containerd.io/snapshot/cri.image-layers";
     public static final String UNCOMPRESSED = "containerd.io/uncompressed";
     /** containerd's labels.Validate: key and value together at most 4096 bytes. */
