@@ -31,7 +31,7 @@ import java.util.function.Consumer;
  * metadata operations are short; slow work (mkfs, mounts) happens outside or in an {@link InTransaction} hook.
  */
 public final class MetaStore implements AutoCloseable {
-    public static final int SCHEMA_VERSION = 2;
+    public static final int SCHEMA_VERSION = 3;
     /** Chunk states: its bytes are in the pool, or only its extent is reserved (a lazily pulled layer's, not fetched yet). */
     public static final int PRESENT = 0, ABSENT = 1;
 
@@ -78,6 +78,7 @@ public final class MetaStore implements AutoCloseable {
             try {
                 if (version < 1) createV1(s);
                 if (version < 2) createV2(s);
+                if (version < 3) createV3(s);
                 s.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '" + SCHEMA_VERSION + "')");
                 db.commit();
             } catch (SQLException e) {
@@ -130,6 +131,11 @@ public final class MetaStore implements AutoCloseable {
     }
 
     /** Version 2: lazily pulled layers, where they come from, and where each absent chunk can be fetched. */
+    /** Which parts of each traced chunk were read (Trace#pieces); -1: all of it (traces recorded before v3). */
+    private static void createV3(Statement s) throws SQLException {
+        s.execute("ALTER TABLE trace_chunks ADD COLUMN pieces INTEGER NOT NULL DEFAULT -1");
+    }
+
     private static void createV2(Statement s) throws SQLException {
         s.execute("""
                 CREATE TABLE lazy_layers (
@@ -696,7 +702,24 @@ public final class MetaStore implements AutoCloseable {
     // ---------------------------------------------------------------- start-up traces
 
     /** An image's start-up trace: its chain id, how many runs it merges, its layers' chain ids (bottom-up), its chunks in order. */
-    public record Trace(String image, int runs, List<String> layers, List<Digest> chunks) {}
+    /**
+     * An image's start-up trace: its chain id, how many runs it merges, its layers' chain ids (bottom-up), its chunks
+     * in order, and per chunk a mask of the pieces of it that were read (lazy's TracePieces: bit i is the chunk's i-th
+     * 256 KiB; -1: all of it, or not known). A convert ships only the pieces read (docs/lazy-pull.md).
+     */
+    public record Trace(String image, int runs, List<String> layers, List<Digest> chunks, List<Long> pieces) {
+        public Trace {
+            layers = List.copyOf(layers);
+            chunks = List.copyOf(chunks);
+            pieces = List.copyOf(pieces);
+            if (pieces.size() != chunks.size()) throw new IllegalArgumentException("trace: " + pieces.size() + " piece masks for " + chunks.size() + " chunks");
+        }
+
+        /** A trace of whole chunks. */
+        public Trace(String image, int runs, List<String> layers, List<Digest> chunks) {
+            this(image, runs, layers, chunks, java.util.Collections.nCopies(chunks.size(), -1L));
+        }
+    }
 
     /** The chunk whose extent holds pool block, if any. */
     public synchronized Optional<Chunk> chunkAt(long block) {
@@ -715,7 +738,7 @@ public final class MetaStore implements AutoCloseable {
 
     public synchronized Optional<Trace> trace(String image) {
         try (PreparedStatement t = db.prepareStatement("SELECT runs, layers FROM traces WHERE image = ?");
-             PreparedStatement c = db.prepareStatement("SELECT digest FROM trace_chunks WHERE image = ? ORDER BY rank")) {
+             PreparedStatement c = db.prepareStatement("SELECT digest, pieces FROM trace_chunks WHERE image = ? ORDER BY rank")) {
             t.setString(1, image);
             int runs;
             String layers;
@@ -726,10 +749,14 @@ public final class MetaStore implements AutoCloseable {
             }
             c.setString(1, image);
             List<Digest> chunks = new ArrayList<>();
+            List<Long> pieces = new ArrayList<>();
             try (ResultSet rs = c.executeQuery()) {
-                while (rs.next()) chunks.add(new Digest(rs.getBytes(1)));
+                while (rs.next()) {
+                    chunks.add(new Digest(rs.getBytes(1)));
+                    pieces.add(rs.getLong(2));
+                }
             }
-            return Optional.of(new Trace(image, runs, List.of(layers.isEmpty() ? new String[0] : layers.split("\n")), chunks));
+            return Optional.of(new Trace(image, runs, List.of(layers.isEmpty() ? new String[0] : layers.split("\n")), chunks, pieces));
         } catch (SQLException e) {
             throw failed("read trace", e);
         }
@@ -754,37 +781,39 @@ public final class MetaStore implements AutoCloseable {
      */
     public synchronized Trace saveTrace(Trace run, boolean replace) {
         return inTransaction("save trace", () -> {
-            List<Digest> merged = new ArrayList<>();
+            // digest → pieces read, in trace order: a run's pieces of a chunk the trace has are added to its mask
+            java.util.LinkedHashMap<Digest, Long> merged = new java.util.LinkedHashMap<>();
             int runs = run.runs();
             if (!replace) {
                 Optional<Trace> old = trace(run.image());
                 if (old.isPresent()) {
-                    merged.addAll(old.get().chunks());
+                    for (int i = 0; i < old.get().chunks().size(); i++) merged.putIfAbsent(old.get().chunks().get(i), old.get().pieces().get(i));
                     runs += old.get().runs();
                 }
             }
-            java.util.Set<Digest> seen = new java.util.HashSet<>(merged);
-            for (Digest d : run.chunks()) if (seen.add(d)) merged.add(d);
+            for (int i = 0; i < run.chunks().size(); i++) merged.merge(run.chunks().get(i), run.pieces().get(i), (a, b) -> a | b);
             try (PreparedStatement del = db.prepareStatement("DELETE FROM traces WHERE image = ?")) {
                 del.setString(1, run.image());
                 del.executeUpdate();
             }
             try (PreparedStatement t = db.prepareStatement("INSERT INTO traces(image, runs, layers, updated_ns) VALUES (?, ?, ?, ?)");
-                 PreparedStatement c = db.prepareStatement("INSERT INTO trace_chunks(image, rank, digest) VALUES (?, ?, ?)")) {
+                 PreparedStatement c = db.prepareStatement("INSERT INTO trace_chunks(image, rank, digest, pieces) VALUES (?, ?, ?, ?)")) {
                 t.setString(1, run.image());
                 t.setInt(2, runs);
                 t.setString(3, String.join("\n", run.layers()));
                 t.setLong(4, nowNanos());
                 t.executeUpdate();
-                for (int i = 0; i < merged.size(); i++) {
+                int rank = 0;
+                for (var e : merged.entrySet()) {
                     c.setString(1, run.image());
-                    c.setInt(2, i);
-                    c.setBytes(3, merged.get(i).bytes());
+                    c.setInt(2, rank++);
+                    c.setBytes(3, e.getKey().bytes());
+                    c.setLong(4, e.getValue());
                     c.addBatch();
                 }
                 c.executeBatch();
             }
-            return new Trace(run.image(), runs, run.layers(), merged);
+            return new Trace(run.image(), runs, run.layers(), List.copyOf(merged.keySet()), List.copyOf(merged.values()));
         });
     }
 

@@ -93,4 +93,33 @@ class MetaStoreTest {
         assertEquals(Kind.COMMITTED, store.get("base").kind());
         assertEquals(Map.of("c", "1"), store.get("base").labels());
     }
+
+    @Test
+    void aTracesRunsAddTheirPiecesToTheChunksTheyShareAndKeepTheFirstOrder() throws Exception {
+        Digest a = new Digest(new byte[32]), b = new Digest(java.util.HexFormat.of().parseHex("b".repeat(64))), c = new Digest(java.util.HexFormat.of().parseHex("c".repeat(64)));
+        store.saveTrace(new MetaStore.Trace("sha256:img", 1, List.of("sha256:l"), List.of(a, b), List.of(0b01L, 0b10L)), false);
+        MetaStore.Trace t = store.saveTrace(new MetaStore.Trace("sha256:img", 1, List.of("sha256:l"), List.of(c, b, a), List.of(-1L, 0b100L, 0b01L)), false);
+        assertEquals(List.of(a, b, c), t.chunks());
+        assertEquals(List.of(0b01L, 0b110L, -1L), t.pieces());
+        store.close();
+        store = MetaStore.open(dir.resolve("m.db"));
+        assertEquals(t, store.trace("sha256:img").orElseThrow());
+        assertEquals(List.of(-1L, -1L), store.saveTrace(new MetaStore.Trace("sha256:old", 1, List.of(), List.of(a, b)), false).pieces(),
+                "a trace of whole chunks");
+    }
+
+    @Test
+    void aVersion2DatabaseGainsPieceMasksAndItsTracesReadAsWholeChunks() throws Exception {
+        store.saveTrace(new MetaStore.Trace("sha256:img", 2, List.of("sha256:l"), List.of(new Digest(new byte[32]))), false);
+        store.close();
+        // back to schema 2 as a daemon before pieces left it: no pieces column
+        try (var c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + dir.resolve("m.db")); var s = c.createStatement()) {
+            s.execute("ALTER TABLE trace_chunks DROP COLUMN pieces");
+            s.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+        }
+        store = MetaStore.open(dir.resolve("m.db"));
+        MetaStore.Trace t = store.trace("sha256:img").orElseThrow();
+        assertEquals(2, t.runs());
+        assertEquals(List.of(-1L), t.pieces());
+    }
 }

@@ -7,6 +7,7 @@ import io.grpc.stub.StreamObserver;
 import org.dedupsnapshotter.api.Kind;
 import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.daemon.Fsck;
+import org.dedupsnapshotter.lazy.toc.TracePieces;
 import org.dedupsnapshotter.daemon.LayerMounts;
 import org.dedupsnapshotter.daemon.Layout;
 import org.dedupsnapshotter.daemon.MemoryDedup;
@@ -112,7 +113,19 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
                 if (!d.matches("sha256:[0-9a-f]{64}")) throw org.dedupsnapshotter.api.SnapshotException.invalidArgument("trace: bad chunk digest %s", org.dedupsnapshotter.api.Names.shorten(d));
                 chunks.add(new org.dedupsnapshotter.storage.Digest(java.util.HexFormat.of().parseHex(d.substring(7))));
             }
-            MetaStore.Trace t = store.saveTrace(new MetaStore.Trace(image, Math.max(1, n.path("runs").asInt(1)), layers, chunks), true);
+            java.util.List<Long> pieces = new java.util.ArrayList<>();
+            if (n.has("pieces")) { // a trace exported before pieces were recorded has none: whole chunks
+                if (n.path("pieces").size() != chunks.size())
+                    throw org.dedupsnapshotter.api.SnapshotException.invalidArgument("trace: \"pieces\" has %d entries for %d chunks", n.path("pieces").size(), chunks.size());
+                for (var m : n.path("pieces")) {
+                    try {
+                        pieces.add(TracePieces.parse(m.asText()));
+                    } catch (IllegalArgumentException e) {
+                        throw org.dedupsnapshotter.api.SnapshotException.invalidArgument("trace: \"pieces\" entry %d: %s", pieces.size(), e.getMessage());
+                    }
+                }
+            } else pieces.addAll(java.util.Collections.nCopies(chunks.size(), -1L));
+            MetaStore.Trace t = store.saveTrace(new MetaStore.Trace(image, Math.max(1, n.path("runs").asInt(1)), layers, chunks, pieces), true);
             out.onNext(org.dedupsnapshotter.proto.admin.v1.TraceResponse.newBuilder().setJson(JSON.writeValueAsString(traceJson(t))).build());
             out.onCompleted();
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
@@ -130,12 +143,19 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
         ArrayNode layers = o.putArray("layers");
         t.layers().forEach(layers::add);
         ArrayNode chunks = o.putArray("chunks");
-        long bytes = 0;
-        for (var d : t.chunks()) {
+        long bytes = 0, read = 0;
+        for (int i = 0; i < t.chunks().size(); i++) {
+            var d = t.chunks().get(i);
             chunks.add(d.toString());
-            bytes += store.chunk(d).map(MetaStore.Chunk::length).orElse(0);
+            long length = store.chunk(d).map(MetaStore.Chunk::length).orElse(0);
+            bytes += length;
+            read += TracePieces.bytes(t.pieces().get(i), length);
         }
         o.put("bytes", bytes);
+        o.put("pieceSize", TracePieces.PIECE);
+        ArrayNode pieces = o.putArray("pieces");
+        t.pieces().forEach(m -> pieces.add(TracePieces.format(m)));
+        o.put("pieceBytes", read);
         return o;
     }
 

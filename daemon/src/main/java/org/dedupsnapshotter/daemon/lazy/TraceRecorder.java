@@ -1,5 +1,6 @@
 package org.dedupsnapshotter.daemon.lazy;
 
+import org.dedupsnapshotter.lazy.toc.TracePieces;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.Digest;
 import org.dedupsnapshotter.storage.MetaStore;
@@ -11,7 +12,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -48,8 +48,10 @@ public final class TraceRecorder {
         final long container;
         final String image;
         final List<String> layers;
-        final LinkedHashSet<Digest> chunks = new LinkedHashSet<>();
-        long lastStart = -1, lastEnd = -1; // the last chunk seen: most reads fall in the chunk of the one before
+        /** Chunks in the order first read, each with the pieces of it read (TracePieces). */
+        final LinkedHashMap<Digest, Long> chunks = new LinkedHashMap<>();
+        Digest last; // the last chunk seen: most reads fall in the chunk of the one before
+        long lastStart = -1, lastEnd = -1, lastLength;
 
         Session(long container, String image, List<String> layers) {
             this.container = container;
@@ -90,18 +92,20 @@ public final class TraceRecorder {
         long block = offset / ChunkPool.BLOCK, end = (offset + count + ChunkPool.BLOCK - 1) / ChunkPool.BLOCK;
         synchronized (s) {
             while (block < end) {
-                if (block >= s.lastStart && block < s.lastEnd) {
-                    block = s.lastEnd;
-                    continue;
+                if (!(block >= s.lastStart && block < s.lastEnd)) {
+                    var c = store.chunkAt(block);
+                    if (c.isEmpty()) {
+                        block++;
+                        continue;
+                    }
+                    s.last = c.get().digest();
+                    s.lastStart = c.get().block();
+                    s.lastEnd = c.get().extent().end();
+                    s.lastLength = c.get().length();
                 }
-                var c = store.chunkAt(block);
-                if (c.isEmpty()) {
-                    block++;
-                    continue;
-                }
-                s.chunks.add(c.get().digest());
-                s.lastStart = c.get().block();
-                s.lastEnd = c.get().extent().end();
+                long at = s.lastStart * ChunkPool.BLOCK; // the chunk's first byte in the pool
+                long pieces = TracePieces.of(offset - at, offset + count - at, s.lastLength);
+                if (pieces != 0) s.chunks.merge(s.last, pieces, (a, b) -> TracePieces.union(a, b, s.lastLength));
                 block = s.lastEnd;
             }
         }
@@ -142,13 +146,15 @@ public final class TraceRecorder {
         Session s = sessions.remove(container);
         if (s == null) return;
         List<Digest> chunks;
+        List<Long> pieces;
         synchronized (s) {
-            chunks = new ArrayList<>(s.chunks);
+            chunks = new ArrayList<>(s.chunks.keySet());
+            pieces = new ArrayList<>(s.chunks.values());
         }
         containerOfPid.values().removeIf(v -> v == container);
         if (chunks.isEmpty()) return;
         try {
-            MetaStore.Trace t = store.saveTrace(new MetaStore.Trace(s.image, 1, s.layers, chunks), false);
+            MetaStore.Trace t = store.saveTrace(new MetaStore.Trace(s.image, 1, s.layers, chunks, pieces), false);
             log.info("trace of image {}: {} chunks read first by container id={} (trace now {} chunks, {} runs)", s.image, chunks.size(), container,
                     t.chunks().size(), t.runs());
         } catch (RuntimeException e) {

@@ -3,6 +3,7 @@ package org.dedupsnapshotter.lazy.convert;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import org.dedupsnapshotter.lazy.toc.TracePieces;
 
 import java.io.IOException;
 import java.util.ArrayList;
@@ -18,12 +19,19 @@ import java.util.regex.Pattern;
  * containers first read them. Only the chunk list matters to the converter: digests are the pool's keys (SHA-256 of
  * the uncompressed chunk), the same whatever image or conversion they were recorded on.
  */
-public record StartupTrace(String image, int runs, List<String> chunks) {
+public record StartupTrace(String image, int runs, List<String> chunks, List<Long> pieces) {
     private static final Pattern DIGEST = Pattern.compile("sha256:[0-9a-f]{64}");
     private static final ObjectMapper JSON = new ObjectMapper();
 
     public StartupTrace {
         chunks = List.copyOf(chunks);
+        pieces = List.copyOf(pieces);
+        if (pieces.size() != chunks.size()) throw new IllegalArgumentException(pieces.size() + " piece masks for " + chunks.size() + " chunks");
+    }
+
+    /** A trace of whole chunks. */
+    public StartupTrace(String image, int runs, List<String> chunks) {
+        this(image, runs, chunks, Collections.nCopies(chunks.size(), TracePieces.ALL));
     }
 
     /** Parses a trace; anything that is not one is an error saying what is wrong. */
@@ -42,7 +50,26 @@ public record StartupTrace(String image, int runs, List<String> chunks) {
                 throw new IOException("trace chunk " + chunks.size() + " is not a digest \"sha256:<64 hex>\": " + c);
             chunks.add(c.asText());
         }
-        return new StartupTrace(n.path("image").asText(""), n.path("runs").asInt(0), chunks);
+        List<Long> pieces = new ArrayList<>(chunks.size());
+        if (n.has("pieces")) { // which parts of each chunk were read; a trace from before pieces has none: whole chunks
+            if (!n.path("pieces").isArray() || n.path("pieces").size() != chunks.size())
+                throw new IOException("the trace's \"pieces\" is not a list of one mask per chunk (" + chunks.size() + ")");
+            for (JsonNode m : n.path("pieces")) {
+                try {
+                    pieces.add(TracePieces.parse(m.asText()));
+                } catch (IllegalArgumentException e) {
+                    throw new IOException("trace \"pieces\" entry " + pieces.size() + ": " + e.getMessage());
+                }
+            }
+        } else pieces.addAll(Collections.nCopies(chunks.size(), TracePieces.ALL));
+        return new StartupTrace(n.path("image").asText(""), n.path("runs").asInt(0), chunks, pieces);
+    }
+
+    /** digest → the pieces of it read (a repeated digest: every place's pieces). */
+    public Map<String, Long> pieceMasks() {
+        Map<String, Long> masks = new LinkedHashMap<>();
+        for (int i = 0; i < chunks.size(); i++) masks.merge(chunks.get(i), pieces.get(i), (a, b) -> a | b);
+        return Collections.unmodifiableMap(masks);
     }
 
     /** digest → rank, the index of the digest's first place in the trace (a repeated digest keeps its first). */
