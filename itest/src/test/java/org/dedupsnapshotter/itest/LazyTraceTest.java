@@ -134,7 +134,8 @@ class LazyTraceTest {
     void aContainersFirstReadsBecomeTheTraceAndARePullFetchesThemFirst() throws Exception {
         LazyPullTest.clientPull(env, ref).orThrow("pull");
         String image = env.chainId(ref);
-        env.ctr("run", "--rm", "--snapshotter", "dedup", ref, "trace-1", "/bin/sh", "-c", "cat /data/f4 > /dev/null; cat /data/f1 > /dev/null");
+        env.ctr("run", "--rm", "--snapshotter", "dedup", ref, "trace-1", "/bin/sh", "-c",
+                "cat /data/f4 > /dev/null; cat /data/f1 > /dev/null; head -c 100 /data/f0 > /dev/null");
         JsonNode trace = null;
         for (int i = 0; i < 50 && (trace = exportTrace(image)) == null; i++) Thread.sleep(200);
         assertTrue(trace != null, "no trace recorded for " + image + ":\n" + env.daemon.logTail());
@@ -142,7 +143,14 @@ class LazyTraceTest {
         trace.get("chunks").forEach(c -> chunks.add(c.asText()));
         assertTrue(chunks.indexOf(digestOf(4)) >= 0 && chunks.indexOf(digestOf(1)) > chunks.indexOf(digestOf(4)),
                 "f4 then f1 expected in the trace: " + chunks);
-        for (int i : new int[] {0, 2, 3, 5}) assertFalse(chunks.contains(digestOf(i)), "f" + i + " was never read but is in the trace");
+        for (int i : new int[] {2, 3, 5}) assertFalse(chunks.contains(digestOf(i)), "f" + i + " was never read but is in the trace");
+        // which parts of each chunk were read: all of f4 and f1, the start of f0 (its first 256 KiB piece: readahead stays in it)
+        List<String> pieces = new ArrayList<>();
+        trace.get("pieces").forEach(m -> pieces.add(m.asText()));
+        assertEquals("all", pieces.get(chunks.indexOf(digestOf(4))), trace.toString());
+        assertEquals("all", pieces.get(chunks.indexOf(digestOf(1))), trace.toString());
+        assertTrue(chunks.indexOf(digestOf(0)) > chunks.indexOf(digestOf(1)), "f0 read last: " + chunks);
+        assertEquals("1", pieces.get(chunks.indexOf(digestOf(0))), "only f0's first piece was read: " + trace);
         assertEquals(image, trace.get("image").asText());
         assertEquals(2, trace.get("layers").size(), trace.toString());
 
@@ -156,7 +164,7 @@ class LazyTraceTest {
             Thread.sleep(100);
             prefetched = env.stats().path("lazy").path("fetchedPrefetchChunkBytes").asLong() - prefetchedBefore;
         }
-        assertTrue(prefetched >= 2L * FILE, "the traced chunks were not fetched ahead: " + prefetched + " bytes");
+        assertTrue(prefetched >= 2L * FILE, "the traced chunks were not fetched ahead: " + prefetched + " bytes"); // (f0's whole chunk too: a node's own trace fetches whole chunks)
         assertTrue(prefetched < 4L * FILE, "more than the trace was fetched before the background fill's delay: " + prefetched);
         long demandBefore = env.stats().path("lazy").path("fetchedDemandChunkBytes").asLong();
         String out = env.ctr("run", "--rm", "--snapshotter", "dedup", ref, "trace-2", "/bin/sh", "-c", "sha256sum /data/f4 /data/f1");
@@ -171,5 +179,47 @@ class LazyTraceTest {
         JsonNode imported = exportTrace(other);
         assertEquals(trace.get("chunks").size(), imported.get("chunks").size());
         assertTrue(env.dedupctl("trace", "show", other).orThrow("show").out().contains("chunks:"));
+    }
+
+    /**
+     * A shipped trace that read parts of a chunk (JVMs read a few MiB here and there of a large module file): only
+     * those pieces are in the image's prefetch region and fetched ahead; reads within them need no fetch, and a read
+     * beyond them fetches the whole chunk, so the file reads right throughout.
+     */
+    @Test
+    void aShippedTracesPiecesOfAChunkAreAllThatIsFetchedAheadAndAReadBeyondThemFetchesTheChunk() throws Exception {
+        int piece = 256 << 10;
+        byte[] big = Images.random(600, FILE);
+        TarWriter t = new TarWriter().dir("./", TarWriter.Meta.of(0755)).dir("app", TarWriter.Meta.of(0755)).file("app/big", big, TarWriter.Meta.of(0644));
+        String original = OciImage.push(env.registry(), "itest/pieces", "1", List.of(Images.base().finish(), t.finish()), List.of("/bin/sh"));
+        Path trace = env.dir.resolve("pieces-trace.json");
+        // pieces 0 and 2: bytes [0, 256 KiB) and [512 KiB, 768 KiB) of the file's one chunk
+        Files.writeString(trace, JSON.writeValueAsString(java.util.Map.of("image", "sha256:" + "f".repeat(64), "runs", 1, "layers", List.of(),
+                "chunks", List.of("sha256:" + EndToEndTest.sha(big)), "pieces", List.of("5"))));
+        String traced = env.registry() + "/itest/pieces-traced:1";
+        String converted = TestEnv.cli("convert", "--plain-http", "--trace-file", trace.toString(), original, traced).orThrow("convert --trace-file").out();
+        assertTrue(converted.contains("traced: 1 of the trace's 1 chunks, " + 2 * piece + " bytes"), converted);
+
+        JsonNode before = env.stats().path("lazy");
+        LazyPullTest.clientPull(env, traced).orThrow("pull");
+        long early = 0;
+        for (int i = 0; i < 100 && early < 2L * piece; i++) {
+            Thread.sleep(100);
+            early = env.stats().path("lazy").path("fetchedEarlyChunkBytes").asLong() - before.path("fetchedEarlyChunkBytes").asLong();
+        }
+        assertEquals(2L * piece, early, "the two pieces, and only they, fetched from the first Prepare on:\n" + env.daemon.logTail());
+        long demand = env.stats().path("lazy").path("fetchedDemandChunkBytes").asLong();
+        String out = env.ctr("run", "--rm", "--snapshotter", "dedup", traced, "pieces-1", "/bin/sh", "-c",
+                "dd if=/app/big bs=65536 count=1 2>/dev/null | sha256sum; dd if=/app/big bs=65536 skip=8 count=1 2>/dev/null | sha256sum");
+        assertTrue(out.contains(EndToEndTest.sha(java.util.Arrays.copyOfRange(big, 0, 65536)))
+                && out.contains(EndToEndTest.sha(java.util.Arrays.copyOfRange(big, 8 * 65536, 9 * 65536))), out);
+        long shell = env.stats().path("lazy").path("fetchedDemandChunkBytes").asLong() - demand; // the base layer's sh and dd, fetched on demand
+        assertTrue(shell < FILE, "a read within the shipped pieces fetched their chunk on demand: " + shell + " bytes\n" + env.daemon.logTail());
+        demand += shell;
+        out = env.ctr("run", "--rm", "--snapshotter", "dedup", traced, "pieces-2", "/bin/sh", "-c", "sha256sum /app/big");
+        assertTrue(out.contains(EndToEndTest.sha(big)), out + "\n" + env.daemon.logTail());
+        assertEquals(FILE, env.stats().path("lazy").path("fetchedDemandChunkBytes").asLong() - demand, "the read beyond the pieces fetched the chunk once");
+        env.ctr("images", "rm", "--sync", traced);
+        env.assertFsckClean();
     }
 }

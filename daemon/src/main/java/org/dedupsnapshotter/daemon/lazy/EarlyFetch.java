@@ -54,6 +54,8 @@ public final class EarlyFetch {
     public interface TocFetcher { Toc fetch(String source, String blob, Map<String, String> annotations) throws IOException; }
 
     private record Staged(CompletableFuture<byte[]> data, int length, long at) {}
+    /** A staged member: a chunk (pieceOffset 0, or its first piece) or one of its pieces. */
+    private record Key(Digest chunk, int pieceOffset) {}
     private record EarlyToc(String tocDigest, CompletableFuture<Toc> toc, long at) {}
 
     private final Registries registries;
@@ -62,7 +64,7 @@ public final class EarlyFetch {
     private final LazyLoader loader;
     private final Map<String, Long> imagesBegun = new ConcurrentHashMap<>();
     private final Map<String, EarlyToc> tocsByBlob = new ConcurrentHashMap<>();
-    private final Map<Digest, Staged> staged = new ConcurrentHashMap<>();
+    private final Map<Key, Staged> staged = new ConcurrentHashMap<>();
     private final AtomicLong stagedBytes = new AtomicLong();
 
     public EarlyFetch(Registries registries, MetaStore store, TocFetcher tocs, LazyLoader loader) {
@@ -143,9 +145,12 @@ public final class EarlyFetch {
         }
     }
 
-    /** The checked bytes of a chunk fetched early (maybe still on their way), taken out of here; null if none. */
-    public CompletableFuture<byte[]> take(Digest d) {
-        Staged s = staged.remove(d);
+    /**
+     * The checked bytes of a prefetch entry fetched early (maybe still on their way), taken out of here; null if
+     * none: a whole chunk (pieceOffset 0), or the piece of it at pieceOffset (Toc.Prefetch).
+     */
+    public CompletableFuture<byte[]> take(Digest d, int pieceOffset) {
+        Staged s = staged.remove(new Key(d, pieceOffset));
         if (s == null) return null;
         released(s);
         return s.data();
@@ -180,7 +185,7 @@ public final class EarlyFetch {
         }
     }
 
-    /** Streams a layer's prefetch region (chunks in rank order, back to back) in one request, holding each chunk once checked. */
+    /** Streams a layer's prefetch region (chunks, or their pieces, in rank order, back to back) in one request, holding each member's bytes once checked. */
     private void fetchRegion(String source, String blob, List<Toc.Prefetch> region) throws IOException {
         List<Toc.Prefetch> wanted = new ArrayList<>();
         List<Digest> digests = new ArrayList<>();
@@ -197,13 +202,13 @@ public final class EarlyFetch {
         for (int i = 0; i < wanted.size(); i++) {
             Toc.Prefetch p = wanted.get(i);
             if (known.contains(digests.get(i))) continue;
-            if (stagedBytes.addAndGet(p.size()) > MAX_STAGED) {
-                stagedBytes.addAndGet(-p.size());
+            if (stagedBytes.addAndGet(p.dataLength()) > MAX_STAGED) {
+                stagedBytes.addAndGet(-p.dataLength());
                 break;
             }
-            Staged s = new Staged(new CompletableFuture<>(), p.size(), System.nanoTime());
-            if (staged.putIfAbsent(digests.get(i), s) != null) {
-                stagedBytes.addAndGet(-p.size());
+            Staged s = new Staged(new CompletableFuture<>(), p.dataLength(), System.nanoTime());
+            if (staged.putIfAbsent(new Key(digests.get(i), p.pieceOffset()), s) != null) {
+                stagedBytes.addAndGet(-p.dataLength());
                 continue;
             }
             mine.add(new Mine(p, s));
@@ -219,9 +224,10 @@ public final class EarlyFetch {
                 Staged s = m.s();
                 byte[] member = Members.read(in, at, p.blobOffset(), p.blobLength());
                 at = p.blobOffset() + p.blobLength();
-                byte[] data = Members.chunk(member, p.size(), p.digest(), "traced chunk " + p.digest() + " of blob " + blob);
+                byte[] data = Members.chunk(member, p.dataLength(), p.dataDigest(),
+                        (p.whole() ? "traced chunk " : "traced piece at " + p.pieceOffset() + " of chunk ") + p.digest() + " of blob " + blob);
                 s.data().complete(data);
-                chunkBytes += p.size();
+                chunkBytes += p.dataLength();
             }
             loader.fetchedEarly(length, chunkBytes, System.nanoTime() - t0);
             log.debug("early fetch: {} traced chunk(s), {} bytes ({} compressed) of {} in {} ms", mine.size(), chunkBytes, length, blob,

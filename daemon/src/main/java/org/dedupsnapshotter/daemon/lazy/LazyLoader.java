@@ -2,6 +2,7 @@ package org.dedupsnapshotter.daemon.lazy;
 
 import org.dedupsnapshotter.lazy.fanotify.RangeFiller;
 import org.dedupsnapshotter.lazy.fetch.Members;
+import org.dedupsnapshotter.lazy.toc.TracePieces;
 import org.dedupsnapshotter.lazy.fetch.Registries;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
@@ -123,14 +124,28 @@ public final class LazyLoader implements RangeFiller {
         for (MetaStore.Absent a : absent) add(a, layers);
         MetaStore.LazyLayer origin = layers.get(layerId);
         List<Prefetcher.TracedChunk> traced = new ArrayList<>();
+        java.util.Set<Digest> tracedWhole = new java.util.HashSet<>();
         int early = 0;
         for (var p : shipped) {
             Digest d = Digest.parse(p.digest());
             if (d == null) continue;
             EarlyFetch e = earlyFetch;
-            CompletableFuture<byte[]> arriving = e == null ? null : e.take(d);
+            CompletableFuture<byte[]> arriving = e == null ? null : e.take(d, p.pieceOffset());
             AbsentChunk c = absentByDigest.get(d);
             if (c == null || c.length() != p.size()) continue;
+            if (!p.whole()) { // part of a chunk: what the trace read of it
+                if (arriving != null) {
+                    storePieceWhenArrived(c, p.pieceOffset(), p.pieceLength(), arriving);
+                    early++;
+                } else if (tracedWhole.add(d)) { // no early fetch: the whole chunk, from the tar part, in its rank
+                    for (Source s : c.sources())
+                        if (s.layerId() == layerId) {
+                            traced.add(new Prefetcher.TracedChunk(p.rank(), new AbsentChunk(c.digest(), c.block(), c.length(), List.of(s))));
+                            break;
+                        }
+                }
+                continue;
+            }
             AbsentChunk here = new AbsentChunk(c.digest(), c.block(), c.length(),
                     List.of(new Source(layerId, origin.source(), origin.blobDigest(), p.blobOffset(), p.blobLength())));
             if (arriving != null) {
@@ -192,6 +207,77 @@ public final class LazyLoader implements RangeFiller {
         }));
     }
 
+    /**
+     * Chunks absent as a whole of which some pieces are in place (TracePieces masks): the parts of them a shipped trace
+     * read, fetched early. A read that stays within them needs no fetch; any other read fetches the whole chunk.
+     * Not recorded in SQLite: after a restart such a chunk is simply absent.
+     */
+    private final Map<Digest, Long> piecesPresent = new ConcurrentHashMap<>();
+    /** Pieces on their way, by chunk: mask → a future that completes once they are written (or have failed). */
+    private final Map<Digest, Map<Long, CompletableFuture<Void>>> piecesComing = new ConcurrentHashMap<>();
+
+    /**
+     * Writes a traced piece of an absent chunk (checked already by its own digest) into its place in the chunk's
+     * extent once it has arrived. Readers of that part wait for it; if it fails, they fetch the whole chunk.
+     */
+    private void storePieceWhenArrived(AbsentChunk c, int at, int length, CompletableFuture<byte[]> arriving) {
+        long mask = TracePieces.of(at, (long) at + length, c.length());
+        if (mask == 0 || at % ChunkPool.BLOCK != 0) return;
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        piecesComing.computeIfAbsent(c.digest(), k -> new ConcurrentHashMap<>()).put(mask, done);
+        arriving.whenComplete((data, error) -> demandFetchers.execute(() -> {
+            try {
+                if (error == null && data.length == length) {
+                    var pin = indexer.pin(c.digest(), c.block());
+                    try {
+                        if (pin.isPresent() && absentByDigest.containsKey(c.digest())) { // else present already, or its layers went away
+                            ByteBuffer b = ByteBuffer.allocate(Math.toIntExact(Extent.blocksFor(length) * ChunkPool.BLOCK));
+                            b.put(data).clear();
+                            pool.write(c.block() + at / ChunkPool.BLOCK, b);
+                            piecesPresent.merge(c.digest(), mask, (x, y) -> TracePieces.union(x, y, c.length()));
+                            if (!absentByDigest.containsKey(c.digest())) piecesPresent.remove(c.digest()); // it became present meanwhile
+                        }
+                    } finally {
+                        pin.ifPresent(ChunkIndexer.Pin::close);
+                    }
+                }
+            } catch (IOException | RuntimeException e) {
+                log.warn("lazy loading: storing early-fetched piece at {} of chunk {}: {}; its readers fetch the whole chunk", at, c.digest(), e.getMessage());
+            } finally {
+                var coming = piecesComing.get(c.digest());
+                if (coming != null) {
+                    coming.remove(mask, done);
+                    if (coming.isEmpty()) piecesComing.remove(c.digest(), coming);
+                }
+                done.complete(null); // its readers look again: the piece is there, or they fetch the chunk
+            }
+        }));
+    }
+
+    /**
+     * What a read of need (a mask of chunk c's pieces) waits for: pieces on their way that, with those in place,
+     * hold all of it — then, should they not have come, the chunk — or else the chunk itself.
+     */
+    private CompletableFuture<Void> piecesOrChunk(AbsentChunk c, long need) {
+        var coming = piecesComing.get(c.digest());
+        if (coming != null && need != TracePieces.ALL) {
+            long cover = piecesPresent.getOrDefault(c.digest(), 0L);
+            List<CompletableFuture<Void>> waits = new ArrayList<>();
+            for (var e : coming.entrySet())
+                if ((e.getKey() & need & ~cover) != 0) {
+                    cover |= e.getKey();
+                    waits.add(e.getValue());
+                }
+            if (!waits.isEmpty() && TracePieces.covers(cover, need))
+                return CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new)).thenCompose(v -> {
+                    Long have = piecesPresent.get(c.digest());
+                    if (have != null && TracePieces.covers(have, need) || !absentByBlock.containsKey(c.block())) return CompletableFuture.completedFuture(null);
+                    return fetch(c, true);
+                });
+        }
+        return fetch(c, true);
+    }
+
     /** A layer was removed: it is no longer a source; chunks nobody else has a source for are forgotten. */
     public void layerRemoved(long layerId) {
         directoryOfMember.remove(layerId);
@@ -202,6 +288,7 @@ public final class LazyLoader implements RangeFiller {
             if (left.isEmpty()) {
                 absentByBlock.remove(c.block(), c);
                 absentByDigest.remove(c.digest(), c);
+                piecesPresent.remove(c.digest());
             } else {
                 AbsentChunk rest = new AbsentChunk(c.digest(), c.block(), c.length(), left);
                 absentByBlock.replace(c.block(), c, rest);
@@ -213,6 +300,7 @@ public final class LazyLoader implements RangeFiller {
     /** The chunk is present now (fetched, or filled by a local layer): it leaves every index. */
     private void forget(Digest d) {
         AbsentChunk c = absentByDigest.remove(d);
+        piecesPresent.remove(d);
         if (c == null) return;
         absentByBlock.remove(c.block(), absentByBlock.get(c.block()));
         for (Source s : c.sources()) {
@@ -268,8 +356,11 @@ public final class LazyLoader implements RangeFiller {
         if (before != null && before.getValue().endBlock() > first) hit.add(before.getValue());
         for (AbsentChunk c : absentByBlock.subMap(first, false, end, false).values()) hit.add(c);
         for (AbsentChunk c : hit) {
+            long at = c.block() * ChunkPool.BLOCK, need = TracePieces.of(offset - at, offset + count - at, c.length());
+            Long have = piecesPresent.get(c.digest());
+            if (have != null && TracePieces.covers(have, need)) continue; // the pieces of it this read needs are in place
             if (waits == null) waits = new ArrayList<>();
-            waits.add(fetch(c, true));
+            waits.add(piecesOrChunk(c, need));
         }
         if (waits == null) return null;
         return waits.size() == 1 ? waits.getFirst() : CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new));

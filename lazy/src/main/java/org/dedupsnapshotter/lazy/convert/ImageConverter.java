@@ -206,7 +206,7 @@ public final class ImageConverter {
         desc.put("size", r.blobSize());
         desc.remove("urls");
         return new LayerReport(sourceDigest, sourceSize, r.blobDigest(), r.blobSize(), r.tarSize(), r.toc().entries.size(), r.chunks(),
-                (System.nanoTime() - t0) / 1e9, false, r.toc().prefetch.size(), r.prefetchBytes(), r.prefetchBlobBytes());
+                (System.nanoTime() - t0) / 1e9, false, (int) r.toc().prefetch.stream().map(Toc.Prefetch::digest).distinct().count(), r.prefetchBytes(), r.prefetchBlobBytes());
     }
 
     /**

@@ -36,8 +36,8 @@ public final class LazyLayerWriter {
      */
     public record Result(Toc toc, byte[] tocJson, String tarDigest, long tarSize, String diffId, long streamSize,
                          String blobDigest, long blobSize, long tocOffset, long tocLength, int chunks, int holes, int addedEndBlocks) {
-        /** Uncompressed bytes in the prefetch region (the traced chunks' sizes). */
-        public long prefetchBytes() { return toc.prefetch.stream().mapToLong(Toc.Prefetch::size).sum(); }
+        /** Uncompressed bytes in the prefetch region (the traced chunks, or the parts of them read). */
+        public long prefetchBytes() { return toc.prefetch.stream().mapToLong(Toc.Prefetch::dataLength).sum(); }
 
         /** The prefetch region's bytes in the blob (its members). */
         public long prefetchBlobBytes() { return toc.prefetch.stream().mapToLong(Toc.Prefetch::blobLength).sum(); }

@@ -9,16 +9,22 @@ import java.util.Map;
  * so a digest several layers (or several files of one layer) hold is copied once. Digests no layer holds stay here.
  */
 public final class PrefetchPlan {
-    private final Map<String, Integer> unplaced;
+    /** A traced chunk to place: its rank, and the pieces of it the trace read (TracePieces). */
+    record Traced(int rank, long pieces) {}
+
+    private final Map<String, Traced> unplaced;
     private final int traced;
 
-    private PrefetchPlan(Map<String, Integer> ranks) {
-        this.unplaced = new HashMap<>(ranks);
-        this.traced = ranks.size();
+    private PrefetchPlan(Map<String, Traced> traced) {
+        this.unplaced = new HashMap<>(traced);
+        this.traced = traced.size();
     }
 
     public static PrefetchPlan of(StartupTrace trace) {
-        return new PrefetchPlan(trace.ranks());
+        Map<String, Long> masks = trace.pieceMasks();
+        Map<String, Traced> traced = new HashMap<>();
+        trace.ranks().forEach((d, rank) -> traced.put(d, new Traced(rank, masks.get(d))));
+        return new PrefetchPlan(traced);
     }
 
     /** No trace: every layer is written as without one. */
@@ -26,10 +32,9 @@ public final class PrefetchPlan {
         return new PrefetchPlan(Map.of());
     }
 
-    /** The digest's rank if it is traced and not placed yet, and takes it off the plan; else -1. */
-    int take(String digest) {
-        Integer rank = unplaced.remove(digest);
-        return rank == null ? -1 : rank;
+    /** The digest's rank and pieces if it is traced and not placed yet, taking it off the plan; else null. */
+    Traced take(String digest) {
+        return unplaced.remove(digest);
     }
 
     public boolean isEmpty() { return unplaced.isEmpty(); }

@@ -64,10 +64,27 @@ public final class Toc {
         public boolean isHole() { return digest == null; }
     }
 
-    /** One traced chunk: its rank in the image's trace, its digest, and its extra gzip member in the blob. */
+    /**
+     * One traced chunk, or the part of it the trace read: its rank in the image's trace, the chunk's digest and size,
+     * its extra gzip member in the blob, and, for a part (pieceLength > 0), the part's place in the chunk and the
+     * SHA-256 of its bytes — the member inflates to bytes [pieceOffset, pieceOffset + pieceLength) of the chunk.
+     */
     @JsonInclude(JsonInclude.Include.NON_DEFAULT)
     @JsonIgnoreProperties(ignoreUnknown = true)
-    public record Prefetch(int rank, String digest, int size, long blobOffset, long blobLength) {}
+    public record Prefetch(int rank, String digest, int size, long blobOffset, long blobLength, int pieceOffset, int pieceLength, String pieceDigest) {
+        /** A whole chunk. */
+        public Prefetch(int rank, String digest, int size, long blobOffset, long blobLength) {
+            this(rank, digest, size, blobOffset, blobLength, 0, 0, null);
+        }
+
+        public boolean whole() { return pieceLength == 0; }
+
+        /** Bytes the member inflates to. */
+        public int dataLength() { return whole() ? size : pieceLength; }
+
+        /** The digest of what the member inflates to. */
+        public String dataDigest() { return whole() ? digest : pieceDigest; }
+    }
 
     private static final ObjectMapper JSON = new ObjectMapper().configure(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES, false);
 

@@ -2,6 +2,7 @@ package org.dedupsnapshotter.lazy.convert;
 
 import org.dedupsnapshotter.lazy.registry.RegistryClient;
 import org.dedupsnapshotter.lazy.toc.Toc;
+import org.dedupsnapshotter.lazy.toc.TracePieces;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -148,5 +149,55 @@ class PrefetchRegionTest {
         assertTrue(errors.get(1).contains("no \"chunks\" list") && errors.get(2).contains("no \"chunks\" list"), errors.toString());
         assertTrue(errors.get(3).contains("trace chunk 0 is not a digest"), errors.get(3));
         assertTrue(errors.get(4).contains("trace chunk 0"), errors.get(4));
+    }
+
+    @Test
+    void ofAChunkTheTraceReadPartsOfOnlyThoseRunsOfPiecesAreCopiedEachAMemberWithItsOwnDigest() throws Exception {
+        int chunk = 1 << 20, piece = TracePieces.PIECE; // four pieces a chunk
+        byte[] data = random(7, 2 * chunk + 1000);
+        byte[] tar = new TestTar().file("big", data).finish();
+        String first = sha(data, 0, chunk), second = sha(data, chunk, 2 * chunk), last = sha(data, 2 * chunk, data.length);
+        // rank 0: pieces 0 and 1 and 3 of the second chunk; rank 1: all of the first; rank 2: the last (one piece, short)
+        StartupTrace trace = new StartupTrace("sha256:image", 1, List.of(second, first, last), List.of(0b1011L, TracePieces.ALL, 1L));
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        LazyLayerWriter.Result r = new LazyLayerWriter(chunk, LazyLayerWriterTest.POOL, 2).write(new ByteArrayInputStream(tar), out, PrefetchPlan.of(trace), spool);
+        byte[] blob = out.toByteArray();
+
+        List<Toc.Prefetch> p = r.toc().prefetch;
+        assertEquals(4, p.size(), p.toString());
+        byte[][] expect = {Arrays.copyOfRange(data, chunk, chunk + 2 * piece), Arrays.copyOfRange(data, chunk + 3 * piece, 2 * chunk),
+                Arrays.copyOfRange(data, 0, chunk), Arrays.copyOfRange(data, 2 * chunk, data.length)};
+        int[] offsets = {0, 3 * piece, 0, 0}, ranks = {0, 0, 1, 2};
+        for (int i = 0; i < 4; i++) {
+            Toc.Prefetch e = p.get(i);
+            assertEquals(ranks[i], e.rank());
+            assertArrayEquals(expect[i], gunzip(blob, (int) e.blobOffset(), (int) e.blobLength()), "entry " + i + " inflates alone to its bytes");
+            assertEquals(offsets[i], e.pieceOffset());
+            assertEquals(expect[i].length, e.dataLength());
+            assertEquals(RegistryClient.sha256(expect[i]), e.dataDigest());
+        }
+        assertEquals(second, p.get(0).digest());
+        assertEquals(chunk, p.get(0).size(), "a piece names its chunk's digest and size");
+        assertFalse(p.get(0).whole());
+        assertTrue(p.get(2).whole() && p.get(3).whole(), "a chunk read all over, and a chunk of one piece, are copied whole");
+        assertEquals(2 * piece + piece + chunk + 1000, r.prefetchBytes(), "only what the trace read is in the region");
+        assertEquals(RegistryClient.sha256(concat(tar, concat(expect), r.tocJson())), r.diffId(), "the stream is the tar, the pieces, the TOC");
+        assertEquals(p, Toc.parse(r.tocJson()).prefetch, "pieces survive the TOC's JSON");
+        Path file = spool.resolve("blob");
+        Files.write(file, blob);
+        ConvertedLayerCheck.verify(file, r);
+    }
+
+    @Test
+    void aTracesPiecesParseAndAbsentOnesMeanWholeChunks() throws Exception {
+        String a = "sha256:" + "a".repeat(64), b = "sha256:" + "b".repeat(64);
+        StartupTrace t = StartupTrace.parse("""
+                {"chunks": ["%s", "%s", "%s"], "pieces": ["3", "all", "10"]}""".formatted(a, b, a).getBytes(StandardCharsets.UTF_8));
+        assertEquals(Map.of(a, 0x13L, b, TracePieces.ALL), t.pieceMasks(), "a digest read twice: both places' pieces");
+        assertEquals(List.of(TracePieces.ALL), StartupTrace.parse(("{\"chunks\": [\"" + a + "\"]}").getBytes(StandardCharsets.UTF_8)).pieces());
+        String e1 = assertThrows(IOException.class, () -> StartupTrace.parse(("{\"chunks\": [\"" + a + "\"], \"pieces\": []}").getBytes(StandardCharsets.UTF_8))).getMessage();
+        assertTrue(e1.contains("one mask per chunk"), e1);
+        String e2 = assertThrows(IOException.class, () -> StartupTrace.parse(("{\"chunks\": [\"" + a + "\"], \"pieces\": [\"zz\"]}").getBytes(StandardCharsets.UTF_8))).getMessage();
+        assertTrue(e2.contains("entry 0"), e2);
     }
 }
