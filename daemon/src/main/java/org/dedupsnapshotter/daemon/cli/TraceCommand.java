@@ -49,8 +49,8 @@ final class TraceCommand {
         switch (rest.getFirst()) {
             case "show" -> {
                 JsonNode t = JSON.readTree(admin.getTrace(GetTraceRequest.newBuilder().setImage(image).build()).getJson());
-                System.out.printf("image:   %s%nruns:    %d%nlayers:  %d%nchunks:  %d (%d bytes read first)%n", t.path("image").asText(),
-                        t.path("runs").asInt(), t.path("layers").size(), t.path("chunks").size(), t.path("bytes").asLong());
+                System.out.printf("image:   %s%nruns:    %d%nlayers:  %d%nchunks:  %d (%d bytes; the pieces of them read first: %d bytes)%n", t.path("image").asText(),
+                        t.path("runs").asInt(), t.path("layers").size(), t.path("chunks").size(), t.path("bytes").asLong(), t.path("pieceBytes").asLong());
             }
             case "export" -> System.out.println(admin.getTrace(GetTraceRequest.newBuilder().setImage(image).build()).getJson());
             case "import" -> {

@@ -54,8 +54,8 @@ public final class EarlyFetch {
     public interface TocFetcher { Toc fetch(String source, String blob, Map<String, String> annotations) throws IOException; }
 
     private record Staged(CompletableFuture<byte[]> data, int length, long at) {}
-    /** A staged member: a chunk (pieceOffset 0, or its first piece) or one of its pieces. */
-    private record Key(Digest chunk, int pieceOffset) {}
+    /** A staged member: a whole chunk (pieceLength 0) or one of its pieces (Toc.Prefetch). */
+    private record Key(Digest chunk, int pieceOffset, int pieceLength) {}
     private record EarlyToc(String tocDigest, CompletableFuture<Toc> toc, long at) {}
 
     private final Registries registries;
@@ -147,10 +147,10 @@ public final class EarlyFetch {
 
     /**
      * The checked bytes of a prefetch entry fetched early (maybe still on their way), taken out of here; null if
-     * none: a whole chunk (pieceOffset 0), or the piece of it at pieceOffset (Toc.Prefetch).
+     * none: a whole chunk (pieceLength 0), or the piece of it at pieceOffset (Toc.Prefetch).
      */
-    public CompletableFuture<byte[]> take(Digest d, int pieceOffset) {
-        Staged s = staged.remove(new Key(d, pieceOffset));
+    public CompletableFuture<byte[]> take(Digest d, int pieceOffset, int pieceLength) {
+        Staged s = staged.remove(new Key(d, pieceOffset, pieceLength));
         if (s == null) return null;
         released(s);
         return s.data();
@@ -207,7 +207,7 @@ public final class EarlyFetch {
                 break;
             }
             Staged s = new Staged(new CompletableFuture<>(), p.dataLength(), System.nanoTime());
-            if (staged.putIfAbsent(new Key(digests.get(i), p.pieceOffset()), s) != null) {
+            if (staged.putIfAbsent(new Key(digests.get(i), p.pieceOffset(), p.pieceLength()), s) != null) {
                 stagedBytes.addAndGet(-p.dataLength());
                 continue;
             }

@@ -130,7 +130,7 @@ public final class LazyLoader implements RangeFiller {
             Digest d = Digest.parse(p.digest());
             if (d == null) continue;
             EarlyFetch e = earlyFetch;
-            CompletableFuture<byte[]> arriving = e == null ? null : e.take(d, p.pieceOffset());
+            CompletableFuture<byte[]> arriving = e == null ? null : e.take(d, p.pieceOffset(), p.pieceLength());
             AbsentChunk c = absentByDigest.get(d);
             if (c == null || c.length() != p.size()) continue;
             if (!p.whole()) { // part of a chunk: what the trace read of it
@@ -191,7 +191,7 @@ public final class LazyLoader implements RangeFiller {
         CompletableFuture<Void> f = claim(c);
         if (f == null) return; // present already, or being fetched
         arriving.whenComplete((data, error) -> demandFetchers.execute(() -> {
-            if (error == null) {
+            if (error == null && data.length == c.length()) { // (checked against the chunk's digest, so never otherwise: a guard)
                 var pin = indexer.pin(c.digest(), c.block());
                 try {
                     if (pin.isPresent()) store(c, data); // else its layers went away: nothing may be written there any more
@@ -221,8 +221,12 @@ public final class LazyLoader implements RangeFiller {
      * extent once it has arrived. Readers of that part wait for it; if it fails, they fetch the whole chunk.
      */
     private void storePieceWhenArrived(AbsentChunk c, int at, int length, CompletableFuture<byte[]> arriving) {
-        long mask = TracePieces.of(at, (long) at + length, c.length());
-        if (mask == 0 || at % ChunkPool.BLOCK != 0) return;
+        // a mask says which bytes are in place, so a piece must be exactly whole pieces (the last one may end the
+        // chunk): anything else in a TOC is ignored, and its chunk fetched whole when read
+        boolean exact = at >= 0 && length > 0 && at % TracePieces.PIECE == 0 && (long) at + length <= c.length()
+                && (length % TracePieces.PIECE == 0 || (long) at + length == c.length());
+        long mask = exact ? TracePieces.of(at, (long) at + length, c.length()) : 0;
+        if (mask == 0) return;
         CompletableFuture<Void> done = new CompletableFuture<>();
         piecesComing.computeIfAbsent(c.digest(), k -> new ConcurrentHashMap<>()).put(mask, done);
         arriving.whenComplete((data, error) -> demandFetchers.execute(() -> {
