@@ -223,9 +223,7 @@ public final class LazyLoader implements RangeFiller {
     private void storePieceWhenArrived(AbsentChunk c, int at, int length, CompletableFuture<byte[]> arriving) {
         // a mask says which bytes are in place, so a piece must be exactly whole pieces (the last one may end the
         // chunk): anything else in a TOC is ignored, and its chunk fetched whole when read
-        boolean exact = at >= 0 && length > 0 && at % TracePieces.PIECE == 0 && (long) at + length <= c.length()
-                && (length % TracePieces.PIECE == 0 || (long) at + length == c.length());
-        long mask = exact ? TracePieces.of(at, (long) at + length, c.length()) : 0;
+        long mask = TracePieces.exactly(at, length, c.length()) ? TracePieces.of(at, (long) at + length, c.length()) : 0;
         if (mask == 0) return;
         CompletableFuture<Void> done = new CompletableFuture<>();
         piecesComing.computeIfAbsent(c.digest(), k -> new ConcurrentHashMap<>()).put(mask, done);

@@ -36,6 +36,11 @@ public final class TracePieces {
         return covers(m, every(length)) ? ALL : m;
     }
 
+    /** Whether bytes [at, at + length) of a chunk of chunkLength bytes are exactly whole pieces (the last may end the chunk). */
+    public static boolean exactly(long at, long length, long chunkLength) {
+        return at >= 0 && length > 0 && at % PIECE == 0 && at + length <= chunkLength && (length % PIECE == 0 || at + length == chunkLength);
+    }
+
     /** Whether mask covers need. */
     public static boolean covers(long mask, long need) { return (mask & need) == need; }
 

@@ -49,4 +49,17 @@ class TracePiecesTest {
         assertTrue(assertThrows(IllegalArgumentException.class, () -> TracePieces.parse("xyz")).getMessage().contains("\"all\" or hex"));
         assertThrows(IllegalArgumentException.class, () -> TracePieces.parse("0"));
     }
+
+    @Test
+    void onlyWholePiecesAreTakenForPieces() {
+        long length = 2L * PIECE + 100;
+        assertTrue(TracePieces.exactly(0, PIECE, length));
+        assertTrue(TracePieces.exactly(PIECE, PIECE + 100, length), "the last piece ends the chunk");
+        assertTrue(TracePieces.exactly(0, length, length));
+        assertFalse(TracePieces.exactly(0, 5000, length), "part of a piece");
+        assertFalse(TracePieces.exactly(4096, PIECE, length), "not on a piece's start");
+        assertFalse(TracePieces.exactly(2L * PIECE, PIECE, length), "beyond the chunk's end");
+        assertFalse(TracePieces.exactly(-PIECE, PIECE, length));
+        assertFalse(TracePieces.exactly(0, 0, length));
+    }
 }
