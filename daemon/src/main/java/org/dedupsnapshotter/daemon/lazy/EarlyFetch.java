@@ -50,9 +50,6 @@ public final class EarlyFetch {
      */
     static final long BEGUN_NANOS = 30_000_000_000L;
 
-    /** How long a region waits for the image's other TOCs at most (they come first: a slow one must not stall it). */
-    static final long TOCS_FIRST_MILLIS = 1000;
-
     /** Fetches and checks a layer's TOC from the manifest's annotations for it (RemoteLayers#fetchToc). */
     public interface TocFetcher { Toc fetch(String source, String blob, Map<String, String> annotations) throws IOException; }
 
@@ -164,31 +161,17 @@ public final class EarlyFetch {
         RegistryClient.Fetched m = registries.client(hr[0]).manifest(hr[1], manifestDigest);
         JsonNode layers = JSON.readTree(m.body()).path("layers");
         List<Thread> threads = new ArrayList<>();
-        List<JsonNode> converted = new ArrayList<>();
-        for (JsonNode l : layers) if (l.path("annotations").has(LazyLayerFormat.TOC_DIGEST) && !l.path("digest").asText().isEmpty()) converted.add(l);
-        // every TOC before any region: the layers' Prepares wait for their TOCs, and a TOC sharing the link with
-        // megabytes of regions took twice as long (the first Prepare's 33-37 ms became 55-63 ms)
-        java.util.concurrent.CountDownLatch tocsIn = new java.util.concurrent.CountDownLatch(converted.size());
-        for (JsonNode l : converted) {
+        for (JsonNode l : layers) {
             Map<String, String> annotations = new HashMap<>();
             l.path("annotations").properties().forEach(e -> annotations.put(e.getKey(), e.getValue().asText()));
             String blob = l.path("digest").asText(), tocDigest = annotations.get(LazyLayerFormat.TOC_DIGEST);
+            if (tocDigest == null || blob.isEmpty()) continue;
             threads.add(Thread.ofVirtual().name("early-fetch-layer").start(() -> {
                 try {
-                    Toc toc;
-                    try {
-                        toc = toc(blob, tocDigest, () -> tocs.fetch(source, blob, annotations));
-                    } finally {
-                        tocsIn.countDown();
-                    }
-                    if (toc.prefetch.isEmpty()) return;
-                    if (!tocsIn.await(TOCS_FIRST_MILLIS, java.util.concurrent.TimeUnit.MILLISECONDS))
-                        log.debug("early fetch of layer {}: the image's other TOCs are slow; its region starts anyway", blob);
-                    fetchRegion(source, blob, toc.prefetch);
+                    Toc toc = toc(blob, tocDigest, () -> tocs.fetch(source, blob, annotations));
+                    if (!toc.prefetch.isEmpty()) fetchRegion(source, blob, toc.prefetch);
                 } catch (IOException | RuntimeException e) {
                     log.debug("early fetch of layer {}: {}", blob, e.getMessage());
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
                 }
             }));
         }
