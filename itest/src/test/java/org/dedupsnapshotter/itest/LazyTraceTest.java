@@ -179,6 +179,11 @@ class LazyTraceTest {
         JsonNode imported = exportTrace(other);
         assertEquals(trace.get("chunks").size(), imported.get("chunks").size());
         assertTrue(env.dedupctl("trace", "show", other).orThrow("show").out().contains("chunks:"));
+        Path bad = env.dir.resolve("bad-trace.json");
+        Files.writeString(bad, "{\"chunks\": [\"" + digestOf(1) + "\"], \"pieces\": [\"zz\"]}");
+        Proc.Result refused = env.dedupctl("trace", "import", other, bad.toString());
+        assertTrue(refused.code() != 0 && refused.out().contains("\"pieces\" entry 0"), "a bad piece mask: " + refused.out());
+        assertEquals(trace.get("chunks").size(), exportTrace(other).get("chunks").size(), "the refused import changed the stored trace");
     }
 
     /**

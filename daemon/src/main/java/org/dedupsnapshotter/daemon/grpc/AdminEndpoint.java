@@ -7,12 +7,12 @@ import io.grpc.stub.StreamObserver;
 import org.dedupsnapshotter.api.Kind;
 import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.daemon.Fsck;
-import org.dedupsnapshotter.lazy.toc.TracePieces;
 import org.dedupsnapshotter.daemon.LayerMounts;
 import org.dedupsnapshotter.daemon.Layout;
 import org.dedupsnapshotter.daemon.MemoryDedup;
 import org.dedupsnapshotter.ksm.KsmNode;
 import org.dedupsnapshotter.daemon.SnapshotService;
+import org.dedupsnapshotter.lazy.toc.TracePieces;
 import org.dedupsnapshotter.proto.admin.v1.*;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.MetaStore;
@@ -107,24 +107,15 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
             if (!image.startsWith("sha256:")) throw org.dedupsnapshotter.api.SnapshotException.invalidArgument("trace: \"image\" must be the image's chain id (sha256:…)");
             java.util.List<String> layers = new java.util.ArrayList<>();
             n.path("layers").forEach(l -> layers.add(l.asText()));
-            java.util.List<org.dedupsnapshotter.storage.Digest> chunks = new java.util.ArrayList<>();
-            for (var c : n.path("chunks")) {
-                String d = c.asText();
-                if (!d.matches("sha256:[0-9a-f]{64}")) throw org.dedupsnapshotter.api.SnapshotException.invalidArgument("trace: bad chunk digest %s", org.dedupsnapshotter.api.Names.shorten(d));
-                chunks.add(new org.dedupsnapshotter.storage.Digest(java.util.HexFormat.of().parseHex(d.substring(7))));
+            // its chunks and pieces are read as convert reads a trace (one parser, the same errors)
+            org.dedupsnapshotter.lazy.convert.StartupTrace parsed;
+            try {
+                parsed = org.dedupsnapshotter.lazy.convert.StartupTrace.parse(r.getJson().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            } catch (java.io.IOException e) {
+                throw org.dedupsnapshotter.api.SnapshotException.invalidArgument("trace: %s", e.getMessage());
             }
-            java.util.List<Long> pieces = new java.util.ArrayList<>();
-            if (n.has("pieces")) { // a trace exported before pieces were recorded has none: whole chunks
-                if (n.path("pieces").size() != chunks.size())
-                    throw org.dedupsnapshotter.api.SnapshotException.invalidArgument("trace: \"pieces\" has %d entries for %d chunks", n.path("pieces").size(), chunks.size());
-                for (var m : n.path("pieces")) {
-                    try {
-                        pieces.add(TracePieces.parse(m.asText()));
-                    } catch (IllegalArgumentException e) {
-                        throw org.dedupsnapshotter.api.SnapshotException.invalidArgument("trace: \"pieces\" entry %d: %s", pieces.size(), e.getMessage());
-                    }
-                }
-            } else pieces.addAll(java.util.Collections.nCopies(chunks.size(), -1L));
+            java.util.List<org.dedupsnapshotter.storage.Digest> chunks = parsed.chunks().stream().map(org.dedupsnapshotter.storage.Digest::parse).toList();
+            java.util.List<Long> pieces = parsed.pieces();
             MetaStore.Trace t = store.saveTrace(new MetaStore.Trace(image, Math.max(1, n.path("runs").asInt(1)), layers, chunks, pieces), true);
             out.onNext(org.dedupsnapshotter.proto.admin.v1.TraceResponse.newBuilder().setJson(JSON.writeValueAsString(traceJson(t))).build());
             out.onCompleted();

@@ -124,10 +124,10 @@ public final class RemoteLayers {
         early.imageSeen(labels); // the image's other layers' TOCs and traced chunks set off now, not at their own Prepare
         if (store.find(target).isPresent()) return true;
         long t0 = System.nanoTime();
+        String blob = labels.getOrDefault(LazyLayerFormat.LAYER_DIGEST, labels.get(LazyLayerFormat.CRI_LAYER_DIGEST));
         try {
             String source = labels.containsKey(LazyLayerFormat.CRI_IMAGE_REF)
                     ? Registries.repositoryOf(labels.get(LazyLayerFormat.CRI_IMAGE_REF)) : required(labels, LazyLayerFormat.SOURCE);
-            String blob = labels.getOrDefault(LazyLayerFormat.LAYER_DIGEST, labels.get(LazyLayerFormat.CRI_LAYER_DIGEST));
             if (blob == null) throw new IOException("no layer digest among the labels");
             Toc toc = fetchToc(source, blob, labels);
             long t1 = System.nanoTime();
@@ -145,7 +145,6 @@ public final class RemoteLayers {
             log.warn("lazy pull of layer {} not possible ({}); unpacking it the normal way", target, e.getMessage());
             return false;
         } finally {
-            String blob = labels.getOrDefault(LazyLayerFormat.LAYER_DIGEST, labels.get(LazyLayerFormat.CRI_LAYER_DIGEST));
             if (blob != null) early.tocUsed(blob);
         }
     }
