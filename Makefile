@@ -10,7 +10,7 @@ deps:
 	@bash scripts/install-deps.sh
 
 build: deps bin/dedup-runc bin/dedup-fdholder
-	@source scripts/find-jdk.sh && rm -rf build/lib && $(MVN) install -DskipTests
+	@source scripts/find-jdk.sh && rm -rf build/lib && $(MVN) install -DskipTests && bash scripts/extract-sqlite-native.sh build/lib
 	@echo "built: bin/dedup-snapshotter bin/dedupctl bin/dedup-runc bin/dedup-fdholder (jars in build/lib)"
 
 # The runc wrapper for KSM is C, not Java: it runs on every runc call (see docs/ksm.md). Static: no loader cost.

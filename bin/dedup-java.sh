@@ -11,3 +11,8 @@ done
 # Serial GC and a small heap: the daemon's heap holds metadata only; file data never passes through it.
 # The heap gives memory back to the OS once idle (free ratios); chunk buffers live off-heap, one per hashing thread.
 DEDUP_JVM_OPTS="${DEDUP_JVM_OPTS:--XX:+UseSerialGC -Xmx384m -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=30 -Xss512k} --enable-native-access=ALL-UNNAMED"
+# SQLite's native library from the build (scripts/extract-sqlite-native.sh), not a fresh copy in /tmp per start that
+# a kill -9 would leave behind.
+if [ -f "$DEDUP_LIB/native/libsqlitejdbc.so" ]; then
+  DEDUP_JVM_OPTS="$DEDUP_JVM_OPTS -Dorg.sqlite.lib.path=$DEDUP_LIB/native -Dorg.sqlite.lib.name=libsqlitejdbc.so"
+fi

@@ -54,6 +54,15 @@ class DaemonLifecycleTest {
     }
 
     @Test
+    void theDaemonsSqliteLibraryIsTheBuildsNotACopyAKill9WouldLeaveInTmp() throws Exception {
+        // sqlite-jdbc on its own copies its native library to java.io.tmpdir under a new name at every start and
+        // deletes it at exit: every daemon killed with -9 left 1.1 MB in /tmp for good
+        List<String> sqlite = Files.readAllLines(Path.of("/proc/" + env.daemon.pid() + "/maps")).stream()
+                .filter(l -> l.contains("libsqlitejdbc")).map(l -> l.substring(l.indexOf('/'))).distinct().toList();
+        assertEquals(List.of(TestEnv.TOP.resolve("build/lib/native/libsqlitejdbc.so").toRealPath().toString()), sqlite);
+    }
+
+    @Test
     void staleSocketAfterKill9IsReplaced() throws Exception {
         env.killDaemon();
         assertTrue(Files.exists(env.dedupSock), "kill -9 leaves the socket file behind");

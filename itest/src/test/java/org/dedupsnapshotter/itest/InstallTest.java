@@ -20,6 +20,7 @@ class InstallTest {
             assertTrue(r.out().contains("[proxy_plugins.dedup]"), "install prints the containerd snippet:\n" + r.out());
             Path home = dest.resolve("usr/local/lib/dedup-snapshotter");
             for (String p : List.of("usr/local/bin/dedup-snapshotter", "usr/local/bin/dedupctl", "usr/local/bin/dedup-runc", "usr/local/lib/dedup-snapshotter/lib/dedup-daemon.jar",
+                    "usr/local/lib/dedup-snapshotter/lib/native/libsqlitejdbc.so",
                     "usr/local/lib/dedup-snapshotter/libexec/dedup-java.sh", "lib/systemd/system/dedup-snapshotter.service",
                     "etc/dedup-snapshotter/config.json", "usr/local/share/doc/dedup-snapshotter/README.md"))
                 assertTrue(Files.exists(dest.resolve(p), java.nio.file.LinkOption.NOFOLLOW_LINKS), p + " not installed");
