@@ -24,10 +24,12 @@
 #   re-pull  the untraced image again on the recording node, which keeps the trace it recorded
 #   floor    warm + (compressed bytes of the traced chunks) / link rate — the least a cold start can take
 #
-# Every daemon (node) is warmed up first with a small unrelated lazy image (its JIT warm, as on a node that has been
-# up a while; its pool empty again), so no measured start pays for the JVM's first minutes.
+# Every daemon (node) is warmed up first with a small unrelated lazy image, pulled and read BENCH_WARMUPS times (6; its
+# JIT warm, as on a node that has been up a while; its pool empty again), so no measured start pays for the JVM's
+# first minutes. Two were not enough: a fresh node's traced pull still saw ~850 JIT compilations (~90 of them C2) on
+# the 2 cores it shared with the pull, and its pulls took 0.45-0.67 s against 0.42-0.49 s after six.
 #
-# Environment: BENCH_LAZY_WORKLOADS (default "python jvm jvm-service"), BENCH_PHASES ("1 2"), BENCH_ROUNDS (3; medians count), BENCH_LINK_MBPS (25),
+# Environment: BENCH_LAZY_WORKLOADS (default "python jvm jvm-service"), BENCH_PHASES ("1 2"), BENCH_ROUNDS (3; medians count), BENCH_WARMUPS (6), BENCH_LINK_MBPS (25),
 # BENCH_LINK_MS (20), BENCH_RESULTS (directory for the report, default bench/results, "-" for none), DEDUP_BIN,
 # BENCH_LAZY_CONFIG (extra "lazy" keys for every daemon, e.g. '"prefetchConcurrency": 0'), BENCH_DAEMON_CONFIG (extra
 # top-level keys, e.g. '"logLevel": "debug"'), BENCH_CONVERT_ARGS (extra arguments to every dedupctl convert, e.g.
@@ -185,10 +187,11 @@ make_warmup_image() {
   "$DEDUP_BIN/dedupctl" convert --plain-http ${BENCH_CONVERT_ARGS:-} "$TE_REGISTRY/warmup:latest" "$TE_REGISTRY/warmup-lazy:latest" >/dev/null
 }
 
-# warm_daemon: twice, a lazy pull and a container reading it all, through the link, on the running daemon; then all gone.
+# warm_daemon: BENCH_WARMUPS times (6), a lazy pull and a container reading it all, through the link, on the running
+# daemon; then all gone.
 warm_daemon() {
   local k
-  for k in 1 2; do
+  for k in $(seq "${BENCH_WARMUPS:-6}"); do
     "$top/../shared/containerd-pull/run.sh" --address "$TE_CTRD_SOCK" --namespace "$TE_NS" --snapshotter dedup --plain-http \
       "$LINK/warmup-lazy:latest" >/dev/null
     ctr_ run --rm --snapshotter dedup "$LINK/warmup-lazy:latest" "bench-warmup-$RANDOM" \
