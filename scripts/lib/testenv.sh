@@ -101,6 +101,14 @@ _te_ours() {
   { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF "$TE_DIR"
 }
 
+# True when PID is no longer ours, twice 0.2 s apart: while a process execs, its command line reads empty for a
+# moment (a containerd just spawned was once taken for dead that way).
+_te_gone() {
+  _te_ours "$1" && return 1
+  sleep 0.2
+  ! _te_ours "$1"
+}
+
 # te_stop_pid NAME PID GRACE_SECONDS: SIGTERM, wait, then SIGKILL. Only if the PID is still ours.
 te_stop_pid() {
   local name=$1 pid=$2 grace=$3 i
@@ -132,7 +140,7 @@ te_wait_unix_socket() {
       rc=0; curl -s -o /dev/null --max-time 2 --unix-socket "$sock" http://localhost/ || rc=$?
       [ "$rc" -ne 7 ] && return 0
     fi
-    if ! _te_ours "$pid"; then te_log_tail "$name"; te_die "$name exited before listening on $sock"; fi
+    if _te_gone "$pid"; then te_log_tail "$name"; te_die "$name exited before listening on $sock"; fi
     if ((SECONDS - t0 > timeout)); then te_log_tail "$name"; te_die "$name did not listen on $sock within ${timeout}s"; fi
     sleep 0.1
   done
@@ -221,7 +229,7 @@ EOF
   te_wait_unix_socket containerd "$pid" "$TE_CTRD_SOCK" 60
   t0=$SECONDS
   until ctr --address "$TE_CTRD_SOCK" version >/dev/null 2>&1; do
-    if ! _te_ours "$pid" || ((SECONDS - t0 > 30)); then te_log_tail containerd; te_die "containerd does not answer on $TE_CTRD_SOCK"; fi
+    if _te_gone "$pid" || ((SECONDS - t0 > 30)); then te_log_tail containerd; te_die "containerd does not answer on $TE_CTRD_SOCK"; fi
     sleep 0.2
   done
   TE_CTRD_PID=$pid
