@@ -10,8 +10,9 @@ case $(uname -m) in
   aarch64 | arm64) arch=aarch64 ;;
   *) exit 0 ;; # another machine: sqlite-jdbc extracts as usual
 esac
-jar=$(ls "$lib"/sqlite-jdbc-*.jar 2>/dev/null | head -1)
-[ -n "$jar" ] || { echo "extract-sqlite-native: no sqlite-jdbc jar in $lib" >&2; exit 1; }
+jars=("$lib"/sqlite-jdbc-*.jar)
+jar=${jars[0]}
+[ -f "$jar" ] || { echo "extract-sqlite-native: no sqlite-jdbc jar in $lib" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 (cd "$work" && "${JAVA_HOME:?}/bin/jar" xf "$jar" "org/sqlite/native/Linux/$arch/libsqlitejdbc.so")
