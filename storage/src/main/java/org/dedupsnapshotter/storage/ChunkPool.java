@@ -138,6 +138,21 @@ public final class ChunkPool implements AutoCloseable {
         while (data.hasRemaining()) pos += channel.write(data, pos);
     }
 
+    private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(BLOCK).asReadOnlyBuffer();
+
+    /**
+     * Writes data at block and zeroes the rest of its last block: whole blocks, as a padded copy would, without
+     * copying data (a fetched chunk is up to 4 MiB, and lazy pulls write tens of them while a pull runs).
+     */
+    public void writePadded(long block, byte[] data) throws IOException {
+        write(block, ByteBuffer.wrap(data));
+        int tail = (int) ((BLOCK - data.length % BLOCK) % BLOCK);
+        if (tail == 0) return;
+        ByteBuffer z = ZEROS.duplicate().limit(tail);
+        long pos = block * BLOCK + data.length;
+        while (z.hasRemaining()) pos += channel.write(z, pos);
+    }
+
     public void read(long block, ByteBuffer dst) throws IOException {
         long pos = block * BLOCK;
         while (dst.hasRemaining()) {

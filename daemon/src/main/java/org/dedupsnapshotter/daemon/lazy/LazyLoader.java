@@ -233,9 +233,7 @@ public final class LazyLoader implements RangeFiller {
                     var pin = indexer.pin(c.digest(), c.block());
                     try {
                         if (pin.isPresent() && absentByDigest.containsKey(c.digest())) { // else present already, or its layers went away
-                            ByteBuffer b = ByteBuffer.allocate(Math.toIntExact(Extent.blocksFor(length) * ChunkPool.BLOCK));
-                            b.put(data).clear();
-                            pool.write(c.block() + at / ChunkPool.BLOCK, b);
+                            pool.writePadded(c.block() + at / ChunkPool.BLOCK, data);
                             piecesPresent.merge(c.digest(), mask, (x, y) -> TracePieces.union(x, y, c.length()));
                             if (!absentByDigest.containsKey(c.digest())) piecesPresent.remove(c.digest()); // it became present meanwhile
                         }
@@ -498,9 +496,7 @@ public final class LazyLoader implements RangeFiller {
 
     /** Writes a checked chunk into its extent (whole blocks, zero-padded) and queues it to be recorded present. */
     private void store(AbsentChunk c, byte[] data) throws IOException {
-        ByteBuffer b = ByteBuffer.allocate(Math.toIntExact(Extent.blocksFor(c.length()) * ChunkPool.BLOCK));
-        b.put(data).clear();
-        pool.write(c.block(), b);
+        pool.writePadded(c.block(), data);
         forget(c.digest());
         present.add(c.digest());
     }

@@ -11,9 +11,13 @@ import java.util.zip.GZIPInputStream;
 public final class Members {
     private Members() {}
 
+    /** Members up to this are read into an array of their length at once (a 4 MiB chunk's member is a little more). */
+    static final long MAX_EXACT = 64L << 20;
+
     /** Inflates one gzip member (or several concatenated ones). */
     public static byte[] inflate(byte[] member, int off, int len, int expectedSize) throws IOException {
-        try (GZIPInputStream in = new GZIPInputStream(new ByteArrayInputStream(member, off, len), 64 * 1024)) {
+        // its buffer no bigger than the member: traced pieces are often a few KiB, and a pull inflates hundreds
+        try (GZIPInputStream in = new GZIPInputStream(new ByteArrayInputStream(member, off, len), Math.max(512, Math.min(len, 64 * 1024)))) {
             byte[] out = new byte[expectedSize];
             int n = in.readNBytes(out, 0, expectedSize);
             if (n != expectedSize || in.read() != -1)
@@ -25,8 +29,14 @@ public final class Members {
     /** The member at blob offset `offset` of a Range answer now at blob offset `at` (skipping what lies between). */
     public static byte[] read(java.io.InputStream in, long at, long offset, long length) throws IOException {
         in.skipNBytes(offset - at);
-        byte[] member = in.readNBytes(Math.toIntExact(length));
-        if (member.length != length) throw new IOException("the registry's answer ended " + (length - member.length) + " bytes early");
+        if (length > MAX_EXACT) { // a length no chunk's member has (a broken TOC): read as it comes, not allocated up front
+            byte[] member = in.readNBytes(Math.toIntExact(length));
+            if (member.length != length) throw new IOException("the registry's answer ended " + (length - member.length) + " bytes early");
+            return member;
+        }
+        byte[] member = new byte[(int) length]; // read straight into place (readNBytes(n) collects pieces and copies them)
+        int n = in.readNBytes(member, 0, member.length);
+        if (n != length) throw new IOException("the registry's answer ended " + (length - n) + " bytes early");
         return member;
     }
 
