@@ -3,6 +3,7 @@ package org.dedupsnapshotter.daemon;
 import org.dedupsnapshotter.config.Config;
 import org.dedupsnapshotter.daemon.lazy.LazyFigures;
 import org.dedupsnapshotter.daemon.lazy.LazyLoader;
+import org.dedupsnapshotter.daemon.lazy.LazyWarmUp;
 import org.dedupsnapshotter.daemon.lazy.RemoteLayers;
 import org.dedupsnapshotter.daemon.lazy.TraceRecorder;
 import org.dedupsnapshotter.lazy.fanotify.PoolWatch;
@@ -57,7 +58,7 @@ record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, TraceRecord
         }
         figures.attach(loader, watch);
         TraceRecorder recorder = new TraceRecorder(store, loader, layout.snapshots(), cfg.traceWindow());
-        Thread.ofVirtual().name("lazy-warm-up").start(() -> RemoteLayers.warmUp(layout.lazyState()));
+        Thread.ofVirtual().name("lazy-warm-up").start(() -> LazyWarmUp.run(layout.lazyState()));
         loader.record(recorder);
         log.info("lazy pull is on: reads of absent chunks wait up to {} ms; fd holder pid {}", cfg.readDeadline().toMillis(), watch.holderPid());
         return new Lazy(loader, new RemoteLayers(layout, store, indexer, layers, registries, loader, figures.tocBytes::addAndGet, watch::holdGroup), watch, recorder);

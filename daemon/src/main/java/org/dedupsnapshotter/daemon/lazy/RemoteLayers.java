@@ -73,43 +73,6 @@ public final class RemoteLayers {
         loader.earlyFetch(early);
     }
 
-    /**
-     * Runs the TOC → tree → EROFS path once on a made-up layer of a few thousand entries, so the first real lazy pull
-     * does not pay the JIT's warm-up (measured: ~0.6 s of a first pull, against ~0.1 s warm).
-     */
-    public static void warmUp(Path scratch) {
-        try {
-            Toc toc = new Toc();
-            toc.chunkSize = 4 << 20;
-            for (int d = 0; d < 40; d++) {
-                Toc.Entry dir = new Toc.Entry();
-                dir.name = "usr/lib/d" + d;
-                dir.type = Toc.Entry.DIR;
-                dir.mode = 0755;
-                toc.entries.add(dir);
-                for (int f = 0; f < 75; f++) {
-                    Toc.Entry e = new Toc.Entry();
-                    e.name = dir.name + "/f" + f + ".py";
-                    e.type = Toc.Entry.REG;
-                    e.mode = 0644;
-                    e.size = 1000 + f;
-                    e.chunks = List.of(new Toc.Chunk(0, (int) e.size, "sha256:" + "0".repeat(64), 0, 100));
-                    toc.entries.add(e);
-                }
-            }
-            Toc parsed = Toc.parse(toc.toJson());
-            TocTree tree = TocTree.apply(parsed, 0, 0, p -> null);
-            Path image = Files.createTempFile(scratch, "warm-up", ".erofs");
-            try {
-                ErofsWriter.write(tree.toErofs(parsed.chunkSize, c -> 0), image, 1);
-            } finally {
-                Files.deleteIfExists(image);
-            }
-        } catch (IOException | RuntimeException e) {
-            log.debug("lazy pull warm-up: {}", e.getMessage());
-        }
-    }
-
     /** Whether labels describe a converted layer this node can pull lazily. */
     public static boolean isLazy(Map<String, String> labels) {
         return labels.containsKey(LazyLayerFormat.TOC_DIGEST) && labels.containsKey(SNAPSHOT_REF);
@@ -171,12 +134,17 @@ public final class RemoteLayers {
         if (length <= 0 || length > MAX_TOC) throw new IOException("TOC length " + length + " out of range");
         byte[] member = registries.range(source, blob, offset, (int) length);
         tocFetched.accept(member.length);
+        return tocFromMember(member, required(labels, LazyLayerFormat.TOC_DIGEST), blob);
+    }
+
+    /** A TOC's gzip member inflated, checked against its digest and parsed. */
+    static Toc tocFromMember(byte[] member, String digest, String blob) throws IOException {
         byte[] json;
         try (GZIPInputStream in = new GZIPInputStream(new ByteArrayInputStream(member))) {
             json = in.readNBytes(MAX_TOC + 1);
         }
         if (json.length > MAX_TOC) throw new IOException("TOC inflates to more than " + MAX_TOC + " bytes");
-        Members.verify(json, required(labels, LazyLayerFormat.TOC_DIGEST), "TOC of " + blob);
+        Members.verify(json, digest, "TOC of " + blob);
         return Toc.parse(json);
     }
 
