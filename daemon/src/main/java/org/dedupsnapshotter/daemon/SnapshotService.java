@@ -110,7 +110,8 @@ public final class SnapshotService {
             // a container's root filesystem (or an unpack) on an image with lazy layers: its first reads make the image's trace
             List<MetaStore.Layer> chain = store.ancestors(s.id());
             if (chain.stream().anyMatch(l -> layers.isLazy(l.id())))
-                r.containerPrepared(s.id(), chain.reversed().stream().map(l -> store.byId(l.id()).map(Snapshot::name).orElse("")).toList());
+                r.containerPrepared(s.id(), chain.reversed().stream().map(l -> store.byId(l.id()).map(Snapshot::name).orElse("")).toList(),
+                        chain.stream().map(MetaStore.Layer::id).toList());
         }
         return mounts(s);
     }

@@ -24,6 +24,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class LazyTraceTest {
     static final ObjectMapper JSON = new ObjectMapper();
     static final int FILE = 4 << 20;
+    static final byte[] PASSWD = "root:x:0:0:root:/root:/bin/sh\ntracer:x:1000:1000::/home/tracer:/bin/sh\n".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    static final byte[] GROUP = "root:x:0:\ntracers:x:1000:root\n".getBytes(java.nio.charset.StandardCharsets.UTF_8);
     static TestEnv env;
     static String ref;
 
@@ -33,6 +35,8 @@ class LazyTraceTest {
         env = TestEnv.fullWithConfig("{\"lazy\": {\"traceWindow\": \"3s\", \"prefetchDelay\": \"60s\"}}");
         TarWriter t = new TarWriter().dir("./", TarWriter.Meta.of(0755)).dir("data", TarWriter.Meta.of(0755));
         for (int i = 0; i < 6; i++) t.file("data/f" + i, Images.random(300 + i, FILE), TarWriter.Meta.of(0644));
+        // read by containerd itself (not the container) when it makes a container's spec: its additional groups
+        t.dir("etc", TarWriter.Meta.of(0755)).file("etc/passwd", PASSWD, TarWriter.Meta.of(0644)).file("etc/group", GROUP, TarWriter.Meta.of(0644));
         String original = OciImage.push(env.registry(), "itest/traced", "1", List.of(Images.base().finish(), t.finish()), List.of("/bin/sh"));
         ref = LazyFaultsTest.convert(original, env.registry() + "/itest/traced-lazy:1");
     }
@@ -143,6 +147,11 @@ class LazyTraceTest {
         trace.get("chunks").forEach(c -> chunks.add(c.asText()));
         assertTrue(chunks.indexOf(digestOf(4)) >= 0 && chunks.indexOf(digestOf(1)) > chunks.indexOf(digestOf(4)),
                 "f4 then f1 expected in the trace: " + chunks);
+        // containerd read /etc/group for the spec before the container ran (from its own mount, outside any container):
+        // part of the start, so part of the trace, ahead of what the container read
+        String group = "sha256:" + EndToEndTest.sha(GROUP);
+        assertTrue(chunks.indexOf(group) >= 0 && chunks.indexOf(group) < chunks.indexOf(digestOf(4)),
+                "/etc/group, which containerd read to make the container's spec, expected first in the trace: " + chunks);
         for (int i : new int[] {2, 3, 5}) assertFalse(chunks.contains(digestOf(i)), "f" + i + " was never read but is in the trace");
         // which parts of each chunk were read: all of f4 and f1, the start of f0 (its first 256 KiB piece: readahead stays in it)
         List<String> pieces = new ArrayList<>();

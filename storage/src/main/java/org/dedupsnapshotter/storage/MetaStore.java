@@ -721,6 +721,22 @@ public final class MetaStore implements AutoCloseable {
         }
     }
 
+    /** Whether any of these snapshots references the chunk. */
+    public synchronized boolean chunkInLayers(long chunkId, java.util.Collection<Long> snapshotIds) {
+        if (snapshotIds.isEmpty()) return false;
+        try (PreparedStatement ps = db.prepareStatement("SELECT 1 FROM layer_chunks WHERE chunk_id = ? AND snapshot_id IN ("
+                + String.join(",", java.util.Collections.nCopies(snapshotIds.size(), "?")) + ") LIMIT 1")) {
+            ps.setLong(1, chunkId);
+            int i = 2;
+            for (long id : snapshotIds) ps.setLong(i++, id);
+            try (ResultSet rs = ps.executeQuery()) {
+                return rs.next();
+            }
+        } catch (SQLException e) {
+            throw failed("read layer chunks", e);
+        }
+    }
+
     /** The chunk whose extent holds pool block, if any. */
     public synchronized Optional<Chunk> chunkAt(long block) {
         try (PreparedStatement ps = db.prepareStatement(

@@ -48,15 +48,18 @@ public final class TraceRecorder {
         final long container;
         final String image;
         final List<String> layers;
+        /** The snapshot ids of its layers: a read by a process outside any container counts only if it is theirs. */
+        final java.util.Set<Long> layerIds;
         /** Chunks in the order first read, each with the pieces of it read (TracePieces). */
         final LinkedHashMap<Digest, Long> chunks = new LinkedHashMap<>();
         Digest last; // the last chunk seen: most reads fall in the chunk of the one before
         long lastStart = -1, lastEnd = -1, lastLength;
 
-        Session(long container, String image, List<String> layers) {
+        Session(long container, String image, List<String> layers, java.util.Set<Long> layerIds) {
             this.container = container;
             this.image = image;
             this.layers = layers;
+            this.layerIds = layerIds;
         }
     }
 
@@ -73,11 +76,14 @@ public final class TraceRecorder {
         return m.matches() ? m.group(1) : layerName;
     }
 
-    /** A container's root filesystem was prepared on layers (bottom-up names): record what it reads first. */
-    public void containerPrepared(long container, List<String> layerNamesBottomUp) {
+    /**
+     * A container's root filesystem was prepared on layers (bottom-up names, and their snapshot ids): record what it
+     * reads first.
+     */
+    public void containerPrepared(long container, List<String> layerNamesBottomUp, java.util.Collection<Long> layerIds) {
         if (window.isZero() || layerNamesBottomUp.isEmpty()) return;
         List<String> layers = layerNamesBottomUp.stream().map(TraceRecorder::chainIdOf).toList();
-        sessions.put(container, new Session(container, layers.getLast(), layers));
+        sessions.put(container, new Session(container, layers.getLast(), layers, java.util.Set.copyOf(layerIds)));
         timer.schedule(() -> finish(container), window.toMillis(), TimeUnit.MILLISECONDS);
     }
 
@@ -87,15 +93,22 @@ public final class TraceRecorder {
     /** A read of the pool (from the pool watch): the chunks it touches, for the session of the reader's container. */
     public void observed(int pid, long offset, long count) {
         if (sessions.isEmpty() || count <= 0) return;
-        Session s = sessionOf(pid);
-        if (s == null) return;
+        Session found = sessionOf(pid);
+        boolean outside = found == null; // a process in no container: containerd reading the rootfs's /etc/group to make the spec
+        if (outside) found = soleSessionFor(pid);
+        if (found == null) return;
+        Session s = found;
         long block = offset / ChunkPool.BLOCK, end = (offset + count + ChunkPool.BLOCK - 1) / ChunkPool.BLOCK;
         synchronized (s) {
             while (block < end) {
-                if (!(block >= s.lastStart && block < s.lastEnd)) {
+                if (outside || !(block >= s.lastStart && block < s.lastEnd)) {
                     var c = store.chunkAt(block);
                     if (c.isEmpty()) {
                         block++;
+                        continue;
+                    }
+                    if (outside && !store.chunkInLayers(c.get().id(), s.layerIds)) {
+                        block = c.get().extent().end();
                         continue;
                     }
                     s.last = c.get().digest();
@@ -120,6 +133,20 @@ public final class TraceRecorder {
             containerOfPid.put(pid, container);
         }
         return sessions.get(container);
+    }
+
+    /**
+     * The session a read by pid counts for when pid is in no container (its root is not one of our snapshots): the
+     * only session open, if exactly one is — containerd reads a new container's /etc/passwd and /etc/group through a
+     * mount of its own before the container runs, and a trace without them leaves a demand fetch on every cold start.
+     * With several open it cannot tell whose the read is, and none gets it; observed checks the chunk is the session's.
+     */
+    private Session soleSessionFor(int pid) {
+        if (pid < 0 || sessions.size() != 1) return null;
+        Long container = containerOfPid.get(pid);
+        if (container == null || container != -1) return null;
+        var it = sessions.values().iterator();
+        return it.hasNext() ? it.next() : null;
     }
 
     /** The snapshot id whose upper dir is pid's root filesystem, or -1 (from /proc/PID/mountinfo). */
