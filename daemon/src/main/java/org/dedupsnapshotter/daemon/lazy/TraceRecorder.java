@@ -101,7 +101,7 @@ public final class TraceRecorder {
         long block = offset / ChunkPool.BLOCK, end = (offset + count + ChunkPool.BLOCK - 1) / ChunkPool.BLOCK;
         synchronized (s) {
             while (block < end) {
-                if (outside || !(block >= s.lastStart && block < s.lastEnd)) {
+                if (!(block >= s.lastStart && block < s.lastEnd)) { // (the last chunk is the session's: no second check)
                     var c = store.chunkAt(block);
                     if (c.isEmpty()) {
                         block++;
