@@ -139,14 +139,20 @@ public final class ChunkPool implements AutoCloseable {
     }
 
     private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(BLOCK).asReadOnlyBuffer();
+    /** Chunks up to this are written as one padded copy (most of a rootfs's files are a few KiB). */
+    private static final int SMALL = 64 << 10;
 
     /**
      * Writes data at block and zeroes the rest of its last block: whole blocks, as a padded copy would, without
      * copying data (a fetched chunk is up to 4 MiB, and lazy pulls write tens of them while a pull runs).
      */
     public void writePadded(long block, byte[] data) throws IOException {
-        write(block, ByteBuffer.wrap(data));
         int tail = (int) ((BLOCK - data.length % BLOCK) % BLOCK);
+        if (tail > 0 && data.length <= SMALL) { // a small chunk: one write of a padded copy costs less than a second write
+            write(block, ByteBuffer.wrap(java.util.Arrays.copyOf(data, data.length + tail)));
+            return;
+        }
+        write(block, ByteBuffer.wrap(data));
         if (tail == 0) return;
         ByteBuffer z = ZEROS.duplicate().limit(tail);
         long pos = block * BLOCK + data.length;

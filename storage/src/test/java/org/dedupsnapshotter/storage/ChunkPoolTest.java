@@ -1,0 +1,36 @@
+package org.dedupsnapshotter.storage;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+
+class ChunkPoolTest {
+    /**
+     * A chunk written into an extent that held other bytes before (a freed chunk's) leaves its whole blocks as the
+     * chunk then zeros — small chunks (one padded copy), large ones (the chunk, then zeros) and whole-block ones alike.
+     */
+    @Test
+    void aWrittenChunkFillsItsBlocksWithItsBytesThenZeros(@TempDir Path dir) throws Exception {
+        try (ChunkPool pool = ChunkPool.open(dir.resolve("pool"), 0)) {
+            Random r = new Random(7);
+            for (int length : new int[] {1, 4095, 4096, 5000, 64 << 10, (64 << 10) + 1, (1 << 20) + 123, 4 << 20}) {
+                int blocks = (int) Extent.blocksFor(length);
+                byte[] garbage = new byte[blocks * ChunkPool.BLOCK];
+                Arrays.fill(garbage, (byte) 0x5a);
+                pool.write(10, ByteBuffer.wrap(garbage));
+                byte[] chunk = new byte[length];
+                r.nextBytes(chunk);
+                pool.writePadded(10, chunk);
+                ByteBuffer back = ByteBuffer.allocate(blocks * ChunkPool.BLOCK);
+                pool.read(10, back);
+                assertArrayEquals(Arrays.copyOf(chunk, blocks * ChunkPool.BLOCK), back.array(), "a chunk of " + length + " bytes");
+            }
+        }
+    }
+}
