@@ -31,7 +31,7 @@ import java.util.function.Consumer;
  * metadata operations are short; slow work (mkfs, mounts) happens outside or in an {@link InTransaction} hook.
  */
 public final class MetaStore implements AutoCloseable {
-    public static final int SCHEMA_VERSION = 3;
+    public static final int SCHEMA_VERSION = 4;
     /** Chunk states: its bytes are in the pool, or only its extent is reserved (a lazily pulled layer's, not fetched yet). */
     public static final int PRESENT = 0, ABSENT = 1;
 
@@ -79,6 +79,7 @@ public final class MetaStore implements AutoCloseable {
                 if (version < 1) createV1(s);
                 if (version < 2) createV2(s);
                 if (version < 3) createV3(s);
+                if (version < 4) createV4(s);
                 s.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '" + SCHEMA_VERSION + "')");
                 db.commit();
             } catch (SQLException e) {
@@ -134,6 +135,12 @@ public final class MetaStore implements AutoCloseable {
     /** Which parts of each traced chunk were read (Trace#pieces); -1: all of it (traces recorded before v3). */
     private static void createV3(Statement s) throws SQLException {
         s.execute("ALTER TABLE trace_chunks ADD COLUMN pieces INTEGER NOT NULL DEFAULT -1");
+    }
+
+    /** Version 4: whether a lazy layer's content was proven to be what its chain id names (docs/security.md). */
+    private static void createV4(Statement s) throws SQLException {
+        s.execute("ALTER TABLE lazy_layers ADD COLUMN proof INTEGER NOT NULL DEFAULT 0");
+        s.execute("ALTER TABLE lazy_layers ADD COLUMN proof_note TEXT");
     }
 
     private static void createV2(Statement s) throws SQLException {
@@ -637,6 +644,46 @@ public final class MetaStore implements AutoCloseable {
             throw failed("list lazy layers", e);
         }
         return out;
+    }
+
+    /** What is known of a lazy layer's content against its chain id. */
+    public enum ProofState { UNPROVEN, PROVEN, QUARANTINED }
+
+    public record Proof(long snapshotId, ProofState state, String note) {}
+
+    /** Every lazy layer's proof state. */
+    public synchronized Map<Long, Proof> proofs() {
+        Map<Long, Proof> out = new HashMap<>();
+        try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery("SELECT snapshot_id, proof, proof_note FROM lazy_layers")) {
+            while (rs.next()) out.put(rs.getLong(1), new Proof(rs.getLong(1), ProofState.values()[rs.getInt(2)], rs.getString(3)));
+        } catch (SQLException e) {
+            throw failed("read proofs", e);
+        }
+        return out;
+    }
+
+    public synchronized Optional<Proof> proof(long snapshotId) {
+        try (PreparedStatement ps = db.prepareStatement("SELECT snapshot_id, proof, proof_note FROM lazy_layers WHERE snapshot_id = ?")) {
+            ps.setLong(1, snapshotId);
+            try (ResultSet rs = ps.executeQuery()) {
+                return rs.next() ? Optional.of(new Proof(rs.getLong(1), ProofState.values()[rs.getInt(2)], rs.getString(3))) : Optional.empty();
+            }
+        } catch (SQLException e) {
+            throw failed("read proof", e);
+        }
+    }
+
+    /** Records a lazy layer's proof state; false when it is no lazy layer (any more). A quarantine is never undone here. */
+    public synchronized boolean setProof(long snapshotId, ProofState state, String note) {
+        try (PreparedStatement ps = db.prepareStatement("UPDATE lazy_layers SET proof = ?, proof_note = ? WHERE snapshot_id = ? AND proof != ?")) {
+            ps.setInt(1, state.ordinal());
+            ps.setString(2, note);
+            ps.setLong(3, snapshotId);
+            ps.setInt(4, ProofState.QUARANTINED.ordinal());
+            return ps.executeUpdate() == 1;
+        } catch (SQLException e) {
+            throw failed("record proof", e);
+        }
     }
 
     /** Every absent chunk with every source it has. */
