@@ -14,7 +14,9 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -133,7 +135,8 @@ public final class PoolWatch implements AutoCloseable {
             try {
                 CompletableFuture<Void> f = filler.fill(-1, p.offset(), p.count());
                 if (f != null) f.get(deadline.toMillis(), TimeUnit.MILLISECONDS);
-            } catch (Exception e) {
+            } catch (Throwable e) {
+                FatalErrors.haltIfFatal(e, "lazy loading: a read the previous daemon left pending");
                 log.warn("lazy loading: a read the previous daemon left pending ({}+{}) failed: {}", p.offset(), p.count(), e.getMessage());
                 response = Fanotify.denyWith(Errno.EIO);
             }
@@ -164,49 +167,71 @@ public final class PoolWatch implements AutoCloseable {
                 List<Fanotify.Event> batch;
                 try {
                     batch = Fanotify.read(group, buf, 500);
-                } catch (Errno e) {
+                } catch (Throwable e) { // an Errno, or anything else: the watch goes on (a VirtualMachineError ends the daemon)
+                    FatalErrors.haltIfFatal(e, "lazy loading: reading fanotify events");
                     if (!running) return;
                     log.error("lazy loading: reading fanotify events failed: {}", e.getMessage());
                     sleepQuietly(100);
                     continue;
                 }
-                for (Fanotify.Event e : batch) handle(e);
+                for (Fanotify.Event e : batch) {
+                    try {
+                        handle(e);
+                    } catch (Throwable t) { // answering itself failed: nothing more can be done for that reader, the others are served
+                        FatalErrors.haltIfFatal(t, "lazy loading: answering a fanotify event");
+                        log.error("lazy loading: answering a read of pool range {}+{} failed: {}", e.offset(), e.count(), t.toString());
+                    }
+                }
             }
         }
     }
 
+    /** Answers the event now or hands it to its fill's future; whatever throws here, its reader still gets an answer. */
     private void handle(Fanotify.Event e) {
         events.incrementAndGet();
         if (e.fd() < 0) return; // an overflow notice: permission events are never dropped, nothing to answer
-        if (e.pid() == ownPid) { // never wait on ourselves
-            answer(e.fd(), -1, Fanotify.FAN_ALLOW);
-            return;
-        }
-        int slot = journal.record(e.fd(), e.offset(), e.count());
-        CompletableFuture<Void> f;
+        int slot = -1;
+        boolean handedOver = false;
         try {
-            f = filler.fill(e.pid(), e.offset(), e.count());
-        } catch (RuntimeException ex) {
-            log.warn("lazy loading: read of pool range {}+{}: {}", e.offset(), e.count(), ex.getMessage());
-            deny(e.fd(), slot);
-            return;
+            if (e.pid() == ownPid) { // never wait on ourselves
+                handedOver = true;
+                answer(e.fd(), -1, Fanotify.FAN_ALLOW);
+                return;
+            }
+            slot = journal.record(e.fd(), e.offset(), e.count());
+            CompletableFuture<Void> f = filler.fill(e.pid(), e.offset(), e.count());
+            if (f == null || (f.isDone() && !f.isCompletedExceptionally())) {
+                handedOver = true;
+                answer(e.fd(), slot, Fanotify.FAN_ALLOW);
+                return;
+            }
+            int s = slot;
+            waiting.incrementAndGet();
+            // the deadline is the last line of defence: orTimeout answers even if f never completes
+            f.copy().orTimeout(deadline.toMillis(), TimeUnit.MILLISECONDS).whenComplete((v, err) -> settle(e, s, err));
+            handedOver = true;
+        } catch (Throwable ex) { // the filler (or anything here) failed: EIO for this reader, and the watch goes on
+            try {
+                if (!handedOver) deny(e.fd(), slot);
+            } finally {
+                FatalErrors.haltIfFatal(ex, "lazy loading: serving a read of pool range " + e.offset() + "+" + e.count());
+            }
+            log.warn("lazy loading: read of pool range {}+{} gets EIO: {}", e.offset(), e.count(), ex.toString());
         }
-        if (f == null || (f.isDone() && !f.isCompletedExceptionally())) {
+    }
+
+    /** A waited-for fill ended: the answer first, then the log (which could itself fail). */
+    private void settle(Fanotify.Event e, int slot, Throwable err) {
+        waiting.decrementAndGet();
+        if (err == null) {
             answer(e.fd(), slot, Fanotify.FAN_ALLOW);
             return;
         }
-        waiting.incrementAndGet();
-        f.copy().orTimeout(deadline.toMillis(), TimeUnit.MILLISECONDS).whenComplete((v, err) -> {
-            waiting.decrementAndGet();
-            if (err == null) {
-                answer(e.fd(), slot, Fanotify.FAN_ALLOW);
-            } else {
-                Throwable cause = err instanceof java.util.concurrent.CompletionException && err.getCause() != null ? err.getCause() : err;
-                log.warn("lazy loading: read of pool range {}+{} by pid {} gets EIO: {}", e.offset(), e.count(), e.pid(),
-                        cause instanceof java.util.concurrent.TimeoutException ? "not fetched within " + deadline.toMillis() + " ms" : cause.getMessage());
-                deny(e.fd(), slot);
-            }
-        });
+        deny(e.fd(), slot);
+        Throwable cause = err instanceof CompletionException && err.getCause() != null ? err.getCause() : err;
+        FatalErrors.haltIfFatal(cause, "lazy loading: fetching pool range " + e.offset() + "+" + e.count());
+        log.warn("lazy loading: read of pool range {}+{} by pid {} gets EIO: {}", e.offset(), e.count(), e.pid(),
+                cause instanceof TimeoutException ? "not fetched within " + deadline.toMillis() + " ms" : cause.toString());
     }
 
     private void deny(int fd, int slot) {
@@ -240,8 +265,9 @@ public final class PoolWatch implements AutoCloseable {
                     h.close();
                     holder = wantHolder ? FdHolder.start(holderBinary, pidfile, group) : null;
                 }
-            } catch (IOException e) {
-                log.error("lazy loading: cannot restart the fd holder: {}", e.getMessage());
+            } catch (Throwable e) { // this thread must not end: without it a dead holder is never replaced
+                FatalErrors.haltIfFatal(e, "lazy loading: keeping the fd holder");
+                log.error("lazy loading: cannot restart the fd holder: {}", e.toString());
                 sleepQuietly(1000);
             }
         }

@@ -11,13 +11,17 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.IntConsumer;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -124,6 +128,66 @@ class PoolWatchTest {
         assertTrue(((String) r[2]).contains("Input/output error"), (String) r[2]);
         assertTrue(ms < 5000, "the reader waited " + ms + " ms past a 500 ms deadline");
         assertEquals(1, watch.figures().denied());
+    }
+
+    /** The filler as the daemon's: bytes put in place from data, at once. */
+    private CompletableFuture<Void> fillNow(long off, long cnt) {
+        try {
+            fillFromData(off, cnt);
+            return null;
+        } catch (IOException e) {
+            return CompletableFuture.failedFuture(e);
+        }
+    }
+
+    @Test
+    void aFillerThatThrowsAnErrorGivesThatReaderEioAndTheWatchGoesOn() throws Exception {
+        AtomicInteger calls = new AtomicInteger();
+        Duration deadline = Duration.ofSeconds(3);
+        watch = PoolWatch.start(pool.getParent(), marked, state, holder, (pid, off, cnt) -> {
+            if (calls.getAndIncrement() == 0) throw new Error("boom");
+            return fillNow(off, cnt);
+        }, deadline);
+        long t0 = System.nanoTime();
+        Object[] first = readThroughMark().get(30, TimeUnit.SECONDS);
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertNotEquals(0, first[0], "the read whose fill threw got no error");
+        assertTrue(((String) first[2]).contains("Input/output error"), (String) first[2]);
+        assertEquals(0, ((byte[]) first[1]).length, "the reader got bytes from a hole");
+        assertTrue(ms < deadline.toMillis(), "the reader waited " + ms + " ms: longer than the read deadline");
+        Object[] second = readThroughMark().get(30, TimeUnit.SECONDS);
+        assertEquals(0, second[0], "the watch no longer serves after an Error: " + second[2]);
+        assertArrayEquals(data, (byte[]) second[1]);
+    }
+
+    @Test
+    void aFillThatFailsWithAnErrorLaterGivesEio() throws Exception {
+        watch = PoolWatch.start(pool.getParent(), marked, state, holder,
+                (pid, off, cnt) -> CompletableFuture.runAsync(() -> { throw new Error("boom later"); }), Duration.ofSeconds(10));
+        long t0 = System.nanoTime();
+        Object[] r = readThroughMark().get(30, TimeUnit.SECONDS);
+        assertNotEquals(0, r[0]);
+        assertTrue(((String) r[2]).contains("Input/output error"), (String) r[2]);
+        assertTrue(System.nanoTime() - t0 < 5_000_000_000L, "the reader waited for the deadline, not for the failed fill");
+    }
+
+    @Test
+    void outOfMemoryAnswersTheReaderThenEndsTheDaemon() throws Exception {
+        List<Integer> halted = new CopyOnWriteArrayList<>();
+        IntConsumer realHalt = FatalErrors.halt;
+        FatalErrors.halt = halted::add;
+        try {
+            watch = PoolWatch.start(pool.getParent(), marked, state, holder, (pid, off, cnt) -> {
+                throw new OutOfMemoryError("test: Java heap space");
+            }, Duration.ofSeconds(10));
+            Object[] r = readThroughMark().get(30, TimeUnit.SECONDS);
+            assertNotEquals(0, r[0]);
+            assertTrue(((String) r[2]).contains("Input/output error"), (String) r[2]);
+            assertFalse(halted.isEmpty(), "an OutOfMemoryError did not end the daemon");
+            assertEquals(FatalErrors.EXIT_CODE, halted.getFirst());
+        } finally {
+            FatalErrors.halt = realHalt;
+        }
     }
 
     @Test
