@@ -35,6 +35,8 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class ChunkIndexer {
     private static final Logger log = LoggerFactory.getLogger(ChunkIndexer.class);
     public static final long HOLE = -1;
+    /** The largest chunk any node's configuration allows (chunkSize is at most 1 GiB): a longer claim is refused outright. */
+    public static final int MAX_CHUNK = 1 << 30;
 
     /** One range of one file, as the layer's image addresses it. */
     public record FileRange(String path, long offset, int length) {}
@@ -49,10 +51,13 @@ public final class ChunkIndexer {
         /** For a reservation: how many of the layer's chunks are not in the pool yet. */
         public int absent;
         private final List<InFlight> holds;
+        /** Absent chunks of another length than this layer's bytes for their digest: false claims, reported once committed. */
+        private final List<Disproved> disproved;
         private boolean done;
 
         private Indexed(long[] blocks, LayerChunks chunks, long newBytes, long writtenChunks, long hashNanos, long writeNanos, List<InFlight> holds,
-                        Set<Digest> filled) {
+                        Set<Digest> filled, List<Disproved> disproved) {
+            this.disproved = disproved;
             this.filled = filled;
             this.hashNanos = hashNanos;
             this.writeNanos = writeNanos;
@@ -73,8 +78,23 @@ public final class ChunkIndexer {
             if (done) return;
             done = true;
             release(holds, committed);
+            if (committed) reportFalseClaims(disproved);
         }
     }
+
+    /** A lazy reservation's (digest, block, length) that a local commit's bytes of that digest contradict. */
+    private record Disproved(Digest digest, long block, int claimedLength, int realLength) {}
+
+    /** Told of every false claim a commit disproved (and re-keyed to its tombstone), after the commit's transaction. */
+    @FunctionalInterface
+    public interface FalseClaimListener {
+        void falseClaim(FalseClaim claim);
+    }
+
+    private final List<FalseClaimListener> falseClaimListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+    /** Adds a listener for false claims (each is logged as a warning in any case). */
+    public void onFalseClaim(FalseClaimListener l) { falseClaimListeners.add(l); }
 
     private static final class InFlight {
         final Digest digest;
@@ -121,6 +141,7 @@ public final class ChunkIndexer {
         Digest[] digests = new Digest[ranges.size()];
         List<InFlight> holds = java.util.Collections.synchronizedList(new ArrayList<>());
         Set<Digest> filled = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        List<Disproved> disproved = java.util.Collections.synchronizedList(new ArrayList<>());
         AtomicLong newBytes = new AtomicLong(), written = new AtomicLong(), hashNanos = new AtomicLong(), writeNanos = new AtomicLong();
         List<Future<?>> tasks = new ArrayList<>(ranges.size());
         for (int i = 0; i < ranges.size(); i++) {
@@ -136,7 +157,7 @@ public final class ChunkIndexer {
                 Digest d = sha256(data.duplicate());
                 hashNanos.addAndGet(System.nanoTime() - t0);
                 digests[at] = d;
-                InFlight f = resolve(d, r.length(), data, holds, newBytes, written, writeNanos, filled);
+                InFlight f = resolve(d, r.length(), data, holds, newBytes, written, writeNanos, filled, disproved);
                 blocks[at] = f.block;
                 return null;
             }));
@@ -173,7 +194,10 @@ public final class ChunkIndexer {
             long b = blocks[i];
             uses.merge(digests[i], new LayerChunks.Use(b, len, 1), (a, c) -> new LayerChunks.Use(a.block(), a.length(), a.count() + 1));
         }
-        return new Indexed(blocks, new LayerChunks(uses, logical), newBytes.get(), written.get(), hashNanos.get(), writeNanos.get(), holds, filled);
+        Set<Digest> disprovedDigests = new HashSet<>();
+        for (Disproved x : disproved) disprovedDigests.add(x.digest());
+        return new Indexed(blocks, new LayerChunks(uses, logical, false, disprovedDigests), newBytes.get(), written.get(), hashNanos.get(),
+                writeNanos.get(), holds, filled, List.copyOf(disproved));
     }
 
     /** A chunk a lazy layer needs: its digest and exact length. */
@@ -187,6 +211,10 @@ public final class ChunkIndexer {
         long[] blocks = new long[needs.size()];
         List<InFlight> holds = new ArrayList<>();
         Map<Digest, LayerChunks.Use> uses = new HashMap<>();
+        List<InFlight> beingWritten = new ArrayList<>();
+        for (Need n : needs)
+            if (n.length() <= 0 || n.length() > MAX_CHUNK)
+                throw new IOException("chunk " + n.digest() + " is " + n.length() + " bytes: a chunk has 1 to " + MAX_CHUNK + " bytes");
         try {
             synchronized (lock) { // one look-up for all, under the lock: no chunk is recorded or let go meanwhile
                 Map<Digest, MetaStore.Chunk> known = store.chunksIn(needs.stream().map(Need::digest).filter(d -> !inFlight.containsKey(d)).toList());
@@ -204,15 +232,18 @@ public final class ChunkIndexer {
                     f.users++;
                     holds.add(f);
                     if (f.length != n.length()) throw new IOException("chunk " + n.digest() + " is " + f.length + " bytes in the pool, but " + n.length() + " in the layer");
+                    if (!f.written.isDone()) beingWritten.add(f);
                     blocks[i] = f.block;
                     uses.merge(n.digest(), new LayerChunks.Use(f.block, n.length(), 1), (a, c) -> new LayerChunks.Use(a.block(), a.length(), a.count() + 1));
                 }
             }
+            // another commit is writing these: the layer is mounted unwatched only once their bytes are in place
+            for (InFlight f : beingWritten) awaitWritten(f);
         } catch (IOException | RuntimeException e) {
             release(holds, false);
             throw e;
         }
-        Indexed out = new Indexed(blocks, new LayerChunks(uses, logicalBytes, true), 0, 0, 0, 0, holds, Set.of());
+        Indexed out = new Indexed(blocks, new LayerChunks(uses, logicalBytes, true), 0, 0, 0, 0, holds, Set.of(), List.of());
         out.absent = (int) holds.stream().filter(f -> f.absent).map(f -> f.digest).distinct().count();
         return out;
     }
@@ -248,13 +279,27 @@ public final class ChunkIndexer {
 
     /** Known chunk → its extent; in flight → wait for its writer; new → reserve an extent and write it here. */
     private InFlight resolve(Digest d, int length, ByteBuffer data, List<InFlight> holds, AtomicLong newBytes, AtomicLong written,
-                             AtomicLong writeNanos, Set<Digest> filled) throws IOException {
+                             AtomicLong writeNanos, Set<Digest> filled, List<Disproved> disproved) throws IOException {
         InFlight f;
         boolean mustWrite = false;
         synchronized (lock) {
             f = inFlight.get(d);
+            boolean claimDisproved = false;
+            if (f != null && f.length != length) {
+                // these bytes hash to d, so d is `length` bytes: an entry of another length is a lazy layer's false claim
+                if (!f.absent) throw new IOException("chunk " + d + " is being written with " + f.length + " bytes and hashed from " + length);
+                disproved.add(new Disproved(d, f.block, f.length, length));
+                claimDisproved = true;
+                f = null; // the digest gets its own entry; the claim's keeps its extent for the layer that made it
+            }
             if (f == null) {
-                var known = store.chunk(d);
+                var known = claimDisproved ? java.util.Optional.<MetaStore.Chunk>empty() : store.chunk(d);
+                if (known.isPresent() && known.get().length() != length) {
+                    if (known.get().present())
+                        throw new IOException("chunk " + d + " is recorded with " + known.get().length() + " bytes but hashed from " + length);
+                    disproved.add(new Disproved(d, known.get().block(), known.get().length(), length));
+                    known = java.util.Optional.empty(); // never written at: its extent was reserved for the false length
+                }
                 if (known.isPresent()) {
                     f = new InFlight(d, known.get().block(), length, true, !known.get().present());
                     f.written.complete(null);
@@ -294,16 +339,47 @@ public final class ChunkIndexer {
                 throw e;
             }
         } else {
-            try {
-                f.written.get();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IOException("interrupted waiting for chunk " + d, e);
-            } catch (ExecutionException e) {
-                throw new IOException("another commit failed writing chunk " + d + ": " + e.getCause().getMessage(), e.getCause());
-            }
+            awaitWritten(f);
         }
         return f;
+    }
+
+    /** Waits (outside the lock) until the commit writing an in-flight chunk has written it; fails if that commit failed. */
+    private static void awaitWritten(InFlight f) throws IOException {
+        try {
+            f.written.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted waiting for chunk " + f.digest, e);
+        } catch (ExecutionException e) {
+            throw new IOException("another commit failed writing chunk " + f.digest + ": " + e.getCause().getMessage(), e.getCause());
+        }
+    }
+
+    /**
+     * After a commit recorded its chunks: each false claim it disproved is re-keyed to its tombstone now; reports it
+     * with the layers that made it (none when the lying layer had not been recorded: its own commit then fails).
+     */
+    private void reportFalseClaims(List<Disproved> disproved) {
+        for (Disproved x : disproved) {
+            FalseClaim claim;
+            try {
+                var row = store.chunk(FalseClaim.tombstoneOf(x.digest(), x.block()));
+                claim = new FalseClaim(x.digest(), x.block(), x.claimedLength(), x.realLength(), row.map(c -> store.layersOfChunk(c.id())).orElse(List.of()));
+            } catch (RuntimeException e) {
+                log.warn("false claim on chunk {}: cannot read the layers that made it: {}", x.digest(), e.getMessage());
+                claim = new FalseClaim(x.digest(), x.block(), x.claimedLength(), x.realLength(), List.of());
+            }
+            log.warn("false claim: lazy layer(s) {} said chunk {} is {} bytes (reserved at block {}), but its bytes are {}; the claim keeps its extent and "
+                    + "never verifies, the chunk got its own", claim.lazyLayers(), x.digest(), x.claimedLength(), x.block(), x.realLength());
+            for (FalseClaimListener l : falseClaimListeners) {
+                try {
+                    l.falseClaim(claim);
+                } catch (RuntimeException e) {
+                    log.warn("false claim on chunk {}: a listener failed: {}", x.digest(), e.getMessage());
+                }
+            }
+        }
     }
 
     private void release(List<InFlight> holds, boolean committed) {
@@ -313,7 +389,7 @@ public final class ChunkIndexer {
             for (InFlight f : holds) {
                 if (committed) f.recorded = true;
                 if (--f.users == 0) {
-                    inFlight.remove(f.digest);
+                    inFlight.remove(f.digest, f); // a false claim's entry may have been replaced by its digest's true one
                     if (!f.recorded) toFree.add(f);
                 }
             }

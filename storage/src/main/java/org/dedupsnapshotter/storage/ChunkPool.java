@@ -87,6 +87,8 @@ public final class ChunkPool implements AutoCloseable {
 
     /** Reserves blocks for a new chunk: the smallest free extent that fits, else the end of the file. */
     public synchronized long allocate(long blocks) throws PoolFullException {
+        // 0 or fewer blocks would hand out an extent that overlaps the next one (or move the end back over live chunks)
+        if (blocks <= 0) throw new IllegalArgumentException("cannot allocate " + blocks + " blocks: a chunk takes at least one");
         Map.Entry<Long, TreeSet<Long>> fit = freeBySize.ceilingEntry(blocks);
         if (fit != null) {
             long size = fit.getKey();

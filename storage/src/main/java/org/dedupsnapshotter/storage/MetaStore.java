@@ -887,6 +887,7 @@ public final class MetaStore implements AutoCloseable {
         if (chunks.uses().isEmpty()) return rows;
         // a local layer's chunks are all in the pool (the indexer wrote any that were absent); a lazy one's may not be
         int state = chunks.absent() ? ABSENT : PRESENT;
+        if (!chunks.absent()) disownFalseClaims(chunks);
         // one statement per chunk: a new row starts with this layer's uses, a known one adds them (and becomes present if this layer's chunks are)
         try (PreparedStatement upsert = db.prepareStatement("""
                 INSERT INTO chunks(digest, block, length, refs, state) VALUES (?, ?, ?, ?, ?)
@@ -917,6 +918,40 @@ public final class MetaStore implements AutoCloseable {
         }
         if (rows.size() != chunks.uses().size()) throw new StorageException("recording the layer's chunks: " + (chunks.uses().size() - rows.size()) + " rows missing");
         return rows;
+    }
+
+    /**
+     * A local layer hashed its chunks' bytes, so its lengths are proven: an ABSENT row of one of its disproved digests
+     * with another length is a lazy layer's false claim. The row is re-keyed to its {@link FalseClaim#tombstone()}, in
+     * this transaction: its layer_chunks and lazy_sources rows follow it (they name the row's id), so the liar's layers
+     * keep owning that extent (GC frees it with them) and their reads of it never verify; the digest is then free to be
+     * recorded at the committing layer's extent. Nothing is written at the false row's extent.
+     */
+    private void disownFalseClaims(LayerChunks chunks) throws SQLException {
+        if (chunks.disproved().isEmpty()) return;
+        try (PreparedStatement rekey = db.prepareStatement("UPDATE chunks SET digest = ? WHERE id = ? AND state != 0")) {
+            for (Chunk c : chunksIn(chunks.disproved()).values()) {
+                LayerChunks.Use u = chunks.uses().get(c.digest());
+                if (u == null || c.present() || c.length() == u.length()) continue;
+                rekey.setBytes(1, FalseClaim.tombstoneOf(c.digest(), c.block()).bytes());
+                rekey.setLong(2, c.id());
+                rekey.executeUpdate();
+            }
+        }
+    }
+
+    /** The snapshots whose layers reference a chunk row, in id order. */
+    public synchronized List<Long> layersOfChunk(long chunkId) {
+        List<Long> out = new ArrayList<>();
+        try (PreparedStatement ps = db.prepareStatement("SELECT snapshot_id FROM layer_chunks WHERE chunk_id = ? ORDER BY snapshot_id")) {
+            ps.setLong(1, chunkId);
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) out.add(rs.getLong(1));
+            }
+        } catch (SQLException e) {
+            throw failed("read layer chunks", e);
+        }
+        return out;
     }
 
     /** The rows of these digests (those that have one), a few hundred per query. */

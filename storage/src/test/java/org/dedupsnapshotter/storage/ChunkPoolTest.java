@@ -9,6 +9,8 @@ import java.util.Arrays;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 class ChunkPoolTest {
     /**
@@ -31,6 +33,17 @@ class ChunkPoolTest {
                 pool.read(10, back);
                 assertArrayEquals(Arrays.copyOf(chunk, blocks * ChunkPool.BLOCK), back.array(), "a chunk of " + length + " bytes");
             }
+        }
+    }
+
+    /** A zero or negative block count (a TOC's zero or negative chunk size) is refused, and the end stays where it was. */
+    @Test
+    void allocatingNoBlocksOrFewerIsRefused(@TempDir Path dir) throws Exception {
+        try (ChunkPool pool = ChunkPool.open(dir.resolve("pool"), 0)) {
+            assertEquals(0, pool.allocate(3));
+            for (long blocks : new long[] {0, -1, Long.MIN_VALUE}) assertThrows(IllegalArgumentException.class, () -> pool.allocate(blocks));
+            assertEquals(3, pool.endBlock());
+            assertEquals(3, pool.allocate(1));
         }
     }
 }
