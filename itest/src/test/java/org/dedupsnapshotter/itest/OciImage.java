@@ -62,7 +62,7 @@ final class OciImage {
         return registry + "/" + repo + ":" + tag;
     }
 
-    private static void uploadBlob(String registry, String repo, byte[] blob) throws Exception {
+    static void uploadBlob(String registry, String repo, byte[] blob) throws Exception {
         HttpResponse<String> start = HTTP.send(HttpRequest.newBuilder(URI.create("http://" + registry + "/v2/" + repo + "/blobs/uploads/"))
                 .POST(HttpRequest.BodyPublishers.noBody()).build(), HttpResponse.BodyHandlers.ofString());
         if (start.statusCode() != 202) throw new IOException("blob upload start: HTTP " + start.statusCode() + " " + start.body());
