@@ -56,13 +56,18 @@ public record Config(Path root, Path address, long chunkSize, String mountBacken
      * @param plainHttp             registries (HOST:PORT) reached over plain HTTP; loopback ones always are
      * @param traceWindow           how long a container's first reads are recorded into its image's start-up trace; 0 = never
      * @param readAhead             compressed bytes a read of an absent chunk may bring along from the chunks after it; 0 = none
+     * @param registries            registries (HOST or HOST:PORT) whose images may be pulled lazily; empty = any
      */
     public record Lazy(boolean enabled, java.time.Duration readDeadline, int prefetchConcurrency, long prefetchBandwidth,
-                       java.time.Duration prefetchDelay, java.util.List<String> plainHttp, java.time.Duration traceWindow, long readAhead) {
+                       java.time.Duration prefetchDelay, java.util.List<String> plainHttp, java.time.Duration traceWindow, long readAhead,
+                       java.util.List<String> registries) {
         public static Lazy defaults() {
             return new Lazy(true, java.time.Duration.ofSeconds(30), 2, 0, java.time.Duration.ofSeconds(2), java.util.List.of(),
-                    java.time.Duration.ofSeconds(10), 256 << 10);
+                    java.time.Duration.ofSeconds(10), 256 << 10, java.util.List.of());
         }
+
+        /** Whether images of this registry host may be pulled lazily. */
+        public boolean lazyFrom(String host) { return registries.isEmpty() || registries.contains(host); }
     }
 
     public static final Path DEFAULT_PATH = Path.of("/etc/dedup-snapshotter/config.json");

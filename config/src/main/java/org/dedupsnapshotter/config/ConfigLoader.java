@@ -22,7 +22,7 @@ import java.util.regex.Pattern;
  */
 public final class ConfigLoader {
     private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap", "metrics", "ksm", "lazy", "erofsBuilder");
-    private static final Set<String> LAZY_KEYS = Set.of("enabled", "readDeadline", "prefetchConcurrency", "prefetchBandwidth", "prefetchDelay", "plainHttp", "traceWindow", "readAhead");
+    private static final Set<String> LAZY_KEYS = Set.of("enabled", "readDeadline", "prefetchConcurrency", "prefetchBandwidth", "prefetchDelay", "plainHttp", "traceWindow", "readAhead", "registries");
     private static final Set<String> KSM_KEYS = Set.of("containers", "runc", "daemonBuffers", "kernel");
     private static final Set<String> KSM_KERNEL_KEYS = Set.of("run", "pagesToScan", "sleepMillisecs", "advisorMode", "useZeroPages", "maxPageSharing");
     private static final Set<String> METRICS_KEYS = Set.of("address", "logInterval");
@@ -152,20 +152,26 @@ public final class ConfigLoader {
         long bandwidth = !o.has("prefetchBandwidth") || (o.get("prefetchBandwidth").isIntegralNumber() && o.get("prefetchBandwidth").asLong() == 0)
                 ? d.prefetchBandwidth() : size(o.get("prefetchBandwidth"), "lazy.prefetchBandwidth", source);
         java.time.Duration delay = o.has("prefetchDelay") ? duration(o.get("prefetchDelay"), "lazy.prefetchDelay", "(0 starts at once)", source) : d.prefetchDelay();
-        java.util.List<String> plain = new java.util.ArrayList<>();
-        if (o.has("plainHttp")) {
-            JsonNode v = o.get("plainHttp");
-            if (!v.isArray()) throw new ConfigException(source + ": key \"lazy.plainHttp\" must be a list of registries such as [\"registry.local:5000\"]; got " + v);
-            for (JsonNode h : v) {
-                if (!h.isTextual() || h.asText().isEmpty() || h.asText().contains("/"))
-                    throw new ConfigException(source + ": key \"lazy.plainHttp\" must list registries as HOST or HOST:PORT; got " + h);
-                plain.add(h.asText());
-            }
-        }
+        java.util.List<String> plain = hosts(o, "plainHttp", source);
+        java.util.List<String> registries = hosts(o, "registries", source);
         java.time.Duration trace = o.has("traceWindow") ? duration(o.get("traceWindow"), "lazy.traceWindow", "(0 records no traces)", source) : d.traceWindow();
         long readAhead = !o.has("readAhead") ? d.readAhead()
                 : o.get("readAhead").isIntegralNumber() && o.get("readAhead").asLong() == 0 ? 0 : size(o.get("readAhead"), "lazy.readAhead", source);
-        return new Config.Lazy(enabled, deadline, concurrency, bandwidth, delay, java.util.List.copyOf(plain), trace, readAhead);
+        return new Config.Lazy(enabled, deadline, concurrency, bandwidth, delay, plain, trace, readAhead, registries);
+    }
+
+    /** A list of registries as HOST or HOST:PORT under lazy.KEY. */
+    private static java.util.List<String> hosts(ObjectNode o, String key, String source) throws ConfigException {
+        java.util.List<String> out = new java.util.ArrayList<>();
+        if (!o.has(key)) return out;
+        JsonNode v = o.get(key);
+        if (!v.isArray()) throw new ConfigException(source + ": key \"lazy." + key + "\" must be a list of registries such as [\"registry.local:5000\"]; got " + v);
+        for (JsonNode h : v) {
+            if (!h.isTextual() || h.asText().isEmpty() || h.asText().contains("/"))
+                throw new ConfigException(source + ": key \"lazy." + key + "\" must list registries as HOST or HOST:PORT; got " + h);
+            out.add(h.asText());
+        }
+        return java.util.List.copyOf(out);
     }
 
     private static Config.Ksm ksm(JsonNode n, String source) throws ConfigException {

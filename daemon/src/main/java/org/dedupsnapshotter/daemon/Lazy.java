@@ -4,6 +4,7 @@ import org.dedupsnapshotter.config.Config;
 import org.dedupsnapshotter.daemon.lazy.LazyFigures;
 import org.dedupsnapshotter.daemon.lazy.LazyLoader;
 import org.dedupsnapshotter.daemon.lazy.LazyWarmUp;
+import org.dedupsnapshotter.daemon.lazy.LayerProofs;
 import org.dedupsnapshotter.daemon.lazy.RemoteLayers;
 import org.dedupsnapshotter.daemon.lazy.TraceRecorder;
 import org.dedupsnapshotter.lazy.fanotify.PoolWatch;
@@ -50,7 +51,11 @@ record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, TraceRecord
             return null;
         }
         layers.watched();
-        loader.onLayerComplete(layers::promote, watch::releaseGroup);
+        LayerProofs proofs = new LayerProofs(store, pool, registries);
+        loader.onLayerComplete(id -> {
+            layers.promote(id);
+            proofs.schedule(id); // its data is all here: is it the layer its chain id names?
+        }, watch::releaseGroup);
         try {
             if (loader.incomplete()) watch.holdGroup(); else watch.releaseGroup();
         } catch (IOException e) {
@@ -61,7 +66,9 @@ record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, TraceRecord
         Thread.ofVirtual().name("lazy-warm-up").start(() -> LazyWarmUp.run(layout.lazyState()));
         loader.record(recorder);
         log.info("lazy pull is on: reads of absent chunks wait up to {} ms; fd holder pid {}", cfg.readDeadline().toMillis(), watch.holderPid());
-        return new Lazy(loader, new RemoteLayers(layout, store, indexer, layers, registries, loader, figures.tocBytes::addAndGet, watch::holdGroup), watch, recorder);
+        proofs.resume();
+        return new Lazy(loader, new RemoteLayers(layout, store, indexer, layers, registries, loader, figures.tocBytes::addAndGet, watch::holdGroup,
+                proofs, cfg::lazyFrom), watch, recorder);
     }
 
     /** bin/dedup-fdholder beside the launcher (the launcher says where it is). */

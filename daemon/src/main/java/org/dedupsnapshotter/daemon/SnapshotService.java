@@ -103,6 +103,7 @@ public final class SnapshotService {
         Names.key("key", key);
         Names.optionalKey("parent", parent);
         Names.labels(labels);
+        refuseQuarantined(parent);
         Snapshot s = store.create(kind, key, parent, labels, created -> makeDirs(created));
         log.info("{} snapshot key={} id={} parent={}", kind == Kind.ACTIVE ? "prepared" : "viewing", key, s.id(), parent);
         var r = recorder;
@@ -114,6 +115,23 @@ public final class SnapshotService {
                         chain.stream().map(MetaStore.Layer::id).toList());
         }
         return mounts(s);
+    }
+
+    /** Nothing new is built on a layer whose content is not what its chain id names (docs/security.md). */
+    private void refuseQuarantined(String parent) {
+        var r = remote;
+        if (r == null || parent == null || parent.isEmpty() || r.proofs().quarantinedCount() == 0) return;
+        Snapshot p = store.find(parent).orElse(null);
+        if (p == null) return; // store.create answers NotFound
+        List<MetaStore.Layer> chain = new java.util.ArrayList<>(List.of(new MetaStore.Layer(p.id(), p.format())));
+        chain.addAll(store.ancestors(p.id()));
+        for (MetaStore.Layer l : chain) {
+            if (!r.proofs().isQuarantined(l.id())) continue;
+            String name = store.byId(l.id()).map(Snapshot::name).orElse("?");
+            String why = r.proofs().proof(l.id()).map(MetaStore.Proof::note).orElse("");
+            throw SnapshotException.failedPrecondition("layer %s is quarantined: %s; remove the images that use it and pull them again",
+                    Names.shorten(name), why);
+        }
     }
 
     /** Runs inside the creating transaction: a failure here leaves no row behind. */

@@ -131,10 +131,14 @@ public final class DedupCtl {
                         return 0;
                     }
                     JsonNode arr = JSON.readTree(json);
-                    System.out.printf("%-10s %-6s %12s %12s %12s  %s%n", "KIND", "ID", "LOGICAL", "UNIQUE", "SHARED", "NAME");
+                    System.out.printf("%-10s %-6s %12s %12s %12s %-11s  %s%n", "KIND", "ID", "LOGICAL", "UNIQUE", "SHARED", "LAZY", "NAME");
                     for (JsonNode s : arr)
-                        System.out.printf("%-10s %-6d %12d %12d %12d  %s%n", s.get("kind").asText(), s.get("id").asLong(),
-                                s.path("logical").asLong(s.get("size").asLong()), s.path("unique").asLong(0), s.path("shared").asLong(0), s.get("name").asText());
+                        System.out.printf("%-10s %-6d %12d %12d %12d %-11s  %s%n", s.get("kind").asText(), s.get("id").asLong(),
+                                s.path("logical").asLong(s.get("size").asLong()), s.path("unique").asLong(0), s.path("shared").asLong(0),
+                                s.path("proof").asText("-"), s.get("name").asText());
+                    for (JsonNode s : arr)
+                        if (s.path("proof").asText().equals("quarantined"))
+                            System.out.println("quarantined " + s.get("name").asText() + ": " + s.path("proofNote").asText());
                 }
                 case "inspect" -> {
                     if (args.length <= i + 1) { System.err.println("dedupctl inspect: which snapshot? (dedupctl ls lists them)"); return 2; }

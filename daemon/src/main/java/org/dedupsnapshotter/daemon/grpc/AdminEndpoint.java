@@ -200,6 +200,7 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
     public void listSnapshots(ListRequest r, StreamObserver<ListResponse> out) {
         try {
             ArrayNode arr = JSON.createArrayNode();
+            var proofs = store.proofs();
             for (Snapshot s : store.all()) {
                 ObjectNode o = arr.addObject();
                 o.put("name", s.name());
@@ -217,6 +218,11 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
                     o.put("logical", unique + shared);
                     o.put("unique", unique);
                     o.put("shared", shared);
+                }
+                var proof = proofs.get(s.id());
+                if (proof != null) { // a lazily pulled layer: is it what its chain id names?
+                    o.put("proof", proof.state().name().toLowerCase());
+                    if (proof.note() != null) o.put("proofNote", proof.note());
                 }
                 o.put("created", s.created().toString());
                 o.put("updated", s.updated().toString());

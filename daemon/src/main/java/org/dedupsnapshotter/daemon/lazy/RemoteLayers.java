@@ -55,12 +55,16 @@ public final class RemoteLayers {
     private final java.util.function.LongConsumer tocFetched;
     private final GroupHold hold;
     private final EarlyFetch early;
+    private final LayerProofs proofs;
+    private final java.util.function.Predicate<String> registryAllowed;
 
     /** Keeps the pool watch's fanotify group alive past this daemon (its fd holder): needed once a layer misses chunks. */
     public interface GroupHold { void hold() throws IOException; }
 
     public RemoteLayers(Layout layout, MetaStore store, ChunkIndexer indexer, LayerMounts layers, Registries registries, LazyLoader loader,
-                        java.util.function.LongConsumer tocFetched, GroupHold hold) {
+                        java.util.function.LongConsumer tocFetched, GroupHold hold, LayerProofs proofs, java.util.function.Predicate<String> registryAllowed) {
+        this.proofs = proofs;
+        this.registryAllowed = registryAllowed;
         this.tocFetched = tocFetched;
         this.hold = hold;
         this.layout = layout;
@@ -72,6 +76,9 @@ public final class RemoteLayers {
         this.early = new EarlyFetch(registries, store, this::fetchTocFromRegistry, loader);
         loader.earlyFetch(early);
     }
+
+    /** What is known of each lazy layer's content against its chain id. */
+    public LayerProofs proofs() { return proofs; }
 
     /** Whether labels describe a converted layer this node can pull lazily. */
     public static boolean isLazy(Map<String, String> labels) {
@@ -85,18 +92,28 @@ public final class RemoteLayers {
     public boolean tryPrepare(String parent, Map<String, String> labels) {
         String target = labels.get(SNAPSHOT_REF);
         early.imageSeen(labels); // the image's other layers' TOCs and traced chunks set off now, not at their own Prepare
-        if (store.find(target).isPresent()) return true;
+        var existing = store.find(target);
+        if (existing.isPresent()) {
+            if (proofs.mayShare(existing.get().id(), labels.get(LazyLayerFormat.TOC_DIGEST))) return true;
+            // another image's content under this chain id, not proven to be it: this pull gets its own bytes
+            log.warn("layer {} here came from other content and is {}; this pull unpacks its own", target,
+                    proofs.isQuarantined(existing.get().id()) ? "quarantined" : "not proven yet");
+            return false;
+        }
         long t0 = System.nanoTime();
         String blob = labels.getOrDefault(LazyLayerFormat.LAYER_DIGEST, labels.get(LazyLayerFormat.CRI_LAYER_DIGEST));
         try {
             String source = labels.containsKey(LazyLayerFormat.CRI_IMAGE_REF)
                     ? Registries.repositoryOf(labels.get(LazyLayerFormat.CRI_IMAGE_REF)) : required(labels, LazyLayerFormat.SOURCE);
+            if (!registryAllowed.test(Registries.split(source)[0]))
+                throw new IOException("registry " + Registries.split(source)[0] + " is not among lazy.registries");
             if (blob == null) throw new IOException("no layer digest among the labels");
             Toc toc = fetchToc(source, blob, labels);
             long t1 = System.nanoTime();
             List<MetaStore.Absent> absent = new ArrayList<>();
             Snapshot s = commit(target, parent, labels, toc, new MetaStore.LazyLayer(0, source, blob, labels.get(LazyLayerFormat.TOC_DIGEST)), absent);
             loader.layerAdded(s.id(), target, absent, toc.prefetch, directoriesOfMembers(toc));
+            if (absent.isEmpty()) proofs.schedule(s.id()); // every chunk was here already
             log.info("lazily pulled layer {} (id={}) from {}@{}: {} entries, toc {}ms, metadata {}ms", target, s.id(), source, blob,
                     toc.entries.size(), (t1 - t0) / 1_000_000, (System.nanoTime() - t1) / 1_000_000);
             return true;
@@ -139,13 +156,18 @@ public final class RemoteLayers {
 
     /** A TOC's gzip member inflated, checked against its digest and parsed. */
     static Toc tocFromMember(byte[] member, String digest, String blob) throws IOException {
+        return Toc.parse(tocJsonFromMember(member, digest, blob));
+    }
+
+    /** A TOC's gzip member inflated and checked against its digest: the JSON bytes. */
+    static byte[] tocJsonFromMember(byte[] member, String digest, String blob) throws IOException {
         byte[] json;
         try (GZIPInputStream in = new GZIPInputStream(new ByteArrayInputStream(member))) {
             json = in.readNBytes(MAX_TOC + 1);
         }
         if (json.length > MAX_TOC) throw new IOException("TOC inflates to more than " + MAX_TOC + " bytes");
         Members.verify(json, digest, "TOC of " + blob);
-        return Toc.parse(json);
+        return json;
     }
 
     /** Builds the layer from its TOC and records it committed, in one transaction; its chunks stay absent until read. */

@@ -57,6 +57,12 @@ public final class Registries {
         return client(hr[0]).blobRangeStream(hr[1], blobDigest, offset, length);
     }
 
+    /** The size of a blob of the repository source (HOST/REPOSITORY). */
+    public long blobSize(String source, String blobDigest) throws IOException {
+        String[] hr = split(source);
+        return client(hr[0]).blobSize(hr[1], blobDigest);
+    }
+
     /** length bytes at offset of a blob of the repository source (HOST/REPOSITORY). */
     public byte[] range(String source, String blobDigest, long offset, int length) throws IOException {
         String[] hr = split(source);

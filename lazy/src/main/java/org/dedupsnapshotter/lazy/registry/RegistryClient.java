@@ -197,6 +197,13 @@ public final class RegistryClient {
         }
     }
 
+    /** A blob's size in bytes, as the registry's HEAD answer gives it. */
+    public long blobSize(String repo, String digest) throws IOException {
+        HttpResponse<byte[]> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).method("HEAD", HttpRequest.BodyPublishers.noBody()), BYTES), BYTES);
+        if (r.statusCode() != 200) throw error(r, "HEAD blob " + digest);
+        return r.headers().firstValueAsLong("Content-Length").orElseThrow(() -> new IOException("HEAD blob " + digest + " answered no Content-Length"));
+    }
+
     public boolean hasBlob(String repo, String digest) throws IOException {
         HttpResponse<byte[]> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).method("HEAD", HttpRequest.BodyPublishers.noBody()), BYTES), BYTES);
         if (r.statusCode() == 200) return true;
