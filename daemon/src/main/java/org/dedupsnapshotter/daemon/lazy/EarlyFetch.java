@@ -225,7 +225,7 @@ public final class EarlyFetch {
         List<Digest> digests = new ArrayList<>();
         for (Toc.Prefetch p : region) {
             Digest d = Digest.parse(p.digest());
-            if (d != null) {
+            if (d != null && sizedSanely(p)) {
                 wanted.add(p);
                 digests.add(d);
             }
@@ -249,6 +249,15 @@ public final class EarlyFetch {
         }
         mine.sort(java.util.Comparator.comparingLong(m -> m.p().blobOffset())); // rank order is blob order in a region
         return mine;
+    }
+
+    /**
+     * Sizes a TOC claims are bounded before they size anything: a negative one would lower the staged total and
+     * defeat {@link #MAX_STAGED}, a huge one would be a buffer the heap cannot hold. Anything else is left to the loader.
+     */
+    private static boolean sizedSanely(Toc.Prefetch p) {
+        return p.dataLength() > 0 && p.dataLength() <= Members.MAX_BUFFER && p.pieceOffset() >= 0
+                && p.blobOffset() >= 0 && p.blobLength() > 0 && p.blobLength() <= Members.MAX_BUFFER;
     }
 
     /** Streams a layer's staged region in one request, back to back, completing each entry once its member is checked. */

@@ -1,5 +1,6 @@
 package org.dedupsnapshotter.daemon.lazy;
 
+import org.dedupsnapshotter.lazy.fanotify.FatalErrors;
 import org.dedupsnapshotter.lazy.fanotify.RangeFiller;
 import org.dedupsnapshotter.lazy.fetch.Members;
 import org.dedupsnapshotter.lazy.toc.TracePieces;
@@ -22,6 +23,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -55,7 +57,18 @@ public final class LazyLoader implements RangeFiller {
     private final Registries registries;
     private final ConcurrentSkipListMap<Long, AbsentChunk> absentByBlock = new ConcurrentSkipListMap<>();
     private final Map<Digest, CompletableFuture<Void>> fetching = new ConcurrentHashMap<>();
-    private final ExecutorService demandFetchers = Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("fetch-", 0).factory());
+    private final ExecutorService demandFetchers = Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("fetch-", 0)
+            .uncaughtExceptionHandler((t, e) -> {
+                FatalErrors.haltIfFatal(e, "lazy loading: " + t.getName());
+                log.error("lazy loading: {} failed", t.getName(), e);
+            }).factory());
+    /**
+     * Demand fetches running at once, at most. Each holds one member and its chunk on the heap (about 8 MiB with 4 MiB
+     * chunks): 16 of them stay well inside the launcher's 384 MiB heap whatever a TOC claims, and are more than a
+     * container's start-up keeps busy (each fetch brings its read-ahead along). The others wait their turn.
+     */
+    static final int DEMAND_FETCHES = 16;
+    private final Semaphore demandSlots = new Semaphore(DEMAND_FETCHES);
     private final PresentRecorder present;
     private final Prefetcher prefetcher;
     private final AtomicInteger demandActive = new AtomicInteger();
@@ -189,7 +202,7 @@ public final class LazyLoader implements RangeFiller {
     private void storeWhenArrived(AbsentChunk c, CompletableFuture<byte[]> arriving) {
         CompletableFuture<Void> f = claim(c);
         if (f == null) return; // present already, or being fetched
-        arriving.whenComplete((data, error) -> demandFetchers.execute(() -> {
+        arriving.whenComplete((data, error) -> execute(List.of(c), List.of(f), () -> {
             if (error == null && data.length == c.length()) { // (checked against the chunk's digest, so never otherwise: a guard)
                 var pin = indexer.pin(c.digest(), c.block());
                 try {
@@ -202,7 +215,7 @@ public final class LazyLoader implements RangeFiller {
                     pin.ifPresent(ChunkIndexer.Pin::close);
                 }
             }
-            fetchRun(List.of(c), c.sources().getFirst(), false, List.of(f));
+            withSlot(List.of(c), List.of(f), () -> fetchRun(List.of(c), c.sources().getFirst(), false, List.of(f)));
         }));
     }
 
@@ -373,15 +386,57 @@ public final class LazyLoader implements RangeFiller {
         List<AbsentChunk> run = new ArrayList<>(List.of(c));
         List<CompletableFuture<Void>> futures = new ArrayList<>(List.of(mine));
         readAhead(c, run, futures);
-        demandFetchers.execute(() -> {
-            if (demand) demandActive.incrementAndGet();
+        execute(run, futures, () -> {
+            if (demand) demandActive.incrementAndGet(); // counted while it waits for a slot too: background fetching yields
             try {
-                fetchRun(run, run.getFirst().sources().getFirst(), demand, futures);
+                withSlot(run, futures, () -> fetchRun(run, run.getFirst().sources().getFirst(), demand, futures));
             } finally {
                 if (demand) demandActive.decrementAndGet();
             }
         });
         return mine;
+    }
+
+    /**
+     * Runs a task that completes futures (of run's chunks) on a fetch thread. Whatever it throws, or if it cannot
+     * start, the futures it left pending fail: their readers get EIO now rather than at the read deadline, and the
+     * chunks are no longer "being fetched", so the next read fetches them again.
+     */
+    private void execute(List<AbsentChunk> run, List<CompletableFuture<Void>> futures, Runnable task) {
+        Runnable guarded = () -> {
+            try {
+                task.run();
+            } catch (Throwable t) {
+                failPending(run, futures, t);
+                throw t;
+            }
+        };
+        try {
+            demandFetchers.execute(guarded);
+        } catch (Throwable t) {
+            failPending(run, futures, t);
+            throw t;
+        }
+    }
+
+    private void failPending(List<AbsentChunk> run, List<CompletableFuture<Void>> futures, Throwable t) {
+        for (int i = 0; i < run.size(); i++) if (!futures.get(i).isDone()) finish(run.get(i), futures.get(i), t);
+    }
+
+    /** Runs a fetch once one of the {@link #DEMAND_FETCHES} slots is free. */
+    private void withSlot(List<AbsentChunk> run, List<CompletableFuture<Void>> futures, Runnable fetch) {
+        try {
+            demandSlots.acquire();
+        } catch (InterruptedException e) { // the loader is closing
+            Thread.currentThread().interrupt();
+            failPending(run, futures, new IOException("the lazy loader is closing"));
+            return;
+        }
+        try {
+            fetch.run();
+        } finally {
+            demandSlots.release();
+        }
     }
 
     /**
@@ -486,8 +541,11 @@ public final class LazyLoader implements RangeFiller {
                 }
             }
             for (int i = 0; i < wanted.size(); i++) if (!wantedFutures.get(i).isDone()) finish(wanted.get(i), wantedFutures.get(i), last);
-        } catch (RuntimeException e) {
-            for (int i = 0; i < run.size(); i++) if (!futures.get(i).isDone()) finish(run.get(i), futures.get(i), e);
+        } catch (RuntimeException | Error e) { // an Error too: its readers must not wait for the deadline, nor every later reader for ever
+            failPending(run, futures, e);
+            FatalErrors.haltIfFatal(e, "lazy loading: fetching " + run.size() + " chunk(s) from " + stretch.blobDigest());
+            // not rethrown: the prefetch workers that call this go on with the next stretch
+            log.error("lazy loading: fetching {} chunk(s) from {}@{} failed", run.size(), stretch.repository(), stretch.blobDigest(), e);
         } finally {
             pins.forEach(ChunkIndexer.Pin::close);
         }

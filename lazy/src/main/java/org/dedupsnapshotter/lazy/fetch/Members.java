@@ -12,10 +12,17 @@ public final class Members {
     private Members() {}
 
     /** Members up to this are read into an array of their length at once (a 4 MiB chunk's member is a little more). */
-    static final long MAX_EXACT = 64L << 20;
+    static final long MAX_EXACT = 16L << 20;
+    /**
+     * No member, and no chunk it inflates to, is held in a buffer larger than this: both sizes are a TOC's claim
+     * (remote data), and the daemon's heap is small (-Xmx384m: 48 MiB here). A 4 MiB chunk's member is a little more.
+     */
+    public static final long MAX_BUFFER = Math.max(8L << 20, Math.min(64L << 20, Runtime.getRuntime().maxMemory() / 8));
 
     /** Inflates one gzip member (or several concatenated ones). */
     public static byte[] inflate(byte[] member, int off, int len, int expectedSize) throws IOException {
+        if (expectedSize < 0 || expectedSize > MAX_BUFFER)
+            throw new IOException("a member claims to inflate to " + expectedSize + " bytes: not between 0 and " + MAX_BUFFER);
         // its buffer no bigger than the member: traced pieces are often a few KiB, and a pull inflates hundreds
         try (GZIPInputStream in = new GZIPInputStream(new ByteArrayInputStream(member, off, len), Math.max(512, Math.min(len, 64 * 1024)))) {
             byte[] out = new byte[expectedSize];
@@ -28,8 +35,11 @@ public final class Members {
 
     /** The member at blob offset `offset` of a Range answer now at blob offset `at` (skipping what lies between). */
     public static byte[] read(java.io.InputStream in, long at, long offset, long length) throws IOException {
+        if (offset < at) throw new IOException("a member at blob offset " + offset + " lies before the stream's position " + at);
+        if (length <= 0 || length > MAX_BUFFER)
+            throw new IOException("a member at blob offset " + offset + " claims " + length + " bytes: not between 1 and " + MAX_BUFFER);
         in.skipNBytes(offset - at);
-        if (length > MAX_EXACT) { // a length no chunk's member has (a broken TOC): read as it comes, not allocated up front
+        if (length > MAX_EXACT) { // a length no 4 MiB chunk's member has: read as it comes, not allocated up front
             byte[] member = in.readNBytes(Math.toIntExact(length));
             if (member.length != length) throw new IOException("the registry's answer ended " + (length - member.length) + " bytes early");
             return member;

@@ -167,15 +167,20 @@ public final class RegistryClient {
         }
     }
 
-    /** length bytes of a blob from offset (an HTTP Range request; a registry that ignores Range costs a whole download). */
+    /**
+     * length bytes of a blob from offset (an HTTP Range request). A registry that ignores Range costs the download of
+     * the bytes before the range, never more than length bytes of memory.
+     */
     public byte[] blobRange(String repo, String digest, long offset, int length) throws IOException {
         if (length == 0) return new byte[0];
-        String range = "bytes=" + offset + "-" + (offset + length - 1);
-        HttpResponse<byte[]> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).header("Range", range).GET(), BYTES), BYTES);
-        if (r.statusCode() == 206 && r.body().length == length) return r.body();
-        if (r.statusCode() == 200 && r.body().length >= offset + length)
-            return java.util.Arrays.copyOfRange(r.body(), (int) offset, (int) offset + length);
-        throw error(r, "range " + range + " of blob " + digest);
+        try (InputStream in = blobRangeStream(repo, digest, offset, length)) {
+            byte[] out = new byte[length];
+            int n = in.readNBytes(out, 0, length);
+            if (n != length)
+                throw new IOException("range bytes=" + offset + "-" + (offset + length - 1) + " of blob " + digest + ": the registry's answer ended "
+                        + (length - n) + " bytes early");
+            return out;
+        }
     }
 
     /**
@@ -183,13 +188,19 @@ public final class RegistryClient {
      * its way. Exactly length bytes, or an IOException.
      */
     public InputStream blobRangeStream(String repo, String digest, long offset, long length) throws IOException {
+        if (offset < 0 || length <= 0) throw new IOException("range of blob " + digest + " at " + offset + " of " + length + " bytes: out of range");
         String range = "bytes=" + offset + "-" + (offset + length - 1);
         HttpResponse<InputStream> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).header("Range", range).GET(), STREAM), STREAM);
-        if (r.statusCode() == 206) return r.body();
-        if (r.statusCode() == 200) { // a registry that ignores Range: skip to the range (costs the bytes before it)
+        if (r.statusCode() == 206) return new RangeStream(r.body(), length);
+        if (r.statusCode() == 200) { // a registry that ignores Range: skip to the range (costs the bytes before it), stop after it
             InputStream in = r.body();
-            in.skipNBytes(offset);
-            return in;
+            try {
+                in.skipNBytes(offset);
+            } catch (IOException e) {
+                in.close();
+                throw new IOException("range " + range + " of blob " + digest + " (the registry ignored Range): " + e.getMessage(), e);
+            }
+            return new RangeStream(in, length);
         }
         try (InputStream in = r.body()) {
             throw new RegistryException(r.statusCode(), "range " + range + " of blob " + digest + ": " + r.request().method() + " " + r.request().uri()
@@ -202,6 +213,49 @@ public final class RegistryClient {
         HttpResponse<byte[]> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).method("HEAD", HttpRequest.BodyPublishers.noBody()), BYTES), BYTES);
         if (r.statusCode() != 200) throw error(r, "HEAD blob " + digest);
         return r.headers().firstValueAsLong("Content-Length").orElseThrow(() -> new IOException("HEAD blob " + digest + " answered no Content-Length"));
+    }
+
+    /**
+     * At most length bytes of an answer, then end of stream; closing it closes the answer (the rest of a body sent
+     * whole is never read: the connection is dropped).
+     */
+    private static final class RangeStream extends java.io.FilterInputStream {
+        private long left;
+
+        RangeStream(InputStream in, long length) {
+            super(in);
+            this.left = length;
+        }
+
+        @Override
+        public int read() throws IOException {
+            if (left <= 0) return -1;
+            int b = in.read();
+            if (b >= 0) left--;
+            return b;
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            if (len == 0) return 0;
+            if (left <= 0) return -1;
+            int n = in.read(b, off, (int) Math.min(len, left));
+            if (n > 0) left -= n;
+            return n;
+        }
+
+        @Override
+        public long skip(long n) throws IOException {
+            long k = in.skip(Math.min(Math.max(n, 0), left));
+            left -= k;
+            return k;
+        }
+
+        @Override
+        public int available() throws IOException { return (int) Math.min(in.available(), left); }
+
+        @Override
+        public boolean markSupported() { return false; }
     }
 
     public boolean hasBlob(String repo, String digest) throws IOException {
