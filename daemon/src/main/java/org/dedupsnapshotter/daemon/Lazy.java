@@ -52,6 +52,9 @@ record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, TraceRecord
         }
         layers.watched();
         LayerProofs proofs = new LayerProofs(store, pool, registries);
+        // a layer whose TOC gave a chunk a length its real bytes do not have is not what it claims
+        indexer.onFalseClaim(c -> c.lazyLayers().forEach(id -> proofs.quarantine(id, "its TOC says chunk " + c.digest() + " is "
+                + c.claimedLength() + " bytes, but that chunk is " + c.realLength() + " bytes")));
         loader.onLayerComplete(id -> {
             layers.promote(id);
             proofs.schedule(id); // its data is all here: is it the layer its chain id names?
