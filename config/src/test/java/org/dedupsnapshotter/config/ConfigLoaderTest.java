@@ -48,6 +48,20 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void lazyRegistriesLimitWhichImagesPullLazily() throws Exception {
+        assertTrue(ConfigLoader.parse("{}", "t").lazy().lazyFrom("anything.example:5000"));
+        Config.Lazy l = ConfigLoader.parse("{\"lazy\": {\"registries\": [\"registry.local:5000\", \"mirror.local\"]}}", "t").lazy();
+        assertTrue(l.lazyFrom("registry.local:5000"));
+        assertTrue(l.lazyFrom("mirror.local"));
+        assertFalse(l.lazyFrom("registry.local"));
+        assertFalse(l.lazyFrom("docker.io"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"lazy\": {\"registries\": \"x\"}}", "t")).getMessage()
+                .contains("\"lazy.registries\" must be a list"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"lazy\": {\"registries\": [\"host/repo\"]}}", "t")).getMessage()
+                .contains("\"lazy.registries\" must list registries as HOST or HOST:PORT"));
+    }
+
+    @Test
     void ksmErrorsNameTheKey() {
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"ksm\": {\"containers\": \"some\"}}", "t")).getMessage().contains("\"ksm.containers\" must be one of"));
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"ksm\": {\"kernel\": {\"pagesToScan\": 0}}}", "t")).getMessage().contains("\"ksm.kernel.pagesToScan\" must be an integer"));
