@@ -23,6 +23,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
 
 /**
  * The chunk indexer: hashes every chunk of a layer's files (in parallel, reading each byte once), takes a
@@ -95,6 +96,14 @@ public final class ChunkIndexer {
 
     /** Adds a listener for false claims (each is logged as a warning in any case). */
     public void onFalseClaim(FalseClaimListener l) { falseClaimListeners.add(l); }
+
+    private final List<Consumer<Digest>> absentFillListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+    /**
+     * Adds a listener told, on the committing thread, right before a local commit writes an absent chunk's verified
+     * bytes over its reserved extent: those bytes supersede whatever pieces of it were put there (LazyLoader).
+     */
+    public void onAbsentFill(Consumer<Digest> l) { absentFillListeners.add(l); }
 
     private static final class InFlight {
         final Digest digest;
@@ -315,6 +324,7 @@ public final class ChunkIndexer {
         if (f.absent) {
             // reserved for a lazy layer and perhaps not fetched yet: this layer has the bytes, so it puts them in place
             // (a fetch writing the same extent writes the same bytes); its commit then records the chunk as present
+            for (Consumer<Digest> l : absentFillListeners) l.accept(d); // pieces written there end before, none after
             long t0 = System.nanoTime();
             ByteBuffer whole = data.duplicate();
             whole.position(0).limit(Math.toIntExact(Extent.blocksFor(length) * ChunkPool.BLOCK));

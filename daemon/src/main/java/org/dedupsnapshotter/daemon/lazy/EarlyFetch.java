@@ -20,8 +20,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -63,8 +65,13 @@ public final class EarlyFetch {
     public interface TocFetcher { Toc fetch(String source, String blob, Map<String, String> annotations) throws IOException; }
 
     private record Staged(CompletableFuture<byte[]> data, int length, long at) {}
-    /** A staged member: a whole chunk (pieceLength 0) or one of its pieces (Toc.Prefetch). */
-    private record Key(Digest chunk, int pieceOffset, int pieceLength) {}
+    /**
+     * A staged member: a whole chunk (pieceLength 0) or one of its pieces (Toc.Prefetch), with the digest its bytes were
+     * checked against (the chunk's, or the piece's): a layer claiming other bytes for the same piece takes nothing here.
+     */
+    private record Key(Digest chunk, int pieceOffset, int pieceLength, String dataDigest) {
+        static Key of(Digest chunk, Toc.Prefetch p) { return new Key(chunk, p.pieceOffset(), p.pieceLength(), p.dataDigest()); }
+    }
     private record EarlyToc(String tocDigest, CompletableFuture<Toc> toc, long at) {}
 
     private final Registries registries;
@@ -155,14 +162,27 @@ public final class EarlyFetch {
     }
 
     /**
-     * The checked bytes of a prefetch entry fetched early (maybe still on their way), taken out of here; null if
-     * none: a whole chunk (pieceLength 0), or the piece of it at pieceOffset (Toc.Prefetch).
+     * The checked bytes of a prefetch entry fetched early (maybe still on their way), taken out of here for the layer
+     * whose TOC lists p; null if none: a whole chunk of digest d (pieceLength 0), or the piece of it p describes. A
+     * piece is staged by whichever TOC of the image named it first, so its bytes are checked again, on checks,
+     * against the digest the taking layer's own TOC gives (a mismatch fails the future: the piece is not used). A
+     * whole chunk's key is its own digest, against which it was checked already.
      */
-    public CompletableFuture<byte[]> take(Digest d, int pieceOffset, int pieceLength) {
-        Staged s = staged.remove(new Key(d, pieceOffset, pieceLength));
+    public CompletableFuture<byte[]> take(Digest d, Toc.Prefetch p, Executor checks) {
+        Staged s = staged.remove(Key.of(d, p));
         if (s == null) return null;
         released(s);
-        return s.data();
+        if (p.whole()) return s.data();
+        String what = "early-fetched piece at " + p.pieceOffset() + " of chunk " + d;
+        return s.data().thenApplyAsync(data -> {
+            if (data.length != p.pieceLength()) throw new CompletionException(new IOException(what + " has " + data.length + " bytes, not " + p.pieceLength()));
+            try {
+                Members.verify(data, p.pieceDigest(), what);
+            } catch (IOException e) {
+                throw new CompletionException(e);
+            }
+            return data;
+        }, checks);
     }
 
     private void begin(String source, String manifestDigest) throws IOException {
@@ -241,7 +261,7 @@ public final class EarlyFetch {
                 break;
             }
             Staged s = new Staged(new CompletableFuture<>(), p.dataLength(), System.nanoTime());
-            if (staged.putIfAbsent(new Key(digests.get(i), p.pieceOffset(), p.pieceLength()), s) != null) {
+            if (staged.putIfAbsent(Key.of(digests.get(i), p), s) != null) {
                 stagedBytes.addAndGet(-p.dataLength());
                 continue;
             }

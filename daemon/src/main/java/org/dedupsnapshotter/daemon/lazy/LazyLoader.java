@@ -96,6 +96,7 @@ public final class LazyLoader implements RangeFiller {
         this.registries = registries;
         this.present = new PresentRecorder(pool, store);
         this.prefetcher = new Prefetcher(this, prefetchConcurrency, prefetchBandwidth, prefetchDelay);
+        indexer.onAbsentFill(pieces::supersede); // a local commit's bytes of an absent chunk replace its pieces
     }
 
     public void listen(Events e) { this.events = e; }
@@ -142,12 +143,14 @@ public final class LazyLoader implements RangeFiller {
             Digest d = Digest.parse(p.digest());
             if (d == null) continue;
             EarlyFetch e = earlyFetch;
-            CompletableFuture<byte[]> arriving = e == null ? null : e.take(d, p.pieceOffset(), p.pieceLength());
+            CompletableFuture<byte[]> arriving = e == null ? null : e.take(d, p, demandFetchers);
             AbsentChunk c = absentByDigest.get(d);
             if (c == null || c.length() != p.size()) continue;
             if (!p.whole()) { // part of a chunk: what the trace read of it
+                PieceLedger.Piece piece = piece(c, p);
+                if (piece != null) pieces.attest(d, piece, layerId); // this layer's own TOC vouches for it
                 if (arriving != null) {
-                    storePieceWhenArrived(c, p.pieceOffset(), p.pieceLength(), arriving);
+                    if (piece != null) storePieceWhenArrived(c, layerId, piece, arriving);
                     early++;
                 } else if (tracedWhole.add(d)) { // no early fetch: the whole chunk, from the tar part, in its rank
                     for (Source s : c.sources())
@@ -220,48 +223,46 @@ public final class LazyLoader implements RangeFiller {
     }
 
     /**
-     * Chunks absent as a whole of which some pieces are in place (TracePieces masks): the parts of them a shipped trace
-     * read, fetched early. A read that stays within them needs no fetch; any other read fetches the whole chunk.
-     * Not recorded in SQLite: after a restart such a chunk is simply absent.
+     * Chunks absent as a whole of which some pieces are in place: the parts of them a shipped trace read, fetched
+     * early. A read that stays within pieces every layer holding the chunk attests needs no fetch; any other read
+     * fetches the whole chunk ({@link PieceLedger}). Not recorded in SQLite: after a restart such a chunk is simply absent.
      */
-    private final Map<Digest, Long> piecesPresent = new ConcurrentHashMap<>();
-    /** Pieces on their way, by chunk: mask → a future that completes once they are written (or have failed). */
-    private final Map<Digest, Map<Long, CompletableFuture<Void>>> piecesComing = new ConcurrentHashMap<>();
+    private final PieceLedger pieces = new PieceLedger();
 
     /**
-     * Writes a traced piece of an absent chunk (checked already by its own digest) into its place in the chunk's
-     * extent once it has arrived. Readers of that part wait for it; if it fails, they fetch the whole chunk.
+     * p as a piece of c, or null if it is not exactly whole pieces of it (the last one may end the chunk): a mask says
+     * which bytes are in place, so anything else in a TOC is ignored, and its chunk fetched whole when read.
      */
-    private void storePieceWhenArrived(AbsentChunk c, int at, int length, CompletableFuture<byte[]> arriving) {
-        // a mask says which bytes are in place, so a piece must be exactly whole pieces (the last one may end the
-        // chunk): anything else in a TOC is ignored, and its chunk fetched whole when read
-        long mask = TracePieces.exactly(at, length, c.length()) ? TracePieces.of(at, (long) at + length, c.length()) : 0;
-        if (mask == 0) return;
-        CompletableFuture<Void> done = new CompletableFuture<>();
-        piecesComing.computeIfAbsent(c.digest(), k -> new ConcurrentHashMap<>()).put(mask, done);
+    private static PieceLedger.Piece piece(AbsentChunk c, org.dedupsnapshotter.lazy.toc.Toc.Prefetch p) {
+        int at = p.pieceOffset(), length = p.pieceLength();
+        if (!TracePieces.exactly(at, length, c.length()) || p.pieceDigest() == null) return null;
+        return new PieceLedger.Piece(at, length, p.pieceDigest(), TracePieces.of(at, (long) at + length, c.length()));
+    }
+
+    /**
+     * Writes a traced piece of an absent chunk, shipped by layer layerId (its bytes checked against the digest that
+     * layer's TOC gives), into its place in the chunk's extent once it has arrived, if the ledger lets it. Readers of
+     * that part wait for it; if it fails or is not usable for them, they fetch the whole chunk.
+     */
+    private void storePieceWhenArrived(AbsentChunk c, long layerId, PieceLedger.Piece piece, CompletableFuture<byte[]> arriving) {
+        CompletableFuture<Void> done = pieces.expect(c.digest(), piece);
+        if (done == null) return; // that very piece is on its way or in place already
         arriving.whenComplete((data, error) -> demandFetchers.execute(() -> {
             try {
-                if (error == null && data.length == length) {
+                if (error == null && data.length == piece.length()) {
                     var pin = indexer.pin(c.digest(), c.block());
                     try {
-                        if (pin.isPresent() && absentByDigest.containsKey(c.digest())) { // else present already, or its layers went away
-                            pool.writePadded(c.block() + at / ChunkPool.BLOCK, data);
-                            piecesPresent.merge(c.digest(), mask, (x, y) -> TracePieces.union(x, y, c.length()));
-                            if (!absentByDigest.containsKey(c.digest())) piecesPresent.remove(c.digest()); // it became present meanwhile
-                        }
+                        if (pin.isPresent()) // else its layers went away; present already: the ledger says no
+                            pieces.place(c.digest(), piece, layerId, c.block(), () -> absentByDigest.get(c.digest()),
+                                    () -> pool.writePadded(c.block() + piece.offset() / ChunkPool.BLOCK, data));
                     } finally {
                         pin.ifPresent(ChunkIndexer.Pin::close);
                     }
                 }
             } catch (IOException | RuntimeException e) {
-                log.warn("lazy loading: storing early-fetched piece at {} of chunk {}: {}; its readers fetch the whole chunk", at, c.digest(), e.getMessage());
+                log.warn("lazy loading: storing early-fetched piece at {} of chunk {}: {}; its readers fetch the whole chunk", piece.offset(), c.digest(), e.getMessage());
             } finally {
-                var coming = piecesComing.get(c.digest());
-                if (coming != null) {
-                    coming.remove(mask, done);
-                    if (coming.isEmpty()) piecesComing.remove(c.digest(), coming);
-                }
-                done.complete(null); // its readers look again: the piece is there, or they fetch the chunk
+                pieces.arrived(c.digest(), piece, done); // its readers look again: the piece is there, or they fetch the chunk
             }
         }));
     }
@@ -271,19 +272,12 @@ public final class LazyLoader implements RangeFiller {
      * hold all of it — then, should they not have come, the chunk — or else the chunk itself.
      */
     private CompletableFuture<Void> piecesOrChunk(AbsentChunk c, long need) {
-        var coming = piecesComing.get(c.digest());
-        if (coming != null && need != TracePieces.ALL) {
-            long cover = piecesPresent.getOrDefault(c.digest(), 0L);
-            List<CompletableFuture<Void>> waits = new ArrayList<>();
-            for (var e : coming.entrySet())
-                if ((e.getKey() & need & ~cover) != 0) {
-                    cover |= e.getKey();
-                    waits.add(e.getValue());
-                }
-            if (!waits.isEmpty() && TracePieces.covers(cover, need))
-                return CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new)).thenCompose(v -> {
-                    Long have = piecesPresent.get(c.digest());
-                    if (have != null && TracePieces.covers(have, need) || !absentByBlock.containsKey(c.block())) return CompletableFuture.completedFuture(null);
+        if (need != TracePieces.ALL) {
+            PieceLedger.Waits coming = pieces.coming(c, need); // only pieces every layer holding c attests
+            if (!coming.futures().isEmpty() && coming.cover())
+                return CompletableFuture.allOf(coming.futures().toArray(CompletableFuture[]::new)).thenCompose(v -> {
+                    AbsentChunk now = absentByDigest.get(c.digest()); // its layers as they are now
+                    if (now == null || now.block() != c.block() || TracePieces.covers(pieces.usable(now), need)) return CompletableFuture.completedFuture(null);
                     return fetch(c, true);
                 });
         }
@@ -293,6 +287,7 @@ public final class LazyLoader implements RangeFiller {
     /** A layer was removed: it is no longer a source; chunks nobody else has a source for are forgotten. */
     public void layerRemoved(long layerId) {
         directoryOfMember.remove(layerId);
+        pieces.layerRemoved(layerId);
         if (absentInBlob.remove(layerId) != null && absentInBlob.isEmpty()) allComplete.run();
         for (AbsentChunk c : List.copyOf(absentByBlock.values())) {
             List<Source> left = c.sources().stream().filter(s -> s.layerId() != layerId).toList();
@@ -300,7 +295,7 @@ public final class LazyLoader implements RangeFiller {
             if (left.isEmpty()) {
                 absentByBlock.remove(c.block(), c);
                 absentByDigest.remove(c.digest(), c);
-                piecesPresent.remove(c.digest());
+                pieces.forget(c.digest());
             } else {
                 AbsentChunk rest = new AbsentChunk(c.digest(), c.block(), c.length(), left);
                 absentByBlock.replace(c.block(), c, rest);
@@ -312,7 +307,7 @@ public final class LazyLoader implements RangeFiller {
     /** The chunk is present now (fetched, or filled by a local layer): it leaves every index. */
     private void forget(Digest d) {
         AbsentChunk c = absentByDigest.remove(d);
-        piecesPresent.remove(d);
+        pieces.forget(d);
         if (c == null) return;
         absentByBlock.remove(c.block(), absentByBlock.get(c.block()));
         for (Source s : c.sources()) {
@@ -369,8 +364,8 @@ public final class LazyLoader implements RangeFiller {
         for (AbsentChunk c : absentByBlock.subMap(first, false, end, false).values()) hit.add(c);
         for (AbsentChunk c : hit) {
             long at = c.block() * ChunkPool.BLOCK, need = TracePieces.of(offset - at, offset + count - at, c.length());
-            Long have = piecesPresent.get(c.digest());
-            if (have != null && TracePieces.covers(have, need)) continue; // the pieces of it this read needs are in place
+            long have = pieces.usable(c);
+            if (have != 0 && TracePieces.covers(have, need)) continue; // the pieces of it this read needs are in place, attested by all its layers
             if (waits == null) waits = new ArrayList<>();
             waits.add(piecesOrChunk(c, need));
         }
@@ -553,6 +548,7 @@ public final class LazyLoader implements RangeFiller {
 
     /** Writes a checked chunk into its extent (whole blocks, zero-padded) and queues it to be recorded present. */
     private void store(AbsentChunk c, byte[] data) throws IOException {
+        pieces.supersede(c.digest()); // its own bytes replace its pieces, and no piece is written after them
         pool.writePadded(c.block(), data);
         forget(c.digest());
         present.add(c.digest());
