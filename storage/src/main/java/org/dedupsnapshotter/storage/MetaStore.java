@@ -715,20 +715,27 @@ public final class MetaStore implements AutoCloseable {
         return new ArrayList<>(out.values());
     }
 
-    /** Fetched chunks: their bytes are durable in the pool now. */
-    public synchronized void markPresent(java.util.Collection<Digest> digests) {
-        if (digests.isEmpty()) return;
+    /** An absent chunk whose bytes were written: the row, digest and extent they were written for. */
+    public record Fetched(long id, Digest digest, long block) {}
+
+    /**
+     * Fetched chunks: their bytes are durable in the pool now. Only the row they were fetched for is marked: matched
+     * by id, digest and block, so a batch queued before a GC dropped that row never marks a row reserved since for
+     * the same digest (elsewhere, or not written yet) present.
+     */
+    public synchronized void markPresent(java.util.Collection<Fetched> fetched) {
+        if (fetched.isEmpty()) return;
         inTransaction("mark chunks present", () -> {
-            try (PreparedStatement src = db.prepareStatement("DELETE FROM lazy_sources WHERE chunk_id = (SELECT id FROM chunks WHERE digest = ?)");
-                 PreparedStatement st = db.prepareStatement("UPDATE chunks SET state = 0 WHERE digest = ?")) {
-                for (Digest d : digests) {
-                    src.setBytes(1, d.bytes());
-                    src.addBatch();
-                    st.setBytes(1, d.bytes());
-                    st.addBatch();
+            try (PreparedStatement st = db.prepareStatement("UPDATE chunks SET state = 0 WHERE id = ? AND digest = ? AND block = ?");
+                 PreparedStatement src = db.prepareStatement("DELETE FROM lazy_sources WHERE chunk_id = ?")) {
+                for (Fetched f : fetched) {
+                    st.setLong(1, f.id());
+                    st.setBytes(2, f.digest().bytes());
+                    st.setLong(3, f.block());
+                    if (st.executeUpdate() == 0) continue; // gone, or another row now: nothing of it to record
+                    src.setLong(1, f.id());
+                    src.executeUpdate();
                 }
-                src.executeBatch();
-                st.executeBatch();
             }
             return null;
         });

@@ -38,9 +38,15 @@ public final class LazyLoader implements RangeFiller {
     /** Where an absent chunk can be fetched: a lazy layer's blob in a repository, and the chunk's member in it. */
     public record Source(long layerId, String repository, String blobDigest, long offset, long length) {}
 
-    /** An absent chunk: its digest, its reserved extent, its exact length and its sources. */
-    public record AbsentChunk(Digest digest, long block, int length, List<Source> sources) {
+    /** An absent chunk: its row's id, its digest, its reserved extent, its exact length and its sources. */
+    public record AbsentChunk(long rowId, Digest digest, long block, int length, List<Source> sources) {
         long endBlock() { return block + Extent.blocksFor(length); }
+
+        /** A chunk of no known row (tests): never recorded present, so fetched again after a restart. */
+        public AbsentChunk(Digest digest, long block, int length, List<Source> sources) { this(0, digest, block, length, sources); }
+
+        /** The same chunk (the same row and extent), fetched from these sources. */
+        AbsentChunk with(List<Source> from) { return new AbsentChunk(rowId, digest, block, length, from); }
     }
 
     /** What the loader reports for metrics. */
@@ -110,6 +116,28 @@ public final class LazyLoader implements RangeFiller {
         this.allComplete = all;
     }
 
+    /** Lazy layers being committed and not yet handed to {@link #layerAdded}: guarded by this. */
+    private int adding;
+
+    /**
+     * A lazy layer is about to be committed: until {@link #addingDone}, the fd holder stays (its layer may be mounted
+     * with absent chunks the loader does not know yet; a crash then, without the holder, would read zeros).
+     * Call it before the layer's hold, and addingDone once it is added or failed.
+     */
+    public synchronized void addingLayer() { adding++; }
+
+    public void addingDone() {
+        synchronized (this) {
+            adding--;
+        }
+        releaseIfAllComplete();
+    }
+
+    /** No lazy layer misses chunks, and none is being added: the holder can go (atomic with {@link #addingLayer}). */
+    private synchronized void releaseIfAllComplete() {
+        if (adding == 0 && absentInBlob.isEmpty()) allComplete.run();
+    }
+
     /** Whether some lazy layer still misses chunks. */
     public boolean incomplete() { return !absentInBlob.isEmpty(); }
 
@@ -155,14 +183,13 @@ public final class LazyLoader implements RangeFiller {
                 } else if (tracedWhole.add(d)) { // no early fetch: the whole chunk, from the tar part, in its rank
                     for (Source s : c.sources())
                         if (s.layerId() == layerId) {
-                            traced.add(new Prefetcher.TracedChunk(p.rank(), new AbsentChunk(c.digest(), c.block(), c.length(), List.of(s))));
+                            traced.add(new Prefetcher.TracedChunk(p.rank(), c.with(List.of(s))));
                             break;
                         }
                 }
                 continue;
             }
-            AbsentChunk here = new AbsentChunk(c.digest(), c.block(), c.length(),
-                    List.of(new Source(layerId, origin.source(), origin.blobDigest(), p.blobOffset(), p.blobLength())));
+            AbsentChunk here = c.with(List.of(new Source(layerId, origin.source(), origin.blobDigest(), p.blobOffset(), p.blobLength())));
             if (arriving != null) {
                 storeWhenArrived(here, arriving);
                 early++;
@@ -175,7 +202,7 @@ public final class LazyLoader implements RangeFiller {
                 if (c == null) continue;
                 for (Source s : c.sources())
                     if (s.layerId() == layerId) {
-                        traced.add(new Prefetcher.TracedChunk(rank, new AbsentChunk(c.digest(), c.block(), c.length(), List.of(s))));
+                        traced.add(new Prefetcher.TracedChunk(rank, c.with(List.of(s))));
                         break;
                     }
             }
@@ -288,7 +315,7 @@ public final class LazyLoader implements RangeFiller {
     public void layerRemoved(long layerId) {
         directoryOfMember.remove(layerId);
         pieces.layerRemoved(layerId);
-        if (absentInBlob.remove(layerId) != null && absentInBlob.isEmpty()) allComplete.run();
+        if (absentInBlob.remove(layerId) != null) releaseIfAllComplete();
         for (AbsentChunk c : List.copyOf(absentByBlock.values())) {
             List<Source> left = c.sources().stream().filter(s -> s.layerId() != layerId).toList();
             if (left.size() == c.sources().size()) continue;
@@ -297,7 +324,7 @@ public final class LazyLoader implements RangeFiller {
                 absentByDigest.remove(c.digest(), c);
                 pieces.forget(c.digest());
             } else {
-                AbsentChunk rest = new AbsentChunk(c.digest(), c.block(), c.length(), left);
+                AbsentChunk rest = c.with(left);
                 absentByBlock.replace(c.block(), c, rest);
                 absentByDigest.replace(c.digest(), c, rest);
             }
@@ -317,7 +344,7 @@ public final class LazyLoader implements RangeFiller {
             if (inBlob.isEmpty() && absentInBlob.remove(s.layerId(), inBlob)) {
                 directoryOfMember.remove(s.layerId());
                 layerComplete.accept(s.layerId());
-                if (absentInBlob.isEmpty()) allComplete.run();
+                releaseIfAllComplete();
             }
         }
     }
@@ -335,16 +362,16 @@ public final class LazyLoader implements RangeFiller {
             if (l != null) sources.add(new Source(l.snapshotId(), l.source(), l.blobDigest(), s.blobOffset(), s.blobLength()));
         }
         if (sources.isEmpty()) return;
-        AbsentChunk merged = absentByBlock.merge(a.chunk().block(), new AbsentChunk(a.chunk().digest(), a.chunk().block(), a.chunk().length(), sources),
+        AbsentChunk merged = absentByBlock.merge(a.chunk().block(), new AbsentChunk(a.chunk().id(), a.chunk().digest(), a.chunk().block(), a.chunk().length(), sources),
                 (old, add) -> {
                     List<Source> all = new ArrayList<>(old.sources());
                     for (Source s : add.sources()) if (!all.contains(s)) all.add(s);
-                    return new AbsentChunk(old.digest(), old.block(), old.length(), all);
+                    return old.with(all);
                 });
         absentByDigest.put(merged.digest(), merged);
         for (Source src : sources)
             absentInBlob.computeIfAbsent(src.layerId(), k -> new ConcurrentSkipListMap<>())
-                    .put(src.offset(), new AbsentChunk(merged.digest(), merged.block(), merged.length(), List.of(src)));
+                    .put(src.offset(), merged.with(List.of(src)));
     }
 
     /** Absent chunks: how many, and how many layers still have some. */
@@ -459,7 +486,7 @@ public final class LazyLoader implements RangeFiller {
             prev = s;
         }
         // a stretch is fetched from the first chunk's source alone (a lone chunk may try each of its sources)
-        if (run.size() > 1) run.set(0, new AbsentChunk(c.digest(), c.block(), c.length(), List.of(first)));
+        if (run.size() > 1) run.set(0, c.with(List.of(first)));
     }
 
     boolean demandActive() { return demandActive.get() > 0; }
@@ -468,7 +495,7 @@ public final class LazyLoader implements RangeFiller {
     List<AbsentChunk> absentOf(long layerId) {
         List<AbsentChunk> out = new ArrayList<>();
         for (AbsentChunk c : absentByBlock.values())
-            for (Source s : c.sources()) if (s.layerId() == layerId) { out.add(new AbsentChunk(c.digest(), c.block(), c.length(), List.of(s))); break; }
+            for (Source s : c.sources()) if (s.layerId() == layerId) { out.add(c.with(List.of(s))); break; }
         out.sort(java.util.Comparator.comparingLong(c -> c.sources().getFirst().offset()));
         return out;
     }
@@ -551,7 +578,7 @@ public final class LazyLoader implements RangeFiller {
         pieces.supersede(c.digest()); // its own bytes replace its pieces, and no piece is written after them
         pool.writePadded(c.block(), data);
         forget(c.digest());
-        present.add(c.digest());
+        present.add(new MetaStore.Fetched(c.rowId(), c.digest(), c.block()));
     }
 
     private void finish(AbsentChunk c, CompletableFuture<Void> f, Throwable error) {
@@ -572,7 +599,7 @@ public final class LazyLoader implements RangeFiller {
     static final class PresentRecorder {
         private final ChunkPool pool;
         private final MetaStore store;
-        private final List<Digest> pending = new ArrayList<>();
+        private final List<MetaStore.Fetched> pending = new ArrayList<>();
         private final Thread thread;
         private volatile boolean running = true;
 
@@ -582,14 +609,14 @@ public final class LazyLoader implements RangeFiller {
             this.thread = Thread.ofPlatform().name("lazy-recorder").daemon(true).start(this::loop);
         }
 
-        synchronized void add(Digest d) {
-            pending.add(d);
+        synchronized void add(MetaStore.Fetched c) {
+            pending.add(c);
             notifyAll();
         }
 
         private void loop() {
             while (running) {
-                List<Digest> batch;
+                List<MetaStore.Fetched> batch;
                 synchronized (this) {
                     while (running && pending.isEmpty()) {
                         try {
@@ -605,8 +632,9 @@ public final class LazyLoader implements RangeFiller {
                 try {
                     pool.sync();
                     store.markPresent(batch);
-                } catch (IOException | RuntimeException e) {
-                    log.warn("lazy loading: recording {} fetched chunks: {} (they are fetched again if needed)", batch.size(), e.getMessage());
+                } catch (Throwable e) { // this thread must go on: an Error loses this batch only
+                    FatalErrors.haltIfFatal(e, "lazy loading: recording fetched chunks");
+                    log.warn("lazy loading: recording {} fetched chunks: {} (they are fetched again if needed)", batch.size(), e.toString());
                 }
                 try {
                     Thread.sleep(100); // batch what arrives meanwhile

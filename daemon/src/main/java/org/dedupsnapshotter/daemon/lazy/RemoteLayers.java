@@ -102,6 +102,7 @@ public final class RemoteLayers {
         }
         long t0 = System.nanoTime();
         String blob = labels.getOrDefault(LazyLayerFormat.LAYER_DIGEST, labels.get(LazyLayerFormat.CRI_LAYER_DIGEST));
+        loader.addingLayer(); // the fd holder stays from commit's hold until the loader knows the layer's absent chunks
         try {
             String source = labels.containsKey(LazyLayerFormat.CRI_IMAGE_REF)
                     ? Registries.repositoryOf(labels.get(LazyLayerFormat.CRI_IMAGE_REF)) : required(labels, LazyLayerFormat.SOURCE);
@@ -125,6 +126,7 @@ public final class RemoteLayers {
             log.warn("lazy pull of layer {} not possible ({}); unpacking it the normal way", target, e.getMessage());
             return false;
         } finally {
+            loader.addingDone();
             if (blob != null) early.tocUsed(blob);
         }
     }
