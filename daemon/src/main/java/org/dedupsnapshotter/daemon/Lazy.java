@@ -38,6 +38,7 @@ record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, TraceRecord
         LazyLoader loader = new LazyLoader(store, pool, indexer, registries, cfg.prefetchConcurrency(), cfg.prefetchBandwidth(), cfg.prefetchDelay(),
                 cfg.readAhead());
         loader.load();
+        indexer.onFalseClaim(claim -> loader.falseClaim(claim.digest(), claim.block())); // its readers get EIO, not a wait
         PoolWatch watch;
         try {
             watch = PoolWatch.start(layout.pool().getParent(), layout.lazyPoolDir(), layout.lazyState(), holderBinary(), loader, cfg.readDeadline());

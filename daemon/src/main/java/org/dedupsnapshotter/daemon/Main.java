@@ -90,7 +90,7 @@ public final class Main {
         MemoryDedup ksm = new MemoryDedup(KsmNode.system(), Path.of("/proc"), layout, store);
         ksm.start(cfg.ksm());
         boolean mergeableBuffers = cfg.ksm().daemonBuffers() && ksm.supported();
-        ChunkIndexer indexer = new ChunkIndexer(pool, store, Math.max(2, Runtime.getRuntime().availableProcessors()),
+        ChunkIndexer indexer = new ChunkIndexer(pool, store, Math.max(2, Runtime.getRuntime().availableProcessors()), cfg.chunkSize(),
                 size -> MergeableMemory.allocate(size, mergeableBuffers));
         LayerMounts layers = new LayerMounts(layout, new LayerMounter(cfg.mountBackend()));
         // lazy layers still missing chunks read through the watch; complete ones are local layers like any other

@@ -36,7 +36,7 @@ import java.util.function.Consumer;
 public final class ChunkIndexer {
     private static final Logger log = LoggerFactory.getLogger(ChunkIndexer.class);
     public static final long HOLE = -1;
-    /** The largest chunk any node's configuration allows (chunkSize is at most 1 GiB): a longer claim is refused outright. */
+    /** The largest chunk size a node can be configured with (chunkSize is at most 1 GiB). */
     public static final int MAX_CHUNK = 1 << 30;
 
     /** One range of one file, as the layer's image addresses it. */
@@ -124,18 +124,24 @@ public final class ChunkIndexer {
     }
 
     private final ChunkPool pool;
+    private final int chunkSize;
     private final MetaStore store;
     private final ExecutorService hashers;
     private final Object lock = new Object();
     private final Map<Digest, InFlight> inFlight = new HashMap<>();
     private boolean collectAgain; // guarded by lock
 
-    public ChunkIndexer(ChunkPool pool, MetaStore store, int threads) {
-        this(pool, store, threads, ByteBuffer::allocateDirect);
+    public ChunkIndexer(ChunkPool pool, MetaStore store, int threads, long chunkSize) {
+        this(pool, store, threads, chunkSize, ByteBuffer::allocateDirect);
     }
 
-    /** @param buffers allocates each hashing thread's chunk buffer (the daemon may offer them to KSM) */
-    public ChunkIndexer(ChunkPool pool, MetaStore store, int threads, java.util.function.IntFunction<ByteBuffer> buffers) {
+    /**
+     * @param chunkSize the node's chunk size (config chunkSize): no chunk is longer
+     * @param buffers allocates each hashing thread's chunk buffer (the daemon may offer them to KSM)
+     */
+    public ChunkIndexer(ChunkPool pool, MetaStore store, int threads, long chunkSize, java.util.function.IntFunction<ByteBuffer> buffers) {
+        if (chunkSize <= 0 || chunkSize > MAX_CHUNK) throw new IllegalArgumentException("chunk size " + chunkSize + " is not 1 to " + MAX_CHUNK);
+        this.chunkSize = (int) chunkSize;
         this.pool = pool;
         this.store = store;
         this.buffers = buffers;
@@ -143,6 +149,9 @@ public final class ChunkIndexer {
     }
 
     public ChunkPool pool() { return pool; }
+
+    /** The node's chunk size: every chunk has 1 to this many bytes. */
+    public int chunkSize() { return chunkSize; }
 
     /** Indexes ranges of files below root. On failure nothing stays reserved. */
     public Indexed index(Path root, List<FileRange> ranges) throws IOException {
@@ -222,8 +231,8 @@ public final class ChunkIndexer {
         Map<Digest, LayerChunks.Use> uses = new HashMap<>();
         List<InFlight> beingWritten = new ArrayList<>();
         for (Need n : needs)
-            if (n.length() <= 0 || n.length() > MAX_CHUNK)
-                throw new IOException("chunk " + n.digest() + " is " + n.length() + " bytes: a chunk has 1 to " + MAX_CHUNK + " bytes");
+            if (n.length() <= 0 || n.length() > chunkSize)
+                throw new IOException("chunk " + n.digest() + " is " + n.length() + " bytes: a chunk has 1 to " + chunkSize + " bytes");
         try {
             synchronized (lock) { // one look-up for all, under the lock: no chunk is recorded or let go meanwhile
                 Map<Digest, MetaStore.Chunk> known = store.chunksIn(needs.stream().map(Need::digest).filter(d -> !inFlight.containsKey(d)).toList());

@@ -41,7 +41,7 @@ class ChunkIndexerTest {
     void open() throws IOException {
         store = MetaStore.open(dir.resolve("m.db"));
         pool = ChunkPool.open(dir.resolve("pool/pool.0"), 0);
-        indexer = new ChunkIndexer(pool, store, 2);
+        indexer = new ChunkIndexer(pool, store, 2, MIB4);
         indexer.onFalseClaim(claims::add);
     }
 
@@ -141,7 +141,7 @@ class ChunkIndexerTest {
     @Test
     void aReservationOfNoBytesOrTooManyIsRefused() {
         Digest any = ChunkIndexer.sha256(new byte[] {1});
-        for (int length : new int[] {0, -1, -4096, Integer.MIN_VALUE, ChunkIndexer.MAX_CHUNK + 1}) {
+        for (int length : new int[] {0, -1, -4096, Integer.MIN_VALUE, MIB4 + 1, ChunkIndexer.MAX_CHUNK + 1}) {
             long end = pool.endBlock();
             assertThrows(IOException.class, () -> indexer.reserve(List.of(new ChunkIndexer.Need(any, length)), 0), "length " + length);
             assertEquals(end, pool.endBlock());

@@ -9,6 +9,7 @@ import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.Digest;
 import org.dedupsnapshotter.storage.Extent;
+import org.dedupsnapshotter.storage.FalseClaim;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -355,6 +356,31 @@ public final class LazyLoader implements RangeFiller {
         digests.forEach(this::forget);
     }
 
+    /** Tombstones of false claims (see {@link #falseClaim}): their reads fail at once. */
+    private final java.util.Set<Digest> falseClaims = ConcurrentHashMap.newKeySet();
+
+    /**
+     * A local commit disproved the length a lazy layer claimed for the absent chunk `digest` at `block`
+     * ({@link ChunkIndexer#onFalseClaim}): its row is the claim's tombstone now, and the digest has an extent of its own.
+     * The old extent stays the lying layers' and is never written: its readers, waiting or to come, get EIO.
+     */
+    public void falseClaim(Digest digest, long block) {
+        AbsentChunk c = absentByBlock.get(block);
+        if (c == null || !c.digest().equals(digest)) return;
+        AbsentChunk dead = new AbsentChunk(c.rowId(), FalseClaim.tombstoneOf(digest, block), block, c.length(), c.sources());
+        falseClaims.add(dead.digest());
+        absentByBlock.replace(block, c, dead);
+        absentByDigest.remove(digest, c);
+        absentByDigest.put(dead.digest(), dead);
+        pieces.forget(digest);
+        for (Source s : c.sources()) {
+            var inBlob = absentInBlob.get(s.layerId());
+            if (inBlob != null) inBlob.computeIfPresent(s.offset(), (k, v) -> v.block() == block ? dead.with(List.of(s)) : v);
+        }
+        CompletableFuture<Void> running = fetching.remove(digest); // only the claim's fetch: the digest's own chunk is not absent
+        if (running != null) running.completeExceptionally(new IOException("chunk " + digest + " at block " + block + " is a false claim"));
+    }
+
     private void add(MetaStore.Absent a, Map<Long, MetaStore.LazyLayer> layers) {
         List<Source> sources = new ArrayList<>();
         for (MetaStore.ChunkSource s : a.sources()) {
@@ -390,6 +416,11 @@ public final class LazyLoader implements RangeFiller {
         if (before != null && before.getValue().endBlock() > first) hit.add(before.getValue());
         for (AbsentChunk c : absentByBlock.subMap(first, false, end, false).values()) hit.add(c);
         for (AbsentChunk c : hit) {
+            if (falseClaims.contains(c.digest())) {
+                if (waits == null) waits = new ArrayList<>();
+                waits.add(CompletableFuture.failedFuture(new IOException("the layer read a chunk whose length it claimed falsely")));
+                continue;
+            }
             long at = c.block() * ChunkPool.BLOCK, need = TracePieces.of(offset - at, offset + count - at, c.length());
             long have = pieces.usable(c);
             if (have != 0 && TracePieces.covers(have, need)) continue; // the pieces of it this read needs are in place, attested by all its layers
@@ -502,7 +533,7 @@ public final class LazyLoader implements RangeFiller {
 
     /** Claims a chunk for a background fetch; null when it is present or being fetched already. */
     CompletableFuture<Void> claim(AbsentChunk c) {
-        if (!absentByBlock.containsKey(c.block())) return null;
+        if (!absentByBlock.containsKey(c.block()) || falseClaims.contains(c.digest())) return null;
         CompletableFuture<Void> mine = new CompletableFuture<>();
         return fetching.putIfAbsent(c.digest(), mine) == null ? mine : null;
     }
@@ -575,6 +606,8 @@ public final class LazyLoader implements RangeFiller {
 
     /** Writes a checked chunk into its extent (whole blocks, zero-padded) and queues it to be recorded present. */
     private void store(AbsentChunk c, byte[] data) throws IOException {
+        // never past its own extent (the callers checked the bytes against the digest, which fixes their length)
+        if (data.length != c.length()) throw new IOException("chunk " + c.digest() + ": " + data.length + " bytes for an extent of " + c.length());
         pieces.supersede(c.digest()); // its own bytes replace its pieces, and no piece is written after them
         pool.writePadded(c.block(), data);
         forget(c.digest());

@@ -10,6 +10,7 @@ import org.dedupsnapshotter.lazy.fetch.Members;
 import org.dedupsnapshotter.lazy.fetch.Registries;
 import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
 import org.dedupsnapshotter.lazy.toc.Toc;
+import org.dedupsnapshotter.lazy.toc.TocCheck;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.Digest;
 import org.dedupsnapshotter.storage.MetaStore;
@@ -44,7 +45,7 @@ public final class RemoteLayers {
     private static final Logger log = LoggerFactory.getLogger(RemoteLayers.class);
     public static final String SNAPSHOT_REF = "containerd.io/snapshot.ref";
     /** A TOC bigger than this is refused (a hostile or broken image must not exhaust the heap). */
-    private static final int MAX_TOC = 256 << 20;
+    private static final int MAX_TOC = TocCheck.maxTocBytes();
 
     private final Layout layout;
     private final MetaStore store;
@@ -131,6 +132,16 @@ public final class RemoteLayers {
         }
     }
 
+    /** Where the TOC's own member starts in the blob: every other member lies before it. */
+    private static long tocOffset(Map<String, String> labels) throws IOException {
+        String v = required(labels, LazyLayerFormat.TOC_OFFSET);
+        try {
+            return Long.parseLong(v);
+        } catch (NumberFormatException e) {
+            throw new IOException("label " + LazyLayerFormat.TOC_OFFSET + " is not a number: " + v);
+        }
+    }
+
     private static String required(Map<String, String> labels, String key) throws IOException {
         String v = labels.get(key);
         if (v == null || v.isEmpty()) throw new IOException("label " + key + " is missing");
@@ -174,6 +185,8 @@ public final class RemoteLayers {
 
     /** Builds the layer from its TOC and records it committed, in one transaction; its chunks stay absent until read. */
     Snapshot commit(String target, String parent, Map<String, String> labels, Toc toc, MetaStore.LazyLayer origin, List<MetaStore.Absent> absent) throws IOException {
+        // the TOC's claims, whole, before any of them touches the pool (its fields were checked when it was parsed)
+        TocCheck.check(toc, indexer.chunkSize(), tocOffset(labels));
         List<MetaStore.Layer> lowers = new ArrayList<>();
         long rootUid = 0, rootGid = 0;
         if (!parent.isEmpty()) {

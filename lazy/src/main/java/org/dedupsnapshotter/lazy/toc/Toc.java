@@ -2,6 +2,8 @@ package org.dedupsnapshotter.lazy.toc;
 
 import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
 import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.core.JacksonException;
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
@@ -86,15 +88,28 @@ public final class Toc {
         public String dataDigest() { return whole() ? digest : pieceDigest; }
     }
 
-    private static final ObjectMapper JSON = new ObjectMapper().configure(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES, false);
+    private static final ObjectMapper JSON = new ObjectMapper().configure(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES, false)
+            .configure(DeserializationFeature.FAIL_ON_TRAILING_TOKENS, true); // one TOC: bytes after it are not part of what its digest vouches for
 
     public byte[] toJson() throws IOException { return JSON.writeValueAsBytes(this); }
 
-    /** Parses a TOC; an unknown version is an error the caller answers with the normal unpack path. */
-    public static Toc parse(byte[] json) throws IOException {
-        Toc t = JSON.readValue(json, Toc.class);
+    /**
+     * Parses a TOC and checks its fields ({@link TocCheck#fields}); an unknown version, or anything malformed, is an
+     * IOException the caller answers with the normal unpack path.
+     */
+    public static Toc parse(byte[] json) throws IOException { return parse(json, TocCheck.maxTocHeap()); }
+
+    /** Parses a TOC whose objects may take at most heapBudget bytes of heap (see {@link HeapMeter}). */
+    public static Toc parse(byte[] json, long heapBudget) throws IOException {
+        Toc t;
+        try (JsonParser p = new HeapMeter(JSON.getFactory().createParser(json), heapBudget)) {
+            t = JSON.readValue(p, Toc.class);
+        } catch (JacksonException e) {
+            throw new IOException("malformed TOC: " + e.getOriginalMessage(), e);
+        }
+        if (t == null) throw new IOException("malformed TOC: null");
         if (t.version != VERSION) throw new UnsupportedTocException("TOC version " + t.version + " is not one this node reads (" + VERSION + ")");
-        if (t.chunkSize < 4096 || Long.bitCount(t.chunkSize) != 1) throw new IOException("TOC chunk size " + t.chunkSize + " is not a power of two >= 4096");
+        TocCheck.fields(t);
         return t;
     }
 
