@@ -25,9 +25,10 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 
 /**
- * gRPC on a unix socket (netty epoll), requests handled on virtual threads. The socket is bound under a
- * temporary name, made 0600 and renamed into place, so it is never reachable with looser permissions and a
- * stale socket file is replaced atomically. A live daemon on the address makes start-up fail instead.
+ * gRPC on a unix socket (netty epoll), requests handled on virtual threads. The socket is bound in a private
+ * directory (0700, so nobody else can reach it whatever the umask made of its mode), made 0600 there and renamed into
+ * place: it is never reachable with looser permissions, and a stale socket file is replaced atomically. A live daemon
+ * on the address makes start-up fail instead.
  */
 final class SocketServer {
     private static final Logger log = LoggerFactory.getLogger(SocketServer.class);
@@ -48,8 +49,10 @@ final class SocketServer {
     static SocketServer start(Path address, long pid, List<BindableService> services, io.grpc.ServerInterceptor interceptor) throws IOException {
         refuseIfLive(address);
         Files.createDirectories(address.getParent());
-        Path tmp = address.resolveSibling("." + address.getFileName() + "." + pid + ".tmp");
-        Files.deleteIfExists(tmp);
+        Path privateDir = address.resolveSibling("." + address.getFileName() + "." + pid + ".tmp");
+        Trees.deleteRecursively(privateDir); // a leftover of a crash during start-up
+        Files.createDirectory(privateDir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        Path tmp = privateDir.resolve("sock");
         EventLoopGroup boss = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
         EventLoopGroup workers = new MultiThreadIoEventLoopGroup(2, EpollIoHandler.newFactory());
         ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
@@ -62,6 +65,7 @@ final class SocketServer {
         Server server = b.build().start();
         Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-------"));
         Files.move(tmp, address, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        Files.delete(privateDir);
         log.info("serving containerd.services.snapshots.v1.Snapshots on {}", address);
         return new SocketServer(address, server, boss, workers, executor);
     }

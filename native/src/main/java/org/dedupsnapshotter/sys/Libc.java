@@ -40,6 +40,7 @@ public final class Libc {
     private static final MethodHandle IOCTL_LONG = downcall("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), Linker.Option.firstVariadicArg(2));
     private static final MethodHandle GETEUID = LINKER.downcallHandle(LIBC.find("geteuid").orElseThrow(), FunctionDescriptor.of(JAVA_INT));
     private static final MethodHandle GETPID = LINKER.downcallHandle(LIBC.find("getpid").orElseThrow(), FunctionDescriptor.of(JAVA_INT));
+    private static final MethodHandle UMASK = LINKER.downcallHandle(LIBC.find("umask").orElseThrow(), FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle LGETXATTR = downcall("lgetxattr", FunctionDescriptor.of(JAVA_LONG, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG));
     private static final MethodHandle LLISTXATTR = downcall("llistxattr", FunctionDescriptor.of(JAVA_LONG, ADDRESS, ADDRESS, JAVA_LONG));
     private static final MethodHandle LSETXATTR = downcall("lsetxattr", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT));
@@ -198,6 +199,15 @@ public final class Libc {
     public static int geteuid() {
         try {
             return (int) GETEUID.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** umask(2) of the whole process: sets mask, returns the previous one (tests; the daemon never relies on it). */
+    public static int umask(int mask) {
+        try {
+            return (int) UMASK.invokeExact(mask);
         } catch (Throwable t) {
             throw rethrow(t);
         }
