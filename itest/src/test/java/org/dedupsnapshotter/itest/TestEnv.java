@@ -443,6 +443,25 @@ final class TestEnv implements AutoCloseable {
         }
     }
 
+    /**
+     * Every fd holder this env's daemons started, by pid: a dedup-fdholder whose pid file (its first argument) lies in
+     * this env's root. The pid file names only the last one; one replaced or orphaned would outlive the test.
+     */
+    void killFdHolders() throws IOException {
+        killFdHolder();
+        try (var procs = Files.list(Path.of("/proc"))) {
+            for (Path p : procs.filter(x -> x.getFileName().toString().chars().allMatch(Character::isDigit)).toList()) {
+                try {
+                    if (!Files.readSymbolicLink(p.resolve("exe")).toString().endsWith("dedup-fdholder")) continue;
+                    String[] argv = new String(Files.readAllBytes(p.resolve("cmdline")), java.nio.charset.StandardCharsets.UTF_8).split("\0");
+                    if (argv.length > 1 && Path.of(argv[1]).startsWith(dedupRoot)) Libc.kill(Integer.parseInt(p.getFileName().toString()), 9);
+                } catch (IOException gone) {
+                    // exited meanwhile, or not ours to read
+                }
+            }
+        }
+    }
+
     @Override
     public void close() throws Exception {
         List<Throwable> errors = new ArrayList<>();
@@ -469,7 +488,11 @@ final class TestEnv implements AutoCloseable {
                 errors.add(e);
             }
         }
-        killFdHolder();
+        try {
+            killFdHolders();
+        } catch (IOException e) {
+            errors.add(e);
+        }
         for (String m : mountsUnder(dir)) {
             try {
                 Libc.umount2(m, Libc.MNT_DETACH);

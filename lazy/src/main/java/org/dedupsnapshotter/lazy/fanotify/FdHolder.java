@@ -64,12 +64,15 @@ final class FdHolder {
 
     record Taken(FdHolder holder, int group) {}
 
-    /** Starts a holder of this process's fd and waits until it holds it. */
-    static FdHolder start(Path binary, Path pidfile, int fd) throws IOException {
+    /**
+     * Starts a holder of this process's fd and waits until it holds it. It exits by itself once guarded (the marked
+     * mount through which readers reach the pool) is no longer a mount point: then nothing it guards is mounted.
+     */
+    static FdHolder start(Path binary, Path pidfile, int fd, Path guarded) throws IOException {
         Files.deleteIfExists(pidfile);
         if (!Files.isExecutable(binary))
             throw new IOException("the fd holder " + binary + " is missing: run `make build` (it keeps lazy layers readable across daemon restarts)");
-        Process p = new ProcessBuilder(binary.toString(), pidfile.toString(), Long.toString(Libc.getpid()), Integer.toString(fd))
+        Process p = new ProcessBuilder(binary.toString(), pidfile.toString(), Long.toString(Libc.getpid()), Integer.toString(fd), guarded.toString())
                 .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.INHERIT).start();
         long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
         while (!Files.exists(pidfile)) {

@@ -40,7 +40,7 @@ public final class PoolWatch implements AutoCloseable {
     private static final int SWEEP_FLOOR = 65536;
 
     private final int group;
-    private final Path holderBinary, pidfile;
+    private final Path holderBinary, pidfile, markedDir;
     private final RangeFiller filler;
     private final Duration deadline;
     private final InFlightJournal journal;
@@ -53,8 +53,10 @@ public final class PoolWatch implements AutoCloseable {
     /** Figures for metrics: events seen, readers waiting now, reads answered with EIO. */
     public record Figures(long events, long waiting, long denied) {}
 
-    private PoolWatch(int group, FdHolder holder, Path holderBinary, Path pidfile, RangeFiller filler, Duration deadline, InFlightJournal journal) {
+    private PoolWatch(int group, FdHolder holder, Path holderBinary, Path pidfile, Path markedDir, RangeFiller filler, Duration deadline,
+                      InFlightJournal journal) {
         this.group = group;
+        this.markedDir = markedDir;
         this.holder = holder;
         this.holderBinary = holderBinary;
         this.pidfile = pidfile;
@@ -92,7 +94,7 @@ public final class PoolWatch implements AutoCloseable {
             holder = null;
             log.info("lazy loading: new fanotify group on {}", markedDir);
         }
-        PoolWatch w = new PoolWatch(group, holder, holderBinary, pidfile, filler, deadline, journal);
+        PoolWatch w = new PoolWatch(group, holder, holderBinary, pidfile, markedDir, filler, deadline, journal);
         w.wantHolder = takenOver;
         if (takenOver) w.answerPredecessor();
         Thread.ofPlatform().name("pool-watch").daemon(true).start(w::serve);
@@ -112,7 +114,7 @@ public final class PoolWatch implements AutoCloseable {
     public synchronized void holdGroup() throws IOException {
         wantHolder = true;
         if (holder != null) return;
-        holder = FdHolder.start(holderBinary, pidfile, group);
+        holder = FdHolder.start(holderBinary, pidfile, group, markedDir);
         log.info("lazy loading: fanotify group held by pid {}", holder.pid);
     }
 
@@ -263,7 +265,7 @@ public final class PoolWatch implements AutoCloseable {
                     if (!running || holder != h) continue; // released (stopped on purpose) or already replaced
                     log.warn("lazy loading: fd holder pid {} exited; starting another", h.pid);
                     h.close();
-                    holder = wantHolder ? FdHolder.start(holderBinary, pidfile, group) : null;
+                    holder = wantHolder ? FdHolder.start(holderBinary, pidfile, group, markedDir) : null;
                 }
             } catch (Throwable e) { // this thread must not end: without it a dead holder is never replaced
                 FatalErrors.haltIfFatal(e, "lazy loading: keeping the fd holder");

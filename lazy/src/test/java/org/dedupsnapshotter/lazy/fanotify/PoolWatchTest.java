@@ -61,7 +61,7 @@ class PoolWatchTest {
             long pid = Long.parseLong(Files.readString(state.resolve("holder.pid")).split(" ")[0]);
             Libc.kill((int) pid, 9);
         }
-        Libc.umount2(marked.toString(), Libc.MNT_DETACH);
+        if (PoolWatch.mountId(marked) >= 0) Libc.umount2(marked.toString(), Libc.MNT_DETACH);
         new ProcessBuilder("rm", "-rf", "--one-file-system", dir.toString()).start().waitFor();
     }
 
@@ -188,6 +188,20 @@ class PoolWatchTest {
         } finally {
             FatalErrors.halt = realHalt;
         }
+    }
+
+    @Test
+    void theHolderExitsOnceItsDaemonIsGoneAndTheMarkedMountUnmounted() throws Exception {
+        watch = PoolWatch.start(pool.getParent(), marked, state, holder, (pid, off, cnt) -> null, Duration.ofSeconds(10));
+        watch.holdGroup();
+        long pid = watch.holderPid();
+        watch.close(); // the daemon is gone: nothing will stop its holder
+        Thread.sleep(6000);
+        assertTrue(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "the holder left while the marked mount was still there");
+        Libc.umount2(marked.toString(), Libc.MNT_DETACH); // the lazy mounts are gone too
+        long until = System.nanoTime() + 15_000_000_000L;
+        while (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false) && System.nanoTime() < until) Thread.sleep(100);
+        assertFalse(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false), "the holder outlives everything it guards");
     }
 
     @Test
