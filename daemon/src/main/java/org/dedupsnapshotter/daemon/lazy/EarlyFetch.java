@@ -233,6 +233,11 @@ public final class EarlyFetch {
         }
     }
 
+    /** Tests: stages region as {@link #begin} does, each entry then arriving with the bytes given for its data digest. */
+    void stageArrived(List<Toc.Prefetch> region, Map<String, byte[]> bytes) {
+        for (Pending m : stage(region)) m.s().data().complete(bytes.get(m.p().dataDigest()));
+    }
+
     /** A prefetch entry staged for the stream of its region. */
     private record Pending(Toc.Prefetch p, Staged s) {}
 
