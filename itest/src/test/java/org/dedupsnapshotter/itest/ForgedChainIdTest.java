@@ -75,6 +75,7 @@ class ForgedChainIdTest {
         ctrIn("forger", "images", "rm", "--sync", forged).orThrow("rm forged");
         criPull("fresh", victim).orThrow("lazy pull of the victim");
         awaitProof("proven", "victim");
+        env.daemon.logTail().lines().filter(l -> l.contains(") proven: diff_id")).forEach(l -> System.out.println("proof cost: " + l)); // for the record
         assertEquals("victim", run("fresh", victim, "v4").strip(), env.daemon.logTail());
         env.assertFsckClean();
     }

@@ -286,7 +286,7 @@ public final class RemoteLayers {
     /** The directory a lower layer shows at path, as containerd's mkparent finds it (nearest layer first). */
     private TocTree.LowerDir lowerDir(List<MetaStore.Layer> lowers, String path) throws IOException {
         for (MetaStore.Layer l : lowers) {
-            Path p = layout.layerRoot(l.id(), l.format()).resolve(path);
+            Path p = RootPath.resolve(layout.layerRoot(l.id(), l.format()), path); // symlinks stay inside the layer
             Stat st;
             try {
                 st = Libc.lstat(p.toString());
