@@ -199,7 +199,9 @@ final class TarReader {
 
     /** The data of a PAX or GNU long-name header, padding included, all passed to the sink. */
     private byte[] readSpecial(long size, long at) throws IOException {
-        if (size > MAX_SPECIAL) throw new IOException("tar: an extension header of " + size + " bytes at offset " + at + " (Go reads at most " + MAX_SPECIAL + ")");
+        // a base-256 size field can be negative
+        if (size < 0 || size > MAX_SPECIAL)
+            throw new IOException("tar: an extension header of " + size + " bytes at offset " + at + " (Go reads 0 to " + MAX_SPECIAL + ")");
         byte[] data = new byte[(int) size];
         if (readRaw(data, data.length) < data.length) throw new IOException("tar: the input ends inside the extension header at offset " + at);
         passThrough((int) ((BLOCK - size % BLOCK) % BLOCK));
