@@ -4,7 +4,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 MVN := mvn -B -q -Dstyle.color=never
 
-.PHONY: build test conformance demo deps install uninstall bench bench-ksm bench-lazy clean
+.PHONY: build test fuzz conformance demo deps install uninstall bench bench-ksm bench-lazy clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -26,6 +26,12 @@ test: build
 	@source scripts/find-jdk.sh && mvn -B -Dstyle.color=never verify -Ditest.skip=false 2>&1 | grep -Ev '^\[INFO\] (Download|---|$$)|^WARNING: ' ; test $${PIPESTATUS[0]} -eq 0
 	@export CONFORMANCE_WORK=$$(mktemp -d /tmp/dedup-conformance.XXXXXX); bash scripts/conformance.sh; rc=$$?; \
 	  bash scripts/test-summary.sh $$CONFORMANCE_WORK/conformance.log; exit $$rc
+
+# The property-based fuzz tests of what images send (TOCs, tars, gzip members): FUZZ_TRIES each (make test runs 1000).
+FUZZ_TRIES ?= 100000
+fuzz:
+	@source scripts/find-jdk.sh && mvn -B -Dstyle.color=never -pl lazy,daemon -am test -Djqwik.tries.default=$(FUZZ_TRIES) -Djqwik.reporting.onlyfailures=false \
+	  -Dtest='*FuzzTest' -Dsurefire.failIfNoSpecifiedTests=false 2>&1 | grep -Ev '^\[INFO\] (Download|---|$$)|^WARNING: ' ; test $${PIPESTATUS[0]} -eq 0
 
 conformance: build
 	@bash scripts/conformance.sh
