@@ -115,11 +115,30 @@ class MetaStoreTest {
         // back to schema 2 as a daemon before pieces left it: no pieces column
         try (var c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + dir.resolve("m.db")); var s = c.createStatement()) {
             s.execute("ALTER TABLE trace_chunks DROP COLUMN pieces");
+            s.execute("ALTER TABLE lazy_layers DROP COLUMN proof");
+            s.execute("ALTER TABLE lazy_layers DROP COLUMN proof_note");
             s.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'");
         }
         store = MetaStore.open(dir.resolve("m.db"));
         MetaStore.Trace t = store.trace("sha256:img").orElseThrow();
         assertEquals(2, t.runs());
         assertEquals(List.of(-1L), t.pieces());
+    }
+
+    @Test
+    void aVersion3DatabaseGainsProofStatesItsLazyLayersUnproven() throws Exception {
+        store.close();
+        try (var c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + dir.resolve("m.db")); var s = c.createStatement()) {
+            s.execute("ALTER TABLE lazy_layers DROP COLUMN proof");
+            s.execute("ALTER TABLE lazy_layers DROP COLUMN proof_note");
+            s.execute("INSERT INTO snapshots(name, kind, created_ns, updated_ns) VALUES ('sha256:l', 2, 0, 0)");
+            s.execute("INSERT INTO lazy_layers(snapshot_id, source, blob_digest, toc_digest) VALUES (1, 'r/x', 'sha256:b', 'sha256:t')");
+            s.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'");
+        }
+        store = MetaStore.open(dir.resolve("m.db"));
+        assertEquals(MetaStore.ProofState.UNPROVEN, store.proof(1).orElseThrow().state());
+        assertTrue(store.setProof(1, MetaStore.ProofState.QUARANTINED, "not it"));
+        assertFalse(store.setProof(1, MetaStore.ProofState.PROVEN, "a quarantine is never undone"));
+        assertEquals(MetaStore.ProofState.QUARANTINED, store.proofs().get(1L).state());
     }
 }
