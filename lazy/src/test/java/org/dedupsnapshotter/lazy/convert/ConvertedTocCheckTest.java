@@ -9,6 +9,8 @@ import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 
 import static org.dedupsnapshotter.lazy.convert.LazyLayerWriterTest.CHUNK;
 import static org.dedupsnapshotter.lazy.convert.LazyLayerWriterTest.everyKind;
@@ -24,8 +26,13 @@ class ConvertedTocCheckTest {
     @Test
     void aConvertedLayerWithATracePassesTheNodesChecks() throws IOException {
         ByteArrayOutputStream blob = new ByteArrayOutputStream();
-        LazyLayerWriter.Result r = new LazyLayerWriter(CHUNK, LazyLayerWriterTest.POOL, 2)
-                .write(new ByteArrayInputStream(everyKind(true)), blob, PrefetchRegionTest.plan(PrefetchRegionTest.TRACE), spool);
+        ExecutorService compressors = Executors.newFixedThreadPool(2); // LazyLayerWriterTest's pool ends with its class
+        LazyLayerWriter.Result r;
+        try {
+            r = new LazyLayerWriter(CHUNK, compressors, 2).write(new ByteArrayInputStream(everyKind(true)), blob, PrefetchRegionTest.plan(PrefetchRegionTest.TRACE), spool);
+        } finally {
+            compressors.shutdownNow();
+        }
         Toc toc = Toc.parse(r.tocJson());
         assertFalse(toc.prefetch.isEmpty());
         TocCheck.check(toc, CHUNK, r.tocOffset());
