@@ -27,7 +27,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ForgedChainIdTest {
     static final ObjectMapper JSON = new ObjectMapper();
     static TestEnv env;
-    static String victim, forged;
+    static String victim, forged, bystander;
 
     @BeforeAll
     static void start() throws Exception {
@@ -43,6 +43,10 @@ class ForgedChainIdTest {
         for (String[] c : List.of(new String[] {victimPlain, victim}, new String[] {forgerPlain, forger}))
             Proc.run(Duration.ofMinutes(5), List.of(TestEnv.TOP.resolve("bin/dedupctl").toString(), "convert", "--plain-http", c[0], c[1])).orThrow("convert");
         forged = claimDiffIds(forger, victim, "forged");
+        bystander = env.registry() + "/itest/bystander-lazy:1";
+        Proc.run(Duration.ofMinutes(5), List.of(TestEnv.TOP.resolve("bin/dedupctl").toString(), "convert", "--plain-http",
+                OciImage.push(env.registry(), "itest/bystander", "1", List.of(Images.base().file("who", "bystander\n", TarWriter.Meta.of(0644)).finish()),
+                        List.of("/bin/cat", "/who")), bystander)).orThrow("convert");
     }
 
     @AfterAll
@@ -52,6 +56,8 @@ class ForgedChainIdTest {
 
     @Test
     void theRealImageRunsItsOwnFilesAndTheForgeryIsQuarantined() throws Exception {
+        criPull("bystander", bystander).orThrow("pull of an image before the forgery");
+        assertEquals("bystander", run("bystander", bystander, "b1").strip());
         Proc.Result first = criPull("forger", forged).orThrow("pull of the forged image");
         assertTrue(first.out().contains("0 layer(s) downloaded"), "the forged image was not pulled lazily: " + first.out());
 
@@ -77,6 +83,7 @@ class ForgedChainIdTest {
         awaitProof("proven", "victim");
         env.daemon.logTail().lines().filter(l -> l.contains(") proven: diff_id")).forEach(l -> System.out.println("proof cost: " + l)); // for the record
         assertEquals("victim", run("fresh", victim, "v4").strip(), env.daemon.logTail());
+        assertEquals("bystander", run("bystander", bystander, "b2").strip(), "the image pulled before the forgery reads other bytes now");
         env.assertFsckClean();
     }
 

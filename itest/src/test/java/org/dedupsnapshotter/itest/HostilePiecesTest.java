@@ -22,7 +22,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * of its own (and their own piece digests, so they pass its own check), pulled lazily before the victim. The pool is
  * node-wide and a pool read does not say through which layer it came, so the hostile pieces may answer reads only
  * while every layer holding the chunk attests them; once the victim's layer (which does not) holds it too, a read
- * fetches the whole chunk, checked by its SHA-256, and the victim reads its own bytes.
+ * fetches the whole chunk, checked by its SHA-256, and the victim reads its own bytes. Once the hostile layer is
+ * complete, its proof finds that the node's bytes do not give its diff_id, and it is quarantined.
  */
 class HostilePiecesTest {
     static final ObjectMapper JSON = new ObjectMapper();
@@ -42,6 +43,17 @@ class HostilePiecesTest {
 
     private String sha256sumOf(String image, String container, String script) throws Exception {
         return env.ctr("run", "--rm", "--snapshotter", "dedup", image, container, "/bin/sh", "-c", script);
+    }
+
+    /** Waits until a lazy layer of the repository is quarantined. */
+    private static void awaitQuarantine(String repo) throws Exception {
+        long until = System.nanoTime() + 60_000_000_000L;
+        while (System.nanoTime() < until) {
+            for (JsonNode s : JSON.readTree(env.dedupctl("ls", "--json").orThrow("ls").out()))
+                if (s.path("proof").asText().equals("quarantined") && s.path("labels").toString().contains(repo)) return;
+            Thread.sleep(300);
+        }
+        throw new AssertionError("no layer of " + repo + " was quarantined:\n" + env.daemon.logTail());
     }
 
     private static String sha(byte[] b, int from, int to) throws Exception { return EndToEndTest.sha(Arrays.copyOfRange(b, from, to)); }
@@ -93,7 +105,8 @@ class HostilePiecesTest {
         }
         assertEquals(2L * PIECE, early, "the hostile pieces were not fetched early:\n" + env.daemon.logTail());
         // they are in place: its own layer, the only one holding D, attests them (its own file, its own business)
-        String out = sha256sumOf(hostile, "hostile-1", "dd if=/app/big bs=65536 count=1 2>/dev/null | sha256sum");
+        // (and /app/other, so the layer is complete once D is: its proof then runs)
+        String out = sha256sumOf(hostile, "hostile-1", "cat /app/other >/dev/null; dd if=/app/big bs=65536 count=1 2>/dev/null | sha256sum");
         assertTrue(out.contains(sha(own, 0, 65536)), "the hostile pieces are not in place, so this test shows nothing: " + out);
 
         // then the victim: its layer holds D (absent, shared) but attests no piece of it — its reads fetch D whole
@@ -102,8 +115,12 @@ class HostilePiecesTest {
         String real0 = sha(big, 0, 65536), real8 = sha(big, 8 * 65536, 9 * 65536);
         assertTrue(out.contains(real0) && out.contains(real8) && out.contains(EndToEndTest.sha(big)),
                 "the victim read bytes another image shipped as pieces of its chunk:\n" + out + "\n" + env.daemon.logTail());
-        // D is whole now, for every layer: the hostile image's file reads D's bytes too
-        out = sha256sumOf(hostile, "hostile-2", READS);
+        // D is whole now, and so the hostile layer: its stream, rebuilt from what the node serves, is not the one its
+        // diff_id names (that one holds its own piece bytes), so it is quarantined — no container starts on it again
+        awaitQuarantine("piece-hostile-lazy");
+        Proc.Result refused = env.ctrResult("run", "--rm", "--snapshotter", "dedup", hostile, "hostile-2", "/bin/sh", "-c", READS);
+        assertTrue(refused.code() != 0 && refused.out().contains("quarantined"), "a container started on the quarantined layer: " + refused.out());
+        out = sha256sumOf(victim, "victim-2", READS);
         assertTrue(out.contains(real0) && out.contains(real8) && out.contains(EndToEndTest.sha(big)), out);
 
         env.ctr("images", "rm", "--sync", hostile, victim);

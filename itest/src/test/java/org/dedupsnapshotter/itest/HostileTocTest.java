@@ -28,8 +28,10 @@ class HostileTocTest {
     static final ObjectMapper JSON = new ObjectMapper();
     static final int MIB = 1 << 20;
     static TestEnv env;
-    static byte[] victimData = Images.random(501, 9 * MIB + 77), neighbourData = Images.random(502, 6 * MIB + 5), hostileData = Images.random(503, 9 * MIB);
-    static String victimPlain, victimLazy, neighbourLazy, hostileLazy;
+    static byte[] victimData = Images.random(501, 9 * MIB + 77), neighbourData = Images.random(502, 6 * MIB + 5), hostileData = Images.random(503, 9 * MIB),
+            afterData = Images.random(505, 5 * MIB), neighbour2Data = Images.random(506, 6 * MIB + 9);
+    /** Each test's images are its own: a chunk one test brings to the node must not change what the other shows. */
+    static String victimPlain, victimLazy, neighbourLazy, hostileLazy, afterLazy, neighbour2Lazy;
 
     @BeforeAll
     static void start() throws Exception {
@@ -38,6 +40,10 @@ class HostileTocTest {
         victimLazy = LazyFaultsTest.convert(victimPlain, env.registry() + "/itest/toc-victim-lazy:1");
         neighbourLazy = LazyFaultsTest.convert(OciImage.push(env.registry(), "itest/toc-neighbour", "1", List.of(withFile("data", neighbourData)),
                 List.of("/bin/sh")), env.registry() + "/itest/toc-neighbour-lazy:1");
+        neighbour2Lazy = LazyFaultsTest.convert(OciImage.push(env.registry(), "itest/toc-neighbour2", "1", List.of(withFile("data", neighbour2Data)),
+                List.of("/bin/sh")), env.registry() + "/itest/toc-neighbour2-lazy:1");
+        afterLazy = LazyFaultsTest.convert(OciImage.push(env.registry(), "itest/toc-after", "1", List.of(withFile("data", afterData)),
+                List.of("/bin/sh")), env.registry() + "/itest/toc-after-lazy:1");
         hostileLazy = LazyFaultsTest.convert(OciImage.push(env.registry(), "itest/toc-hostile", "1", List.of(withFile("data", hostileData)),
                 List.of("/bin/sh")), env.registry() + "/itest/toc-hostile-lazy:1");
     }
@@ -121,8 +127,8 @@ class HostileTocTest {
         }
         assertTrue(env.stats().path("poolFileBytes").asLong() >= poolEnd, "the pool's end moved back");
         assertReads("before", neighbourLazy, neighbourData, "n1");
-        criPull("after", victimLazy).orThrow("pull after");
-        assertReads("after", victimLazy, victimData, "v1");
+        criPull("after", afterLazy).orThrow("pull after");
+        assertReads("after", afterLazy, afterData, "a1");
         env.assertFsckClean();
     }
 
@@ -139,13 +145,13 @@ class HostileTocTest {
         }).push("itest/toc-hostile-short", "1");
         Proc.Result liarPull = criPull("liar", liar).orThrow("liar pull");
         assertTrue(liarPull.out().contains(" 0 layer(s) downloaded"), "the liar was not pulled lazily (the test needs its claim recorded): " + liarPull.out());
-        criPull("neighbours", neighbourLazy).orThrow("neighbour pull"); // allocated right after the liar's reservations
-        assertReads("neighbours", neighbourLazy, neighbourData, "n2");
+        criPull("neighbours", neighbour2Lazy).orThrow("neighbour pull"); // allocated right after the liar's reservations
+        assertReads("neighbours", neighbour2Lazy, neighbour2Data, "n2");
 
         // the victim's ordinary unpack: its real 4 MiB chunk must not be written over the 4 KiB claim's neighbours
         ctrIn(TestEnv.NS, "images", "pull", "--plain-http", "--snapshotter", "dedup", victimPlain).orThrow("victim pull");
         assertReads(TestEnv.NS, victimPlain, victimData, "v2");
-        assertReads("neighbours", neighbourLazy, neighbourData, "n3");
+        assertReads("neighbours", neighbour2Lazy, neighbour2Data, "n3");
         criPull("victim-lazy", victimLazy).orThrow("lazy victim pull");
         assertReads("victim-lazy", victimLazy, victimData, "v3");
         env.assertFsckClean();

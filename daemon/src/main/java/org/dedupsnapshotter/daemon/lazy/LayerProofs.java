@@ -120,7 +120,7 @@ public final class LayerProofs {
         if (s.hasParent()) {
             Snapshot parent = store.byId(s.parentId()).orElseThrow(() -> new IOException("parent of layer id=" + layerId + " is gone"));
             parentChain = parent.labels().get(RemoteLayers.SNAPSHOT_REF);
-            if (parentChain == null && parent.name().startsWith("sha256:")) parentChain = parent.name();
+            if (parentChain == null) parentChain = chainIdInName(parent.name());
             if (parentChain == null) {
                 store.setProof(layerId, ProofState.UNPROVEN, "cannot be proven: its parent " + parent.name() + " carries no chain id");
                 return;
@@ -147,6 +147,17 @@ public final class LayerProofs {
             quarantine(layerId, "its content has diff_id " + r.diffId() + ", which gives chain id " + chain + ", not " + target
                     + " (the image's config claims a layer it does not hold; from " + source + "@" + blob + ")");
         }
+    }
+
+    private static final java.util.regex.Pattern CHAIN_ID_NAME = java.util.regex.Pattern.compile("(?:.*/)?(sha256:[0-9a-f]{64})");
+
+    /**
+     * The chain id in a committed snapshot's name: a lazy layer is named by it, and containerd names the layers it
+     * unpacks NAMESPACE/N/CHAINID. Null for any other name.
+     */
+    static String chainIdInName(String name) {
+        var m = CHAIN_ID_NAME.matcher(name);
+        return m.matches() ? m.group(1) : null;
     }
 
     /** A chunk's bytes from the pool; it must be there, with the length the TOC gives it. */

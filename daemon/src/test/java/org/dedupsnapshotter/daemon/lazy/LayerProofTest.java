@@ -128,6 +128,15 @@ class LayerProofTest {
         assertEquals(Members.sha256((a + " " + b).getBytes(StandardCharsets.UTF_8)), LayerProof.chainId(a, b));
     }
 
+    @Test
+    void aParentsChainIdIsItsNameAsContainerdGivesIt() {
+        String c = "sha256:" + "c".repeat(64);
+        assertEquals(c, LayerProofs.chainIdInName(c));
+        assertEquals(c, LayerProofs.chainIdInName("k8s.io/42/" + c));
+        assertEquals(null, LayerProofs.chainIdInName("k8s.io/42/extract-123 " + c));
+        assertEquals(null, LayerProofs.chainIdInName("my-snapshot"));
+    }
+
     /** A few files of several chunks, a hole, small files and a directory, as a ustar archive. */
     static byte[] sampleTar() throws IOException {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
