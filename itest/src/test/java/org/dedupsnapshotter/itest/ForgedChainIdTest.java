@@ -11,7 +11,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -56,21 +55,21 @@ class ForgedChainIdTest {
 
     @Test
     void theRealImageRunsItsOwnFilesAndTheForgeryIsQuarantined() throws Exception {
-        criPull("bystander", bystander).orThrow("pull of an image before the forgery");
+        env.criPull("bystander", bystander).orThrow("pull of an image before the forgery");
         assertEquals("bystander", run("bystander", bystander, "b1").strip());
-        Proc.Result first = criPull("forger", forged).orThrow("pull of the forged image");
+        Proc.Result first = env.criPull("forger", forged).orThrow("pull of the forged image");
         assertTrue(first.out().contains("0 layer(s) downloaded"), "the forged image was not pulled lazily: " + first.out());
 
         // the victim, next: through ctr (containerd's unpacker with the layers' annotations) and through CRI's path
         env.ctr("images", "pull", "--plain-http", "--snapshotter", "dedup", victim);
         assertEquals("victim", run(TestEnv.NS, victim, "v1").strip(), env.daemon.logTail());
-        criPull("k8s.io", victim).orThrow("CRI pull of the victim");
+        env.criPull("k8s.io", victim).orThrow("CRI pull of the victim");
         assertEquals("victim", run("k8s.io", victim, "v2").strip(), env.daemon.logTail());
 
         // the forgery's data arrives in the background; its rebuilt stream does not give the diff_id it claims
         JsonNode layer = awaitProof("quarantined", "forger");
         assertTrue(layer.path("proofNote").asText().contains("not " + layer.path("labels").path("containerd.io/snapshot.ref").asText()), layer.toString());
-        Proc.Result refused = ctrIn("forger", "run", "--rm", "--snapshotter", "dedup", forged, "f1");
+        Proc.Result refused = env.ctrIn("forger", "run", "--rm", "--snapshotter", "dedup", forged, "f1");
         assertNotEquals(0, refused.code(), "a container started on a quarantined layer: " + refused.out());
         assertTrue(refused.out().contains("quarantined"), refused.out());
         assertTrue(env.dedupctl("ls").orThrow("ls").out().contains("quarantined"), "dedupctl ls does not show the quarantine");
@@ -78,8 +77,8 @@ class ForgedChainIdTest {
         env.assertFsckClean();
 
         // removing the forged image cures the node: the victim then pulls lazily and its own layer is proven
-        ctrIn("forger", "images", "rm", "--sync", forged).orThrow("rm forged");
-        criPull("fresh", victim).orThrow("lazy pull of the victim");
+        env.ctrIn("forger", "images", "rm", "--sync", forged).orThrow("rm forged");
+        env.criPull("fresh", victim).orThrow("lazy pull of the victim");
         awaitProof("proven", "victim");
         env.daemon.logTail().lines().filter(l -> l.contains(") proven: diff_id")).forEach(l -> System.out.println("proof cost: " + l)); // for the record
         assertEquals("victim", run("fresh", victim, "v4").strip(), env.daemon.logTail());
@@ -103,19 +102,10 @@ class ForgedChainIdTest {
         throw new AssertionError("no lazy layer of " + repo + " became " + state + "; last: " + last + "\n" + env.daemon.logTail());
     }
 
-    static Proc.Result criPull(String namespace, String ref) throws Exception {
-        return Proc.run(Duration.ofMinutes(5), List.of(TestEnv.TOP.getParent().resolve("shared/containerd-pull/run.sh").toString(),
-                "--address", env.containerdSock.toString(), "--namespace", namespace, "--snapshotter", "dedup", "--plain-http", ref));
-    }
 
-    static Proc.Result ctrIn(String namespace, String... args) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of("ctr", "--address", env.containerdSock.toString(), "-n", namespace));
-        cmd.addAll(List.of(args));
-        return Proc.run(Duration.ofMinutes(5), cmd);
-    }
 
     static String run(String namespace, String ref, String name) throws Exception {
-        return ctrIn(namespace, "run", "--rm", "--snapshotter", "dedup", ref, name).orThrow("ctr run " + ref).out();
+        return env.ctrIn(namespace, "run", "--rm", "--snapshotter", "dedup", ref, name).orThrow("ctr run " + ref).out();
     }
 
     /** Pushes image's manifest under a new tag with a config whose diff_ids are those of victim's config. */

@@ -3,6 +3,7 @@ package org.dedupsnapshotter.itest;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.dedupsnapshotter.lazy.convert.GzipMember;
 import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
 
 import java.io.ByteArrayInputStream;
@@ -13,8 +14,6 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -22,8 +21,6 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.zip.CRC32;
-import java.util.zip.Deflater;
 import java.util.zip.GZIPInputStream;
 
 /**
@@ -205,23 +202,7 @@ final class HostileImages {
     }
 
     /** One gzip member (no name, no mtime), as the converter writes them. */
-    static byte[] gzipMember(byte[] data) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream(data.length / 2 + 64);
-        out.writeBytes(new byte[] {0x1f, (byte) 0x8b, 8, 0, 0, 0, 0, 0, 0, (byte) 0xff});
-        Deflater d = new Deflater(Deflater.DEFAULT_COMPRESSION, true);
-        try {
-            d.setInput(data);
-            d.finish();
-            byte[] buf = new byte[64 * 1024];
-            while (!d.finished()) out.write(buf, 0, d.deflate(buf));
-        } finally {
-            d.end();
-        }
-        CRC32 crc = new CRC32();
-        crc.update(data);
-        out.writeBytes(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putInt((int) crc.getValue()).putInt(data.length).array());
-        return out.toByteArray();
-    }
+    static byte[] gzipMember(byte[] data) { return GzipMember.of(data, 0, data.length); }
 
     /** The whole uncompressed stream of concatenated gzip members. */
     static byte[] gunzip(byte[] gz) throws IOException {

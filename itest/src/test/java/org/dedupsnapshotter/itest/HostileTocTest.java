@@ -7,8 +7,6 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.function.Consumer;
@@ -72,25 +70,16 @@ class HostileTocTest {
 
     static ObjectNode chunk(ObjectNode entry, int i) { return (ObjectNode) entry.withArray("chunks").get(i); }
 
-    static Proc.Result criPull(String namespace, String ref) throws Exception {
-        return Proc.run(Duration.ofMinutes(5), List.of(TestEnv.TOP.getParent().resolve("shared/containerd-pull/run.sh").toString(),
-                "--address", env.containerdSock.toString(), "--namespace", namespace, "--snapshotter", "dedup", "--plain-http", ref));
-    }
 
-    static Proc.Result ctrIn(String namespace, String... args) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of("ctr", "--address", env.containerdSock.toString(), "-n", namespace));
-        cmd.addAll(List.of(args));
-        return Proc.run(Duration.ofMinutes(5), cmd);
-    }
 
     static void assertReads(String namespace, String ref, byte[] data, String container) throws Exception {
-        String out = ctrIn(namespace, "run", "--rm", "--snapshotter", "dedup", ref, container, "/bin/sha256sum", "/data").orThrow("ctr run " + ref).out();
+        String out = env.ctrIn(namespace, "run", "--rm", "--snapshotter", "dedup", ref, container, "/bin/sha256sum", "/data").orThrow("ctr run " + ref).out();
         assertTrue(out.contains(EndToEndTest.sha(data)), ref + " read other bytes: " + out + "\n" + env.daemon.logTail());
     }
 
     @Test
     void badChunkSizesFallBackToTheNormalUnpack() throws Exception {
-        criPull("before", neighbourLazy).orThrow("pull before");
+        env.criPull("before", neighbourLazy).orThrow("pull before");
         assertReads("before", neighbourLazy, neighbourData, "n0");
         long poolEnd = env.stats().path("poolFileBytes").asLong();
         // /data is 9 MiB: chunks [0, 4M) [4M, 8M) [8M, 9M)
@@ -119,7 +108,7 @@ class HostileTocTest {
         int i = 0;
         for (Consumer<ObjectNode> lie : lies) {
             String ref = hostile("sizes" + i, lie);
-            Proc.Result pull = criPull("hostile" + i, ref);
+            Proc.Result pull = env.criPull("hostile" + i, ref);
             assertEquals(0, pull.code(), "pull " + i + " failed instead of falling back: " + pull.out());
             assertFalse(pull.out().contains(" 0 layer(s) downloaded"), "lie " + i + " was pulled lazily: " + pull.out());
             assertReads("hostile" + i, ref, hostileData, "h" + i);
@@ -127,7 +116,7 @@ class HostileTocTest {
         }
         assertTrue(env.stats().path("poolFileBytes").asLong() >= poolEnd, "the pool's end moved back");
         assertReads("before", neighbourLazy, neighbourData, "n1");
-        criPull("after", afterLazy).orThrow("pull after");
+        env.criPull("after", afterLazy).orThrow("pull after");
         assertReads("after", afterLazy, afterData, "a1");
         env.assertFsckClean();
     }
@@ -143,16 +132,16 @@ class HostileTocTest {
             e.withArray("chunks").removeAll().add(first);
             e.put("size", 4096);
         }).push("itest/toc-hostile-short", "1");
-        Proc.Result liarPull = criPull("liar", liar).orThrow("liar pull");
+        Proc.Result liarPull = env.criPull("liar", liar).orThrow("liar pull");
         assertTrue(liarPull.out().contains(" 0 layer(s) downloaded"), "the liar was not pulled lazily (the test needs its claim recorded): " + liarPull.out());
-        criPull("neighbours", neighbour2Lazy).orThrow("neighbour pull"); // allocated right after the liar's reservations
+        env.criPull("neighbours", neighbour2Lazy).orThrow("neighbour pull"); // allocated right after the liar's reservations
         assertReads("neighbours", neighbour2Lazy, neighbour2Data, "n2");
 
         // the victim's ordinary unpack: its real 4 MiB chunk must not be written over the 4 KiB claim's neighbours
-        ctrIn(TestEnv.NS, "images", "pull", "--plain-http", "--snapshotter", "dedup", victimPlain).orThrow("victim pull");
+        env.ctrIn(TestEnv.NS, "images", "pull", "--plain-http", "--snapshotter", "dedup", victimPlain).orThrow("victim pull");
         assertReads(TestEnv.NS, victimPlain, victimData, "v2");
         assertReads("neighbours", neighbour2Lazy, neighbour2Data, "n3");
-        criPull("victim-lazy", victimLazy).orThrow("lazy victim pull");
+        env.criPull("victim-lazy", victimLazy).orThrow("lazy victim pull");
         assertReads("victim-lazy", victimLazy, victimData, "v3");
         env.assertFsckClean();
         String ls = env.dedupctl("ls").orThrow("ls").out();

@@ -7,7 +7,6 @@ import org.junit.jupiter.api.Test;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 
@@ -60,8 +59,7 @@ class LowerSymlinkTest {
 
     @Test
     void parentsBelowLowerSymlinksTakeTheLayersAttributesNotTheHosts() throws Exception {
-        Proc.Result pull = Proc.run(Duration.ofMinutes(5), List.of(TestEnv.TOP.getParent().resolve("shared/containerd-pull/run.sh").toString(),
-                "--address", env.containerdSock.toString(), "--namespace", TestEnv.NS, "--snapshotter", "dedup", "--plain-http", converted)).orThrow("pull");
+        Proc.Result pull = env.criPull(TestEnv.NS, converted).orThrow("pull");
         assertTrue(pull.out().contains(" 0 layer(s) downloaded"), "not pulled lazily: " + pull.out());
         Map<String, String> overlay = listing("overlayfs", original), lazy = listing("dedup", converted);
         for (String p : List.of("/x", "/x/sub", "/x/sub/f", "/y", "/y/g", "/d"))

@@ -357,6 +357,19 @@ final class TestEnv implements AutoCloseable {
         return ctrResult(args).orThrow("ctr " + String.join(" ", args)).out();
     }
 
+    /** ctr in another containerd namespace (each namespace has its own images and chain ids). */
+    Proc.Result ctrIn(String namespace, String... args) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>(List.of("ctr", "--address", containerdSock.toString(), "-n", namespace));
+        cmd.addAll(List.of(args));
+        return Proc.run(Duration.ofMinutes(10), cmd);
+    }
+
+    /** containerd's client.Pull with unpack into dedup, with CRI's labels (the shared tool), into a namespace. */
+    Proc.Result criPull(String namespace, String ref) throws IOException, InterruptedException {
+        return Proc.run(Duration.ofMinutes(5), List.of(TOP.getParent().resolve("shared/containerd-pull/run.sh").toString(),
+                "--address", containerdSock.toString(), "--namespace", namespace, "--snapshotter", "dedup", "--plain-http", ref));
+    }
+
     /**
      * Mounts the image's root filesystem from the named snapshotter, read-only, at target (ImageRootfs: a view of the
      * image's chain id under a lease of its own). Not `ctr images mount`: in containerd 1.6 it ignores its

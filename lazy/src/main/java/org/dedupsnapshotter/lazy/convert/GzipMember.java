@@ -7,13 +7,13 @@ import java.util.zip.CRC32;
 import java.util.zip.Deflater;
 
 /** One complete gzip member (RFC 1952): a member decompresses alone, and concatenated members read as one stream. */
-final class GzipMember {
+public final class GzipMember {
     /** No file name, no mtime, OS unknown: the same bytes for the same input, whoever converts. */
     private static final byte[] HEADER = {0x1f, (byte) 0x8b, 8, 0, 0, 0, 0, 0, 0, (byte) 0xff};
 
     private GzipMember() {}
 
-    static byte[] of(byte[] data, int off, int len) {
+    public static byte[] of(byte[] data, int off, int len) {
         ByteArrayOutputStream out = new ByteArrayOutputStream(len / 2 + 64);
         out.writeBytes(HEADER);
         Deflater d = new Deflater(Deflater.DEFAULT_COMPRESSION, true);
