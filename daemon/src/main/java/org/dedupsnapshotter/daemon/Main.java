@@ -1,13 +1,20 @@
 package org.dedupsnapshotter.daemon;
 
+import org.dedupsnapshotter.daemon.grpc.AdminEndpoint;
+import org.dedupsnapshotter.daemon.grpc.SnapshotsEndpoint;
+import org.dedupsnapshotter.daemon.layers.LayerMounts;
+import org.dedupsnapshotter.daemon.layers.Layout;
+import org.dedupsnapshotter.daemon.lazypull.Lazy;
+import org.dedupsnapshotter.daemon.lazypull.LazyFigures;
+import org.dedupsnapshotter.daemon.memory.MemoryDedup;
+import org.dedupsnapshotter.daemon.metrics.DaemonMetrics;
+import org.dedupsnapshotter.daemon.metrics.GrpcMetrics;
+import org.dedupsnapshotter.daemon.snapshots.Recovery;
+import org.dedupsnapshotter.daemon.snapshots.SnapshotService;
 import ch.qos.logback.classic.Level;
 import org.dedupsnapshotter.config.Config;
 import org.dedupsnapshotter.config.ConfigException;
 import org.dedupsnapshotter.config.ConfigLoader;
-import org.dedupsnapshotter.daemon.grpc.AdminEndpoint;
-import org.dedupsnapshotter.daemon.grpc.SnapshotsEndpoint;
-import org.dedupsnapshotter.daemon.metrics.DaemonMetrics;
-import org.dedupsnapshotter.daemon.metrics.GrpcMetrics;
 import org.dedupsnapshotter.erofs.ErofsBuilder;
 import org.dedupsnapshotter.ksm.KsmNode;
 import org.dedupsnapshotter.ksm.MergeableMemory;
@@ -96,7 +103,7 @@ public final class Main {
         // lazy layers still missing chunks read through the watch; complete ones are local layers like any other
         var incomplete = store.absentChunksByLayer().keySet();
         store.lazyLayers().keySet().stream().filter(incomplete::contains).forEach(layers::markLazy);
-        org.dedupsnapshotter.daemon.lazy.LazyFigures lazyFigures = new org.dedupsnapshotter.daemon.lazy.LazyFigures(store);
+        LazyFigures lazyFigures = new LazyFigures(store);
         Lazy lazy = Lazy.start(cfg.lazy(), layout, store, pool, indexer, layers, lazyFigures);
         new Recovery(layout, store, layers, indexer).run();
         SnapshotService service = new SnapshotService(layout, store, new ErofsBuilder(mkfs, cfg.chunkSize()), cfg.erofsBuilder().equals("native"), layers, indexer);

@@ -1,5 +1,6 @@
 package org.dedupsnapshotter.daemon;
 
+import org.dedupsnapshotter.daemon.layers.Trees;
 import io.grpc.BindableService;
 import io.grpc.Server;
 import io.grpc.netty.NettyServerBuilder;

@@ -1,17 +1,18 @@
 package org.dedupsnapshotter.daemon.grpc;
 
+import org.dedupsnapshotter.daemon.layers.LayerMounts;
+import org.dedupsnapshotter.daemon.layers.Layout;
+import org.dedupsnapshotter.daemon.lazypull.LazyFigures;
+import org.dedupsnapshotter.daemon.memory.MemoryDedup;
+import org.dedupsnapshotter.daemon.snapshots.Fsck;
+import org.dedupsnapshotter.daemon.snapshots.SnapshotService;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.grpc.stub.StreamObserver;
 import org.dedupsnapshotter.api.Kind;
 import org.dedupsnapshotter.api.LayerFormat;
-import org.dedupsnapshotter.daemon.Fsck;
-import org.dedupsnapshotter.daemon.LayerMounts;
-import org.dedupsnapshotter.daemon.Layout;
-import org.dedupsnapshotter.daemon.MemoryDedup;
 import org.dedupsnapshotter.ksm.KsmNode;
-import org.dedupsnapshotter.daemon.SnapshotService;
 import org.dedupsnapshotter.lazy.toc.TracePieces;
 import org.dedupsnapshotter.proto.admin.v1.*;
 import org.dedupsnapshotter.storage.ChunkPool;
@@ -38,10 +39,10 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
     private final ChunkPool pool;
     private final MemoryDedup ksm;
 
-    private final org.dedupsnapshotter.daemon.lazy.LazyFigures lazy;
+    private final LazyFigures lazy;
 
     public AdminEndpoint(Layout layout, MetaStore store, LayerMounts layers, SnapshotService service, ChunkPool pool, MemoryDedup ksm,
-                         org.dedupsnapshotter.daemon.lazy.LazyFigures lazy) {
+                         LazyFigures lazy) {
         this.ksm = ksm;
         this.lazy = lazy;
         this.layout = layout;
@@ -151,7 +152,7 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
     }
 
     /** Lazy pull: what was fetched on demand and in the background, what is still absent. */
-    static ObjectNode lazyJson(org.dedupsnapshotter.daemon.lazy.LazyFigures f) {
+    static ObjectNode lazyJson(LazyFigures f) {
         ObjectNode l = JSON.createObjectNode();
         l.put("enabled", f.enabled());
         l.put("fetchedDemandBytes", f.demandBytes.get());

@@ -1,12 +1,12 @@
 package org.dedupsnapshotter.daemon.grpc;
 
+import org.dedupsnapshotter.daemon.snapshots.SnapshotService;
 import com.google.protobuf.Empty;
 import com.google.protobuf.Timestamp;
 import io.grpc.stub.StreamObserver;
 import org.dedupsnapshotter.api.Names;
 import org.dedupsnapshotter.api.SnapshotInfo;
 import org.dedupsnapshotter.api.Usage;
-import org.dedupsnapshotter.daemon.SnapshotService;
 import org.dedupsnapshotter.proto.containerd.types.Mount;
 import org.dedupsnapshotter.proto.snapshots.v1.*;
 import org.slf4j.Logger;

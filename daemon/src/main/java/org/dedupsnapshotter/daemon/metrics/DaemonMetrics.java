@@ -1,5 +1,10 @@
 package org.dedupsnapshotter.daemon.metrics;
 
+import org.dedupsnapshotter.daemon.layers.LayerMounts;
+import org.dedupsnapshotter.daemon.lazypull.Lazy;
+import org.dedupsnapshotter.daemon.lazypull.LazyFigures;
+import org.dedupsnapshotter.daemon.memory.MemoryDedup;
+import org.dedupsnapshotter.daemon.snapshots.ServiceEvents;
 import com.sun.net.httpserver.HttpServer;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.FunctionCounter;
@@ -17,9 +22,6 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import org.dedupsnapshotter.api.Kind;
 import org.dedupsnapshotter.config.Config;
-import org.dedupsnapshotter.daemon.LayerMounts;
-import org.dedupsnapshotter.daemon.MemoryDedup;
-import org.dedupsnapshotter.daemon.ServiceEvents;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
@@ -60,9 +62,9 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
 
     private record Figures(long logical, long stored, long chunks, Map<Kind, Integer> snapshots) {}
 
-    private final org.dedupsnapshotter.daemon.lazy.LazyFigures lazy;
+    private final LazyFigures lazy;
 
-    public DaemonMetrics(MetaStore store, ChunkPool pool, LayerMounts layers, MemoryDedup ksm, org.dedupsnapshotter.daemon.lazy.LazyFigures lazy) {
+    public DaemonMetrics(MetaStore store, ChunkPool pool, LayerMounts layers, MemoryDedup ksm, LazyFigures lazy) {
         this.store = store;
         this.lazy = lazy;
         this.ksm = ksm;

@@ -1,0 +1,78 @@
+package org.dedupsnapshotter.daemon.lazypull;
+
+import org.dedupsnapshotter.daemon.layers.LayerMounts;
+import org.dedupsnapshotter.daemon.layers.Layout;
+import org.dedupsnapshotter.config.Config;
+import org.dedupsnapshotter.lazy.fanotify.PoolWatch;
+import org.dedupsnapshotter.lazy.fetch.Registries;
+import org.dedupsnapshotter.storage.ChunkIndexer;
+import org.dedupsnapshotter.storage.ChunkPool;
+import org.dedupsnapshotter.storage.MetaStore;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+
+/**
+ * Lazy pull, started before recovery mounts anything: the loader knows the absent chunks, the pool watch holds
+ * their readers (taking over a previous daemon's fanotify group and its pending reads), and only then may lazy
+ * layers be mounted. Without fanotify pre-content events (or the fd holder) lazy pull is off and says why;
+ * converted images then unpack the normal way, and layers pulled lazily before stay unmounted rather than
+ * read zeros.
+ */
+public record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, TraceRecorder recorder) {
+    private static final Logger log = LoggerFactory.getLogger(Lazy.class);
+
+    public static Lazy start(Config.Lazy cfg, Layout layout, MetaStore store, ChunkPool pool, ChunkIndexer indexer, LayerMounts layers, LazyFigures figures) {
+        if (!cfg.enabled()) {
+            log.info("lazy pull is off (lazy.enabled = false)");
+            return null;
+        }
+        Registries registries = new Registries(cfg.plainHttp(), Duration.ofSeconds(30));
+        LazyLoader loader = new LazyLoader(store, pool, indexer, registries, cfg.prefetchConcurrency(), cfg.prefetchBandwidth(), cfg.prefetchDelay(),
+                cfg.readAhead());
+        loader.load();
+        indexer.onFalseClaim(claim -> loader.falseClaim(claim.digest(), claim.block())); // its readers get EIO, not a wait
+        PoolWatch watch;
+        try {
+            watch = PoolWatch.start(layout.pool().getParent(), layout.lazyPoolDir(), layout.lazyState(), holderBinary(), loader, cfg.readDeadline());
+        } catch (IOException e) {
+            loader.close();
+            String why = e instanceof org.dedupsnapshotter.sys.Errno er && (er.errno() == org.dedupsnapshotter.sys.Errno.EINVAL || er.errno() == 38)
+                    ? "this kernel lacks fanotify pre-content events (FAN_CLASS_PRE_CONTENT, Linux >= 6.14 with CONFIG_FANOTIFY_ACCESS_PERMISSIONS): " + e.getMessage()
+                    : e.getMessage();
+            log.error("lazy pull is off: {}; converted images unpack the normal way{}", why,
+                    layers.lazyCount() > 0 ? ", and the " + layers.lazyCount() + " layers pulled lazily before stay unmounted" : "");
+            return null;
+        }
+        layers.watched();
+        LayerProofs proofs = new LayerProofs(store, pool, registries);
+        // a layer whose TOC gave a chunk a length its real bytes do not have is not what it claims
+        indexer.onFalseClaim(c -> c.lazyLayers().forEach(id -> proofs.quarantine(id, "its TOC says chunk " + c.digest() + " is "
+                + c.claimedLength() + " bytes, but that chunk is " + c.realLength() + " bytes")));
+        loader.onLayerComplete(id -> {
+            layers.promote(id);
+            proofs.schedule(id); // its data is all here: is it the layer its chain id names?
+        }, watch::releaseGroup);
+        try {
+            if (loader.incomplete()) watch.holdGroup(); else watch.releaseGroup();
+        } catch (IOException e) {
+            log.error("lazy loading: cannot start the fd holder ({}): a daemon crash would leave lazy layers' readers without answers", e.getMessage());
+        }
+        figures.attach(loader, watch);
+        TraceRecorder recorder = new TraceRecorder(store, loader, layout.snapshots(), cfg.traceWindow());
+        Thread.ofVirtual().name("lazy-warm-up").start(() -> LazyWarmUp.run(layout.lazyState()));
+        loader.record(recorder);
+        log.info("lazy pull is on: reads of absent chunks wait up to {} ms; fd holder pid {}", cfg.readDeadline().toMillis(), watch.holderPid());
+        proofs.resume();
+        return new Lazy(loader, new RemoteLayers(layout, store, indexer, layers, registries, loader, figures.tocBytes::addAndGet, watch::holdGroup,
+                proofs, cfg::lazyFrom), watch, recorder);
+    }
+
+    /** bin/dedup-fdholder beside the launcher (the launcher says where it is). */
+    static Path holderBinary() {
+        return Path.of(System.getProperty("dedup.bin", "/usr/local/lib/dedup-snapshotter/bin"), "dedup-fdholder");
+    }
+}

@@ -1,0 +1,61 @@
+package org.dedupsnapshotter.daemon.lazypull;
+
+import org.dedupsnapshotter.lazy.fanotify.PoolWatch;
+import org.dedupsnapshotter.storage.MetaStore;
+
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The lazy loader's figures, for dedupctl stats, the metrics and the Metrics line: bytes fetched on demand and in
+ * the background (as sent by the registry, compressed, and as chunks), fetch time, readers waiting now, reads
+ * answered with EIO, chunks still absent and lazy layers not complete.
+ */
+public final class LazyFigures implements LazyLoader.Events {
+    public final AtomicLong demandBytes = new AtomicLong(), prefetchBytes = new AtomicLong();
+    public final AtomicLong demandChunkBytes = new AtomicLong(), prefetchChunkBytes = new AtomicLong();
+    public final AtomicLong demandFetches = new AtomicLong(), prefetchFetches = new AtomicLong();
+    public final AtomicLong demandNanos = new AtomicLong(), prefetchNanos = new AtomicLong();
+    /** Of the background's chunk bytes, those of traced chunks fetched from an image's first Prepare on (EarlyFetch). */
+    public final AtomicLong earlyChunkBytes = new AtomicLong();
+    /** Bytes of tables of contents fetched (one Range request per lazily pulled layer). */
+    public final AtomicLong tocBytes = new AtomicLong();
+    private final MetaStore store;
+    private volatile LazyLoader loader;
+    private volatile PoolWatch watch;
+    private volatile Listener listener = (d, b, n) -> {};
+
+    /** Per-fetch callback for the Prometheus histograms. */
+    public interface Listener { void fetched(boolean demand, long compressedBytes, long nanos); }
+
+    public LazyFigures(MetaStore store) { this.store = store; }
+
+    public void attach(LazyLoader loader, PoolWatch watch) {
+        this.loader = loader;
+        this.watch = watch;
+        loader.listen(this);
+    }
+
+    public void listen(Listener l) { this.listener = l; }
+
+    public boolean enabled() { return loader != null; }
+
+    @Override
+    public void fetched(boolean demand, long compressedBytes, long chunkBytes, long nanos) {
+        (demand ? demandBytes : prefetchBytes).addAndGet(compressedBytes);
+        (demand ? demandChunkBytes : prefetchChunkBytes).addAndGet(chunkBytes);
+        (demand ? demandFetches : prefetchFetches).incrementAndGet();
+        (demand ? demandNanos : prefetchNanos).addAndGet(nanos);
+        listener.fetched(demand, compressedBytes, nanos);
+    }
+
+    @Override
+    public void fetchedEarly(long chunkBytes) { earlyChunkBytes.addAndGet(chunkBytes); }
+
+    public long absentChunks() { return loader == null ? 0 : loader.absentChunks(); }
+
+    public long layersIncomplete() { return store.absentChunksByLayer().size(); }
+
+    public long readersWaiting() { return watch == null ? 0 : watch.figures().waiting(); }
+
+    public long readsFailed() { return watch == null ? 0 : watch.figures().denied(); }
+}

@@ -1,0 +1,153 @@
+package org.dedupsnapshotter.daemon.snapshots;
+
+import org.dedupsnapshotter.daemon.layers.LayerMounts;
+import org.dedupsnapshotter.daemon.layers.Layout;
+import org.dedupsnapshotter.api.Kind;
+import org.dedupsnapshotter.api.LayerFormat;
+import org.dedupsnapshotter.erofs.ErofsImage;
+import org.dedupsnapshotter.storage.ChunkPool;
+import org.dedupsnapshotter.storage.Extent;
+import org.dedupsnapshotter.storage.MetaStore;
+import org.dedupsnapshotter.storage.Snapshot;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Consistency check of the store: chunk references against layers, extents against each other and the free
+ * map, every committed layer's EROFS image against its chunk references, and with verifyData every chunk's
+ * bytes against its SHA-256. With repair, recounts references, collects garbage and remounts missing layers.
+ */
+public final class Fsck {
+    public record Report(List<String> problems, List<String> repaired, long chunks, long layers, long verifiedBytes) {
+        public boolean clean() { return problems.isEmpty(); }
+    }
+
+    private final Layout layout;
+    private final MetaStore store;
+    private final ChunkPool pool;
+    private final LayerMounts layers;
+    private final SnapshotService service;
+
+    public Fsck(Layout layout, MetaStore store, ChunkPool pool, LayerMounts layers, SnapshotService service) {
+        this.layout = layout;
+        this.store = store;
+        this.pool = pool;
+        this.layers = layers;
+        this.service = service;
+    }
+
+    public Report run(boolean verifyData, boolean repair) throws IOException {
+        List<String> problems = new ArrayList<>(), repaired = new ArrayList<>();
+        List<MetaStore.Chunk> chunks = store.chunks();
+        Map<Long, Long> counted = store.countedRefs();
+
+        // references
+        boolean refsWrong = false, garbage = false;
+        for (MetaStore.Chunk c : chunks) {
+            long actual = counted.getOrDefault(c.id(), 0L);
+            if (c.refs() != actual) {
+                problems.add("chunk " + c.digest() + " records " + c.refs() + " references, layers hold " + actual);
+                refsWrong = true;
+            } else if (actual == 0) {
+                problems.add("chunk " + c.digest() + " is referenced by no layer (garbage not collected)");
+                garbage = true;
+            }
+        }
+        long dangling = store.danglingLayerChunks();
+        if (dangling > 0) problems.add(dangling + " layer→chunk references name a missing snapshot or chunk");
+
+        // extents: inside the file, never overlapping, never in the free map
+        long fileBlocks = Extent.blocksFor(pool.fileSize());
+        long prevEnd = 0;
+        MetaStore.Chunk prev = null;
+        for (MetaStore.Chunk c : chunks) { // ordered by block
+            Extent e = c.extent();
+            if (prev != null && e.start() < prevEnd) problems.add("chunks " + prev.digest() + " and " + c.digest() + " overlap at block " + e.start());
+            if (e.end() > fileBlocks) problems.add("chunk " + c.digest() + " ends at block " + e.end() + ", past the pool's end (" + fileBlocks + ")");
+            prevEnd = Math.max(prevEnd, e.end());
+            prev = c;
+        }
+        List<Extent> free = pool.freeExtents(); // sorted by start, as chunks are by block
+        for (int i = 0, j = 0; i < chunks.size() && j < free.size(); ) {
+            Extent e = chunks.get(i).extent(), f = free.get(j);
+            if (e.start() < f.end() && f.start() < e.end()) problems.add("chunk " + chunks.get(i).digest() + " lies in free extent " + f);
+            if (e.end() <= f.end()) i++; else j++;
+        }
+
+        // absent chunks (reserved for lazy layers, not fetched yet) may only be read through the watched pool path
+        Map<Long, MetaStore.LazyLayer> lazy = store.lazyLayers();
+        for (var e : store.absentChunksByLayer().entrySet())
+            if (!lazy.containsKey(e.getKey()))
+                problems.add("layer id " + e.getKey() + " is not a lazy layer but references " + e.getValue() + " absent chunks (it would read zeros)");
+
+        // layers: image readable, checksum right, every index names one of the layer's own chunks; mounted
+        Set<String> mounted = org.dedupsnapshotter.mount.LayerMounter.mountPoints();
+        long layerCount = 0;
+        for (Snapshot s : store.all()) {
+            if (s.kind() != Kind.COMMITTED || s.format() != LayerFormat.EROFS) continue;
+            layerCount++;
+            String name = "layer " + s.name() + " (id " + s.id() + ")";
+            if (!Files.exists(layout.image(s.id()))) {
+                problems.add(name + ": image " + layout.image(s.id()) + " is missing");
+                continue;
+            }
+            try {
+                ErofsImage img = ErofsImage.read(layout.image(s.id()));
+                if (!img.checksumValid()) problems.add(name + ": superblock checksum is wrong");
+                Map<Long, Integer> ownBlocks = new HashMap<>();
+                for (var e : store.layerChunks(s.id()).entrySet()) ownBlocks.put(e.getKey().block(), e.getKey().length());
+                for (ErofsImage.FileChunk fc : img.chunks()) {
+                    if (fc.blkaddr() == ErofsImage.NULL_ADDR) continue;
+                    Integer len = ownBlocks.get(fc.blkaddr());
+                    if (len == null) problems.add(name + ": " + fc.path() + " @" + fc.fileOffset() + " points at block " + fc.blkaddr() + ", which no chunk of the layer owns");
+                    else if (len != fc.length()) problems.add(name + ": " + fc.path() + " @" + fc.fileOffset() + " has " + fc.length() + " bytes but its chunk " + len);
+                }
+            } catch (IOException e) {
+                problems.add(name + ": image unreadable: " + e.getMessage());
+            }
+            if (!mounted.contains(layout.mnt(s.id()).toString())) {
+                if (repair) {
+                    layers.mount(s.id());
+                    repaired.add(name + ": mounted again");
+                } else {
+                    problems.add(name + ": not mounted");
+                }
+            }
+        }
+
+        // data
+        long verified = 0;
+        if (verifyData) {
+            for (MetaStore.Chunk c : chunks) {
+                if (!c.present()) continue; // its bytes are still in the registry
+                ByteBuffer buf = ByteBuffer.allocate(c.length());
+                try {
+                    pool.read(c.block(), buf);
+                } catch (IOException e) {
+                    problems.add("chunk " + c.digest() + " at block " + c.block() + ": unreadable: " + e.getMessage());
+                    continue;
+                }
+                buf.flip();
+                verified += c.length();
+                if (!org.dedupsnapshotter.storage.ChunkIndexer.sha256(buf).equals(c.digest())) problems.add("chunk " + c.digest() + " at block " + c.block() + ": its bytes do not match its SHA-256");
+            }
+        }
+
+        if (repair && refsWrong) repaired.add("recounted references of " + store.recountRefs() + " chunks");
+        if (repair && (refsWrong || garbage)) repaired.add("gc freed " + service.collectGarbage() + " bytes");
+        if (repair && !repaired.isEmpty()) {
+            Report again = run(verifyData, false);
+            return new Report(again.problems(), repaired, again.chunks(), again.layers(), again.verifiedBytes());
+        }
+        return new Report(problems, repaired, chunks.size(), layerCount, verified);
+    }
+
+}

@@ -1,0 +1,76 @@
+package org.dedupsnapshotter.daemon.lazypull;
+
+import org.dedupsnapshotter.api.Usage;
+import org.dedupsnapshotter.lazy.fetch.Registries;
+import org.dedupsnapshotter.storage.ChunkIndexer;
+import org.dedupsnapshotter.storage.ChunkPool;
+import org.dedupsnapshotter.storage.Digest;
+import org.dedupsnapshotter.storage.InTransaction;
+import org.dedupsnapshotter.storage.MetaStore;
+import org.dedupsnapshotter.storage.Snapshot;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The fd holder goes only when no lazy layer misses chunks and none is being added: a layer committed (its hold
+ * taken, mounted with absent chunks) but not yet handed to the loader keeps it, even if every known layer completes
+ * meanwhile. Otherwise a crash in that window would leave the new layer's readers without the group: zeros.
+ */
+class LazyLoaderHolderTest {
+    @TempDir
+    Path dir;
+    MetaStore store;
+    ChunkPool pool;
+    ChunkIndexer indexer;
+    LazyLoader loader;
+    final AtomicInteger released = new AtomicInteger();
+
+    @BeforeEach
+    void open() throws IOException {
+        store = MetaStore.open(dir.resolve("m.db"));
+        pool = ChunkPool.open(dir.resolve("pool/pool.0"), 0);
+        indexer = new ChunkIndexer(pool, store, 2, 4L << 20);
+        loader = new LazyLoader(store, pool, indexer, new Registries(List.of(), Duration.ofSeconds(1)), 0, 0, Duration.ofHours(1), 0);
+        loader.onLayerComplete(id -> {}, released::incrementAndGet);
+    }
+
+    @AfterEach
+    void close() throws IOException {
+        loader.close();
+        indexer.close();
+        pool.close();
+        store.close();
+    }
+
+    @Test
+    void aLayerBeingAddedKeepsTheHolderWhenTheOthersComplete() throws IOException {
+        Digest d = ChunkIndexer.sha256(new byte[] {4, 5, 6});
+        ChunkIndexer.Indexed r = indexer.reserve(List.of(new ChunkIndexer.Need(d, 3)), 3);
+        List<MetaStore.Absent> absent = new ArrayList<>();
+        Snapshot a = store.createLazy("a", "", Map.of(), new Usage(3, 1), r.chunks, new MetaStore.LazyLayer(0, "r/x", "sha256:blob", "sha256:toc"),
+                Map.of(d, new MetaStore.ChunkSource(0, 0, 30)), absent, InTransaction.NOTHING);
+        r.committed();
+        loader.layerAdded(a.id(), "a", absent, List.of(), Map.of());
+        assertTrue(loader.incomplete());
+
+        loader.addingLayer(); // layer b: committed and mounted with absent chunks, not yet added
+        loader.nowPresent(List.of(d)); // a completes meanwhile
+        assertEquals(0, released.get(), "the holder was released while a lazy layer was being added");
+
+        loader.addingDone(); // b turned out complete (or failed): nothing needs the holder now
+        assertEquals(1, released.get());
+    }
+}
