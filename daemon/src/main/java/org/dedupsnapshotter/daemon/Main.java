@@ -5,6 +5,7 @@ import org.dedupsnapshotter.daemon.grpc.SnapshotsEndpoint;
 import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.daemon.lazypull.Lazy;
+import org.dedupsnapshotter.daemon.lazypull.LazyPull;
 import org.dedupsnapshotter.daemon.lazypull.LazyFigures;
 import org.dedupsnapshotter.daemon.memory.MemoryDedup;
 import org.dedupsnapshotter.daemon.metrics.DaemonMetrics;
@@ -104,13 +105,12 @@ public final class Main {
         var incomplete = store.absentChunksByLayer().keySet();
         store.lazyLayers().keySet().stream().filter(incomplete::contains).forEach(layers::markLazy);
         LazyFigures lazyFigures = new LazyFigures(store);
-        Lazy lazy = Lazy.start(cfg.lazy(), layout, store, pool, indexer, layers, lazyFigures);
+        LazyPull lazy = Lazy.start(cfg.lazy(), layout, store, pool, indexer, layers, lazyFigures);
         new Recovery(layout, store, layers, indexer).run();
-        SnapshotService service = new SnapshotService(layout, store, new ErofsBuilder(mkfs, cfg.chunkSize()), cfg.erofsBuilder().equals("native"), layers, indexer);
-        if (lazy != null) service.lazy(lazy.remote(), lazy.loader(), lazy.recorder());
-
         DaemonMetrics metrics = new DaemonMetrics(store, pool, layers, ksm, lazyFigures);
-        service.listen(metrics);
+        SnapshotService service = new SnapshotService(layout, store, new ErofsBuilder(mkfs, cfg.chunkSize()), cfg.erofsBuilder().equals("native"), layers, indexer,
+                lazy, metrics);
+
         metrics.serve(cfg.metrics().address());
         metrics.logEvery(cfg.metrics().logInterval());
         SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service), new AdminEndpoint(layout, store, layers, service, pool, ksm, lazyFigures)),

@@ -17,7 +17,7 @@ import java.util.Set;
  * answers ENOTBLK) both files go through loop devices, since image and devices must be all files or all block
  * devices. util-linux mount is not used: it turns a file into a loop device and then rejects device=.
  */
-public final class LayerMounter {
+public final class LayerMounter implements Mounter {
     private static final Logger log = LoggerFactory.getLogger(LayerMounter.class);
 
     public enum Backend { FILE, LOOP }
@@ -33,6 +33,7 @@ public final class LayerMounter {
 
     public Backend backend() { return backend; }
 
+    @Override
     public void mount(Path image, Path device, Path target) throws IOException {
         if (backend == Backend.FILE) {
             try {
@@ -49,8 +50,13 @@ public final class LayerMounter {
         }
     }
 
+    @Override
+    public void unmountAll(Path dir) throws IOException {
+        for (String p : mountsUnder(dir)) unmount(Path.of(p));
+    }
+
     /** Detaches whatever is mounted on target (lazily, so a user still holding it keeps working). */
-    public static void unmount(Path target) throws IOException {
+    private static void unmount(Path target) throws IOException {
         try {
             Libc.umount2(target.toString(), Libc.MNT_DETACH | Libc.UMOUNT_NOFOLLOW);
         } catch (Errno e) {
@@ -59,15 +65,15 @@ public final class LayerMounter {
     }
 
     /** Mount points at or below dir, deepest first (the order to unmount them in). */
-    public static List<String> mountsUnder(Path dir) throws IOException {
+    private static List<String> mountsUnder(Path dir) throws IOException {
         String prefix = dir.toString().endsWith("/") ? dir.toString() : dir + "/";
         return MountInfo.read().stream().map(MountInfo::mountPoint)
                 .filter(p -> p.equals(dir.toString()) || p.startsWith(prefix))
                 .sorted((a, b) -> b.length() - a.length()).toList();
     }
 
-    /** The set of mount points currently mounted. */
-    public static Set<String> mountPoints() throws IOException {
+    @Override
+    public Set<String> mountPoints() throws IOException {
         Set<String> out = new HashSet<>();
         for (MountInfo m : MountInfo.read()) out.add(m.mountPoint());
         return out;

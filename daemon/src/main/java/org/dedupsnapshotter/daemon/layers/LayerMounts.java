@@ -1,6 +1,8 @@
 package org.dedupsnapshotter.daemon.layers;
 
-import org.dedupsnapshotter.mount.LayerMounter;
+import org.dedupsnapshotter.api.LayerFormat;
+import org.dedupsnapshotter.mount.Mounter;
+import org.dedupsnapshotter.storage.MetaStore;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -19,18 +21,18 @@ public final class LayerMounts {
     private static final Logger log = LoggerFactory.getLogger(LayerMounts.class);
 
     private final Layout layout;
-    private final LayerMounter mounter;
+    private final Mounter mounter;
     private final Set<Long> mounted = ConcurrentHashMap.newKeySet();
     /** Lazily pulled layers: they read the pool through the watched path, and only while it is watched. */
     private final Set<Long> lazy = ConcurrentHashMap.newKeySet();
     private volatile boolean watched;
 
-    public LayerMounts(Layout layout, LayerMounter mounter) {
+    public LayerMounts(Layout layout, Mounter mounter) {
         this.layout = layout;
         this.mounter = mounter;
     }
 
-    public LayerMounter mounter() { return mounter; }
+    public Mounter mounter() { return mounter; }
 
     public int count() { return mounted.size(); }
 
@@ -73,8 +75,8 @@ public final class LayerMounts {
     }
 
     /** A committed layer below a snapshot is mounted (directory-format layers need nothing). */
-    public void ensureMountedLayer(org.dedupsnapshotter.storage.MetaStore.Layer l) {
-        if (l.format() == org.dedupsnapshotter.api.LayerFormat.EROFS) ensureMounted(l.id());
+    public void ensureMountedLayer(MetaStore.Layer l) {
+        if (l.format() == LayerFormat.EROFS) ensureMounted(l.id());
     }
 
     public void ensureMounted(long id) {
@@ -91,7 +93,7 @@ public final class LayerMounts {
 
     public synchronized void unmount(long id) throws IOException {
         Path mnt = layout.mnt(id);
-        for (String p : LayerMounter.mountsUnder(mnt)) LayerMounter.unmount(Path.of(p));
+        mounter.unmountAll(mnt);
         mounted.remove(id);
         lazy.remove(id);
     }

@@ -7,6 +7,7 @@ import org.dedupsnapshotter.lazy.fanotify.PoolWatch;
 import org.dedupsnapshotter.lazy.fetch.Registries;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
+import org.dedupsnapshotter.storage.Digest;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -14,6 +15,10 @@ import org.slf4j.LoggerFactory;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Collection;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
 
 /**
  * Lazy pull, started before recovery mounts anything: the loader knows the absent chunks, the pool watch holds
@@ -22,13 +27,14 @@ import java.time.Duration;
  * converted images then unpack the normal way, and layers pulled lazily before stay unmounted rather than
  * read zeros.
  */
-public record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, TraceRecorder recorder) {
+public record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, TraceRecorder recorder) implements LazyPull {
     private static final Logger log = LoggerFactory.getLogger(Lazy.class);
 
-    public static Lazy start(Config.Lazy cfg, Layout layout, MetaStore store, ChunkPool pool, ChunkIndexer indexer, LayerMounts layers, LazyFigures figures) {
+    /** Lazy pull started, or {@link LazyPull#OFF} (and why, in the log). */
+    public static LazyPull start(Config.Lazy cfg, Layout layout, MetaStore store, ChunkPool pool, ChunkIndexer indexer, LayerMounts layers, LazyFigures figures) {
         if (!cfg.enabled()) {
             log.info("lazy pull is off (lazy.enabled = false)");
-            return null;
+            return OFF;
         }
         Registries registries = new Registries(cfg.plainHttp(), Duration.ofSeconds(30));
         LazyLoader loader = new LazyLoader(store, pool, indexer, registries, cfg.prefetchConcurrency(), cfg.prefetchBandwidth(), cfg.prefetchDelay(),
@@ -45,7 +51,7 @@ public record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, Trac
                     : e.getMessage();
             log.error("lazy pull is off: {}; converted images unpack the normal way{}", why,
                     layers.lazyCount() > 0 ? ", and the " + layers.lazyCount() + " layers pulled lazily before stay unmounted" : "");
-            return null;
+            return OFF;
         }
         layers.watched();
         LayerProofs proofs = new LayerProofs(store, pool, registries);
@@ -75,4 +81,28 @@ public record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, Trac
     static Path holderBinary() {
         return Path.of(System.getProperty("dedup.bin", "/usr/local/lib/dedup-snapshotter/bin"), "dedup-fdholder");
     }
+
+    @Override
+    public boolean preparedRemotely(String parent, Map<String, String> labels) {
+        return RemoteLayers.isLazy(labels) && remote.tryPrepare(parent, labels);
+    }
+
+    @Override public boolean anyQuarantined() { return remote.proofs().quarantinedCount() > 0; }
+
+    @Override
+    public Optional<String> quarantined(long layerId) {
+        if (!remote.proofs().isQuarantined(layerId)) return Optional.empty();
+        return Optional.of(remote.proofs().proof(layerId).map(MetaStore.Proof::note).orElse(""));
+    }
+
+    @Override
+    public void containerPrepared(long snapshotId, List<String> layerNamesBottomUp, List<Long> layerIds) {
+        recorder.containerPrepared(snapshotId, layerNamesBottomUp, layerIds);
+    }
+
+    @Override public void containerRemoved(long snapshotId) { recorder.containerRemoved(snapshotId); }
+
+    @Override public void chunksPresent(Collection<Digest> digests) { loader.nowPresent(digests); }
+
+    @Override public void layerRemoved(long layerId) { loader.layerRemoved(layerId); }
 }

@@ -1,5 +1,6 @@
 package org.dedupsnapshotter.daemon.lazypull;
 
+import org.dedupsnapshotter.daemon.layers.LayerImages;
 import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.daemon.layers.Trees;
@@ -52,6 +53,7 @@ public final class RemoteLayers {
     private final MetaStore store;
     private final ChunkIndexer indexer;
     private final LayerMounts layers;
+    private final LayerImages layerImages;
     private final Registries registries;
     private final LazyLoader loader;
     private final java.util.function.LongConsumer tocFetched;
@@ -73,6 +75,7 @@ public final class RemoteLayers {
         this.store = store;
         this.indexer = indexer;
         this.layers = layers;
+        this.layerImages = new LayerImages(layout, layers);
         this.registries = registries;
         this.loader = loader;
         this.early = new EarlyFetch(registries, store, this::fetchTocFromRegistry, loader);
@@ -235,17 +238,14 @@ public final class RemoteLayers {
                 Trees.deleteRecursively(dir); // a leftover of a crash before this transaction ended
                 Files.createDirectories(dir);
                 at[4] = System.nanoTime();
-                ErofsWriter.write(image, layout.image(created.id()), indexer.pool().endBlock());
-                ErofsBuilder.fsync(dir);
+                ErofsWriter.write(image, layerImages.tmp(created.id()), indexer.pool().endBlock());
                 at[5] = System.nanoTime();
-                CrashPoints.reach("lazy.image");
                 if (reserved.absent > 0) { // else all its chunks are here already: a local layer from the start
                     hold.hold();
                     layers.markLazy(created.id());
                 }
-                layers.mount(created.id());
+                layerImages.install(created.id(), "lazy");
                 at[6] = System.nanoTime();
-                CrashPoints.reach("lazy.mount");
             });
             at[7] = System.nanoTime();
             if (log.isDebugEnabled())
@@ -277,7 +277,7 @@ public final class RemoteLayers {
 
     private void discard(long id) {
         try {
-            layers.unmount(id);
+            layerImages.discard(id);
             Trees.deleteRecursively(layout.dir(id));
         } catch (IOException e) {
             log.warn("cleaning up after a failed lazy pull of id={}: {} (start-up recovery removes it)", id, e.getMessage());

@@ -89,7 +89,7 @@ public final class Fsck {
                 problems.add("layer id " + e.getKey() + " is not a lazy layer but references " + e.getValue() + " absent chunks (it would read zeros)");
 
         // layers: image readable, checksum right, every index names one of the layer's own chunks; mounted
-        Set<String> mounted = org.dedupsnapshotter.mount.LayerMounter.mountPoints();
+        Set<String> mounted = layers.mounter().mountPoints();
         long layerCount = 0;
         for (Snapshot s : store.all()) {
             if (s.kind() != Kind.COMMITTED || s.format() != LayerFormat.EROFS) continue;

@@ -1,12 +1,12 @@
 package org.dedupsnapshotter.daemon.snapshots;
 
+import org.dedupsnapshotter.daemon.layers.LayerImages;
 import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.daemon.layers.Trash;
 import org.dedupsnapshotter.daemon.layers.Trees;
 import org.dedupsnapshotter.api.Kind;
 import org.dedupsnapshotter.api.LayerFormat;
-import org.dedupsnapshotter.mount.LayerMounter;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
 import org.slf4j.Logger;
@@ -49,7 +49,7 @@ public final class Recovery {
         // the chunk table is the only record of pool ownership: anything else in the pool is free
         long reclaimed = indexer.pool().rebuild(store.chunks().stream().map(MetaStore.Chunk::extent).toList());
         if (reclaimed > 0) log.info("pool: {} blocks no chunk owns were freed (left by an interrupted commit or gc)", reclaimed);
-        Set<String> mounted = LayerMounter.mountPoints();
+        Set<String> mounted = layers.mounter().mountPoints();
         int adopted = 0, remounted = 0, rolledBack = 0;
         for (Snapshot s : store.all()) {
             long id = s.id();
@@ -84,7 +84,7 @@ public final class Recovery {
             }
         }
         for (Snapshot s : store.all()) // half-built images of active snapshots
-            Files.deleteIfExists(layout.image(s.id()).resolveSibling("layer.erofs.tmp"));
+            Files.deleteIfExists(new LayerImages(layout, layers).tmp(s.id()));
         long collected = indexer.collect();
         log.info("recovered: {} layers already mounted, {} mounted, {} unfinished commits rolled back, {} bytes of unreferenced chunks freed",
                 adopted, remounted, rolledBack, collected);
@@ -103,7 +103,7 @@ public final class Recovery {
         for (Path d : dirs) {
             Long id = parseId(d.getFileName().toString());
             if (id != null && rows.containsKey(id)) continue;
-            for (String m : LayerMounter.mountsUnder(d)) LayerMounter.unmount(Path.of(m));
+            layers.mounter().unmountAll(d);
             Trees.deleteRecursively(d);
             log.info("removed {}: no snapshot owns it", d);
         }

@@ -1,0 +1,17 @@
+package org.dedupsnapshotter.mount;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Set;
+
+/** Mounts layer images and says what is mounted: the kernel ({@link LayerMounter}), or a unit test's stand-in. */
+public interface Mounter {
+    /** Mounts the EROFS image read-only at target, its chunk data read from device. */
+    void mount(Path image, Path device, Path target) throws IOException;
+
+    /** Detaches every mount at or below dir, deepest first (lazily: a user still holding one keeps working). */
+    void unmountAll(Path dir) throws IOException;
+
+    /** Every mount point there is now. */
+    Set<String> mountPoints() throws IOException;
+}
