@@ -1,0 +1,243 @@
+package org.dedupsnapshotter.daemon.snapshots;
+
+import org.dedupsnapshotter.api.Kind;
+import org.dedupsnapshotter.api.Mount;
+import org.dedupsnapshotter.api.SnapshotException;
+import org.dedupsnapshotter.daemon.layers.LayerMounts;
+import org.dedupsnapshotter.daemon.layers.Layout;
+import org.dedupsnapshotter.daemon.lazypull.LazyPull;
+import org.dedupsnapshotter.erofs.ErofsBuilder;
+import org.dedupsnapshotter.erofs.ErofsImage;
+import org.dedupsnapshotter.mount.Mounter;
+import org.dedupsnapshotter.storage.ChunkIndexer;
+import org.dedupsnapshotter.storage.ChunkPool;
+import org.dedupsnapshotter.storage.MetaStore;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The containerd verbs against temp dirs, a real store, pool and image builder, and a stand-in for the kernel's
+ * mounts (no root needed): what a commit leaves in the pool and the image, the mounts containerd gets, and what a
+ * failed commit or a refused removal leaves behind.
+ */
+class SnapshotServiceTest {
+    private static final long CHUNK = 1 << 20;
+
+    @TempDir Path dir;
+    private MetaStore store;
+    private ChunkPool pool;
+    private ChunkIndexer indexer;
+    private final FakeMounter mounter = new FakeMounter();
+    private Layout layout;
+    private SnapshotService service;
+    private final List<Long> newBytes = new ArrayList<>();
+
+    /** Records mounts instead of making them; the mount point is a plain directory, as LayerMounts makes it. */
+    static final class FakeMounter implements Mounter {
+        final Map<Path, Path> mounted = new HashMap<>();
+        volatile boolean fail;
+
+        @Override public void mount(Path image, Path device, Path target) throws IOException {
+            if (fail) throw new IOException("mount refused (test)");
+            assertTrue(Files.exists(image), "the image exists when it is mounted");
+            mounted.put(target, image);
+        }
+
+        @Override public void unmountAll(Path dir) { mounted.keySet().removeIf(p -> p.startsWith(dir)); }
+
+        @Override public Set<String> mountPoints() {
+            Set<String> out = new HashSet<>();
+            mounted.keySet().forEach(p -> out.add(p.toString()));
+            return out;
+        }
+    }
+
+    private void start(String builder, long poolCap) throws IOException {
+        layout = new Layout(dir.resolve("root"));
+        Files.createDirectories(layout.snapshots());
+        store = MetaStore.open(dir.resolve("root/metadata.db"));
+        pool = ChunkPool.open(layout.pool(), poolCap);
+        indexer = new ChunkIndexer(pool, store, 2, CHUNK);
+        ServiceEvents events = new ServiceEvents() {
+            @Override public void committed(String key, long m, long h, long w, long t, long added, long logical) { newBytes.add(added); }
+        };
+        service = new SnapshotService(layout, store, new ErofsBuilder("mkfs.erofs", CHUNK), builder.equals("native"),
+                new LayerMounts(layout, mounter), indexer, LazyPull.OFF, events);
+    }
+
+    @AfterEach
+    void close() throws IOException {
+        if (indexer != null) indexer.close();
+        if (pool != null) pool.close();
+        if (store != null) store.close();
+    }
+
+    private static boolean hasMkfs() {
+        return Arrays.stream(System.getenv("PATH").split(":")).anyMatch(d -> Files.isExecutable(Path.of(d, "mkfs.erofs")));
+    }
+
+    private static byte[] random(int n, long seed) {
+        byte[] b = new byte[n];
+        new Random(seed).nextBytes(b);
+        return b;
+    }
+
+    private Path upper(String key) {
+        return layout.fs(store.get(key).id());
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"native", "mkfs"})
+    void commitPutsEveryChunkInThePoolAndMountsTheImage(String builder) throws IOException {
+        Assumptions.assumeTrue(builder.equals("native") || hasMkfs(), "mkfs.erofs is not installed");
+        start(builder, 0);
+        List<Mount> m = service.prepare("k1", "", Map.of());
+        assertEquals(List.of(new Mount("bind", layout.fs(store.get("k1").id()).toString(), List.of("rw", "rbind"))), m);
+        byte[] big = random((int) (2.5 * CHUNK), 1), small = "hello\n".getBytes();
+        Files.createDirectories(upper("k1").resolve("etc"));
+        Files.write(upper("k1").resolve("etc/big"), big);
+        Files.write(upper("k1").resolve("small"), small);
+        long id = store.get("k1").id();
+
+        service.commit("layer1", "k1", Map.of("a", "b"));
+
+        assertEquals(Kind.COMMITTED, service.stat("layer1").kind());
+        assertEquals(Map.of("a", "b"), service.stat("layer1").labels());
+        assertEquals(layout.image(id), mounter.mounted.get(layout.mnt(id)), "the layer's image is mounted at its mnt dir");
+        assertFalse(Files.exists(layout.image(id).resolveSibling("layer.erofs.tmp")));
+        Map<String, byte[]> expected = Map.of("etc/big", big, "small", small);
+        for (ErofsImage.FileChunk c : ErofsImage.read(layout.image(id)).chunks()) {
+            byte[] want = Arrays.copyOfRange(expected.get(c.path().replaceFirst("^/", "")), (int) c.fileOffset(), (int) c.fileOffset() + c.length());
+            assertArrayEquals(want, readPool(c.blkaddr() * 4096, c.length()), c.path() + " at " + c.fileOffset() + ": the pool holds its bytes");
+        }
+        assertEquals(big.length + small.length, newBytes.getFirst());
+    }
+
+    @Test
+    void theSameContentTwiceAddsNothingToThePool() throws IOException {
+        start("native", 0);
+        byte[] data = random((int) (1.5 * CHUNK), 2);
+        for (String k : List.of("a", "b")) {
+            service.prepare(k, "", Map.of());
+            Files.write(upper(k).resolve("f"), data);
+            service.commit("layer-" + k, k, Map.of());
+        }
+        assertEquals(List.of((long) data.length, 0L), newBytes);
+        assertEquals(2, store.figures().chunks());
+    }
+
+    @Test
+    void mountsAreThoseOfContainerdsOverlaySnapshotter() throws IOException {
+        start("native", 0);
+        service.prepare("k1", "", Map.of());
+        service.commit("l1", "k1", Map.of());
+        service.prepare("k2", "l1", Map.of());
+        service.commit("l2", "k2", Map.of());
+        long l1 = store.get("l1").id(), l2 = store.get("l2").id();
+
+        List<Mount> active = service.prepare("c", "l2", Map.of());
+        long c = store.get("c").id();
+        assertEquals(List.of(new Mount("overlay", "overlay", List.of("index=off", "workdir=" + layout.work(c), "upperdir=" + layout.fs(c),
+                "lowerdir=" + layout.mnt(l2) + ":" + layout.mnt(l1)))), active);
+        assertEquals(active, service.mounts("c"));
+        assertEquals(List.of(new Mount("bind", layout.mnt(l1).toString(), List.of("ro", "rbind"))), service.view("v", "l1", Map.of()));
+        SnapshotException e = assertThrows(SnapshotException.class, () -> service.mounts("l1"));
+        assertEquals(SnapshotException.Code.FAILED_PRECONDITION, e.code());
+    }
+
+    @Test
+    void aFailedMountLeavesTheSnapshotActiveWithItsDataAndNothingInThePool() throws IOException {
+        start("native", 0);
+        service.prepare("k", "", Map.of());
+        byte[] data = random((int) CHUNK + 10, 3);
+        Files.write(upper("k").resolve("f"), data);
+        long id = store.get("k").id();
+        mounter.fail = true;
+        assertThrows(RuntimeException.class, () -> service.commit("l", "k", Map.of()));
+        assertEquals(Kind.ACTIVE, service.stat("k").kind());
+        assertArrayEquals(data, Files.readAllBytes(upper("k").resolve("f")));
+        assertFalse(Files.exists(layout.image(id)));
+        assertFalse(Files.exists(layout.image(id).resolveSibling("layer.erofs.tmp")));
+        assertEquals(0, store.figures().chunks(), "the chunks the failed commit stored are not kept");
+
+        mounter.fail = false;
+        service.commit("l", "k", Map.of()); // and it commits once the mount works
+        assertEquals(Kind.COMMITTED, service.stat("l").kind());
+    }
+
+    @Test
+    void aFullPoolIsResourceExhaustedAndLosesNothing() throws IOException {
+        start("native", 2 * CHUNK);
+        service.prepare("k", "", Map.of());
+        byte[] data = random((int) (3 * CHUNK), 4);
+        Files.write(upper("k").resolve("f"), data);
+        SnapshotException e = assertThrows(SnapshotException.class, () -> service.commit("l", "k", Map.of()));
+        assertEquals(SnapshotException.Code.RESOURCE_EXHAUSTED, e.code());
+        assertEquals(Kind.ACTIVE, service.stat("k").kind());
+        assertArrayEquals(data, Files.readAllBytes(upper("k").resolve("f")));
+    }
+
+    @Test
+    void removingALayerUnmountsItAndFreesItsChunksButNotWhileItHasChildren() throws IOException {
+        start("native", 0);
+        service.prepare("k", "", Map.of());
+        Files.write(upper("k").resolve("f"), random((int) CHUNK, 5));
+        service.commit("l", "k", Map.of());
+        long id = store.get("l").id();
+        service.prepare("c", "l", Map.of());
+
+        SnapshotException e = assertThrows(SnapshotException.class, () -> service.remove("l"));
+        assertEquals(SnapshotException.Code.FAILED_PRECONDITION, e.code());
+        assertTrue(mounter.mounted.containsKey(layout.mnt(id)));
+
+        service.remove("c");
+        service.remove("l");
+        assertFalse(mounter.mounted.containsKey(layout.mnt(id)));
+        assertEquals(0, store.figures().chunks());
+        assertEquals(SnapshotException.Code.NOT_FOUND, assertThrows(SnapshotException.class, () -> service.stat("l")).code());
+    }
+
+    @Test
+    void commitChecksItsNamesBeforeBuilding() throws IOException {
+        start("native", 0);
+        service.prepare("k", "", Map.of());
+        service.prepare("k2", "", Map.of());
+        service.commit("taken", "k2", Map.of());
+        assertEquals(SnapshotException.Code.ALREADY_EXISTS, assertThrows(SnapshotException.class, () -> service.commit("taken", "k", Map.of())).code());
+        assertEquals(SnapshotException.Code.NOT_FOUND, assertThrows(SnapshotException.class, () -> service.commit("x", "missing", Map.of())).code());
+        assertEquals(SnapshotException.Code.FAILED_PRECONDITION, assertThrows(SnapshotException.class, () -> service.commit("y", "taken", Map.of())).code());
+        assertEquals(Kind.ACTIVE, service.stat("k").kind());
+    }
+
+    private byte[] readPool(long offset, int length) throws IOException {
+        try (RandomAccessFile f = new RandomAccessFile(layout.pool().toFile(), "r")) {
+            byte[] b = new byte[length];
+            f.seek(offset);
+            f.readFully(b);
+            return b;
+        }
+    }
+}
