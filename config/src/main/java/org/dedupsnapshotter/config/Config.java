@@ -1,6 +1,8 @@
 package org.dedupsnapshotter.config;
 
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
 
 /**
  * The daemon's settings. Defaults are the embedded ones; /etc/dedup-snapshotter/config.json overrides them
@@ -26,8 +28,8 @@ public record Config(Path root, Path address, long chunkSize, String mountBacken
      * @param address      host:port of the Prometheus endpoint (loopback by default; "" disables it)
      * @param logInterval  how often the Metrics log line is written (it is also written after each commit); 0 disables
      */
-    public record Metrics(String address, java.time.Duration logInterval) {
-        public static Metrics defaults() { return new Metrics("127.0.0.1:9466", java.time.Duration.ofSeconds(60)); }
+    public record Metrics(String address, Duration logInterval) {
+        public static Metrics defaults() { return new Metrics("127.0.0.1:9466", Duration.ofSeconds(60)); }
     }
 
     /**
@@ -58,12 +60,12 @@ public record Config(Path root, Path address, long chunkSize, String mountBacken
      * @param readAhead             compressed bytes a read of an absent chunk may bring along from the chunks after it; 0 = none
      * @param registries            registries (HOST or HOST:PORT) whose images may be pulled lazily; empty = any
      */
-    public record Lazy(boolean enabled, java.time.Duration readDeadline, int prefetchConcurrency, long prefetchBandwidth,
-                       java.time.Duration prefetchDelay, java.util.List<String> plainHttp, java.time.Duration traceWindow, long readAhead,
-                       java.util.List<String> registries) {
+    public record Lazy(boolean enabled, Duration readDeadline, int prefetchConcurrency, long prefetchBandwidth,
+                       Duration prefetchDelay, List<String> plainHttp, Duration traceWindow, long readAhead,
+                       List<String> registries) {
         public static Lazy defaults() {
-            return new Lazy(true, java.time.Duration.ofSeconds(30), 2, 0, java.time.Duration.ofSeconds(2), java.util.List.of(),
-                    java.time.Duration.ofSeconds(10), 256 << 10, java.util.List.of());
+            return new Lazy(true, Duration.ofSeconds(30), 2, 0, Duration.ofSeconds(2), List.of(),
+                    Duration.ofSeconds(10), 256 << 10, List.of());
         }
 
         /** Whether images of this registry host may be pulled lazily. */

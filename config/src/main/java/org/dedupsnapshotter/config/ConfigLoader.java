@@ -5,11 +5,15 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.databind.node.TextNode;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Iterator;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
@@ -116,22 +120,22 @@ public final class ConfigLoader {
                 throw new ConfigException(source + ": key \"metrics.address\" must be \"HOST:PORT\" (e.g. \"127.0.0.1:9466\"), or \"\" to disable the endpoint; got " + a);
             else address = a.asText();
         }
-        java.time.Duration interval = n.has("logInterval") ? duration(n.get("logInterval"), "metrics.logInterval", "(0 disables)", source) : d.logInterval();
+        Duration interval = n.has("logInterval") ? duration(n.get("logInterval"), "metrics.logInterval", "(0 disables)", source) : d.logInterval();
         return new Config.Metrics(address, interval);
     }
 
     /** A duration: "500ms", "60s", "5m", "1h", or the integer 0. */
-    private static java.time.Duration duration(JsonNode v, String key, String note, String source) throws ConfigException {
+    private static Duration duration(JsonNode v, String key, String note, String source) throws ConfigException {
         Matcher m = v.isTextual() ? DURATION.matcher(v.asText().trim()) : null;
-        if (v.isIntegralNumber() && v.asLong() == 0) return java.time.Duration.ZERO;
+        if (v.isIntegralNumber() && v.asLong() == 0) return Duration.ZERO;
         if (m == null || !m.matches())
             throw new ConfigException(source + ": key \"" + key + "\" must be a duration such as \"60s\", \"5m\", \"1h\" or \"500ms\" " + note + "; got " + v);
         long x = Long.parseLong(m.group(1));
         return switch (m.group(2)) {
-            case "ms" -> java.time.Duration.ofMillis(x);
-            case "s" -> java.time.Duration.ofSeconds(x);
-            case "m" -> java.time.Duration.ofMinutes(x);
-            default -> java.time.Duration.ofHours(x);
+            case "ms" -> Duration.ofMillis(x);
+            case "s" -> Duration.ofSeconds(x);
+            case "m" -> Duration.ofMinutes(x);
+            default -> Duration.ofHours(x);
         };
     }
 
@@ -140,7 +144,7 @@ public final class ConfigLoader {
         if (n == null) return d;
         ObjectNode o = object(n, "lazy", LAZY_KEYS, "{\"enabled\": true, \"readDeadline\": \"30s\"}", source);
         boolean enabled = bool(o, "enabled", d.enabled(), "lazy.", source);
-        java.time.Duration deadline = o.has("readDeadline") ? duration(o.get("readDeadline"), "lazy.readDeadline", "(more than 0)", source) : d.readDeadline();
+        Duration deadline = o.has("readDeadline") ? duration(o.get("readDeadline"), "lazy.readDeadline", "(more than 0)", source) : d.readDeadline();
         if (deadline.isZero()) throw new ConfigException(source + ": key \"lazy.readDeadline\" must be more than 0; got " + o.get("readDeadline"));
         int concurrency = d.prefetchConcurrency();
         if (o.has("prefetchConcurrency")) {
@@ -151,18 +155,18 @@ public final class ConfigLoader {
         }
         long bandwidth = !o.has("prefetchBandwidth") || (o.get("prefetchBandwidth").isIntegralNumber() && o.get("prefetchBandwidth").asLong() == 0)
                 ? d.prefetchBandwidth() : size(o.get("prefetchBandwidth"), "lazy.prefetchBandwidth", source);
-        java.time.Duration delay = o.has("prefetchDelay") ? duration(o.get("prefetchDelay"), "lazy.prefetchDelay", "(0 starts at once)", source) : d.prefetchDelay();
-        java.util.List<String> plain = hosts(o, "plainHttp", source);
-        java.util.List<String> registries = hosts(o, "registries", source);
-        java.time.Duration trace = o.has("traceWindow") ? duration(o.get("traceWindow"), "lazy.traceWindow", "(0 records no traces)", source) : d.traceWindow();
+        Duration delay = o.has("prefetchDelay") ? duration(o.get("prefetchDelay"), "lazy.prefetchDelay", "(0 starts at once)", source) : d.prefetchDelay();
+        List<String> plain = hosts(o, "plainHttp", source);
+        List<String> registries = hosts(o, "registries", source);
+        Duration trace = o.has("traceWindow") ? duration(o.get("traceWindow"), "lazy.traceWindow", "(0 records no traces)", source) : d.traceWindow();
         long readAhead = !o.has("readAhead") ? d.readAhead()
                 : o.get("readAhead").isIntegralNumber() && o.get("readAhead").asLong() == 0 ? 0 : size(o.get("readAhead"), "lazy.readAhead", source);
         return new Config.Lazy(enabled, deadline, concurrency, bandwidth, delay, plain, trace, readAhead, registries);
     }
 
     /** A list of registries as HOST or HOST:PORT under lazy.KEY. */
-    private static java.util.List<String> hosts(ObjectNode o, String key, String source) throws ConfigException {
-        java.util.List<String> out = new java.util.ArrayList<>();
+    private static List<String> hosts(ObjectNode o, String key, String source) throws ConfigException {
+        List<String> out = new ArrayList<>();
         if (!o.has(key)) return out;
         JsonNode v = o.get(key);
         if (!v.isArray()) throw new ConfigException(source + ": key \"lazy." + key + "\" must be a list of registries such as [\"registry.local:5000\"]; got " + v);
@@ -171,7 +175,7 @@ public final class ConfigLoader {
                 throw new ConfigException(source + ": key \"lazy." + key + "\" must list registries as HOST or HOST:PORT; got " + h);
             out.add(h.asText());
         }
-        return java.util.List.copyOf(out);
+        return List.copyOf(out);
     }
 
     private static Config.Ksm ksm(JsonNode n, String source) throws ConfigException {
@@ -228,7 +232,7 @@ public final class ConfigLoader {
 
     /** A chunk size given on a command line ("4MiB", "65536"), checked as the chunkSize key is. */
     public static long chunkSize(String text, String what) throws ConfigException {
-        long v = size(new com.fasterxml.jackson.databind.node.TextNode(text), "chunkSize", what);
+        long v = size(new TextNode(text), "chunkSize", what);
         if (Long.bitCount(v) != 1 || v < 4096 || v > (1L << 30))
             throw new ConfigException(what + ": must be a power of two between 4KiB and 1GiB, e.g. \"4MiB\"; got " + text);
         return v;

@@ -1,5 +1,8 @@
 package org.dedupsnapshotter.erofs;
 
+import org.dedupsnapshotter.sys.Errno;
+import org.dedupsnapshotter.sys.Libc;
+
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -9,6 +12,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
@@ -52,8 +56,8 @@ public final class ErofsBuilder {
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         try {
             // mkfs is the critical path of a Commit, and the chunk hashing that overlaps it runs on the same cores
-            org.dedupsnapshotter.sys.Libc.setpriority(p.pid(), -5);
-        } catch (org.dedupsnapshotter.sys.Errno e) {
+            Libc.setpriority(p.pid(), -5);
+        } catch (Errno e) {
             // not root, or the process already ended: it runs at normal priority
         }
         byte[] out;
@@ -109,7 +113,7 @@ public final class ErofsBuilder {
         } finally {
             if (tmp != null) {
                 try (var files = Files.walk(tmp)) {
-                    files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+                    files.sorted(Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
                 } catch (IOException ignored) {
                     // a temp dir left behind is harmless
                 }

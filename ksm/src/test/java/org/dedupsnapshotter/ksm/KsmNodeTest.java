@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Optional;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -14,7 +15,7 @@ class KsmNodeTest {
     @Test
     void readsThisKernelsFigures() throws Exception {
         KsmNode node = KsmNode.system();
-        assertEquals(java.util.Optional.empty(), node.unsupported(), "this kernel has KSM and PR_SET_MEMORY_MERGE");
+        assertEquals(Optional.empty(), node.unsupported(), "this kernel has KSM and PR_SET_MEMORY_MERGE");
         KsmNode.Figures f = node.figures();
         assertEquals(Long.parseLong(Files.readString(KsmNode.SYSFS.resolve("pages_to_scan")).trim()), f.pagesToScan());
         assertTrue(List.of("none", "scan-time").contains(node.setting("advisor_mode")), node.setting("advisor_mode"));

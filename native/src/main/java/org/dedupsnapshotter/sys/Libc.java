@@ -3,6 +3,7 @@ package org.dedupsnapshotter.sys;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.StructLayout;
 import java.lang.foreign.SymbolLookup;
@@ -10,6 +11,8 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
@@ -23,7 +26,7 @@ public final class Libc {
     private static final Linker LINKER = Linker.nativeLinker();
     private static final SymbolLookup LIBC = LINKER.defaultLookup();
     private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
-    private static final VarHandle ERRNO = CALL_STATE.varHandle(java.lang.foreign.MemoryLayout.PathElement.groupElement("errno"));
+    private static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
     private static final Linker.Option CAPTURE = Linker.Option.captureCallState("errno");
 
     public static final long MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_BIND = 4096, MS_REC = 16384;
@@ -222,17 +225,17 @@ public final class Libc {
     }
 
     /** Names of the extended attributes of path (not following symlinks). */
-    public static java.util.List<String> llistxattr(String path) throws Errno {
+    public static List<String> llistxattr(String path) throws Errno {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment st = a.allocate(CALL_STATE);
             MemorySegment p = cstr(a, path);
             long n = (long) LLISTXATTR.invokeExact(st, p, MemorySegment.NULL, 0L);
             if (n < 0) throw new Errno("llistxattr", path, errno(st));
-            if (n == 0) return java.util.List.of();
+            if (n == 0) return List.of();
             MemorySegment buf = a.allocate(n);
             n = (long) LLISTXATTR.invokeExact(st, p, buf, n);
             if (n < 0) throw new Errno("llistxattr", path, errno(st));
-            java.util.List<String> names = new java.util.ArrayList<>();
+            List<String> names = new ArrayList<>();
             byte[] bytes = buf.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE);
             int start = 0;
             for (int i = 0; i < bytes.length; i++) {
