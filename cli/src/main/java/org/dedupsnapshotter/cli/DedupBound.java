@@ -10,6 +10,7 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -66,7 +67,7 @@ final class DedupBound {
         try {
             MessageDigest md = MessageDigest.getInstance("SHA-256");
             md.update(b, 0, n);
-            return java.util.HexFormat.of().formatHex(md.digest());
+            return HexFormat.of().formatHex(md.digest());
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
         }
@@ -77,7 +78,7 @@ final class DedupBound {
             MessageDigest md = MessageDigest.getInstance("SHA-256");
             byte[] b = new byte[1 << 16];
             for (int n; (n = in.read(b)) > 0; ) md.update(b, 0, n);
-            return java.util.HexFormat.of().formatHex(md.digest());
+            return HexFormat.of().formatHex(md.digest());
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
         }

@@ -15,11 +15,16 @@ import org.dedupsnapshotter.config.Config;
 import org.dedupsnapshotter.config.ConfigException;
 import org.dedupsnapshotter.config.ConfigLoader;
 import org.dedupsnapshotter.proto.admin.v1.AdminGrpc;
+import org.dedupsnapshotter.proto.admin.v1.FsckRequest;
+import org.dedupsnapshotter.proto.admin.v1.GcRequest;
 import org.dedupsnapshotter.proto.admin.v1.ListRequest;
 import org.dedupsnapshotter.proto.admin.v1.StatsRequest;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /** dedupctl [--address SOCKET] COMMAND: talks to the running daemon's admin service. */
@@ -92,17 +97,17 @@ public final class DedupCtl {
                 j += 2;
             }
             try {
-                var r = DedupBound.of(java.util.Arrays.stream(args, j, args.length).map(Path::of).toList(), chunk);
+                var r = DedupBound.of(Arrays.stream(args, j, args.length).map(Path::of).toList(), chunk);
                 System.out.printf("bound: layers=%d files=%d logical=%d chunks=%d unique=%d bytes=%d%n",
                         r.layers(), r.files(), r.logicalBytes(), r.chunks(), r.uniqueChunks(), r.boundBytes());
                 return 0;
-            } catch (java.io.IOException e) {
+            } catch (IOException e) {
                 System.err.println("dedupctl bound: " + e.getMessage());
                 return 1;
             }
         }
-        if (cmd.equals("convert")) return Convert.run(java.util.Arrays.copyOfRange(args, i + 1, args.length), address);
-        if (cmd.equals("pull")) return Pull.run(java.util.Arrays.copyOfRange(args, i + 1, args.length));
+        if (cmd.equals("convert")) return Convert.run(Arrays.copyOfRange(args, i + 1, args.length), address);
+        if (cmd.equals("pull")) return Pull.run(Arrays.copyOfRange(args, i + 1, args.length));
         if (address == null) {
             try {
                 address = ConfigLoader.load(Config.DEFAULT_PATH, false).address();
@@ -154,13 +159,13 @@ public final class DedupCtl {
                     return 1;
                 }
                 case "trace" -> {
-                    return TraceCommand.run(admin, java.util.Arrays.asList(args).subList(i + 1, args.length));
+                    return TraceCommand.run(admin, Arrays.asList(args).subList(i + 1, args.length));
                 }
-                case "gc" -> System.out.println("freed " + admin.gc(org.dedupsnapshotter.proto.admin.v1.GcRequest.getDefaultInstance()).getFreedBytes() + " bytes");
+                case "gc" -> System.out.println("freed " + admin.gc(GcRequest.getDefaultInstance()).getFreedBytes() + " bytes");
                 case "fsck" -> {
-                    java.util.List<String> opts = java.util.Arrays.asList(args).subList(i + 1, args.length);
+                    List<String> opts = Arrays.asList(args).subList(i + 1, args.length);
                     for (String o : opts) if (!o.equals("--verify-data") && !o.equals("--repair")) { System.err.println("dedupctl fsck: unknown option " + o); return 2; }
-                    JsonNode n = JSON.readTree(admin.withDeadlineAfter(6, TimeUnit.HOURS).fsck(org.dedupsnapshotter.proto.admin.v1.FsckRequest.newBuilder()
+                    JsonNode n = JSON.readTree(admin.withDeadlineAfter(6, TimeUnit.HOURS).fsck(FsckRequest.newBuilder()
                             .setVerifyData(opts.contains("--verify-data")).setRepair(opts.contains("--repair")).build()).getJson());
                     System.out.println(JSON.writerWithDefaultPrettyPrinter().writeValueAsString(n));
                     return n.get("clean").asBoolean() ? 0 : 1;

@@ -14,8 +14,10 @@ import org.dedupsnapshotter.proto.content.v1.WriteContentResponse;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.InterruptedIOException;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
  * containerd's content store over its Content service: blobs written through the Write stream (containerd checks
@@ -122,8 +124,8 @@ public final class ContentStore {
             throw ce;
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new java.io.InterruptedIOException("content write " + ref + " interrupted");
-        } catch (java.util.concurrent.TimeoutException e) {
+            throw new InterruptedIOException("content write " + ref + " interrupted");
+        } catch (TimeoutException e) {
             throw new IOException("content write " + ref + ": containerd did not answer within 10 minutes", e);
         }
     }

@@ -13,6 +13,7 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -106,7 +107,7 @@ public final class ImagePuller {
     }
 
     private static List<OciDescriptor> concat(OciDescriptor first, List<OciDescriptor> rest) {
-        List<OciDescriptor> all = new java.util.ArrayList<>(rest.size() + 1);
+        List<OciDescriptor> all = new ArrayList<>(rest.size() + 1);
         all.add(first);
         all.addAll(rest);
         return all;

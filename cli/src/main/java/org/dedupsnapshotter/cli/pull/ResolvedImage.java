@@ -8,6 +8,7 @@ import org.dedupsnapshotter.lazy.registry.RegistryClient;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 
 /**
@@ -37,7 +38,7 @@ public record ResolvedImage(ImageRef ref, Optional<Blob> index, List<OciDescript
         RegistryClient.Fetched m = top;
         String manifestType = topType;
         if (OciDescriptor.isIndex(topType) || topType.isEmpty() && doc.has("manifests")) {
-            index = Optional.of(new Blob(new OciDescriptor(topType.isEmpty() ? RegistryClient.OCI_INDEX : topType, top.digest(), top.body().length, java.util.Map.of()), top.body()));
+            index = Optional.of(new Blob(new OciDescriptor(topType.isEmpty() ? RegistryClient.OCI_INDEX : topType, top.digest(), top.body().length, Map.of()), top.body()));
             entries = new ArrayList<>();
             for (JsonNode e : doc.path("manifests")) entries.add(OciDescriptor.of(e, ref + " (index)"));
             OciDescriptor pick = linuxAmd64(doc, entries, ref.toString());
@@ -48,7 +49,7 @@ public record ResolvedImage(ImageRef ref, Optional<Blob> index, List<OciDescript
         if (manifestType.isEmpty()) manifestType = doc.path("mediaType").asText(RegistryClient.OCI_MANIFEST);
         if (!OciDescriptor.isManifest(manifestType) && !doc.has("layers"))
             throw new IOException(ref + ": unsupported manifest media type \"" + manifestType + "\" (schema 1 images are not pulled)");
-        Blob manifest = new Blob(new OciDescriptor(manifestType, m.digest(), m.body().length, java.util.Map.of()), m.body());
+        Blob manifest = new Blob(new OciDescriptor(manifestType, m.digest(), m.body().length, Map.of()), m.body());
 
         OciDescriptor configDesc = OciDescriptor.of(doc.path("config"), ref + " (config)");
         byte[] configBytes = registry.blob(repo, configDesc.digest());

@@ -22,6 +22,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -38,7 +39,7 @@ class DaemonTracesTest {
      * becomes two from its third question on (recorded again); NOT_FOUND for any other.
      */
     static final class FakeAdmin extends AdminGrpc.AdminImplBase {
-        final java.util.concurrent.atomic.AtomicInteger asked = new java.util.concurrent.atomic.AtomicInteger();
+        final AtomicInteger asked = new AtomicInteger();
 
         @Override
         public void getTrace(GetTraceRequest request, StreamObserver<TraceResponse> answer) {
