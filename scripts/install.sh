@@ -20,7 +20,7 @@ if [ "${1:-}" = uninstall ]; then
   echo "uninstalled from ${DESTDIR}${PREFIX} (kept ${DESTDIR}/etc/dedup-snapshotter and /var/lib/dedup-snapshotter)"
   exit 0
 fi
-[ -f "$top/build/lib/dedup-daemon.jar" ] && [ -x "$top/bin/dedup-runc" ] && [ -x "$top/bin/dedup-fdholder" ] || { echo "install: run 'make build' first" >&2; exit 1; }
+[ -f "$top/build/lib/dedup-daemon.jar" ] && [ -f "$top/build/lib/dedup-cli.jar" ] && [ -x "$top/bin/dedup-runc" ] && [ -x "$top/bin/dedup-fdholder" ] || { echo "install: run 'make build' first" >&2; exit 1; }
 install -d "$home/lib" "$home/libexec" "$home/bin" "$DESTDIR$PREFIX/bin" "$DESTDIR$PREFIX/share/doc/dedup-snapshotter" "$(dirname "$unit")" "$DESTDIR/etc/dedup-snapshotter"
 rm -f "$home"/lib/*.jar
 install -m 0644 "$top"/build/lib/*.jar "$home/lib/"

@@ -3,7 +3,9 @@ package org.dedupsnapshotter.itest;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.List;
 
@@ -20,16 +22,17 @@ class InstallTest {
             assertTrue(r.out().contains("[proxy_plugins.dedup]"), "install prints the containerd snippet:\n" + r.out());
             Path home = dest.resolve("usr/local/lib/dedup-snapshotter");
             for (String p : List.of("usr/local/bin/dedup-snapshotter", "usr/local/bin/dedupctl", "usr/local/bin/dedup-runc", "usr/local/lib/dedup-snapshotter/lib/dedup-daemon.jar",
+                    "usr/local/lib/dedup-snapshotter/lib/dedup-cli.jar",
                     "usr/local/lib/dedup-snapshotter/lib/native/libsqlitejdbc.so",
                     "usr/local/lib/dedup-snapshotter/libexec/dedup-java.sh", "lib/systemd/system/dedup-snapshotter.service",
                     "etc/dedup-snapshotter/config.json", "usr/local/share/doc/dedup-snapshotter/README.md"))
-                assertTrue(Files.exists(dest.resolve(p), java.nio.file.LinkOption.NOFOLLOW_LINKS), p + " not installed");
+                assertTrue(Files.exists(dest.resolve(p), LinkOption.NOFOLLOW_LINKS), p + " not installed");
 
             // an existing config is never overwritten
             Files.writeString(dest.resolve("etc/dedup-snapshotter/config.json"), "{\"logLevel\": \"debug\"}");
             assertEquals(0, Proc.run(Duration.ofMinutes(5), List.of("make", "-s", "-C", TestEnv.TOP.toString(), "install", "DESTDIR=" + dest)).code());
             assertEquals("{\"logLevel\": \"debug\"}", Files.readString(dest.resolve("etc/dedup-snapshotter/config.json")));
-            Files.copy(TestEnv.TOP.resolve("config/config.json"), dest.resolve("etc/dedup-snapshotter/config.json"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            Files.copy(TestEnv.TOP.resolve("config/config.json"), dest.resolve("etc/dedup-snapshotter/config.json"), StandardCopyOption.REPLACE_EXISTING);
 
             // systemd accepts the unit (its ExecStart pointed at the staged binary, since /usr/local is not ours to fill)
             Path unitDir = Files.createDirectories(dest.resolve("verify"));
