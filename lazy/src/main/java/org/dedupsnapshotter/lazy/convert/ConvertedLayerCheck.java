@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
@@ -24,7 +25,7 @@ final class ConvertedLayerCheck {
     static void verify(Path blob, LazyLayerWriter.Result r) throws IOException {
         MessageDigest md = LazyLayerWriter.sha256();
         long n = 0;
-        try (InputStream in = new GZIPInputStream(new BufferedInputStream(java.nio.file.Files.newInputStream(blob), 1 << 16), 1 << 16)) {
+        try (InputStream in = new GZIPInputStream(new BufferedInputStream(Files.newInputStream(blob), 1 << 16), 1 << 16)) {
             byte[] buf = new byte[1 << 16];
             for (int k; (k = in.read(buf)) > 0; n += k) md.update(buf, 0, k);
         }

@@ -12,8 +12,12 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.zip.GZIPInputStream;
 
@@ -79,7 +83,7 @@ final class PrefetchRegion implements Closeable {
             }
             for (long[] r : TracePieces.ranges(s.pieces, s.size)) {
                 int from = (int) r[0], len = (int) (r[1] - r[0]);
-                byte[] piece = java.util.Arrays.copyOfRange(data, from, from + len);
+                byte[] piece = Arrays.copyOfRange(data, from, from + len);
                 byte[] member = GzipMember.of(piece, 0, len);
                 out.add(new Toc.Prefetch(s.rank, s.digest, s.size, sink.member(member, piece), member.length, from, len, sha256(piece)));
             }
@@ -89,8 +93,8 @@ final class PrefetchRegion implements Closeable {
 
     private static String sha256(byte[] b) {
         try {
-            return "sha256:" + java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(b));
-        } catch (java.security.NoSuchAlgorithmException e) {
+            return "sha256:" + HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(b));
+        } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
         }
     }

@@ -2,6 +2,7 @@ package org.dedupsnapshotter.lazy.fetch;
 
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
@@ -34,7 +35,7 @@ public final class Members {
     }
 
     /** The member at blob offset `offset` of a Range answer now at blob offset `at` (skipping what lies between). */
-    public static byte[] read(java.io.InputStream in, long at, long offset, long length) throws IOException {
+    public static byte[] read(InputStream in, long at, long offset, long length) throws IOException {
         if (offset < at) throw new IOException("a member at blob offset " + offset + " lies before the stream's position " + at);
         if (length <= 0 || length > MAX_BUFFER)
             throw new IOException("a member at blob offset " + offset + " claims " + length + " bytes: not between 1 and " + MAX_BUFFER);

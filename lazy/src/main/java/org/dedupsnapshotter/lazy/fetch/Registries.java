@@ -5,6 +5,7 @@ import org.dedupsnapshotter.lazy.registry.ImageRef;
 import org.dedupsnapshotter.lazy.registry.RegistryClient;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -52,7 +53,7 @@ public final class Registries {
     }
 
     /** length bytes at offset of a blob of the repository source, as a stream. */
-    public java.io.InputStream rangeStream(String source, String blobDigest, long offset, long length) throws IOException {
+    public InputStream rangeStream(String source, String blobDigest, long offset, long length) throws IOException {
         String[] hr = split(source);
         return client(hr[0]).blobRangeStream(hr[1], blobDigest, offset, length);
     }

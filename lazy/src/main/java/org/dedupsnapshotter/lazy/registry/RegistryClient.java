@@ -3,9 +3,11 @@ package org.dedupsnapshotter.lazy.registry;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.net.ConnectException;
 import java.net.URI;
 import java.net.URLEncoder;
 import java.net.http.HttpClient;
@@ -28,6 +30,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Supplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import javax.net.ssl.SSLException;
 
 /**
  * A client of the OCI distribution API (v2): manifests, blobs, byte ranges of blobs, and chunked uploads, over HTTP
@@ -125,7 +128,7 @@ public final class RegistryClient {
     }
 
     /** Passes bytes through, hashing them; at the end, wrong content is an IOException rather than an end of stream. */
-    private static final class VerifyingStream extends java.io.FilterInputStream {
+    private static final class VerifyingStream extends FilterInputStream {
         private final MessageDigest md = sha256Digest();
         private final String what, digest;
         private final long size;
@@ -204,7 +207,7 @@ public final class RegistryClient {
         }
         try (InputStream in = r.body()) {
             throw new RegistryException(r.statusCode(), "range " + range + " of blob " + digest + ": " + r.request().method() + " " + r.request().uri()
-                    + " answered " + r.statusCode() + ": " + new String(in.readNBytes(500), java.nio.charset.StandardCharsets.UTF_8).strip());
+                    + " answered " + r.statusCode() + ": " + new String(in.readNBytes(500), StandardCharsets.UTF_8).strip());
         }
     }
 
@@ -219,7 +222,7 @@ public final class RegistryClient {
      * At most length bytes of an answer, then end of stream; closing it closes the answer (the rest of a body sent
      * whole is never read: the connection is dropped).
      */
-    private static final class RangeStream extends java.io.FilterInputStream {
+    private static final class RangeStream extends FilterInputStream {
         private long left;
 
         RangeStream(InputStream in, long length) {
@@ -379,9 +382,9 @@ public final class RegistryClient {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IOException("interrupted: " + req.method() + " " + req.uri(), e);
-        } catch (java.net.ConnectException e) {
+        } catch (ConnectException e) {
             throw new IOException("cannot reach the registry " + host + ": " + req.method() + " " + req.uri() + ": connection refused or unreachable", e);
-        } catch (javax.net.ssl.SSLException e) {
+        } catch (SSLException e) {
             throw new IOException("TLS with the registry " + host + " failed (is it a plain-HTTP registry?): " + req.method() + " " + req.uri() + ": " + e.getMessage(), e);
         } catch (IOException e) {
             throw new IOException(req.method() + " " + req.uri() + ": " + (e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage()), e);

@@ -1,5 +1,8 @@
 package org.dedupsnapshotter.lazy.toc;
 
+import java.util.ArrayList;
+import java.util.List;
+
 /**
  * Which parts of a traced chunk a start-up read: a mask of its {@link #PIECE}-byte pieces (bit i: bytes
  * [i × PIECE, (i+1) × PIECE) of the chunk), -1 for all of it. A JVM reads a few MiB here and there of a 100 MiB
@@ -53,8 +56,8 @@ public final class TracePieces {
     }
 
     /** Runs of consecutive pieces of mask in a chunk of length bytes, as byte ranges {from, to}. */
-    public static java.util.List<long[]> ranges(long mask, long length) {
-        java.util.List<long[]> out = new java.util.ArrayList<>();
+    public static List<long[]> ranges(long mask, long length) {
+        List<long[]> out = new ArrayList<>();
         if (mask == ALL) {
             out.add(new long[] {0, length});
             return out;

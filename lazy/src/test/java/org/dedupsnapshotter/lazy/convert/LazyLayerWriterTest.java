@@ -3,6 +3,7 @@ package org.dedupsnapshotter.lazy.convert;
 import org.dedupsnapshotter.lazy.registry.RegistryClient;
 import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
 import org.dedupsnapshotter.lazy.toc.Toc;
+
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -15,6 +16,8 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
+import java.time.Instant;
 import java.util.Arrays;
 import java.util.Base64;
 import java.util.HashMap;
@@ -24,6 +27,7 @@ import java.util.Random;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.zip.GZIPInputStream;
+import java.util.zip.Inflater;
 
 import static org.dedupsnapshotter.lazy.convert.TestTar.records;
 import static org.junit.jupiter.api.Assertions.*;
@@ -248,7 +252,7 @@ class LazyLayerWriterTest {
 
     /** Offset after the gzip member at `at` (walks the deflate stream with an Inflater). */
     private static long nextMember(byte[] blob, long at) throws Exception {
-        java.util.zip.Inflater inf = new java.util.zip.Inflater(true);
+        Inflater inf = new Inflater(true);
         inf.setInput(blob, (int) at + 10, blob.length - (int) at - 10);
         byte[] sink = new byte[1 << 16];
         while (!inf.finished()) inf.inflate(sink);
@@ -296,7 +300,7 @@ class LazyLayerWriterTest {
         Files.write(root.resolve("small"), "small".getBytes());
         Files.createSymbolicLink(root.resolve("long-link"), Path.of("../" + "t".repeat(150)));
         Files.createLink(root.resolve("hard"), root.resolve("small"));
-        Files.setLastModifiedTime(root.resolve("small"), java.nio.file.attribute.FileTime.from(java.time.Instant.ofEpochSecond(1_700_000_000L, 123_456_789)));
+        Files.setLastModifiedTime(root.resolve("small"), FileTime.from(Instant.ofEpochSecond(1_700_000_000L, 123_456_789)));
         Path tarFile = dir.resolve("layer.tar");
         run("tar", "--format=" + format, "--numeric-owner", "-C", root.toString(), "-cf", tarFile.toString(), ".");
         byte[] tar = Files.readAllBytes(tarFile);

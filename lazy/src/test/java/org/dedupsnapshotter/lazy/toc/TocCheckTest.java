@@ -5,6 +5,8 @@ import org.junit.jupiter.api.Test;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.function.Consumer;
+import java.util.stream.Collectors;
+import java.util.stream.IntStream;
 
 import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -206,7 +208,7 @@ class TocCheckTest {
         IOException e = assertThrows(IOException.class, () -> Toc.parse(many.getBytes(StandardCharsets.UTF_8), 10L << 20));
         assertTrue(e.getMessage().contains("more than 10 MiB of heap"), e.getMessage());
         String xattrs = "{\"chunkSize\":4194304,\"entries\":[{\"name\":\"a\",\"type\":\"dir\",\"xattrs\":{"
-                + java.util.stream.IntStream.range(0, 200_000).mapToObj(i -> "\"u" + i + "\":\"\"").collect(java.util.stream.Collectors.joining(",")) + "}}]}";
+                + IntStream.range(0, 200_000).mapToObj(i -> "\"u" + i + "\":\"\"").collect(Collectors.joining(",")) + "}}]}";
         assertThrows(IOException.class, () -> Toc.parse(xattrs.getBytes(StandardCharsets.UTF_8), 10L << 20));
         // a real layer's TOC of the same JSON size fits
         Toc t = valid();
