@@ -36,7 +36,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * is fetched at once (kept here for that layer's own Prepare), and each prefetch region is staged at once and streamed
  * when the image's TOCs are in (a Prepare waits for its TOC; the start-up chunks wait for the Prepares anyway), its
  * chunks checked against their digests and held in memory until their layer is committed and writes them into the
- * pool ({@link LazyLoader#layerAdded}). Chunks the node has already are not fetched. Everything here is an
+ * pool (the loader's layerAdded). Chunks the node has already are not fetched. Everything here is an
  * optimisation: whatever fails or is not here yet, the layer's own Prepare and the loader do as before.
  */
 public final class EarlyFetch {
@@ -77,23 +77,26 @@ public final class EarlyFetch {
     private final Registries registries;
     private final MetaStore store;
     private final TocFetcher tocs;
-    private final LazyLoader loader;
+    /** Whether anything is fetched before it is read (lazy.prefetchConcurrency 0: nothing is, early neither). */
+    private final boolean fetchAhead;
+    private final FetchEvents events;
     private final Map<String, Long> imagesBegun = new ConcurrentHashMap<>();
     private final Map<String, EarlyToc> tocsByBlob = new ConcurrentHashMap<>();
     private final Map<Key, Staged> staged = new ConcurrentHashMap<>();
     private final AtomicLong stagedBytes = new AtomicLong();
 
-    public EarlyFetch(Registries registries, MetaStore store, TocFetcher tocs, LazyLoader loader) {
+    public EarlyFetch(Registries registries, MetaStore store, TocFetcher tocs, boolean fetchAhead, FetchEvents events) {
         this.registries = registries;
         this.store = store;
         this.tocs = tocs;
-        this.loader = loader;
+        this.fetchAhead = fetchAhead;
+        this.events = events;
     }
 
     /** A lazy Prepare's labels: the first one of an image (CRI's labels name its manifest) starts its layers' fetches. */
     public void imageSeen(Map<String, String> labels) {
         String ref = labels.get(LazyLayerFormat.CRI_IMAGE_REF), manifest = labels.get(LazyLayerFormat.CRI_MANIFEST_DIGEST);
-        if (ref == null || manifest == null || !loader.prefetcher().enabled()) return; // prefetchConcurrency 0: nothing ahead of reads
+        if (ref == null || manifest == null || !fetchAhead) return; // prefetchConcurrency 0: nothing ahead of reads
         expire();
         if (imagesBegun.putIfAbsent(manifest, System.nanoTime()) != null) return;
         String source;
@@ -300,16 +303,22 @@ public final class EarlyFetch {
                 m.s().data().complete(data);
                 chunkBytes += p.dataLength();
             }
-            loader.fetchedEarly(length, chunkBytes, System.nanoTime() - t0);
+            counted(length, chunkBytes, System.nanoTime() - t0);
             log.debug("early fetch: {} traced chunk(s), {} bytes ({} compressed) of {} in {} ms", mine.size(), chunkBytes, length, blob,
                     (System.nanoTime() - t0) / 1_000_000);
         } catch (IOException | RuntimeException | Error e) { // an Error too: whoever waits for these chunks must not wait forever
-            loader.fetchedEarly(at - from, chunkBytes, System.nanoTime() - t0); // what did arrive counts
+            counted(at - from, chunkBytes, System.nanoTime() - t0); // what did arrive counts
             IOException failure = e instanceof IOException io ? io : new IOException(e);
             for (Pending m : mine) m.s().data().completeExceptionally(failure); // no effect on those already complete
             if (e instanceof Error err) throw err;
             throw failure;
         }
+    }
+
+    /** Bytes brought here count as background fetching, and as early. */
+    private void counted(long compressedBytes, long chunkBytes, long nanos) {
+        events.fetched(false, compressedBytes, chunkBytes, nanos);
+        events.fetchedEarly(chunkBytes);
     }
 
     /** Drops what no pull collected in time. */

@@ -130,7 +130,7 @@ public final class LayerProofs {
         String source = origin.get().source(), blob = origin.get().blobDigest();
         long tocOffset = Long.parseLong(labels.get(LazyLayerFormat.TOC_OFFSET)), tocLength = Long.parseLong(labels.get(LazyLayerFormat.TOC_LENGTH));
         if (tocLength <= 0 || tocLength > Integer.MAX_VALUE) throw new IOException("TOC length " + tocLength + " out of range");
-        byte[] tocJson = RemoteLayers.tocJsonFromMember(registries.range(source, blob, tocOffset, (int) tocLength), origin.get().tocDigest(), blob);
+        byte[] tocJson = RegistryTocs.tocJsonFromMember(registries.range(source, blob, tocOffset, (int) tocLength), origin.get().tocDigest(), blob);
         Toc toc = Toc.parse(tocJson);
         LayerProof.Result r = LayerProof.diffId(toc, tocJson, tocOffset, tocLength, new LayerProof.Blob() {
             public byte[] range(long offset, int length) throws IOException { return registries.range(source, blob, offset, length); }

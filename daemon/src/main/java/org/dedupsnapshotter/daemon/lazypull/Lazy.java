@@ -9,6 +9,7 @@ import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.Digest;
 import org.dedupsnapshotter.storage.MetaStore;
+import org.dedupsnapshotter.sys.Errno;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -37,16 +38,28 @@ public record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, Trac
             return OFF;
         }
         Registries registries = new Registries(cfg.plainHttp(), Duration.ofSeconds(30));
-        LazyLoader loader = new LazyLoader(store, pool, indexer, registries, cfg.prefetchConcurrency(), cfg.prefetchBandwidth(), cfg.prefetchDelay(),
-                cfg.readAhead());
+        // the parts of lazy loading, each given what it uses
+        PieceLedger pieces = new PieceLedger();
+        indexer.onAbsentFill(pieces::supersede); // a local commit's bytes of an absent chunk replace its pieces
+        AbsentChunks absent = new AbsentChunks(pieces);
+        PresentRecorder present = new PresentRecorder(pool, store);
+        ChunkFetcher fetcher = new ChunkFetcher(pool, indexer, registries, absent, pieces, present, figures, cfg.readAhead());
+        Prefetcher prefetcher = new Prefetcher(fetcher, cfg.prefetchConcurrency(), cfg.prefetchBandwidth(), cfg.prefetchDelay());
+        RegistryTocs tocs = new RegistryTocs(registries, figures.tocBytes::addAndGet);
+        EarlyFetch early = new EarlyFetch(registries, store, tocs, prefetcher.enabled(), figures);
+        TraceRecorder recorder = new TraceRecorder(store, layout.snapshots(), cfg.traceWindow());
+        LazyLoader loader = new LazyLoader(store, absent, pieces, fetcher, prefetcher, early, recorder);
         loader.load();
         indexer.onFalseClaim(claim -> loader.falseClaim(claim.digest(), claim.block())); // its readers get EIO, not a wait
         PoolWatch watch;
         try {
             watch = PoolWatch.start(layout.pool().getParent(), layout.lazyPoolDir(), layout.lazyState(), holderBinary(), loader, cfg.readDeadline());
         } catch (IOException e) {
-            loader.close();
-            String why = e instanceof org.dedupsnapshotter.sys.Errno er && (er.errno() == org.dedupsnapshotter.sys.Errno.EINVAL || er.errno() == 38)
+            prefetcher.close();
+            fetcher.close();
+            present.close();
+            recorder.close();
+            String why = e instanceof Errno er && (er.errno() == Errno.EINVAL || er.errno() == 38)
                     ? "this kernel lacks fanotify pre-content events (FAN_CLASS_PRE_CONTENT, Linux >= 6.14 with CONFIG_FANOTIFY_ACCESS_PERMISSIONS): " + e.getMessage()
                     : e.getMessage();
             log.error("lazy pull is off: {}; converted images unpack the normal way{}", why,
@@ -58,23 +71,28 @@ public record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, Trac
         // a layer whose TOC gave a chunk a length its real bytes do not have is not what it claims
         indexer.onFalseClaim(c -> c.lazyLayers().forEach(id -> proofs.quarantine(id, "its TOC says chunk " + c.digest() + " is "
                 + c.claimedLength() + " bytes, but that chunk is " + c.realLength() + " bytes")));
-        loader.onLayerComplete(id -> {
-            layers.promote(id);
-            proofs.schedule(id); // its data is all here: is it the layer its chain id names?
-        }, watch::releaseGroup);
+        // the one cycle (see AbsentChunks.Completion): the watch reads through the loader, and is told when its holder may go
+        absent.onCompletion(new AbsentChunks.Completion() {
+            @Override
+            public void layerComplete(long layerId) {
+                layers.promote(layerId);
+                proofs.schedule(layerId); // its data is all here: is it the layer its chain id names?
+            }
+
+            @Override
+            public void allComplete() { watch.releaseGroup(); }
+        });
         try {
             if (loader.incomplete()) watch.holdGroup(); else watch.releaseGroup();
         } catch (IOException e) {
             log.error("lazy loading: cannot start the fd holder ({}): a daemon crash would leave lazy layers' readers without answers", e.getMessage());
         }
-        figures.attach(loader, watch);
-        TraceRecorder recorder = new TraceRecorder(store, loader, layout.snapshots(), cfg.traceWindow());
+        figures.attach(absent::count, watch);
         Thread.ofVirtual().name("lazy-warm-up").start(() -> LazyWarmUp.run(layout.lazyState()));
-        loader.record(recorder);
         log.info("lazy pull is on: reads of absent chunks wait up to {} ms; fd holder pid {}", cfg.readDeadline().toMillis(), watch.holderPid());
         proofs.resume();
-        return new Lazy(loader, new RemoteLayers(layout, store, indexer, layers, registries, loader, figures.tocBytes::addAndGet, watch::holdGroup,
-                proofs, cfg::lazyFrom), watch, recorder);
+        return new Lazy(loader, new RemoteLayers(layout, store, indexer, layers, loader, tocs, early, watch::holdGroup, proofs, cfg::lazyFrom),
+                watch, recorder);
     }
 
     /** bin/dedup-fdholder beside the launcher (the launcher says where it is). */

@@ -4,13 +4,14 @@ import org.dedupsnapshotter.lazy.fanotify.PoolWatch;
 import org.dedupsnapshotter.storage.MetaStore;
 
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongSupplier;
 
 /**
  * The lazy loader's figures, for dedupctl stats, the metrics and the Metrics line: bytes fetched on demand and in
  * the background (as sent by the registry, compressed, and as chunks), fetch time, readers waiting now, reads
  * answered with EIO, chunks still absent and lazy layers not complete.
  */
-public final class LazyFigures implements LazyLoader.Events {
+public final class LazyFigures implements FetchEvents {
     public final AtomicLong demandBytes = new AtomicLong(), prefetchBytes = new AtomicLong();
     public final AtomicLong demandChunkBytes = new AtomicLong(), prefetchChunkBytes = new AtomicLong();
     public final AtomicLong demandFetches = new AtomicLong(), prefetchFetches = new AtomicLong();
@@ -20,7 +21,7 @@ public final class LazyFigures implements LazyLoader.Events {
     /** Bytes of tables of contents fetched (one Range request per lazily pulled layer). */
     public final AtomicLong tocBytes = new AtomicLong();
     private final MetaStore store;
-    private volatile LazyLoader loader;
+    private volatile LongSupplier absentChunks;
     private volatile PoolWatch watch;
     private volatile Listener listener = (d, b, n) -> {};
 
@@ -29,15 +30,15 @@ public final class LazyFigures implements LazyLoader.Events {
 
     public LazyFigures(MetaStore store) { this.store = store; }
 
-    public void attach(LazyLoader loader, PoolWatch watch) {
-        this.loader = loader;
+    /** Lazy pull is on: absent chunks are counted by absentChunks, readers by watch (fetches are reported to this). */
+    public void attach(LongSupplier absentChunks, PoolWatch watch) {
+        this.absentChunks = absentChunks;
         this.watch = watch;
-        loader.listen(this);
     }
 
     public void listen(Listener l) { this.listener = l; }
 
-    public boolean enabled() { return loader != null; }
+    public boolean enabled() { return absentChunks != null; }
 
     @Override
     public void fetched(boolean demand, long compressedBytes, long chunkBytes, long nanos) {
@@ -51,7 +52,10 @@ public final class LazyFigures implements LazyLoader.Events {
     @Override
     public void fetchedEarly(long chunkBytes) { earlyChunkBytes.addAndGet(chunkBytes); }
 
-    public long absentChunks() { return loader == null ? 0 : loader.absentChunks(); }
+    public long absentChunks() {
+        LongSupplier a = absentChunks;
+        return a == null ? 0 : a.getAsLong();
+    }
 
     public long layersIncomplete() { return store.absentChunksByLayer().size(); }
 

@@ -65,7 +65,7 @@ public final class LazyWarmUp {
     /** One layer the way RemoteLayers takes it: TOC member → TOC → tree → digests → EROFS image (then deleted). */
     private static void layer(Toc made, TocTree.Lower lower, Path scratch) throws IOException {
         byte[] json = made.toJson();
-        Toc toc = RemoteLayers.tocFromMember(gzip(json), Members.sha256(json), "warm-up");
+        Toc toc = RegistryTocs.tocFromMember(gzip(json), Members.sha256(json), "warm-up");
         TocTree tree = TocTree.apply(toc, 0, 0, lower);
         Map<Digest, Long> blocks = new HashMap<>();
         for (TocTree.Node f : tree.files())

@@ -44,10 +44,10 @@ final class PieceLedger {
         /** Its whole bytes are being written or are there: no piece is written or answers any more. */
         boolean superseded;
 
-        boolean attestedByAll(Piece p, List<LazyLoader.Source> sources) {
+        boolean attestedByAll(Piece p, List<AbsentChunk.Source> sources) {
             Set<Long> by = attesters.get(p);
             if (by == null) return false;
-            for (LazyLoader.Source s : sources) if (!by.contains(s.layerId())) return false;
+            for (AbsentChunk.Source s : sources) if (!by.contains(s.layerId())) return false;
             return true;
         }
     }
@@ -104,11 +104,11 @@ final class PieceLedger {
      * whole bytes are not being written, and p overlaps no other piece in place. Whole-chunk writes wait for a piece
      * write under way ({@link #supersede}), so a piece never lands over them. True if p is in place.
      */
-    boolean place(Digest d, Piece p, long layerId, long block, Supplier<LazyLoader.AbsentChunk> current, Write write) throws IOException {
+    boolean place(Digest d, Piece p, long layerId, long block, Supplier<AbsentChunk> current, Write write) throws IOException {
         Chunk c = chunks.get(d);
         if (c == null) return false;
         synchronized (c) {
-            LazyLoader.AbsentChunk now = current.get();
+            AbsentChunk now = current.get();
             if (c.superseded || now == null || now.block() != block) return false;
             if (now.sources().stream().noneMatch(s -> s.layerId() == layerId)) return false; // not a chunk of its own
             Set<Long> by = c.attesters.get(p);
@@ -122,7 +122,7 @@ final class PieceLedger {
     }
 
     /** The pieces of absent chunk a (as the loader has it now: its sources) in place that may answer a read: a TracePieces mask. */
-    long usable(LazyLoader.AbsentChunk a) {
+    long usable(AbsentChunk a) {
         Chunk c = chunks.get(a.digest());
         if (c == null) return 0;
         synchronized (c) {
@@ -130,7 +130,7 @@ final class PieceLedger {
         }
     }
 
-    private static long usableLocked(Chunk c, List<LazyLoader.Source> sources) {
+    private static long usableLocked(Chunk c, List<AbsentChunk.Source> sources) {
         long mask = 0;
         for (Piece p : c.inPlace) if (c.attestedByAll(p, sources)) mask |= p.mask();
         return mask;
@@ -140,7 +140,7 @@ final class PieceLedger {
      * Pieces of absent chunk a on their way that a read of need (a mask) may wait for: those every layer holding it attests,
      * and whether with the usable ones in place they cover need.
      */
-    Waits coming(LazyLoader.AbsentChunk a, long need) {
+    Waits coming(AbsentChunk a, long need) {
         Chunk c = chunks.get(a.digest());
         if (c == null) return new Waits(List.of(), false);
         synchronized (c) {

@@ -49,10 +49,10 @@ public final class Prefetcher {
     private static final class Traced {
         final int rank;
         final long seq;
-        final LazyLoader.AbsentChunk chunk;
+        final AbsentChunk chunk;
         boolean taken;
 
-        Traced(int rank, long seq, LazyLoader.AbsentChunk chunk) {
+        Traced(int rank, long seq, AbsentChunk chunk) {
             this.rank = rank;
             this.seq = seq;
             this.chunk = chunk;
@@ -94,7 +94,7 @@ public final class Prefetcher {
     private final java.util.Map<String, Long> tracedInFlight = new java.util.HashMap<>();
     private long tracedSeq;
 
-    private final LazyLoader loader;
+    private final ChunkSupply supply;
     private final int concurrency;
     private final long bandwidth;
     private final Duration delay;
@@ -104,11 +104,11 @@ public final class Prefetcher {
     private volatile boolean running = true;
     private long nextSendNanos;
     private Long current;
-    private Iterator<LazyLoader.AbsentChunk> currentChunks;
-    private LazyLoader.AbsentChunk lookahead;
+    private Iterator<AbsentChunk> currentChunks;
+    private AbsentChunk lookahead;
 
-    Prefetcher(LazyLoader loader, int concurrency, long bandwidth, Duration delay) {
-        this.loader = loader;
+    Prefetcher(ChunkSupply supply, int concurrency, long bandwidth, Duration delay) {
+        this.supply = supply;
         this.concurrency = concurrency;
         this.bandwidth = bandwidth;
         this.delay = delay;
@@ -131,7 +131,7 @@ public final class Prefetcher {
     }
 
     /** A chunk a start-up trace names, with its rank (its place in the trace). */
-    public record TracedChunk(int rank, LazyLoader.AbsentChunk chunk) {}
+    public record TracedChunk(int rank, AbsentChunk chunk) {}
 
     /**
      * Chunks a start-up trace names: fetched before everything else, in rank order. Given all at once, so the first
@@ -155,7 +155,7 @@ public final class Prefetcher {
             if (b == null) continue;
             try {
                 if (!b.traced) {
-                    while (loader.demandActive() && running) Thread.sleep(5);
+                    while (supply.readerWaiting() && running) Thread.sleep(5);
                     pace(b.bytes());
                 }
             } catch (InterruptedException e) {
@@ -163,7 +163,7 @@ public final class Prefetcher {
                 return;
             }
             try {
-                loader.fetchRun(b.chunks, b.chunks.getFirst().sources().getFirst(), false, b.futures);
+                supply.fetchStretch(b.chunks, b.futures);
             } finally {
                 synchronized (this) {
                     if (b.traced) tracedInFlight.merge(b.chunks.getFirst().sources().getFirst().blobDigest(), -b.bytes(), (x, y) -> x + y == 0 ? null : x + y);
@@ -174,9 +174,9 @@ public final class Prefetcher {
         }
     }
 
-    private record Batch(List<LazyLoader.AbsentChunk> chunks, List<CompletableFuture<Void>> futures, boolean traced) {
+    private record Batch(List<AbsentChunk> chunks, List<CompletableFuture<Void>> futures, boolean traced) {
         long bytes() {
-            LazyLoader.Source first = chunks.getFirst().sources().getFirst(), last = chunks.getLast().sources().getFirst();
+            AbsentChunk.Source first = chunks.getFirst().sources().getFirst(), last = chunks.getLast().sources().getFirst();
             return last.offset() + last.length() - first.offset();
         }
     }
@@ -201,16 +201,16 @@ public final class Prefetcher {
                     continue;
                 }
                 current = queue.iterator().next();
-                currentChunks = loader.absentOf(current).iterator();
+                currentChunks = supply.absentOf(current).iterator();
                 continue;
             }
-            List<LazyLoader.AbsentChunk> chunks = new ArrayList<>();
+            List<AbsentChunk> chunks = new ArrayList<>();
             List<CompletableFuture<Void>> futures = new ArrayList<>();
             while (lookahead != null || currentChunks.hasNext()) {
-                LazyLoader.AbsentChunk c = lookahead != null ? lookahead : currentChunks.next();
+                AbsentChunk c = lookahead != null ? lookahead : currentChunks.next();
                 lookahead = null;
                 if (!chunks.isEmpty()) {
-                    LazyLoader.Source prev = chunks.getLast().sources().getFirst(), s = c.sources().getFirst();
+                    AbsentChunk.Source prev = chunks.getLast().sources().getFirst(), s = c.sources().getFirst();
                     long gap = s.offset() - (prev.offset() + prev.length());
                     long total = s.offset() + s.length() - chunks.getFirst().sources().getFirst().offset();
                     if (gap < 0 || gap > MAX_GAP || total > MAX_REQUEST) {
@@ -218,7 +218,7 @@ public final class Prefetcher {
                         break;
                     }
                 }
-                CompletableFuture<Void> f = loader.claim(c);
+                CompletableFuture<Void> f = supply.claim(c);
                 if (f == null) { // fetched or being fetched already: the stretch ends here
                     if (chunks.isEmpty()) continue;
                     break;
@@ -273,11 +273,11 @@ public final class Prefetcher {
             run.add(t);
             end = t.end();
         }
-        List<LazyLoader.AbsentChunk> chunks = new ArrayList<>();
+        List<AbsentChunk> chunks = new ArrayList<>();
         List<CompletableFuture<Void>> futures = new ArrayList<>();
         for (Traced t : run) {
             queue.take(t);
-            CompletableFuture<Void> f = loader.claim(t.chunk);
+            CompletableFuture<Void> f = supply.claim(t.chunk);
             if (f == null) continue; // here already, or being fetched
             chunks.add(t.chunk);
             futures.add(f);

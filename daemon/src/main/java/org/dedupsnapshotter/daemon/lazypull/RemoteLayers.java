@@ -8,7 +8,6 @@ import org.dedupsnapshotter.api.Usage;
 import org.dedupsnapshotter.erofs.ErofsBuilder;
 import org.dedupsnapshotter.erofs.ErofsTree;
 import org.dedupsnapshotter.erofs.ErofsWriter;
-import org.dedupsnapshotter.lazy.fetch.Members;
 import org.dedupsnapshotter.lazy.fetch.Registries;
 import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
 import org.dedupsnapshotter.lazy.toc.Toc;
@@ -24,7 +23,6 @@ import org.dedupsnapshotter.sys.Stat;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -34,7 +32,6 @@ import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.zip.GZIPInputStream;
 
 /**
  * Remote snapshots: a Prepare whose labels describe a converted layer (containerd's unpacker copies the layer
@@ -46,17 +43,14 @@ import java.util.zip.GZIPInputStream;
 public final class RemoteLayers {
     private static final Logger log = LoggerFactory.getLogger(RemoteLayers.class);
     public static final String SNAPSHOT_REF = "containerd.io/snapshot.ref";
-    /** A TOC bigger than this is refused (a hostile or broken image must not exhaust the heap). */
-    private static final int MAX_TOC = TocCheck.maxTocBytes();
 
     private final Layout layout;
     private final MetaStore store;
     private final ChunkIndexer indexer;
     private final LayerMounts layers;
     private final LayerImages layerImages;
-    private final Registries registries;
     private final LazyLoader loader;
-    private final java.util.function.LongConsumer tocFetched;
+    private final RegistryTocs tocs;
     private final GroupHold hold;
     private final EarlyFetch early;
     private final LayerProofs proofs;
@@ -65,21 +59,19 @@ public final class RemoteLayers {
     /** Keeps the pool watch's fanotify group alive past this daemon (its fd holder): needed once a layer misses chunks. */
     public interface GroupHold { void hold() throws IOException; }
 
-    public RemoteLayers(Layout layout, MetaStore store, ChunkIndexer indexer, LayerMounts layers, Registries registries, LazyLoader loader,
-                        java.util.function.LongConsumer tocFetched, GroupHold hold, LayerProofs proofs, java.util.function.Predicate<String> registryAllowed) {
+    public RemoteLayers(Layout layout, MetaStore store, ChunkIndexer indexer, LayerMounts layers, LazyLoader loader, RegistryTocs tocs,
+                        EarlyFetch early, GroupHold hold, LayerProofs proofs, java.util.function.Predicate<String> registryAllowed) {
         this.proofs = proofs;
         this.registryAllowed = registryAllowed;
-        this.tocFetched = tocFetched;
         this.hold = hold;
         this.layout = layout;
         this.store = store;
         this.indexer = indexer;
         this.layers = layers;
         this.layerImages = new LayerImages(layout, layers);
-        this.registries = registries;
         this.loader = loader;
-        this.early = new EarlyFetch(registries, store, this::fetchTocFromRegistry, loader);
-        loader.earlyFetch(early);
+        this.tocs = tocs;
+        this.early = early;
     }
 
     /** What is known of each lazy layer's content against its chain id. */
@@ -110,7 +102,7 @@ public final class RemoteLayers {
         loader.addingLayer(); // the fd holder stays from commit's hold until the loader knows the layer's absent chunks
         try {
             String source = labels.containsKey(LazyLayerFormat.CRI_IMAGE_REF)
-                    ? Registries.repositoryOf(labels.get(LazyLayerFormat.CRI_IMAGE_REF)) : required(labels, LazyLayerFormat.SOURCE);
+                    ? Registries.repositoryOf(labels.get(LazyLayerFormat.CRI_IMAGE_REF)) : RegistryTocs.required(labels, LazyLayerFormat.SOURCE);
             if (!registryAllowed.test(Registries.split(source)[0]))
                 throw new IOException("registry " + Registries.split(source)[0] + " is not among lazy.registries");
             if (blob == null) throw new IOException("no layer digest among the labels");
@@ -138,7 +130,7 @@ public final class RemoteLayers {
 
     /** Where the TOC's own member starts in the blob: every other member lies before it. */
     private static long tocOffset(Map<String, String> labels) throws IOException {
-        String v = required(labels, LazyLayerFormat.TOC_OFFSET);
+        String v = RegistryTocs.required(labels, LazyLayerFormat.TOC_OFFSET);
         try {
             return Long.parseLong(v);
         } catch (NumberFormatException e) {
@@ -146,45 +138,11 @@ public final class RemoteLayers {
         }
     }
 
-    private static String required(Map<String, String> labels, String key) throws IOException {
-        String v = labels.get(key);
-        if (v == null || v.isEmpty()) throw new IOException("label " + key + " is missing");
-        return v;
-    }
-
     /** The TOC: one Range request for its gzip member, inflated, checked against its digest, parsed (or fetched so already, early). */
     Toc fetchToc(String source, String blob, Map<String, String> labels) throws IOException {
         String digest = labels.get(LazyLayerFormat.TOC_DIGEST);
-        if (digest == null) return fetchTocFromRegistry(source, blob, labels);
-        return early.toc(blob, digest, () -> fetchTocFromRegistry(source, blob, labels)); // checked against that digest
-    }
-
-    /** The TOC from the registry (labels: a Prepare's, or the manifest's annotations for the layer). */
-    private Toc fetchTocFromRegistry(String source, String blob, Map<String, String> labels) throws IOException {
-        String version = labels.getOrDefault(LazyLayerFormat.TOC_VERSION, "1");
-        if (!version.equals(Integer.toString(Toc.VERSION))) throw new Toc.UnsupportedTocException("TOC version " + version + " is not one this node reads");
-        long offset = Long.parseLong(required(labels, LazyLayerFormat.TOC_OFFSET));
-        long length = Long.parseLong(required(labels, LazyLayerFormat.TOC_LENGTH));
-        if (length <= 0 || length > MAX_TOC) throw new IOException("TOC length " + length + " out of range");
-        byte[] member = registries.range(source, blob, offset, (int) length);
-        tocFetched.accept(member.length);
-        return tocFromMember(member, required(labels, LazyLayerFormat.TOC_DIGEST), blob);
-    }
-
-    /** A TOC's gzip member inflated, checked against its digest and parsed. */
-    static Toc tocFromMember(byte[] member, String digest, String blob) throws IOException {
-        return Toc.parse(tocJsonFromMember(member, digest, blob));
-    }
-
-    /** A TOC's gzip member inflated and checked against its digest: the JSON bytes. */
-    static byte[] tocJsonFromMember(byte[] member, String digest, String blob) throws IOException {
-        byte[] json;
-        try (GZIPInputStream in = new GZIPInputStream(new ByteArrayInputStream(member))) {
-            json = in.readNBytes(MAX_TOC + 1);
-        }
-        if (json.length > MAX_TOC) throw new IOException("TOC inflates to more than " + MAX_TOC + " bytes");
-        Members.verify(json, digest, "TOC of " + blob);
-        return json;
+        if (digest == null) return tocs.fetch(source, blob, labels);
+        return early.toc(blob, digest, () -> tocs.fetch(source, blob, labels)); // checked against that digest
     }
 
     /** Builds the layer from its TOC and records it committed, in one transaction; its chunks stay absent until read. */

@@ -34,7 +34,6 @@ public final class TraceRecorder {
     private static final Pattern NAMESPACED = Pattern.compile("[^/]+/\\d+/(sha256:[0-9a-f]{64})");
 
     private final MetaStore store;
-    private final LazyLoader loader;
     private final Path snapshots;
     private final Duration window;
     private final Map<Long, Session> sessions = new ConcurrentHashMap<>();
@@ -63,9 +62,8 @@ public final class TraceRecorder {
         }
     }
 
-    public TraceRecorder(MetaStore store, LazyLoader loader, Path snapshots, Duration window) {
+    public TraceRecorder(MetaStore store, Path snapshots, Duration window) {
         this.store = store;
-        this.loader = loader;
         this.snapshots = snapshots;
         this.window = window;
     }

@@ -33,7 +33,7 @@ class EarlyFetchTest {
     @BeforeEach
     void open() {
         store = MetaStore.open(dir.resolve("m.db"));
-        early = new EarlyFetch(null, store, null, null);
+        early = new EarlyFetch(null, store, null, true, FetchEvents.NONE);
     }
 
     @AfterEach

@@ -35,6 +35,10 @@ class LazyLoaderHolderTest {
     MetaStore store;
     ChunkPool pool;
     ChunkIndexer indexer;
+    AbsentChunks absent;
+    PresentRecorder present;
+    ChunkFetcher fetcher;
+    Prefetcher prefetcher;
     LazyLoader loader;
     final AtomicInteger released = new AtomicInteger();
 
@@ -43,13 +47,26 @@ class LazyLoaderHolderTest {
         store = MetaStore.open(dir.resolve("m.db"));
         pool = ChunkPool.open(dir.resolve("pool/pool.0"), 0);
         indexer = new ChunkIndexer(pool, store, 2, 4L << 20);
-        loader = new LazyLoader(store, pool, indexer, new Registries(List.of(), Duration.ofSeconds(1)), 0, 0, Duration.ofHours(1), 0);
-        loader.onLayerComplete(id -> {}, released::incrementAndGet);
+        PieceLedger pieces = new PieceLedger();
+        absent = new AbsentChunks(pieces);
+        present = new PresentRecorder(pool, store);
+        fetcher = new ChunkFetcher(pool, indexer, new Registries(List.of(), Duration.ofSeconds(1)), absent, pieces, present, FetchEvents.NONE, 0);
+        prefetcher = new Prefetcher(fetcher, 0, 0, Duration.ofHours(1));
+        loader = new LazyLoader(store, absent, pieces, fetcher, prefetcher, null, null);
+        absent.onCompletion(new AbsentChunks.Completion() {
+            @Override
+            public void layerComplete(long layerId) {}
+
+            @Override
+            public void allComplete() { released.incrementAndGet(); }
+        });
     }
 
     @AfterEach
     void close() throws IOException {
-        loader.close();
+        prefetcher.close();
+        fetcher.close();
+        present.close();
         indexer.close();
         pool.close();
         store.close();

@@ -27,13 +27,13 @@ class PieceLedgerTest {
         return new PieceLedger.Piece(index * PIECE, PIECE, "sha256:" + String.valueOf(digit).repeat(64), TracePieces.of((long) index * PIECE, (long) (index + 1) * PIECE, CHUNK));
     }
 
-    static LazyLoader.AbsentChunk heldBy(long... layers) {
-        List<LazyLoader.Source> sources = new ArrayList<>();
-        for (long l : layers) sources.add(new LazyLoader.Source(l, "registry/repo", "sha256:" + "b".repeat(64), 1000 * l, 10));
-        return new LazyLoader.AbsentChunk(D, BLOCK, CHUNK, sources);
+    static AbsentChunk heldBy(long... layers) {
+        List<AbsentChunk.Source> sources = new ArrayList<>();
+        for (long l : layers) sources.add(new AbsentChunk.Source(l, "registry/repo", "sha256:" + "b".repeat(64), 1000 * l, 10));
+        return new AbsentChunk(D, BLOCK, CHUNK, sources);
     }
 
-    boolean place(PieceLedger.Piece p, long layer, LazyLoader.AbsentChunk now) throws Exception {
+    boolean place(PieceLedger.Piece p, long layer, AbsentChunk now) throws Exception {
         return ledger.place(D, p, layer, BLOCK, () -> now, writes::incrementAndGet);
     }
 
