@@ -30,7 +30,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * {@link EarlyFetch} brought are written here too.
  */
 final class ChunkFetcher implements ChunkSupply {
-    private static final Logger log = LoggerFactory.getLogger(LazyLoader.class); // its lines read as the loader's
+    private static final Logger log = LoggerFactory.getLogger(ChunkFetcher.class);
     /**
      * Demand fetches running at once, at most. Each holds one member and its chunk on the heap (about 8 MiB with 4 MiB
      * chunks): 16 of them stay well inside the launcher's 384 MiB heap whatever a TOC claims, and are more than a

@@ -14,7 +14,7 @@ import java.util.List;
  * means fetching it again.
  */
 final class PresentRecorder {
-    private static final Logger log = LoggerFactory.getLogger(LazyLoader.class); // its lines read as the loader's
+    private static final Logger log = LoggerFactory.getLogger(PresentRecorder.class);
     private final ChunkPool pool;
     private final MetaStore store;
     private final List<MetaStore.Fetched> pending = new ArrayList<>();
