@@ -10,6 +10,7 @@ import org.dedupsnapshotter.daemon.lazypull.LazyFigures;
 import org.dedupsnapshotter.daemon.memory.MemoryDedup;
 import org.dedupsnapshotter.daemon.metrics.DaemonMetrics;
 import org.dedupsnapshotter.daemon.metrics.GrpcMetrics;
+import org.dedupsnapshotter.daemon.snapshots.NodeStats;
 import org.dedupsnapshotter.daemon.snapshots.Recovery;
 import org.dedupsnapshotter.daemon.snapshots.SnapshotService;
 import ch.qos.logback.classic.Level;
@@ -107,13 +108,14 @@ public final class Main {
         LazyFigures lazyFigures = new LazyFigures(store);
         LazyPull lazy = Lazy.start(cfg.lazy(), layout, store, pool, indexer, layers, lazyFigures);
         new Recovery(layout, store, layers, indexer).run();
-        DaemonMetrics metrics = new DaemonMetrics(store, pool, layers, ksm, lazyFigures);
+        NodeStats stats = new NodeStats(layout, store, pool);
+        DaemonMetrics metrics = new DaemonMetrics(stats, store, pool, layers, ksm, lazyFigures);
         SnapshotService service = new SnapshotService(layout, store, new ErofsBuilder(mkfs, cfg.chunkSize()), cfg.erofsBuilder().equals("native"), layers, indexer,
                 lazy, metrics);
 
         metrics.serve(cfg.metrics().address());
         metrics.logEvery(cfg.metrics().logInterval());
-        SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service), new AdminEndpoint(layout, store, layers, service, pool, ksm, lazyFigures)),
+        SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service), new AdminEndpoint(layout, store, layers, service, pool, ksm, lazyFigures, stats)),
                 new GrpcMetrics(metrics.registry()));
         log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={}", pid, cfg.root(), cfg.chunkSize(), cfg.mountBackend());
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {

@@ -5,6 +5,7 @@ import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.daemon.lazypull.LazyFigures;
 import org.dedupsnapshotter.daemon.memory.MemoryDedup;
 import org.dedupsnapshotter.daemon.snapshots.Fsck;
+import org.dedupsnapshotter.daemon.snapshots.NodeStats;
 import org.dedupsnapshotter.daemon.snapshots.SnapshotService;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -40,11 +41,13 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
     private final MemoryDedup ksm;
 
     private final LazyFigures lazy;
+    private final NodeStats stats;
 
     public AdminEndpoint(Layout layout, MetaStore store, LayerMounts layers, SnapshotService service, ChunkPool pool, MemoryDedup ksm,
-                         LazyFigures lazy) {
+                         LazyFigures lazy, NodeStats stats) {
         this.ksm = ksm;
         this.lazy = lazy;
+        this.stats = stats;
         this.layout = layout;
         this.store = store;
         this.layers = layers;
@@ -55,30 +58,21 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
     @Override
     public void stats(StatsRequest r, StreamObserver<StatsResponse> out) {
         try {
-            Map<Kind, Integer> counts = new EnumMap<>(Kind.class);
-            long metadata = 0, directoryLayers = 0;
-            for (Snapshot s : store.all()) {
-                counts.merge(s.kind(), 1, Integer::sum);
-                if (s.kind() != Kind.COMMITTED) continue;
-                if (s.format() == LayerFormat.EROFS) metadata += size(layout.image(s.id()));
-                else directoryLayers += s.usage().size();
-            }
-            MetaStore.PoolFigures f = store.figures();
-            long stored = f.chunkBlocks() * ChunkPool.BLOCK;
+            NodeStats.Figures f = stats.read();
             ObjectNode o = JSON.createObjectNode();
             ObjectNode snaps = o.putObject("snapshots");
-            for (Kind k : Kind.values()) snaps.put(k.filterName(), counts.getOrDefault(k, 0));
+            for (Kind k : Kind.values()) snaps.put(k.filterName(), f.snapshots().get(k));
             o.put("mountedLayers", layers.count());
             o.put("logicalBytes", f.logicalBytes());
-            o.put("storedBytes", stored);
-            o.put("savedBytes", Math.max(0, f.logicalBytes() - stored));
-            o.put("dedupRatio", stored == 0 ? 0.0 : Math.round(1000.0 * f.logicalBytes() / stored) / 1000.0);
-            o.put("uniqueChunks", f.chunks());
-            o.put("metadataBytes", metadata);
-            o.put("directoryLayerBytes", directoryLayers);
-            o.put("poolFileBytes", pool.fileSize());
-            o.put("poolAllocatedBytes", Libc.lstat(layout.pool().toString()).blocks() * 512);
-            o.put("poolFreeBytes", pool.freeBlocks() * ChunkPool.BLOCK);
+            o.put("storedBytes", f.storedBytes());
+            o.put("savedBytes", f.savedBytes());
+            o.put("dedupRatio", Math.round(1000.0 * f.dedupRatio()) / 1000.0);
+            o.put("uniqueChunks", f.uniqueChunks());
+            o.put("metadataBytes", f.metadataBytes());
+            o.put("directoryLayerBytes", f.directoryLayerBytes());
+            o.put("poolFileBytes", f.poolFileBytes());
+            o.put("poolAllocatedBytes", f.poolAllocatedBytes());
+            o.put("poolFreeBytes", f.poolFreeBytes());
             o.set("ksm", ksmJson(ksm.figures()));
             o.set("lazy", lazyJson(lazy));
             out.onNext(StatsResponse.newBuilder().setJson(JSON.writeValueAsString(o)).build());
@@ -268,7 +262,4 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
         }
     }
 
-    private static long size(java.nio.file.Path p) throws IOException {
-        return Files.exists(p) ? Files.size(p) : 0;
-    }
 }

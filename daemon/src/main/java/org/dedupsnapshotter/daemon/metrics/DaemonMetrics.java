@@ -1,9 +1,9 @@
 package org.dedupsnapshotter.daemon.metrics;
 
 import org.dedupsnapshotter.daemon.layers.LayerMounts;
-import org.dedupsnapshotter.daemon.lazypull.Lazy;
 import org.dedupsnapshotter.daemon.lazypull.LazyFigures;
 import org.dedupsnapshotter.daemon.memory.MemoryDedup;
+import org.dedupsnapshotter.daemon.snapshots.NodeStats;
 import org.dedupsnapshotter.daemon.snapshots.ServiceEvents;
 import com.sun.net.httpserver.HttpServer;
 import io.micrometer.core.instrument.Counter;
@@ -53,18 +53,18 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
     private final Counter poolWritten, gcFreed, gcRuns;
     private HttpServer http;
     private ScheduledExecutorService ticker;
-    private volatile Figures cached = new Figures(0, 0, 0, Map.of());
+    private volatile NodeStats.Figures cached;
     private volatile long cachedAt;
     private final MemoryDedup ksm;
     private volatile MemoryDedup.Figures ksmCached;
     private volatile long ksmCachedAt;
     private MultiGauge ksmContainers;
 
-    private record Figures(long logical, long stored, long chunks, Map<Kind, Integer> snapshots) {}
-
     private final LazyFigures lazy;
+    private final NodeStats stats;
 
-    public DaemonMetrics(MetaStore store, ChunkPool pool, LayerMounts layers, MemoryDedup ksm, LazyFigures lazy) {
+    public DaemonMetrics(NodeStats stats, MetaStore store, ChunkPool pool, LayerMounts layers, MemoryDedup ksm, LazyFigures lazy) {
+        this.stats = stats;
         this.store = store;
         this.lazy = lazy;
         this.ksm = ksm;
@@ -78,14 +78,14 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
         new ProcessorMetrics().bindTo(registry);
         new UptimeMetrics().bindTo(registry);
         for (Kind k : Kind.values())
-            Gauge.builder("dedup.snapshots", () -> figures().snapshots().getOrDefault(k, 0)).tag("kind", k.filterName())
+            Gauge.builder("dedup.snapshots", () -> figures().snapshots().get(k)).tag("kind", k.filterName())
                     .description("Snapshots by kind").register(registry);
         Gauge.builder("dedup.mounted.layers", layers::count).description("Committed layers mounted under the root").register(registry);
-        Gauge.builder("dedup.pool.logical.bytes", () -> figures().logical()).description("Sum of all committed layers' file data").register(registry);
-        Gauge.builder("dedup.pool.stored.bytes", () -> figures().stored()).description("Bytes the pool's unique chunks occupy (4 KiB blocks)").register(registry);
-        Gauge.builder("dedup.pool.chunks", () -> figures().chunks()).description("Unique chunks in the pool").register(registry);
+        Gauge.builder("dedup.pool.logical.bytes", () -> figures().logicalBytes()).description("Sum of all committed layers' file data").register(registry);
+        Gauge.builder("dedup.pool.stored.bytes", () -> figures().storedBytes()).description("Bytes the pool's unique chunks occupy (4 KiB blocks)").register(registry);
+        Gauge.builder("dedup.pool.chunks", () -> figures().uniqueChunks()).description("Unique chunks in the pool").register(registry);
         Gauge.builder("dedup.pool.free.bytes", () -> pool.freeBlocks() * (double) ChunkPool.BLOCK).description("Punched extents inside the pool, reusable").register(registry);
-        Gauge.builder("dedup.pool.dedup.ratio", () -> { Figures f = figures(); return f.stored() == 0 ? 0 : (double) f.logical() / f.stored(); })
+        Gauge.builder("dedup.pool.dedup.ratio", () -> figures().dedupRatio())
                 .description("Logical bytes over stored bytes").register(registry);
         if (ksm.supported()) {
             Gauge.builder("dedup.ksm.pages.shared", () -> ksmFigures().node().pagesShared()).description("KSM: shared pages in use (node)").register(registry);
@@ -147,13 +147,10 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
     public PrometheusMeterRegistry registry() { return registry; }
 
     /** Figures read from SQLite, at most once a second however often Prometheus scrapes. */
-    private Figures figures() {
+    private NodeStats.Figures figures() {
         long now = System.nanoTime();
-        if (now - cachedAt > 1_000_000_000L) {
-            MetaStore.PoolFigures f = store.figures();
-            Map<Kind, Integer> counts = new EnumMap<>(Kind.class);
-            for (Snapshot s : store.all()) counts.merge(s.kind(), 1, Integer::sum);
-            cached = new Figures(f.logicalBytes(), f.chunkBlocks() * ChunkPool.BLOCK, f.chunks(), counts);
+        if (cached == null || now - cachedAt > 1_000_000_000L) {
+            cached = stats.read();
             cachedAt = now;
         }
         return cached;
@@ -210,8 +207,7 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
     public void logLine() {
         try {
             cachedAt = 0;
-            Figures f = figures();
-            long saved = Math.max(0, f.logical() - f.stored());
+            NodeStats.Figures f = figures();
             String memory = "ksm=off";
             if (ksm.supported()) {
                 ksmCachedAt = 0;
@@ -222,9 +218,8 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
             }
             String lazyPart = !lazy.enabled() ? "lazy=off" : "lazyFetched=" + (lazy.demandBytes.get() + lazy.prefetchBytes.get())
                     + " lazyAbsentChunks=" + lazy.absentChunks() + " lazyWaiting=" + lazy.readersWaiting();
-            log.info("Metrics logical={} stored={} saved={} ratio={} snapshots={} committed={} chunks={} {} {}", f.logical(), f.stored(), saved,
-                    f.stored() == 0 ? "0.00" : String.format("%.2f", (double) f.logical() / f.stored()),
-                    f.snapshots().values().stream().mapToInt(Integer::intValue).sum(), f.snapshots().getOrDefault(Kind.COMMITTED, 0), f.chunks(), memory, lazyPart);
+            log.info("Metrics logical={} stored={} saved={} ratio={} snapshots={} committed={} chunks={} {} {}", f.logicalBytes(), f.storedBytes(), f.savedBytes(),
+                    String.format("%.2f", f.dedupRatio()), f.snapshotCount(), f.snapshots().get(Kind.COMMITTED), f.uniqueChunks(), memory, lazyPart);
         } catch (RuntimeException e) {
             log.warn("Metrics unavailable: {}", e.getMessage());
         }
