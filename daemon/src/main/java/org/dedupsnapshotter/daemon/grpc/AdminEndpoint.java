@@ -19,14 +19,10 @@ import org.dedupsnapshotter.proto.admin.v1.*;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
-import org.dedupsnapshotter.sys.Libc;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
-import java.nio.file.Files;
-import java.util.EnumMap;
-import java.util.Map;
 
 /** The admin service dedupctl talks to: figures, listings, gc and fsck, as JSON. */
 public final class AdminEndpoint extends AdminGrpc.AdminImplBase {

@@ -5,7 +5,6 @@ import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.daemon.layers.Trees;
 import org.dedupsnapshotter.api.Usage;
-import org.dedupsnapshotter.erofs.ErofsBuilder;
 import org.dedupsnapshotter.erofs.ErofsTree;
 import org.dedupsnapshotter.erofs.ErofsWriter;
 import org.dedupsnapshotter.lazy.fetch.Registries;
