@@ -30,14 +30,14 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * An image's start-up chunks on their way from its first lazy Prepare, not from each layer's own.
  * <p>
- * containerd prepares an image's layers one after another, and a layer's shipped trace (its TOC's prefetch region)
- * used to start only once that layer was committed — after the TOC and metadata of every layer below it, ~0.3 s of a
- * link left idle. CRI's labels on the first Prepare name the image's manifest: from it, every converted layer's TOC
+ * containerd prepares an image's layers one after another: were a layer's shipped trace (its TOC's prefetch region)
+ * to wait for that layer's commit, it would wait for the TOC and metadata of every layer below it, ~0.3 s of a
+ * link left idle (decision 22). CRI's labels on the first Prepare name the image's manifest: from it, every converted layer's TOC
  * is fetched at once (kept here for that layer's own Prepare), and each prefetch region is staged at once and streamed
  * when the image's TOCs are in (a Prepare waits for its TOC; the start-up chunks wait for the Prepares anyway), its
  * chunks checked against their digests and held in memory until their layer is committed and writes them into the
  * pool (the loader's layerAdded). Chunks the node has already are not fetched. Everything here is an
- * optimisation: whatever fails or is not here yet, the layer's own Prepare and the loader do as before.
+ * optimisation: whatever fails or is not here yet, the layer's own Prepare and the loader fetch it.
  */
 public final class EarlyFetch {
     private static final Logger log = LoggerFactory.getLogger(EarlyFetch.class);

@@ -14,7 +14,7 @@ import java.util.Map;
 import java.util.regex.Pattern;
 
 /**
- * An image's start-up trace as the daemon's admin GetTrace answers it (issue 7):
+ * An image's start-up trace as the daemon's admin GetTrace answers it:
  * {"image": CHAINID, "runs": N, "layers": [...], "chunks": ["sha256:…", …]}, chunks in the order the image's
  * containers first read them. Only the chunk list matters to the converter: digests are the pool's keys (SHA-256 of
  * the uncompressed chunk), the same whatever image or conversion they were recorded on.
