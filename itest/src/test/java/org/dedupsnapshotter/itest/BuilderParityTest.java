@@ -50,7 +50,7 @@ class BuilderParityTest {
 
             var mounts = api.view(ViewSnapshotRequest.newBuilder().setKey("v").setParent("L").build()).getMountsList();
             Path target = Files.createDirectories(env.dir.resolve("v"));
-            CrashTest.mount(mounts, target);
+            SnapshotMounts.mount(mounts, target);
             try {
                 Map<String, String> listing = TreeListing.of(target);
                 env.assertFsckClean();

@@ -9,7 +9,6 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-import java.io.ByteArrayInputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -18,7 +17,6 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.zip.GZIPInputStream;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -46,7 +44,7 @@ class ConvertTest {
         if (env != null) env.close();
     }
 
-    static Proc.Result convert(String... args) throws Exception {
+    private static Proc.Result convert(String... args) throws Exception {
         List<String> cmd = new ArrayList<>(List.of("convert"));
         cmd.addAll(List.of(args));
         return TestEnv.cli(cmd.toArray(String[]::new));
@@ -82,7 +80,7 @@ class ConvertTest {
         assertSameRootfs(lazy);
         String out = env.ctr("run", "--rm", "--snapshotter", "overlayfs", lazy, "convert-run", "/bin/sh", "-c", "cat /etc/hello; sha256sum /data/big");
         assertTrue(out.contains("hello again from layer 3"), out);
-        assertTrue(out.contains(EndToEndTest.sha(Images.BIG)), out);
+        assertTrue(out.contains(Images.sha256sum(Images.BIG)), out);
 
         // a node finds each TOC from the footer (two Range requests) and fetches a single chunk
         JsonNode manifest = JSON.readTree(registry.manifest("itest/fidelity-lazy", "1").body());
@@ -98,12 +96,12 @@ class ConvertTest {
         long[] toc = LazyLayerFormat.parseFooter(registry.blobRange("itest/fidelity-lazy", digest, size - LazyLayerFormat.FOOTER_SIZE, LazyLayerFormat.FOOTER_SIZE));
         assertEquals(a.path(LazyLayerFormat.TOC_OFFSET).asLong(), toc[0]);
         assertEquals(a.path(LazyLayerFormat.TOC_LENGTH).asLong(), toc[1]);
-        byte[] json = gunzip(registry.blobRange("itest/fidelity-lazy", digest, toc[0], (int) toc[1]));
+        byte[] json = Images.gunzip(registry.blobRange("itest/fidelity-lazy", digest, toc[0], (int) toc[1]));
         assertEquals(a.path(LazyLayerFormat.TOC_DIGEST).asText(), RegistryClient.sha256(json));
         Toc.Entry big = Toc.parse(json).entries.stream().filter(e -> e.name.equals("data/big")).findFirst().orElseThrow();
         assertEquals(3, big.chunks.size());
         Toc.Chunk second = big.chunks.get(1);
-        byte[] chunk = gunzip(registry.blobRange("itest/fidelity-lazy", digest, second.blobOffset(), (int) second.blobLength()));
+        byte[] chunk = Images.gunzip(registry.blobRange("itest/fidelity-lazy", digest, second.blobOffset(), (int) second.blobLength()));
         assertArrayEquals(Arrays.copyOfRange(Images.BIG, 4 << 20, 8 << 20), chunk);
         assertEquals(second.digest(), RegistryClient.sha256(chunk));
 
@@ -174,11 +172,5 @@ class ConvertTest {
         List<String> out = new ArrayList<>();
         n.fieldNames().forEachRemaining(out::add);
         return out;
-    }
-
-    static byte[] gunzip(byte[] b) throws Exception {
-        try (GZIPInputStream in = new GZIPInputStream(new ByteArrayInputStream(b))) {
-            return in.readAllBytes();
-        }
     }
 }

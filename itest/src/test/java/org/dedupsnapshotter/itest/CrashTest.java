@@ -33,9 +33,9 @@ class CrashTest {
         env = TestEnv.daemonOnly();
         var api = env.snapshots();
         // L0: base + shared;  L1 on L0: shared again (dedup) + 3 chunks only L1 has
-        writeLayer(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("l0-a").build()).getMountsList(), Map.of("base", BASE, "shared", SHARED));
+        SnapshotMounts.writeLayer(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("l0-a").build()).getMountsList(), Map.of("base", BASE, "shared", SHARED));
         api.commit(CommitSnapshotRequest.newBuilder().setName("L0").setKey("l0-a").build());
-        writeLayer(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("l1-a").setParent("L0").build()).getMountsList(),
+        SnapshotMounts.writeLayer(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("l1-a").setParent("L0").build()).getMountsList(),
                 Map.of("shared-copy", SHARED, "unique", UNIQUE));
         api.commit(CommitSnapshotRequest.newBuilder().setName("L1").setKey("l1-a").build());
         env.assertFsckClean();
@@ -55,7 +55,7 @@ class CrashTest {
         files.put("new", NEW);
         files.put("shared-again", SHARED);
         files.put("zeros", new byte[5 * MIB]);
-        writeLayer(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("victim").setParent("L1").build()).getMountsList(), files);
+        SnapshotMounts.writeLayer(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("victim").setParent("L1").build()).getMountsList(), files);
         assertThrows(StatusRuntimeException.class, () -> api.commit(CommitSnapshotRequest.newBuilder().setName("V").setKey("victim").build()));
         assertKilled();
 
@@ -128,29 +128,13 @@ class CrashTest {
         String key = "check-" + committed + "-" + System.nanoTime();
         List<org.dedupsnapshotter.proto.containerd.types.Mount> mounts = api.view(ViewSnapshotRequest.newBuilder().setKey(key).setParent(committed).build()).getMountsList();
         Path target = Files.createDirectories(env.dir.resolve(key));
-        mount(mounts, target);
+        SnapshotMounts.mount(mounts, target);
         try {
             for (var e : expected.entrySet())
-                assertEquals(EndToEndTest.sha(e.getValue()), TreeListing.sha256(target.resolve(e.getKey())), committed + ": " + e.getKey());
+                assertEquals(Images.sha256sum(e.getValue()), TreeListing.sha256(target.resolve(e.getKey())), committed + ": " + e.getKey());
         } finally {
             Libc.umount2(target.toString(), Libc.MNT_DETACH);
             api.remove(RemoveSnapshotRequest.newBuilder().setKey(key).build());
         }
-    }
-
-    /** What containerd's mount.All does for our two mount kinds. */
-    static void mount(List<org.dedupsnapshotter.proto.containerd.types.Mount> mounts, Path target) throws Exception {
-        assertEquals(1, mounts.size());
-        var m = mounts.getFirst();
-        if (m.getType().equals("bind")) Libc.mount(m.getSource(), target.toString(), null, Libc.MS_BIND | Libc.MS_REC, null);
-        else Libc.mount(m.getSource(), target.toString(), m.getType(), 0, String.join(",", m.getOptionsList()));
-    }
-
-    /** Writes files where containerd's applier would: the bind source, or the overlay's upperdir. */
-    static void writeLayer(List<org.dedupsnapshotter.proto.containerd.types.Mount> mounts, Map<String, byte[]> files) throws Exception {
-        var m = mounts.getFirst();
-        Path dir = m.getType().equals("bind") ? Path.of(m.getSource())
-                : Path.of(m.getOptionsList().stream().filter(o -> o.startsWith("upperdir=")).findFirst().orElseThrow().substring("upperdir=".length()));
-        for (var e : files.entrySet()) Files.write(dir.resolve(e.getKey()), e.getValue());
     }
 }

@@ -129,7 +129,7 @@ class CriPullTest {
     @Test
     void aConvertedImageIsPulledWithoutDownloadingAnyLayer() throws Exception {
         String lazy = env.registry() + "/itest/fidelity-cri-lazy:1";
-        ConvertTest.convert("--plain-http", original, lazy).orThrow("dedupctl convert");
+        TestEnv.cli("convert", "--plain-http", original, lazy).orThrow("dedupctl convert");
         pullImage(lazy);
         assertTrue(ImageRootfs.ctr(env, K8S, "images", "ls", "-q").lines().anyMatch(lazy::equals));
         assertUnpackedIntoDedup(lazy);
@@ -141,7 +141,7 @@ class CriPullTest {
         Path target = Files.createDirectories(env.dir.resolve("cri-lazy-rootfs"));
         try (AutoCloseable mounted = ImageRootfs.mount(env, K8S, "dedup", lazy, target)) {
             assertEquals("hello again from layer 3\n", Files.readString(target.resolve("etc/hello")));
-            assertEquals(EndToEndTest.sha(Images.BIG), TreeListing.sha256(target.resolve("data/big")));
+            assertEquals(Images.sha256sum(Images.BIG), TreeListing.sha256(target.resolve("data/big")));
         }
         for (String layer : layerDigests(lazy)) assertFalse(content().contains(layer), "reading downloaded layer blob " + layer);
     }

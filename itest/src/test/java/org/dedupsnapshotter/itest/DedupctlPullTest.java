@@ -102,7 +102,7 @@ class DedupctlPullTest {
 
         String out = env.ctr("run", "--rm", "--snapshotter", "dedup", original, "pulled-run", "/bin/sh", "-c", "cat /etc/hello; sha256sum /data/big");
         assertTrue(out.contains("hello again from layer 3"), out);
-        assertTrue(out.contains(EndToEndTest.sha(Images.BIG)), out);
+        assertTrue(out.contains(Images.sha256sum(Images.BIG)), out);
 
         env.ctr("images", "pull", "--plain-http", "--snapshotter", "overlayfs", original);
         Map<String, String> overlay = ImageRootfs.listing(env, TestEnv.NS, "overlayfs", original);
@@ -118,7 +118,7 @@ class DedupctlPullTest {
     @Test
     void aConvertedImageIsPulledWithoutDownloadingAnyLayerAndRuns() throws Exception {
         String lazy = env.registry() + "/itest/fidelity-lazy:1";
-        ConvertTest.convert("--plain-http", original, lazy).orThrow("dedupctl convert");
+        TestEnv.cli("convert", "--plain-http", original, lazy).orThrow("dedupctl convert");
         Proc.Result r = pull(lazy).orThrow("dedupctl pull");
         System.out.println(r.out());
         assertTrue(r.out().contains("4 layers: 4 lazily (not downloaded), 0 downloaded"), r.out());
@@ -128,7 +128,7 @@ class DedupctlPullTest {
 
         String out = env.ctr("run", "--rm", "--snapshotter", "dedup", lazy, "lazy-run", "/bin/sh", "-c", "cat /etc/hello; sha256sum /data/big");
         assertTrue(out.contains("hello again from layer 3"), out);
-        assertTrue(out.contains(EndToEndTest.sha(Images.BIG)), out);
+        assertTrue(out.contains(Images.sha256sum(Images.BIG)), out);
         for (String layer : layerDigests(lazy)) assertFalse(content().containsKey(layer), "running downloaded layer blob " + layer);
 
         // the lazily made root filesystem is the original's, as containerd's overlayfs unpacks the original

@@ -78,7 +78,7 @@ class DiskFullTest {
         assertTrue(after <= before + 2 * MIB, "space not given back: " + (after - before) / MIB + " MiB more than before the failed pull");
 
         env.assertFsckClean();
-        assertEquals(EndToEndTest.sha(small), PoolDedupTestHelper.sha256Of(env, first, "data"), "the image already there");
+        assertEquals(Images.sha256sum(small), PoolDedupTestHelper.sha256Of(env, first, "data"), "the image already there");
         // and the node keeps working: a smaller image still fits
         String fits = image("disk-fits", Images.random(42, 8 * MIB));
         env.ctr("images", "pull", "--plain-http", "--snapshotter", "dedup", fits);

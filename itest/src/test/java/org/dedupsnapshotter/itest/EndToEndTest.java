@@ -7,7 +7,6 @@ import org.junit.jupiter.api.Test;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
@@ -63,7 +62,7 @@ class EndToEndTest {
         assertTrue(dedup.get("/devs/null").contains("rdev=1:3"));
         assertTrue(dedup.get("/data/ns-mtime").contains("mtime=" + (TarWriter.T0 + 1)));
         assertTrue(dedup.get("/links/hard").contains("hardlink-group=/links/hard") || dedup.get("/links/hard").contains("hardlink-group=/links/target"));
-        assertTrue(dedup.get("/data/big").contains("sha256=" + sha(Images.BIG)));
+        assertTrue(dedup.get("/data/big").contains("sha256=" + Images.sha256sum(Images.BIG)));
         assertTrue(dedup.containsKey("/names/" + "m".repeat(251) + ".txt"));
 
         // every layer is an EROFS image, the one with the 255-byte name too (our writer encodes it; with mkfs.erofs 1.5,
@@ -83,7 +82,7 @@ class EndToEndTest {
         String out = env.ctr("run", "--rm", "--snapshotter", "dedup", ref, "e2e-run", "/bin/sh", "-c",
                 "cat /etc/hello; sha256sum /data/big; ls /toremove; echo written > /tmp-file && cat /tmp-file");
         assertTrue(out.contains("hello again from layer 3"), out);
-        assertTrue(out.contains(sha(Images.BIG)), out);
+        assertTrue(out.contains(Images.sha256sum(Images.BIG)), out);
         assertTrue(out.contains("back") && !out.contains("sub"), out);
         assertTrue(out.contains("written"), out);
     }
@@ -114,9 +113,5 @@ class EndToEndTest {
         var it = env.snapshots().list(ListSnapshotsRequest.newBuilder().setSnapshotter("dedup").build());
         while (it.hasNext()) n += it.next().getInfoCount();
         return n;
-    }
-
-    static String sha(byte[] b) throws Exception {
-        return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(b));
     }
 }

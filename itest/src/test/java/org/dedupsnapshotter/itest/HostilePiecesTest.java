@@ -56,7 +56,7 @@ class HostilePiecesTest {
         throw new AssertionError("no layer of " + repo + " was quarantined:\n" + env.daemon.logTail());
     }
 
-    private static String sha(byte[] b, int from, int to) throws Exception { return EndToEndTest.sha(Arrays.copyOfRange(b, from, to)); }
+    private static String sha(byte[] b, int from, int to) throws Exception { return Images.sha256sum(Arrays.copyOfRange(b, from, to)); }
 
     /** The first 64 KiB of /app/big (in piece 0) and 64 KiB at 512 KiB (in piece 2), then the whole file. */
     private static final String READS = "dd if=/app/big bs=65536 count=1 2>/dev/null | sha256sum; "
@@ -65,10 +65,10 @@ class HostilePiecesTest {
     @Test
     void piecesAnImageShipsForAChunkItSharesWithAVictimNeverAnswerTheVictimsReads() throws Exception {
         byte[] big = Images.random(700, FILE); // one chunk, D, in both images
-        String d = "sha256:" + EndToEndTest.sha(big);
+        String d = "sha256:" + Images.sha256sum(big);
         TarWriter victimLayer = new TarWriter().dir("./", TarWriter.Meta.of(0755)).dir("app", TarWriter.Meta.of(0755))
                 .file("app/big", big, TarWriter.Meta.of(0644));
-        String victim = LazyFaultsTest.convert(OciImage.push(env.registry(), "itest/piece-victim", "1",
+        String victim = Images.convert(OciImage.push(env.registry(), "itest/piece-victim", "1",
                 List.of(Images.base().finish(), victimLayer.finish()), List.of("/bin/sh")), env.registry() + "/itest/piece-victim-lazy:1");
 
         // the hostile image holds D too (its TOC names it, with D's real member), and ships pieces 0 and 2 of it
@@ -97,7 +97,7 @@ class HostilePiecesTest {
 
         // the hostile image first, through CRI's path: its pieces are fetched early and put in D's extent
         JsonNode before = env.stats().path("lazy");
-        LazyPullTest.clientPull(env, hostile).orThrow("pull of the hostile image");
+        env.clientPull(hostile).orThrow("pull of the hostile image");
         long early = 0;
         for (int i = 0; i < 100 && early < 2L * PIECE; i++) {
             Thread.sleep(100);
@@ -110,10 +110,10 @@ class HostilePiecesTest {
         assertTrue(out.contains(sha(own, 0, 65536)), "the hostile pieces are not in place, so this test shows nothing: " + out);
 
         // then the victim: its layer holds D (absent, shared) but attests no piece of it — its reads fetch D whole
-        LazyPullTest.clientPull(env, victim).orThrow("pull of the victim");
+        env.clientPull(victim).orThrow("pull of the victim");
         out = sha256sumOf(victim, "victim-1", READS);
         String real0 = sha(big, 0, 65536), real8 = sha(big, 8 * 65536, 9 * 65536);
-        assertTrue(out.contains(real0) && out.contains(real8) && out.contains(EndToEndTest.sha(big)),
+        assertTrue(out.contains(real0) && out.contains(real8) && out.contains(Images.sha256sum(big)),
                 "the victim read bytes another image shipped as pieces of its chunk:\n" + out + "\n" + env.daemon.logTail());
         // D is whole now, and so the hostile layer: its stream, rebuilt from what the node serves, is not the one its
         // diff_id names (that one holds its own piece bytes), so it is quarantined — no container starts on it again
@@ -121,7 +121,7 @@ class HostilePiecesTest {
         Proc.Result refused = env.ctrResult("run", "--rm", "--snapshotter", "dedup", hostile, "hostile-2", "/bin/sh", "-c", READS);
         assertTrue(refused.code() != 0 && refused.out().contains("quarantined"), "a container started on the quarantined layer: " + refused.out());
         out = sha256sumOf(victim, "victim-2", READS);
-        assertTrue(out.contains(real0) && out.contains(real8) && out.contains(EndToEndTest.sha(big)), out);
+        assertTrue(out.contains(real0) && out.contains(real8) && out.contains(Images.sha256sum(big)), out);
 
         env.ctr("images", "rm", "--sync", hostile, victim);
         assertTrue(env.stats().has("lazy"), "the daemon is not answering");

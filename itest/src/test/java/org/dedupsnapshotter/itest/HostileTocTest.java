@@ -35,14 +35,14 @@ class HostileTocTest {
     static void start() throws Exception {
         env = TestEnv.fullWithConfig("{\"lazy\": {\"readDeadline\": \"10s\", \"prefetchDelay\": \"60s\"}}");
         victimPlain = OciImage.push(env.registry(), "itest/toc-victim", "1", List.of(withFile("data", victimData)), List.of("/bin/sh"));
-        victimLazy = LazyFaultsTest.convert(victimPlain, env.registry() + "/itest/toc-victim-lazy:1");
-        neighbourLazy = LazyFaultsTest.convert(OciImage.push(env.registry(), "itest/toc-neighbour", "1", List.of(withFile("data", neighbourData)),
+        victimLazy = Images.convert(victimPlain, env.registry() + "/itest/toc-victim-lazy:1");
+        neighbourLazy = Images.convert(OciImage.push(env.registry(), "itest/toc-neighbour", "1", List.of(withFile("data", neighbourData)),
                 List.of("/bin/sh")), env.registry() + "/itest/toc-neighbour-lazy:1");
-        neighbour2Lazy = LazyFaultsTest.convert(OciImage.push(env.registry(), "itest/toc-neighbour2", "1", List.of(withFile("data", neighbour2Data)),
+        neighbour2Lazy = Images.convert(OciImage.push(env.registry(), "itest/toc-neighbour2", "1", List.of(withFile("data", neighbour2Data)),
                 List.of("/bin/sh")), env.registry() + "/itest/toc-neighbour2-lazy:1");
-        afterLazy = LazyFaultsTest.convert(OciImage.push(env.registry(), "itest/toc-after", "1", List.of(withFile("data", afterData)),
+        afterLazy = Images.convert(OciImage.push(env.registry(), "itest/toc-after", "1", List.of(withFile("data", afterData)),
                 List.of("/bin/sh")), env.registry() + "/itest/toc-after-lazy:1");
-        hostileLazy = LazyFaultsTest.convert(OciImage.push(env.registry(), "itest/toc-hostile", "1", List.of(withFile("data", hostileData)),
+        hostileLazy = Images.convert(OciImage.push(env.registry(), "itest/toc-hostile", "1", List.of(withFile("data", hostileData)),
                 List.of("/bin/sh")), env.registry() + "/itest/toc-hostile-lazy:1");
     }
 
@@ -74,7 +74,7 @@ class HostileTocTest {
 
     static void assertReads(String namespace, String ref, byte[] data, String container) throws Exception {
         String out = env.ctrIn(namespace, "run", "--rm", "--snapshotter", "dedup", ref, container, "/bin/sha256sum", "/data").orThrow("ctr run " + ref).out();
-        assertTrue(out.contains(EndToEndTest.sha(data)), ref + " read other bytes: " + out + "\n" + env.daemon.logTail());
+        assertTrue(out.contains(Images.sha256sum(data)), ref + " read other bytes: " + out + "\n" + env.daemon.logTail());
     }
 
     @Test
@@ -124,7 +124,7 @@ class HostileTocTest {
     @Test
     void aTocClaimingAnotherImagesChunkIsShortIsRefusedWhenTheRealBytesArrive() throws Exception {
         // the victim's first chunk, 4 MiB: the liar's /data says it is that chunk, and 4096 bytes long
-        String stolen = "sha256:" + EndToEndTest.sha(Arrays.copyOf(victimData, 4 * MIB));
+        String stolen = "sha256:" + Images.sha256sum(Arrays.copyOf(victimData, 4 * MIB));
         String liar = HostileImages.from(env.registry(), "itest/toc-hostile-lazy", "1").layer(0, l -> {
             long[] at = l.appendMember(Images.random(504, 4096)); // a member of the claimed size: any bytes, they will not verify
             ObjectNode e = dataEntry(l);

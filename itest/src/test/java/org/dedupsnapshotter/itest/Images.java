@@ -1,17 +1,44 @@
 package org.dedupsnapshotter.itest;
 
+import java.io.ByteArrayInputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Random;
+import java.util.zip.GZIPInputStream;
 
 import static org.dedupsnapshotter.itest.TarWriter.Meta;
 import static org.dedupsnapshotter.itest.TarWriter.T0;
 
-/** Layers used by the tests: a base with a static busybox, and a fidelity image exercising all a layer can hold. */
+/**
+ * Layers used by the tests (a base with a static busybox, and a fidelity image exercising all a layer can hold), and
+ * what the tests do with images and their contents: convert them to lazy images, check contents by SHA-256, gunzip
+ * parts of a blob.
+ */
 final class Images {
     private Images() {}
+
+    /** The SHA-256 of b in hex, as sha256sum prints it. */
+    static String sha256sum(byte[] b) throws Exception {
+        return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(b));
+    }
+
+    /** dedupctl convert: src (plain HTTP registry) becomes a lazy image pushed as dst; returns dst. */
+    static String convert(String src, String dst) throws Exception {
+        Proc.run(Duration.ofMinutes(5), List.of(TestEnv.TOP.resolve("bin/dedupctl").toString(), "convert", "--plain-http", src, dst)).orThrow("convert");
+        return dst;
+    }
+
+    /** A gzip member (a lazy layer's TOC or chunk, read from its blob by range), uncompressed. */
+    static byte[] gunzip(byte[] b) throws Exception {
+        try (GZIPInputStream in = new GZIPInputStream(new ByteArrayInputStream(b))) {
+            return in.readAllBytes();
+        }
+    }
 
     static byte[] random(long seed, int size) {
         byte[] b = new byte[size];

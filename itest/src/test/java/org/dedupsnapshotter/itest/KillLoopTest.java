@@ -146,7 +146,7 @@ class KillLoopTest {
 
     private static Map<String, String> expected(int i) throws Exception {
         Map<String, String> out = new LinkedHashMap<>();
-        for (var e : contents.get(i).entrySet()) out.put(e.getKey(), EndToEndTest.sha(e.getValue()));
+        for (var e : contents.get(i).entrySet()) out.put(e.getKey(), Images.sha256sum(e.getValue()));
         return out;
     }
 

@@ -64,21 +64,21 @@ class LazyDedupTest {
         for (long s = 100; s < 116; s++) if (s != 101) b.add(s); // image B: 15 of A's files and 2 of its own
         b.add(200L);
         b.add(201L);
-        String refA = LazyFaultsTest.convert(OciImage.push(env.registry(), "itest/share-a", "1", List.of(Images.base().finish(), layer(a)), List.of("/bin/sh")),
+        String refA = Images.convert(OciImage.push(env.registry(), "itest/share-a", "1", List.of(Images.base().finish(), layer(a)), List.of("/bin/sh")),
                 env.registry() + "/itest/share-a-lazy:1");
-        String refB = LazyFaultsTest.convert(OciImage.push(env.registry(), "itest/share-b", "1", List.of(Images.base().finish(), layer(b)), List.of("/bin/sh")),
+        String refB = Images.convert(OciImage.push(env.registry(), "itest/share-b", "1", List.of(Images.base().finish(), layer(b)), List.of("/bin/sh")),
                 env.registry() + "/itest/share-b-lazy:1");
-        LazyPullTest.clientPull(env, refA).orThrow("pull A");
+        env.clientPull(refA).orThrow("pull A");
         env.ctr("run", "--rm", "--snapshotter", "dedup", refA, "share-a", "/bin/sh", "-c", "cat /data/* > /dev/null");
         long afterA = fetched();
         assertTrue(afterA > 60L << 20, "reading all of A fetched only " + afterA + " bytes");
 
-        LazyPullTest.clientPull(env, refB).orThrow("pull B");
+        env.clientPull(refB).orThrow("pull B");
         String out = env.ctr("run", "--rm", "--snapshotter", "dedup", refB, "share-b", "/bin/sh", "-c", "sha256sum /data/*");
         long forB = fetched() - afterA, sizeB = compressedSize("itest/share-b-lazy");
         int shared = 15, total = b.size();
         assertTrue(shared * 100 / total >= 80, "the images share " + shared + " of " + total + " files");
-        for (long s : b) assertTrue(out.contains(EndToEndTest.sha(Images.random(s, FILE))), "wrong bytes for f" + s + ":\n" + out);
+        for (long s : b) assertTrue(out.contains(Images.sha256sum(Images.random(s, FILE))), "wrong bytes for f" + s + ":\n" + out);
         System.out.printf("lazy dedup: image B is %d bytes, reading all of it fetched %d (%.1f %%), image A fetched %d%n",
                 sizeB, forB, 100.0 * forB / sizeB, afterA);
         assertTrue(forB <= 0.30 * sizeB, "B fetched " + forB + " of its " + sizeB + " bytes (more than 30 %)");
@@ -96,9 +96,9 @@ class LazyDedupTest {
         for (int i = 0; i < files; i++) t.file("pkg/f" + i, Images.random(300 + i, size), TarWriter.Meta.of(0644));
         t.dir("src", TarWriter.Meta.of(0755));
         for (int i = 0; i < files; i++) t.file("src/f" + i, Images.random(400 + i, size), TarWriter.Meta.of(0644));
-        String ref = LazyFaultsTest.convert(OciImage.push(env.registry(), "itest/readahead", "1", List.of(Images.base().finish(), t.finish()), List.of("/bin/sh")),
+        String ref = Images.convert(OciImage.push(env.registry(), "itest/readahead", "1", List.of(Images.base().finish(), t.finish()), List.of("/bin/sh")),
                 env.registry() + "/itest/readahead-lazy:1");
-        LazyPullTest.clientPull(env, ref).orThrow("pull");
+        env.clientPull(ref).orThrow("pull");
         Path target = Files.createDirectories(env.dir.resolve("readahead"));
         try (AutoCloseable mounted = env.mountImage("dedup", ref, target)) {
             long before = chunkBytesFetched();

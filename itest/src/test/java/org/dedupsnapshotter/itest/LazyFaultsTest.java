@@ -45,8 +45,8 @@ class LazyFaultsTest {
         env = TestEnv.fullWithConfig("{\"lazy\": {\"readDeadline\": \"" + DEADLINE.toSeconds() + "s\", \"prefetchConcurrency\": 0}}");
         proxy = new SlowProxy(env.registryPort, 4 << 20);
         String original = OciImage.push(env.registry(), "itest/faults", "1", List.of(Images.base().finish(), dataLayer(10)), List.of("/bin/sh"));
-        converted = convert(original, proxy.address() + "/itest/faults-lazy:1");
-        LazyPullTest.clientPull(env, converted).orThrow("client pull");
+        converted = Images.convert(original, proxy.address() + "/itest/faults-lazy:1");
+        env.clientPull(converted).orThrow("client pull");
     }
 
     @AfterAll
@@ -61,12 +61,7 @@ class LazyFaultsTest {
         return t.finish();
     }
 
-    static String convert(String src, String dst) throws Exception {
-        Proc.run(Duration.ofMinutes(5), List.of(TestEnv.TOP.resolve("bin/dedupctl").toString(), "convert", "--plain-http", src, dst)).orThrow("convert");
-        return dst;
-    }
-
-    static String sha(long seed) throws Exception { return EndToEndTest.sha(Images.random(seed, FILE)); }
+    static String sha(long seed) throws Exception { return Images.sha256sum(Images.random(seed, FILE)); }
 
     private Proc.Result run(String name, String script) throws Exception {
         return env.ctrResult("run", "--rm", "--snapshotter", "dedup", converted, name, "/bin/sh", "-c", script);
@@ -101,8 +96,8 @@ class LazyFaultsTest {
     void daemonKilledDuringReadsLeavesTheContainerReadingTheRightBytes() throws Exception {
         // an image of its own: chunks other tests fetched (or unpacked, with the same digests) would not be fetched again
         String original = OciImage.push(env.registry(), "itest/killed", "1", List.of(Images.base().finish(), dataLayer(70)), List.of("/bin/sh"));
-        String ref = convert(original, proxy.address() + "/itest/killed-lazy:1");
-        LazyPullTest.clientPull(env, ref).orThrow("client pull");
+        String ref = Images.convert(original, proxy.address() + "/itest/killed-lazy:1");
+        env.clientPull(ref).orThrow("client pull");
         long holder = env.fdHolderPid();
         Path out = env.dir.resolve("kill-reader.out");
         Proc reader = Proc.start("reader", out, List.of("ctr", "--address", env.containerdSock.toString(), "-n", TestEnv.NS, "run", "--rm",
@@ -134,18 +129,18 @@ class LazyFaultsTest {
                 .header("Content-Type", accept).PUT(HttpRequest.BodyPublishers.ofByteArray(JSON.writeValueAsBytes(m))).build(), HttpResponse.BodyHandlers.ofString());
         assertEquals(201, put.statusCode(), put.body());
         env.ctr("images", "rm", "--sync", converted);
-        Proc.Result pull = LazyPullTest.clientPull(env, env.registry() + "/" + repo + ":badtoc").orThrow("pull");
+        Proc.Result pull = env.clientPull(env.registry() + "/" + repo + ":badtoc").orThrow("pull");
         assertTrue(pull.out().contains("1 layer(s) downloaded"), pull.out());
         assertTrue(env.daemon.logTail().contains("unpacking it the normal way"), env.daemon.logTail());
         Proc.Result r = env.ctrResult("run", "--rm", "--snapshotter", "dedup", env.registry() + "/" + repo + ":badtoc", "faults-toc", "sha256sum", "/data/f3");
         assertTrue(r.out().contains(sha(13)), r.out());
-        LazyPullTest.clientPull(env, converted).orThrow("pull again");
+        env.clientPull(converted).orThrow("pull again");
     }
 
     @Test
     void aChunkWithWrongBytesIsRefusedAndNothingIsWritten() throws Exception {
         String original = OciImage.push(env.registry(), "itest/tampered", "1", List.of(Images.base().finish(), dataLayer(50)), List.of("/bin/sh"));
-        String ref = convert(original, env.registry() + "/itest/tampered-lazy:1");
+        String ref = Images.convert(original, env.registry() + "/itest/tampered-lazy:1");
         // flip bytes inside one chunk's gzip member, in the registry's own storage: it serves what it has
         HttpClient http = HttpClient.newHttpClient();
         JsonNode layer = JSON.readTree(http.send(HttpRequest.newBuilder(URI.create("http://" + env.registry() + "/v2/itest/tampered-lazy/manifests/1"))
@@ -168,7 +163,7 @@ class LazyFaultsTest {
             f.seek(at);
             f.write(garbage);
         }
-        LazyPullTest.clientPull(env, ref).orThrow("pull");
+        env.clientPull(ref).orThrow("pull");
         long absentBefore = stats().path("lazy").path("absentChunks").asLong();
         long poolBefore = stats().path("poolAllocatedBytes").asLong();
         Proc.Result r = env.ctrResult("run", "--rm", "--snapshotter", "dedup", ref, "faults-bad", "/bin/sh", "-c", "sha256sum /data/f2; echo rc=$?");

@@ -38,14 +38,6 @@ class LazyPullTest {
         if (env != null) env.close();
     }
 
-    static Proc.Result clientPull(String ref) throws Exception { return clientPull(env, ref); }
-
-    /** containerd's client.Pull with unpack, as CRI does it (with CRI's labels), through the shared tool. */
-    static Proc.Result clientPull(TestEnv env, String ref) throws Exception {
-        return Proc.run(Duration.ofMinutes(5), List.of(TestEnv.TOP.getParent().resolve("shared/containerd-pull/run.sh").toString(),
-                "--address", env.containerdSock.toString(), "--namespace", TestEnv.NS, "--snapshotter", "dedup", "--plain-http", ref));
-    }
-
     private Map<String, String> listing(String snapshotter, String ref) throws Exception {
         Path target = Files.createDirectories(env.dir.resolve("view-" + snapshotter));
         try (AutoCloseable mounted = env.mountImage(snapshotter, ref, target)) {
@@ -55,14 +47,14 @@ class LazyPullTest {
 
     @Test
     void clientPullDownloadsNoLayerAndTheRootfsIsTheOriginal() throws Exception {
-        Proc.Result pull = clientPull(converted).orThrow("client pull");
+        Proc.Result pull = env.clientPull(converted).orThrow("client pull");
         assertTrue(pull.out().contains("0 layer(s) downloaded"), pull.out() + "\n" + env.daemon.logTail());
         Map<String, String> overlay = listing("overlayfs", original);
         Map<String, String> lazy = listing("dedup", converted);
         assertTrue(overlay.size() > 50, "overlayfs listing looks empty: " + overlay.size());
         assertEquals(overlay, lazy, "differences (overlayfs vs lazy dedup):\n" + TreeListing.diff(overlay, lazy));
         String out = env.ctr("run", "--rm", "--snapshotter", "dedup", converted, "lazy-run", "/bin/sh", "-c", "sha256sum /data/big; cat /etc/hello");
-        assertTrue(out.contains(EndToEndTest.sha(Images.BIG)), out);
+        assertTrue(out.contains(Images.sha256sum(Images.BIG)), out);
         assertTrue(out.contains("hello again from layer 3"), out);
         env.assertFsckClean();
 

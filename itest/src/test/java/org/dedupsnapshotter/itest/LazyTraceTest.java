@@ -38,7 +38,7 @@ class LazyTraceTest {
         // read by containerd itself (not the container) when it makes a container's spec: its additional groups
         t.dir("etc", TarWriter.Meta.of(0755)).file("etc/passwd", PASSWD, TarWriter.Meta.of(0644)).file("etc/group", GROUP, TarWriter.Meta.of(0644));
         String original = OciImage.push(env.registry(), "itest/traced", "1", List.of(Images.base().finish(), t.finish()), List.of("/bin/sh"));
-        ref = LazyFaultsTest.convert(original, env.registry() + "/itest/traced-lazy:1");
+        ref = Images.convert(original, env.registry() + "/itest/traced-lazy:1");
     }
 
     @AfterAll
@@ -46,7 +46,7 @@ class LazyTraceTest {
         if (env != null) env.close();
     }
 
-    static String digestOf(int i) throws Exception { return "sha256:" + EndToEndTest.sha(Images.random(300 + i, FILE)); }
+    static String digestOf(int i) throws Exception { return "sha256:" + Images.sha256sum(Images.random(300 + i, FILE)); }
 
     private JsonNode exportTrace(String image) throws Exception {
         Proc.Result r = env.dedupctl("trace", "export", image);
@@ -63,7 +63,7 @@ class LazyTraceTest {
         TarWriter t = new TarWriter().dir("./", TarWriter.Meta.of(0755)).dir("app", TarWriter.Meta.of(0755));
         for (int i = 0; i < 4; i++) t.file("app/f" + i, Images.random(400 + i, FILE), TarWriter.Meta.of(0644));
         String original = OciImage.push(env.registry(), "itest/early", "1", List.of(Images.base().finish(), t.finish()), List.of("/bin/sh"));
-        String f3 = "sha256:" + EndToEndTest.sha(Images.random(403, FILE)), f1 = "sha256:" + EndToEndTest.sha(Images.random(401, FILE));
+        String f3 = "sha256:" + Images.sha256sum(Images.random(403, FILE)), f1 = "sha256:" + Images.sha256sum(Images.random(401, FILE));
         Path trace = env.dir.resolve("early-trace.json");
         Files.writeString(trace, JSON.writeValueAsString(java.util.Map.of("image", "sha256:" + "e".repeat(64), "runs", 1, "layers", List.of(),
                 "chunks", List.of(f3, f1))));
@@ -71,7 +71,7 @@ class LazyTraceTest {
         TestEnv.cli("convert", "--plain-http", "--trace-file", trace.toString(), original, traced).orThrow("convert --trace-file");
 
         JsonNode before = env.stats().path("lazy");
-        LazyPullTest.clientPull(env, traced).orThrow("pull");
+        env.clientPull(traced).orThrow("pull");
         long early = 0;
         for (int i = 0; i < 100 && early < 2L * FILE; i++) {
             Thread.sleep(100);
@@ -103,8 +103,8 @@ class LazyTraceTest {
         TarWriter t = new TarWriter().dir("./", TarWriter.Meta.of(0755)).dir("app", TarWriter.Meta.of(0755)).file("app/small", small, TarWriter.Meta.of(0644));
         for (int i = 0; i < 2; i++) t.file("app/g" + i, Images.random(500 + i, FILE), TarWriter.Meta.of(0644));
         String original = OciImage.push(env.registry(), "itest/early-cut", "1", List.of(lower.finish(), t.finish()), List.of("/bin/sh"));
-        String g0 = "sha256:" + EndToEndTest.sha(Images.random(500, FILE)), g1 = "sha256:" + EndToEndTest.sha(Images.random(501, FILE));
-        String s0 = "sha256:" + EndToEndTest.sha(small);
+        String g0 = "sha256:" + Images.sha256sum(Images.random(500, FILE)), g1 = "sha256:" + Images.sha256sum(Images.random(501, FILE));
+        String s0 = "sha256:" + Images.sha256sum(small);
         Path trace = env.dir.resolve("cut-trace.json");
         Files.writeString(trace, JSON.writeValueAsString(java.util.Map.of("image", "sha256:" + "c".repeat(64), "runs", 1, "layers", List.of(),
                 "chunks", List.of(s0, g0, g1))));
@@ -112,7 +112,7 @@ class LazyTraceTest {
             String traced = proxy.address() + "/itest/early-cut-traced:1";
             TestEnv.cli("convert", "--plain-http", "--trace-file", trace.toString(), original, traced).orThrow("convert --trace-file");
             JsonNode before = env.stats().path("lazy");
-            LazyPullTest.clientPull(env, traced).orThrow("pull");
+            env.clientPull(traced).orThrow("pull");
             proxy.cutConnections();
             // the traced chunks still arrive ahead of any reader (fetched again the usual way; the background fill waits a minute)
             long prefetched = 0, all = small.length + 2L * FILE;
@@ -136,7 +136,7 @@ class LazyTraceTest {
 
     @Test
     void aContainersFirstReadsBecomeTheTraceAndARePullFetchesThemFirst() throws Exception {
-        LazyPullTest.clientPull(env, ref).orThrow("pull");
+        env.clientPull(ref).orThrow("pull");
         String image = env.chainId(ref);
         env.ctr("run", "--rm", "--snapshotter", "dedup", ref, "trace-1", "/bin/sh", "-c",
                 "cat /data/f4 > /dev/null; cat /data/f1 > /dev/null; head -c 100 /data/f0 > /dev/null");
@@ -149,7 +149,7 @@ class LazyTraceTest {
                 "f4 then f1 expected in the trace: " + chunks);
         // containerd read /etc/group for the spec before the container ran (from its own mount, outside any container):
         // part of the start, so part of the trace, ahead of what the container read
-        String group = "sha256:" + EndToEndTest.sha(GROUP);
+        String group = "sha256:" + Images.sha256sum(GROUP);
         assertTrue(chunks.indexOf(group) >= 0 && chunks.indexOf(group) < chunks.indexOf(digestOf(4)),
                 "/etc/group, which containerd read to make the container's spec, expected first in the trace: " + chunks);
         for (int i : new int[] {2, 3, 5}) assertFalse(chunks.contains(digestOf(i)), "f" + i + " was never read but is in the trace");
@@ -167,7 +167,7 @@ class LazyTraceTest {
         env.ctr("images", "rm", "--sync", ref);
         assertEquals(0, env.stats().path("storedBytes").asLong(), "the image's chunks were not collected");
         long prefetchedBefore = env.stats().path("lazy").path("fetchedPrefetchChunkBytes").asLong();
-        LazyPullTest.clientPull(env, ref).orThrow("pull again");
+        env.clientPull(ref).orThrow("pull again");
         long prefetched = 0;
         for (int i = 0; i < 100 && prefetched < 2L * FILE; i++) {
             Thread.sleep(100);
@@ -209,13 +209,13 @@ class LazyTraceTest {
         Path trace = env.dir.resolve("pieces-trace.json");
         // pieces 0 and 2: bytes [0, 256 KiB) and [512 KiB, 768 KiB) of the file's one chunk
         Files.writeString(trace, JSON.writeValueAsString(java.util.Map.of("image", "sha256:" + "f".repeat(64), "runs", 1, "layers", List.of(),
-                "chunks", List.of("sha256:" + EndToEndTest.sha(big)), "pieces", List.of("5"))));
+                "chunks", List.of("sha256:" + Images.sha256sum(big)), "pieces", List.of("5"))));
         String traced = env.registry() + "/itest/pieces-traced:1";
         String converted = TestEnv.cli("convert", "--plain-http", "--trace-file", trace.toString(), original, traced).orThrow("convert --trace-file").out();
         assertTrue(converted.contains("traced: 1 of the trace's 1 chunks, " + 2 * piece + " bytes"), converted);
 
         JsonNode before = env.stats().path("lazy");
-        LazyPullTest.clientPull(env, traced).orThrow("pull");
+        env.clientPull(traced).orThrow("pull");
         long early = 0;
         for (int i = 0; i < 100 && early < 2L * piece; i++) {
             Thread.sleep(100);
@@ -225,13 +225,13 @@ class LazyTraceTest {
         long demand = env.stats().path("lazy").path("fetchedDemandChunkBytes").asLong();
         String out = env.ctr("run", "--rm", "--snapshotter", "dedup", traced, "pieces-1", "/bin/sh", "-c",
                 "dd if=/app/big bs=65536 count=1 2>/dev/null | sha256sum; dd if=/app/big bs=65536 skip=8 count=1 2>/dev/null | sha256sum");
-        assertTrue(out.contains(EndToEndTest.sha(java.util.Arrays.copyOfRange(big, 0, 65536)))
-                && out.contains(EndToEndTest.sha(java.util.Arrays.copyOfRange(big, 8 * 65536, 9 * 65536))), out);
+        assertTrue(out.contains(Images.sha256sum(java.util.Arrays.copyOfRange(big, 0, 65536)))
+                && out.contains(Images.sha256sum(java.util.Arrays.copyOfRange(big, 8 * 65536, 9 * 65536))), out);
         long shell = env.stats().path("lazy").path("fetchedDemandChunkBytes").asLong() - demand; // the base layer's sh and dd, fetched on demand
         assertTrue(shell < FILE, "a read within the shipped pieces fetched their chunk on demand: " + shell + " bytes\n" + env.daemon.logTail());
         demand += shell;
         out = env.ctr("run", "--rm", "--snapshotter", "dedup", traced, "pieces-2", "/bin/sh", "-c", "sha256sum /app/big");
-        assertTrue(out.contains(EndToEndTest.sha(big)), out + "\n" + env.daemon.logTail());
+        assertTrue(out.contains(Images.sha256sum(big)), out + "\n" + env.daemon.logTail());
         assertEquals(FILE, env.stats().path("lazy").path("fetchedDemandChunkBytes").asLong() - demand, "the read beyond the pieces fetched the chunk once");
         env.ctr("images", "rm", "--sync", traced);
         env.assertFsckClean();

@@ -22,7 +22,7 @@ class LoopBackendTest {
         try {
             var api = env.snapshots();
             byte[] data = Images.random(77, 6 * 1024 * 1024 + 5);
-            CrashTest.writeLayer(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("a").build()).getMountsList(), Map.of("data", data));
+            SnapshotMounts.writeLayer(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("a").build()).getMountsList(), Map.of("data", data));
             api.commit(CommitSnapshotRequest.newBuilder().setName("L").setKey("a").build());
 
             String mountSource = Files.readAllLines(Path.of("/proc/self/mountinfo")).stream()
@@ -31,9 +31,9 @@ class LoopBackendTest {
 
             var mounts = api.view(ViewSnapshotRequest.newBuilder().setKey("v").setParent("L").build()).getMountsList();
             Path target = Files.createDirectories(env.dir.resolve("v"));
-            CrashTest.mount(mounts, target);
+            SnapshotMounts.mount(mounts, target);
             try {
-                assertEquals(EndToEndTest.sha(data), TreeListing.sha256(target.resolve("data")));
+                assertEquals(Images.sha256sum(data), TreeListing.sha256(target.resolve("data")));
             } finally {
                 Libc.umount2(target.toString(), Libc.MNT_DETACH);
             }

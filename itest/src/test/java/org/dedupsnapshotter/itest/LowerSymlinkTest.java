@@ -34,7 +34,7 @@ class LowerSymlinkTest {
                 .file("x/sub/f", "below a link to /root\n", TarWriter.Meta.of(0644))
                 .file("y/g", "below a link to /d\n", TarWriter.Meta.of(0644));
         original = OciImage.push(env.registry(), "itest/lower-links", "1", List.of(lower.finish(), upper.finish()), List.of("/bin/sh"));
-        converted = LazyFaultsTest.convert(original, env.registry() + "/itest/lower-links-lazy:1");
+        converted = Images.convert(original, env.registry() + "/itest/lower-links-lazy:1");
         env.ctr("images", "pull", "--plain-http", "--snapshotter", "overlayfs", original);
     }
 

@@ -93,5 +93,5 @@ class PoolDedupTest {
         }
     }
 
-    static String sha(byte[] b) throws Exception { return EndToEndTest.sha(b); }
+    static String sha(byte[] b) throws Exception { return Images.sha256sum(b); }
 }

@@ -42,7 +42,7 @@ class RestartTest {
     @ValueSource(strings = {"KILL", "TERM"})
     void runningContainerSurvivesDaemonRestart(String how) throws Exception {
         String name = "restart-" + how.toLowerCase();
-        String expected = EndToEndTest.sha(BLOB);
+        String expected = Images.sha256sum(BLOB);
         env.ctr("run", "-d", "--snapshotter", "dedup", ref, name, "/bin/sleep", "600");
         try {
             List<Info> before = listAll();

@@ -370,6 +370,9 @@ final class TestEnv implements AutoCloseable {
                 "--address", containerdSock.toString(), "--namespace", namespace, "--snapshotter", "dedup", "--plain-http", ref));
     }
 
+    /** containerd's client.Pull with unpack into dedup, as CRI does it (with CRI's labels), in the tests' namespace. */
+    Proc.Result clientPull(String ref) throws IOException, InterruptedException { return criPull(NS, ref); }
+
     /**
      * Mounts the image's root filesystem from the named snapshotter, read-only, at target (ImageRootfs: a view of the
      * image's chain id under a lease of its own). Not `ctr images mount`: in containerd 1.6 it ignores its

@@ -60,7 +60,7 @@ class TraceConvertTest {
             String digest = l.path("digest").asText();
             long size = l.path("size").asLong();
             long[] toc = LazyLayerFormat.parseFooter(registry.blobRange(repo, digest, size - LazyLayerFormat.FOOTER_SIZE, LazyLayerFormat.FOOTER_SIZE));
-            out.add(new Layer(digest, size, toc[0], Toc.parse(ConvertTest.gunzip(registry.blobRange(repo, digest, toc[0], (int) toc[1])))));
+            out.add(new Layer(digest, size, toc[0], Toc.parse(Images.gunzip(registry.blobRange(repo, digest, toc[0], (int) toc[1])))));
         }
         return out;
     }
@@ -80,7 +80,7 @@ class TraceConvertTest {
         long at = prefetch.getFirst().blobOffset();
         for (Toc.Prefetch p : prefetch) {
             assertEquals(at, p.blobOffset(), "the region's members are back to back, in rank order");
-            byte[] chunk = ConvertTest.gunzip(registry.blobRange(repo, layer.digest(), p.blobOffset(), (int) p.blobLength()));
+            byte[] chunk = Images.gunzip(registry.blobRange(repo, layer.digest(), p.blobOffset(), (int) p.blobLength()));
             assertEquals(p.size(), chunk.length);
             assertEquals(p.digest(), RegistryClient.sha256(chunk));
             at += p.blobLength();
@@ -149,11 +149,11 @@ class TraceConvertTest {
         // a node without our snapshotter: containerd checks every new diff_id (region included) and unpacks the tars
         assertSameRootfsOnOverlayfs(original, traced);
         String out = env.ctr("run", "--rm", "--snapshotter", "overlayfs", traced, "traced-run", "/bin/sh", "-c", "cat /etc/hello; sha256sum /data/big");
-        assertTrue(out.contains("hello again from layer 3") && out.contains(EndToEndTest.sha(Images.BIG)), out);
+        assertTrue(out.contains("hello again from layer 3") && out.contains(Images.sha256sum(Images.BIG)), out);
         // and ours, lazily
         TestEnv.cli("pull", "--plain-http", "--address", env.containerdSock.toString(), "--namespace", TestEnv.NS, traced).orThrow("dedupctl pull");
         String lazy = env.ctr("run", "--rm", "--snapshotter", "dedup", traced, "traced-lazy-run", "/bin/sh", "-c", "sha256sum /data/big");
-        assertTrue(lazy.contains(EndToEndTest.sha(Images.BIG)), lazy + "\n" + env.daemon.logTail());
+        assertTrue(lazy.contains(Images.sha256sum(Images.BIG)), lazy + "\n" + env.daemon.logTail());
     }
 
     @Test

@@ -59,6 +59,15 @@ public final class LayerMounts {
     }
 
     /**
+     * Mounts layer id even though this process mounted it before: its mount went away behind our back (fsck
+     * --repair found it missing from the kernel's table). A lazy layer is mounted through the watch again.
+     */
+    public synchronized void remount(long id) throws IOException {
+        mounted.remove(id);
+        mount(id);
+    }
+
+    /**
      * A lazy layer has all its chunks now: it need not pass the watch any more. Its image is mounted again, from the
      * plain pool path, on top of its current mount at the same path, so new containers read it as a local layer (no
      * event per read) while running ones keep the mount they have; removal unmounts both.

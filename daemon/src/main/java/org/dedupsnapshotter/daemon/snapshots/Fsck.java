@@ -114,7 +114,7 @@ public final class Fsck {
             }
             if (!mounted.contains(layout.mnt(s.id()).toString())) {
                 if (repair) {
-                    layers.mount(s.id());
+                    layers.remount(s.id()); // this process may still count it as mounted
                     repaired.add(name + ": mounted again");
                 } else {
                     problems.add(name + ": not mounted");

@@ -8,7 +8,6 @@ import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.daemon.lazypull.LazyPull;
 import org.dedupsnapshotter.erofs.ErofsBuilder;
 import org.dedupsnapshotter.erofs.ErofsImage;
-import org.dedupsnapshotter.mount.Mounter;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.MetaStore;
@@ -25,12 +24,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -54,26 +50,6 @@ class SnapshotServiceTest {
     private Layout layout;
     private SnapshotService service;
     private final List<Long> newBytes = new ArrayList<>();
-
-    /** Records mounts instead of making them; the mount point is a plain directory, as LayerMounts makes it. */
-    static final class FakeMounter implements Mounter {
-        final Map<Path, Path> mounted = new HashMap<>();
-        volatile boolean fail;
-
-        @Override public void mount(Path image, Path device, Path target) throws IOException {
-            if (fail) throw new IOException("mount refused (test)");
-            assertTrue(Files.exists(image), "the image exists when it is mounted");
-            mounted.put(target, image);
-        }
-
-        @Override public void unmountAll(Path dir) { mounted.keySet().removeIf(p -> p.startsWith(dir)); }
-
-        @Override public Set<String> mountPoints() {
-            Set<String> out = new HashSet<>();
-            mounted.keySet().forEach(p -> out.add(p.toString()));
-            return out;
-        }
-    }
 
     private void start(String builder, long poolCap) throws IOException {
         layout = new Layout(dir.resolve("root"));

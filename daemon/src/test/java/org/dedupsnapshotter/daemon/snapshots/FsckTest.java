@@ -1,0 +1,146 @@
+package org.dedupsnapshotter.daemon.snapshots;
+
+import org.dedupsnapshotter.storage.MetaStore;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+import static org.dedupsnapshotter.daemon.snapshots.TestDaemon.CHUNK;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The consistency check on a store made by the verbs, then damaged by hand: what it reports, and what repair
+ * mends (reference counts, garbage, missing mounts) and leaves reported (bytes that do not match their digest).
+ */
+class FsckTest {
+    @TempDir Path dir;
+    private final FakeMounter mounter = new FakeMounter();
+    private TestDaemon daemon;
+    private long l1, l2;
+
+    /** Two layers, the second on the first; three chunks, one of them in both. */
+    @BeforeEach
+    void open() throws IOException {
+        daemon = new TestDaemon(dir.resolve("root"), mounter);
+        l1 = commit("l1", "", 1);
+        daemon.service().prepare("k2", "l1", Map.of());
+        Files.write(daemon.layout.fs(daemon.id("k2")).resolve("f"), TestDaemon.random((int) CHUNK, 1)); // l1's content again
+        Files.write(daemon.layout.fs(daemon.id("k2")).resolve("g"), TestDaemon.random((int) CHUNK, 2));
+        daemon.service().commit("l2", "k2", Map.of());
+        l2 = daemon.id("l2");
+    }
+
+    @AfterEach
+    void close() throws IOException {
+        daemon.close();
+    }
+
+    private long commit(String name, String parent, long seed) throws IOException {
+        daemon.prepareWithFile(name + "-key", parent, (int) CHUNK, seed);
+        daemon.service().commit(name, name + "-key", Map.of());
+        return daemon.id(name);
+    }
+
+    private static boolean reports(Fsck.Report r, String text) {
+        return r.problems().stream().anyMatch(p -> p.contains(text));
+    }
+
+    @Test
+    void aStoreTheVerbsMadeIsClean() throws IOException {
+        Fsck.Report r = daemon.fsck().run(true, false);
+        assertEquals(List.of(), r.problems());
+        assertEquals(2, r.chunks());
+        assertEquals(2, r.layers());
+        assertEquals(2 * CHUNK, r.verifiedBytes());
+        assertEquals(List.of(), daemon.fsck().run(true, true).repaired(), "repair finds nothing to do");
+    }
+
+    @Test
+    void aWrongReferenceCountIsReportedAndRecountedByRepair() throws IOException {
+        MetaStore.Chunk shared = daemon.store.chunks().getFirst();
+        assertEquals(2, shared.refs());
+        assertEquals(1, Tamper.sql(daemon.layout.db(), "UPDATE chunks SET refs = 5 WHERE id = " + shared.id()));
+
+        Fsck.Report r = daemon.fsck().run(false, false);
+        assertTrue(reports(r, "chunk " + shared.digest() + " records 5 references, layers hold 2"), r.problems().toString());
+        assertEquals(1, r.problems().size());
+
+        Fsck.Report repaired = daemon.fsck().run(false, true);
+        assertTrue(repaired.clean(), repaired.problems().toString());
+        assertTrue(repaired.repaired().contains("recounted references of 1 chunks"), repaired.repaired().toString());
+        assertEquals(2, daemon.store.chunks().getFirst().refs());
+    }
+
+    @Test
+    void garbageAKilledRemovalLeftIsReportedAndCollectedByRepair() throws IOException {
+        MetaStore.Chunk onlyL2s = daemon.store.chunks().getLast();
+        mounter.killAtNextUnmount = true;
+        assertThrows(FakeMounter.Killed.class, () -> daemon.service().remove("l2")); // after its transaction, before gc
+
+        Fsck.Report r = daemon.fsck().run(false, false);
+        assertEquals(List.of("chunk " + onlyL2s.digest() + " is referenced by no layer (garbage not collected)"), r.problems());
+
+        Fsck.Report repaired = daemon.fsck().run(false, true);
+        assertEquals(List.of("gc freed " + CHUNK + " bytes"), repaired.repaired());
+        assertTrue(repaired.clean(), repaired.problems().toString());
+        assertEquals(1, daemon.store.figures().chunks());
+    }
+
+    @Test
+    void aReferencedChunkRecordedAsUnreferencedIsRecountedNotCollected() throws IOException {
+        MetaStore.Chunk onlyL2s = daemon.store.chunks().getLast();
+        Tamper.sql(daemon.layout.db(), "UPDATE chunks SET refs = 0 WHERE id = " + onlyL2s.id());
+
+        Fsck.Report r = daemon.fsck().run(false, false);
+        assertEquals(List.of("chunk " + onlyL2s.digest() + " records 0 references, layers hold 1"), r.problems());
+
+        Fsck.Report repaired = daemon.fsck().run(true, true);
+        assertTrue(repaired.clean(), repaired.problems().toString());
+        assertEquals(2, daemon.store.figures().chunks(), "the chunk l2 still holds is kept");
+        assertEquals(1, daemon.store.chunks().getLast().refs());
+    }
+
+    @Test
+    void bytesThatDoNotHashToTheirDigestAreReportedAndLeftToTheUser() throws IOException {
+        MetaStore.Chunk c = daemon.store.chunks().getLast();
+        Tamper.garbageAt(daemon.layout.pool(), c.block());
+
+        assertTrue(daemon.fsck().run(false, false).clean(), "only a data check reads the bytes");
+        Fsck.Report r = daemon.fsck().run(true, false);
+        assertEquals(List.of("chunk " + c.digest() + " at block " + c.block() + ": its bytes do not match its SHA-256"), r.problems());
+        Fsck.Report afterRepair = daemon.fsck().run(true, true);
+        assertEquals(List.of(), afterRepair.repaired(), "repair has nothing to put there");
+        assertEquals(r.problems(), afterRepair.problems());
+    }
+
+    @Test
+    void aCommittedLayerNotMountedIsReportedAndMountedByRepair() throws IOException {
+        mounter.mounted.remove(daemon.layout.mnt(l1)); // unmounted behind the daemon's back
+
+        Fsck.Report r = daemon.fsck().run(false, false);
+        assertEquals(List.of("layer l1 (id " + l1 + "): not mounted"), r.problems());
+
+        Fsck.Report repaired = daemon.fsck().run(false, true);
+        assertEquals(List.of("layer l1 (id " + l1 + "): mounted again"), repaired.repaired());
+        assertTrue(mounter.mounted.containsKey(daemon.layout.mnt(l1)), "the image is mounted at its mnt dir again");
+        assertTrue(repaired.clean(), repaired.problems().toString());
+    }
+
+    @Test
+    void aMissingImageIsReported() throws IOException {
+        Files.delete(daemon.layout.image(l2));
+        Fsck.Report r = daemon.fsck().run(false, true);
+        assertTrue(reports(r, "layer l2 (id " + l2 + "): image " + daemon.layout.image(l2) + " is missing"), r.problems().toString());
+        assertFalse(r.clean());
+    }
+}

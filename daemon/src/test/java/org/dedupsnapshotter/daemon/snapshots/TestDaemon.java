@@ -1,0 +1,80 @@
+package org.dedupsnapshotter.daemon.snapshots;
+
+import org.dedupsnapshotter.daemon.layers.LayerMounts;
+import org.dedupsnapshotter.daemon.layers.Layout;
+import org.dedupsnapshotter.daemon.lazypull.LazyPull;
+import org.dedupsnapshotter.erofs.ErofsBuilder;
+import org.dedupsnapshotter.storage.ChunkIndexer;
+import org.dedupsnapshotter.storage.ChunkPool;
+import org.dedupsnapshotter.storage.MetaStore;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.Random;
+
+/**
+ * A daemon's objects on a temp root, as Main wires them (native image builder, no lazy pull), with the kernel's
+ * mounts played by a {@link FakeMounter}. {@link #restart} drops them as a kill -9 would and opens them again on the
+ * same root and the same mount table, ready for {@link #recovery}; the service is made on first use, after it.
+ */
+final class TestDaemon implements AutoCloseable {
+    static final long CHUNK = 1 << 20;
+
+    final Layout layout;
+    final FakeMounter mounter;
+    final MetaStore store;
+    final ChunkPool pool;
+    final ChunkIndexer indexer;
+    final LayerMounts layers;
+    private SnapshotService service;
+
+    TestDaemon(Path root, FakeMounter mounter) throws IOException {
+        this.layout = new Layout(root);
+        this.mounter = mounter;
+        Files.createDirectories(layout.snapshots());
+        store = MetaStore.open(layout.db());
+        pool = ChunkPool.open(layout.pool(), 0);
+        indexer = new ChunkIndexer(pool, store, 2, CHUNK);
+        layers = new LayerMounts(layout, mounter);
+    }
+
+    SnapshotService service() {
+        if (service == null)
+            service = new SnapshotService(layout, store, new ErofsBuilder("mkfs.erofs", CHUNK), true, layers, indexer, LazyPull.OFF, ServiceEvents.NONE);
+        return service;
+    }
+
+    Recovery recovery() { return new Recovery(layout, store, layers, indexer); }
+
+    Fsck fsck() { return new Fsck(layout, store, pool, layers, service()); }
+
+    /** This process dies (its files closed, nothing else undone); a new one opens the same root. */
+    TestDaemon restart() throws IOException {
+        close();
+        return new TestDaemon(layout.root(), mounter);
+    }
+
+    long id(String key) { return store.get(key).id(); }
+
+    /** An active snapshot with one file of random bytes in its upper dir. */
+    long prepareWithFile(String key, String parent, int bytes, long seed) throws IOException {
+        service().prepare(key, parent, Map.of());
+        long id = id(key);
+        Files.write(layout.fs(id).resolve("f"), random(bytes, seed));
+        return id;
+    }
+
+    static byte[] random(int n, long seed) {
+        byte[] b = new byte[n];
+        new Random(seed).nextBytes(b);
+        return b;
+    }
+
+    @Override public void close() throws IOException {
+        indexer.close();
+        pool.close();
+        store.close();
+    }
+}
