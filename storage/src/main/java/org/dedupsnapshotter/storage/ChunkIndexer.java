@@ -235,12 +235,13 @@ public final class ChunkIndexer {
                 throw new IOException("chunk " + n.digest() + " is " + n.length() + " bytes: a chunk has 1 to " + chunkSize + " bytes");
         try {
             synchronized (lock) { // one look-up for all, under the lock: no chunk is recorded or let go meanwhile
-                Map<Digest, MetaStore.Chunk> known = store.chunksIn(needs.stream().map(Need::digest).filter(d -> !inFlight.containsKey(d)).toList());
+                List<Digest> unheld = needs.stream().map(Need::digest).filter(d -> !inFlight.containsKey(d)).toList();
+                Map<Digest, Chunk> known = store.read(tx -> tx.chunks().in(unheld));
                 for (int i = 0; i < needs.size(); i++) {
                     Need n = needs.get(i);
                     InFlight f = inFlight.get(n.digest());
                     if (f == null) {
-                        MetaStore.Chunk k = known.get(n.digest());
+                        Chunk k = known.get(n.digest());
                         f = k != null
                                 ? new InFlight(n.digest(), k.block(), k.length(), true, !k.present())
                                 : new InFlight(n.digest(), pool.allocate(Extent.blocksFor(n.length())), n.length(), false, true);
@@ -281,7 +282,7 @@ public final class ChunkIndexer {
         synchronized (lock) {
             f = inFlight.get(d);
             if (f == null) {
-                var row = store.chunk(d);
+                var row = store.read(tx -> tx.chunks().find(d));
                 if (row.isEmpty() || row.get().block() != block) return java.util.Optional.empty();
                 f = new InFlight(d, block, row.get().length(), true, !row.get().present());
                 f.written.complete(null);
@@ -311,7 +312,7 @@ public final class ChunkIndexer {
                 f = null; // the digest gets its own entry; the claim's keeps its extent for the layer that made it
             }
             if (f == null) {
-                var known = claimDisproved ? java.util.Optional.<MetaStore.Chunk>empty() : store.chunk(d);
+                var known = claimDisproved ? java.util.Optional.<Chunk>empty() : store.read(tx -> tx.chunks().find(d));
                 if (known.isPresent() && known.get().length() != length) {
                     if (known.get().present())
                         throw new IOException("chunk " + d + " is recorded with " + known.get().length() + " bytes but hashed from " + length);
@@ -383,8 +384,12 @@ public final class ChunkIndexer {
         for (Disproved x : disproved) {
             FalseClaim claim;
             try {
-                var row = store.chunk(FalseClaim.tombstoneOf(x.digest(), x.block()));
-                claim = new FalseClaim(x.digest(), x.block(), x.claimedLength(), x.realLength(), row.map(c -> store.layersOfChunk(c.id())).orElse(List.of()));
+                Digest tombstone = FalseClaim.tombstoneOf(x.digest(), x.block());
+                List<Long> liars = store.read(tx -> {
+                    var row = tx.chunks().find(tombstone);
+                    return row.isPresent() ? tx.chunks().layersOf(row.get().id()) : List.<Long>of();
+                });
+                claim = new FalseClaim(x.digest(), x.block(), x.claimedLength(), x.realLength(), liars);
             } catch (RuntimeException e) {
                 log.warn("false claim on chunk {}: cannot read the layers that made it: {}", x.digest(), e.getMessage());
                 claim = new FalseClaim(x.digest(), x.block(), x.claimedLength(), x.realLength(), List.of());
@@ -439,17 +444,17 @@ public final class ChunkIndexer {
      * punched and reused. Chunks an unfinished commit holds are skipped. Returns the bytes given back.
      */
     public long collect() throws IOException {
-        List<MetaStore.Chunk> dead;
+        List<Chunk> dead;
         synchronized (lock) {
             Set<Digest> pinned = new HashSet<>(inFlight.keySet());
-            dead = store.deleteUnreferenced(pinned);
+            dead = store.write("collect chunks", tx -> tx.chunks().deleteUnreferenced(pinned));
             // a chunk skipped because a commit or a fetch held it may have lost its last reference: look again when
             // the holds are gone, so its space comes back without waiting for the next removal
             collectAgain = !pinned.isEmpty();
         }
         if (!dead.isEmpty()) CrashPoints.reach("gc.db");
         long bytes = 0;
-        for (MetaStore.Chunk c : dead) {
+        for (Chunk c : dead) {
             pool.free(c.extent());
             bytes += c.extent().blocks() * ChunkPool.BLOCK;
             CrashPoints.reach("gc.punch");

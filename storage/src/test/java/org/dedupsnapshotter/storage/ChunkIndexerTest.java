@@ -1,7 +1,6 @@
 package org.dedupsnapshotter.storage;
 
 import org.dedupsnapshotter.api.Kind;
-import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.api.Usage;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -15,6 +14,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Random;
 import java.util.concurrent.CopyOnWriteArrayList;
 
@@ -65,43 +65,42 @@ class ChunkIndexerTest {
 
         ChunkIndexer.Indexed lie = indexer.reserve(List.of(new ChunkIndexer.Need(dd, 4096)), 4096);
         long claimed = lie.blocks[0];
-        Snapshot liar = store.createLazy("liar", "", Map.of(), new Usage(4096, 1), lie.chunks, new MetaStore.LazyLayer(0, "r/x", "sha256:blob", "sha256:toc"),
-                Map.of(dd, new MetaStore.ChunkSource(0, 100, 200)), new ArrayList<>(), InTransaction.NOTHING);
+        Snapshot liar = Rows.createLazy(store, "liar", lie.chunks, Map.of(dd, new LazyLayerTable.ChunkSource(0, 100, 200)));
         lie.committed();
 
         Snapshot first = commitLocal("first", List.of(neighbour));
-        long neighbourBlock = store.chunk(ChunkIndexer.sha256(neighbour)).orElseThrow().block();
+        long neighbourBlock = chunk(ChunkIndexer.sha256(neighbour)).orElseThrow().block();
         assertEquals(claimed + 1, neighbourBlock, "the neighbour lies right after the one block reserved for the claim");
 
         commitLocal("second", List.of(d, other));
 
         assertArrayEquals(neighbour, read(neighbourBlock, neighbour.length), "the neighbour's bytes are unchanged");
-        MetaStore.Chunk real = store.chunk(dd).orElseThrow();
+        Chunk real = chunk(dd).orElseThrow();
         assertTrue(real.present());
         assertEquals(MIB4, real.length());
         assertNotEquals(claimed, real.block());
         assertArrayEquals(d, read(real.block(), d.length), "D reads back from its own extent");
-        assertArrayEquals(other, read(store.chunk(ChunkIndexer.sha256(other)).orElseThrow().block(), other.length));
+        assertArrayEquals(other, read(chunk(ChunkIndexer.sha256(other)).orElseThrow().block(), other.length));
 
         Digest tombstone = FalseClaim.tombstoneOf(dd, claimed);
-        MetaStore.Chunk dead = store.chunk(tombstone).orElseThrow();
+        Chunk dead = chunk(tombstone).orElseThrow();
         assertEquals(claimed, dead.block());
         assertEquals(4096, dead.length());
         assertFalse(dead.present());
-        assertEquals(List.of(liar.id()), store.layersOfChunk(dead.id()));
-        assertEquals(List.of(tombstone), store.absentChunksOf(liar.id()).stream().map(a -> a.chunk().digest()).toList(), "its fetch source moved with it");
+        assertEquals(List.of(liar.id()), store.read(tx -> tx.chunks().layersOf(dead.id())));
+        assertEquals(List.of(tombstone), store.read(tx -> tx.lazyLayers().absentChunksOf(liar.id())).stream().map(a -> a.chunk().digest()).toList(), "its fetch source moved with it");
         assertEquals(List.of(new FalseClaim(dd, claimed, 4096, MIB4, List.of(liar.id()))), claims);
-        assertTrue(store.layerChunks(first.id()).keySet().stream().allMatch(MetaStore.Chunk::present));
+        assertTrue(store.read(tx -> tx.chunks().ofLayer(first.id())).keySet().stream().allMatch(Chunk::present));
 
         // no two rows own a block, and the pool rebuilds from the rows (what every start does)
-        List<MetaStore.Chunk> rows = store.chunks();
+        List<Chunk> rows = store.read(tx -> tx.chunks().all());
         for (int i = 1; i < rows.size(); i++) assertTrue(rows.get(i - 1).extent().end() <= rows.get(i).block(), "extents overlap: " + rows);
-        pool.rebuild(rows.stream().map(MetaStore.Chunk::extent).toList());
+        pool.rebuild(rows.stream().map(Chunk::extent).toList());
 
         // the lying layer's removal frees the tombstone's extent with it
-        store.remove("liar", InTransaction.NOTHING);
+        Rows.remove(store, "liar");
         indexer.collect();
-        assertTrue(store.chunk(tombstone).isEmpty());
+        assertTrue(chunk(tombstone).isEmpty());
         assertArrayEquals(d, read(real.block(), d.length));
     }
 
@@ -113,16 +112,14 @@ class ChunkIndexerTest {
         ChunkIndexer.Indexed lie = indexer.reserve(List.of(new ChunkIndexer.Need(dd, 4096)), 4096);
 
         commitLocal("honest", List.of(d));
-        MetaStore.Chunk real = store.chunk(dd).orElseThrow();
+        Chunk real = chunk(dd).orElseThrow();
         assertNotEquals(lie.blocks[0], real.block());
         assertEquals(MIB4, real.length());
 
-        assertThrows(StorageException.class, () -> store.createLazy("liar", "", Map.of(), new Usage(4096, 1), lie.chunks,
-                new MetaStore.LazyLayer(0, "r/x", "sha256:blob", "sha256:toc"), Map.of(dd, new MetaStore.ChunkSource(0, 100, 200)), new ArrayList<>(),
-                InTransaction.NOTHING));
+        assertThrows(StorageException.class, () -> Rows.createLazy(store, "liar", lie.chunks, Map.of(dd, new LazyLayerTable.ChunkSource(0, 100, 200))));
         lie.abort();
-        assertTrue(store.find("liar").isEmpty());
-        assertEquals(MIB4, store.chunk(dd).orElseThrow().length());
+        assertTrue(store.read(tx -> tx.snapshots().find("liar")).isEmpty());
+        assertEquals(MIB4, chunk(dd).orElseThrow().length());
         assertArrayEquals(d, read(real.block(), d.length));
         assertEquals(List.of(new FalseClaim(dd, lie.blocks[0], 4096, MIB4, List.of())), claims, "no layer had made the claim yet");
         assertTrue(pool.freeExtents().stream().anyMatch(e -> e.start() == lie.blocks[0]) || pool.endBlock() <= lie.blocks[0],
@@ -161,15 +158,19 @@ class ChunkIndexerTest {
             }
         }
         ChunkIndexer.Indexed indexed = indexer.index(root, ranges);
-        store.create(Kind.ACTIVE, name + "-active", "", Map.of(), InTransaction.NOTHING);
+        Rows.create(store, Kind.ACTIVE, name + "-active", "", Map.of());
         try {
-            Snapshot s = store.commit(name + "-active", name, Map.of(), new Usage(0, 1), LayerFormat.EROFS, indexed.chunks, InTransaction.NOTHING);
+            Snapshot s = Rows.commit(store, name + "-active", name, Map.of(), new Usage(0, 1), indexed.chunks);
             indexed.committed();
             return s;
         } catch (RuntimeException e) {
             indexed.abort();
             throw e;
         }
+    }
+
+    private Optional<Chunk> chunk(Digest d) {
+        return store.read(tx -> tx.chunks().find(d));
     }
 
     private byte[] read(long block, int length) throws IOException {

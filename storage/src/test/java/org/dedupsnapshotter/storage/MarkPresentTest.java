@@ -1,6 +1,5 @@
 package org.dedupsnapshotter.storage;
 
-import org.dedupsnapshotter.api.Usage;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -8,7 +7,6 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
@@ -44,20 +42,30 @@ class MarkPresentTest {
     void onlyTheRowAndBlockFetchedForAreMarked() throws IOException {
         Digest d = ChunkIndexer.sha256(new byte[] {1, 2, 3});
         ChunkIndexer.Indexed r = indexer.reserve(List.of(new ChunkIndexer.Need(d, 3)), 3);
-        store.createLazy("lazy", "", Map.of(), new Usage(3, 1), r.chunks, new MetaStore.LazyLayer(0, "r/x", "sha256:blob", "sha256:toc"),
-                Map.of(d, new MetaStore.ChunkSource(0, 0, 30)), new ArrayList<>(), InTransaction.NOTHING);
+        Rows.createLazy(store, "lazy", r.chunks, Map.of(d, new LazyLayerTable.ChunkSource(0, 0, 30)));
         r.committed();
-        MetaStore.Chunk row = store.chunk(d).orElseThrow();
+        Chunk row = chunk(d);
         assertFalse(row.present());
 
-        store.markPresent(List.of(new MetaStore.Fetched(row.id(), d, row.block() + 7))); // fetched for another extent
-        assertFalse(store.chunk(d).orElseThrow().present(), "a chunk written elsewhere was marked present");
-        store.markPresent(List.of(new MetaStore.Fetched(row.id() + 1, d, row.block()))); // fetched for another row
-        assertFalse(store.chunk(d).orElseThrow().present(), "another row's fetch marked this one present");
-        assertFalse(store.absentChunks().isEmpty(), "its fetch source went with another row's record");
+        markPresent(new LazyLayerTable.Fetched(row.id(), d, row.block() + 7)); // fetched for another extent
+        assertFalse(chunk(d).present(), "a chunk written elsewhere was marked present");
+        markPresent(new LazyLayerTable.Fetched(row.id() + 1, d, row.block())); // fetched for another row
+        assertFalse(chunk(d).present(), "another row's fetch marked this one present");
+        assertFalse(store.read(tx -> tx.lazyLayers().absentChunks()).isEmpty(), "its fetch source went with another row's record");
 
-        store.markPresent(List.of(new MetaStore.Fetched(row.id(), d, row.block())));
-        assertTrue(store.chunk(d).orElseThrow().present());
-        assertTrue(store.absentChunks().isEmpty());
+        markPresent(new LazyLayerTable.Fetched(row.id(), d, row.block()));
+        assertTrue(chunk(d).present());
+        assertTrue(store.read(tx -> tx.lazyLayers().absentChunks()).isEmpty());
+    }
+
+    private Chunk chunk(Digest d) {
+        return store.read(tx -> tx.chunks().find(d)).orElseThrow();
+    }
+
+    private void markPresent(LazyLayerTable.Fetched f) {
+        store.write("mark chunks present", tx -> {
+            tx.lazyLayers().markPresent(List.of(f));
+            return null;
+        });
     }
 }

@@ -5,140 +5,86 @@ import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.api.SnapshotException;
 import org.dedupsnapshotter.api.SnapshotInfo;
 import org.dedupsnapshotter.api.Usage;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
-import java.nio.file.Path;
+import java.io.IOException;
 import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-/** containerd's metadata semantics on a real SQLite file. */
-class MetaStoreTest {
-    @TempDir
-    Path dir;
-    MetaStore store;
+/** The transaction boundaries: what a write's function does commits with it or not at all. */
+class MetaStoreTest extends StoreFixture {
+    @Test
+    void aWriteWhoseFunctionThrowsLeavesNothingBehind() {
+        Snapshot base = Rows.commit(store, Rows.create(store, Kind.ACTIVE, "base-tmp", "", Map.of()).name(), "base", Map.of("c", "1"), new Usage(10, 2));
+        IllegalStateException thrown = assertThrows(IllegalStateException.class, () -> store.write("create snapshot", tx -> {
+            long id = tx.snapshots().insert(Kind.ACTIVE, "a", tx.snapshots().newSnapshotParent("a", "base"));
+            tx.snapshots().writeLabels(id, Map.of("x", "y"));
+            tx.snapshots().update(new SnapshotInfo("base", "", null, null, null, Map.of("c", "2")), List.of());
+            assertTrue(tx.snapshots().find("a").isPresent(), "the function sees its own writes");
+            throw new IllegalStateException("mkdir failed");
+        }));
+        assertEquals("mkdir failed", thrown.getMessage(), "a runtime exception passes through unchanged");
+        assertTrue(store.read(tx -> tx.snapshots().find("a")).isEmpty());
+        assertEquals(Map.of("c", "1"), store.read(tx -> tx.snapshots().get("base")).labels());
+        assertEquals(List.of(base), store.read(tx -> tx.snapshots().all()));
 
-    @BeforeEach
-    void open() { store = MetaStore.open(dir.resolve("m.db")); }
-
-    @AfterEach
-    void close() { store.close(); }
-
-    private Snapshot committed(String name, String parent) {
-        store.create(Kind.ACTIVE, name + "-tmp", parent, Map.of(), InTransaction.NOTHING);
-        return store.commit(name + "-tmp", name, Map.of("c", "1"), new Usage(10, 2), LayerFormat.EROFS, InTransaction.NOTHING);
-    }
-
-    private static SnapshotException.Code code(Runnable r) {
-        return assertThrows(SnapshotException.class, r::run).code();
+        assertThrows(IllegalStateException.class, () -> store.write("remove snapshot", tx -> {
+            Snapshot s = tx.snapshots().removable("base");
+            tx.snapshots().delete(s.id());
+            throw new IllegalStateException("busy");
+        }));
+        assertTrue(store.read(tx -> tx.snapshots().find("base")).isPresent());
     }
 
     @Test
-    void commitKeepsIdAndParentAndReplacesLabels() {
-        Snapshot base = committed("base", "");
-        Snapshot a = store.create(Kind.ACTIVE, "a", "base", Map.of("x", "y"), InTransaction.NOTHING);
-        Snapshot c = store.commit("a", "c", Map.of("z", "1"), new Usage(5, 1), LayerFormat.EROFS, InTransaction.NOTHING);
-        assertEquals(a.id(), c.id());
-        assertEquals(Kind.COMMITTED, c.kind());
-        assertEquals("base", c.parentName());
-        assertEquals(Map.of("z", "1"), c.labels());
-        assertEquals(new Usage(5, 1), c.usage());
-        assertEquals(List.of(new MetaStore.Layer(base.id(), LayerFormat.EROFS)), store.ancestors(c.id()));
-        assertTrue(store.find("a").isEmpty());
+    void aCheckedExceptionRollsBackAndBecomesAStorageExceptionNamingTheWrite() {
+        StorageException e = assertThrows(StorageException.class, () -> store.write("create snapshot", tx -> {
+            tx.snapshots().insert(Kind.ACTIVE, "a", 0);
+            throw new IOException("No space left on device");
+        }));
+        assertEquals("create snapshot failed: No space left on device", e.getMessage());
+        assertInstanceOf(IOException.class, e.getCause());
+        assertTrue(store.read(tx -> tx.snapshots().find("a")).isEmpty());
     }
 
     @Test
-    void errorsMatchContainerd() {
-        committed("base", "");
-        store.create(Kind.VIEW, "v", "base", Map.of(), InTransaction.NOTHING);
-        assertEquals(SnapshotException.Code.NOT_FOUND, code(() -> store.create(Kind.ACTIVE, "x", "nope", Map.of(), InTransaction.NOTHING)));
-        assertEquals(SnapshotException.Code.INVALID_ARGUMENT, code(() -> store.create(Kind.ACTIVE, "x", "v", Map.of(), InTransaction.NOTHING)));
-        assertEquals(SnapshotException.Code.ALREADY_EXISTS, code(() -> store.create(Kind.ACTIVE, "v", "", Map.of(), InTransaction.NOTHING)));
-        assertEquals(SnapshotException.Code.FAILED_PRECONDITION, code(() -> store.commit("v", "n", Map.of(), Usage.ZERO, LayerFormat.EROFS, InTransaction.NOTHING)));
-        assertEquals(SnapshotException.Code.FAILED_PRECONDITION, code(() -> store.remove("base", InTransaction.NOTHING)));
-        assertEquals(SnapshotException.Code.NOT_FOUND, code(() -> store.remove("nope", InTransaction.NOTHING)));
-        assertEquals(SnapshotException.Code.INVALID_ARGUMENT, code(() -> store.update(
-                new SnapshotInfo("base", "", null, null, null, Map.of()), List.of("parent"))));
+    void aSnapshotExceptionInsideAWritePassesThroughWithItsCode() {
+        Rows.create(store, Kind.VIEW, "v", "", Map.of());
+        SnapshotException e = assertThrows(SnapshotException.class, () -> store.write("commit snapshot", tx -> {
+            tx.snapshots().insert(Kind.ACTIVE, "other", 0);
+            return tx.snapshots().committable("v", "n");
+        }));
+        assertEquals(SnapshotException.Code.FAILED_PRECONDITION, e.code());
+        assertEquals("snapshot \"v\" is not active (it is a view snapshot)", e.getMessage());
+        assertTrue(store.read(tx -> tx.snapshots().find("other")).isEmpty(), "the write before the check rolled back");
     }
 
     @Test
-    void failedHookRollsBackTheChange() {
-        assertThrows(IllegalStateException.class, () -> store.create(Kind.ACTIVE, "a", "", Map.of(), s -> { throw new IllegalStateException("disk full"); }));
-        assertTrue(store.find("a").isEmpty());
-        committed("base", "");
-        assertThrows(IllegalStateException.class, () -> store.remove("base", s -> { throw new IllegalStateException("busy"); }));
-        assertTrue(store.find("base").isPresent());
+    void anSqlErrorBecomesAStorageExceptionNamingTheWrite() {
+        StorageException e = assertThrows(StorageException.class, () -> store.write("update snapshot", tx -> tx.snapshots().markCommitted(
+                1, "x", Map.of("k", "v"), Usage.ZERO, LayerFormat.EROFS, 0)));
+        assertTrue(e.getMessage().startsWith("update snapshot failed in the metadata database: "), e.getMessage());
     }
 
     @Test
-    void updateFieldPaths() {
-        committed("s", "");
-        SnapshotInfo in = new SnapshotInfo("s", "", null, null, null, Map.of("a", "1", "b", "2"));
-        assertEquals(Map.of("a", "1", "b", "2"), store.update(in, List.of()).labels());
-        assertEquals(Map.of("b", "2", "n", "9"), store.update(new SnapshotInfo("s", "", null, null, null, Map.of("n", "9")), List.of("labels.a", "labels.n")).labels());
-        assertEquals(Map.of("only", "x"), store.update(new SnapshotInfo("s", "", null, null, null, Map.of("only", "x")), List.of("labels")).labels());
-        SnapshotInfo after = store.get("s").info();
-        assertTrue(after.updated().isAfter(after.created()));
+    void aReadInsideAWriteSeesItAndAWriteInsideAWriteIsRefused() {
+        store.write("create snapshot", tx -> {
+            tx.snapshots().insert(Kind.ACTIVE, "a", 0);
+            assertTrue(store.read(inner -> inner.snapshots().find("a")).isPresent());
+            assertThrows(IllegalStateException.class, () -> store.write("nested", inner -> null));
+            return null;
+        });
+        assertTrue(store.read(tx -> tx.snapshots().find("a")).isPresent(), "the outer write committed");
     }
 
     @Test
     void survivesReopen() {
-        committed("base", "");
-        store.close();
-        store = MetaStore.open(dir.resolve("m.db"));
-        assertEquals(Kind.COMMITTED, store.get("base").kind());
-        assertEquals(Map.of("c", "1"), store.get("base").labels());
-    }
-
-    @Test
-    void aTracesRunsAddTheirPiecesToTheChunksTheyShareAndKeepTheFirstOrder() throws Exception {
-        Digest a = new Digest(new byte[32]), b = new Digest(java.util.HexFormat.of().parseHex("b".repeat(64))), c = new Digest(java.util.HexFormat.of().parseHex("c".repeat(64)));
-        store.saveTrace(new MetaStore.Trace("sha256:img", 1, List.of("sha256:l"), List.of(a, b), List.of(0b01L, 0b10L)), false);
-        MetaStore.Trace t = store.saveTrace(new MetaStore.Trace("sha256:img", 1, List.of("sha256:l"), List.of(c, b, a), List.of(-1L, 0b100L, 0b01L)), false);
-        assertEquals(List.of(a, b, c), t.chunks());
-        assertEquals(List.of(0b01L, 0b110L, -1L), t.pieces());
-        store.close();
-        store = MetaStore.open(dir.resolve("m.db"));
-        assertEquals(t, store.trace("sha256:img").orElseThrow());
-        assertEquals(List.of(-1L, -1L), store.saveTrace(new MetaStore.Trace("sha256:old", 1, List.of(), List.of(a, b)), false).pieces(),
-                "a trace of whole chunks");
-    }
-
-    @Test
-    void aVersion2DatabaseGainsPieceMasksAndItsTracesReadAsWholeChunks() throws Exception {
-        store.saveTrace(new MetaStore.Trace("sha256:img", 2, List.of("sha256:l"), List.of(new Digest(new byte[32]))), false);
-        store.close();
-        // back to schema 2 as a daemon before pieces left it: no pieces column
-        try (var c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + dir.resolve("m.db")); var s = c.createStatement()) {
-            s.execute("ALTER TABLE trace_chunks DROP COLUMN pieces");
-            s.execute("ALTER TABLE lazy_layers DROP COLUMN proof");
-            s.execute("ALTER TABLE lazy_layers DROP COLUMN proof_note");
-            s.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'");
-        }
-        store = MetaStore.open(dir.resolve("m.db"));
-        MetaStore.Trace t = store.trace("sha256:img").orElseThrow();
-        assertEquals(2, t.runs());
-        assertEquals(List.of(-1L), t.pieces());
-    }
-
-    @Test
-    void aVersion3DatabaseGainsProofStatesItsLazyLayersUnproven() throws Exception {
-        store.close();
-        try (var c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + dir.resolve("m.db")); var s = c.createStatement()) {
-            s.execute("ALTER TABLE lazy_layers DROP COLUMN proof");
-            s.execute("ALTER TABLE lazy_layers DROP COLUMN proof_note");
-            s.execute("INSERT INTO snapshots(name, kind, created_ns, updated_ns) VALUES ('sha256:l', 2, 0, 0)");
-            s.execute("INSERT INTO lazy_layers(snapshot_id, source, blob_digest, toc_digest) VALUES (1, 'r/x', 'sha256:b', 'sha256:t')");
-            s.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'");
-        }
-        store = MetaStore.open(dir.resolve("m.db"));
-        assertEquals(MetaStore.ProofState.UNPROVEN, store.proof(1).orElseThrow().state());
-        assertTrue(store.setProof(1, MetaStore.ProofState.QUARANTINED, "not it"));
-        assertFalse(store.setProof(1, MetaStore.ProofState.PROVEN, "a quarantine is never undone"));
-        assertEquals(MetaStore.ProofState.QUARANTINED, store.proofs().get(1L).state());
+        Rows.create(store, Kind.ACTIVE, "base-tmp", "", Map.of());
+        Rows.commit(store, "base-tmp", "base", Map.of("c", "1"), new Usage(10, 2));
+        reopen();
+        assertEquals(Kind.COMMITTED, store.read(tx -> tx.snapshots().get("base")).kind());
+        assertEquals(Map.of("c", "1"), store.read(tx -> tx.snapshots().get("base")).labels());
     }
 }
