@@ -103,8 +103,8 @@ public final class Main {
                 size -> MergeableMemory.allocate(size, mergeableBuffers));
         LayerMounts layers = new LayerMounts(layout, new LayerMounter(cfg.mountBackend()));
         // lazy layers still missing chunks read through the watch; complete ones are local layers like any other
-        var incomplete = store.absentChunksByLayer().keySet();
-        store.lazyLayers().keySet().stream().filter(incomplete::contains).forEach(layers::markLazy);
+        var incomplete = store.read(tx -> tx.lazyLayers().absentChunksByLayer()).keySet();
+        store.read(tx -> tx.lazyLayers().all()).keySet().stream().filter(incomplete::contains).forEach(layers::markLazy);
         LazyFigures lazyFigures = new LazyFigures(store);
         LazyPull lazy = Lazy.start(cfg.lazy(), layout, store, pool, indexer, layers, lazyFigures);
         new Recovery(layout, store, layers, indexer).run();

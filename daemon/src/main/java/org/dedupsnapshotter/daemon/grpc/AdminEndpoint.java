@@ -16,9 +16,11 @@ import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.ksm.KsmNode;
 import org.dedupsnapshotter.lazy.toc.TracePieces;
 import org.dedupsnapshotter.proto.admin.v1.*;
+import org.dedupsnapshotter.storage.Chunk;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
+import org.dedupsnapshotter.storage.Trace;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -81,7 +83,7 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
     @Override
     public void getTrace(org.dedupsnapshotter.proto.admin.v1.GetTraceRequest r, StreamObserver<org.dedupsnapshotter.proto.admin.v1.TraceResponse> out) {
         try {
-            MetaStore.Trace t = store.trace(r.getImage()).orElseThrow(() -> org.dedupsnapshotter.api.SnapshotException.notFound(
+            Trace t = store.read(tx -> tx.traces().find(r.getImage())).orElseThrow(() -> org.dedupsnapshotter.api.SnapshotException.notFound(
                     "no start-up trace recorded for image %s", org.dedupsnapshotter.api.Names.shorten(r.getImage())));
             out.onNext(org.dedupsnapshotter.proto.admin.v1.TraceResponse.newBuilder().setJson(JSON.writeValueAsString(traceJson(t))).build());
             out.onCompleted();
@@ -107,7 +109,7 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
             }
             java.util.List<org.dedupsnapshotter.storage.Digest> chunks = parsed.chunks().stream().map(org.dedupsnapshotter.storage.Digest::parse).toList();
             java.util.List<Long> pieces = parsed.pieces();
-            MetaStore.Trace t = store.saveTrace(new MetaStore.Trace(image, Math.max(1, n.path("runs").asInt(1)), layers, chunks, pieces), true);
+            Trace t = store.write("save trace", tx -> tx.traces().save(new Trace(image, Math.max(1, n.path("runs").asInt(1)), layers, chunks, pieces), true));
             out.onNext(org.dedupsnapshotter.proto.admin.v1.TraceResponse.newBuilder().setJson(JSON.writeValueAsString(traceJson(t))).build());
             out.onCompleted();
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
@@ -118,7 +120,7 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
     }
 
     /** A trace as JSON: image, runs, layers, chunks in order, and how many bytes they are (of the chunks this node knows). */
-    private ObjectNode traceJson(MetaStore.Trace t) {
+    private ObjectNode traceJson(Trace t) {
         ObjectNode o = JSON.createObjectNode();
         o.put("image", t.image());
         o.put("runs", t.runs());
@@ -129,7 +131,7 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
         for (int i = 0; i < t.chunks().size(); i++) {
             var d = t.chunks().get(i);
             chunks.add(d.toString());
-            long length = store.chunk(d).map(MetaStore.Chunk::length).orElse(0);
+            long length = store.read(tx -> tx.chunks().find(d)).map(Chunk::length).orElse(0);
             bytes += length;
             read += TracePieces.bytes(t.pieces().get(i), length);
         }
@@ -191,8 +193,8 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
     public void listSnapshots(ListRequest r, StreamObserver<ListResponse> out) {
         try {
             ArrayNode arr = JSON.createArrayNode();
-            var proofs = store.proofs();
-            for (Snapshot s : store.all()) {
+            var proofs = store.read(tx -> tx.lazyLayers().proofs());
+            for (Snapshot s : store.read(tx -> tx.snapshots().all())) {
                 ObjectNode o = arr.addObject();
                 o.put("name", s.name());
                 o.put("id", s.id());
@@ -202,7 +204,7 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
                 o.put("format", s.kind() == Kind.COMMITTED ? s.format().name().toLowerCase() : "");
                 if (s.kind() == Kind.COMMITTED && s.format() == LayerFormat.EROFS) {
                     long unique = 0, shared = 0;
-                    for (var e : store.layerChunks(s.id()).entrySet()) {
+                    for (var e : store.read(tx -> tx.chunks().ofLayer(s.id())).entrySet()) {
                         long bytes = (long) e.getKey().length() * e.getValue();
                         if (e.getKey().refs() > e.getValue()) shared += bytes; else unique += bytes;
                     }
@@ -220,7 +222,7 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
                 if (s.kind() == Kind.COMMITTED) o.put("path", s.format() == LayerFormat.EROFS ? layout.mnt(s.id()).toString() : layout.fs(s.id()).toString());
                 ObjectNode labels = o.putObject("labels");
                 s.labels().forEach(labels::put);
-                if (s.kind() == Kind.COMMITTED && s.format() == LayerFormat.EROFS) o.put("chunks", store.layerChunks(s.id()).size());
+                if (s.kind() == Kind.COMMITTED && s.format() == LayerFormat.EROFS) o.put("chunks", store.read(tx -> tx.chunks().ofLayer(s.id())).size());
             }
             out.onNext(ListResponse.newBuilder().setJson(JSON.writeValueAsString(arr)).build());
             out.onCompleted();

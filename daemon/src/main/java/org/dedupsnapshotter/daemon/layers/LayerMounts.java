@@ -2,7 +2,7 @@ package org.dedupsnapshotter.daemon.layers;
 
 import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.mount.Mounter;
-import org.dedupsnapshotter.storage.MetaStore;
+import org.dedupsnapshotter.storage.SnapshotTable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -84,7 +84,7 @@ public final class LayerMounts {
     }
 
     /** A committed layer below a snapshot is mounted (directory-format layers need nothing). */
-    public void ensureMountedLayer(MetaStore.Layer l) {
+    public void ensureMountedLayer(SnapshotTable.Layer l) {
         if (l.format() == LayerFormat.EROFS) ensureMounted(l.id());
     }
 

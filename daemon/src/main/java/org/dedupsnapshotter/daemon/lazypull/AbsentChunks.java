@@ -2,7 +2,8 @@ package org.dedupsnapshotter.daemon.lazypull;
 
 import org.dedupsnapshotter.storage.Digest;
 import org.dedupsnapshotter.storage.FalseClaim;
-import org.dedupsnapshotter.storage.MetaStore;
+import org.dedupsnapshotter.storage.LazyLayer;
+import org.dedupsnapshotter.storage.LazyLayerTable;
 
 import java.util.ArrayList;
 import java.util.Collection;
@@ -56,10 +57,10 @@ final class AbsentChunks {
     void onCompletion(Completion c) { this.completion = c; }
 
     /** An absent chunk of the store, with its sources among the lazy layers given (none: it is not added). */
-    void add(MetaStore.Absent a, Map<Long, MetaStore.LazyLayer> layers) {
+    void add(LazyLayerTable.Absent a, Map<Long, LazyLayer> layers) {
         List<AbsentChunk.Source> sources = new ArrayList<>();
-        for (MetaStore.ChunkSource s : a.sources()) {
-            MetaStore.LazyLayer l = layers.get(s.snapshotId());
+        for (LazyLayerTable.ChunkSource s : a.sources()) {
+            LazyLayer l = layers.get(s.snapshotId());
             if (l != null) sources.add(new AbsentChunk.Source(l.snapshotId(), l.source(), l.blobDigest(), s.blobOffset(), s.blobLength()));
         }
         if (sources.isEmpty()) return;

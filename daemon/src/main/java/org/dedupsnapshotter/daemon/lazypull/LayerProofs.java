@@ -4,12 +4,15 @@ import org.dedupsnapshotter.lazy.fetch.Members;
 import org.dedupsnapshotter.lazy.fetch.Registries;
 import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
 import org.dedupsnapshotter.lazy.toc.Toc;
+import org.dedupsnapshotter.storage.Chunk;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.Digest;
 import org.dedupsnapshotter.storage.Extent;
+import org.dedupsnapshotter.storage.LazyLayer;
+import org.dedupsnapshotter.storage.LazyLayerTable;
 import org.dedupsnapshotter.storage.MetaStore;
-import org.dedupsnapshotter.storage.MetaStore.ProofState;
 import org.dedupsnapshotter.storage.Snapshot;
+import org.dedupsnapshotter.storage.LazyLayerTable.ProofState;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -48,13 +51,13 @@ public final class LayerProofs {
         this.store = store;
         this.pool = pool;
         this.registries = registries;
-        store.proofs().values().stream().filter(p -> p.state() == ProofState.QUARANTINED).forEach(p -> quarantined.add(p.snapshotId()));
+        store.read(tx -> tx.lazyLayers().proofs()).values().stream().filter(p -> p.state() == ProofState.QUARANTINED).forEach(p -> quarantined.add(p.snapshotId()));
     }
 
     /** At start: the complete lazy layers not proven yet (a restart, or layers pulled before proofs existed). */
     public void resume() {
-        Set<Long> incomplete = store.absentChunksByLayer().keySet();
-        store.proofs().values().stream()
+        Set<Long> incomplete = store.read(tx -> tx.lazyLayers().absentChunksByLayer()).keySet();
+        store.read(tx -> tx.lazyLayers().proofs()).values().stream()
                 .filter(p -> p.state() == ProofState.UNPROVEN && !incomplete.contains(p.snapshotId()))
                 .forEach(p -> schedule(p.snapshotId()));
     }
@@ -70,7 +73,7 @@ public final class LayerProofs {
                 int n = attempts.merge(layerId, 1, Integer::sum);
                 if (n >= MAX_ATTEMPTS) {
                     log.warn("layer id={} stays unproven after {} attempts: {} (tried again at the next start)", layerId, n, e.getMessage());
-                    store.setProof(layerId, ProofState.UNPROVEN, "not proven: " + e.getMessage());
+                    store.write("record proof", tx -> tx.lazyLayers().setProof(layerId, ProofState.UNPROVEN, "not proven: " + e.getMessage()));
                     return;
                 }
                 log.info("proving layer id={} failed ({}); trying again in {} s", layerId, e.getMessage(), 5L << Math.min(n, 5));
@@ -83,13 +86,13 @@ public final class LayerProofs {
 
     public int quarantinedCount() { return quarantined.size(); }
 
-    public Optional<MetaStore.Proof> proof(long layerId) { return store.proof(layerId); }
+    public Optional<LazyLayerTable.Proof> proof(long layerId) { return store.read(tx -> tx.lazyLayers().proof(layerId)); }
 
     /** Marks a layer as not what it claims: nothing new is built on it, and the reason is logged and kept. */
     public void quarantine(long layerId, String reason) {
-        if (!store.setProof(layerId, ProofState.QUARANTINED, reason)) return;
+        if (!store.write("record proof", tx -> tx.lazyLayers().setProof(layerId, ProofState.QUARANTINED, reason))) return;
         quarantined.add(layerId);
-        String name = store.byId(layerId).map(Snapshot::name).orElse("?");
+        String name = store.read(tx -> tx.snapshots().byId(layerId)).map(Snapshot::name).orElse("?");
         log.error("layer {} (id={}) is quarantined: {}; containers cannot start on it any more; remove the images that use it and pull them again",
                 name, layerId, reason);
     }
@@ -100,29 +103,29 @@ public final class LayerProofs {
      */
     public boolean mayShare(long existingId, String tocDigest) {
         if (quarantined.contains(existingId)) return false;
-        Optional<MetaStore.LazyLayer> origin = store.lazyLayer(existingId);
+        Optional<LazyLayer> origin = store.read(tx -> tx.lazyLayers().find(existingId));
         if (origin.isEmpty()) return true; // not a lazy layer: containerd unpacked it and checked its diff_id
-        Optional<MetaStore.Proof> p = store.proof(existingId);
+        Optional<LazyLayerTable.Proof> p = store.read(tx -> tx.lazyLayers().proof(existingId));
         if (p.isPresent() && p.get().state() == ProofState.PROVEN) return true;
         return origin.get().tocDigest().equals(tocDigest);
     }
 
     void prove(long layerId) throws IOException {
-        Optional<Snapshot> found = store.byId(layerId);
-        Optional<MetaStore.LazyLayer> origin = store.lazyLayer(layerId);
+        Optional<Snapshot> found = store.read(tx -> tx.snapshots().byId(layerId));
+        Optional<LazyLayer> origin = store.read(tx -> tx.lazyLayers().find(layerId));
         if (found.isEmpty() || origin.isEmpty()) return; // removed meanwhile
-        Optional<MetaStore.Proof> current = store.proof(layerId);
+        Optional<LazyLayerTable.Proof> current = store.read(tx -> tx.lazyLayers().proof(layerId));
         if (current.isPresent() && current.get().state() != ProofState.UNPROVEN) return;
         Snapshot s = found.get();
         Map<String, String> labels = s.labels();
         String target = labels.getOrDefault(RemoteLayers.SNAPSHOT_REF, s.name());
         String parentChain = null;
         if (s.hasParent()) {
-            Snapshot parent = store.byId(s.parentId()).orElseThrow(() -> new IOException("parent of layer id=" + layerId + " is gone"));
+            Snapshot parent = store.read(tx -> tx.snapshots().byId(s.parentId())).orElseThrow(() -> new IOException("parent of layer id=" + layerId + " is gone"));
             parentChain = parent.labels().get(RemoteLayers.SNAPSHOT_REF);
             if (parentChain == null) parentChain = chainIdInName(parent.name());
             if (parentChain == null) {
-                store.setProof(layerId, ProofState.UNPROVEN, "cannot be proven: its parent " + parent.name() + " carries no chain id");
+                store.write("record proof", tx -> tx.lazyLayers().setProof(layerId, ProofState.UNPROVEN, "cannot be proven: its parent " + parent.name() + " carries no chain id"));
                 return;
             }
         }
@@ -140,7 +143,7 @@ public final class LayerProofs {
         String chain = LayerProof.chainId(parentChain, r.diffId());
         long ms = (System.nanoTime() - t0) / 1_000_000;
         if (chain.equals(target)) {
-            store.setProof(layerId, ProofState.PROVEN, "diff_id " + r.diffId());
+            store.write("record proof", tx -> tx.lazyLayers().setProof(layerId, ProofState.PROVEN, "diff_id " + r.diffId()));
             log.info("layer {} (id={}) proven: diff_id {} ({} bytes rebuilt, {} bytes of the blob in {} requests, {} ms)",
                     target, layerId, r.diffId(), r.streamBytes(), r.fetchedBytes(), r.requests(), ms);
         } else {
@@ -164,7 +167,7 @@ public final class LayerProofs {
     private byte[] chunk(String digest, int length) throws IOException {
         Digest d = Digest.parse(digest);
         if (d == null) throw new IOException("bad chunk digest " + digest);
-        MetaStore.Chunk c = store.chunk(d).orElseThrow(() -> new IOException("chunk " + digest + " is not in the pool"));
+        Chunk c = store.read(tx -> tx.chunks().find(d)).orElseThrow(() -> new IOException("chunk " + digest + " is not in the pool"));
         if (!c.present()) throw new IOException("chunk " + digest + " is not fetched yet");
         if (c.length() != length) throw new IOException("chunk " + digest + " is " + c.length() + " bytes in the pool, " + length + " in the TOC");
         ByteBuffer buf = ByteBuffer.allocate(Math.toIntExact(Extent.blocksFor(length) * ChunkPool.BLOCK));

@@ -8,6 +8,7 @@ import org.dedupsnapshotter.lazy.fetch.Registries;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.Digest;
+import org.dedupsnapshotter.storage.LazyLayerTable;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.sys.Errno;
 import org.slf4j.Logger;
@@ -110,7 +111,7 @@ public record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, Trac
     @Override
     public Optional<String> quarantined(long layerId) {
         if (!remote.proofs().isQuarantined(layerId)) return Optional.empty();
-        return Optional.of(remote.proofs().proof(layerId).map(MetaStore.Proof::note).orElse(""));
+        return Optional.of(remote.proofs().proof(layerId).map(LazyLayerTable.Proof::note).orElse(""));
     }
 
     @Override

@@ -57,7 +57,7 @@ public final class LazyFigures implements FetchEvents {
         return a == null ? 0 : a.getAsLong();
     }
 
-    public long layersIncomplete() { return store.absentChunksByLayer().size(); }
+    public long layersIncomplete() { return store.read(tx -> tx.lazyLayers().absentChunksByLayer()).size(); }
 
     public long readersWaiting() { return watch == null ? 0 : watch.figures().waiting(); }
 

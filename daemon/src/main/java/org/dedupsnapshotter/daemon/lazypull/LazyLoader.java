@@ -5,7 +5,10 @@ import org.dedupsnapshotter.lazy.toc.Toc;
 import org.dedupsnapshotter.lazy.toc.TracePieces;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.Digest;
+import org.dedupsnapshotter.storage.LazyLayer;
+import org.dedupsnapshotter.storage.LazyLayerTable;
 import org.dedupsnapshotter.storage.MetaStore;
+import org.dedupsnapshotter.storage.Trace;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -50,9 +53,9 @@ public final class LazyLoader implements RangeFiller {
 
     /** At start-up: every absent chunk of every lazy layer, and background fetching for the layers not complete. */
     public void load() {
-        Map<Long, MetaStore.LazyLayer> layers = store.lazyLayers();
-        for (MetaStore.Absent a : store.absentChunks()) absent.add(a, layers);
-        Set<Long> incomplete = store.absentChunksByLayer().keySet();
+        Map<Long, LazyLayer> layers = store.read(tx -> tx.lazyLayers().all());
+        for (LazyLayerTable.Absent a : store.read(tx -> tx.lazyLayers().absentChunks())) absent.add(a, layers);
+        Set<Long> incomplete = store.read(tx -> tx.lazyLayers().absentChunksByLayer()).keySet();
         for (Long id : incomplete) if (layers.containsKey(id)) prefetcher.schedule(id);
         if (absent.count() > 0) log.info("lazy loading: {} chunks of {} layers still to fetch", absent.count(), incomplete.size());
     }
@@ -71,12 +74,12 @@ public final class LazyLoader implements RangeFiller {
      * names are fetched first, in the trace's order (shipped: the TOC's prefetch list, copies laid out together in
      * the blob; recorded here: traces of images this layer belongs to); then the rest in the background.
      */
-    public void layerAdded(long layerId, String chainId, List<MetaStore.Absent> absentChunks, List<Toc.Prefetch> shipped,
+    public void layerAdded(long layerId, String chainId, List<LazyLayerTable.Absent> absentChunks, List<Toc.Prefetch> shipped,
                            Map<Long, Integer> directories) {
         absent.directories(layerId, directories);
-        Map<Long, MetaStore.LazyLayer> layers = store.lazyLayers();
-        for (MetaStore.Absent a : absentChunks) absent.add(a, layers);
-        MetaStore.LazyLayer origin = layers.get(layerId);
+        Map<Long, LazyLayer> layers = store.read(tx -> tx.lazyLayers().all());
+        for (LazyLayerTable.Absent a : absentChunks) absent.add(a, layers);
+        LazyLayer origin = layers.get(layerId);
         List<Prefetcher.TracedChunk> traced = new ArrayList<>();
         Set<Digest> tracedWhole = new HashSet<>();
         int early = 0;
@@ -104,8 +107,8 @@ public final class LazyLoader implements RangeFiller {
                 early++;
             } else traced.add(new Prefetcher.TracedChunk(p.rank(), here));
         }
-        for (String image : store.tracesWithLayer(chainId)) {
-            List<Digest> order = store.trace(image).map(MetaStore.Trace::chunks).orElse(List.of());
+        for (String image : store.read(tx -> tx.traces().withLayer(chainId))) {
+            List<Digest> order = store.read(tx -> tx.traces().find(image)).map(Trace::chunks).orElse(List.of());
             for (int rank = 0; rank < order.size(); rank++) {
                 AbsentChunk c = absent.get(order.get(rank));
                 AbsentChunk.Source own = c == null ? null : sourceIn(c, layerId);

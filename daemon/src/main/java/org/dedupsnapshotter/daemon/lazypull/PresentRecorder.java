@@ -2,6 +2,7 @@ package org.dedupsnapshotter.daemon.lazypull;
 
 import org.dedupsnapshotter.lazy.fanotify.FatalErrors;
 import org.dedupsnapshotter.storage.ChunkPool;
+import org.dedupsnapshotter.storage.LazyLayerTable;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -17,7 +18,7 @@ final class PresentRecorder {
     private static final Logger log = LoggerFactory.getLogger(PresentRecorder.class);
     private final ChunkPool pool;
     private final MetaStore store;
-    private final List<MetaStore.Fetched> pending = new ArrayList<>();
+    private final List<LazyLayerTable.Fetched> pending = new ArrayList<>();
     private final Thread thread;
     private volatile boolean running = true;
 
@@ -29,13 +30,13 @@ final class PresentRecorder {
 
     /** A chunk's bytes were written into its extent: it is recorded present with the next batch. */
     synchronized void add(AbsentChunk c) {
-        pending.add(new MetaStore.Fetched(c.rowId(), c.digest(), c.block()));
+        pending.add(new LazyLayerTable.Fetched(c.rowId(), c.digest(), c.block()));
         notifyAll();
     }
 
     private void loop() {
         while (running) {
-            List<MetaStore.Fetched> batch;
+            List<LazyLayerTable.Fetched> batch;
             synchronized (this) {
                 while (running && pending.isEmpty()) {
                     try {
@@ -64,7 +65,12 @@ final class PresentRecorder {
     }
 
     /** The one write to the store. */
-    private void record(List<MetaStore.Fetched> batch) { store.markPresent(batch); }
+    private void record(List<LazyLayerTable.Fetched> batch) {
+        store.write("mark chunks present", tx -> {
+            tx.lazyLayers().markPresent(batch);
+            return null;
+        });
+    }
 
     void close() {
         running = false;

@@ -4,6 +4,7 @@ import org.dedupsnapshotter.daemon.layers.LayerImages;
 import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.daemon.layers.Trees;
+import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.api.Usage;
 import org.dedupsnapshotter.erofs.ErofsTree;
 import org.dedupsnapshotter.erofs.ErofsWriter;
@@ -11,10 +12,14 @@ import org.dedupsnapshotter.lazy.fetch.Registries;
 import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
 import org.dedupsnapshotter.lazy.toc.Toc;
 import org.dedupsnapshotter.lazy.toc.TocCheck;
+import org.dedupsnapshotter.storage.Chunk;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.Digest;
+import org.dedupsnapshotter.storage.LazyLayer;
+import org.dedupsnapshotter.storage.LazyLayerTable;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
+import org.dedupsnapshotter.storage.SnapshotTable;
 import org.dedupsnapshotter.sys.CrashPoints;
 import org.dedupsnapshotter.sys.Errno;
 import org.dedupsnapshotter.sys.Libc;
@@ -88,7 +93,7 @@ public final class RemoteLayers {
     public boolean tryPrepare(String parent, Map<String, String> labels) {
         String target = labels.get(SNAPSHOT_REF);
         early.imageSeen(labels); // the image's other layers' TOCs and traced chunks set off now, not at their own Prepare
-        var existing = store.find(target);
+        var existing = store.read(tx -> tx.snapshots().find(target));
         if (existing.isPresent()) {
             if (proofs.mayShare(existing.get().id(), labels.get(LazyLayerFormat.TOC_DIGEST))) return true;
             // another image's content under this chain id, not proven to be it: this pull gets its own bytes
@@ -107,8 +112,8 @@ public final class RemoteLayers {
             if (blob == null) throw new IOException("no layer digest among the labels");
             Toc toc = fetchToc(source, blob, labels);
             long t1 = System.nanoTime();
-            List<MetaStore.Absent> absent = new ArrayList<>();
-            Snapshot s = commit(target, parent, labels, toc, new MetaStore.LazyLayer(0, source, blob, labels.get(LazyLayerFormat.TOC_DIGEST)), absent);
+            List<LazyLayerTable.Absent> absent = new ArrayList<>();
+            Snapshot s = commit(target, parent, labels, toc, new LazyLayer(0, source, blob, labels.get(LazyLayerFormat.TOC_DIGEST)), absent);
             loader.layerAdded(s.id(), target, absent, toc.prefetch, directoriesOfMembers(toc));
             if (absent.isEmpty()) proofs.schedule(s.id()); // every chunk was here already
             log.info("lazily pulled layer {} (id={}) from {}@{}: {} entries, toc {}ms, metadata {}ms", target, s.id(), source, blob,
@@ -145,16 +150,16 @@ public final class RemoteLayers {
     }
 
     /** Builds the layer from its TOC and records it committed, in one transaction; its chunks stay absent until read. */
-    Snapshot commit(String target, String parent, Map<String, String> labels, Toc toc, MetaStore.LazyLayer origin, List<MetaStore.Absent> absent) throws IOException {
+    Snapshot commit(String target, String parent, Map<String, String> labels, Toc toc, LazyLayer origin, List<LazyLayerTable.Absent> absent) throws IOException {
         // the TOC's claims, whole, before any of them touches the pool (its fields were checked when it was parsed)
         TocCheck.check(toc, indexer.chunkSize(), tocOffset(labels));
-        List<MetaStore.Layer> lowers = new ArrayList<>();
+        List<SnapshotTable.Layer> lowers = new ArrayList<>();
         long rootUid = 0, rootGid = 0;
         if (!parent.isEmpty()) {
-            Snapshot p = store.get(parent);
-            lowers.add(new MetaStore.Layer(p.id(), p.format()));
-            lowers.addAll(store.ancestors(p.id()));
-            for (MetaStore.Layer l : lowers) layers.ensureMountedLayer(l);
+            Snapshot p = store.read(tx -> tx.snapshots().get(parent));
+            lowers.add(new SnapshotTable.Layer(p.id(), p.format()));
+            lowers.addAll(store.read(tx -> tx.snapshots().ancestors(p.id())));
+            for (SnapshotTable.Layer l : lowers) layers.ensureMountedLayer(l);
             Stat st = Libc.lstat(layout.layerRoot(p.id(), p.format()).toString());
             rootUid = st.uid();
             rootGid = st.gid();
@@ -167,7 +172,7 @@ public final class RemoteLayers {
         // the chunks: known ones referenced, new ones reserved in the pool (absent until fetched)
         List<ChunkIndexer.Need> needs = new ArrayList<>();
         List<Toc.Chunk> placed = new ArrayList<>();
-        Map<Digest, MetaStore.ChunkSource> sources = new HashMap<>();
+        Map<Digest, LazyLayerTable.ChunkSource> sources = new HashMap<>();
         long logical = 0;
         for (TocTree.Node f : tree.files()) {
             logical += f.size;
@@ -176,7 +181,7 @@ public final class RemoteLayers {
                 Digest d = digest(c.digest());
                 needs.add(new ChunkIndexer.Need(d, c.size()));
                 placed.add(c);
-                sources.putIfAbsent(d, new MetaStore.ChunkSource(0, c.blobOffset(), c.blobLength()));
+                sources.putIfAbsent(d, new LazyLayerTable.ChunkSource(0, c.blobOffset(), c.blobLength()));
             }
         }
         ChunkIndexer.Indexed reserved = indexer.reserve(needs, logical);
@@ -189,7 +194,18 @@ public final class RemoteLayers {
         at[3] = System.nanoTime();
         try {
             indexer.pool().extendToEnd(); // reserved extents lie inside the pool file
-            Snapshot s = store.createLazy(target, parent, labels, new Usage(usage[1], usage[0]), reserved.chunks, origin, sources, absent, created -> {
+            // one transaction: the committed snapshot row, its chunk references (chunks the pool lacks are ABSENT: their
+            // extents reserved, their bytes not there yet), its origin, where each absent chunk is in its blob; and the
+            // layer's image written and installed, so a failure leaves no row behind
+            Snapshot s = store.write("create lazy snapshot", tx -> {
+                long id = tx.snapshots().insertCommitted(target, tx.snapshots().newSnapshotParent(target, parent), new Usage(usage[1], usage[0]),
+                        LayerFormat.EROFS, reserved.chunks.logicalBytes());
+                tx.snapshots().writeLabels(id, labels);
+                Map<Digest, Chunk> rows = tx.chunks().addRefs(id, reserved.chunks);
+                tx.lazyLayers().insert(id, origin);
+                absent.clear();
+                absent.addAll(tx.lazyLayers().addSources(id, rows, sources));
+                Snapshot created = tx.snapshots().byId(id).orElseThrow();
                 madeId[0] = created.id();
                 Path dir = layout.dir(created.id());
                 Trees.deleteRecursively(dir); // a leftover of a crash before this transaction ended
@@ -203,6 +219,7 @@ public final class RemoteLayers {
                 }
                 layerImages.install(created.id(), "lazy");
                 at[6] = System.nanoTime();
+                return created;
             });
             at[7] = System.nanoTime();
             if (log.isDebugEnabled())
@@ -242,8 +259,8 @@ public final class RemoteLayers {
     }
 
     /** The directory a lower layer shows at path, as containerd's mkparent finds it (nearest layer first). */
-    private TocTree.LowerDir lowerDir(List<MetaStore.Layer> lowers, String path) throws IOException {
-        for (MetaStore.Layer l : lowers) {
+    private TocTree.LowerDir lowerDir(List<SnapshotTable.Layer> lowers, String path) throws IOException {
+        for (SnapshotTable.Layer l : lowers) {
             Path p = RootPath.resolve(layout.layerRoot(l.id(), l.format()), path); // symlinks stay inside the layer
             Stat st;
             try {

@@ -4,6 +4,7 @@ import org.dedupsnapshotter.lazy.toc.TracePieces;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.Digest;
 import org.dedupsnapshotter.storage.MetaStore;
+import org.dedupsnapshotter.storage.Trace;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -100,12 +101,13 @@ public final class TraceRecorder {
         synchronized (s) {
             while (block < end) {
                 if (!(block >= s.lastStart && block < s.lastEnd)) { // (the last chunk is the session's: no second check)
-                    var c = store.chunkAt(block);
+                    long here = block;
+                    var c = store.read(tx -> tx.chunks().at(here));
                     if (c.isEmpty()) {
                         block++;
                         continue;
                     }
-                    if (outside && !store.chunkInLayers(c.get().id(), s.layerIds)) {
+                    if (outside && !store.read(tx -> tx.chunks().inLayers(c.get().id(), s.layerIds))) {
                         block = c.get().extent().end();
                         continue;
                     }
@@ -179,7 +181,7 @@ public final class TraceRecorder {
         containerOfPid.values().removeIf(v -> v == container);
         if (chunks.isEmpty()) return;
         try {
-            MetaStore.Trace t = store.saveTrace(new MetaStore.Trace(s.image, 1, s.layers, chunks, pieces), false);
+            Trace t = store.write("save trace", tx -> tx.traces().save(new Trace(s.image, 1, s.layers, chunks, pieces), false));
             log.info("trace of image {}: {} chunks read first by container id={} (trace now {} chunks, {} runs)", s.image, chunks.size(), container,
                     t.chunks().size(), t.runs());
         } catch (RuntimeException e) {

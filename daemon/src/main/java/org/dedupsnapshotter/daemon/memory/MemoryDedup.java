@@ -115,7 +115,7 @@ public final class MemoryDedup {
             int slash = rest.indexOf('/');
             if (slash <= 0) return Optional.empty();
             long id = Long.parseLong(rest.substring(0, slash));
-            return store.byId(id).map(s -> containerName(s.name()));
+            return store.read(tx -> tx.snapshots().byId(id)).map(s -> containerName(s.name()));
         } catch (IOException | NumberFormatException e) {
             return Optional.empty();
         }

@@ -22,6 +22,7 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import org.dedupsnapshotter.api.Kind;
 import org.dedupsnapshotter.storage.ChunkPool;
+import org.dedupsnapshotter.storage.LazyLayerTable;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -118,8 +119,8 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
         FunctionCounter.builder("dedup.lazy.reads.failed", lazy, f -> f.readsFailed()).description("Reads answered EIO (registry unreachable past the deadline, bad data)").register(registry);
         Gauge.builder("dedup.lazy.absent.chunks", lazy, f -> f.absentChunks()).description("Chunks of lazy layers not fetched yet").register(registry);
         Gauge.builder("dedup.lazy.layers.incomplete", lazy, f -> lazyIncomplete()).description("Lazy layers with chunks not fetched yet").register(registry);
-        for (MetaStore.ProofState state : MetaStore.ProofState.values())
-            Gauge.builder("dedup.lazy.layers", store, st -> st.proofs().values().stream().filter(p -> p.state() == state).count())
+        for (LazyLayerTable.ProofState state : LazyLayerTable.ProofState.values())
+            Gauge.builder("dedup.lazy.layers", store, st -> st.read(tx -> tx.lazyLayers().proofs()).values().stream().filter(p -> p.state() == state).count())
                     .tag("proof", state.name().toLowerCase())
                     .description("Lazy layers by what is known of their content against their chain id (quarantined: it is not what it claims)")
                     .register(registry);

@@ -5,8 +5,10 @@ import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.api.Kind;
 import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.erofs.ErofsImage;
+import org.dedupsnapshotter.storage.Chunk;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.Extent;
+import org.dedupsnapshotter.storage.LazyLayer;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
 
@@ -45,12 +47,12 @@ public final class Fsck {
 
     public Report run(boolean verifyData, boolean repair) throws IOException {
         List<String> problems = new ArrayList<>(), repaired = new ArrayList<>();
-        List<MetaStore.Chunk> chunks = store.chunks();
-        Map<Long, Long> counted = store.countedRefs();
+        List<Chunk> chunks = store.read(tx -> tx.chunks().all());
+        Map<Long, Long> counted = store.read(tx -> tx.chunks().countedRefs());
 
         // references
         boolean refsWrong = false, garbage = false;
-        for (MetaStore.Chunk c : chunks) {
+        for (Chunk c : chunks) {
             long actual = counted.getOrDefault(c.id(), 0L);
             if (c.refs() != actual) {
                 problems.add("chunk " + c.digest() + " records " + c.refs() + " references, layers hold " + actual);
@@ -60,14 +62,14 @@ public final class Fsck {
                 garbage = true;
             }
         }
-        long dangling = store.danglingLayerChunks();
+        long dangling = store.read(tx -> tx.chunks().danglingLayerChunks());
         if (dangling > 0) problems.add(dangling + " layer→chunk references name a missing snapshot or chunk");
 
         // extents: inside the file, never overlapping, never in the free map
         long fileBlocks = Extent.blocksFor(pool.fileSize());
         long prevEnd = 0;
-        MetaStore.Chunk prev = null;
-        for (MetaStore.Chunk c : chunks) { // ordered by block
+        Chunk prev = null;
+        for (Chunk c : chunks) { // ordered by block
             Extent e = c.extent();
             if (prev != null && e.start() < prevEnd) problems.add("chunks " + prev.digest() + " and " + c.digest() + " overlap at block " + e.start());
             if (e.end() > fileBlocks) problems.add("chunk " + c.digest() + " ends at block " + e.end() + ", past the pool's end (" + fileBlocks + ")");
@@ -82,15 +84,15 @@ public final class Fsck {
         }
 
         // absent chunks (reserved for lazy layers, not fetched yet) may only be read through the watched pool path
-        Map<Long, MetaStore.LazyLayer> lazy = store.lazyLayers();
-        for (var e : store.absentChunksByLayer().entrySet())
+        Map<Long, LazyLayer> lazy = store.read(tx -> tx.lazyLayers().all());
+        for (var e : store.read(tx -> tx.lazyLayers().absentChunksByLayer()).entrySet())
             if (!lazy.containsKey(e.getKey()))
                 problems.add("layer id " + e.getKey() + " is not a lazy layer but references " + e.getValue() + " absent chunks (it would read zeros)");
 
         // layers: image readable, checksum right, every index names one of the layer's own chunks; mounted
         Set<String> mounted = layers.mounter().mountPoints();
         long layerCount = 0;
-        for (Snapshot s : store.all()) {
+        for (Snapshot s : store.read(tx -> tx.snapshots().all())) {
             if (s.kind() != Kind.COMMITTED || s.format() != LayerFormat.EROFS) continue;
             layerCount++;
             String name = "layer " + s.name() + " (id " + s.id() + ")";
@@ -102,7 +104,7 @@ public final class Fsck {
                 ErofsImage img = ErofsImage.read(layout.image(s.id()));
                 if (!img.checksumValid()) problems.add(name + ": superblock checksum is wrong");
                 Map<Long, Integer> ownBlocks = new HashMap<>();
-                for (var e : store.layerChunks(s.id()).entrySet()) ownBlocks.put(e.getKey().block(), e.getKey().length());
+                for (var e : store.read(tx -> tx.chunks().ofLayer(s.id())).entrySet()) ownBlocks.put(e.getKey().block(), e.getKey().length());
                 for (ErofsImage.FileChunk fc : img.chunks()) {
                     if (fc.blkaddr() == ErofsImage.NULL_ADDR) continue;
                     Integer len = ownBlocks.get(fc.blkaddr());
@@ -125,7 +127,7 @@ public final class Fsck {
         // data
         long verified = 0;
         if (verifyData) {
-            for (MetaStore.Chunk c : chunks) {
+            for (Chunk c : chunks) {
                 if (!c.present()) continue; // its bytes are still in the registry
                 ByteBuffer buf = ByteBuffer.allocate(c.length());
                 try {
@@ -140,7 +142,7 @@ public final class Fsck {
             }
         }
 
-        if (repair && refsWrong) repaired.add("recounted references of " + store.recountRefs() + " chunks");
+        if (repair && refsWrong) repaired.add("recounted references of " + store.write("recount references", tx -> tx.chunks().recountRefs()) + " chunks");
         if (repair && (refsWrong || garbage)) repaired.add("gc freed " + service.collectGarbage() + " bytes");
         if (repair && !repaired.isEmpty()) {
             Report again = run(verifyData, false);

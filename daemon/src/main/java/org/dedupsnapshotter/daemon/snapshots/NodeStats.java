@@ -4,6 +4,7 @@ import org.dedupsnapshotter.api.Kind;
 import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.storage.ChunkPool;
+import org.dedupsnapshotter.storage.ChunkTable;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
 import org.dedupsnapshotter.sys.Libc;
@@ -45,13 +46,13 @@ public final class NodeStats {
         for (Kind k : Kind.values()) counts.put(k, 0);
         long metadata = 0, directoryLayers = 0;
         try {
-            for (Snapshot s : store.all()) {
+            for (Snapshot s : store.read(tx -> tx.snapshots().all())) {
                 counts.merge(s.kind(), 1, Integer::sum);
                 if (s.kind() != Kind.COMMITTED) continue;
                 if (s.format() == LayerFormat.EROFS) metadata += size(layout.image(s.id()));
                 else directoryLayers += s.usage().size();
             }
-            MetaStore.PoolFigures f = store.figures();
+            ChunkTable.PoolFigures f = store.read(tx -> tx.chunks().figures());
             return new Figures(counts, f.logicalBytes(), f.chunkBlocks() * ChunkPool.BLOCK, f.chunks(), metadata, directoryLayers,
                     pool.fileSize(), Libc.lstat(layout.pool().toString()).blocks() * 512, pool.freeBlocks() * ChunkPool.BLOCK);
         } catch (IOException e) {

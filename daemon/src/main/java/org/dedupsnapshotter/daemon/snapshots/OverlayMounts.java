@@ -3,8 +3,8 @@ package org.dedupsnapshotter.daemon.snapshots;
 import org.dedupsnapshotter.api.Kind;
 import org.dedupsnapshotter.api.Mount;
 import org.dedupsnapshotter.daemon.layers.Layout;
-import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
+import org.dedupsnapshotter.storage.SnapshotTable;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -18,7 +18,7 @@ final class OverlayMounts {
     private OverlayMounts() {}
 
     /** parents: the snapshot's committed ancestors, nearest first. */
-    static List<Mount> of(Layout layout, Snapshot s, List<MetaStore.Layer> parents) {
+    static List<Mount> of(Layout layout, Snapshot s, List<SnapshotTable.Layer> parents) {
         boolean active = s.kind() == Kind.ACTIVE;
         if (parents.isEmpty())
             return List.of(new Mount("bind", layout.fs(s.id()).toString(), List.of(active ? "rw" : "ro", "rbind")));
@@ -39,5 +39,5 @@ final class OverlayMounts {
         return List.of(new Mount("overlay", "overlay", options));
     }
 
-    private static String root(Layout layout, MetaStore.Layer l) { return layout.layerRoot(l.id(), l.format()).toString(); }
+    private static String root(Layout layout, SnapshotTable.Layer l) { return layout.layerRoot(l.id(), l.format()).toString(); }
 }

@@ -7,6 +7,7 @@ import org.dedupsnapshotter.daemon.layers.Trash;
 import org.dedupsnapshotter.daemon.layers.Trees;
 import org.dedupsnapshotter.api.Kind;
 import org.dedupsnapshotter.api.LayerFormat;
+import org.dedupsnapshotter.storage.Chunk;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
 import org.slf4j.Logger;
@@ -47,11 +48,11 @@ public final class Recovery {
         if (Files.isDirectory(layout.trash())) Trash.emptyNow(layout.trash());
         removeOrphans();
         // the chunk table is the only record of pool ownership: anything else in the pool is free
-        long reclaimed = indexer.pool().rebuild(store.chunks().stream().map(MetaStore.Chunk::extent).toList());
+        long reclaimed = indexer.pool().rebuild(store.read(tx -> tx.chunks().all()).stream().map(Chunk::extent).toList());
         if (reclaimed > 0) log.info("pool: {} blocks no chunk owns were freed (left by an interrupted commit or gc)", reclaimed);
         Set<String> mounted = layers.mounter().mountPoints();
         int adopted = 0, remounted = 0, rolledBack = 0;
-        for (Snapshot s : store.all()) {
+        for (Snapshot s : store.read(tx -> tx.snapshots().all())) {
             long id = s.id();
             boolean isMounted = mounted.contains(layout.mnt(id).toString());
             if (s.kind() == Kind.COMMITTED && s.format() == LayerFormat.DIRECTORY) {
@@ -83,7 +84,7 @@ public final class Recovery {
                 if (s.kind() == Kind.ACTIVE) Files.createDirectories(layout.work(id));
             }
         }
-        for (Snapshot s : store.all()) // half-built images of active snapshots
+        for (Snapshot s : store.read(tx -> tx.snapshots().all())) // half-built images of active snapshots
             Files.deleteIfExists(new LayerImages(layout, layers).tmp(s.id()));
         long collected = indexer.collect();
         log.info("recovered: {} layers already mounted, {} mounted, {} unfinished commits rolled back, {} bytes of unreferenced chunks freed",
@@ -99,7 +100,7 @@ public final class Recovery {
             ds.forEach(dirs::add);
         }
         Map<Long, Snapshot> rows = new HashMap<>();
-        for (Snapshot s : store.all()) rows.put(s.id(), s);
+        for (Snapshot s : store.read(tx -> tx.snapshots().all())) rows.put(s.id(), s);
         for (Path d : dirs) {
             Long id = parseId(d.getFileName().toString());
             if (id != null && rows.containsKey(id)) continue;

@@ -15,10 +15,13 @@ import org.dedupsnapshotter.daemon.lazypull.LazyPull;
 import org.dedupsnapshotter.erofs.ErofsBuilder;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.Filter;
+import org.dedupsnapshotter.storage.LayerChunks;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.PoolFullException;
 import org.dedupsnapshotter.storage.Snapshot;
+import org.dedupsnapshotter.storage.SnapshotTable;
 import org.dedupsnapshotter.storage.StorageFullException;
+import org.dedupsnapshotter.storage.Tx;
 import org.dedupsnapshotter.sys.CrashPoints;
 import org.dedupsnapshotter.sys.Errno;
 import org.slf4j.Logger;
@@ -27,6 +30,7 @@ import org.slf4j.LoggerFactory;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
+import java.sql.SQLException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -92,48 +96,63 @@ public final class SnapshotService {
     private List<Mount> create(Kind kind, String key, String parent, Map<String, String> labels) {
         refuseQuarantined(parent);
         // the directories are made inside the creating transaction: a failure leaves no row behind
-        Snapshot s = store.create(kind, key, parent, labels, created -> dirs.make(created, created.hasParent() ? mountedRoot(created.parentId()) : null));
+        Snapshot s = store.write("create snapshot", tx -> {
+            long id = tx.snapshots().insert(kind, key, tx.snapshots().newSnapshotParent(key, parent));
+            tx.snapshots().writeLabels(id, labels);
+            Snapshot created = tx.snapshots().byId(id).orElseThrow();
+            dirs.make(created, created.hasParent() ? mountedRoot(tx, created.parentId()) : null);
+            return created;
+        });
         log.info("{} snapshot key={} id={} parent={}", kind == Kind.ACTIVE ? "prepared" : "viewing", key, s.id(), parent);
-        List<MetaStore.Layer> chain = store.ancestors(s.id());
+        List<SnapshotTable.Layer> chain = store.read(tx -> tx.snapshots().ancestors(s.id()));
         if (kind == Kind.ACTIVE && chain.stream().anyMatch(l -> layers.isLazy(l.id())))
-            lazy.containerPrepared(s.id(), chain.reversed().stream().map(l -> store.byId(l.id()).map(Snapshot::name).orElse("")).toList(),
-                    chain.stream().map(MetaStore.Layer::id).toList());
+            lazy.containerPrepared(s.id(), store.read(tx -> names(tx, chain.reversed())), chain.stream().map(SnapshotTable.Layer::id).toList());
         return mounts(s, chain);
     }
 
     /** Nothing new is built on a layer whose content is not what its chain id names (docs/security.md). */
     private void refuseQuarantined(String parent) {
         if (parent.isEmpty() || !lazy.anyQuarantined()) return;
-        Snapshot p = store.find(parent).orElse(null);
-        if (p == null) return; // store.create answers NotFound
-        List<MetaStore.Layer> chain = new ArrayList<>(List.of(new MetaStore.Layer(p.id(), p.format())));
-        chain.addAll(store.ancestors(p.id()));
-        for (MetaStore.Layer l : chain) {
+        List<SnapshotTable.Layer> chain = store.read(tx -> {
+            Snapshot p = tx.snapshots().find(parent).orElse(null);
+            if (p == null) return List.of(); // the creating transaction answers NotFound
+            List<SnapshotTable.Layer> out = new ArrayList<>(List.of(new SnapshotTable.Layer(p.id(), p.format())));
+            out.addAll(tx.snapshots().ancestors(p.id()));
+            return out;
+        });
+        for (SnapshotTable.Layer l : chain) {
             String why = lazy.quarantined(l.id()).orElse(null);
             if (why == null) continue;
-            String name = store.byId(l.id()).map(Snapshot::name).orElse("?");
+            String name = store.read(tx -> tx.snapshots().byId(l.id())).map(Snapshot::name).orElse("?");
             throw SnapshotException.failedPrecondition("layer %s is quarantined: %s; remove the images that use it and pull them again",
                     Names.shorten(name), why);
         }
     }
 
+    /** The snapshot names of these layers, in their order ("" for one gone). */
+    private static List<String> names(Tx tx, List<SnapshotTable.Layer> layers) throws SQLException {
+        List<String> out = new ArrayList<>();
+        for (SnapshotTable.Layer l : layers) out.add(tx.snapshots().byId(l.id()).map(Snapshot::name).orElse(""));
+        return out;
+    }
+
     /** A committed layer's root directory, its image mounted. */
-    private Path mountedRoot(long id) {
-        Snapshot layer = store.byId(id).orElseThrow();
+    private Path mountedRoot(Tx tx, long id) throws SQLException {
+        Snapshot layer = tx.snapshots().byId(id).orElseThrow();
         if (layer.format() == LayerFormat.EROFS) layers.ensureMounted(id);
         return layout.layerRoot(id, layer.format());
     }
 
     public List<Mount> mounts(String key) {
         Names.key("key", key);
-        Snapshot s = store.get(key);
+        Snapshot s = store.read(tx -> tx.snapshots().get(key));
         if (s.kind() == Kind.COMMITTED)
             throw SnapshotException.failedPrecondition("snapshot %s is committed: mounts exist only for active snapshots and views", Names.shorten(key));
-        return mounts(s, store.ancestors(s.id()));
+        return mounts(s, store.read(tx -> tx.snapshots().ancestors(s.id())));
     }
 
-    private List<Mount> mounts(Snapshot s, List<MetaStore.Layer> parents) {
-        for (MetaStore.Layer p : parents) layers.ensureMountedLayer(p);
+    private List<Mount> mounts(Snapshot s, List<SnapshotTable.Layer> parents) {
+        for (SnapshotTable.Layer p : parents) layers.ensureMountedLayer(p);
         return OverlayMounts.of(layout, s, parents);
     }
 
@@ -147,9 +166,10 @@ public final class SnapshotService {
         Names.key("name", name);
         Names.key("key", key);
         Names.labels(labels);
-        long id = store.get(key).id(); // which snapshot to lock: the checks come under the lock
+        long id = store.read(tx -> tx.snapshots().get(key)).id(); // which snapshot to lock: the checks come under the lock
         try (IdLocks.Held ignored = locks.lock(id)) {
-            Snapshot s = store.checkCommittable(key, name); // before the expensive build; the commit's transaction checks again
+            // before the expensive build; the committing transaction checks again
+            Snapshot s = store.read(tx -> tx.snapshots().committable(key, name));
             if (s.id() != id) throw SnapshotException.failedPrecondition("snapshot %s was removed and prepared again during this commit", Names.shorten(key));
             long t0 = System.nanoTime();
             DiskUsage.Scan scan = DiskUsage.scan(layout.fs(id));
@@ -162,7 +182,7 @@ public final class SnapshotService {
             Snapshot committed;
             try {
                 layerImages.install(id, "commit");
-                committed = store.commit(key, name, labels, scan.usage(), LayerFormat.EROFS, indexed.chunks, x -> {});
+                committed = commitRow(key, name, labels, scan.usage(), LayerFormat.EROFS, indexed.chunks);
                 indexed.committed();
                 CrashPoints.reach("commit.db");
                 lazy.chunksPresent(indexed.filled);
@@ -193,10 +213,22 @@ public final class SnapshotService {
 
     /** The fallback for trees mkfs.erofs cannot encode: the upper dir itself becomes the read-only layer. */
     private void commitAsDirectory(Snapshot s, String name, String key, Map<String, String> labels, DiskUsage.Scan scan) {
-        Snapshot committed = store.commit(key, name, labels, scan.usage(), LayerFormat.DIRECTORY, x -> {});
+        Snapshot committed = commitRow(key, name, labels, scan.usage(), LayerFormat.DIRECTORY, LayerChunks.NONE);
         trash.discard(layout.work(s.id()));
         log.warn("committed snapshot key={} name={} id={} as a plain directory layer (no dedup): it holds a {}-byte file name, "
                 + "longer than mkfs.erofs 1.5 can encode ({} bytes)", key, name, committed.id(), scan.longestNameBytes(), ErofsBuilder.MAX_NAME_BYTES);
+    }
+
+    /**
+     * One transaction: the active snapshot key becomes the committed snapshot name (keeping its id and parent) and
+     * owns its chunk references; the authoritative checks of Commit come first in it.
+     */
+    private Snapshot commitRow(String key, String name, Map<String, String> labels, Usage usage, LayerFormat format, LayerChunks chunks) {
+        return store.write("commit snapshot", tx -> {
+            Snapshot s = tx.snapshots().committable(key, name);
+            tx.chunks().addRefs(s.id(), chunks);
+            return tx.snapshots().markCommitted(s.id(), name, labels, usage, format, chunks.logicalBytes());
+        });
     }
 
     /** Undoes a half-done commit: the snapshot stays active with its upper dir intact. */
@@ -223,15 +255,17 @@ public final class SnapshotService {
     public void remove(String key) {
         trash.activity();
         Names.key("key", key);
-        Snapshot s = store.get(key);
+        Snapshot s = store.read(tx -> tx.snapshots().get(key));
         try (IdLocks.Held ignored = locks.lock(s.id())) {
             if (s.kind() != Kind.COMMITTED) dirs.empty(s.id()); // no children, going away: room for the transaction below
             Snapshot removed;
             try {
-                removed = store.remove(key, x -> {});
+                removed = store.write("remove snapshot", tx -> removeRow(tx, key));
             } catch (StorageFullException e) {
-                if (!reserve.release()) throw e; // the database itself needs room to delete: give it the reserve once
-                removed = store.remove(key, x -> {});
+                // SQLite needs room in its WAL even to delete: on a full disk, give it the reserve and try this one
+                // small transaction once more (it rolled back whole, so nothing of the first try remains)
+                if (!reserve.release()) throw e;
+                removed = store.write("remove snapshot", tx -> removeRow(tx, key));
             }
             CrashPoints.reach("remove.db");
             try {
@@ -252,30 +286,39 @@ public final class SnapshotService {
         }
     }
 
+    /** The snapshot's row, its chunk references and lazy layer rows, after Remove's checks; returns the row as it was. */
+    private static Snapshot removeRow(Tx tx, String key) throws SQLException {
+        Snapshot s = tx.snapshots().removable(key);
+        tx.chunks().dropRefs(s.id());
+        tx.lazyLayers().delete(s.id());
+        tx.snapshots().delete(s.id());
+        return s;
+    }
+
     public SnapshotInfo stat(String key) {
         Names.key("key", key);
-        return store.get(key).info();
+        return store.read(tx -> tx.snapshots().get(key)).info();
     }
 
     public SnapshotInfo update(SnapshotInfo info, List<String> fieldPaths) {
         Names.key("name", info.name());
         Names.labels(info.labels());
-        SnapshotInfo updated = store.update(info, fieldPaths);
+        SnapshotInfo updated = store.write("update snapshot", tx -> tx.snapshots().update(info, fieldPaths));
         log.info("updated snapshot key={} fields={}", info.name(), fieldPaths);
         return updated;
     }
 
     public void list(List<String> filters, Consumer<SnapshotInfo> out) {
         Filter f = Filter.parseAll(filters);
-        store.forEach(s -> {
+        for (Snapshot s : store.read(tx -> tx.snapshots().all())) {
             SnapshotInfo i = s.info();
             if (f.test(i)) out.accept(i);
-        });
+        }
     }
 
     public Usage usage(String key) {
         Names.key("key", key);
-        Snapshot s = store.get(key);
+        Snapshot s = store.read(tx -> tx.snapshots().get(key));
         if (s.kind() != Kind.ACTIVE) return s.usage();
         try {
             return DiskUsage.of(layout.fs(s.id()));

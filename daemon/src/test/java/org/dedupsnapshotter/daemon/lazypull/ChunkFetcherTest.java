@@ -1,15 +1,17 @@
 package org.dedupsnapshotter.daemon.lazypull;
 
 import com.sun.net.httpserver.HttpServer;
+import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.api.Usage;
 import org.dedupsnapshotter.lazy.fetch.Members;
 import org.dedupsnapshotter.lazy.fetch.Registries;
+import org.dedupsnapshotter.storage.Chunk;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.Digest;
-import org.dedupsnapshotter.storage.InTransaction;
+import org.dedupsnapshotter.storage.LazyLayer;
+import org.dedupsnapshotter.storage.LazyLayerTable;
 import org.dedupsnapshotter.storage.MetaStore;
-import org.dedupsnapshotter.storage.Snapshot;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -150,15 +152,18 @@ class ChunkFetcherTest {
         String blobDigest = Members.sha256(blob);
         blobs.put(blobDigest, blob);
         ChunkIndexer.Indexed r = indexer.reserve(List.of(new ChunkIndexer.Need(d1, one.length), new ChunkIndexer.Need(d2, two.length)), one.length + two.length);
-        List<MetaStore.Absent> absentChunks = new ArrayList<>();
-        Snapshot s = store.createLazy("layer", "", Map.of(), new Usage(one.length + two.length, 3), r.chunks,
-                new MetaStore.LazyLayer(0, repository, blobDigest, "sha256:" + "0".repeat(64)),
-                Map.of(d1, new MetaStore.ChunkSource(0, 0, member1.length), d2, new MetaStore.ChunkSource(0, member1.length, member2.length)),
-                absentChunks, InTransaction.NOTHING);
+        List<LazyLayerTable.Absent> absentChunks = new ArrayList<>();
+        layerId = store.write("create lazy snapshot", tx -> { // as RemoteLayers records a lazy layer
+            long id = tx.snapshots().insertCommitted("layer", 0, new Usage(one.length + two.length, 3), LayerFormat.EROFS, r.chunks.logicalBytes());
+            Map<Digest, Chunk> rows = tx.chunks().addRefs(id, r.chunks);
+            tx.lazyLayers().insert(id, new LazyLayer(id, repository, blobDigest, "sha256:" + "0".repeat(64)));
+            absentChunks.addAll(tx.lazyLayers().addSources(id, rows,
+                    Map.of(d1, new LazyLayerTable.ChunkSource(0, 0, member1.length), d2, new LazyLayerTable.ChunkSource(0, member1.length, member2.length))));
+            return id;
+        });
         r.committed();
-        layerId = s.id();
-        Map<Long, MetaStore.LazyLayer> layers = store.lazyLayers();
-        for (MetaStore.Absent a : absentChunks) absent.add(a, layers);
+        Map<Long, LazyLayer> layers = store.read(tx -> tx.lazyLayers().all());
+        for (LazyLayerTable.Absent a : absentChunks) absent.add(a, layers);
     }
 
     byte[] inPool(AbsentChunk c) throws IOException {
@@ -176,7 +181,7 @@ class ChunkFetcherTest {
     boolean recordedPresent(Digest d) throws InterruptedException {
         long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
         while (System.nanoTime() < until) {
-            if (store.chunk(d).orElseThrow().present()) return true;
+            if (store.read(tx -> tx.chunks().find(d)).orElseThrow().present()) return true;
             Thread.sleep(20);
         }
         return false;
@@ -230,7 +235,7 @@ class ChunkFetcherTest {
         assertTrue(nothingAt(c1), "bytes of a failed check were written into the pool");
         assertNotNull(absent.get(d1), "a chunk whose fetch failed is no longer absent");
         Thread.sleep(300); // a batch of the recorder would have been written by now
-        assertFalse(store.chunk(d1).orElseThrow().present(), "a chunk whose fetch failed was recorded present");
+        assertFalse(store.read(tx -> tx.chunks().find(d1)).orElseThrow().present(), "a chunk whose fetch failed was recorded present");
         assertTrue(completed.isEmpty());
     }
 }

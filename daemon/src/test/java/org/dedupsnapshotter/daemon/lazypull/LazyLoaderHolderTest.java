@@ -1,11 +1,14 @@
 package org.dedupsnapshotter.daemon.lazypull;
 
+import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.api.Usage;
 import org.dedupsnapshotter.lazy.fetch.Registries;
+import org.dedupsnapshotter.storage.Chunk;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.Digest;
-import org.dedupsnapshotter.storage.InTransaction;
+import org.dedupsnapshotter.storage.LazyLayer;
+import org.dedupsnapshotter.storage.LazyLayerTable;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
 import org.junit.jupiter.api.AfterEach;
@@ -76,11 +79,16 @@ class LazyLoaderHolderTest {
     void aLayerBeingAddedKeepsTheHolderWhenTheOthersComplete() throws IOException {
         Digest d = ChunkIndexer.sha256(new byte[] {4, 5, 6});
         ChunkIndexer.Indexed r = indexer.reserve(List.of(new ChunkIndexer.Need(d, 3)), 3);
-        List<MetaStore.Absent> absent = new ArrayList<>();
-        Snapshot a = store.createLazy("a", "", Map.of(), new Usage(3, 1), r.chunks, new MetaStore.LazyLayer(0, "r/x", "sha256:blob", "sha256:toc"),
-                Map.of(d, new MetaStore.ChunkSource(0, 0, 30)), absent, InTransaction.NOTHING);
+        List<LazyLayerTable.Absent> absent = new ArrayList<>();
+        long a = store.write("create lazy snapshot", tx -> { // as RemoteLayers records a lazy layer
+            long id = tx.snapshots().insertCommitted("a", 0, new Usage(3, 1), LayerFormat.EROFS, r.chunks.logicalBytes());
+            Map<Digest, Chunk> rows = tx.chunks().addRefs(id, r.chunks);
+            tx.lazyLayers().insert(id, new LazyLayer(id, "r/x", "sha256:blob", "sha256:toc"));
+            absent.addAll(tx.lazyLayers().addSources(id, rows, Map.of(d, new LazyLayerTable.ChunkSource(0, 0, 30))));
+            return id;
+        });
         r.committed();
-        loader.layerAdded(a.id(), "a", absent, List.of(), Map.of());
+        loader.layerAdded(a, "a", absent, List.of(), Map.of());
         assertTrue(loader.incomplete());
 
         loader.addingLayer(); // layer b: committed and mounted with absent chunks, not yet added

@@ -1,6 +1,6 @@
 package org.dedupsnapshotter.daemon.snapshots;
 
-import org.dedupsnapshotter.storage.MetaStore;
+import org.dedupsnapshotter.storage.Chunk;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -67,7 +67,7 @@ class FsckTest {
 
     @Test
     void aWrongReferenceCountIsReportedAndRecountedByRepair() throws IOException {
-        MetaStore.Chunk shared = daemon.store.chunks().getFirst();
+        Chunk shared = daemon.store.read(tx -> tx.chunks().all()).getFirst();
         assertEquals(2, shared.refs());
         assertEquals(1, Tamper.sql(daemon.layout.db(), "UPDATE chunks SET refs = 5 WHERE id = " + shared.id()));
 
@@ -78,12 +78,12 @@ class FsckTest {
         Fsck.Report repaired = daemon.fsck().run(false, true);
         assertTrue(repaired.clean(), repaired.problems().toString());
         assertTrue(repaired.repaired().contains("recounted references of 1 chunks"), repaired.repaired().toString());
-        assertEquals(2, daemon.store.chunks().getFirst().refs());
+        assertEquals(2, daemon.store.read(tx -> tx.chunks().all()).getFirst().refs());
     }
 
     @Test
     void garbageAKilledRemovalLeftIsReportedAndCollectedByRepair() throws IOException {
-        MetaStore.Chunk onlyL2s = daemon.store.chunks().getLast();
+        Chunk onlyL2s = daemon.store.read(tx -> tx.chunks().all()).getLast();
         mounter.killAtNextUnmount = true;
         assertThrows(FakeMounter.Killed.class, () -> daemon.service().remove("l2")); // after its transaction, before gc
 
@@ -93,12 +93,12 @@ class FsckTest {
         Fsck.Report repaired = daemon.fsck().run(false, true);
         assertEquals(List.of("gc freed " + CHUNK + " bytes"), repaired.repaired());
         assertTrue(repaired.clean(), repaired.problems().toString());
-        assertEquals(1, daemon.store.figures().chunks());
+        assertEquals(1, daemon.store.read(tx -> tx.chunks().figures()).chunks());
     }
 
     @Test
     void aReferencedChunkRecordedAsUnreferencedIsRecountedNotCollected() throws IOException {
-        MetaStore.Chunk onlyL2s = daemon.store.chunks().getLast();
+        Chunk onlyL2s = daemon.store.read(tx -> tx.chunks().all()).getLast();
         Tamper.sql(daemon.layout.db(), "UPDATE chunks SET refs = 0 WHERE id = " + onlyL2s.id());
 
         Fsck.Report r = daemon.fsck().run(false, false);
@@ -106,13 +106,13 @@ class FsckTest {
 
         Fsck.Report repaired = daemon.fsck().run(true, true);
         assertTrue(repaired.clean(), repaired.problems().toString());
-        assertEquals(2, daemon.store.figures().chunks(), "the chunk l2 still holds is kept");
-        assertEquals(1, daemon.store.chunks().getLast().refs());
+        assertEquals(2, daemon.store.read(tx -> tx.chunks().figures()).chunks(), "the chunk l2 still holds is kept");
+        assertEquals(1, daemon.store.read(tx -> tx.chunks().all()).getLast().refs());
     }
 
     @Test
     void bytesThatDoNotHashToTheirDigestAreReportedAndLeftToTheUser() throws IOException {
-        MetaStore.Chunk c = daemon.store.chunks().getLast();
+        Chunk c = daemon.store.read(tx -> tx.chunks().all()).getLast();
         Tamper.garbageAt(daemon.layout.pool(), c.block());
 
         assertTrue(daemon.fsck().run(false, false).clean(), "only a data check reads the bytes");

@@ -2,8 +2,8 @@ package org.dedupsnapshotter.daemon.snapshots;
 
 import org.dedupsnapshotter.api.Kind;
 import org.dedupsnapshotter.daemon.layers.LayerImages;
+import org.dedupsnapshotter.storage.Chunk;
 import org.dedupsnapshotter.storage.Extent;
-import org.dedupsnapshotter.storage.MetaStore;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -95,7 +95,7 @@ class RecoveryTest {
         restartAndRecover();
 
         assertEquals(Kind.ACTIVE, daemon.service().stat("k").kind());
-        assertTrue(daemon.store.find("l").isEmpty());
+        assertTrue(daemon.store.read(tx -> tx.snapshots().find("l")).isEmpty());
         assertFalse(Files.exists(daemon.layout.image(k)));
         assertFalse(Files.exists(new LayerImages(daemon.layout, daemon.layers).tmp(k)));
         assertFalse(Files.exists(daemon.layout.mnt(k)));
@@ -109,7 +109,7 @@ class RecoveryTest {
         assertEquals(baseBlocks, daemon.pool.endBlock(), "the blocks no chunk row owns are free again");
         assertEquals(baseBlocks * 4096, daemon.pool.fileSize(), "and cut off the pool's end");
         assertEquals(List.of(), daemon.pool.freeExtents());
-        assertEquals(1, daemon.store.figures().chunks(), "only the base layer's chunk is recorded");
+        assertEquals(1, daemon.store.read(tx -> tx.chunks().figures()).chunks(), "only the base layer's chunk is recorded");
         assertTrue(mounter.mounted.containsKey(daemon.layout.mnt(base)));
 
         daemon.service().commit("l", "k", Map.of()); // and it commits again
@@ -155,19 +155,19 @@ class RecoveryTest {
     void aRemovalKilledAfterItsTransactionLeavesGarbageThatIsCollected() throws IOException {
         long a = commit("a", "", (int) (2 * CHUNK), 1);
         long b = commit("b", "", (int) CHUNK, 2);
-        List<Extent> aExtents = daemon.store.chunks().subList(0, 2).stream().map(MetaStore.Chunk::extent).toList(); // a's come first in the pool
+        List<Extent> aExtents = daemon.store.read(tx -> tx.chunks().all()).subList(0, 2).stream().map(Chunk::extent).toList(); // a's come first in the pool
         long poolSize = daemon.pool.fileSize();
 
         mounter.killAtNextUnmount = true;
         assertThrows(FakeMounter.Killed.class, () -> daemon.service().remove("a"));
-        assertTrue(daemon.store.find("a").isEmpty(), "killed after the row went");
-        assertEquals(3, daemon.store.figures().chunks(), "and before its chunks were collected");
+        assertTrue(daemon.store.read(tx -> tx.snapshots().find("a")).isEmpty(), "killed after the row went");
+        assertEquals(3, daemon.store.read(tx -> tx.chunks().figures()).chunks(), "and before its chunks were collected");
 
         restartAndRecover();
 
         assertFalse(Files.exists(daemon.layout.dir(a)));
         assertFalse(mountedUnder(daemon.layout.dir(a)));
-        assertEquals(1, daemon.store.figures().chunks(), "a's zero-reference chunk rows are collected");
+        assertEquals(1, daemon.store.read(tx -> tx.chunks().figures()).chunks(), "a's zero-reference chunk rows are collected");
         assertEquals(List.of(new Extent(aExtents.getFirst().start(), aExtents.getFirst().blocks() + aExtents.getLast().blocks())),
                 daemon.pool.freeExtents(), "and their blocks free");
         assertEquals(poolSize, daemon.pool.fileSize(), "b's chunk stays where it is");

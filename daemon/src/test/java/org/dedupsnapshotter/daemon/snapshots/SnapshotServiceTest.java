@@ -82,7 +82,7 @@ class SnapshotServiceTest {
     }
 
     private Path upper(String key) {
-        return layout.fs(store.get(key).id());
+        return layout.fs(store.read(tx -> tx.snapshots().get(key)).id());
     }
 
     @ParameterizedTest
@@ -91,12 +91,12 @@ class SnapshotServiceTest {
         Assumptions.assumeTrue(builder.equals("native") || hasMkfs(), "mkfs.erofs is not installed");
         start(builder, 0);
         List<Mount> m = service.prepare("k1", "", Map.of());
-        assertEquals(List.of(new Mount("bind", layout.fs(store.get("k1").id()).toString(), List.of("rw", "rbind"))), m);
+        assertEquals(List.of(new Mount("bind", layout.fs(store.read(tx -> tx.snapshots().get("k1")).id()).toString(), List.of("rw", "rbind"))), m);
         byte[] big = random((int) (2.5 * CHUNK), 1), small = "hello\n".getBytes();
         Files.createDirectories(upper("k1").resolve("etc"));
         Files.write(upper("k1").resolve("etc/big"), big);
         Files.write(upper("k1").resolve("small"), small);
-        long id = store.get("k1").id();
+        long id = store.read(tx -> tx.snapshots().get("k1")).id();
 
         service.commit("layer1", "k1", Map.of("a", "b"));
 
@@ -122,7 +122,7 @@ class SnapshotServiceTest {
             service.commit("layer-" + k, k, Map.of());
         }
         assertEquals(List.of((long) data.length, 0L), newBytes);
-        assertEquals(2, store.figures().chunks());
+        assertEquals(2, store.read(tx -> tx.chunks().figures()).chunks());
     }
 
     @Test
@@ -132,10 +132,10 @@ class SnapshotServiceTest {
         service.commit("l1", "k1", Map.of());
         service.prepare("k2", "l1", Map.of());
         service.commit("l2", "k2", Map.of());
-        long l1 = store.get("l1").id(), l2 = store.get("l2").id();
+        long l1 = store.read(tx -> tx.snapshots().get("l1")).id(), l2 = store.read(tx -> tx.snapshots().get("l2")).id();
 
         List<Mount> active = service.prepare("c", "l2", Map.of());
-        long c = store.get("c").id();
+        long c = store.read(tx -> tx.snapshots().get("c")).id();
         assertEquals(List.of(new Mount("overlay", "overlay", List.of("index=off", "workdir=" + layout.work(c), "upperdir=" + layout.fs(c),
                 "lowerdir=" + layout.mnt(l2) + ":" + layout.mnt(l1)))), active);
         assertEquals(active, service.mounts("c"));
@@ -150,14 +150,14 @@ class SnapshotServiceTest {
         service.prepare("k", "", Map.of());
         byte[] data = random((int) CHUNK + 10, 3);
         Files.write(upper("k").resolve("f"), data);
-        long id = store.get("k").id();
+        long id = store.read(tx -> tx.snapshots().get("k")).id();
         mounter.fail = true;
         assertThrows(RuntimeException.class, () -> service.commit("l", "k", Map.of()));
         assertEquals(Kind.ACTIVE, service.stat("k").kind());
         assertArrayEquals(data, Files.readAllBytes(upper("k").resolve("f")));
         assertFalse(Files.exists(layout.image(id)));
         assertFalse(Files.exists(layout.image(id).resolveSibling("layer.erofs.tmp")));
-        assertEquals(0, store.figures().chunks(), "the chunks the failed commit stored are not kept");
+        assertEquals(0, store.read(tx -> tx.chunks().figures()).chunks(), "the chunks the failed commit stored are not kept");
 
         mounter.fail = false;
         service.commit("l", "k", Map.of()); // and it commits once the mount works
@@ -182,7 +182,7 @@ class SnapshotServiceTest {
         service.prepare("k", "", Map.of());
         Files.write(upper("k").resolve("f"), random((int) CHUNK, 5));
         service.commit("l", "k", Map.of());
-        long id = store.get("l").id();
+        long id = store.read(tx -> tx.snapshots().get("l")).id();
         service.prepare("c", "l", Map.of());
 
         SnapshotException e = assertThrows(SnapshotException.class, () -> service.remove("l"));
@@ -192,7 +192,7 @@ class SnapshotServiceTest {
         service.remove("c");
         service.remove("l");
         assertFalse(mounter.mounted.containsKey(layout.mnt(id)));
-        assertEquals(0, store.figures().chunks());
+        assertEquals(0, store.read(tx -> tx.chunks().figures()).chunks());
         assertEquals(SnapshotException.Code.NOT_FOUND, assertThrows(SnapshotException.class, () -> service.stat("l")).code());
     }
 

@@ -56,7 +56,7 @@ final class TestDaemon implements AutoCloseable {
         return new TestDaemon(layout.root(), mounter);
     }
 
-    long id(String key) { return store.get(key).id(); }
+    long id(String key) { return store.read(tx -> tx.snapshots().get(key)).id(); }
 
     /** An active snapshot with one file of random bytes in its upper dir. */
     long prepareWithFile(String key, String parent, int bytes, long seed) throws IOException {
