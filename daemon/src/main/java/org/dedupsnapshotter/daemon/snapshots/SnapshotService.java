@@ -31,7 +31,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.sql.SQLException;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
@@ -97,29 +96,22 @@ public final class SnapshotService {
         refuseQuarantined(parent);
         // the directories are made inside the creating transaction: a failure leaves no row behind
         Snapshot s = store.write("create snapshot", tx -> {
-            long id = tx.snapshots().insert(kind, key, tx.snapshots().newSnapshotParent(key, parent));
-            tx.snapshots().writeLabels(id, labels);
-            Snapshot created = tx.snapshots().byId(id).orElseThrow();
+            Snapshot created = SnapshotRows.create(tx, kind, key, parent, labels);
             dirs.make(created, created.hasParent() ? mountedRoot(tx, created.parentId()) : null);
             return created;
         });
         log.info("{} snapshot key={} id={} parent={}", kind == Kind.ACTIVE ? "prepared" : "viewing", key, s.id(), parent);
         List<SnapshotTable.Layer> chain = store.read(tx -> tx.snapshots().ancestors(s.id()));
         if (kind == Kind.ACTIVE && chain.stream().anyMatch(l -> layers.isLazy(l.id())))
-            lazy.containerPrepared(s.id(), store.read(tx -> names(tx, chain.reversed())), chain.stream().map(SnapshotTable.Layer::id).toList());
+            lazy.containerPrepared(s.id(), store.read(tx -> SnapshotRows.names(tx, chain.reversed())), chain.stream().map(SnapshotTable.Layer::id).toList());
         return mounts(s, chain);
     }
 
     /** Nothing new is built on a layer whose content is not what its chain id names (docs/security.md). */
     private void refuseQuarantined(String parent) {
         if (parent.isEmpty() || !lazy.anyQuarantined()) return;
-        List<SnapshotTable.Layer> chain = store.read(tx -> {
-            Snapshot p = tx.snapshots().find(parent).orElse(null);
-            if (p == null) return List.of(); // the creating transaction answers NotFound
-            List<SnapshotTable.Layer> out = new ArrayList<>(List.of(new SnapshotTable.Layer(p.id(), p.format())));
-            out.addAll(tx.snapshots().ancestors(p.id()));
-            return out;
-        });
+        // no parent: the creating transaction answers NotFound
+        List<SnapshotTable.Layer> chain = store.read(tx -> SnapshotRows.withAncestors(tx, parent));
         for (SnapshotTable.Layer l : chain) {
             String why = lazy.quarantined(l.id()).orElse(null);
             if (why == null) continue;
@@ -127,13 +119,6 @@ public final class SnapshotService {
             throw SnapshotException.failedPrecondition("layer %s is quarantined: %s; remove the images that use it and pull them again",
                     Names.shorten(name), why);
         }
-    }
-
-    /** The snapshot names of these layers, in their order ("" for one gone). */
-    private static List<String> names(Tx tx, List<SnapshotTable.Layer> layers) throws SQLException {
-        List<String> out = new ArrayList<>();
-        for (SnapshotTable.Layer l : layers) out.add(tx.snapshots().byId(l.id()).map(Snapshot::name).orElse(""));
-        return out;
     }
 
     /** A committed layer's root directory, its image mounted. */
@@ -182,7 +167,8 @@ public final class SnapshotService {
             Snapshot committed;
             try {
                 layerImages.install(id, "commit");
-                committed = commitRow(key, name, labels, scan.usage(), LayerFormat.EROFS, indexed.chunks);
+                // one transaction: Commit's checks again, then the row committed, owning its chunk references
+                committed = store.write("commit snapshot", tx -> SnapshotRows.commit(tx, key, name, labels, scan.usage(), LayerFormat.EROFS, indexed.chunks));
                 indexed.committed();
                 CrashPoints.reach("commit.db");
                 lazy.chunksPresent(indexed.filled);
@@ -213,22 +199,10 @@ public final class SnapshotService {
 
     /** The fallback for trees mkfs.erofs cannot encode: the upper dir itself becomes the read-only layer. */
     private void commitAsDirectory(Snapshot s, String name, String key, Map<String, String> labels, DiskUsage.Scan scan) {
-        Snapshot committed = commitRow(key, name, labels, scan.usage(), LayerFormat.DIRECTORY, LayerChunks.NONE);
+        Snapshot committed = store.write("commit snapshot", tx -> SnapshotRows.commit(tx, key, name, labels, scan.usage(), LayerFormat.DIRECTORY, LayerChunks.NONE));
         trash.discard(layout.work(s.id()));
         log.warn("committed snapshot key={} name={} id={} as a plain directory layer (no dedup): it holds a {}-byte file name, "
                 + "longer than mkfs.erofs 1.5 can encode ({} bytes)", key, name, committed.id(), scan.longestNameBytes(), ErofsBuilder.MAX_NAME_BYTES);
-    }
-
-    /**
-     * One transaction: the active snapshot key becomes the committed snapshot name (keeping its id and parent) and
-     * owns its chunk references; the authoritative checks of Commit come first in it.
-     */
-    private Snapshot commitRow(String key, String name, Map<String, String> labels, Usage usage, LayerFormat format, LayerChunks chunks) {
-        return store.write("commit snapshot", tx -> {
-            Snapshot s = tx.snapshots().committable(key, name);
-            tx.chunks().addRefs(s.id(), chunks);
-            return tx.snapshots().markCommitted(s.id(), name, labels, usage, format, chunks.logicalBytes());
-        });
     }
 
     /** Undoes a half-done commit: the snapshot stays active with its upper dir intact. */
@@ -260,12 +234,12 @@ public final class SnapshotService {
             if (s.kind() != Kind.COMMITTED) dirs.empty(s.id()); // no children, going away: room for the transaction below
             Snapshot removed;
             try {
-                removed = store.write("remove snapshot", tx -> removeRow(tx, key));
+                removed = store.write("remove snapshot", tx -> SnapshotRows.remove(tx, key));
             } catch (StorageFullException e) {
                 // SQLite needs room in its WAL even to delete: on a full disk, give it the reserve and try this one
                 // small transaction once more (it rolled back whole, so nothing of the first try remains)
                 if (!reserve.release()) throw e;
-                removed = store.write("remove snapshot", tx -> removeRow(tx, key));
+                removed = store.write("remove snapshot", tx -> SnapshotRows.remove(tx, key));
             }
             CrashPoints.reach("remove.db");
             try {
@@ -284,15 +258,6 @@ public final class SnapshotService {
             }
             reserve.ensure();
         }
-    }
-
-    /** The snapshot's row, its chunk references and lazy layer rows, after Remove's checks; returns the row as it was. */
-    private static Snapshot removeRow(Tx tx, String key) throws SQLException {
-        Snapshot s = tx.snapshots().removable(key);
-        tx.chunks().dropRefs(s.id());
-        tx.lazyLayers().delete(s.id());
-        tx.snapshots().delete(s.id());
-        return s;
     }
 
     public SnapshotInfo stat(String key) {
