@@ -1,11 +1,15 @@
 package org.dedupsnapshotter.daemon;
 
 import org.dedupsnapshotter.erofs.ErofsBuilder;
+import org.dedupsnapshotter.sys.Errno;
 import org.dedupsnapshotter.sys.Libc;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -22,13 +26,13 @@ final class Preflight {
                 out.add("the root " + root + " is on " + type + ", which cannot hold EROFS images for file-backed mounts or overlay upper dirs; "
                         + "choose a root on ext4, xfs or btrfs (--root or \"root\" in config.json)");
             Path probe = Files.createTempFile(root, ".punch-probe", "");
-            try (var ch = java.nio.channels.FileChannel.open(probe, java.nio.file.StandardOpenOption.WRITE)) {
-                ch.write(java.nio.ByteBuffer.allocate(16384));
+            try (var ch = FileChannel.open(probe, StandardOpenOption.WRITE)) {
+                ch.write(ByteBuffer.allocate(16384));
                 ch.force(false);
                 int fd = Libc.open(probe.toString(), Libc.O_RDWR, 0);
                 try {
                     Libc.fallocate(fd, Libc.FALLOC_FL_PUNCH_HOLE | Libc.FALLOC_FL_KEEP_SIZE, 4096, 8192);
-                } catch (org.dedupsnapshotter.sys.Errno e) {
+                } catch (Errno e) {
                     out.add("the filesystem under " + root + " (" + type + ") cannot punch holes (" + e.getMessage() + "): removed images would never give "
                             + "their space back; choose a root on ext4, xfs or btrfs");
                 } finally {

@@ -1,8 +1,11 @@
 package org.dedupsnapshotter.daemon;
 
 import org.dedupsnapshotter.daemon.layers.Trees;
+
 import io.grpc.BindableService;
 import io.grpc.Server;
+import io.grpc.ServerInterceptor;
+import io.grpc.ServerInterceptors;
 import io.grpc.netty.NettyServerBuilder;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
@@ -13,6 +16,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
+import java.net.SocketException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.SocketChannel;
@@ -47,7 +51,7 @@ final class SocketServer {
         this.executor = executor;
     }
 
-    static SocketServer start(Path address, long pid, List<BindableService> services, io.grpc.ServerInterceptor interceptor) throws IOException {
+    static SocketServer start(Path address, long pid, List<BindableService> services, ServerInterceptor interceptor) throws IOException {
         refuseIfLive(address);
         Files.createDirectories(address.getParent());
         Path privateDir = address.resolveSibling("." + address.getFileName() + "." + pid + ".tmp");
@@ -62,7 +66,7 @@ final class SocketServer {
                 .bossEventLoopGroup(boss).workerEventLoopGroup(workers)
                 .executor(executor)
                 .maxInboundMessageSize(16 << 20);
-        services.forEach(s -> b.addService(io.grpc.ServerInterceptors.intercept(s, interceptor)));
+        services.forEach(s -> b.addService(ServerInterceptors.intercept(s, interceptor)));
         Server server = b.build().start();
         Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-------"));
         Files.move(tmp, address, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
@@ -77,7 +81,7 @@ final class SocketServer {
         try (SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX)) {
             ch.connect(UnixDomainSocketAddress.of(address));
             throw new IOException("another daemon is already listening on " + address + "; stop it first");
-        } catch (java.net.SocketException e) {
+        } catch (SocketException e) {
             log.info("replacing stale socket {}", address);
         }
     }

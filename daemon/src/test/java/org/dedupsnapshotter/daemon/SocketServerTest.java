@@ -1,8 +1,12 @@
 package org.dedupsnapshotter.daemon;
 
-import io.grpc.ServerInterceptor;
 import org.dedupsnapshotter.sys.Libc;
 import org.dedupsnapshotter.sys.Stat;
+
+import io.grpc.Metadata;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallHandler;
+import io.grpc.ServerInterceptor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -52,8 +56,8 @@ class SocketServerTest {
         try {
             ServerInterceptor none = new ServerInterceptor() {
                 @Override
-                public <Q, R> io.grpc.ServerCall.Listener<Q> interceptCall(io.grpc.ServerCall<Q, R> call, io.grpc.Metadata headers,
-                                                                            io.grpc.ServerCallHandler<Q, R> next) {
+                public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers,
+                                                                            ServerCallHandler<Q, R> next) {
                     return next.startCall(call, headers);
                 }
             };

@@ -1,14 +1,17 @@
 package org.dedupsnapshotter.itest;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import org.dedupsnapshotter.lazy.registry.RegistryClient;
 import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
 import org.dedupsnapshotter.lazy.toc.Toc;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -17,6 +20,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.TreeMap;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -66,7 +70,7 @@ class ConvertTest {
 
     /** containerd skips a layer's root entry: "/" has the mtime of the moment its snapshot was made. */
     private static Map<String, String> withoutRootMtime(Map<String, String> listing) {
-        Map<String, String> m = new java.util.TreeMap<>(listing);
+        Map<String, String> m = new TreeMap<>(listing);
         m.computeIfPresent("/", (k, v) -> v.replaceFirst(" mtime=\\d+", ""));
         return m;
     }
@@ -107,11 +111,11 @@ class ConvertTest {
 
         // the config is the original's but for rootfs.diff_ids, which are the converted layers' (TOC included)
         JsonNode before = JSON.readTree(registry.blob("itest/fidelity", JSON.readTree(registry.manifest("itest/fidelity", "1").body()).path("config").path("digest").asText()));
-        com.fasterxml.jackson.databind.node.ObjectNode after = (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(
+        ObjectNode after = (ObjectNode) JSON.readTree(
                 registry.blob("itest/fidelity-lazy", manifest.path("config").path("digest").asText()));
         for (int i = 0; i < 4; i++)
             assertEquals(manifest.path("layers").get(i).path("annotations").path(LazyLayerFormat.DIFF_ID).asText(), after.path("rootfs").path("diff_ids").get(i).asText());
-        ((com.fasterxml.jackson.databind.node.ObjectNode) after.get("rootfs")).set("diff_ids", before.path("rootfs").path("diff_ids"));
+        ((ObjectNode) after.get("rootfs")).set("diff_ids", before.path("rootfs").path("diff_ids"));
         assertEquals(before, after);
         assertEquals(List.of("architecture", "os", "config", "rootfs"), fieldNames(after));
 
@@ -148,7 +152,7 @@ class ConvertTest {
                  {"mediaType":"%s","digest":"%s","size":%d,"platform":{"architecture":"amd64","os":"linux"}}]}"""
                 .formatted(RegistryClient.OCI_INDEX, RegistryClient.OCI_MANIFEST, arm.digest(), arm.body().length,
                         RegistryClient.OCI_MANIFEST, amd.digest(), amd.body().length);
-        registry.pushManifest("itest/multi", "index", RegistryClient.OCI_INDEX, index.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        registry.pushManifest("itest/multi", "index", RegistryClient.OCI_INDEX, index.getBytes(StandardCharsets.UTF_8));
 
         Proc.Result r = convert("--plain-http", env.registry() + "/itest/multi:index", env.registry() + "/itest/multi-lazy:1").orThrow("dedupctl convert (index)");
         assertTrue(r.out().contains("layer 4/4"), "the linux/amd64 image (4 layers) was picked:\n" + r.out());

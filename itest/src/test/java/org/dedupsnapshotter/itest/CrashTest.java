@@ -1,8 +1,11 @@
 package org.dedupsnapshotter.itest;
 
-import io.grpc.StatusRuntimeException;
+import org.dedupsnapshotter.proto.containerd.types.Mount;
 import org.dedupsnapshotter.proto.snapshots.v1.*;
 import org.dedupsnapshotter.sys.Libc;
+
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -110,14 +113,14 @@ class CrashTest {
     }
 
     private long poolAllocated() throws Exception {
-        return org.dedupsnapshotter.sys.Libc.lstat(env.dedupRoot.resolve("pool/pool.0").toString()).blocks() * 512;
+        return Libc.lstat(env.dedupRoot.resolve("pool/pool.0").toString()).blocks() * 512;
     }
 
     private Kind kindOf(String key) {
         try {
             return env.snapshots().stat(StatSnapshotRequest.newBuilder().setKey(key).build()).getInfo().getKind();
         } catch (StatusRuntimeException e) {
-            if (e.getStatus().getCode() == io.grpc.Status.Code.NOT_FOUND) return null;
+            if (e.getStatus().getCode() == Status.Code.NOT_FOUND) return null;
             throw e;
         }
     }
@@ -126,7 +129,7 @@ class CrashTest {
     private void assertReadsBack(String committed, Map<String, byte[]> expected) throws Exception {
         var api = env.snapshots();
         String key = "check-" + committed + "-" + System.nanoTime();
-        List<org.dedupsnapshotter.proto.containerd.types.Mount> mounts = api.view(ViewSnapshotRequest.newBuilder().setKey(key).setParent(committed).build()).getMountsList();
+        List<Mount> mounts = api.view(ViewSnapshotRequest.newBuilder().setKey(key).setParent(committed).build()).getMountsList();
         Path target = Files.createDirectories(env.dir.resolve(key));
         SnapshotMounts.mount(mounts, target);
         try {

@@ -1,5 +1,10 @@
 package org.dedupsnapshotter.itest;
 
+import org.dedupsnapshotter.itest.cri.ImageServiceGrpc;
+import org.dedupsnapshotter.itest.cri.ImageSpec;
+import org.dedupsnapshotter.itest.cri.PullImageRequest;
+import org.dedupsnapshotter.proto.snapshots.v1.ListSnapshotsRequest;
+
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
 import io.netty.channel.EventLoopGroup;
@@ -7,9 +12,6 @@ import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.epoll.EpollDomainSocketChannel;
 import io.netty.channel.epoll.EpollIoHandler;
 import io.netty.channel.unix.DomainSocketAddress;
-import org.dedupsnapshotter.itest.cri.ImageServiceGrpc;
-import org.dedupsnapshotter.itest.cri.ImageSpec;
-import org.dedupsnapshotter.itest.cri.PullImageRequest;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -17,8 +19,11 @@ import org.junit.jupiter.api.Test;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -85,8 +90,8 @@ class CriPullTest {
     }
 
     /** The digests in CRI's content store (the first column of `ctr content ls`; labels name digests too). */
-    private static java.util.Set<String> content() throws Exception {
-        java.util.Set<String> out = new java.util.TreeSet<>();
+    private static Set<String> content() throws Exception {
+        Set<String> out = new TreeSet<>();
         for (String line : ImageRootfs.ctr(env, K8S, "content", "ls", "-q").split("\n"))
             if (!line.isBlank()) out.add(line.strip());
         return out;
@@ -101,9 +106,9 @@ class CriPullTest {
     }
 
     /** Every label of every snapshot the daemon has, asked of the daemon itself. */
-    private static java.util.Set<Map.Entry<String, String>> daemonLabels() {
-        java.util.Set<Map.Entry<String, String>> out = new java.util.HashSet<>();
-        var it = env.snapshots().list(org.dedupsnapshotter.proto.snapshots.v1.ListSnapshotsRequest.newBuilder().setSnapshotter("dedup").build());
+    private static Set<Map.Entry<String, String>> daemonLabels() {
+        Set<Map.Entry<String, String>> out = new HashSet<>();
+        var it = env.snapshots().list(ListSnapshotsRequest.newBuilder().setSnapshotter("dedup").build());
         while (it.hasNext()) it.next().getInfoList().forEach(i -> out.addAll(i.getLabelsMap().entrySet()));
         return out;
     }

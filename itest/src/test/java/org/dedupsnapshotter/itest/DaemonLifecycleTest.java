@@ -3,6 +3,8 @@ package org.dedupsnapshotter.itest;
 import org.dedupsnapshotter.proto.snapshots.v1.CommitSnapshotRequest;
 import org.dedupsnapshotter.proto.snapshots.v1.PrepareSnapshotRequest;
 import org.dedupsnapshotter.proto.snapshots.v1.StatSnapshotRequest;
+import org.dedupsnapshotter.sys.Libc;
+
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -95,9 +97,9 @@ class DaemonLifecycleTest {
         api.commit(CommitSnapshotRequest.newBuilder().setName("layer").setKey("a").build());
         env.killDaemon();
         // someone unmounted our layer, and a directory no snapshot owns appeared with a mount on it
-        for (String m : env.layerMounts()) org.dedupsnapshotter.sys.Libc.umount2(m, 0);
+        for (String m : env.layerMounts()) Libc.umount2(m, 0);
         Path stray = Files.createDirectories(env.dedupRoot.resolve("snapshots/999/mnt"));
-        org.dedupsnapshotter.sys.Libc.mount("tmpfs", stray.toString(), "tmpfs", 0, null);
+        Libc.mount("tmpfs", stray.toString(), "tmpfs", 0, null);
 
         env.startDaemon();
         List<String> mounts = env.layerMounts();
@@ -110,14 +112,14 @@ class DaemonLifecycleTest {
     void rootOnOverlayfsIsRefusedNamingTheFix() throws Exception {
         Path base = env.dir.resolve("ovl-test");
         for (String d : List.of("lower", "upper", "work", "merged")) Files.createDirectories(base.resolve(d));
-        org.dedupsnapshotter.sys.Libc.mount("overlay", base.resolve("merged").toString(), "overlay", 0,
+        Libc.mount("overlay", base.resolve("merged").toString(), "overlay", 0,
                 "lowerdir=" + base.resolve("lower") + ",upperdir=" + base.resolve("upper") + ",workdir=" + base.resolve("work"));
         try {
             Proc.Result r = runDaemon(base.resolve("merged/root"), env.dir.resolve("ovl.sock"));
             assertEquals(1, r.code(), r.out());
             assertTrue(r.out().contains("is on overlay") && r.out().contains("choose a root on ext4"), r.out());
         } finally {
-            org.dedupsnapshotter.sys.Libc.umount2(base.resolve("merged").toString(), org.dedupsnapshotter.sys.Libc.MNT_DETACH);
+            Libc.umount2(base.resolve("merged").toString(), Libc.MNT_DETACH);
         }
     }
 }

@@ -6,6 +6,7 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -33,7 +34,7 @@ class DedupRuncTest {
         env.forEach((k, v) -> cmd.add(k + "=" + v));
         cmd.add(TestEnv.TOP.resolve("bin/dedup-runc").toString());
         cmd.addAll(List.of(args));
-        return Proc.run(java.time.Duration.ofSeconds(30), cmd);
+        return Proc.run(Duration.ofSeconds(30), cmd);
     }
 
     Path bundle(String annotations) throws Exception {

@@ -1,16 +1,20 @@
 package org.dedupsnapshotter.itest;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import org.dedupsnapshotter.lazy.registry.RegistryClient;
+import org.dedupsnapshotter.proto.snapshots.v1.ListSnapshotsRequest;
+
+import com.fasterxml.jackson.databind.JsonNode;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.TreeMap;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -46,7 +50,7 @@ class DedupctlPullTest {
 
     /** `ctr content ls` as digest → its labels column. */
     private static Map<String, String> content() throws Exception {
-        Map<String, String> out = new java.util.TreeMap<>();
+        Map<String, String> out = new TreeMap<>();
         for (String line : env.ctr("content", "ls").split("\n")) {
             String[] f = line.trim().split("\\s+");
             if (f[0].startsWith("sha256:")) out.put(f[0], line);
@@ -56,7 +60,7 @@ class DedupctlPullTest {
 
     /** The labels the daemon holds for the snapshot containerd knows as chainId. */
     private static Map<String, String> daemonLabels(String chainId) {
-        var it = env.snapshots().list(org.dedupsnapshotter.proto.snapshots.v1.ListSnapshotsRequest.newBuilder().setSnapshotter("dedup").build());
+        var it = env.snapshots().list(ListSnapshotsRequest.newBuilder().setSnapshotter("dedup").build());
         while (it.hasNext())
             for (var info : it.next().getInfoList())
                 if (chainId.equals(info.getLabelsMap().get("containerd.io/snapshot.ref"))) return info.getLabelsMap();
@@ -152,7 +156,7 @@ class DedupctlPullTest {
                  {"mediaType":"%s","digest":"%s","size":%d,"platform":{"architecture":"amd64","os":"linux"}}]}"""
                 .formatted(RegistryClient.OCI_INDEX, RegistryClient.OCI_MANIFEST, arm.digest(), arm.body().length,
                         RegistryClient.OCI_MANIFEST, amd.digest(), amd.body().length);
-        String indexDigest = registry.pushManifest("itest/multi", "index", RegistryClient.OCI_INDEX, index.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        String indexDigest = registry.pushManifest("itest/multi", "index", RegistryClient.OCI_INDEX, index.getBytes(StandardCharsets.UTF_8));
         String ref = env.registry() + "/itest/multi:index";
 
         Proc.Result r = pull(ref).orThrow("dedupctl pull (index)");

@@ -1,6 +1,8 @@
 package org.dedupsnapshotter.itest;
 
 import org.dedupsnapshotter.proto.snapshots.v1.ListSnapshotsRequest;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -67,7 +69,7 @@ class EndToEndTest {
 
         // every layer is an EROFS image, the one with the 255-byte name too (our writer encodes it; with mkfs.erofs 1.5,
         // which cannot, that layer becomes a plain directory: BuilderParityTest)
-        var layers = new com.fasterxml.jackson.databind.ObjectMapper().readTree(env.dedupctl("ls", "--json").orThrow("dedupctl ls").out());
+        var layers = new ObjectMapper().readTree(env.dedupctl("ls", "--json").orThrow("dedupctl ls").out());
         long erofsLayers = 0, dirLayers = 0;
         for (var l : layers) {
             if (!l.get("kind").asText().equals("committed")) continue;

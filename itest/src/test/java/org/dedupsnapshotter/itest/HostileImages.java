@@ -1,10 +1,11 @@
 package org.dedupsnapshotter.itest;
 
+import org.dedupsnapshotter.lazy.convert.GzipMember;
+import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
+
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import org.dedupsnapshotter.lazy.convert.GzipMember;
-import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
 
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
@@ -15,6 +16,7 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
@@ -196,7 +198,7 @@ final class HostileImages {
     static String sha256(byte[] b) {
         try {
             return "sha256:" + HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(b));
-        } catch (java.security.NoSuchAlgorithmException e) {
+        } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
         }
     }

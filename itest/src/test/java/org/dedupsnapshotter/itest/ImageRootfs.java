@@ -1,7 +1,5 @@
 package org.dedupsnapshotter.itest;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import org.dedupsnapshotter.proto.containerd.types.Mount;
 import org.dedupsnapshotter.proto.leases.v1.CreateRequest;
 import org.dedupsnapshotter.proto.leases.v1.DeleteRequest;
@@ -10,6 +8,18 @@ import org.dedupsnapshotter.proto.snapshots.v1.SnapshotsGrpc;
 import org.dedupsnapshotter.proto.snapshots.v1.ViewSnapshotRequest;
 import org.dedupsnapshotter.sys.Libc;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
+import io.grpc.netty.NettyChannelBuilder;
+import io.grpc.stub.MetadataUtils;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.epoll.EpollDomainSocketChannel;
+import io.netty.channel.epoll.EpollIoHandler;
+import io.netty.channel.unix.DomainSocketAddress;
+
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -17,6 +27,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 
 /**
  * An image's root filesystem as one snapshotter shows it, in any containerd namespace (CRI works in k8s.io): a
@@ -67,21 +78,21 @@ final class ImageRootfs {
     static AutoCloseable mount(TestEnv env, String namespace, String snapshotter, String ref, Path target) throws Exception {
         List<String> chain = chainIds(env, namespace, ref);
         String key = "itest-rootfs-" + Long.toHexString(System.nanoTime());
-        io.netty.channel.EventLoopGroup group = new io.netty.channel.MultiThreadIoEventLoopGroup(1, io.netty.channel.epoll.EpollIoHandler.newFactory());
-        io.grpc.ManagedChannel ch = io.grpc.netty.NettyChannelBuilder.forAddress(new io.netty.channel.unix.DomainSocketAddress(env.containerdSock.toString()))
-                .channelType(io.netty.channel.epoll.EpollDomainSocketChannel.class).eventLoopGroup(group).usePlaintext().build();
-        io.grpc.Metadata headers = new io.grpc.Metadata();
-        headers.put(io.grpc.Metadata.Key.of("containerd-namespace", io.grpc.Metadata.ASCII_STRING_MARSHALLER), namespace);
-        LeasesGrpc.LeasesBlockingStub leases = LeasesGrpc.newBlockingStub(ch).withInterceptors(io.grpc.stub.MetadataUtils.newAttachHeadersInterceptor(headers));
+        EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
+        ManagedChannel ch = NettyChannelBuilder.forAddress(new DomainSocketAddress(env.containerdSock.toString()))
+                .channelType(EpollDomainSocketChannel.class).eventLoopGroup(group).usePlaintext().build();
+        Metadata headers = new Metadata();
+        headers.put(Metadata.Key.of("containerd-namespace", Metadata.ASCII_STRING_MARSHALLER), namespace);
+        LeasesGrpc.LeasesBlockingStub leases = LeasesGrpc.newBlockingStub(ch).withInterceptors(MetadataUtils.newAttachHeadersInterceptor(headers));
         String lease = leases.create(CreateRequest.newBuilder().setId(key).build()).getLease().getId();
-        headers.put(io.grpc.Metadata.Key.of("containerd-lease", io.grpc.Metadata.ASCII_STRING_MARSHALLER), lease);
-        SnapshotsGrpc.SnapshotsBlockingStub snapshots = SnapshotsGrpc.newBlockingStub(ch).withInterceptors(io.grpc.stub.MetadataUtils.newAttachHeadersInterceptor(headers));
+        headers.put(Metadata.Key.of("containerd-lease", Metadata.ASCII_STRING_MARSHALLER), lease);
+        SnapshotsGrpc.SnapshotsBlockingStub snapshots = SnapshotsGrpc.newBlockingStub(ch).withInterceptors(MetadataUtils.newAttachHeadersInterceptor(headers));
         AutoCloseable release = () -> {
             try {
                 leases.delete(DeleteRequest.newBuilder().setId(lease).build()); // the view goes with it
             } finally {
                 ch.shutdownNow();
-                group.shutdownGracefully(0, 1, java.util.concurrent.TimeUnit.SECONDS);
+                group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             }
         };
         try {

@@ -13,6 +13,7 @@ import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -102,13 +103,13 @@ class LazyDedupTest {
         Path target = Files.createDirectories(env.dir.resolve("readahead"));
         try (AutoCloseable mounted = env.mountImage("dedup", ref, target)) {
             long before = chunkBytesFetched();
-            assertTrue(java.util.Arrays.equals(Images.random(300, size), Files.readAllBytes(target.resolve("pkg/f0"))), "pkg/f0");
+            assertTrue(Arrays.equals(Images.random(300, size), Files.readAllBytes(target.resolve("pkg/f0"))), "pkg/f0");
             long pkg = fetchedSettled(before, (long) files * size);
             assertEquals((long) files * size, pkg, "reading pkg/f0 fetches the chunks of pkg/f0..f" + (files - 1) + " and nothing of src/");
             for (int i = 1; i < files; i++)
-                assertTrue(java.util.Arrays.equals(Images.random(300 + i, size), Files.readAllBytes(target.resolve("pkg/f" + i))), "pkg/f" + i);
+                assertTrue(Arrays.equals(Images.random(300 + i, size), Files.readAllBytes(target.resolve("pkg/f" + i))), "pkg/f" + i);
             assertEquals(pkg, chunkBytesFetched() - before, "the rest of pkg/ was there already");
-            assertTrue(java.util.Arrays.equals(Images.random(400, size), Files.readAllBytes(target.resolve("src/f0"))), "src/f0");
+            assertTrue(Arrays.equals(Images.random(400, size), Files.readAllBytes(target.resolve("src/f0"))), "src/f0");
             assertEquals((long) files * size, fetchedSettled(before + pkg, (long) files * size), "src/f0 brings src/ along");
         }
         env.assertFsckClean();

@@ -6,10 +6,13 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -24,8 +27,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class LazyTraceTest {
     static final ObjectMapper JSON = new ObjectMapper();
     static final int FILE = 4 << 20;
-    static final byte[] PASSWD = "root:x:0:0:root:/root:/bin/sh\ntracer:x:1000:1000::/home/tracer:/bin/sh\n".getBytes(java.nio.charset.StandardCharsets.UTF_8);
-    static final byte[] GROUP = "root:x:0:\ntracers:x:1000:root\n".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    static final byte[] PASSWD = "root:x:0:0:root:/root:/bin/sh\ntracer:x:1000:1000::/home/tracer:/bin/sh\n".getBytes(StandardCharsets.UTF_8);
+    static final byte[] GROUP = "root:x:0:\ntracers:x:1000:root\n".getBytes(StandardCharsets.UTF_8);
     static TestEnv env;
     static String ref;
 
@@ -65,7 +68,7 @@ class LazyTraceTest {
         String original = OciImage.push(env.registry(), "itest/early", "1", List.of(Images.base().finish(), t.finish()), List.of("/bin/sh"));
         String f3 = "sha256:" + Images.sha256sum(Images.random(403, FILE)), f1 = "sha256:" + Images.sha256sum(Images.random(401, FILE));
         Path trace = env.dir.resolve("early-trace.json");
-        Files.writeString(trace, JSON.writeValueAsString(java.util.Map.of("image", "sha256:" + "e".repeat(64), "runs", 1, "layers", List.of(),
+        Files.writeString(trace, JSON.writeValueAsString(Map.of("image", "sha256:" + "e".repeat(64), "runs", 1, "layers", List.of(),
                 "chunks", List.of(f3, f1))));
         String traced = env.registry() + "/itest/early-traced:1";
         TestEnv.cli("convert", "--plain-http", "--trace-file", trace.toString(), original, traced).orThrow("convert --trace-file");
@@ -106,7 +109,7 @@ class LazyTraceTest {
         String g0 = "sha256:" + Images.sha256sum(Images.random(500, FILE)), g1 = "sha256:" + Images.sha256sum(Images.random(501, FILE));
         String s0 = "sha256:" + Images.sha256sum(small);
         Path trace = env.dir.resolve("cut-trace.json");
-        Files.writeString(trace, JSON.writeValueAsString(java.util.Map.of("image", "sha256:" + "c".repeat(64), "runs", 1, "layers", List.of(),
+        Files.writeString(trace, JSON.writeValueAsString(Map.of("image", "sha256:" + "c".repeat(64), "runs", 1, "layers", List.of(),
                 "chunks", List.of(s0, g0, g1))));
         try (SlowProxy proxy = new SlowProxy(env.registryPort, 2_000_000)) {
             String traced = proxy.address() + "/itest/early-cut-traced:1";
@@ -208,7 +211,7 @@ class LazyTraceTest {
         String original = OciImage.push(env.registry(), "itest/pieces", "1", List.of(Images.base().finish(), t.finish()), List.of("/bin/sh"));
         Path trace = env.dir.resolve("pieces-trace.json");
         // pieces 0 and 2: bytes [0, 256 KiB) and [512 KiB, 768 KiB) of the file's one chunk
-        Files.writeString(trace, JSON.writeValueAsString(java.util.Map.of("image", "sha256:" + "f".repeat(64), "runs", 1, "layers", List.of(),
+        Files.writeString(trace, JSON.writeValueAsString(Map.of("image", "sha256:" + "f".repeat(64), "runs", 1, "layers", List.of(),
                 "chunks", List.of("sha256:" + Images.sha256sum(big)), "pieces", List.of("5"))));
         String traced = env.registry() + "/itest/pieces-traced:1";
         String converted = TestEnv.cli("convert", "--plain-http", "--trace-file", trace.toString(), original, traced).orThrow("convert --trace-file").out();
@@ -225,8 +228,8 @@ class LazyTraceTest {
         long demand = env.stats().path("lazy").path("fetchedDemandChunkBytes").asLong();
         String out = env.ctr("run", "--rm", "--snapshotter", "dedup", traced, "pieces-1", "/bin/sh", "-c",
                 "dd if=/app/big bs=65536 count=1 2>/dev/null | sha256sum; dd if=/app/big bs=65536 skip=8 count=1 2>/dev/null | sha256sum");
-        assertTrue(out.contains(Images.sha256sum(java.util.Arrays.copyOfRange(big, 0, 65536)))
-                && out.contains(Images.sha256sum(java.util.Arrays.copyOfRange(big, 8 * 65536, 9 * 65536))), out);
+        assertTrue(out.contains(Images.sha256sum(Arrays.copyOfRange(big, 0, 65536)))
+                && out.contains(Images.sha256sum(Arrays.copyOfRange(big, 8 * 65536, 9 * 65536))), out);
         long shell = env.stats().path("lazy").path("fetchedDemandChunkBytes").asLong() - demand; // the base layer's sh and dd, fetched on demand
         assertTrue(shell < FILE, "a read within the shipped pieces fetched their chunk on demand: " + shell + " bytes\n" + env.daemon.logTail());
         demand += shell;

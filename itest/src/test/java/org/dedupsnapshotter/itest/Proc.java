@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /** A process this test started, logging to a file; stopped by its own PID only, never by name. */
@@ -21,10 +22,10 @@ final class Proc implements AutoCloseable {
     }
 
     static Proc start(String name, Path log, List<String> cmd) throws IOException {
-        return start(name, log, cmd, java.util.Map.of());
+        return start(name, log, cmd, Map.of());
     }
 
-    static Proc start(String name, Path log, List<String> cmd, java.util.Map<String, String> env) throws IOException {
+    static Proc start(String name, Path log, List<String> cmd, Map<String, String> env) throws IOException {
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
         pb.environment().putAll(env);
         return new Proc(name, pb.start(), log);

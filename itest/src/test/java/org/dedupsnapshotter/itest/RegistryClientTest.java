@@ -1,16 +1,20 @@
 package org.dedupsnapshotter.itest;
 
-import com.sun.net.httpserver.HttpServer;
 import org.dedupsnapshotter.lazy.registry.Credentials;
 import org.dedupsnapshotter.lazy.registry.RegistryClient;
 import org.dedupsnapshotter.lazy.registry.RegistryException;
+
+import com.sun.net.httpserver.HttpServer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
+import java.io.IOException;
+import java.io.InputStream;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.Base64;
@@ -51,24 +55,24 @@ class RegistryClientTest {
     @Test
     void blobsStreamFromAndIntoFiles() throws Exception {
         byte[] data = Images.random(12, 2 * 1024 * 1024 + 5);
-        java.nio.file.Path file = Files.write(env.dir.resolve("upload.bin"), data), back = env.dir.resolve("download.bin");
+        Path file = Files.write(env.dir.resolve("upload.bin"), data), back = env.dir.resolve("download.bin");
         String digest = RegistryClient.sha256(data);
         client.pushBlob("t/files", file, digest, 1 << 20); // three PATCHes from the file
         assertEquals(data.length, client.blobToFile("t/files", digest, back));
         assertArrayEquals(data, Files.readAllBytes(back));
-        java.nio.file.Path other = Files.write(env.dir.resolve("other.bin"), "other".getBytes(StandardCharsets.UTF_8));
+        Path other = Files.write(env.dir.resolve("other.bin"), "other".getBytes(StandardCharsets.UTF_8));
         RegistryException wrong = assertThrows(RegistryException.class, () -> client.pushBlob("t/files", other, "sha256:" + "2".repeat(64), 1 << 20));
         assertTrue(wrong.getMessage().contains("upload end"), wrong.getMessage());
         assertTrue(assertThrows(RegistryException.class, () -> client.blobToFile("t/files", "sha256:" + "0".repeat(64), back)).notFound());
 
         // streamed: the bytes, and the end of the stream may be read more than once
-        try (java.io.InputStream in = client.blobStream("t/files", digest, data.length)) {
+        try (InputStream in = client.blobStream("t/files", digest, data.length)) {
             assertArrayEquals(data, in.readAllBytes());
             assertEquals(-1, in.read());
         }
         // a size that is not the blob's: the end of the stream is an error, not an end
-        try (java.io.InputStream in = client.blobStream("t/files", digest, data.length + 1L)) {
-            assertTrue(assertThrows(java.io.IOException.class, in::readAllBytes).getMessage().contains("not " + (data.length + 1L) + " bytes"));
+        try (InputStream in = client.blobStream("t/files", digest, data.length + 1L)) {
+            assertTrue(assertThrows(IOException.class, in::readAllBytes).getMessage().contains("not " + (data.length + 1L) + " bytes"));
         }
     }
 
@@ -133,7 +137,7 @@ class RegistryClientTest {
             RegistryException e = assertThrows(RegistryException.class, () -> anonymous.blob("p/q", RegistryClient.sha256(blob)));
             assertTrue(e.getMessage().contains("token from"), e.getMessage());
             // content that does not match its digest is refused
-            assertTrue(assertThrows(java.io.IOException.class, () -> authed.blob("p/q", "sha256:" + "1".repeat(64))).getMessage().contains("digest"));
+            assertTrue(assertThrows(IOException.class, () -> authed.blob("p/q", "sha256:" + "1".repeat(64))).getMessage().contains("digest"));
         } finally {
             s.stop(0);
         }

@@ -1,5 +1,12 @@
 package org.dedupsnapshotter.itest;
 
+import org.dedupsnapshotter.proto.admin.v1.AdminGrpc;
+import org.dedupsnapshotter.proto.admin.v1.StatsRequest;
+import org.dedupsnapshotter.proto.snapshots.v1.SnapshotsGrpc;
+import org.dedupsnapshotter.sys.Libc;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
 import io.netty.channel.EventLoopGroup;
@@ -7,20 +14,23 @@ import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.epoll.EpollDomainSocketChannel;
 import io.netty.channel.epoll.EpollIoHandler;
 import io.netty.channel.unix.DomainSocketAddress;
-import org.dedupsnapshotter.proto.snapshots.v1.SnapshotsGrpc;
-import org.dedupsnapshotter.sys.Libc;
 
 import java.io.IOException;
+import java.net.InetAddress;
 import java.net.ServerSocket;
+import java.net.Socket;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
 import java.util.stream.Stream;
 
 /**
@@ -154,10 +164,10 @@ final class TestEnv implements AutoCloseable {
      * Opt-in: containerd's CRI plugin, off unless a test sets this; it gives the TOML of the plugin's section (it may
      * name the registry's port, known once the registry runs).
      */
-    java.util.function.Function<TestEnv, String> criConfig;
+    Function<TestEnv, String> criConfig;
 
     /** Registry, containerd with its CRI plugin configured by criConfig, and the daemon. */
-    static TestEnv fullWithCri(java.util.function.Function<TestEnv, String> criConfig) throws Exception {
+    static TestEnv fullWithCri(Function<TestEnv, String> criConfig) throws Exception {
         TestEnv e = new TestEnv(Files.createTempDirectory("dedup-itest-"));
         e.criConfig = criConfig;
         try {
@@ -179,14 +189,14 @@ final class TestEnv implements AutoCloseable {
     // ------------------------------------------------------------------ processes
 
     void startDaemon() throws Exception {
-        startDaemon(java.util.Map.of());
+        startDaemon(Map.of());
     }
 
     /** Starts the daemon with extra environment (e.g. DEDUP_CRASH_AT for crash tests). */
-    void startDaemon(java.util.Map<String, String> environment) throws Exception {
+    void startDaemon(Map<String, String> environment) throws Exception {
         daemonStarts++;
         daemon = Proc.start("dedup-snapshotter", dir.resolve("daemon-" + daemonStarts + ".log"),
-                java.util.stream.Stream.concat(Stream.of(daemonBin.toString(), "--root", dedupRoot.toString(),
+                Stream.concat(Stream.of(daemonBin.toString(), "--root", dedupRoot.toString(),
                         "--address", dedupSock.toString()), daemonArgs.stream()).toList(),
                 environment);
         waitForSocket(daemon, dedupSock, Duration.ofSeconds(60));
@@ -255,7 +265,7 @@ final class TestEnv implements AutoCloseable {
         registry = Proc.start("docker-registry", dir.resolve("registry.log"), List.of("docker-registry", "serve", cfg.toString()));
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (true) {
-            try (var s = new java.net.Socket("127.0.0.1", registryPort)) {
+            try (var s = new Socket("127.0.0.1", registryPort)) {
                 return;
             } catch (IOException e) {
                 if (!registry.alive() || System.nanoTime() > deadline)
@@ -286,7 +296,7 @@ final class TestEnv implements AutoCloseable {
                 %4$s""".formatted(dir, dedupSock, criConfig == null ? "\"io.containerd.grpc.v1.cri\", " : "", criConfig == null ? "" : criConfig.apply(this)));
         // bin/dedup-runc (started by containerd's shims) reads its node policy from this file, not /etc
         containerd = Proc.start("containerd", dir.resolve("containerd.log"), List.of("containerd", "--config", cfg.toString()),
-                java.util.Map.of("DEDUP_SNAPSHOTTER_CONFIG", nodeConfig().toString()));
+                Map.of("DEDUP_SNAPSHOTTER_CONFIG", nodeConfig().toString()));
         waitForSocket(containerd, containerdSock, Duration.ofSeconds(60));
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (ctrResult("version").code() != 0) {
@@ -340,7 +350,7 @@ final class TestEnv implements AutoCloseable {
     }
 
     static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             return s.getLocalPort();
         }
     }
@@ -390,10 +400,10 @@ final class TestEnv implements AutoCloseable {
     }
 
     /** dedupctl stats --json, straight from the admin service (a dedupctl process costs a JVM start). */
-    com.fasterxml.jackson.databind.JsonNode stats() throws IOException {
-        String json = org.dedupsnapshotter.proto.admin.v1.AdminGrpc.newBlockingStub(channel()).withDeadlineAfter(1, TimeUnit.MINUTES)
-                .stats(org.dedupsnapshotter.proto.admin.v1.StatsRequest.getDefaultInstance()).getJson();
-        return new com.fasterxml.jackson.databind.ObjectMapper().readTree(json);
+    JsonNode stats() throws IOException {
+        String json = AdminGrpc.newBlockingStub(channel()).withDeadlineAfter(1, TimeUnit.MINUTES)
+                .stats(StatsRequest.getDefaultInstance()).getJson();
+        return new ObjectMapper().readTree(json);
     }
 
     private EventLoopGroup group() {
@@ -469,7 +479,7 @@ final class TestEnv implements AutoCloseable {
             for (Path p : procs.filter(x -> x.getFileName().toString().chars().allMatch(Character::isDigit)).toList()) {
                 try {
                     if (!Files.readSymbolicLink(p.resolve("exe")).toString().endsWith("dedup-fdholder")) continue;
-                    String[] argv = new String(Files.readAllBytes(p.resolve("cmdline")), java.nio.charset.StandardCharsets.UTF_8).split("\0");
+                    String[] argv = new String(Files.readAllBytes(p.resolve("cmdline")), StandardCharsets.UTF_8).split("\0");
                     if (argv.length > 1 && Path.of(argv[1]).startsWith(dedupRoot)) Libc.kill(Integer.parseInt(p.getFileName().toString()), 9);
                 } catch (IOException gone) {
                     // exited meanwhile, or not ours to read

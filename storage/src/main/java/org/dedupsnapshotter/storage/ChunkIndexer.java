@@ -1,6 +1,7 @@
 package org.dedupsnapshotter.storage;
 
 import org.dedupsnapshotter.sys.CrashPoints;
+
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -12,18 +13,23 @@ import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
+import java.util.function.IntFunction;
 
 /**
  * The chunk indexer: hashes every chunk of a layer's files (in parallel, reading each byte once), takes a
@@ -92,12 +98,12 @@ public final class ChunkIndexer {
         void falseClaim(FalseClaim claim);
     }
 
-    private final List<FalseClaimListener> falseClaimListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private final List<FalseClaimListener> falseClaimListeners = new CopyOnWriteArrayList<>();
 
     /** Adds a listener for false claims (each is logged as a warning in any case). */
     public void onFalseClaim(FalseClaimListener l) { falseClaimListeners.add(l); }
 
-    private final List<Consumer<Digest>> absentFillListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private final List<Consumer<Digest>> absentFillListeners = new CopyOnWriteArrayList<>();
 
     /**
      * Adds a listener told, on the committing thread, right before a local commit writes an absent chunk's verified
@@ -139,7 +145,7 @@ public final class ChunkIndexer {
      * @param chunkSize the node's chunk size (config chunkSize): no chunk is longer
      * @param buffers allocates each hashing thread's chunk buffer (the daemon may offer them to KSM)
      */
-    public ChunkIndexer(ChunkPool pool, MetaStore store, int threads, long chunkSize, java.util.function.IntFunction<ByteBuffer> buffers) {
+    public ChunkIndexer(ChunkPool pool, MetaStore store, int threads, long chunkSize, IntFunction<ByteBuffer> buffers) {
         if (chunkSize <= 0 || chunkSize > MAX_CHUNK) throw new IllegalArgumentException("chunk size " + chunkSize + " is not 1 to " + MAX_CHUNK);
         this.chunkSize = (int) chunkSize;
         this.pool = pool;
@@ -157,9 +163,9 @@ public final class ChunkIndexer {
     public Indexed index(Path root, List<FileRange> ranges) throws IOException {
         long[] blocks = new long[ranges.size()];
         Digest[] digests = new Digest[ranges.size()];
-        List<InFlight> holds = java.util.Collections.synchronizedList(new ArrayList<>());
-        Set<Digest> filled = java.util.concurrent.ConcurrentHashMap.newKeySet();
-        List<Disproved> disproved = java.util.Collections.synchronizedList(new ArrayList<>());
+        List<InFlight> holds = Collections.synchronizedList(new ArrayList<>());
+        Set<Digest> filled = ConcurrentHashMap.newKeySet();
+        List<Disproved> disproved = Collections.synchronizedList(new ArrayList<>());
         AtomicLong newBytes = new AtomicLong(), written = new AtomicLong(), hashNanos = new AtomicLong(), writeNanos = new AtomicLong();
         List<Future<?>> tasks = new ArrayList<>(ranges.size());
         for (int i = 0; i < ranges.size(); i++) {
@@ -277,23 +283,23 @@ public final class ChunkIndexer {
      * Keeps an absent chunk's extent from garbage collection while it is fetched into the pool; empty when the chunk
      * is no longer recorded there (its layers went away), so nothing may be written at that block any more.
      */
-    public java.util.Optional<Pin> pin(Digest d, long block) {
+    public Optional<Pin> pin(Digest d, long block) {
         InFlight f;
         synchronized (lock) {
             f = inFlight.get(d);
             if (f == null) {
                 var row = store.read(tx -> tx.chunks().find(d));
-                if (row.isEmpty() || row.get().block() != block) return java.util.Optional.empty();
+                if (row.isEmpty() || row.get().block() != block) return Optional.empty();
                 f = new InFlight(d, block, row.get().length(), true, !row.get().present());
                 f.written.complete(null);
                 inFlight.put(d, f);
             } else if (f.block != block) {
-                return java.util.Optional.empty();
+                return Optional.empty();
             }
             f.users++;
         }
         InFlight held = f;
-        return java.util.Optional.of(() -> release(new ArrayList<>(List.of(held)), false));
+        return Optional.of(() -> release(new ArrayList<>(List.of(held)), false));
     }
 
     /** Known chunk → its extent; in flight → wait for its writer; new → reserve an extent and write it here. */
@@ -312,12 +318,12 @@ public final class ChunkIndexer {
                 f = null; // the digest gets its own entry; the claim's keeps its extent for the layer that made it
             }
             if (f == null) {
-                var known = claimDisproved ? java.util.Optional.<Chunk>empty() : store.read(tx -> tx.chunks().find(d));
+                var known = claimDisproved ? Optional.<Chunk>empty() : store.read(tx -> tx.chunks().find(d));
                 if (known.isPresent() && known.get().length() != length) {
                     if (known.get().present())
                         throw new IOException("chunk " + d + " is recorded with " + known.get().length() + " bytes but hashed from " + length);
                     disproved.add(new Disproved(d, known.get().block(), known.get().length(), length));
-                    known = java.util.Optional.empty(); // never written at: its extent was reserved for the false length
+                    known = Optional.empty(); // never written at: its extent was reserved for the false length
                 }
                 if (known.isPresent()) {
                     f = new InFlight(d, known.get().block(), length, true, !known.get().present());
@@ -470,7 +476,7 @@ public final class ChunkIndexer {
      * The returned buffer's limit is the chunk's length; its capacity the padded length.
      */
     private final ThreadLocal<ByteBuffer> threadBuffers = new ThreadLocal<>();
-    private final java.util.function.IntFunction<ByteBuffer> buffers;
+    private final IntFunction<ByteBuffer> buffers;
 
     private ByteBuffer readRange(Path file, FileRange r) throws IOException {
         // one reusable buffer per hashing thread: a chunk never outlives its task, and fresh 4 MiB buffers per

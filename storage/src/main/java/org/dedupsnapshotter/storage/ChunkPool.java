@@ -2,15 +2,18 @@ package org.dedupsnapshotter.storage;
 
 import org.dedupsnapshotter.sys.Errno;
 import org.dedupsnapshotter.sys.Libc;
+
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -130,7 +133,7 @@ public final class ChunkPool implements AutoCloseable {
     /** Extends the file (sparsely) over every allocated block, so reserved extents lie inside it. */
     public synchronized void extendToEnd() throws IOException {
         if (channel.size() >= end * BLOCK) return;
-        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(file.toFile(), "rw")) {
+        try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
             if (f.length() < end * BLOCK) f.setLength(end * BLOCK);
         }
     }
@@ -151,7 +154,7 @@ public final class ChunkPool implements AutoCloseable {
     public void writePadded(long block, byte[] data) throws IOException {
         int tail = (int) ((BLOCK - data.length % BLOCK) % BLOCK);
         if (tail > 0 && data.length <= SMALL) { // a small chunk: one write of a padded copy costs less than a second write
-            write(block, ByteBuffer.wrap(java.util.Arrays.copyOf(data, data.length + tail)));
+            write(block, ByteBuffer.wrap(Arrays.copyOf(data, data.length + tail)));
             return;
         }
         write(block, ByteBuffer.wrap(data));

@@ -1,5 +1,6 @@
 package org.dedupsnapshotter.storage;
 
+import org.dedupsnapshotter.api.Names;
 import org.dedupsnapshotter.api.SnapshotException;
 import org.dedupsnapshotter.api.SnapshotInfo;
 
@@ -148,7 +149,7 @@ public final class Filter implements Predicate<SnapshotInfo> {
         }
 
         private SnapshotException error(String what) {
-            return SnapshotException.invalidArgument("filter %s: %s at position %d", org.dedupsnapshotter.api.Names.shorten(in), what, pos);
+            return SnapshotException.invalidArgument("filter %s: %s at position %d", Names.shorten(in), what, pos);
         }
     }
 }

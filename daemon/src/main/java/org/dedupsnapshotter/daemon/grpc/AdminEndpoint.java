@@ -1,5 +1,9 @@
 package org.dedupsnapshotter.daemon.grpc;
 
+import org.dedupsnapshotter.api.Kind;
+import org.dedupsnapshotter.api.LayerFormat;
+import org.dedupsnapshotter.api.Names;
+import org.dedupsnapshotter.api.SnapshotException;
 import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.daemon.lazypull.LazyFigures;
@@ -7,24 +11,33 @@ import org.dedupsnapshotter.daemon.memory.MemoryDedup;
 import org.dedupsnapshotter.daemon.snapshots.Fsck;
 import org.dedupsnapshotter.daemon.snapshots.NodeStats;
 import org.dedupsnapshotter.daemon.snapshots.SnapshotService;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.grpc.stub.StreamObserver;
-import org.dedupsnapshotter.api.Kind;
-import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.ksm.KsmNode;
+import org.dedupsnapshotter.lazy.convert.StartupTrace;
 import org.dedupsnapshotter.lazy.toc.TracePieces;
 import org.dedupsnapshotter.proto.admin.v1.*;
+import org.dedupsnapshotter.proto.admin.v1.GetTraceRequest;
+import org.dedupsnapshotter.proto.admin.v1.PutTraceRequest;
+import org.dedupsnapshotter.proto.admin.v1.TraceResponse;
 import org.dedupsnapshotter.storage.Chunk;
 import org.dedupsnapshotter.storage.ChunkPool;
+import org.dedupsnapshotter.storage.Digest;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
 import org.dedupsnapshotter.storage.Trace;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.grpc.Status;
+import io.grpc.stub.StreamObserver;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 
 /** The admin service dedupctl talks to: figures, listings, gc and fsck, as JSON. */
 public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
@@ -81,11 +94,11 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
     }
 
     @Override
-    public void getTrace(org.dedupsnapshotter.proto.admin.v1.GetTraceRequest r, StreamObserver<org.dedupsnapshotter.proto.admin.v1.TraceResponse> out) {
+    public void getTrace(GetTraceRequest r, StreamObserver<TraceResponse> out) {
         try {
-            Trace t = store.read(tx -> tx.traces().find(r.getImage())).orElseThrow(() -> org.dedupsnapshotter.api.SnapshotException.notFound(
-                    "no start-up trace recorded for image %s", org.dedupsnapshotter.api.Names.shorten(r.getImage())));
-            out.onNext(org.dedupsnapshotter.proto.admin.v1.TraceResponse.newBuilder().setJson(JSON.writeValueAsString(traceJson(t))).build());
+            Trace t = store.read(tx -> tx.traces().find(r.getImage())).orElseThrow(() -> SnapshotException.notFound(
+                    "no start-up trace recorded for image %s", Names.shorten(r.getImage())));
+            out.onNext(TraceResponse.newBuilder().setJson(JSON.writeValueAsString(traceJson(t))).build());
             out.onCompleted();
         } catch (Throwable t) {
             out.onError(Errors.toStatus(t, log, "GetTrace", r.getImage()));
@@ -93,27 +106,27 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
     }
 
     @Override
-    public void putTrace(org.dedupsnapshotter.proto.admin.v1.PutTraceRequest r, StreamObserver<org.dedupsnapshotter.proto.admin.v1.TraceResponse> out) {
+    public void putTrace(PutTraceRequest r, StreamObserver<TraceResponse> out) {
         try {
             var n = JSON.readTree(r.getJson());
             String image = n.path("image").asText("");
-            if (!image.startsWith("sha256:")) throw org.dedupsnapshotter.api.SnapshotException.invalidArgument("trace: \"image\" must be the image's chain id (sha256:…)");
-            java.util.List<String> layers = new java.util.ArrayList<>();
+            if (!image.startsWith("sha256:")) throw SnapshotException.invalidArgument("trace: \"image\" must be the image's chain id (sha256:…)");
+            List<String> layers = new ArrayList<>();
             n.path("layers").forEach(l -> layers.add(l.asText()));
             // its chunks and pieces are read as convert reads a trace (one parser, the same errors)
-            org.dedupsnapshotter.lazy.convert.StartupTrace parsed;
+            StartupTrace parsed;
             try {
-                parsed = org.dedupsnapshotter.lazy.convert.StartupTrace.parse(r.getJson().getBytes(java.nio.charset.StandardCharsets.UTF_8));
-            } catch (java.io.IOException e) {
-                throw org.dedupsnapshotter.api.SnapshotException.invalidArgument("trace: %s", e.getMessage());
+                parsed = StartupTrace.parse(r.getJson().getBytes(StandardCharsets.UTF_8));
+            } catch (IOException e) {
+                throw SnapshotException.invalidArgument("trace: %s", e.getMessage());
             }
-            java.util.List<org.dedupsnapshotter.storage.Digest> chunks = parsed.chunks().stream().map(org.dedupsnapshotter.storage.Digest::parse).toList();
-            java.util.List<Long> pieces = parsed.pieces();
+            List<Digest> chunks = parsed.chunks().stream().map(Digest::parse).toList();
+            List<Long> pieces = parsed.pieces();
             Trace t = store.write("save trace", tx -> tx.traces().save(new Trace(image, Math.max(1, n.path("runs").asInt(1)), layers, chunks, pieces), true));
-            out.onNext(org.dedupsnapshotter.proto.admin.v1.TraceResponse.newBuilder().setJson(JSON.writeValueAsString(traceJson(t))).build());
+            out.onNext(TraceResponse.newBuilder().setJson(JSON.writeValueAsString(traceJson(t))).build());
             out.onCompleted();
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            out.onError(io.grpc.Status.INVALID_ARGUMENT.withDescription("trace: not JSON: " + e.getOriginalMessage()).asRuntimeException());
+        } catch (JsonProcessingException e) {
+            out.onError(Status.INVALID_ARGUMENT.withDescription("trace: not JSON: " + e.getOriginalMessage()).asRuntimeException());
         } catch (Throwable t) {
             out.onError(Errors.toStatus(t, log, "PutTrace", ""));
         }

@@ -1,9 +1,11 @@
 package org.dedupsnapshotter.daemon.grpc;
 
+import org.dedupsnapshotter.api.SnapshotException;
+import org.dedupsnapshotter.storage.StorageFullException;
+import org.dedupsnapshotter.sys.Errno;
+
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import org.dedupsnapshotter.api.SnapshotException;
-import org.dedupsnapshotter.sys.Errno;
 import org.slf4j.Logger;
 
 /** Maps our failures to gRPC statuses containerd's errdefs.FromGRPC turns back into its error kinds. */
@@ -28,7 +30,7 @@ final class Errors {
                 log.debug("{} key={}: {}", method, key, se.getMessage());
             return status.withDescription(se.getMessage()).asRuntimeException();
         }
-        if (t instanceof org.dedupsnapshotter.storage.StorageFullException) {
+        if (t instanceof StorageFullException) {
             log.error("{} key={} failed: {}", method, key, t.getMessage());
             return Status.RESOURCE_EXHAUSTED.withDescription(method + ": " + t.getMessage()).asRuntimeException();
         }

@@ -1,14 +1,16 @@
 package org.dedupsnapshotter.daemon.grpc;
 
-import org.dedupsnapshotter.daemon.snapshots.SnapshotService;
-import com.google.protobuf.Empty;
-import com.google.protobuf.Timestamp;
-import io.grpc.stub.StreamObserver;
 import org.dedupsnapshotter.api.Names;
 import org.dedupsnapshotter.api.SnapshotInfo;
 import org.dedupsnapshotter.api.Usage;
+import org.dedupsnapshotter.daemon.snapshots.SnapshotService;
 import org.dedupsnapshotter.proto.containerd.types.Mount;
 import org.dedupsnapshotter.proto.snapshots.v1.*;
+import org.dedupsnapshotter.proto.snapshots.v1.Kind;
+
+import com.google.protobuf.Empty;
+import com.google.protobuf.Timestamp;
+import io.grpc.stub.StreamObserver;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -129,9 +131,9 @@ public final class SnapshotsEndpoint extends SnapshotsGrpc.SnapshotsImplBase {
 
     private static Info toProto(SnapshotInfo i) {
         return Info.newBuilder().setName(i.name()).setParent(i.parent()).setKind(switch (i.kind()) {
-                    case VIEW -> org.dedupsnapshotter.proto.snapshots.v1.Kind.VIEW;
-                    case ACTIVE -> org.dedupsnapshotter.proto.snapshots.v1.Kind.ACTIVE;
-                    case COMMITTED -> org.dedupsnapshotter.proto.snapshots.v1.Kind.COMMITTED;
+                    case VIEW -> Kind.VIEW;
+                    case ACTIVE -> Kind.ACTIVE;
+                    case COMMITTED -> Kind.COMMITTED;
                 }).setCreatedAt(ts(i.created())).setUpdatedAt(ts(i.updated())).putAllLabels(i.labels()).build();
     }
 

@@ -1,5 +1,7 @@
 package org.dedupsnapshotter.daemon.layers;
 
+import org.dedupsnapshotter.api.LayerFormat;
+
 import java.nio.file.Path;
 
 /**
@@ -35,7 +37,7 @@ public record Layout(Path root) {
     /** Where a committed layer is mounted, read-only, for every user. */
     public Path mnt(long id) { return dir(id).resolve("mnt"); }
     /** The directory overlay reads a committed layer from: its mount, or its kept upper dir. */
-    public Path layerRoot(long id, org.dedupsnapshotter.api.LayerFormat format) {
-        return format == org.dedupsnapshotter.api.LayerFormat.EROFS ? mnt(id) : fs(id);
+    public Path layerRoot(long id, LayerFormat format) {
+        return format == LayerFormat.EROFS ? mnt(id) : fs(id);
     }
 }

@@ -1,11 +1,14 @@
 package org.dedupsnapshotter.daemon.layers;
 
+import org.dedupsnapshotter.sys.Libc;
+
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.nio.file.FileStore;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -46,7 +49,7 @@ public final class Trash {
 
     /** Moves p out of the way now and deletes it later; a missing p is fine. */
     public void discard(Path p) {
-        if (!Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) return;
+        if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) return;
         Path target = dir.resolve(p.getParent().getFileName() + "-" + p.getFileName() + "-" + System.nanoTime() + "-" + seq.incrementAndGet());
         try {
             Files.move(p, target, StandardCopyOption.ATOMIC_MOVE);
@@ -71,7 +74,7 @@ public final class Trash {
                 delete(d.path());
                 // write the freed inodes out: ext4 keeps stepping over recently deleted inodes for minutes while
                 // their inode table blocks are dirty, and for seconds once they are clean
-                if (queue.isEmpty()) org.dedupsnapshotter.sys.Libc.syncfs(dir.toString());
+                if (queue.isEmpty()) Libc.syncfs(dir.toString());
             } catch (InterruptedException e) {
                 return;
             } catch (RuntimeException | IOException e) {

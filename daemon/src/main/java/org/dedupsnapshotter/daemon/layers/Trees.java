@@ -1,6 +1,12 @@
 package org.dedupsnapshotter.daemon.layers;
 
+import org.dedupsnapshotter.sys.Errno;
+import org.dedupsnapshotter.sys.Libc;
+
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -41,19 +47,19 @@ public final class Trees {
      */
     public static void markTopDirectory(Path dir) {
         int fd = -1;
-        try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
-            fd = org.dedupsnapshotter.sys.Libc.open(dir.toString(), org.dedupsnapshotter.sys.Libc.O_RDONLY, 0);
-            java.lang.foreign.MemorySegment flags = a.allocate(java.lang.foreign.ValueLayout.JAVA_INT);
-            org.dedupsnapshotter.sys.Libc.ioctl(fd, FS_IOC_GETFLAGS, flags);
-            int f = flags.get(java.lang.foreign.ValueLayout.JAVA_INT, 0);
+        try (Arena a = Arena.ofConfined()) {
+            fd = Libc.open(dir.toString(), Libc.O_RDONLY, 0);
+            MemorySegment flags = a.allocate(ValueLayout.JAVA_INT);
+            Libc.ioctl(fd, FS_IOC_GETFLAGS, flags);
+            int f = flags.get(ValueLayout.JAVA_INT, 0);
             if ((f & FS_TOPDIR_FL) == 0) {
-                flags.set(java.lang.foreign.ValueLayout.JAVA_INT, 0, f | FS_TOPDIR_FL);
-                org.dedupsnapshotter.sys.Libc.ioctl(fd, FS_IOC_SETFLAGS, flags);
+                flags.set(ValueLayout.JAVA_INT, 0, f | FS_TOPDIR_FL);
+                Libc.ioctl(fd, FS_IOC_SETFLAGS, flags);
             }
-        } catch (org.dedupsnapshotter.sys.Errno e) {
+        } catch (Errno e) {
             // not ext2/3/4, or no permission: allocation just stays the filesystem's default
         } finally {
-            if (fd >= 0) org.dedupsnapshotter.sys.Libc.close(fd);
+            if (fd >= 0) Libc.close(fd);
         }
     }
 }

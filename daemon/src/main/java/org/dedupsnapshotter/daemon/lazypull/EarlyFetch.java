@@ -1,7 +1,5 @@
 package org.dedupsnapshotter.daemon.lazypull;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import org.dedupsnapshotter.lazy.fetch.Members;
 import org.dedupsnapshotter.lazy.fetch.Registries;
 import org.dedupsnapshotter.lazy.registry.RegistryClient;
@@ -9,16 +7,22 @@ import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
 import org.dedupsnapshotter.lazy.toc.Toc;
 import org.dedupsnapshotter.storage.Digest;
 import org.dedupsnapshotter.storage.MetaStore;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
@@ -112,7 +116,7 @@ public final class EarlyFetch {
                 log.debug("early fetch of image {} in {}: {}", manifest, source, e.getMessage());
             }
             try { // what this pull's layers did not take (it failed, or they were present) goes, even if no pull follows
-                Thread.sleep(java.time.Duration.ofNanos(EXPIRY_NANOS).plusSeconds(1));
+                Thread.sleep(Duration.ofNanos(EXPIRY_NANOS).plusSeconds(1));
             } catch (InterruptedException e) {
                 return;
             }
@@ -126,7 +130,7 @@ public final class EarlyFetch {
      * large one costs link time the start-up chunks need). Kept until that Prepare is done with it ({@link #tocUsed}),
      * or for {@link #EXPIRY_NANOS} if it never comes (the layer was here already).
      */
-    public Toc toc(String blob, String tocDigest, java.util.concurrent.Callable<Toc> fetch) throws IOException {
+    public Toc toc(String blob, String tocDigest, Callable<Toc> fetch) throws IOException {
         EarlyToc mine = new EarlyToc(tocDigest, new CompletableFuture<>(), System.nanoTime());
         EarlyToc t = tocsByBlob.putIfAbsent(blob, mine);
         if (t != null && t.tocDigest().equals(tocDigest)) {
@@ -154,7 +158,7 @@ public final class EarlyFetch {
      */
     public void tocUsed(String blob) { tocsByBlob.remove(blob); }
 
-    private static Toc call(java.util.concurrent.Callable<Toc> fetch) throws IOException {
+    private static Toc call(Callable<Toc> fetch) throws IOException {
         try {
             return fetch.call();
         } catch (IOException | RuntimeException e) {
@@ -275,7 +279,7 @@ public final class EarlyFetch {
             }
             mine.add(new Pending(p, s));
         }
-        mine.sort(java.util.Comparator.comparingLong(m -> m.p().blobOffset())); // rank order is blob order in a region
+        mine.sort(Comparator.comparingLong(m -> m.p().blobOffset())); // rank order is blob order in a region
         return mine;
     }
 

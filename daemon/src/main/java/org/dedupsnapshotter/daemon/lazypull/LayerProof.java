@@ -9,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HexFormat;
 import java.util.List;
@@ -144,7 +145,7 @@ final class LayerProof {
         byte[] bytes(Gap g) throws IOException {
             if (spanStart < 0 || g.offset() < spanStart || g.end() > spanStart + span.length) fetchFrom(g);
             int from = (int) (g.offset() - spanStart);
-            return java.util.Arrays.copyOfRange(span, from, from + (int) g.length());
+            return Arrays.copyOfRange(span, from, from + (int) g.length());
         }
 
         private void fetchFrom(Gap first) throws IOException {

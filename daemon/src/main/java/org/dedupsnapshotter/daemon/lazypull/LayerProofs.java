@@ -9,10 +9,11 @@ import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.Digest;
 import org.dedupsnapshotter.storage.Extent;
 import org.dedupsnapshotter.storage.LazyLayer;
+import org.dedupsnapshotter.storage.LazyLayerTable.ProofState;
 import org.dedupsnapshotter.storage.LazyLayerTable;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
-import org.dedupsnapshotter.storage.LazyLayerTable.ProofState;
+
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -26,6 +27,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
 
 /**
  * Proves each lazily committed layer to be the layer its chain id names, once its data is on the node
@@ -152,7 +154,7 @@ public final class LayerProofs {
         }
     }
 
-    private static final java.util.regex.Pattern CHAIN_ID_NAME = java.util.regex.Pattern.compile("(?:.*/)?(sha256:[0-9a-f]{64})");
+    private static final Pattern CHAIN_ID_NAME = Pattern.compile("(?:.*/)?(sha256:[0-9a-f]{64})");
 
     /**
      * The chain id in a committed snapshot's name: a lazy layer is named by it, and containerd names the layers it

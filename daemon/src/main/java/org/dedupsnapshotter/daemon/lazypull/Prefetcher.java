@@ -5,10 +5,15 @@ import org.slf4j.LoggerFactory;
 
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
+import java.util.PriorityQueue;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -64,9 +69,9 @@ public final class Prefetcher {
 
     /** One blob's traced chunks not yet taken: by rank (which comes first) and by place (what lies next to it). */
     private static final class BlobQueue {
-        final java.util.PriorityQueue<Traced> byRank = new java.util.PriorityQueue<>(
-                java.util.Comparator.<Traced>comparingInt(t -> t.rank).thenComparingLong(t -> t.seq));
-        final java.util.TreeMap<Long, Traced> byOffset = new java.util.TreeMap<>();
+        final PriorityQueue<Traced> byRank = new PriorityQueue<>(
+                Comparator.<Traced>comparingInt(t -> t.rank).thenComparingLong(t -> t.seq));
+        final TreeMap<Long, Traced> byOffset = new TreeMap<>();
 
         void add(Traced t) {
             Traced old = byOffset.get(t.offset());
@@ -90,8 +95,8 @@ public final class Prefetcher {
     }
 
     /** Traced chunks not yet claimed, per blob; and the compressed bytes of each blob's traced requests under way. */
-    private final java.util.Map<String, BlobQueue> traced = new java.util.HashMap<>();
-    private final java.util.Map<String, Long> tracedInFlight = new java.util.HashMap<>();
+    private final Map<String, BlobQueue> traced = new HashMap<>();
+    private final Map<String, Long> tracedInFlight = new HashMap<>();
     private long tracedSeq;
 
     private final ChunkSupply supply;

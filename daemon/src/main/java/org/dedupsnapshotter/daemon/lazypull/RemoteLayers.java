@@ -1,11 +1,12 @@
 package org.dedupsnapshotter.daemon.lazypull;
 
+import org.dedupsnapshotter.api.LayerFormat;
+import org.dedupsnapshotter.api.SnapshotException;
+import org.dedupsnapshotter.api.Usage;
 import org.dedupsnapshotter.daemon.layers.LayerImages;
 import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.daemon.layers.Trees;
-import org.dedupsnapshotter.api.LayerFormat;
-import org.dedupsnapshotter.api.Usage;
 import org.dedupsnapshotter.erofs.ErofsTree;
 import org.dedupsnapshotter.erofs.ErofsWriter;
 import org.dedupsnapshotter.lazy.fetch.Registries;
@@ -24,6 +25,7 @@ import org.dedupsnapshotter.sys.CrashPoints;
 import org.dedupsnapshotter.sys.Errno;
 import org.dedupsnapshotter.sys.Libc;
 import org.dedupsnapshotter.sys.Stat;
+
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -36,6 +38,7 @@ import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Predicate;
 
 /**
  * Remote snapshots: a Prepare whose labels describe a converted layer (containerd's unpacker copies the layer
@@ -58,13 +61,13 @@ public final class RemoteLayers {
     private final GroupHold hold;
     private final EarlyFetch early;
     private final LayerProofs proofs;
-    private final java.util.function.Predicate<String> registryAllowed;
+    private final Predicate<String> registryAllowed;
 
     /** Keeps the pool watch's fanotify group alive past this daemon (its fd holder): needed once a layer misses chunks. */
     public interface GroupHold { void hold() throws IOException; }
 
     public RemoteLayers(Layout layout, MetaStore store, ChunkIndexer indexer, LayerMounts layers, LazyLoader loader, RegistryTocs tocs,
-                        EarlyFetch early, GroupHold hold, LayerProofs proofs, java.util.function.Predicate<String> registryAllowed) {
+                        EarlyFetch early, GroupHold hold, LayerProofs proofs, Predicate<String> registryAllowed) {
         this.proofs = proofs;
         this.registryAllowed = registryAllowed;
         this.hold = hold;
@@ -119,8 +122,8 @@ public final class RemoteLayers {
             log.info("lazily pulled layer {} (id={}) from {}@{}: {} entries, toc {}ms, metadata {}ms", target, s.id(), source, blob,
                     toc.entries.size(), (t1 - t0) / 1_000_000, (System.nanoTime() - t1) / 1_000_000);
             return true;
-        } catch (org.dedupsnapshotter.api.SnapshotException e) {
-            if (e.code() == org.dedupsnapshotter.api.SnapshotException.Code.ALREADY_EXISTS) return true; // another Prepare made it meanwhile
+        } catch (SnapshotException e) {
+            if (e.code() == SnapshotException.Code.ALREADY_EXISTS) return true; // another Prepare made it meanwhile
             log.warn("lazy pull of layer {} not possible ({}); unpacking it the normal way", target, e.getMessage());
             return false;
         } catch (IOException | RuntimeException e) {

@@ -5,6 +5,7 @@ import org.dedupsnapshotter.lazy.toc.Toc;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.IdentityHashMap;
@@ -58,7 +59,7 @@ final class TocTree {
     private final int nowNanos;
     private final List<Node> dirsWithHeaders = new ArrayList<>();
 
-    private TocTree(Node root, Lower lower, java.time.Instant now) {
+    private TocTree(Node root, Lower lower, Instant now) {
         this.root = root;
         this.lower = lower;
         this.nowSeconds = now.getEpochSecond();
@@ -67,7 +68,7 @@ final class TocTree {
 
     /** The layer's tree; rootUid/rootGid are those of the parent layer's root (as our Prepare gives an upper dir). */
     static TocTree apply(Toc toc, long rootUid, long rootGid, Lower lower) throws IOException {
-        java.time.Instant now = java.time.Instant.now();
+        Instant now = Instant.now();
         Node root = new Node(ErofsTree.Type.DIRECTORY);
         root.permissions = 0755;
         root.uid = rootUid;

@@ -5,16 +5,21 @@ import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.Digest;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Trace;
+
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -38,7 +43,7 @@ public final class TraceRecorder {
     private final Path snapshots;
     private final Duration window;
     private final Map<Long, Session> sessions = new ConcurrentHashMap<>();
-    private final Map<Integer, Long> containerOfPid = java.util.Collections.synchronizedMap(new LinkedHashMap<>(64, 0.75f, true) {
+    private final Map<Integer, Long> containerOfPid = Collections.synchronizedMap(new LinkedHashMap<>(64, 0.75f, true) {
         @Override
         protected boolean removeEldestEntry(Map.Entry<Integer, Long> e) { return size() > 4096; }
     });
@@ -49,13 +54,13 @@ public final class TraceRecorder {
         final String image;
         final List<String> layers;
         /** The snapshot ids of its layers: a read by a process outside any container counts only if it is theirs. */
-        final java.util.Set<Long> layerIds;
+        final Set<Long> layerIds;
         /** Chunks in the order first read, each with the pieces of it read (TracePieces). */
         final LinkedHashMap<Digest, Long> chunks = new LinkedHashMap<>();
         Digest last; // the last chunk seen: most reads fall in the chunk of the one before
         long lastStart = -1, lastEnd = -1, lastLength;
 
-        Session(long container, String image, List<String> layers, java.util.Set<Long> layerIds) {
+        Session(long container, String image, List<String> layers, Set<Long> layerIds) {
             this.container = container;
             this.image = image;
             this.layers = layers;
@@ -79,10 +84,10 @@ public final class TraceRecorder {
      * A container's root filesystem was prepared on layers (bottom-up names, and their snapshot ids): record what it
      * reads first.
      */
-    public void containerPrepared(long container, List<String> layerNamesBottomUp, java.util.Collection<Long> layerIds) {
+    public void containerPrepared(long container, List<String> layerNamesBottomUp, Collection<Long> layerIds) {
         if (window.isZero() || layerNamesBottomUp.isEmpty()) return;
         List<String> layers = layerNamesBottomUp.stream().map(TraceRecorder::chainIdOf).toList();
-        sessions.put(container, new Session(container, layers.getLast(), layers, java.util.Set.copyOf(layerIds)));
+        sessions.put(container, new Session(container, layers.getLast(), layers, Set.copyOf(layerIds)));
         timer.schedule(() -> finish(container), window.toMillis(), TimeUnit.MILLISECONDS);
     }
 
@@ -164,7 +169,7 @@ public final class TraceRecorder {
             String rest = root.substring(at + upper.length());
             int slash = rest.indexOf('/');
             return slash > 0 ? Long.parseLong(rest.substring(0, slash)) : -1;
-        } catch (java.io.IOException | NumberFormatException e) {
+        } catch (IOException | NumberFormatException e) {
             return -1;
         }
     }

@@ -1,10 +1,11 @@
 package org.dedupsnapshotter.daemon.memory;
 
-import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.config.Config;
+import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.ksm.KsmNode;
 import org.dedupsnapshotter.ksm.ProcessKsm;
 import org.dedupsnapshotter.storage.MetaStore;
+
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -16,6 +17,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.regex.Pattern;
 
 /**
  * The daemon's side of memory dedup: checks that the kernel can do it, applies the configured KSM settings once at
@@ -88,7 +90,7 @@ public final class MemoryDedup {
         return new Figures(true, null, f, cs);
     }
 
-    private static final java.util.regex.Pattern NAMESPACED = java.util.regex.Pattern.compile("([^/]+)/\\d+/(.+)");
+    private static final Pattern NAMESPACED = Pattern.compile("([^/]+)/\\d+/(.+)");
 
     /**
      * containerd hands proxy snapshotters keys as NAMESPACE/SEQ/KEY, and KEY of a container's root filesystem is the

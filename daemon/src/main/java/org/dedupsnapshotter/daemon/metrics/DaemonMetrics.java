@@ -1,10 +1,15 @@
 package org.dedupsnapshotter.daemon.metrics;
 
+import org.dedupsnapshotter.api.Kind;
 import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.lazypull.LazyFigures;
 import org.dedupsnapshotter.daemon.memory.MemoryDedup;
 import org.dedupsnapshotter.daemon.snapshots.NodeStats;
 import org.dedupsnapshotter.daemon.snapshots.ServiceEvents;
+import org.dedupsnapshotter.storage.ChunkPool;
+import org.dedupsnapshotter.storage.LazyLayerTable;
+import org.dedupsnapshotter.storage.MetaStore;
+
 import com.sun.net.httpserver.HttpServer;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.FunctionCounter;
@@ -18,12 +23,9 @@ import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
 import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
 import io.micrometer.core.instrument.binder.system.UptimeMetrics;
+import io.micrometer.core.instrument.config.MeterFilter;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
-import org.dedupsnapshotter.api.Kind;
-import org.dedupsnapshotter.storage.ChunkPool;
-import org.dedupsnapshotter.storage.LazyLayerTable;
-import org.dedupsnapshotter.storage.MetaStore;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -66,7 +68,7 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
         this.lazy = lazy;
         this.ksm = ksm;
         // promtool rejects these two names (an abbreviated unit; a _count suffix on a gauge)
-        registry.config().meterFilter(io.micrometer.core.instrument.config.MeterFilter.deny(id ->
+        registry.config().meterFilter(MeterFilter.deny(id ->
                 id.getName().equals("process.cpu.time") || id.getName().equals("system.cpu.count")));
         new JvmMemoryMetrics().bindTo(registry);
         new JvmGcMetrics().bindTo(registry);

@@ -6,8 +6,11 @@ import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerInterceptor;
 import io.grpc.Status;
+import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
+
+import java.util.concurrent.TimeUnit;
 
 /**
  * Per-method request counts by status code and latency histograms for every gRPC call:
@@ -27,8 +30,8 @@ public final class GrpcMetrics implements ServerInterceptor {
             @Override
             public void close(Status status, Metadata trailers) {
                 Timer.builder("dedup.grpc.request.duration").description("gRPC request latency").tags("service", service, "method", method)
-                        .publishPercentileHistogram().register(registry).record(System.nanoTime() - start, java.util.concurrent.TimeUnit.NANOSECONDS);
-                io.micrometer.core.instrument.Counter.builder("dedup.grpc.requests").description("gRPC requests by method and status code")
+                        .publishPercentileHistogram().register(registry).record(System.nanoTime() - start, TimeUnit.NANOSECONDS);
+                Counter.builder("dedup.grpc.requests").description("gRPC requests by method and status code")
                         .tags("service", service, "method", method, "code", status.getCode().name()).register(registry).increment();
                 super.close(status, trailers);
             }

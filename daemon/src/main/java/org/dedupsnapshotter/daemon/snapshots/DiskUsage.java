@@ -5,6 +5,7 @@ import org.dedupsnapshotter.sys.Libc;
 import org.dedupsnapshotter.sys.Stat;
 
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -35,7 +36,7 @@ final class DiskUsage {
             private void count(Path p) throws IOException {
                 Stat st = Libc.lstat(p.toString());
                 if (p.getFileName() != null && !p.equals(dir))
-                    longest[0] = Math.max(longest[0], p.getFileName().toString().getBytes(java.nio.charset.StandardCharsets.UTF_8).length);
+                    longest[0] = Math.max(longest[0], p.getFileName().toString().getBytes(StandardCharsets.UTF_8).length);
                 if (seen.add(st.ino())) {
                     total[0] += st.blocks() * 512;
                     total[1]++;

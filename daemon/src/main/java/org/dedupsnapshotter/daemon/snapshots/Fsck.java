@@ -1,11 +1,12 @@
 package org.dedupsnapshotter.daemon.snapshots;
 
-import org.dedupsnapshotter.daemon.layers.LayerMounts;
-import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.api.Kind;
 import org.dedupsnapshotter.api.LayerFormat;
+import org.dedupsnapshotter.daemon.layers.LayerMounts;
+import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.erofs.ErofsImage;
 import org.dedupsnapshotter.storage.Chunk;
+import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.Extent;
 import org.dedupsnapshotter.storage.LazyLayer;
@@ -138,7 +139,7 @@ public final class Fsck {
                 }
                 buf.flip();
                 verified += c.length();
-                if (!org.dedupsnapshotter.storage.ChunkIndexer.sha256(buf).equals(c.digest())) problems.add("chunk " + c.digest() + " at block " + c.block() + ": its bytes do not match its SHA-256");
+                if (!ChunkIndexer.sha256(buf).equals(c.digest())) problems.add("chunk " + c.digest() + " at block " + c.block() + ": its bytes do not match its SHA-256");
             }
         }
 

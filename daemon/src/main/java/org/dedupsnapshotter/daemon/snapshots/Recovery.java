@@ -1,15 +1,17 @@
 package org.dedupsnapshotter.daemon.snapshots;
 
+import org.dedupsnapshotter.api.Kind;
+import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.daemon.layers.LayerImages;
 import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.daemon.layers.Trash;
 import org.dedupsnapshotter.daemon.layers.Trees;
-import org.dedupsnapshotter.api.Kind;
-import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.storage.Chunk;
+import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
+
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -17,7 +19,9 @@ import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -33,9 +37,9 @@ public final class Recovery {
     private final Layout layout;
     private final MetaStore store;
     private final LayerMounts layers;
-    private final org.dedupsnapshotter.storage.ChunkIndexer indexer;
+    private final ChunkIndexer indexer;
 
-    public Recovery(Layout layout, MetaStore store, LayerMounts layers, org.dedupsnapshotter.storage.ChunkIndexer indexer) {
+    public Recovery(Layout layout, MetaStore store, LayerMounts layers, ChunkIndexer indexer) {
         this.layout = layout;
         this.store = store;
         this.layers = layers;
@@ -95,7 +99,7 @@ public final class Recovery {
     void removeOrphans() throws IOException {
         // list directories before reading rows: a snapshot being created makes its directory inside its
         // transaction, so any directory listed here either has a committed row below or is truly orphaned
-        java.util.List<Path> dirs = new java.util.ArrayList<>();
+        List<Path> dirs = new ArrayList<>();
         try (DirectoryStream<Path> ds = Files.newDirectoryStream(layout.snapshots())) {
             ds.forEach(dirs::add);
         }

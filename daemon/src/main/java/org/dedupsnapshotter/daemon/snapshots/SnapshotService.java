@@ -17,13 +17,11 @@ import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.Filter;
 import org.dedupsnapshotter.storage.LayerChunks;
 import org.dedupsnapshotter.storage.MetaStore;
-import org.dedupsnapshotter.storage.PoolFullException;
 import org.dedupsnapshotter.storage.Snapshot;
 import org.dedupsnapshotter.storage.SnapshotTable;
 import org.dedupsnapshotter.storage.StorageFullException;
 import org.dedupsnapshotter.storage.Tx;
 import org.dedupsnapshotter.sys.CrashPoints;
-import org.dedupsnapshotter.sys.Errno;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -185,15 +183,9 @@ public final class SnapshotService {
                     key, name, committed.id(), scan.usage().size(), scan.usage().inodes(), built.chunks(), indexed.writtenChunks, indexed.newBytes,
                     indexed.chunks.logicalBytes(), images.name(), built.metadataNanos() / 1_000_000, built.indexNanos() / 1_000_000, total / 1_000_000);
             events.committed(key, built.metadataNanos(), indexed.hashNanos, indexed.writeNanos, total, indexed.newBytes, indexed.chunks.logicalBytes());
-        } catch (PoolFullException | ErofsBuilder.NoSpaceException e) {
-            discardImage(id);
-            throw new SnapshotException(SnapshotException.Code.RESOURCE_EXHAUSTED, "commit of " + Names.shorten(key) + ": " + e.getMessage(), e);
         } catch (IOException e) {
-            discardImage(id);
-            if (isNoSpace(e))
-                throw new SnapshotException(SnapshotException.Code.RESOURCE_EXHAUSTED, "commit of " + Names.shorten(key) + ": no space left on the device under "
-                        + layout.root() + ": " + e.getMessage(), e);
-            throw new UncheckedIOException("commit of " + Names.shorten(key) + " failed: " + e.getMessage(), e);
+            discardImage(id); // the snapshot stays active with its upper dir intact
+            throw CommitFailure.of(key, e, layout.root());
         }
     }
 
@@ -205,21 +197,12 @@ public final class SnapshotService {
                 + "longer than mkfs.erofs 1.5 can encode ({} bytes)", key, name, committed.id(), scan.longestNameBytes(), ErofsBuilder.MAX_NAME_BYTES);
     }
 
-    /** Undoes a half-done commit: the snapshot stays active with its upper dir intact. */
     private void discardImage(long id) {
         try {
             layerImages.discard(id);
         } catch (IOException e) {
             log.warn("cleaning up after a failed commit of id={}: {}", id, e.getMessage());
         }
-    }
-
-    private static boolean isNoSpace(Throwable e) {
-        for (Throwable t = e; t != null; t = t.getCause()) {
-            if (t instanceof Errno er && er.errno() == Errno.ENOSPC) return true;
-            if (t.getMessage() != null && t.getMessage().contains("No space left on device")) return true;
-        }
-        return false;
     }
 
     /**

@@ -10,7 +10,6 @@ import org.dedupsnapshotter.storage.Digest;
 import org.dedupsnapshotter.storage.LazyLayer;
 import org.dedupsnapshotter.storage.LazyLayerTable;
 import org.dedupsnapshotter.storage.MetaStore;
-import org.dedupsnapshotter.storage.Snapshot;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;

@@ -183,6 +183,8 @@ class PoolWatchTest {
             Object[] r = readThroughMark().get(30, TimeUnit.SECONDS);
             assertNotEquals(0, r[0]);
             assertTrue(((String) r[2]).contains("Input/output error"), (String) r[2]);
+            // the daemon ends once the reader is answered: right after the read returns, not before
+            for (long end = System.nanoTime() + 5_000_000_000L; halted.isEmpty() && System.nanoTime() < end; ) Thread.sleep(10);
             assertFalse(halted.isEmpty(), "an OutOfMemoryError did not end the daemon");
             assertEquals(FatalErrors.EXIT_CODE, halted.getFirst());
         } finally {
