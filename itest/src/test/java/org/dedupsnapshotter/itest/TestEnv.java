@@ -38,6 +38,10 @@ import java.util.stream.Stream;
  * 1.6 (private root, state and sockets, [proxy_plugins.dedup]) and our daemon, all under one unique temp dir.
  * Closing it kills the tasks it made, stops only the processes it started, unmounts whatever is left below its
  * dir and deletes it, so a failed run never poisons the next.
+ *
+ * Why one class of this size: it is the tests' whole vocabulary for that world (start, restart, pull, run, read
+ * the daemon's log, tear down); each method is a few lines over the processes it owns, and tests read better
+ * calling one object than a handful.
  */
 final class TestEnv implements AutoCloseable {
     static final Path TOP = Path.of(System.getProperty("dedup.top", "..")).toAbsolutePath().normalize();

@@ -38,6 +38,10 @@ import java.util.function.IntFunction;
  *
  * Between hashing and the commit transaction a layer's chunks are "in flight": pinned so garbage collection
  * cannot free them, and (for new ones) owned by no row yet, so an aborted commit frees them again.
+ *
+ * Why one class of this size: commits, lazy reservations ({@link #reserve}), false claims and garbage collection
+ * ({@link #collect}) all decide on the same three things under one lock — the in-flight table, the pool's free
+ * extents and the chunk rows. Split apart, each part would have to reach into the others' state under that lock.
  */
 public final class ChunkIndexer {
     private static final Logger log = LoggerFactory.getLogger(ChunkIndexer.class);
