@@ -60,12 +60,17 @@ class LazyTraceTest {
      * A shipped trace, pulled with CRI's labels (the first Prepare names the image's manifest): the upper layer's
      * traced chunks are fetched from the image's first Prepare on, each once, and written into the pool when that
      * layer is committed — a container then reads them without a fetch of its own.
+     * <p>
+     * The image's first Prepare must come before the traced layer's own: other tests here may leave the base layer
+     * in place (containerd then skips its Prepare), so a small layer of this image's own lies between them. Were the
+     * traced layer's Prepare the first, its commit would race the early fetch it starts for its own chunks.
      */
     @Test
     void aShippedTracesChunksAreFetchedFromTheImagesFirstPrepareEachOnce() throws Exception {
+        TarWriter own = new TarWriter().dir("./", TarWriter.Meta.of(0755)).file("early-marker", Images.random(500, 1 << 20), TarWriter.Meta.of(0644));
         TarWriter t = new TarWriter().dir("./", TarWriter.Meta.of(0755)).dir("app", TarWriter.Meta.of(0755));
         for (int i = 0; i < 4; i++) t.file("app/f" + i, Images.random(400 + i, FILE), TarWriter.Meta.of(0644));
-        String original = OciImage.push(env.registry(), "itest/early", "1", List.of(Images.base().finish(), t.finish()), List.of("/bin/sh"));
+        String original = OciImage.push(env.registry(), "itest/early", "1", List.of(Images.base().finish(), own.finish(), t.finish()), List.of("/bin/sh"));
         String f3 = "sha256:" + Images.sha256sum(Images.random(403, FILE)), f1 = "sha256:" + Images.sha256sum(Images.random(401, FILE));
         Path trace = env.dir.resolve("early-trace.json");
         Files.writeString(trace, JSON.writeValueAsString(Map.of("image", "sha256:" + "e".repeat(64), "runs", 1, "layers", List.of(),
