@@ -88,8 +88,9 @@ public final class Recovery {
                 if (s.kind() == Kind.ACTIVE) Files.createDirectories(layout.work(id));
             }
         }
+        LayerImages images = new LayerImages(layout, layers);
         for (Snapshot s : store.read(tx -> tx.snapshots().all())) // half-built images of active snapshots
-            Files.deleteIfExists(new LayerImages(layout, layers).tmp(s.id()));
+            Files.deleteIfExists(images.tmp(s.id()));
         long collected = indexer.collect();
         log.info("recovered: {} layers already mounted, {} mounted, {} unfinished commits rolled back, {} bytes of unreferenced chunks freed",
                 adopted, remounted, rolledBack, collected);

@@ -3,13 +3,8 @@ package org.dedupsnapshotter.daemon.snapshots;
 import org.dedupsnapshotter.api.Kind;
 import org.dedupsnapshotter.api.Mount;
 import org.dedupsnapshotter.api.SnapshotException;
-import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
-import org.dedupsnapshotter.daemon.lazypull.LazyPull;
-import org.dedupsnapshotter.erofs.ErofsBuilder;
 import org.dedupsnapshotter.erofs.ErofsImage;
-import org.dedupsnapshotter.storage.ChunkIndexer;
-import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
@@ -40,35 +35,29 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * failed commit or a refused removal leaves behind.
  */
 class SnapshotServiceTest {
-    private static final long CHUNK = 1 << 20;
+    private static final long CHUNK = TestDaemon.CHUNK;
 
     @TempDir Path dir;
-    private MetaStore store;
-    private ChunkPool pool;
-    private ChunkIndexer indexer;
     private final FakeMounter mounter = new FakeMounter();
+    private TestDaemon daemon;
+    private MetaStore store;
     private Layout layout;
     private SnapshotService service;
     private final List<Long> newBytes = new ArrayList<>();
 
     private void start(String builder, long poolCap) throws IOException {
-        layout = new Layout(dir.resolve("root"));
-        Files.createDirectories(layout.snapshots());
-        store = MetaStore.open(dir.resolve("root/metadata.db"));
-        pool = ChunkPool.open(layout.pool(), poolCap);
-        indexer = new ChunkIndexer(pool, store, 2, CHUNK);
         ServiceEvents events = new ServiceEvents() {
             @Override public void committed(String key, long m, long h, long w, long t, long added, long logical) { newBytes.add(added); }
         };
-        service = new SnapshotService(layout, store, new ErofsBuilder("mkfs.erofs", CHUNK), builder.equals("native"),
-                new LayerMounts(layout, mounter), indexer, LazyPull.OFF, events);
+        daemon = new TestDaemon(dir.resolve("root"), mounter, builder.equals("native"), poolCap, events);
+        store = daemon.store;
+        layout = daemon.layout;
+        service = daemon.service();
     }
 
     @AfterEach
     void close() throws IOException {
-        if (indexer != null) indexer.close();
-        if (pool != null) pool.close();
-        if (store != null) store.close();
+        if (daemon != null) daemon.close();
     }
 
     private static boolean hasMkfs() {

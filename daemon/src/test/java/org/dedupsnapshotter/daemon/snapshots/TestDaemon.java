@@ -28,21 +28,32 @@ final class TestDaemon implements AutoCloseable {
     final ChunkPool pool;
     final ChunkIndexer indexer;
     final LayerMounts layers;
+    private final boolean nativeImages;
+    private final long poolCap;
+    private final ServiceEvents events;
     private SnapshotService service;
 
     TestDaemon(Path root, FakeMounter mounter) throws IOException {
+        this(root, mounter, true, 0, ServiceEvents.NONE);
+    }
+
+    /** nativeImages: our writer, else mkfs.erofs; poolCap: the pool's cap in bytes (0: none). */
+    TestDaemon(Path root, FakeMounter mounter, boolean nativeImages, long poolCap, ServiceEvents events) throws IOException {
         this.layout = new Layout(root);
         this.mounter = mounter;
+        this.nativeImages = nativeImages;
+        this.poolCap = poolCap;
+        this.events = events;
         Files.createDirectories(layout.snapshots());
         store = MetaStore.open(layout.db());
-        pool = ChunkPool.open(layout.pool(), 0);
+        pool = ChunkPool.open(layout.pool(), poolCap);
         indexer = new ChunkIndexer(pool, store, 2, CHUNK);
         layers = new LayerMounts(layout, mounter);
     }
 
     SnapshotService service() {
         if (service == null)
-            service = new SnapshotService(layout, store, new ErofsBuilder("mkfs.erofs", CHUNK), true, layers, indexer, LazyPull.OFF, ServiceEvents.NONE);
+            service = new SnapshotService(layout, store, new ErofsBuilder("mkfs.erofs", CHUNK), nativeImages, layers, indexer, LazyPull.OFF, events);
         return service;
     }
 
@@ -53,7 +64,7 @@ final class TestDaemon implements AutoCloseable {
     /** This process dies (its files closed, nothing else undone); a new one opens the same root. */
     TestDaemon restart() throws IOException {
         close();
-        return new TestDaemon(layout.root(), mounter);
+        return new TestDaemon(layout.root(), mounter, nativeImages, poolCap, events);
     }
 
     long id(String key) { return store.read(tx -> tx.snapshots().get(key)).id(); }
