@@ -4,7 +4,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 MVN := mvn -B -q -Dstyle.color=never
 
-.PHONY: build test fuzz conformance demo deps install uninstall bench bench-ksm bench-lazy clean
+.PHONY: build tools test fuzz conformance demo deps install uninstall bench bench-ksm bench-lazy clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -22,7 +22,11 @@ bin/dedup-fdholder: lazy/src/main/c/dedup-fdholder.c
 	@$(CC) -O2 -Wall -Wextra -Werror -static -o $@ $< 2>/dev/null || $(CC) -O2 -Wall -Wextra -Werror -o $@ $<
 
 # Unit tests, then integration tests against real containerd/runc/registry, then containerd's conformance suite.
-test: build
+# containerd 2.4 and 2.2 and crictl, built from their Go modules at pinned versions into build/tools (cached)
+tools:
+	@bash scripts/go-tools.sh
+
+test: build tools
 	@source scripts/find-jdk.sh && mvn -B -Dstyle.color=never verify -Ditest.skip=false 2>&1 | grep -Ev '^\[INFO\] (Download|---|$$)|^WARNING: ' ; test $${PIPESTATUS[0]} -eq 0
 	@export CONFORMANCE_WORK=$$(mktemp -d /tmp/dedup-conformance.XXXXXX); bash scripts/conformance.sh; rc=$$?; \
 	  bash scripts/test-summary.sh $$CONFORMANCE_WORK/conformance.log; exit $$rc
@@ -36,7 +40,7 @@ fuzz:
 conformance: build
 	@bash scripts/conformance.sh
 
-demo: build
+demo: build tools
 	@bash scripts/demo.sh
 
 bench: build

@@ -61,7 +61,7 @@ class CriPullTest {
 
     @BeforeAll
     static void start() throws Exception {
-        env = TestEnv.fullWithCri(CriPullTest::criConfig);
+        env = TestEnv.fullWithCri(Containerd.V1_6, CriPullTest::criConfig);
         original = OciImage.push(env.registry(), "itest/fidelity", "1", Images.fidelity(), List.of("/bin/sh"));
         group = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
         channel = NettyChannelBuilder.forAddress(new DomainSocketAddress(env.containerdSock.toString()))

@@ -40,7 +40,7 @@ final class ImageRootfs {
     private ImageRootfs() {}
 
     static String ctr(TestEnv env, String namespace, String... args) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of("ctr", "--address", env.containerdSock.toString(), "-n", namespace));
+        List<String> cmd = new ArrayList<>(List.of(env.ctrBin(), "--address", env.containerdSock.toString(), "-n", namespace));
         cmd.addAll(List.of(args));
         return Proc.run(Duration.ofMinutes(10), cmd).orThrow(String.join(" ", cmd)).out();
     }
@@ -52,6 +52,13 @@ final class ImageRootfs {
             if (f.length > 2 && f[0].equals(ref)) return f[2];
         }
         throw new IllegalStateException("image " + ref + " is not in containerd's namespace " + namespace);
+    }
+
+    /** The digests of the image's layer blobs, bottom first. */
+    static List<String> layerDigests(TestEnv env, String namespace, String ref) throws Exception {
+        List<String> out = new ArrayList<>();
+        manifest(env, namespace, ref).path("layers").forEach(l -> out.add(l.path("digest").asText()));
+        return out;
     }
 
     static JsonNode manifest(TestEnv env, String namespace, String ref) throws Exception {

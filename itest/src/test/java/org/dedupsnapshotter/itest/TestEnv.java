@@ -29,13 +29,17 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
  * A throwaway world for one test class: its own docker-registry on a free loopback port, its own containerd
- * 1.6 (private root, state and sockets, [proxy_plugins.dedup]) and our daemon, all under one unique temp dir.
+ * (2.4 unless a test picks another release; private root, state and sockets, [proxy_plugins.dedup]) and our
+ * daemon, all under one unique temp dir.
  * Closing it kills the tasks it made, stops only the processes it started, unmounts whatever is left below its
  * dir and deletes it, so a failed run never poisons the next.
  *
@@ -53,6 +57,8 @@ final class TestEnv implements AutoCloseable {
     Proc registry, containerd, daemon;
     /** Extra flags for every daemon start (e.g. --config FILE). */
     final List<String> daemonArgs = new ArrayList<>();
+    /** The containerd release this env runs (set before it starts). */
+    Containerd release = Containerd.primary();
     /** The daemon launcher (an installed one, for install tests). */
     Path daemonBin = TOP.resolve("bin/dedup-snapshotter");
     private ManagedChannel channel;
@@ -141,11 +147,22 @@ final class TestEnv implements AutoCloseable {
         return full(null, List.of(), null, configJson);
     }
 
+    /** Registry, the given containerd release and daemon. */
+    static TestEnv fullOn(Containerd release) throws Exception {
+        return full(null, List.of(), null, null, release);
+    }
+
     private static TestEnv full(RootMaker rootMaker, List<String> daemonArgs, Path daemonBin, String configJson) throws Exception {
+        return full(rootMaker, daemonArgs, daemonBin, configJson, Containerd.primary());
+    }
+
+    private static TestEnv full(RootMaker rootMaker, List<String> daemonArgs, Path daemonBin, String configJson, Containerd release)
+            throws Exception {
         Path d = Files.createTempDirectory("dedup-itest-");
         TestEnv e;
         try {
             e = rootMaker == null ? new TestEnv(d) : new TestEnv(d, rootMaker.make(d));
+            e.release = release;
             e.daemonArgs.addAll(daemonArgs);
             if (daemonBin != null) e.daemonBin = daemonBin;
             e.useConfig(configJson);
@@ -170,9 +187,10 @@ final class TestEnv implements AutoCloseable {
      */
     Function<TestEnv, String> criConfig;
 
-    /** Registry, containerd with its CRI plugin configured by criConfig, and the daemon. */
-    static TestEnv fullWithCri(Function<TestEnv, String> criConfig) throws Exception {
+    /** Registry, the given containerd release with its CRI plugin configured by criConfig, and the daemon. */
+    static TestEnv fullWithCri(Containerd release, Function<TestEnv, String> criConfig) throws Exception {
         TestEnv e = new TestEnv(Files.createTempDirectory("dedup-itest-"));
+        e.release = release;
         e.criConfig = criConfig;
         try {
             e.startDaemon();
@@ -257,7 +275,9 @@ final class TestEnv implements AutoCloseable {
         Files.writeString(cfg, """
                 version: 0.1
                 log:
-                  level: warn
+                  level: info
+                  accesslog:
+                    disabled: true
                 storage:
                   filesystem:
                     rootdirectory: %s
@@ -281,26 +301,12 @@ final class TestEnv implements AutoCloseable {
 
     void startContainerd() throws Exception {
         Path cfg = dir.resolve("containerd.toml");
-        Files.writeString(cfg, """
-                version = 2
-                root = "%1$s/containerd/root"
-                state = "%1$s/containerd/state"
-                disabled_plugins = [%3$s"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
-                [grpc]
-                  address = "%1$s/containerd.sock"
-                [ttrpc]
-                  address = "%1$s/containerd.sock.ttrpc"
-                [debug]
-                  address = "%1$s/containerd-debug.sock"
-                  level = "info"
-                [proxy_plugins]
-                  [proxy_plugins.dedup]
-                    type = "snapshot"
-                    address = "%2$s"
-                %4$s""".formatted(dir, dedupSock, criConfig == null ? "\"io.containerd.grpc.v1.cri\", " : "", criConfig == null ? "" : criConfig.apply(this)));
+        String extra = criConfig == null ? "" : criConfig.apply(this);
+        Files.writeString(cfg, release.isV2() ? ContainerdConfig.v3(this, criConfig != null, extra) : ContainerdConfig.v2(this, criConfig != null, extra));
         // bin/dedup-runc (started by containerd's shims) reads its node policy from this file, not /etc
-        containerd = Proc.start("containerd", dir.resolve("containerd.log"), List.of("containerd", "--config", cfg.toString()),
-                Map.of("DEDUP_SNAPSHOTTER_CONFIG", nodeConfig().toString()));
+        // its own shim first on PATH: containerd 2.x finds containerd-shim-runc-v2 there (1.6's is Debian's, in /usr/bin)
+        containerd = Proc.start("containerd", dir.resolve("containerd.log"), List.of(release.bin("containerd").toString(), "--config", cfg.toString()),
+                Map.of("DEDUP_SNAPSHOTTER_CONFIG", nodeConfig().toString(), "PATH", release.binDir() + ":" + System.getenv("PATH")));
         waitForSocket(containerd, containerdSock, Duration.ofSeconds(60));
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (ctrResult("version").code() != 0) {
@@ -310,7 +316,7 @@ final class TestEnv implements AutoCloseable {
     }
 
     /**
-     * After a daemon restart containerd's proxy client is still in gRPC reconnect backoff (containerd 1.6 caps
+     * After a daemon restart containerd's proxy client is still in gRPC reconnect backoff (containerd caps
      * it at 3 s) and fails calls fast until it redials. Waits until a call containerd forwards to us (Mounts of
      * an existing snapshot key) succeeds; returns how long that took.
      */
@@ -361,8 +367,11 @@ final class TestEnv implements AutoCloseable {
 
     // ------------------------------------------------------------------ clients
 
+    /** This env's containerd's own ctr. */
+    String ctrBin() { return release.bin("ctr").toString(); }
+
     Proc.Result ctrResult(String... args) throws IOException, InterruptedException {
-        List<String> cmd = new ArrayList<>(List.of("ctr", "--address", containerdSock.toString(), "-n", NS));
+        List<String> cmd = new ArrayList<>(List.of(ctrBin(), "--address", containerdSock.toString(), "-n", NS));
         cmd.addAll(List.of(args));
         return Proc.run(Duration.ofMinutes(10), cmd);
     }
@@ -373,19 +382,34 @@ final class TestEnv implements AutoCloseable {
 
     /** ctr in another containerd namespace (each namespace has its own images and chain ids). */
     Proc.Result ctrIn(String namespace, String... args) throws IOException, InterruptedException {
-        List<String> cmd = new ArrayList<>(List.of("ctr", "--address", containerdSock.toString(), "-n", namespace));
+        List<String> cmd = new ArrayList<>(List.of(ctrBin(), "--address", containerdSock.toString(), "-n", namespace));
         cmd.addAll(List.of(args));
         return Proc.run(Duration.ofMinutes(10), cmd);
     }
 
-    /** containerd's client.Pull with unpack into dedup, with CRI's labels (the shared tool), into a namespace. */
-    Proc.Result criPull(String namespace, String ref) throws IOException, InterruptedException {
-        return Proc.run(Duration.ofMinutes(5), List.of(TOP.getParent().resolve("shared/containerd-pull/run.sh").toString(),
+    /**
+     * A pull into dedup that passes the layers' annotations and CRI's labels to Prepare (so converted images are
+     * pulled lazily), into a namespace: on containerd 2.x `ctr images pull` through the transfer service (dedup's
+     * exports enable remote-snapshot annotations), its layer downloads counted in the registry's log; on 1.6
+     * containerd's client.Pull with CRI's labels (the shared tool), which counts them itself.
+     */
+    Pull criPull(String namespace, String ref) throws Exception {
+        if (release.isV2()) {
+            RegistryLog log = new RegistryLog(dir.resolve("registry.log"));
+            long mark = log.mark();
+            Proc.Result r = ctrIn(namespace, "images", "pull", "--plain-http", "--snapshotter", "dedup", ref);
+            if (r.code() != 0) return new Pull(r, -1);
+            Set<String> served = log.blobsServedSince(mark, "containerd/");
+            return new Pull(r, (int) ImageRootfs.layerDigests(this, namespace, ref).stream().filter(served::contains).count());
+        }
+        Proc.Result r = Proc.run(Duration.ofMinutes(5), List.of(TOP.getParent().resolve("shared/containerd-pull/run.sh").toString(),
                 "--address", containerdSock.toString(), "--namespace", namespace, "--snapshotter", "dedup", "--plain-http", ref));
+        Matcher m = Pattern.compile("(\\d+) layer\\(s\\) downloaded").matcher(r.out());
+        return new Pull(r, m.find() ? Integer.parseInt(m.group(1)) : -1);
     }
 
-    /** containerd's client.Pull with unpack into dedup, as CRI does it (with CRI's labels), in the tests' namespace. */
-    Proc.Result clientPull(String ref) throws IOException, InterruptedException { return criPull(NS, ref); }
+    /** A pull into dedup as CRI does it (with the layers' annotations and CRI's labels), in the tests' namespace. */
+    Pull clientPull(String ref) throws Exception { return criPull(NS, ref); }
 
     /**
      * Mounts the image's root filesystem from the named snapshotter, read-only, at target (ImageRootfs: a view of the

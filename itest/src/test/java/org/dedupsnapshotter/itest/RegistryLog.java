@@ -1,0 +1,38 @@
+package org.dedupsnapshotter.itest;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * What docker-registry's log (level info: one line per request) says was served: the blobs one client downloaded,
+ * told apart by its user agent (containerd's is containerd/VERSION; the daemon's lazy reads are not containerd's).
+ */
+final class RegistryLog {
+    private static final Pattern SERVED = Pattern.compile(
+            "http\\.request\\.method=GET .*http\\.request\\.uri=\"/v2/[^\"]+/blobs/(sha256:[0-9a-f]{64})\" .*http\\.request\\.useragent=\"?(\\S+?)\"? .*http\\.response\\.status=20[06]");
+
+    private final Path log;
+
+    RegistryLog(Path log) { this.log = log; }
+
+    /** The log's current length: count only what is served after it. */
+    long mark() throws IOException { return Files.exists(log) ? Files.size(log) : 0; }
+
+    /** The digests of blobs served by GET since mark to clients whose user agent starts with agentPrefix. */
+    Set<String> blobsServedSince(long mark, String agentPrefix) throws IOException {
+        Set<String> out = new TreeSet<>();
+        byte[] all = Files.readAllBytes(log);
+        String text = new String(all, (int) Math.min(mark, all.length), (int) Math.max(0, all.length - mark), StandardCharsets.UTF_8);
+        for (String line : text.split("\n")) {
+            Matcher m = SERVED.matcher(line);
+            if (m.find() && m.group(2).startsWith(agentPrefix)) out.add(m.group(1));
+        }
+        return out;
+    }
+}
