@@ -29,7 +29,7 @@ tools:
 test: build tools
 	@source scripts/find-jdk.sh && mvn -B -Dstyle.color=never verify -Ditest.skip=false 2>&1 | grep -Ev '^\[INFO\] (Download|---|$$)|^WARNING: ' ; test $${PIPESTATUS[0]} -eq 0
 	@export CONFORMANCE_WORK=$$(mktemp -d /tmp/dedup-conformance.XXXXXX); bash scripts/conformance.sh; rc=$$?; \
-	  bash scripts/test-summary.sh $$CONFORMANCE_WORK/conformance.log; exit $$rc
+	  bash scripts/test-summary.sh $$CONFORMANCE_WORK; exit $$rc
 
 # The property-based fuzz tests of what images send (TOCs, tars, gzip members): FUZZ_TRIES each (make test runs 1000).
 FUZZ_TRIES ?= 100000
