@@ -44,8 +44,9 @@ pinned_version() {
 # The modfile of conformance/ that pins containerd MAJOR.MINOR.
 modfile_for() {
   local f
-  for f in go.mod go.v*.mod; do
-    [ -f "$module/$f" ] || continue
+  for f in "$module"/go.mod "$module"/go.v*.mod; do
+    [ -f "$f" ] || continue
+    f=${f##*/}
     case $(pinned_version "$f") in "$1".*) echo "$f"; return 0 ;; esac
   done
   echo "conformance: no modfile in $module pins containerd $1" >&2; exit 1
@@ -84,7 +85,8 @@ run_2x() {
   local modfile version dir out rc name cmd
   modfile=$(modfile_for "$1")
   version=$(pinned_version "$modfile")
-  dir=$(exec 9>"$cache.lock"; flock 9; build_suite "$modfile")   # two builds at once would race on the same dirs
+  mkdir -p "$cache"
+  dir=$(exec 9>"$cache/.lock" && flock 9 && build_suite "$modfile")   # two builds at once would race on the same dirs
   out=$work/containerd-$version
   mkdir -p "$out"; rm -rf "$out/daemon-logs"
   # The suite picks a check by the snapshotter's name: renaming a directory of a lower layer is not checked for
