@@ -9,19 +9,8 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib/go-versions.sh"
+. "$top/scripts/lib/find-go.sh"
 tools=${DEDUP_TOOLS:-$top/build/tools}
-
-# Go >= 1.24 (containerd 2.x's go.mod); Debian bookworm's 1.19 cannot build it.
-find_go() {
-  local c v
-  for c in "${DEDUP_GO:-}" /usr/local/go/bin/go "$(command -v go 2>/dev/null || true)" /usr/lib/go-1.2[4-9]/bin/go; do
-    [ -n "$c" ] && [ -x "$c" ] || continue
-    v=$("$c" env GOVERSION 2>/dev/null) || continue   # go1.26.8
-    v=${v#go}; local major=${v%%.*} rest=${v#*.}; local minor=${rest%%.*}
-    if [ "$major" -gt 1 ] || [ "$minor" -ge 24 ]; then echo "$c"; return 0; fi
-  done
-  return 1
-}
 
 # build NAME VERSION MODULE_PATH@VERSION PACKAGES... -- into $tools/NAME-VERSION/bin, atomically
 build() {
