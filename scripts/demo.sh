@@ -100,11 +100,27 @@ t0=$SECONDS
 "$DEDUP_BIN/dedupctl" convert --plain-http "$src" "$lazy" >"$TE_DIR/convert.log" 2>&1 ||
   { tail -n 20 "$TE_DIR/convert.log"; te_die "dedupctl convert failed"; }
 say "  converted and pushed in $((SECONDS - t0))s (each layer: its tar, chunk by chunk, gzip members + a TOC)"
-lazy_repo=${lazy#*/}; lazy_repo=${lazy_repo%:*}
-manifest=$(curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$TE_REGISTRY/v2/$lazy_repo/manifests/latest")
+# manifest REPO: its manifest in our registry (OCI or Docker)
+manifest() {
+  curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
+    "http://$TE_REGISTRY/v2/$1/manifests/latest"
+}
+# containerd_gets MARK DIGEST...: how many of these blobs containerd downloaded (a GET answered 200/206 to user agent
+# containerd/...; the daemon's own fetches name themselves otherwise) since byte MARK of docker-registry's log
+containerd_gets() {
+  local mark=$1; shift
+  tail -c +$((mark + 1)) "$TE_DIR/registry.log" |
+    grep -E 'http\.request\.method=GET .*http\.request\.useragent="?containerd/.*http\.response\.status=20[06]' |
+    grep -oE '/blobs/sha256:[0-9a-f]{64}' | sort -u | grep -cFf <(printf '/blobs/%s\n' "$@") || true
+}
+fetched() { curl -sf "http://$METRICS/metrics" | awk '/^dedup_lazy_fetched_bytes_total/ { s += $2 } END { printf "%.0f", s }'; }
+# The log is read right: section 3's ordinary pull of the same image downloaded every one of its layers.
+mapfile -t layer_digests < <(manifest "${DEMO_IMAGES[0]}" | jq -r '.layers[].digest')
+[ "$(containerd_gets 0 "${layer_digests[@]}")" = ${#layer_digests[@]} ] ||
+  te_die "docker-registry's log ($TE_DIR/registry.log) does not show section 3's layer downloads: its format changed?"
+manifest=$(manifest "${DEMO_IMAGES[0]}-lazy")
 image_bytes=$(jq '[.layers[].size] | add' <<<"$manifest")
 mapfile -t layer_digests < <(jq -r '.layers[].digest' <<<"$manifest")
-fetched() { curl -sf "http://$METRICS/metrics" | awk '/^dedup_lazy_fetched_bytes_total/ { s += $2 } END { printf "%.0f", s }'; }
 reg_mark=$(stat -c %s "$TE_DIR/registry.log")
 before=$(fetched)
 show "ctr images pull --plain-http --snapshotter=dedup $lazy"
@@ -120,11 +136,7 @@ ctr_ run --rm --snapshotter=dedup "$lazy" demo-lazy python3 -c 'import sys; prin
     printf '   | %s\n' "$line"
   done
 [ -f "$first" ] || te_die "the lazy container printed nothing"
-# containerd's layer downloads: GETs of the image's layer blobs whose user agent is containerd's (the daemon's own
-# fetches name themselves otherwise), in docker-registry's log since the pull started
-downloaded=$(tail -c +$((reg_mark + 1)) "$TE_DIR/registry.log" |
-  grep -E 'http\.request\.method=GET .*http\.request\.useragent="?containerd/' |
-  grep -oE '/blobs/sha256:[0-9a-f]{64}' | sort -u | grep -cFf <(printf '/blobs/%s\n' "${layer_digests[@]}") || true)
+downloaded=$(containerd_gets "$reg_mark" "${layer_digests[@]}")
 at_first=$(($(cat "$first.bytes") - before))
 printf '   %-50s %12s\n' "pull (ctr images pull)" "$(te_elapsed "$t_pull" "$t_pulled") s" \
   "pull start to the container's first output" "$(te_elapsed "$t_pull" "$(cat "$first")") s" \
