@@ -143,7 +143,11 @@ printf '   %-50s %12s\n' "pull (ctr images pull)" "$(te_elapsed "$t_pull" "$t_pu
   "bytes dedup fetched by then" "$(mib "$at_first")" \
   "the image's layers, compressed (a full pull)" "$(mib "$image_bytes")" \
   "layer blobs containerd downloaded" "$downloaded of ${#layer_digests[@]}"
-say "$(awk -v a="$at_first" -v b="$image_bytes" 'BEGIN { printf "python started having fetched %.1f%% of the image; the rest follows in the background.", 100 * a / b }')"
+if [ "$downloaded" = 0 ]; then
+  say "$(awk -v a="$at_first" -v b="$image_bytes" 'BEGIN { printf "python started having fetched %.1f%% of the image; the rest follows in the background.", 100 * a / b }')"
+else   # containerd 1.6's ctr pull passes no layer annotations to Prepare: it downloads and unpacks the layers
+  say "not lazy: containerd $ctrd_version's ctr pull downloaded the layers and unpacked them (lazy pull needs containerd 2.x's transfer service, or CRI)"
+fi
 
 section "7. Clean-up"
 dir=$TE_DIR
