@@ -180,7 +180,7 @@ median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 
 m_plain=$(median "${plain[@]}"); m_wrapped=$(median "${wrapped[@]}")
 
 {
-  echo "# bench/ksm.sh $ts  ($(uname -r), $(nproc) cores; containerd $(containerd --version | awk '{print $3}'), $(runc --version | head -n 1))"
+  echo "# bench/ksm.sh $ts  ($(uname -r), $(nproc) cores; containerd $("$TE_CTRD_BIN_DIR/containerd" --version | awk '{print $3}'), $(runc --version | head -n 1))"
   echo "workload: $REPLICAS replicas of python3 (image $IMAGE) serving a model: ${MODEL_MIB} MiB of float32 weights read"
   echo "  into an array + a 200k-entry vocabulary dict; memory = summed PSS of the replicas' processes after merging settled"
   echo "ksmd: pages_to_scan=$PAGES_TO_SCAN sleep_millisecs=$SLEEP_MS (config ksm.kernel), run toggled by the bench"

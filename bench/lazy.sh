@@ -38,6 +38,8 @@
 # '--chunk-size 1MiB' with BENCH_DAEMON_CONFIG='"chunkSize": "1MiB"'), DEDUP_KEEP (keep the world's directory and logs).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+# containerd 1.6 (Debian's): the lazy pulls are ../shared/containerd-pull's client.Pull, a containerd 1.6 client
+TE_CONTAINERD=1.6
 # shellcheck source=bench/images.sh
 source "$top/bench/images.sh"
 

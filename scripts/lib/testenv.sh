@@ -1,8 +1,11 @@
 # shellcheck shell=bash disable=SC2034,SC2120
 # (SC2034: the TE_* variables are the interface to the scripts that source this; SC2120: optional arguments)
 # testenv.sh — a throwaway world for demos and benchmarks, sourced by bash scripts (as root):
-# its own docker-registry on a free loopback port, its own containerd 1.6 (private root, state and sockets,
+# its own docker-registry on a free loopback port, its own containerd (private root, state and sockets,
 # [proxy_plugins.dedup]) and the dedup-snapshotter daemon, all under one unique temp dir.
+# containerd is the primary 2.x release of scripts/lib/go-versions.sh (built by scripts/go-tools.sh into
+# build/tools, which this runs if the binaries are missing) unless TE_CONTAINERD names another: a 2.x version
+# (prefix, e.g. 2.2) or 1.6 (Debian's /usr/bin/containerd). 2.x reads a version 3 config, 1.6 a version 2 one.
 #
 #   source scripts/lib/testenv.sh
 #   env_start                     # sets TE_DIR, TE_REGISTRY, TE_DEDUP_SOCK, TE_CTRD_SOCK, ...; arms the EXIT trap
@@ -16,13 +19,16 @@
 # the next. Environment: DEDUP_BIN (launchers, default the checkout's bin/), TE_NS (default namespace),
 # TE_TMPDIR (where the temp dir goes, default /tmp), DEDUP_KEEP=1 (keep the temp dir for a post-mortem),
 # TE_KEEP_LOGS=DIR (copy the component logs there at teardown; a failed run keeps them in /tmp anyway);
-# the array TE_DAEMON_ARGS adds flags to the daemon's command line (e.g. --config FILE).
+# the array TE_DAEMON_ARGS adds flags to the daemon's command line (e.g. --config FILE); TE_CONTAINERD (above);
+# DEDUP_TOOLS (where the Go-built tools are, default the checkout's build/tools, as scripts/go-tools.sh).
+# After env_start: TE_CTRD_VERSION (e.g. 2.4.2, or 1.6), TE_CTRD_BIN_DIR (its containerd, ctr and shim).
 [ -n "${_TE_LOADED:-}" ] && return 0
 _TE_LOADED=1
 
 TE_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DEDUP_BIN=${DEDUP_BIN:-$TE_TOP/bin}
 TE_NS=${TE_NS:-dedup}
+TE_TOOLS=${DEDUP_TOOLS:-$TE_TOP/build/tools}
 TE_DIR=""
 TE_PROCS=()        # "name:pid" of every process started here, in start order
 _TE_DEFERRED=()    # cleanup commands, run last-in first-out by the EXIT trap
@@ -172,7 +178,7 @@ env_start_registry() {
     cat >"$TE_DIR/registry.yml" <<EOF
 version: 0.1
 log:
-  level: warn
+  level: info
   accesslog:
     disabled: true
 storage:
@@ -201,14 +207,50 @@ EOF
   te_die "docker-registry did not start (log: $TE_DIR/registry.log)"
 }
 
-env_start_containerd() {
-  mkdir -p "$TE_DIR/containerd"
-  cat >"$TE_DIR/containerd.toml" <<EOF
-version = 2
+# te_pick_containerd: resolves TE_CONTAINERD into TE_CTRD_VERSION, TE_CTRD_BIN_DIR and TE_CTR (building the 2.x
+# tools if they are missing); for 2.x, puts that bin dir first on PATH (containerd finds its own shim there, and
+# `ctr` or `containerd` in the calling script, or dedupctl convert --trace, mean this release) and silences
+# ctr 2.x's deprecation warnings (on a cgroup v1 host it prints one on every call). Idempotent.
+te_pick_containerd() {
+  [ -z "${TE_CTRD_VERSION:-}" ] || return 0
+  local want=${TE_CONTAINERD:-} v versions
+  if [[ $want == 1.6* ]]; then
+    TE_CTRD_VERSION=1.6 TE_CTRD_BIN_DIR=/usr/bin
+  else
+    versions=$(. "$TE_TOP/scripts/lib/go-versions.sh" && echo "$CONTAINERD_2X_VERSIONS")
+    for v in $versions; do
+      if [ -z "$want" ] || [[ $v == "$want"* ]]; then TE_CTRD_VERSION=$v; break; fi
+    done
+    [ -n "${TE_CTRD_VERSION:-}" ] || te_die "TE_CONTAINERD=$want is neither 1.6 nor one of the 2.x versions of scripts/lib/go-versions.sh ($versions)"
+    TE_CTRD_BIN_DIR=$TE_TOOLS/containerd-$TE_CTRD_VERSION/bin
+    if ! _te_has_containerd_bins "$TE_CTRD_BIN_DIR"; then
+      te_log "testenv: containerd $TE_CTRD_VERSION is not in $TE_TOOLS: building it (scripts/go-tools.sh)"
+      DEDUP_TOOLS=$TE_TOOLS bash "$TE_TOP/scripts/go-tools.sh" || te_die "scripts/go-tools.sh failed: it needs Go >= 1.24 (scripts/install-deps.sh)"
+    fi
+    export PATH=$TE_CTRD_BIN_DIR:$PATH CONTAINERD_SUPPRESS_DEPRECATION_WARNINGS=1
+  fi
+  _te_has_containerd_bins "$TE_CTRD_BIN_DIR" ||
+    te_die "containerd $TE_CTRD_VERSION: containerd, ctr or containerd-shim-runc-v2 missing in $TE_CTRD_BIN_DIR (1.6: scripts/install-deps.sh; 2.x: scripts/go-tools.sh)"
+  TE_CTR=$TE_CTRD_BIN_DIR/ctr
+}
+_te_has_containerd_bins() { [ -x "$1/containerd" ] && [ -x "$1/ctr" ] && [ -x "$1/containerd-shim-runc-v2" ]; }
+
+# containerd's config: version 2 for 1.6, version 3 for 2.x, whose proxy plugin exports the daemon's root and
+# enables remote-snapshot annotations (the transfer service's pull then passes the layers' annotations to Prepare,
+# so converted images pull lazily) and whose transfer service may unpack into dedup as well as overlayfs.
+# No CRI (it wants CNI and would start its own work); on 1.6 no snapshotters this machine cannot run (log noise;
+# the 2.x build has none of them).
+_te_containerd_config() {
+  if [ "$TE_CTRD_VERSION" = 1.6 ]; then
+    echo 'version = 2'
+    echo 'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]'
+  else
+    echo 'version = 3'
+    echo 'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime"]'
+  fi
+  cat <<EOF
 root = "$TE_DIR/containerd/root"
 state = "$TE_DIR/containerd/state"
-# No CRI (it wants CNI and would start its own work); no snapshotters this machine cannot run (log noise).
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
 [grpc]
   address = "$TE_CTRD_SOCK"
 [ttrpc]
@@ -223,12 +265,28 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
     type = "snapshot"
     address = "$TE_DEDUP_SOCK"
 EOF
+  [ "$TE_CTRD_VERSION" = 1.6 ] && return 0
+  cat <<EOF
+    exports = { root = "$TE_DEDUP_ROOT", enable_remote_snapshot_annotations = "true" }
+[[plugins."io.containerd.transfer.v1.local".unpack_config]]
+  platform = "linux/amd64"
+  snapshotter = "overlayfs"
+[[plugins."io.containerd.transfer.v1.local".unpack_config]]
+  platform = "linux/amd64"
+  snapshotter = "dedup"
+EOF
+}
+
+env_start_containerd() {
+  te_pick_containerd
+  mkdir -p "$TE_DIR/containerd"
+  _te_containerd_config >"$TE_DIR/containerd.toml"
   local pid t0
-  te_spawn containerd containerd --config "$TE_DIR/containerd.toml"
+  te_spawn containerd "$TE_CTRD_BIN_DIR/containerd" --config "$TE_DIR/containerd.toml"
   pid=$TE_SPAWNED
   te_wait_unix_socket containerd "$pid" "$TE_CTRD_SOCK" 60
   t0=$SECONDS
-  until ctr --address "$TE_CTRD_SOCK" version >/dev/null 2>&1; do
+  until "$TE_CTR" --address "$TE_CTRD_SOCK" version >/dev/null 2>&1; do
     if _te_gone "$pid" || ((SECONDS - t0 > 30)); then te_log_tail containerd; te_die "containerd does not answer on $TE_CTRD_SOCK"; fi
     sleep 0.2
   done
@@ -249,9 +307,10 @@ env_start() {
   done
   [ "$(id -u)" = 0 ] || te_die "needs root (containerd, mounts)"
   local c
-  for c in containerd ctr runc containerd-shim-runc-v2 docker-registry curl setsid; do
+  for c in runc docker-registry curl setsid; do
     command -v "$c" >/dev/null || te_die "$c not found: run scripts/install-deps.sh"
   done
+  [ -z "$want_ctrd" ] || te_pick_containerd
   [ -z "$TE_DIR" ] || te_die "env_start: an environment is already running in $TE_DIR"
   _te_arm_trap
   # Short path: unix socket paths must stay under 108 bytes.
@@ -267,9 +326,10 @@ env_start() {
 
 # --------------------------------------------------------------------------------------------- clients
 
-ctr_() { ctr --address "$TE_CTRD_SOCK" -n "$TE_NS" "$@"; }
+# ctr_ ARGS...: this containerd's own ctr, in namespace TE_NS.
+ctr_() { "$TE_CTR" --address "$TE_CTRD_SOCK" -n "$TE_NS" "$@"; }
 # ctr_ns NAMESPACE ARGS...: the same in another namespace of this containerd.
-ctr_ns() { local ns=$1; shift; ctr --address "$TE_CTRD_SOCK" -n "$ns" "$@"; }
+ctr_ns() { local ns=$1; shift; "$TE_CTR" --address "$TE_CTRD_SOCK" -n "$ns" "$@"; }
 dedupctl_() { "$DEDUP_BIN/dedupctl" --address "$TE_DEDUP_SOCK" "$@"; }
 
 # --------------------------------------------------------------------------------------------- teardown
@@ -281,12 +341,12 @@ te_mounts_under() {
 }
 
 # _te_ctrt SECONDS NAMESPACE ARGS...: ctr with a time limit (teardown must not hang on a wedged daemon).
-_te_ctrt() { local t=$1 ns=$2; shift 2; timeout "$t" ctr --address "$TE_CTRD_SOCK" -n "$ns" "$@"; }
+_te_ctrt() { local t=$1 ns=$2; shift 2; timeout "$t" "$TE_CTR" --address "$TE_CTRD_SOCK" -n "$ns" "$@"; }
 
 # Tasks, containers and images of every namespace of our (private) containerd.
 _te_clean_containerd() {
   local ns id ids i
-  for ns in $(timeout 20 ctr --address "$TE_CTRD_SOCK" namespaces ls -q 2>/dev/null); do
+  for ns in $(timeout 20 "$TE_CTR" --address "$TE_CTRD_SOCK" namespaces ls -q 2>/dev/null); do
     for id in $(_te_ctrt 20 "$ns" tasks ls -q 2>/dev/null); do
       _te_ctrt 20 "$ns" tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
       for i in $(seq 50); do _te_ctrt 20 "$ns" tasks rm -f "$id" >/dev/null 2>&1 && break; sleep 0.2; done
@@ -302,12 +362,13 @@ _te_clean_containerd() {
   done
 }
 
-# Shims this containerd started (they run detached from it): only those whose -address is our socket.
+# Shims this containerd started (they run detached from it): only those whose -address is our socket
+# (1.6 starts containerd-shim-runc-v2 by name, 2.x by its full path).
 _te_our_shims() {
   local f pid
   for f in /proc/[0-9]*/cmdline; do
     pid=${f#/proc/}; pid=${pid%/cmdline}
-    { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -q "^containerd-shim.* -address $TE_CTRD_SOCK " && echo "$pid"
+    { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -qE "^([^ ]*/)?containerd-shim[^ ]* .*-address $TE_CTRD_SOCK " && echo "$pid"
   done
   return 0
 }
