@@ -31,6 +31,8 @@ for c in mkfs.erofs containerd runc docker-registry skopeo umoci fusermount3 mvn
 done
 # bin/dedup-runc is linked statically (libc.a)
 [ -f "/usr/lib/$(uname -m)-linux-gnu/libc.a" ] || need_pkgs+=(libc6-dev)
+# CNI plugins for the CRI pod tests (CriPodTest: bridge + host-local)
+[ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] || need_pkgs+=(containernetworking-plugins)
 # containerd's Go sources (conformance suite and the shared client.Pull tool build offline from them)
 [ -d /usr/share/gocode/src/github.com/containerd/containerd/snapshots/testsuite ] || need_pkgs+=(golang-github-containerd-containerd-dev)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
