@@ -35,13 +35,13 @@ print_snippet() {
   local bin=$1 indent=$2 v
   v=$(config_version "$bin")
   if [ -z "$v" ]; then
-    echo "${indent}(no containerd found: for containerd 2.x, config version 3)"
+    echo "${indent}# no containerd found. For containerd 2.x (config version 3):"
     snippet_file 3 | sed "s/^/$indent/"
     echo
-    echo "${indent}(for containerd 1.6 and 1.7, config version 2)"
+    echo "${indent}# For containerd 1.6 and 1.7 (config version 2):"
     snippet_file 2 | sed "s/^/$indent/"
   else
-    echo "${indent}($("$bin" --version | head -n1 | sed "s/ *$//"): config version $v)"
+    echo "${indent}# for $("$bin" --version | head -n1 | sed "s/ *$//") (config version $v):"
     snippet_file "$v" | sed "s/^/$indent/"
   fi
 }
