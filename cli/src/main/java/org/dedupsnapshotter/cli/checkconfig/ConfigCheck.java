@@ -108,7 +108,7 @@ public record ConfigCheck(Path address, Path root, Predicate<Path> daemonAnswers
         }
         if (dedup == null) {
             out.add(Finding.missing(UNPACK, (list.isEmpty() ? "absent (containerd's default lists overlayfs only)" : "no entry for dedup")
-                    + ": `ctr image pull --snapshotter dedup` and CRI's pull fetch images but do not unpack them into dedup; add " + UNPACK + " with " + entry
+                    + ": the transfer service's pulls into dedup (ctr image pull --snapshotter dedup, CRI's) fail with \"no unpack platforms defined\"; add " + UNPACK + " with " + entry
                     + (list.isEmpty() ? ", and one with snapshotter = \"overlayfs\" (a list replaces containerd's default)" : "")));
             return;
         }
