@@ -5,14 +5,51 @@
 #   bin/dedup-snapshotter, bin/dedupctl   launchers
 #   bin/dedup-runc                        the runc wrapper for KSM (a static binary)
 #   lib/dedup-snapshotter/bin/dedup-fdholder   keeps the lazy loader's fanotify group across restarts
-#   share/doc/dedup-snapshotter/          README, docs, containerd snippet
+#   share/doc/dedup-snapshotter/          README, docs, the containerd snippets (one per config version)
 #   $DESTDIR/lib/systemd/system/dedup-snapshotter.service
 #   $DESTDIR/etc/dedup-snapshotter/config.json   (never overwritten)
 # With uninstall as $1 it removes what install put there (the config and /var/lib stay).
+# With snippet as $1 it prints the containerd snippet for the containerd given as $2 (default: containerd on PATH).
+# Install prints the snippet for the installed containerd: config/containerd-snippet-v3.toml for containerd 2.x,
+# -v2 for 1.6 and 1.7; with no containerd installed, both.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 DESTDIR=${DESTDIR:-}
 PREFIX=${PREFIX:-/usr/local}
+
+# The snippet for this config version, with dedup-runc's path under PREFIX.
+snippet_file() { sed "s#/usr/local/#$PREFIX/#g" "$top/config/containerd-snippet-v$1.toml"; }
+
+# The config version the containerd binary $1 reads (2 for 1.x, 3 for 2.x); empty when there is no such binary.
+config_version() {
+  local bin=$1 release major
+  command -v "$bin" >/dev/null 2>&1 || return 0
+  release=$("$bin" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+' | head -n1) \
+    || { echo "install: cannot tell the version of $bin (\`$bin --version\` names none)" >&2; return 1; }
+  major=${release%%.*}
+  if [ "$major" -ge 2 ]; then echo 3; else echo 2; fi
+}
+
+# Prints the snippet for containerd $1, indented by $2.
+print_snippet() {
+  local bin=$1 indent=$2 v
+  v=$(config_version "$bin")
+  if [ -z "$v" ]; then
+    echo "${indent}# no containerd found. For containerd 2.x (config version 3):"
+    snippet_file 3 | sed "s/^/$indent/"
+    echo
+    echo "${indent}# For containerd 1.6 and 1.7 (config version 2):"
+    snippet_file 2 | sed "s/^/$indent/"
+  else
+    echo "${indent}# for $("$bin" --version | head -n1 | sed "s/ *$//") (config version $v):"
+    snippet_file "$v" | sed "s/^/$indent/"
+  fi
+}
+
+if [ "${1:-}" = snippet ]; then
+  print_snippet "${2:-containerd}" ""
+  exit 0
+fi
 home=$DESTDIR$PREFIX/lib/dedup-snapshotter
 unit=$DESTDIR/lib/systemd/system/dedup-snapshotter.service
 if [ "${1:-}" = uninstall ]; then
@@ -33,7 +70,9 @@ ln -sf "$PREFIX/lib/dedup-snapshotter/bin/dedupctl" "$DESTDIR$PREFIX/bin/dedupct
 install -m 0755 "$top/bin/dedup-runc" "$DESTDIR$PREFIX/bin/dedup-runc"
 sed "s#/usr/local/#$PREFIX/#g" "$top/packaging/systemd/dedup-snapshotter.service" > "$unit"
 chmod 0644 "$unit"
-cp -r "$top/README.md" "$top/docs" "$top/config/containerd-snippet.toml" "$DESTDIR$PREFIX/share/doc/dedup-snapshotter/"
+cp -r "$top/README.md" "$top/docs" "$DESTDIR$PREFIX/share/doc/dedup-snapshotter/"
+for v in 2 3; do snippet_file "$v" > "$DESTDIR$PREFIX/share/doc/dedup-snapshotter/containerd-snippet-v$v.toml"; done
+rm -f "$DESTDIR$PREFIX/share/doc/dedup-snapshotter/containerd-snippet.toml"
 if [ -e "$DESTDIR/etc/dedup-snapshotter/config.json" ]; then
   echo "kept the existing $DESTDIR/etc/dedup-snapshotter/config.json"
 else
@@ -43,6 +82,6 @@ cat <<MSG
 installed to ${DESTDIR}${PREFIX}: dedup-snapshotter, dedupctl, dedup-runc, the systemd unit and /etc/dedup-snapshotter/config.json.
 Next:
   systemctl daemon-reload && systemctl enable --now dedup-snapshotter
-  then add this to /etc/containerd/config.toml and restart containerd:
-$(sed 's/^/    /' "$top/config/containerd-snippet.toml")
+  then add this to /etc/containerd/config.toml, check it with \`dedupctl check-config\` and restart containerd:
+$(print_snippet containerd "    ")
 MSG

@@ -42,6 +42,9 @@ public final class DedupCtl {
               probe-mounts [--count N]
                                   client-side latency of the Snapshots Mounts call (on a temporary view)
               config check FILE   validate a config file
+              check-config [--config /etc/containerd/config.toml] [--containerd PATH]
+                                  check containerd's config for dedup (for that containerd's version): what
+                                  is missing and where to add it (exit 1 when a required item is missing)
               bound [--chunk-size SIZE] LAYER...
                                   ideal disk use of chunk-level dedup for these layer tars (.tar or .tar.gz)
               convert [--plain-http] [--chunk-size SIZE] [--trace-file FILE | --trace CMD ...] SRC DST
@@ -108,6 +111,7 @@ public final class DedupCtl {
         }
         if (cmd.equals("convert")) return Convert.run(Arrays.copyOfRange(args, i + 1, args.length), address);
         if (cmd.equals("pull")) return Pull.run(Arrays.copyOfRange(args, i + 1, args.length));
+        if (cmd.equals("check-config")) return CheckConfig.run(Arrays.copyOfRange(args, i + 1, args.length));
         if (address == null) {
             try {
                 address = ConfigLoader.load(Config.DEFAULT_PATH, false).address();
