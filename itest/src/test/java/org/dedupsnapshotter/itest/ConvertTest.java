@@ -25,7 +25,7 @@ import java.util.TreeMap;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * `bin/dedupctl convert` against a real registry, and the result pulled by containerd 1.6 with its own overlayfs
+ * `bin/dedupctl convert` against a real registry, and the result pulled by containerd (2.4) with its own overlayfs
  * snapshotter (a node without ours): the converted image must unpack (containerd checks every new diff_id) to
  * exactly the original's root filesystem and run; and its layers must carry TOCs a node finds with Range requests.
  */

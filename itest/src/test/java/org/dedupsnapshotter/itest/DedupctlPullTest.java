@@ -19,7 +19,7 @@ import java.util.TreeMap;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * `bin/dedupctl pull` against a real containerd 1.6, registry and daemon: a plain image is downloaded and unpacked
+ * `bin/dedupctl pull` against a real containerd (2.4), registry and daemon: a plain image is downloaded and unpacked
  * through containerd's differ into dedup, with the labels containerd's own pull sets, and reads back as overlayfs
  * shows it; a converted image is made by the snapshotter from its TOCs, with no layer blob downloaded.
  */

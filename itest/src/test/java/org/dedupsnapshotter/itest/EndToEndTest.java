@@ -16,7 +16,7 @@ import java.util.Map;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * containerd 1.6 + runc + a registry + our daemon, all real: an image whose layers carry everything OCI layers
+ * containerd (2.4) + runc + a registry + our daemon, all real: an image whose layers carry everything OCI layers
  * can (whiteouts, opaque dirs, hardlinks, symlinks, devices, fifos, xattrs, capabilities, setuid, owners,
  * nanosecond mtimes, odd names) must read back exactly as containerd's own overlayfs snapshotter shows it.
  */

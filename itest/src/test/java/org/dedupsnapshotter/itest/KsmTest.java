@@ -21,7 +21,7 @@ import java.util.Map;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * Memory dedup through real containerd 1.6 + runc with bin/dedup-runc as the runc binary: containers annotated
+ * Memory dedup through real containerd (2.4) + runc with bin/dedup-runc as the runc binary: containers annotated
  * org.dedup-snapshotter.ksm=true get merged, the one annotated false does not; the node policy (ksm.containers)
  * decides for containers without the annotation and "off" overrides it; the daemon turns KSM on from its config
  * and reports the figures per container. The kernel's KSM settings are global: they are restored afterwards.

@@ -24,7 +24,7 @@ import java.util.TreeMap;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * `dedupctl convert` with start-up traces (issue 7) against a real registry, containerd 1.6 and daemon: a traced
+ * `dedupctl convert` with start-up traces (issue 7) against a real registry, containerd (2.4) and daemon: a traced
  * image (prefetch regions between each layer's tar and its TOC) still unpacks with containerd's own overlayfs to
  * exactly the original's root filesystem, and each prefetch entry is a member a node fetches with one Range
  * request; `--trace CMD` records the trace on this node through containerd and the daemon, then converts with it.
