@@ -1,13 +1,9 @@
 package org.dedupsnapshotter.itest;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * A containerd release the tests run against: where its binaries are and which config version it reads.
@@ -19,15 +15,8 @@ record Containerd(String version, Path binDir) {
 
     /** containerd 2.x versions in the order scripts/lib/go-versions.sh gives them. */
     static List<Containerd> v2() {
-        Path versions = TestEnv.TOP.resolve("scripts/lib/go-versions.sh");
-        try {
-            Matcher m = Pattern.compile("(?m)^CONTAINERD_2X_VERSIONS=\"([^\"]+)\"").matcher(Files.readString(versions));
-            if (!m.find()) throw new IllegalStateException("no CONTAINERD_2X_VERSIONS in " + versions);
-            return Arrays.stream(m.group(1).trim().split("\\s+"))
-                    .map(v -> new Containerd(v, TestEnv.TOP.resolve("build/tools/containerd-" + v + "/bin"))).toList();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+        return Arrays.stream(GoTools.pinned("CONTAINERD_2X_VERSIONS").split("\\s+"))
+                .map(v -> new Containerd(v, TestEnv.TOP.resolve("build/tools/containerd-" + v + "/bin"))).toList();
     }
 
     /** The one the end-to-end suite runs on: containerd 2.4 (or -Ddedup.containerd=VERSION, e.g. 1.6). */

@@ -1,9 +1,10 @@
 package org.dedupsnapshotter.itest;
 
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -19,11 +20,9 @@ import static org.junit.jupiter.api.Assertions.*;
 /**
  * The containerd snippet `scripts/install.sh snippet` gives for a containerd, its paths pointed at a daemon of the
  * test's own, makes that real containerd load the dedup proxy plugin, and `dedupctl check-config` passes on it and
- * names what a broken copy lacks. containerd 2.4 (and 2.2 when built) from the Go-built tools, and Debian's 1.6.
+ * names what a broken copy lacks. Every containerd 2.x the Go-built tools hold, and Debian's 1.6.
  */
 class ContainerdConfigTest {
-    /** Where scripts/go-tools.sh puts containerd 2.x (DEDUP_TOOLS, as the scripts read it, else the build tree's). */
-    private static final Path TOOLS = Path.of(System.getenv().getOrDefault("DEDUP_TOOLS", TestEnv.TOP.resolve("build/tools").toString()));
     private static final Pattern DEDUP_OK = Pattern.compile("(?m)^io\\.containerd\\.snapshotter\\.v1\\s+dedup\\s+\\S+\\s+ok\\s*$");
 
     private static TestEnv env;
@@ -39,21 +38,10 @@ class ContainerdConfigTest {
         if (env != null) env.close();
     }
 
-    private static Path tool(String version, String name) {
-        Path p = TOOLS.resolve("containerd-" + version + "/bin/" + name);
-        assertTrue(Files.isExecutable(p), p + " is missing: run scripts/go-tools.sh (or set DEDUP_TOOLS)");
-        return p;
-    }
-
-    @Test
-    void containerd24() throws Exception {
-        containerd2(tool("2.4.2", "containerd"), tool("2.4.2", "ctr"), "c24");
-    }
-
-    @Test
-    void containerd22() throws Exception {
-        Assumptions.assumeTrue(Files.isExecutable(TOOLS.resolve("containerd-2.2.9/bin/containerd")), "containerd 2.2.9 is not built");
-        containerd2(tool("2.2.9", "containerd"), tool("2.2.9", "ctr"), "c22");
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("org.dedupsnapshotter.itest.Containerd#v2")
+    void containerd2x(Containerd release) throws Exception {
+        containerd2(release.bin("containerd"), release.bin("ctr"), "c" + release.minor().replace(".", ""));
     }
 
     /** 2.x: the v3 snippet; without its exports or its unpack_config entry check-config fails naming them, and the latter really matters. */

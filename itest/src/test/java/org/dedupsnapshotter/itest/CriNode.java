@@ -12,8 +12,6 @@ import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Random;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * A kubelet's view of one TestEnv's containerd 2.x: its CRI plugins set to snapshotter "dedup", the test registry
@@ -60,18 +58,7 @@ final class CriNode implements AutoCloseable {
     }
 
     /** crictl as scripts/go-tools.sh builds it (version pinned in scripts/lib/go-versions.sh). */
-    static Path crictlBin() {
-        Path versions = TestEnv.TOP.resolve("scripts/lib/go-versions.sh");
-        try {
-            Matcher m = Pattern.compile("(?m)^CRICTL_VERSION=\"?([^\"\\s]+)").matcher(Files.readString(versions));
-            if (!m.find()) throw new IllegalStateException("no CRICTL_VERSION in " + versions);
-            Path p = TestEnv.TOP.resolve("build/tools/crictl-" + m.group(1) + "/bin/crictl");
-            if (!Files.isExecutable(p)) throw new IllegalStateException(p + " is missing: run scripts/go-tools.sh (make test does) to build crictl");
-            return p;
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
+    static Path crictlBin() { return GoTools.bin("crictl", GoTools.pinned("CRICTL_VERSION"), "crictl"); }
 
     /** The sandbox ("pause") image CRI pins and pulls for every pod: pushed by the test to its registry. */
     static String sandboxImage(TestEnv e) { return e.registry() + "/itest/pause:1"; }
