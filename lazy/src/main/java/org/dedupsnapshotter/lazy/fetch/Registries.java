@@ -1,6 +1,7 @@
 package org.dedupsnapshotter.lazy.fetch;
 
-import org.dedupsnapshotter.lazy.registry.Credentials;
+import org.dedupsnapshotter.lazy.registry.CredentialSource;
+import org.dedupsnapshotter.lazy.registry.DockerConfig;
 import org.dedupsnapshotter.lazy.registry.ImageRef;
 import org.dedupsnapshotter.lazy.registry.RegistryClient;
 
@@ -13,24 +14,29 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * One registry client per registry host, kept for its connections and tokens. Plain HTTP for loopback hosts
- * (as docker treats them) and for the hosts listed in config; HTTPS otherwise.
+ * (as docker treats them) and for the hosts listed in config; HTTPS otherwise. Credentials come from the docker
+ * config ($DOCKER_CONFIG or ~/.docker, credential helpers on PATH), read when a registry first asks and again
+ * whenever it refuses them.
  */
 public final class Registries {
     private final List<String> plainHttp;
     private final Duration timeout;
+    private final CredentialSource credentials;
     private final Map<String, RegistryClient> clients = new ConcurrentHashMap<>();
 
     public Registries(List<String> plainHttp, Duration timeout) {
+        this(plainHttp, timeout, DockerConfig.fromEnvironment());
+    }
+
+    public Registries(List<String> plainHttp, Duration timeout, CredentialSource credentials) {
         this.plainHttp = plainHttp;
         this.timeout = timeout;
+        this.credentials = credentials;
     }
 
     /** A client for the registry of source (HOST/REPOSITORY, or any image reference). */
-    public RegistryClient client(String host) throws IOException {
-        RegistryClient c = clients.get(host);
-        if (c != null) return c;
-        var creds = Credentials.forHost(Credentials.defaultConfig(), host);
-        return clients.computeIfAbsent(host, h -> new RegistryClient(h, isPlainHttp(h), creds, timeout));
+    public RegistryClient client(String host) {
+        return clients.computeIfAbsent(host, h -> new RegistryClient(h, isPlainHttp(h), credentials, timeout));
     }
 
     public boolean isPlainHttp(String host) {

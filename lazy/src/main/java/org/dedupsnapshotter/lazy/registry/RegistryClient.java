@@ -35,7 +35,10 @@ import javax.net.ssl.SSLException;
 /**
  * A client of the OCI distribution API (v2): manifests, blobs, byte ranges of blobs, and chunked uploads, over HTTP
  * or HTTPS. Authentication follows the registry's challenge: a Bearer challenge gets a token from the named realm
- * (with the docker config's credentials when there are any), a Basic challenge gets the credentials. Everything
+ * (with the credentials when there are any: a GET with Basic auth, or for an identity token an OAuth2 refresh-token
+ * POST, as docker and containerd do), a Basic challenge gets the credentials. Credentials are asked of the source
+ * once and kept; a 401 that persists after answering the challenge makes the client forget its tokens and
+ * credentials, ask the source again and retry once (a rotated password works without a restart). Everything
  * fetched by digest is verified. Redirects (blob storage elsewhere) are followed without our credentials.
  */
 public final class RegistryClient {
@@ -50,28 +53,36 @@ public final class RegistryClient {
 
     private final String host;
     private final String scheme;
-    private final Optional<Credentials> credentials;
+    private final CredentialSource source;
+    /** The source's answer, kept until the registry refuses it; null: not asked yet (or forgotten). */
+    private volatile Optional<Credentials> credentials;
     private final Duration timeout;
     private final HttpClient http;
     /** Bearer tokens by scope ("repository:NAME:pull" or ":pull,push"). */
     private final Map<String, String> tokens = new ConcurrentHashMap<>();
 
+    /** A client with fixed credentials (none: Optional.empty()). */
     public RegistryClient(String host, boolean plainHttp, Optional<Credentials> credentials, Duration timeout) {
+        this(host, plainHttp, h -> credentials, timeout);
+    }
+
+    /** A client that asks source for its host's credentials when a registry first wants them, and again after a refusal. */
+    public RegistryClient(String host, boolean plainHttp, CredentialSource source, Duration timeout) {
         this.host = host;
         this.scheme = plainHttp ? "http" : "https";
-        this.credentials = credentials;
+        this.source = source;
         this.timeout = timeout;
         this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(timeout).followRedirects(HttpClient.Redirect.NEVER).build();
     }
 
-    /** A client for ref's registry with the credentials `docker login` stored for it. */
+    /** A client for ref's registry with the credentials the docker config gives it (auths or a credential helper). */
     public static RegistryClient forRef(ImageRef ref, boolean plainHttp) throws IOException {
         return forRef(ref, plainHttp, Duration.ofSeconds(30));
     }
 
     /** The same with a request timeout of one's own (uploads of large pieces over slow links need more). */
     public static RegistryClient forRef(ImageRef ref, boolean plainHttp, Duration timeout) throws IOException {
-        return new RegistryClient(ref.host(), plainHttp, Credentials.forHost(Credentials.defaultConfig(), ref.host()), timeout);
+        return new RegistryClient(ref.host(), plainHttp, DockerConfig.fromEnvironment(), timeout);
     }
 
     public record Fetched(byte[] body, String mediaType, String digest) {}
@@ -329,25 +340,62 @@ public final class RegistryClient {
         return HttpRequest.newBuilder(uri).timeout(timeout);
     }
 
-    /** Sends, answering one authentication challenge if the registry makes one. */
+    /**
+     * Sends, answering the registry's authentication challenge. When the registry (or its token realm) still refuses,
+     * the credentials may have changed since they were read: forget them and the tokens, read them again, retry once.
+     */
     private <T> HttpResponse<T> send(String repo, boolean push, Supplier<HttpRequest.Builder> make, HttpResponse.BodyHandler<T> body) throws IOException {
         String scope = "repository:" + repo + ":" + (push ? "pull,push" : "pull");
         HttpResponse<T> r = exchange(authorize(make.get(), scope).build(), body);
-        if (r.statusCode() != 401) return r;
-        String challenge = r.headers().firstValue("WWW-Authenticate").orElse("");
-        if (challenge.regionMatches(true, 0, "Bearer", 0, 6)) {
+        boolean reread = false;
+        for (int answers = 0; r.statusCode() == 401; answers++) {
+            String challenge = r.headers().firstValue("WWW-Authenticate").orElse("");
+            if (!challenge.regionMatches(true, 0, "Bearer", 0, 6) && !challenge.regionMatches(true, 0, "Basic", 0, 5)) throw error(r, "authentication");
+            if (answers == 2 || (answers == 1 && reread)) throw error(r, "authentication (with " + describeCredentials() + ")");
             discard(r);
-            tokens.put(scope, token(challenge, scope));
-        } else if (challenge.regionMatches(true, 0, "Basic", 0, 5)) {
-            discard(r);
-            if (credentials.isEmpty()) throw new RegistryException(401, host + " wants a user name and password: run `docker login " + host + "`");
-            tokens.put(scope, credentials.get().basic());
-        } else {
-            throw error(r, "authentication");
+            if (answers == 1) { // refused although answered: the credentials may have changed since they were read
+                forgetCredentials(scope);
+                reread = true;
+            }
+            String authorization;
+            try {
+                authorization = answer(challenge, scope);
+            } catch (RegistryException e) {
+                if (reread || (e.status() != 401 && e.status() != 403)) throw e;
+                forgetCredentials(scope); // the token realm refused them: the same, read again
+                reread = true;
+                authorization = answer(challenge, scope);
+            }
+            tokens.put(scope, authorization);
+            r = exchange(authorize(make.get(), scope).build(), body);
         }
-        r = exchange(authorize(make.get(), scope).build(), body);
-        if (r.statusCode() == 401) throw error(r, "authentication (with " + (credentials.isPresent() ? "the docker config's credentials" : "no credentials") + ")");
         return r;
+    }
+
+    /** The Authorization a challenge asks for: a Bearer token from its realm, or the credentials for Basic. */
+    private String answer(String challenge, String scope) throws IOException {
+        if (challenge.regionMatches(true, 0, "Bearer", 0, 6)) return token(challenge, scope);
+        Optional<Credentials> c = credentials();
+        if (c.isEmpty()) throw new RegistryException(401, host + " wants a user name and password: run `docker login " + host + "`");
+        if (c.get().isIdentityToken()) throw new RegistryException(401, host + " wants a user name and password; the docker config has only an identity token for it");
+        return c.get().basic();
+    }
+
+    private Optional<Credentials> credentials() throws IOException {
+        Optional<Credentials> c = credentials;
+        if (c == null) credentials = c = source.lookup(host);
+        return c;
+    }
+
+    /** Tokens and credentials refused by the registry: gone, so the next attempt reads the credentials again. */
+    private void forgetCredentials(String scope) {
+        tokens.remove(scope);
+        credentials = null;
+    }
+
+    private String describeCredentials() {
+        Optional<Credentials> c = credentials;
+        return c == null || c.isEmpty() ? "no credentials" : "the credentials of user " + c.get().user() + ", read again after the first refusal";
     }
 
     private HttpRequest.Builder authorize(HttpRequest.Builder b, String scope) {
@@ -366,10 +414,21 @@ public final class RegistryClient {
         StringBuilder q = new StringBuilder();
         if (p.containsKey("service")) q.append("service=").append(URLEncoder.encode(p.get("service"), StandardCharsets.UTF_8)).append('&');
         q.append("scope=").append(URLEncoder.encode(p.getOrDefault("scope", scope), StandardCharsets.UTF_8));
-        HttpRequest.Builder b = HttpRequest.newBuilder(withQuery(URI.create(realm), q.toString())).timeout(timeout).GET();
-        credentials.ifPresent(c -> b.header("Authorization", c.basic()));
+        Optional<Credentials> c = credentials();
+        HttpRequest.Builder b;
+        if (c.isPresent() && c.get().isIdentityToken()) { // OAuth2: trade the refresh token for an access token
+            StringBuilder form = new StringBuilder("grant_type=refresh_token&client_id=dedup-snapshotter&refresh_token=")
+                    .append(URLEncoder.encode(c.get().secret(), StandardCharsets.UTF_8));
+            if (p.containsKey("service")) form.append("&service=").append(URLEncoder.encode(p.get("service"), StandardCharsets.UTF_8));
+            form.append("&scope=").append(URLEncoder.encode(p.getOrDefault("scope", scope), StandardCharsets.UTF_8));
+            b = HttpRequest.newBuilder(URI.create(realm)).timeout(timeout).header("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+                    .POST(HttpRequest.BodyPublishers.ofString(form.toString()));
+        } else {
+            b = HttpRequest.newBuilder(withQuery(URI.create(realm), q.toString())).timeout(timeout).GET();
+            if (c.isPresent()) b.header("Authorization", c.get().basic());
+        }
         HttpResponse<byte[]> r = exchange(b.build(), BYTES);
-        if (r.statusCode() != 200) throw error(r, "token from " + realm);
+        if (r.statusCode() != 200) throw error(r, "token from " + realm + (c.isPresent() ? " with the credentials of user " + c.get().user() : " (anonymous)"));
         JsonNode n = JSON.readTree(r.body());
         String t = n.hasNonNull("token") ? n.get("token").asText() : n.path("access_token").asText("");
         if (t.isEmpty()) throw new RegistryException(r.statusCode(), "token from " + realm + ": no token in the answer");
