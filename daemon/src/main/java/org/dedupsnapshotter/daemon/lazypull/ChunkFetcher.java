@@ -3,6 +3,8 @@ package org.dedupsnapshotter.daemon.lazypull;
 import org.dedupsnapshotter.lazy.fanotify.FatalErrors;
 import org.dedupsnapshotter.lazy.fetch.Members;
 import org.dedupsnapshotter.lazy.fetch.Registries;
+import org.dedupsnapshotter.lazy.registry.RegistryException;
+import org.dedupsnapshotter.lazy.registry.RetryPolicy;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.Digest;
@@ -11,10 +13,12 @@ import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
@@ -28,6 +32,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  * extent, then queued to be recorded present ({@link PresentRecorder}). A chunk is fetched by one request at a time
  * however many readers wait for it, and at most {@link #DEMAND_FETCHES} requests run at once. Chunks and pieces an
  * {@link EarlyFetch} brought are written here too.
+ * <p>
+ * A fetch that fails for a reason worth another attempt (a 5xx, a 429, a failed or stalled link: {@link RetryPolicy})
+ * is retried with backoff until the read deadline from its start; then it fails, its readers get EIO, and the chunk
+ * is no longer being fetched: the next reader fetches it again. A reader that joined a fetch late and still has
+ * time when that fetch gives up starts the next one itself.
  */
 final class ChunkFetcher implements ChunkSupply {
     private static final Logger log = LoggerFactory.getLogger(ChunkFetcher.class);
@@ -48,6 +57,9 @@ final class ChunkFetcher implements ChunkSupply {
     /** Compressed bytes a read of one absent chunk may bring along: the chunks right after it in the blob (files of one
      * directory lie together in a layer, and programs read them together); one request instead of many round trips. */
     private final long readAhead;
+    /** How long a fetch is retried from its start: the read deadline (a reader waits no longer anyway). */
+    private final long deadlineNanos;
+    private final RetryPolicy retry;
     private final Map<Digest, CompletableFuture<Void>> fetching = new ConcurrentHashMap<>();
     private final ExecutorService fetchers = Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("fetch-", 0)
             .uncaughtExceptionHandler((t, e) -> {
@@ -58,7 +70,12 @@ final class ChunkFetcher implements ChunkSupply {
     private final AtomicInteger demandActive = new AtomicInteger();
 
     ChunkFetcher(ChunkPool pool, ChunkIndexer indexer, Registries registries, AbsentChunks absent, PieceLedger pieces,
-                 PresentRecorder present, FetchEvents events, long readAhead) {
+                 PresentRecorder present, FetchEvents events, long readAhead, Duration deadline) {
+        this(pool, indexer, registries, absent, pieces, present, events, readAhead, deadline, RetryPolicy.STANDARD);
+    }
+
+    ChunkFetcher(ChunkPool pool, ChunkIndexer indexer, Registries registries, AbsentChunks absent, PieceLedger pieces,
+                 PresentRecorder present, FetchEvents events, long readAhead, Duration deadline, RetryPolicy retry) {
         this.pool = pool;
         this.indexer = indexer;
         this.registries = registries;
@@ -67,6 +84,8 @@ final class ChunkFetcher implements ChunkSupply {
         this.present = present;
         this.events = events;
         this.readAhead = readAhead;
+        this.deadlineNanos = deadline.toNanos();
+        this.retry = retry;
     }
 
     /** Where checks of early-fetched bytes run (a fetch thread). */
@@ -74,21 +93,35 @@ final class ChunkFetcher implements ChunkSupply {
 
     /** The fetch of one chunk for a reader, started (with its read-ahead) if nobody fetches it yet. */
     CompletableFuture<Void> fetch(AbsentChunk c, boolean demand) {
+        long deadline = System.nanoTime() + deadlineNanos;
         CompletableFuture<Void> mine = new CompletableFuture<>();
         CompletableFuture<Void> running = fetching.putIfAbsent(c.digest(), mine);
-        if (running != null) return running;
+        if (running != null) return running.exceptionallyCompose(e -> fetchAgain(c, demand, deadline, e));
         List<AbsentChunk> run = new ArrayList<>(List.of(c));
         List<CompletableFuture<Void>> futures = new ArrayList<>(List.of(mine));
         readAhead(c, run, futures);
         execute(run, futures, () -> {
             if (demand) demandActive.incrementAndGet(); // counted while it waits for a slot too: background fetching yields
             try {
-                withSlot(run, futures, () -> fetchRun(run, run.getFirst().sources().getFirst(), demand, futures));
+                withSlot(run, futures, () -> fetchRun(run, run.getFirst().sources().getFirst(), demand, futures, deadline));
             } finally {
                 if (demand) demandActive.decrementAndGet();
             }
         });
         return mine;
+    }
+
+    /**
+     * A reader joined a fetch that then gave up on a failure worth retrying: if its own deadline is still ahead, it
+     * fetches the chunk again (joining whoever started that meanwhile); otherwise the failure is its answer. A
+     * registry that asked us to wait past the deadline (Retry-After) is not asked again for this reader.
+     */
+    private CompletableFuture<Void> fetchAgain(AbsentChunk c, boolean demand, long readerDeadline, Throwable failure) {
+        Throwable cause = failure instanceof CompletionException && failure.getCause() != null ? failure.getCause() : failure;
+        boolean toldToWait = cause instanceof RegistryException r && r.retryAfter().isPresent();
+        if (!RetryPolicy.retryable(cause) || toldToWait || System.nanoTime() >= readerDeadline) return CompletableFuture.failedFuture(cause);
+        AbsentChunk now = absent.get(c.digest()); // its sources as they are now; gone: present meanwhile (or its layers gone)
+        return now == null ? CompletableFuture.completedFuture(null) : fetch(now, demand);
     }
 
     @Override
@@ -103,7 +136,7 @@ final class ChunkFetcher implements ChunkSupply {
 
     @Override
     public void fetchStretch(List<AbsentChunk> stretch, List<CompletableFuture<Void>> claimed) {
-        fetchRun(stretch, stretch.getFirst().sources().getFirst(), false, claimed);
+        fetchRun(stretch, stretch.getFirst().sources().getFirst(), false, claimed, System.nanoTime() + deadlineNanos);
     }
 
     @Override
@@ -135,7 +168,7 @@ final class ChunkFetcher implements ChunkSupply {
                     pin.ifPresent(ChunkIndexer.Pin::close);
                 }
             }
-            withSlot(List.of(c), List.of(f), () -> fetchRun(List.of(c), c.sources().getFirst(), false, List.of(f)));
+            withSlot(List.of(c), List.of(f), () -> fetchRun(List.of(c), c.sources().getFirst(), false, List.of(f), System.nanoTime() + deadlineNanos));
         }));
     }
 
@@ -236,9 +269,11 @@ final class ChunkFetcher implements ChunkSupply {
 
     /**
      * Fetches chunks whose members lie in one stretch of one blob with one Range request, checks and stores each,
-     * and completes each one's future (failing them all if the stretch cannot be had). Every source is tried.
+     * and completes each one's future (failing them all if the stretch cannot be had). Each source is tried in turn;
+     * one is retried ({@link #retry}) until deadline (System.nanoTime) while it fails for a reason worth it, and once
+     * the deadline has passed each source left gets one attempt.
      */
-    private void fetchRun(List<AbsentChunk> run, AbsentChunk.Source stretch, boolean demand, List<CompletableFuture<Void>> futures) {
+    private void fetchRun(List<AbsentChunk> run, AbsentChunk.Source stretch, boolean demand, List<CompletableFuture<Void>> futures, long deadline) {
         long t0 = System.nanoTime();
         List<ChunkIndexer.Pin> pins = new ArrayList<>();
         try {
@@ -260,29 +295,10 @@ final class ChunkFetcher implements ChunkSupply {
             for (AbsentChunk.Source s : tries) {
                 long from = wanted.size() == 1 ? s.offset() : stretch.offset();
                 AbsentChunk.Source lastSrc = wanted.size() == 1 ? s : wanted.getLast().sources().getFirst();
-                long length = lastSrc.offset() + lastSrc.length() - from, chunkBytes = 0;
-                // each chunk is checked, stored and handed to its readers as soon as its member has arrived
-                try (InputStream in = registries.rangeStream(s.repository(), s.blobDigest(), from, length)) {
-                    long headers = System.nanoTime(), work = 0;
-                    long at = from;
-                    for (int i = 0; i < wanted.size(); i++) {
-                        AbsentChunk c = wanted.get(i);
-                        if (wantedFutures.get(i).isDone()) continue; // stored by an earlier try
-                        AbsentChunk.Source src = wanted.size() == 1 ? s : c.sources().getFirst();
-                        byte[] member = Members.read(in, at, src.offset(), src.length());
-                        at = src.offset() + src.length();
-                        long w0 = System.nanoTime();
-                        byte[] data = Members.chunk(member, c.length(), c.digest().toString(), "chunk " + c.digest() + " of blob " + s.blobDigest());
-                        store(c, data);
-                        work += System.nanoTime() - w0;
-                        chunkBytes += c.length();
-                        finish(c, wantedFutures.get(i), null);
-                    }
-                    events.fetched(demand, length, chunkBytes, System.nanoTime() - t0);
-                    if (log.isDebugEnabled())
-                        log.debug("fetched {} chunk(s), {} bytes ({} compressed) of {} at {} in {} ms ({}; answer headers after {} ms, inflate+check+store {} ms)",
-                                wanted.size(), chunkBytes, length, s.blobDigest(), from, (System.nanoTime() - t0) / 1_000_000, demand ? "demand" : "prefetch",
-                                (headers - t0) / 1_000_000, work / 1_000_000);
+                long length = lastSrc.offset() + lastSrc.length() - from;
+                try {
+                    // an attempt after a failure asks for the whole stretch again and skips the chunks stored already
+                    retry.call(deadline, attempt -> fetchStretchFrom(s, from, length, wanted, wantedFutures, demand, t0, deadline));
                     return;
                 } catch (IOException e) {
                     last = e;
@@ -297,6 +313,36 @@ final class ChunkFetcher implements ChunkSupply {
             log.error("lazy loading: fetching {} chunk(s) from {}@{} failed", run.size(), stretch.repository(), stretch.blobDigest(), e);
         } finally {
             pins.forEach(ChunkIndexer.Pin::close);
+        }
+    }
+
+    /** One Range request for the stretch from `from` of s's blob: each wanted chunk not stored yet is checked, stored and handed to its readers. */
+    private Void fetchStretchFrom(AbsentChunk.Source s, long from, long length, List<AbsentChunk> wanted, List<CompletableFuture<Void>> wantedFutures,
+                                  boolean demand, long t0, long deadline) throws IOException {
+        long chunkBytes = 0;
+        // each chunk is checked, stored and handed to its readers as soon as its member has arrived
+        try (InputStream in = registries.rangeStream(s.repository(), s.blobDigest(), from, length, deadline)) {
+            long headers = System.nanoTime(), work = 0;
+            long at = from;
+            for (int i = 0; i < wanted.size(); i++) {
+                AbsentChunk c = wanted.get(i);
+                if (wantedFutures.get(i).isDone()) continue; // stored by an earlier try
+                AbsentChunk.Source src = wanted.size() == 1 ? s : c.sources().getFirst();
+                byte[] member = Members.read(in, at, src.offset(), src.length());
+                at = src.offset() + src.length();
+                long w0 = System.nanoTime();
+                byte[] data = Members.chunk(member, c.length(), c.digest().toString(), "chunk " + c.digest() + " of blob " + s.blobDigest());
+                store(c, data);
+                work += System.nanoTime() - w0;
+                chunkBytes += c.length();
+                finish(c, wantedFutures.get(i), null);
+            }
+            events.fetched(demand, length, chunkBytes, System.nanoTime() - t0);
+            if (log.isDebugEnabled())
+                log.debug("fetched {} chunk(s), {} bytes ({} compressed) of {} at {} in {} ms ({}; answer headers after {} ms, inflate+check+store {} ms)",
+                        wanted.size(), chunkBytes, length, s.blobDigest(), from, (System.nanoTime() - t0) / 1_000_000, demand ? "demand" : "prefetch",
+                        (headers - t0) / 1_000_000, work / 1_000_000);
+            return null;
         }
     }
 

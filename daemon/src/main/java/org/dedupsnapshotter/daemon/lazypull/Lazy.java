@@ -44,9 +44,9 @@ public record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, Trac
         indexer.onAbsentFill(pieces::supersede); // a local commit's bytes of an absent chunk replace its pieces
         AbsentChunks absent = new AbsentChunks(pieces);
         PresentRecorder present = new PresentRecorder(pool, store);
-        ChunkFetcher fetcher = new ChunkFetcher(pool, indexer, registries, absent, pieces, present, figures, cfg.readAhead());
+        ChunkFetcher fetcher = new ChunkFetcher(pool, indexer, registries, absent, pieces, present, figures, cfg.readAhead(), cfg.readDeadline());
         Prefetcher prefetcher = new Prefetcher(fetcher, cfg.prefetchConcurrency(), cfg.prefetchBandwidth(), cfg.prefetchDelay());
-        RegistryTocs tocs = new RegistryTocs(registries, figures.tocBytes::addAndGet);
+        RegistryTocs tocs = new RegistryTocs(registries, figures.tocBytes::addAndGet, cfg.readDeadline());
         EarlyFetch early = new EarlyFetch(registries, store, tocs, prefetcher.enabled(), figures);
         TraceRecorder recorder = new TraceRecorder(store, layout.snapshots(), cfg.traceWindow());
         LazyLoader loader = new LazyLoader(store, absent, pieces, fetcher, prefetcher, early, recorder);

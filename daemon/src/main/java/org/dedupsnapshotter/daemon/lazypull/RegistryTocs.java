@@ -8,6 +8,7 @@ import org.dedupsnapshotter.lazy.toc.TocCheck;
 
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
+import java.time.Duration;
 import java.util.Map;
 import java.util.function.LongConsumer;
 import java.util.zip.GZIPInputStream;
@@ -22,11 +23,13 @@ final class RegistryTocs implements EarlyFetch.TocFetcher {
 
     private final Registries registries;
     private final LongConsumer tocFetched;
+    private final Duration deadline;
 
-    /** tocFetched: told the bytes of each TOC member fetched. */
-    RegistryTocs(Registries registries, LongConsumer tocFetched) {
+    /** tocFetched: told the bytes of each TOC member fetched; deadline: how long a TOC's fetch may be retried. */
+    RegistryTocs(Registries registries, LongConsumer tocFetched, Duration deadline) {
         this.registries = registries;
         this.tocFetched = tocFetched;
+        this.deadline = deadline;
     }
 
     /** A label that must be there and not empty. */
@@ -45,7 +48,7 @@ final class RegistryTocs implements EarlyFetch.TocFetcher {
         long offset = Long.parseLong(required(labels, LazyLayerFormat.TOC_OFFSET));
         long length = Long.parseLong(required(labels, LazyLayerFormat.TOC_LENGTH));
         if (length <= 0 || length > MAX_TOC) throw new IOException("TOC length " + length + " out of range");
-        byte[] member = registries.range(source, blob, offset, (int) length);
+        byte[] member = registries.range(source, blob, offset, (int) length, System.nanoTime() + deadline.toNanos());
         tocFetched.accept(member.length);
         return tocFromMember(member, required(labels, LazyLayerFormat.TOC_DIGEST), blob);
     }

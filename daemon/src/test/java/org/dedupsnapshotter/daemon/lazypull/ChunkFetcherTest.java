@@ -5,6 +5,8 @@ import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.api.Usage;
 import org.dedupsnapshotter.lazy.fetch.Members;
 import org.dedupsnapshotter.lazy.fetch.Registries;
+import org.dedupsnapshotter.lazy.registry.RegistryException;
+import org.dedupsnapshotter.lazy.registry.RetryPolicy;
 import org.dedupsnapshotter.storage.Chunk;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
@@ -31,8 +33,13 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Queue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.zip.GZIPOutputStream;
@@ -59,6 +66,12 @@ class ChunkFetcherTest {
     /** What the registry serves, by blob digest; the Range headers it was asked for. */
     final Map<String, byte[]> blobs = new HashMap<>();
     final List<String> ranges = new CopyOnWriteArrayList<>();
+    /** Faults the registry answers the next requests with, in order: an HTTP status, or {@link #STALL}. */
+    final Queue<Integer> faults = new ConcurrentLinkedQueue<>();
+    /** A body that sends half its bytes, then nothing for a minute. */
+    static final int STALL = 0;
+    /** While closed, answers wait for it to open. */
+    volatile CountDownLatch gate = new CountDownLatch(0);
     MetaStore store;
     ChunkPool pool;
     ChunkIndexer indexer;
@@ -86,15 +99,30 @@ class ChunkFetcherTest {
                     return;
                 }
                 ranges.add(range);
+                gate.await();
+                Integer fault = faults.poll();
+                if (fault != null && fault != STALL) {
+                    ex.getResponseHeaders().add("Retry-After", "0");
+                    ex.sendResponseHeaders(fault, -1);
+                    return;
+                }
                 String[] fromTo = range.substring("bytes=".length()).split("-");
                 int from = Integer.parseInt(fromTo[0]), to = Math.min(blob.length - 1, Integer.parseInt(fromTo[1]));
                 ex.getResponseHeaders().add("Content-Range", "bytes " + from + "-" + to + "/" + blob.length);
                 ex.sendResponseHeaders(206, to - from + 1);
                 try (OutputStream out = ex.getResponseBody()) {
+                    if (fault != null) { // STALL
+                        out.write(blob, from, (to - from + 1) / 2);
+                        out.flush();
+                        Thread.sleep(60_000);
+                    }
                     out.write(blob, from, to - from + 1);
                 }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             }
         });
+        server.setExecutor(Executors.newVirtualThreadPerTaskExecutor()); // a stalled answer must not hold up the next
         server.start();
         repository = "127.0.0.1:" + server.getAddress().getPort() + "/library/app";
         store = MetaStore.open(dir.resolve("m.db"));
@@ -103,7 +131,9 @@ class ChunkFetcherTest {
     }
 
     /** The parts of the fetch path, as Lazy.start wires them. */
-    void start(long readAhead) {
+    void start(long readAhead) { start(readAhead, Duration.ofSeconds(10)); }
+
+    void start(long readAhead, Duration deadline) {
         PieceLedger pieces = new PieceLedger();
         absent = new AbsentChunks(pieces);
         absent.onCompletion(new AbsentChunks.Completion() {
@@ -114,7 +144,7 @@ class ChunkFetcherTest {
             public void allComplete() { allComplete.incrementAndGet(); }
         });
         present = new PresentRecorder(pool, store);
-        fetcher = new ChunkFetcher(pool, indexer, new Registries(List.of(), Duration.ofSeconds(10)), absent, pieces, present, FetchEvents.NONE, readAhead);
+        fetcher = new ChunkFetcher(pool, indexer, new Registries(List.of(), Duration.ofSeconds(10)), absent, pieces, present, FetchEvents.NONE, readAhead, deadline);
     }
 
     @AfterEach
@@ -237,5 +267,72 @@ class ChunkFetcherTest {
         Thread.sleep(300); // a batch of the recorder would have been written by now
         assertFalse(store.read(tx -> tx.chunks().find(d1)).orElseThrow().present(), "a chunk whose fetch failed was recorded present");
         assertTrue(completed.isEmpty());
+    }
+
+    @Test
+    void fiveHundredsAndA429AreRetriedAndTheReaderGetsTheRightBytes() throws Exception {
+        start(0);
+        layer(gzip(one), gzip(two));
+        AbsentChunk c1 = absent.get(d1);
+        faults.addAll(List.of(503, 503, 429, 500));
+        fetcher.fetch(c1, true).get(10, TimeUnit.SECONDS);
+        assertArrayEquals(one, inPool(c1));
+        assertEquals(5, ranges.size(), "four faults, then the answer: " + ranges);
+    }
+
+    @Test
+    void aStalledBodyIsGivenUpAndAskedForAgainWithinTheDeadline() throws Exception {
+        start(0, Duration.ofSeconds(3));
+        layer(gzip(one), gzip(two));
+        AbsentChunk c1 = absent.get(d1);
+        faults.add(STALL);
+        long t0 = System.nanoTime();
+        fetcher.fetch(c1, true).get(10, TimeUnit.SECONDS);
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertArrayEquals(one, inPool(c1));
+        assertEquals(2, ranges.size(), ranges.toString());
+        assertTrue(ms < 3000, "the stalled body was given up after " + ms + " ms, past the deadline");
+    }
+
+    @Test
+    void aNotFoundIsNotRetried() throws Exception {
+        start(0);
+        layer(gzip(one), gzip(two));
+        faults.add(404);
+        ExecutionException e = assertThrows(ExecutionException.class, () -> fetcher.fetch(absent.get(d1), true).get(10, TimeUnit.SECONDS));
+        assertInstanceOf(RegistryException.class, e.getCause());
+        assertEquals(1, ranges.size());
+    }
+
+    @Test
+    void concurrentReadersOfOneChunkShareOneRequest() throws Exception {
+        start(0);
+        layer(gzip(one), gzip(two));
+        AbsentChunk c1 = absent.get(d1);
+        gate = new CountDownLatch(1);
+        List<CompletableFuture<Void>> readers = new ArrayList<>();
+        for (int i = 0; i < 8; i++) readers.add(fetcher.fetch(c1, true));
+        Thread.sleep(200);
+        gate.countDown();
+        for (CompletableFuture<Void> r : readers) r.get(10, TimeUnit.SECONDS);
+        assertEquals(1, ranges.size(), "eight readers of one chunk made more than one request: " + ranges);
+        assertArrayEquals(one, inPool(c1));
+    }
+
+    @Test
+    void aRegistryFailingPastTheDeadlineFailsTheFetchThereAndTheNextReaderFetchesAgain() throws Exception {
+        start(0, Duration.ofSeconds(1));
+        layer(gzip(one), gzip(two));
+        AbsentChunk c1 = absent.get(d1);
+        for (int i = 0; i < 1000; i++) faults.add(503);
+        long t0 = System.nanoTime();
+        ExecutionException e = assertThrows(ExecutionException.class, () -> fetcher.fetch(c1, true).get(10, TimeUnit.SECONDS));
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertTrue(RetryPolicy.retryable(e.getCause()), e.getCause().toString());
+        assertTrue(ms >= 950 && ms < 3000, "gave up after " + ms + " ms, not at the 1 s deadline");
+        assertTrue(ranges.size() > 2, "not retried: " + ranges);
+        faults.clear();
+        fetcher.fetch(c1, true).get(10, TimeUnit.SECONDS);
+        assertArrayEquals(one, inPool(c1), "the chunk was left pending, or not fetched again");
     }
 }

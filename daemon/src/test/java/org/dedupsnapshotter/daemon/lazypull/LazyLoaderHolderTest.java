@@ -52,7 +52,7 @@ class LazyLoaderHolderTest {
         PieceLedger pieces = new PieceLedger();
         absent = new AbsentChunks(pieces);
         present = new PresentRecorder(pool, store);
-        fetcher = new ChunkFetcher(pool, indexer, new Registries(List.of(), Duration.ofSeconds(1)), absent, pieces, present, FetchEvents.NONE, 0);
+        fetcher = new ChunkFetcher(pool, indexer, new Registries(List.of(), Duration.ofSeconds(1)), absent, pieces, present, FetchEvents.NONE, 0, Duration.ofSeconds(1));
         prefetcher = new Prefetcher(fetcher, 0, 0, Duration.ofHours(1));
         loader = new LazyLoader(store, absent, pieces, fetcher, prefetcher, null, null);
         absent.onCompletion(new AbsentChunks.Completion() {

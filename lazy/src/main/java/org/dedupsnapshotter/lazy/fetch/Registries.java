@@ -64,6 +64,15 @@ public final class Registries {
         return client(hr[0]).blobRangeStream(hr[1], blobDigest, offset, length);
     }
 
+    /**
+     * The same with one request, its headers and body due by deadline (System.nanoTime): the caller retries (see
+     * {@link org.dedupsnapshotter.lazy.registry.RetryPolicy}).
+     */
+    public InputStream rangeStream(String source, String blobDigest, long offset, long length, long deadline) throws IOException {
+        String[] hr = split(source);
+        return client(hr[0]).blobRangeStream(hr[1], blobDigest, offset, length, deadline);
+    }
+
     /** The size of a blob of the repository source (HOST/REPOSITORY). */
     public long blobSize(String source, String blobDigest) throws IOException {
         String[] hr = split(source);
@@ -74,5 +83,11 @@ public final class Registries {
     public byte[] range(String source, String blobDigest, long offset, int length) throws IOException {
         String[] hr = split(source);
         return client(hr[0]).blobRange(hr[1], blobDigest, offset, length);
+    }
+
+    /** The same, retried until deadline (System.nanoTime) at the latest. */
+    public byte[] range(String source, String blobDigest, long offset, int length, long deadline) throws IOException {
+        String[] hr = split(source);
+        return client(hr[0]).blobRange(hr[1], blobDigest, offset, length, deadline);
     }
 }

@@ -3,9 +3,11 @@ package org.dedupsnapshotter.lazy.registry;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
+import java.io.EOFException;
 import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.InterruptedIOException;
 import java.io.OutputStream;
 import java.net.ConnectException;
 import java.net.URI;
@@ -22,11 +24,16 @@ import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.function.Supplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -40,6 +47,11 @@ import javax.net.ssl.SSLException;
  * once and kept; a 401 that persists after answering the challenge makes the client forget its tokens and
  * credentials, ask the source again and retry once (a rotated password works without a restart). Everything
  * fetched by digest is verified. Redirects (blob storage elsewhere) are followed without our credentials.
+ * <p>
+ * Reads are retried ({@link RetryPolicy}): a 5xx, a 429 (after its Retry-After) or a failed link is asked again
+ * until the caller's deadline, or, without one, for the client's timeout from the first attempt. Every request has a
+ * deadline on its body as well as on its headers: a body that stops arriving fails (and is retried) instead of
+ * hanging. Uploads are sent once.
  */
 public final class RegistryClient {
     public static final String OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
@@ -58,6 +70,7 @@ public final class RegistryClient {
     private volatile Optional<Credentials> credentials;
     private final Duration timeout;
     private final HttpClient http;
+    private final RetryPolicy retry = RetryPolicy.STANDARD;
     /** Bearer tokens by scope ("repository:NAME:pull" or ":pull,push"). */
     private final Map<String, String> tokens = new ConcurrentHashMap<>();
 
@@ -89,9 +102,12 @@ public final class RegistryClient {
 
     /** A manifest or index by tag or digest. */
     public Fetched manifest(String repo, String reference) throws IOException {
-        HttpResponse<byte[]> r = send(repo, false, () -> request(path(repo, "manifests/" + reference))
-                .header("Accept", String.join(", ", OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST)).GET(), BYTES);
-        expect(r, 200, "manifest " + repo + ":" + reference);
+        HttpResponse<byte[]> r = retry.call(defaultDeadline(), n -> {
+            HttpResponse<byte[]> a = send(repo, false, () -> request(path(repo, "manifests/" + reference))
+                    .header("Accept", String.join(", ", OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST)).GET(), BYTES, defaultDeadline());
+            expect(a, 200, "manifest " + repo + ":" + reference);
+            return a;
+        });
         String digest = sha256(r.body());
         if (reference.startsWith("sha256:") && !reference.equals(digest))
             throw new IOException("manifest " + repo + "@" + reference + ": the registry sent content with digest " + digest);
@@ -100,8 +116,12 @@ public final class RegistryClient {
 
     /** A whole blob, verified against its digest. */
     public byte[] blob(String repo, String digest) throws IOException {
-        HttpResponse<byte[]> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).GET(), BYTES), BYTES);
-        expect(r, 200, "blob " + digest);
+        HttpResponse<byte[]> r = retry.call(defaultDeadline(), n -> {
+            long deadline = defaultDeadline();
+            HttpResponse<byte[]> a = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).GET(), BYTES, deadline), BYTES, deadline);
+            expect(a, 200, "blob " + digest);
+            return a;
+        });
         String got = sha256(r.body());
         if (!got.equals(digest)) throw new IOException("blob " + repo + "@" + digest + ": the registry sent content with digest " + got);
         return r.body();
@@ -109,17 +129,19 @@ public final class RegistryClient {
 
     /** A whole blob streamed into file (created or replaced), verified against its digest; returns its size. */
     public long blobToFile(String repo, String digest, Path file) throws IOException {
-        HttpResponse<InputStream> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).GET(), STREAM), STREAM);
-        expect(r, 200, "blob " + digest);
         MessageDigest md = sha256Digest();
-        long size = 0;
-        try (InputStream in = r.body(); OutputStream out = Files.newOutputStream(file)) {
-            byte[] buf = new byte[1 << 16];
-            for (int n; (n = in.read(buf)) > 0; size += n) {
-                md.update(buf, 0, n);
-                out.write(buf, 0, n);
+        long size = retry.call(defaultDeadline(), attempt -> { // each attempt writes the file from its start
+            md.reset();
+            long n = 0;
+            try (InputStream in = openBlob(repo, digest, Long.MAX_VALUE); OutputStream out = Files.newOutputStream(file)) {
+                byte[] buf = new byte[1 << 16];
+                for (int k; (k = in.read(buf)) > 0; n += k) {
+                    md.update(buf, 0, k);
+                    out.write(buf, 0, k);
+                }
             }
-        }
+            return n;
+        });
         String got = "sha256:" + HexFormat.of().formatHex(md.digest());
         if (!got.equals(digest)) {
             Files.deleteIfExists(file);
@@ -129,13 +151,23 @@ public final class RegistryClient {
     }
 
     /**
+     * A blob's body, watched for stalls (retried until it answers 200; the body itself is not retried here). Its
+     * deadline is the client's timeout of stall, then deadline (System.nanoTime; Long.MAX_VALUE: none) at the latest.
+     */
+    private InputStream openBlob(String repo, String digest, long bodyDeadline) throws IOException {
+        long deadline = defaultDeadline();
+        HttpResponse<InputStream> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).GET(), STREAM, deadline), STREAM, deadline);
+        expect(r, 200, "blob " + digest);
+        return watched(r, "blob " + digest, bodyDeadline);
+    }
+
+    /**
      * A whole blob as a stream, for copying elsewhere without a file in between; it is verified as it ends: the read
      * that reaches the end of content with another digest (or of fewer bytes than size) throws instead of answering -1.
      */
     public InputStream blobStream(String repo, String digest, long size) throws IOException {
-        HttpResponse<InputStream> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).GET(), STREAM), STREAM);
-        expect(r, 200, "blob " + digest);
-        return new VerifyingStream(r.body(), repo + "@" + digest, digest, size);
+        InputStream body = retry.call(defaultDeadline(), n -> openBlob(repo, digest, Long.MAX_VALUE));
+        return new VerifyingStream(body, repo + "@" + digest, digest, size);
     }
 
     /** Passes bytes through, hashing them; at the end, wrong content is an IOException rather than an end of stream. */
@@ -186,15 +218,19 @@ public final class RegistryClient {
      * the bytes before the range, never more than length bytes of memory.
      */
     public byte[] blobRange(String repo, String digest, long offset, int length) throws IOException {
+        return blobRange(repo, digest, offset, length, defaultDeadline());
+    }
+
+    /** The same, retried until deadline (System.nanoTime) at the latest, the body included. */
+    public byte[] blobRange(String repo, String digest, long offset, int length, long deadline) throws IOException {
         if (length == 0) return new byte[0];
-        try (InputStream in = blobRangeStream(repo, digest, offset, length)) {
-            byte[] out = new byte[length];
-            int n = in.readNBytes(out, 0, length);
-            if (n != length)
-                throw new IOException("range bytes=" + offset + "-" + (offset + length - 1) + " of blob " + digest + ": the registry's answer ended "
-                        + (length - n) + " bytes early");
-            return out;
-        }
+        return retry.call(deadline, attempt -> {
+            try (InputStream in = blobRangeStream(repo, digest, offset, length, deadline)) {
+                byte[] out = new byte[length];
+                in.readNBytes(out, 0, length); // a short answer throws (RangeStream)
+                return out;
+            }
+        });
     }
 
     /**
@@ -202,30 +238,43 @@ public final class RegistryClient {
      * its way. Exactly length bytes, or an IOException.
      */
     public InputStream blobRangeStream(String repo, String digest, long offset, long length) throws IOException {
+        long deadline = defaultDeadline();
+        return retry.call(deadline, n -> blobRangeStream(repo, digest, offset, length, deadline));
+    }
+
+    /**
+     * One request for the range, its headers and body both due by deadline (System.nanoTime); not retried (the
+     * caller retries what it read: {@link RetryPolicy#retryable} tells which failures are worth it).
+     */
+    public InputStream blobRangeStream(String repo, String digest, long offset, long length, long deadline) throws IOException {
         if (offset < 0 || length <= 0) throw new IOException("range of blob " + digest + " at " + offset + " of " + length + " bytes: out of range");
         String range = "bytes=" + offset + "-" + (offset + length - 1);
-        HttpResponse<InputStream> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).header("Range", range).GET(), STREAM), STREAM);
-        if (r.statusCode() == 206) return new RangeStream(r.body(), length);
+        HttpResponse<InputStream> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).header("Range", range).GET(), STREAM, deadline),
+                STREAM, deadline);
+        if (r.statusCode() == 206) return new RangeStream(watched(r, "range " + range + " of blob " + digest, deadline), length, range + " of blob " + digest);
         if (r.statusCode() == 200) { // a registry that ignores Range: skip to the range (costs the bytes before it), stop after it
-            InputStream in = r.body();
+            InputStream in = watched(r, "range " + range + " of blob " + digest, deadline);
             try {
                 in.skipNBytes(offset);
             } catch (IOException e) {
                 in.close();
-                throw new IOException("range " + range + " of blob " + digest + " (the registry ignored Range): " + e.getMessage(), e);
+                String why = "range " + range + " of blob " + digest + " (the registry ignored Range): " + e.getMessage();
+                throw e instanceof TransportException || e instanceof EOFException ? new TransportException(why, e) : new IOException(why, e);
             }
-            return new RangeStream(in, length);
+            return new RangeStream(in, length, range + " of blob " + digest);
         }
-        try (InputStream in = r.body()) {
-            throw new RegistryException(r.statusCode(), "range " + range + " of blob " + digest + ": " + r.request().method() + " " + r.request().uri()
-                    + " answered " + r.statusCode() + ": " + new String(in.readNBytes(500), StandardCharsets.UTF_8).strip());
-        }
+        throw error(r, "range " + range + " of blob " + digest);
     }
 
     /** A blob's size in bytes, as the registry's HEAD answer gives it. */
     public long blobSize(String repo, String digest) throws IOException {
-        HttpResponse<byte[]> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).method("HEAD", HttpRequest.BodyPublishers.noBody()), BYTES), BYTES);
-        if (r.statusCode() != 200) throw error(r, "HEAD blob " + digest);
+        HttpResponse<byte[]> r = retry.call(defaultDeadline(), n -> {
+            long deadline = defaultDeadline();
+            HttpResponse<byte[]> a = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest))
+                    .method("HEAD", HttpRequest.BodyPublishers.noBody()), BYTES, deadline), BYTES, deadline);
+            if (a.statusCode() != 200) throw error(a, "HEAD blob " + digest);
+            return a;
+        });
         return r.headers().firstValueAsLong("Content-Length").orElseThrow(() -> new IOException("HEAD blob " + digest + " answered no Content-Length"));
     }
 
@@ -234,18 +283,20 @@ public final class RegistryClient {
      * whole is never read: the connection is dropped).
      */
     private static final class RangeStream extends FilterInputStream {
+        private final String what;
         private long left;
 
-        RangeStream(InputStream in, long length) {
+        RangeStream(InputStream in, long length, String what) {
             super(in);
             this.left = length;
+            this.what = what;
         }
 
         @Override
         public int read() throws IOException {
             if (left <= 0) return -1;
             int b = in.read();
-            if (b >= 0) left--;
+            if (b >= 0) left--; else throw endedEarly();
             return b;
         }
 
@@ -254,8 +305,13 @@ public final class RegistryClient {
             if (len == 0) return 0;
             if (left <= 0) return -1;
             int n = in.read(b, off, (int) Math.min(len, left));
-            if (n > 0) left -= n;
+            if (n > 0) left -= n; else if (n < 0) throw endedEarly();
             return n;
+        }
+
+        /** The answer ended before the range did: the link was cut (worth another attempt). */
+        private TransportException endedEarly() {
+            return new TransportException("range " + what + ": the registry's answer ended " + left + " bytes early");
         }
 
         @Override
@@ -273,10 +329,14 @@ public final class RegistryClient {
     }
 
     public boolean hasBlob(String repo, String digest) throws IOException {
-        HttpResponse<byte[]> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).method("HEAD", HttpRequest.BodyPublishers.noBody()), BYTES), BYTES);
-        if (r.statusCode() == 200) return true;
-        if (r.statusCode() == 404) return false;
-        throw error(r, "HEAD blob " + digest);
+        return retry.call(defaultDeadline(), n -> {
+            long deadline = defaultDeadline();
+            HttpResponse<byte[]> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest))
+                    .method("HEAD", HttpRequest.BodyPublishers.noBody()), BYTES, deadline), BYTES, deadline);
+            if (r.statusCode() == 200) return true;
+            if (r.statusCode() == 404) return false;
+            throw error(r, "HEAD blob " + digest);
+        });
     }
 
     /** Uploads a blob unless the registry has it: POST, then PATCH in pieces of chunkSize bytes, then PUT with the digest. */
@@ -301,7 +361,7 @@ public final class RegistryClient {
 
     private void upload(String repo, String digest, long size, int chunkSize, Pieces pieces) throws IOException {
         if (hasBlob(repo, digest)) return;
-        HttpResponse<byte[]> start = send(repo, true, () -> request(path(repo, "blobs/uploads/")).POST(HttpRequest.BodyPublishers.noBody()), BYTES);
+        HttpResponse<byte[]> start = send(repo, true, () -> request(path(repo, "blobs/uploads/")).POST(HttpRequest.BodyPublishers.noBody()), BYTES, defaultDeadline());
         expect(start, 202, "upload start of " + digest);
         URI location = location(start);
         for (long off = 0; off < size; off += chunkSize) {
@@ -311,13 +371,13 @@ public final class RegistryClient {
             HttpRequest.BodyPublisher body = pieces.piece(from, (int) (end - from));
             HttpResponse<byte[]> r = send(repo, true, () -> HttpRequest.newBuilder(at).timeout(timeout)
                     .header("Content-Type", "application/octet-stream").header("Content-Range", from + "-" + (end - 1))
-                    .method("PATCH", body), BYTES);
+                    .method("PATCH", body), BYTES, defaultDeadline());
             expect(r, 202, "upload of bytes " + from + "-" + (end - 1) + " of " + digest);
             location = location(r);
         }
         URI done = withQuery(location, "digest=" + URLEncoder.encode(digest, StandardCharsets.UTF_8));
         HttpResponse<byte[]> r = send(repo, true, () -> HttpRequest.newBuilder(done).timeout(timeout)
-                .header("Content-Type", "application/octet-stream").PUT(HttpRequest.BodyPublishers.noBody()), BYTES);
+                .header("Content-Type", "application/octet-stream").PUT(HttpRequest.BodyPublishers.noBody()), BYTES, defaultDeadline());
         expect(r, 201, "upload end of " + digest);
     }
 
@@ -325,7 +385,7 @@ public final class RegistryClient {
     public String pushManifest(String repo, String tag, String mediaType, byte[] body) throws IOException {
         String digest = sha256(body);
         HttpResponse<byte[]> r = send(repo, true, () -> request(path(repo, "manifests/" + (tag == null ? digest : tag)))
-                .header("Content-Type", mediaType).PUT(HttpRequest.BodyPublishers.ofByteArray(body)), BYTES);
+                .header("Content-Type", mediaType).PUT(HttpRequest.BodyPublishers.ofByteArray(body)), BYTES, defaultDeadline());
         expect(r, 201, "manifest " + repo + ":" + tag);
         return digest;
     }
@@ -340,13 +400,37 @@ public final class RegistryClient {
         return HttpRequest.newBuilder(uri).timeout(timeout);
     }
 
+    /** The deadline of a request (or of a retried call) made now without one of the caller's: the client's timeout. */
+    private long defaultDeadline() { return System.nanoTime() + timeout.toNanos(); }
+
+    /** The time left until deadline for one request's headers: the client's timeout at most, 1 ms at least. */
+    private Duration headersTimeout(long deadline) {
+        long left = deadline - System.nanoTime();
+        return Duration.ofNanos(Math.max(1_000_000, Math.min(left, timeout.toNanos())));
+    }
+
+    /** A streamed body that fails (retryably) once it stalls for the client's timeout, or at deadline. */
+    private InputStream watched(HttpResponse<InputStream> r, String what, long deadline) {
+        return new WatchedBody(r.body(), what, Math.min(timeout.toNanos(), stallLimit(deadline)), deadline);
+    }
+
+    /**
+     * How long a body may send nothing before it is given up: a third of the time left to the deadline (so an attempt
+     * on a new connection still fits), the client's timeout at most.
+     */
+    private long stallLimit(long deadline) {
+        if (deadline == Long.MAX_VALUE) return timeout.toNanos();
+        return Math.max(100_000_000L, (deadline - System.nanoTime()) / 3);
+    }
+
     /**
      * Sends, answering the registry's authentication challenge. When the registry (or its token realm) still refuses,
      * the credentials may have changed since they were read: forget them and the tokens, read them again, retry once.
      */
-    private <T> HttpResponse<T> send(String repo, boolean push, Supplier<HttpRequest.Builder> make, HttpResponse.BodyHandler<T> body) throws IOException {
+    private <T> HttpResponse<T> send(String repo, boolean push, Supplier<HttpRequest.Builder> make, HttpResponse.BodyHandler<T> body, long deadline)
+            throws IOException {
         String scope = "repository:" + repo + ":" + (push ? "pull,push" : "pull");
-        HttpResponse<T> r = exchange(authorize(make.get(), scope).build(), body);
+        HttpResponse<T> r = exchange(authorize(make.get(), scope).timeout(headersTimeout(deadline)).build(), body, deadline);
         boolean reread = false;
         for (int answers = 0; r.statusCode() == 401; answers++) {
             String challenge = r.headers().firstValue("WWW-Authenticate").orElse("");
@@ -359,22 +443,22 @@ public final class RegistryClient {
             }
             String authorization;
             try {
-                authorization = answer(challenge, scope);
+                authorization = answer(challenge, scope, deadline);
             } catch (RegistryException e) {
                 if (reread || (e.status() != 401 && e.status() != 403)) throw e;
                 forgetCredentials(scope); // the token realm refused them: the same, read again
                 reread = true;
-                authorization = answer(challenge, scope);
+                authorization = answer(challenge, scope, deadline);
             }
             tokens.put(scope, authorization);
-            r = exchange(authorize(make.get(), scope).build(), body);
+            r = exchange(authorize(make.get(), scope).timeout(headersTimeout(deadline)).build(), body, deadline);
         }
         return r;
     }
 
     /** The Authorization a challenge asks for: a Bearer token from its realm, or the credentials for Basic. */
-    private String answer(String challenge, String scope) throws IOException {
-        if (challenge.regionMatches(true, 0, "Bearer", 0, 6)) return token(challenge, scope);
+    private String answer(String challenge, String scope, long deadline) throws IOException {
+        if (challenge.regionMatches(true, 0, "Bearer", 0, 6)) return token(challenge, scope, deadline);
         Optional<Credentials> c = credentials();
         if (c.isEmpty()) throw new RegistryException(401, host + " wants a user name and password: run `docker login " + host + "`");
         if (c.get().isIdentityToken()) throw new RegistryException(401, host + " wants a user name and password; the docker config has only an identity token for it");
@@ -405,7 +489,7 @@ public final class RegistryClient {
     }
 
     /** A Bearer token from the challenge's realm for scope. */
-    private String token(String challenge, String scope) throws IOException {
+    private String token(String challenge, String scope, long deadline) throws IOException {
         Map<String, String> p = new LinkedHashMap<>();
         Matcher m = CHALLENGE_PARAM.matcher(challenge);
         while (m.find()) p.put(m.group(1), m.group(2));
@@ -421,13 +505,13 @@ public final class RegistryClient {
                     .append(URLEncoder.encode(c.get().secret(), StandardCharsets.UTF_8));
             if (p.containsKey("service")) form.append("&service=").append(URLEncoder.encode(p.get("service"), StandardCharsets.UTF_8));
             form.append("&scope=").append(URLEncoder.encode(p.getOrDefault("scope", scope), StandardCharsets.UTF_8));
-            b = HttpRequest.newBuilder(URI.create(realm)).timeout(timeout).header("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+            b = HttpRequest.newBuilder(URI.create(realm)).timeout(headersTimeout(deadline)).header("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
                     .POST(HttpRequest.BodyPublishers.ofString(form.toString()));
         } else {
-            b = HttpRequest.newBuilder(withQuery(URI.create(realm), q.toString())).timeout(timeout).GET();
+            b = HttpRequest.newBuilder(withQuery(URI.create(realm), q.toString())).timeout(headersTimeout(deadline)).GET();
             if (c.isPresent()) b.header("Authorization", c.get().basic());
         }
-        HttpResponse<byte[]> r = exchange(b.build(), BYTES);
+        HttpResponse<byte[]> r = exchange(b.build(), BYTES, deadline);
         if (r.statusCode() != 200) throw error(r, "token from " + realm + (c.isPresent() ? " with the credentials of user " + c.get().user() : " (anonymous)"));
         JsonNode n = JSON.readTree(r.body());
         String t = n.hasNonNull("token") ? n.get("token").asText() : n.path("access_token").asText("");
@@ -435,30 +519,44 @@ public final class RegistryClient {
         return t;
     }
 
-    private <T> HttpResponse<T> exchange(HttpRequest req, HttpResponse.BodyHandler<T> body) throws IOException {
+    /**
+     * One request and its answer's headers; a body read whole (byte[]) is due by deadline as well (a stream's body
+     * is watched by {@link WatchedBody}). A failed link is a {@link TransportException}; a TLS failure is not (it
+     * is a misconfiguration, not worth retrying).
+     */
+    private <T> HttpResponse<T> exchange(HttpRequest req, HttpResponse.BodyHandler<T> body, long deadline) throws IOException {
+        CompletableFuture<HttpResponse<T>> answer = http.sendAsync(req, body);
         try {
-            return http.send(req, body);
+            long left = Math.max(1_000_000, deadline - System.nanoTime());
+            return answer.get(left, TimeUnit.NANOSECONDS);
         } catch (InterruptedException e) {
+            answer.cancel(true);
             Thread.currentThread().interrupt();
-            throw new IOException("interrupted: " + req.method() + " " + req.uri(), e);
-        } catch (ConnectException e) {
-            throw new IOException("cannot reach the registry " + host + ": " + req.method() + " " + req.uri() + ": connection refused or unreachable", e);
-        } catch (SSLException e) {
-            throw new IOException("TLS with the registry " + host + " failed (is it a plain-HTTP registry?): " + req.method() + " " + req.uri() + ": " + e.getMessage(), e);
-        } catch (IOException e) {
-            throw new IOException(req.method() + " " + req.uri() + ": " + (e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage()), e);
+            throw new InterruptedIOException("interrupted: " + req.method() + " " + req.uri());
+        } catch (TimeoutException e) {
+            answer.cancel(true);
+            throw new TransportException(req.method() + " " + req.uri() + ": no whole answer before the deadline", e);
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof ConnectException)
+                throw new TransportException("cannot reach the registry " + host + ": " + req.method() + " " + req.uri() + ": connection refused or unreachable", cause);
+            if (cause instanceof SSLException)
+                throw new IOException("TLS with the registry " + host + " failed (is it a plain-HTTP registry?): " + req.method() + " " + req.uri() + ": " + cause.getMessage(), cause);
+            if (cause instanceof IOException)
+                throw new TransportException(req.method() + " " + req.uri() + ": " + (cause.getMessage() == null ? cause.getClass().getSimpleName() : cause.getMessage()), cause);
+            throw new IOException(req.method() + " " + req.uri() + ": " + cause, cause);
         }
     }
 
     /** Blob storage may live elsewhere: follow up to 5 redirects, without our Authorization header. */
-    private <T> HttpResponse<T> followRedirects(HttpResponse<T> r, HttpResponse.BodyHandler<T> body) throws IOException {
+    private <T> HttpResponse<T> followRedirects(HttpResponse<T> r, HttpResponse.BodyHandler<T> body, long deadline) throws IOException {
         for (int i = 0; i < 5 && r.statusCode() / 100 == 3 && r.headers().firstValue("Location").isPresent(); i++) {
             discard(r);
             HttpRequest prev = r.request();
-            HttpRequest.Builder b = HttpRequest.newBuilder(prev.uri().resolve(r.headers().firstValue("Location").get())).timeout(timeout)
+            HttpRequest.Builder b = HttpRequest.newBuilder(prev.uri().resolve(r.headers().firstValue("Location").get())).timeout(headersTimeout(deadline))
                     .method(prev.method(), HttpRequest.BodyPublishers.noBody());
             prev.headers().firstValue("Range").ifPresent(v -> b.header("Range", v));
-            r = exchange(b.build(), body);
+            r = exchange(b.build(), body, deadline);
         }
         return r;
     }
@@ -500,8 +598,9 @@ public final class RegistryClient {
         }
         String body = new String(raw, StandardCharsets.UTF_8).strip();
         if (body.length() > 500) body = body.substring(0, 500) + "…";
+        Duration retryAfter = RegistryException.parseRetryAfter(r.headers().firstValue("Retry-After").orElse(null), Instant.now());
         return new RegistryException(r.statusCode(), what + ": " + r.request().method() + " " + r.request().uri() + " answered " + r.statusCode()
-                + (body.isEmpty() ? "" : ": " + body));
+                + (body.isEmpty() ? "" : ": " + body), retryAfter);
     }
 
     public static String sha256(byte[] data) {
