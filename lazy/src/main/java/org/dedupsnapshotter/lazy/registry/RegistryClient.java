@@ -49,7 +49,8 @@ import javax.net.ssl.SSLException;
  * fetched by digest is verified. Redirects (blob storage elsewhere) are followed without our credentials.
  * <p>
  * Reads are retried ({@link RetryPolicy}): a 5xx, a 429 (after its Retry-After) or a failed link is asked again
- * until the caller's deadline, or, without one, for the client's timeout from the first attempt. Every request has a
+ * until the caller's deadline, or, without one, for the client's timeout from the first attempt (then a host that
+ * refuses connections and never answered is a wrong address, failed at once). Every request has a
  * deadline on its body as well as on its headers: a body that stops arriving fails (and is retried) instead of
  * hanging. Uploads are sent once.
  */
@@ -71,6 +72,8 @@ public final class RegistryClient {
     private final Duration timeout;
     private final HttpClient http;
     private final RetryPolicy retry = RetryPolicy.STANDARD;
+    /** Whether the registry ever answered this client (see {@link #retried}). */
+    private volatile boolean answered;
     /** Bearer tokens by scope ("repository:NAME:pull" or ":pull,push"). */
     private final Map<String, String> tokens = new ConcurrentHashMap<>();
 
@@ -102,7 +105,7 @@ public final class RegistryClient {
 
     /** A manifest or index by tag or digest. */
     public Fetched manifest(String repo, String reference) throws IOException {
-        HttpResponse<byte[]> r = retry.call(defaultDeadline(), n -> {
+        HttpResponse<byte[]> r = retried(n -> {
             HttpResponse<byte[]> a = send(repo, false, () -> request(path(repo, "manifests/" + reference))
                     .header("Accept", String.join(", ", OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST)).GET(), BYTES, defaultDeadline());
             expect(a, 200, "manifest " + repo + ":" + reference);
@@ -116,7 +119,7 @@ public final class RegistryClient {
 
     /** A whole blob, verified against its digest. */
     public byte[] blob(String repo, String digest) throws IOException {
-        HttpResponse<byte[]> r = retry.call(defaultDeadline(), n -> {
+        HttpResponse<byte[]> r = retried(n -> {
             long deadline = defaultDeadline();
             HttpResponse<byte[]> a = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).GET(), BYTES, deadline), BYTES, deadline);
             expect(a, 200, "blob " + digest);
@@ -130,7 +133,7 @@ public final class RegistryClient {
     /** A whole blob streamed into file (created or replaced), verified against its digest; returns its size. */
     public long blobToFile(String repo, String digest, Path file) throws IOException {
         MessageDigest md = sha256Digest();
-        long size = retry.call(defaultDeadline(), attempt -> { // each attempt writes the file from its start
+        long size = retried(attempt -> { // each attempt writes the file from its start
             md.reset();
             long n = 0;
             try (InputStream in = openBlob(repo, digest, Long.MAX_VALUE); OutputStream out = Files.newOutputStream(file)) {
@@ -166,7 +169,7 @@ public final class RegistryClient {
      * that reaches the end of content with another digest (or of fewer bytes than size) throws instead of answering -1.
      */
     public InputStream blobStream(String repo, String digest, long size) throws IOException {
-        InputStream body = retry.call(defaultDeadline(), n -> openBlob(repo, digest, Long.MAX_VALUE));
+        InputStream body = retried(n -> openBlob(repo, digest, Long.MAX_VALUE));
         return new VerifyingStream(body, repo + "@" + digest, digest, size);
     }
 
@@ -268,7 +271,7 @@ public final class RegistryClient {
 
     /** A blob's size in bytes, as the registry's HEAD answer gives it. */
     public long blobSize(String repo, String digest) throws IOException {
-        HttpResponse<byte[]> r = retry.call(defaultDeadline(), n -> {
+        HttpResponse<byte[]> r = retried(n -> {
             long deadline = defaultDeadline();
             HttpResponse<byte[]> a = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest))
                     .method("HEAD", HttpRequest.BodyPublishers.noBody()), BYTES, deadline), BYTES, deadline);
@@ -329,7 +332,7 @@ public final class RegistryClient {
     }
 
     public boolean hasBlob(String repo, String digest) throws IOException {
-        return retry.call(defaultDeadline(), n -> {
+        return retried(n -> {
             long deadline = defaultDeadline();
             HttpResponse<byte[]> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest))
                     .method("HEAD", HttpRequest.BodyPublishers.noBody()), BYTES, deadline), BYTES, deadline);
@@ -398,6 +401,22 @@ public final class RegistryClient {
 
     private HttpRequest.Builder request(URI uri) {
         return HttpRequest.newBuilder(uri).timeout(timeout);
+    }
+
+    /**
+     * attempt retried for the client's timeout from now (calls without a deadline of the caller's: pulls, converts).
+     * A host that refuses the connection and never answered this client is taken for a wrong address, not a registry
+     * down for a while: that fails at once.
+     */
+    private <T> T retried(RetryPolicy.Attempt<T> attempt) throws IOException {
+        return retry.call(defaultDeadline(), n -> {
+            try {
+                return attempt.run(n);
+            } catch (TransportException e) {
+                if (!answered && e.getCause() instanceof ConnectException) throw new IOException(e.getMessage(), e);
+                throw e;
+            }
+        });
     }
 
     /** The deadline of a request (or of a retried call) made now without one of the caller's: the client's timeout. */
@@ -528,7 +547,9 @@ public final class RegistryClient {
         CompletableFuture<HttpResponse<T>> answer = http.sendAsync(req, body);
         try {
             long left = Math.max(1_000_000, deadline - System.nanoTime());
-            return answer.get(left, TimeUnit.NANOSECONDS);
+            HttpResponse<T> r = answer.get(left, TimeUnit.NANOSECONDS);
+            answered = true;
+            return r;
         } catch (InterruptedException e) {
             answer.cancel(true);
             Thread.currentThread().interrupt();
