@@ -46,7 +46,8 @@ import javax.net.ssl.SSLException;
  * POST, as docker and containerd do), a Basic challenge gets the credentials. Credentials are asked of the source
  * once and kept; a 401 that persists after answering the challenge makes the client forget its tokens and
  * credentials, ask the source again and retry once (a rotated password works without a restart). Everything
- * fetched by digest is verified. Redirects (blob storage elsewhere) are followed without our credentials.
+ * fetched by digest is verified. Redirects (blob storage elsewhere) are followed without our credentials; where a
+ * blob's Range GET was redirected is remembered ({@link RedirectCache}), so its later ranges cost one request each.
  * <p>
  * Reads are retried ({@link RetryPolicy}): a 5xx, a 429 (after its Retry-After) or a failed link is asked again
  * until the caller's deadline, or, without one, for the client's timeout from the first attempt (then a host that
@@ -76,6 +77,8 @@ public final class RegistryClient {
     private volatile boolean answered;
     /** Bearer tokens by scope ("repository:NAME:pull" or ":pull,push"). */
     private final Map<String, String> tokens = new ConcurrentHashMap<>();
+    /** Where blobs' GETs were redirected (a CDN), reused by their later Range requests. */
+    private final RedirectCache redirects = new RedirectCache();
 
     /** A client with fixed credentials (none: Optional.empty()). */
     public RegistryClient(String host, boolean plainHttp, Optional<Credentials> credentials, Duration timeout) {
@@ -252,11 +255,11 @@ public final class RegistryClient {
     public InputStream blobRangeStream(String repo, String digest, long offset, long length, long deadline) throws IOException {
         if (offset < 0 || length <= 0) throw new IOException("range of blob " + digest + " at " + offset + " of " + length + " bytes: out of range");
         String range = "bytes=" + offset + "-" + (offset + length - 1);
-        HttpResponse<InputStream> r = followRedirects(send(repo, false, () -> request(path(repo, "blobs/" + digest)).header("Range", range).GET(), STREAM, deadline),
-                STREAM, deadline);
-        if (r.statusCode() == 206) return new RangeStream(watched(r, "range " + range + " of blob " + digest, deadline), length, range + " of blob " + digest);
+        URI blob = path(repo, "blobs/" + digest);
+        HttpResponse<InputStream> r = rangeAnswer(repo, blob, range, deadline);
+        if (r.statusCode() == 206) return new RangeStream(rangeBody(r, blob, "range " + range + " of blob " + digest, deadline), length, range + " of blob " + digest);
         if (r.statusCode() == 200) { // a registry that ignores Range: skip to the range (costs the bytes before it), stop after it
-            InputStream in = watched(r, "range " + range + " of blob " + digest, deadline);
+            InputStream in = rangeBody(r, blob, "range " + range + " of blob " + digest, deadline);
             try {
                 in.skipNBytes(offset);
             } catch (IOException e) {
@@ -267,6 +270,39 @@ public final class RegistryClient {
             return new RangeStream(in, length, range + " of blob " + digest);
         }
         throw error(r, "range " + range + " of blob " + digest);
+    }
+
+    /**
+     * The answer to a Range GET of blob: from where the registry last redirected it while that URL lives (no
+     * credentials go there), else from the registry, following its redirects and remembering where they led. A
+     * remembered URL that answers anything but 200/206 or cannot be reached is forgotten and the blob resolved again
+     * through the registry, in this same attempt.
+     */
+    private HttpResponse<InputStream> rangeAnswer(String repo, URI blob, String range, long deadline) throws IOException {
+        URI cached = redirects.lookup(blob);
+        if (cached != null) {
+            try {
+                HttpResponse<InputStream> r = exchange(HttpRequest.newBuilder(cached).timeout(headersTimeout(deadline)).header("Range", range).GET().build(), STREAM, deadline);
+                if (r.statusCode() == 206 || r.statusCode() == 200) return r;
+                discard(r); // expired (403 is usual), gone, or failing: ask the registry where the blob is now
+            } catch (InterruptedIOException e) {
+                throw e;
+            } catch (IOException e) {
+                // unreachable: the same, through the registry
+            }
+            redirects.forget(blob, cached);
+        }
+        HttpResponse<InputStream> r = followRedirects(send(repo, false, () -> request(blob).header("Range", range).GET(), STREAM, deadline), STREAM, deadline);
+        URI landed = r.request().uri();
+        if ((r.statusCode() == 206 || r.statusCode() == 200) && !landed.equals(blob)) redirects.remember(blob, landed);
+        return r;
+    }
+
+    /** A range answer's body, watched; one from a redirect target forgets that target when the body fails. */
+    private InputStream rangeBody(HttpResponse<InputStream> r, URI blob, String what, long deadline) {
+        InputStream body = watched(r, what, deadline);
+        URI from = r.request().uri();
+        return from.equals(blob) ? body : redirects.forgettingOnFailure(body, blob, from);
     }
 
     /** A blob's size in bytes, as the registry's HEAD answer gives it. */
