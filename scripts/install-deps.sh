@@ -24,10 +24,11 @@ pkg_for() { # command -> debian package
     zstd) echo zstd ;;
     busybox) echo busybox-static ;;
     cc) echo gcc ;;
+    nginx) echo nginx ;;
   esac
 }
-for c in mkfs.erofs containerd runc docker-registry skopeo umoci fusermount3 mvn go debootstrap jq getfattr ip curl zstd busybox promtool cc; do
-  have "$c" || need_pkgs+=("$(pkg_for "$c")")
+for c in mkfs.erofs containerd runc docker-registry skopeo umoci fusermount3 mvn go debootstrap jq getfattr ip curl zstd busybox promtool cc nginx; do
+  have "$c" || [ -x "/usr/sbin/$c" ] || need_pkgs+=("$(pkg_for "$c")")
 done
 # bin/dedup-runc is linked statically (libc.a)
 [ -f "/usr/lib/$(uname -m)-linux-gnu/libc.a" ] || need_pkgs+=(libc6-dev)
@@ -39,7 +40,16 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "install-deps: installing ${need_pkgs[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # Debian's nginx (the redirecting registry and CDN of LazyRedirectTest, started by the test itself) would start a
+  # system nginx on port 80 from its postinst: a policy-rc.d that denies starts keeps it down during this install.
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    own_policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' > "$own_policy" && chmod 755 "$own_policy"
+    trap 'rm -f "$own_policy"' EXIT
+  fi
   apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  if [ -n "$own_policy" ]; then rm -f "$own_policy"; trap - EXIT; fi
 fi
 # containerd from Debian starts a service on install where systemd runs; here there is none. Nothing to stop.
 . "$(dirname "$0")/find-jdk.sh"
