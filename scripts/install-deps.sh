@@ -40,8 +40,8 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "install-deps: installing ${need_pkgs[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # Debian's nginx (the redirecting registry and CDN of LazyRedirectTest, started by the test itself) would start a
-  # system nginx on port 80 from its postinst: a policy-rc.d that denies starts keeps it down during this install.
+  # Packages' postinsts start their services (nginx on port 80, containerd where systemd runs); the tests start their
+  # own by PID (nginx: LazyRedirectTest). A policy-rc.d that denies starts keeps them down during this install.
   own_policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     own_policy=/usr/sbin/policy-rc.d
@@ -51,6 +51,6 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
   if [ -n "$own_policy" ]; then rm -f "$own_policy"; trap - EXIT; fi
 fi
-# containerd from Debian starts a service on install where systemd runs; here there is none. Nothing to stop.
+# Where a policy-rc.d was already there (as in containers), it decided; it denies starts in the usual images.
 . "$(dirname "$0")/find-jdk.sh"
 echo "install-deps: ok (JAVA_HOME=$JAVA_HOME)" >&2
