@@ -6,6 +6,7 @@ import org.dedupsnapshotter.config.ConfigLoader;
 import org.dedupsnapshotter.cli.trace.TraceRecording;
 import org.dedupsnapshotter.lazy.convert.ImageConverter;
 import org.dedupsnapshotter.lazy.convert.StartupTrace;
+import org.dedupsnapshotter.lazy.registry.hosts.HostsDir;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -16,19 +17,21 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * dedupctl convert [--plain-http] [--chunk-size SIZE] [--trace-file FILE | --trace CMD …] SRC DST: runs in the CLI's
+ * dedupctl convert [--plain-http] [--hosts-dir DIRS] [--chunk-size SIZE] [--trace-file FILE | --trace CMD …] SRC DST: runs in the CLI's
  * process; only --trace needs containerd and the daemon (to record the trace).
  */
 final class Convert {
     static final String USAGE = """
-            usage: dedupctl convert [--plain-http] [--chunk-size SIZE] [--trace-file FILE] SRC DST
-                   dedupctl convert [--plain-http] [--chunk-size SIZE] --trace CMD [--trace-seconds N]
+            usage: dedupctl convert [--plain-http] [--hosts-dir DIRS] [--chunk-size SIZE] [--trace-file FILE] SRC DST
+                   dedupctl convert [--plain-http] [--hosts-dir DIRS] [--chunk-size SIZE] --trace CMD [--trace-seconds N]
                                     [--containerd SOCK] [--namespace NS] [--address DAEMON_SOCK] SRC DST""";
     static final String HELP = USAGE + "\n" + """
 
             Makes SRC (a registry reference, or oci:DIR[:TAG] for an OCI layout) lazily loadable and pushes it to the
             registry reference DST (docs/lazy-pull.md). Needs no daemon, except to record a trace.
               --plain-http          talk to registries over HTTP
+              --hosts-dir DIRS      containerd's registry host directories, colon-separated (hosts.toml: mirrors,
+                                    TLS; default /etc/containerd/certs.d:/etc/docker/certs.d; "" reads none)
               --chunk-size SIZE     chunk size, as the nodes' pools use (default 4MiB)
               --trace-file FILE     a start-up trace (the JSON the daemon's GetTrace answers; - reads stdin): each
                                     layer also carries, after its tar, the traced chunks it is the lowest layer to
@@ -50,7 +53,7 @@ final class Convert {
     static int run(String[] args, Path daemonAddress) {
         boolean plainHttp = false;
         long chunk = 4L << 20;
-        String traceFile = null, traceCommand = null, namespace = "dedup-trace";
+        String traceFile = null, traceCommand = null, namespace = "dedup-trace", hostsDir = HostsDir.DEFAULT;
         long seconds = 10;
         Path containerd = Path.of("/run/containerd/containerd.sock"), daemon = daemonAddress;
         List<String> refs = new ArrayList<>(), recordingOptions = new ArrayList<>();
@@ -66,6 +69,11 @@ final class Convert {
             }
             if (!a.startsWith("--")) {
                 refs.add(a);
+                continue;
+            }
+            if (a.equals("--hosts-dir")) {
+                if (j + 1 >= args.length) return usage(a + " needs a value");
+                hostsDir = args[++j];
                 continue;
             }
             if (!Set.of("--chunk-size", "--trace-file", "--trace").contains(a) && !RECORDING_ONLY.contains(a)) return usage("unknown option " + a);
@@ -99,7 +107,8 @@ final class Convert {
         if (traceFile != null && traceCommand != null) return usage("--trace-file and --trace exclude each other");
         if (traceCommand == null && !recordingOptions.isEmpty()) return usage(String.join(", ", recordingOptions) + ": only with --trace");
 
-        ImageConverter.Options options = new ImageConverter.Options((int) chunk, plainHttp, Runtime.getRuntime().availableProcessors(), System.out);
+        ImageConverter.Options options = new ImageConverter.Options((int) chunk, plainHttp, Runtime.getRuntime().availableProcessors(), System.out)
+                .withHosts(HostsDir.parse(hostsDir));
         try {
             if (traceCommand != null) {
                 TraceRecording.Report r = TraceRecording.run(refs.get(0), refs.get(1), options, new TraceRecording.Options(traceCommand,
@@ -108,7 +117,7 @@ final class Convert {
                 printTraced(r.converted());
                 return 0;
             }
-            if (traceFile != null) options = new ImageConverter.Options(options.chunkSize(), plainHttp, options.threads(), System.out, readTrace(traceFile));
+            if (traceFile != null) options = options.withTrace(readTrace(traceFile));
             ImageConverter.Report r = ImageConverter.convert(refs.get(0), refs.get(1), options);
             printPushed(r);
             if (traceFile != null) printTraced(r);

@@ -2,32 +2,35 @@ package org.dedupsnapshotter.cli;
 
 import org.dedupsnapshotter.cli.pull.ImagePuller;
 import org.dedupsnapshotter.lazy.registry.ImageRef;
+import org.dedupsnapshotter.lazy.registry.hosts.HostsDir;
 
 import java.io.IOException;
 import java.nio.file.Path;
 
 /**
- * dedupctl pull [--plain-http] [--address CONTAINERD_SOCK] [--namespace NS] [--snapshotter NAME] REF: the lazy pull for
+ * dedupctl pull [--plain-http] [--hosts-dir DIRS] [--address CONTAINERD_SOCK] [--namespace NS] [--snapshotter NAME] REF: the lazy pull for
  * ctr users (ctr images pull in containerd 1.6 passes no labels to the snapshotter, so it cannot pull lazily).
  * Runs in the CLI's process and talks to containerd, not to our daemon.
  */
 final class Pull {
-    static final String USAGE = "usage: dedupctl pull [--plain-http] [--address CONTAINERD_SOCK] [--namespace NS] [--snapshotter NAME] REF";
+    static final String USAGE = "usage: dedupctl pull [--plain-http] [--hosts-dir DIRS] [--address CONTAINERD_SOCK] [--namespace NS] [--snapshotter NAME] REF\n"
+            + "  --hosts-dir DIRS  containerd's registry host directories (hosts.toml: mirrors, TLS), colon-separated (default " + HostsDir.DEFAULT + ")";
 
     private Pull() {}
 
     static int run(String[] args) {
         boolean plainHttp = false;
         Path address = Path.of("/run/containerd/containerd.sock");
-        String namespace = "default", snapshotter = "dedup", ref = null;
+        String namespace = "default", snapshotter = "dedup", ref = null, hostsDir = HostsDir.DEFAULT;
         for (int j = 0; j < args.length; j++) {
             String a = args[j];
             switch (a) {
                 case "--plain-http" -> plainHttp = true;
-                case "--address", "--namespace", "--snapshotter" -> {
-                    if (j + 1 >= args.length || args[j + 1].isEmpty()) return usage(a + " needs a value");
+                case "--address", "--namespace", "--snapshotter", "--hosts-dir" -> {
+                    if (j + 1 >= args.length || (args[j + 1].isEmpty() && !a.equals("--hosts-dir"))) return usage(a + " needs a value");
                     String v = args[++j];
                     if (a.equals("--address")) address = Path.of(v);
+                    else if (a.equals("--hosts-dir")) hostsDir = v;
                     else if (a.equals("--namespace")) namespace = v;
                     else snapshotter = v;
                 }
@@ -46,7 +49,7 @@ final class Pull {
             return usage(e.getMessage());
         }
         try {
-            ImagePuller.Report r = ImagePuller.pull(parsed, new ImagePuller.Options(address, namespace, snapshotter, plainHttp, System.out));
+            ImagePuller.Report r = ImagePuller.pull(parsed, new ImagePuller.Options(address, namespace, snapshotter, plainHttp, HostsDir.parse(hostsDir), System.out));
             System.out.printf("pulled %s (%s) into %s, namespace %s: %d %s: %d lazily (not downloaded), %d downloaded (%d bytes), %d already present; %.1f s%n",
                     r.name(), r.targetDigest(), snapshotter, namespace, r.layers(), r.layers() == 1 ? "layer" : "layers", r.lazy(), r.downloaded(),
                     r.downloadedBytes(), r.present(), r.seconds());

@@ -59,13 +59,17 @@ public record Config(Path root, Path address, long chunkSize, String mountBacken
      * @param traceWindow           how long a container's first reads are recorded into its image's start-up trace; 0 = never
      * @param readAhead             compressed bytes a read of an absent chunk may bring along from the chunks after it; 0 = none
      * @param registries            registries (HOST or HOST:PORT) whose images may be pulled lazily; empty = any
+     * @param hostsDir              containerd's registry host directories (hosts.toml: mirrors, TLS), colon-separated; "" = none
      */
     public record Lazy(boolean enabled, Duration readDeadline, int prefetchConcurrency, long prefetchBandwidth,
                        Duration prefetchDelay, List<String> plainHttp, Duration traceWindow, long readAhead,
-                       List<String> registries) {
+                       List<String> registries, String hostsDir) {
+        /** containerd 2.x's default config_path, then docker's certificate directory. */
+        public static final String DEFAULT_HOSTS_DIR = "/etc/containerd/certs.d:/etc/docker/certs.d";
+
         public static Lazy defaults() {
             return new Lazy(true, Duration.ofSeconds(30), 2, 0, Duration.ofSeconds(2), List.of(),
-                    Duration.ofSeconds(10), 256 << 10, List.of());
+                    Duration.ofSeconds(10), 256 << 10, List.of(), DEFAULT_HOSTS_DIR);
         }
 
         /** Whether images of this registry host may be pulled lazily. */

@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
@@ -26,7 +27,7 @@ import java.util.regex.Pattern;
  */
 public final class ConfigLoader {
     private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap", "metrics", "ksm", "lazy", "erofsBuilder");
-    private static final Set<String> LAZY_KEYS = Set.of("enabled", "readDeadline", "prefetchConcurrency", "prefetchBandwidth", "prefetchDelay", "plainHttp", "traceWindow", "readAhead", "registries");
+    private static final Set<String> LAZY_KEYS = Set.of("enabled", "readDeadline", "prefetchConcurrency", "prefetchBandwidth", "prefetchDelay", "plainHttp", "traceWindow", "readAhead", "registries", "hostsDir");
     private static final Set<String> KSM_KEYS = Set.of("containers", "runc", "daemonBuffers", "kernel");
     private static final Set<String> KSM_KERNEL_KEYS = Set.of("run", "pagesToScan", "sleepMillisecs", "advisorMode", "useZeroPages", "maxPageSharing");
     private static final Set<String> METRICS_KEYS = Set.of("address", "logInterval");
@@ -161,7 +162,15 @@ public final class ConfigLoader {
         Duration trace = o.has("traceWindow") ? duration(o.get("traceWindow"), "lazy.traceWindow", "(0 records no traces)", source) : d.traceWindow();
         long readAhead = !o.has("readAhead") ? d.readAhead()
                 : o.get("readAhead").isIntegralNumber() && o.get("readAhead").asLong() == 0 ? 0 : size(o.get("readAhead"), "lazy.readAhead", source);
-        return new Config.Lazy(enabled, deadline, concurrency, bandwidth, delay, plain, trace, readAhead, registries);
+        String hostsDir = d.hostsDir();
+        if (o.has("hostsDir")) {
+            JsonNode v = o.get("hostsDir");
+            if (!v.isTextual() || Arrays.stream(v.asText().split(":")).anyMatch(p -> !p.isEmpty() && !p.startsWith("/")))
+                throw new ConfigException(source + ": key \"lazy.hostsDir\" must be absolute directories separated by colons, such as \""
+                        + Config.Lazy.DEFAULT_HOSTS_DIR + "\" (\"\" reads none); got " + v);
+            hostsDir = v.asText();
+        }
+        return new Config.Lazy(enabled, deadline, concurrency, bandwidth, delay, plain, trace, readAhead, registries, hostsDir);
     }
 
     /** A list of registries as HOST or HOST:PORT under lazy.KEY. */

@@ -6,7 +6,8 @@ import org.dedupsnapshotter.cli.containerd.ContentStore;
 import org.dedupsnapshotter.cli.containerd.ImageStore;
 import org.dedupsnapshotter.cli.containerd.Lease;
 import org.dedupsnapshotter.lazy.registry.ImageRef;
-import org.dedupsnapshotter.lazy.registry.RegistryClient;
+import org.dedupsnapshotter.lazy.registry.MirroredRegistry;
+import org.dedupsnapshotter.lazy.registry.hosts.HostsDir;
 
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
@@ -26,7 +27,8 @@ import java.util.Map;
  * containerd's garbage collector takes nothing while we work and everything if we fail.
  */
 public final class ImagePuller {
-    public record Options(Path containerdSocket, String namespace, String snapshotter, boolean plainHttp, PrintStream progress) {}
+    /** hosts: containerd's hosts directories (hosts.toml: mirrors, TLS, headers). */
+    public record Options(Path containerdSocket, String namespace, String snapshotter, boolean plainHttp, HostsDir hosts, PrintStream progress) {}
 
     public record Report(String name, String targetDigest, int layers, int lazy, int downloaded, int present, long downloadedBytes, double seconds) {}
 
@@ -61,7 +63,7 @@ public final class ImagePuller {
     }
 
     private Report pullUnderLease(ContainerdClient containerd, ImageRef ref, long t0) throws IOException {
-        RegistryClient registry = RegistryClient.forRef(ref, options.plainHttp(), Duration.ofMinutes(5));
+        MirroredRegistry registry = MirroredRegistry.forRef(ref, options.plainHttp(), options.hosts(), Duration.ofMinutes(5));
         ResolvedImage image = ResolvedImage.resolve(registry, ref);
         String name = PullLabels.imageName(ref);
         ContentStore content = new ContentStore(containerd);

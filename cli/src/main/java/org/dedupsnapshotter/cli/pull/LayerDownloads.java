@@ -2,6 +2,7 @@ package org.dedupsnapshotter.cli.pull;
 
 import org.dedupsnapshotter.cli.containerd.ContentStore;
 import org.dedupsnapshotter.lazy.registry.ImageRef;
+import org.dedupsnapshotter.lazy.registry.MirroredRegistry;
 import org.dedupsnapshotter.lazy.registry.RegistryClient;
 import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
 
@@ -27,13 +28,13 @@ final class LayerDownloads implements AutoCloseable {
     /** The outcome of one download: bytes that crossed the network (0 when containerd had the blob). */
     record Done(long bytes) {}
 
-    private final RegistryClient registry;
+    private final MirroredRegistry registry;
     private final ImageRef ref;
     private final ContentStore content;
     private final ExecutorService pool = Executors.newFixedThreadPool(PARALLEL, Thread.ofPlatform().daemon().name("download-", 0).factory());
     private final Map<String, Future<Done>> started = new ConcurrentHashMap<>();
 
-    LayerDownloads(RegistryClient registry, ImageRef ref, ContentStore content) {
+    LayerDownloads(MirroredRegistry registry, ImageRef ref, ContentStore content) {
         this.registry = registry;
         this.ref = ref;
         this.content = content;

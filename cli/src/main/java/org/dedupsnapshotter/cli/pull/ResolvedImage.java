@@ -3,6 +3,7 @@ package org.dedupsnapshotter.cli.pull;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.dedupsnapshotter.lazy.registry.ImageRef;
+import org.dedupsnapshotter.lazy.registry.MirroredRegistry;
 import org.dedupsnapshotter.lazy.registry.RegistryClient;
 
 import java.io.IOException;
@@ -28,7 +29,7 @@ public record ResolvedImage(ImageRef ref, Optional<Blob> index, List<OciDescript
         return index.map(Blob::descriptor).orElse(manifest.descriptor());
     }
 
-    public static ResolvedImage resolve(RegistryClient registry, ImageRef ref) throws IOException {
+    public static ResolvedImage resolve(MirroredRegistry registry, ImageRef ref) throws IOException {
         String repo = ref.repository();
         RegistryClient.Fetched top = registry.manifest(repo, ref.reference());
         JsonNode doc = parse(top.body(), ref.toString());

@@ -60,7 +60,7 @@ public final class TraceRecording {
 
         step(2, "pull " + pinned + " lazily into containerd (namespace " + options.namespace() + ", snapshotter dedup)");
         ImagePuller.Report pulled = ImagePuller.pull(pinned, new ImagePuller.Options(options.containerdSocket(), options.namespace(), "dedup",
-                convert.plainHttp(), progress));
+                convert.plainHttp(), convert.hosts(), progress));
         StartupTrace trace;
         ContainerRun.Outcome run;
         try {
@@ -99,6 +99,6 @@ public final class TraceRecording {
     }
 
     private static ImageConverter.Options withTrace(ImageConverter.Options o, StartupTrace trace) {
-        return new ImageConverter.Options(o.chunkSize(), o.plainHttp(), o.threads(), o.progress(), trace);
+        return o.withTrace(trace);
     }
 }

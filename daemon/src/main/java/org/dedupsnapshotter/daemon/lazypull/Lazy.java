@@ -5,6 +5,9 @@ import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.config.Config;
 import org.dedupsnapshotter.lazy.fanotify.PoolWatch;
 import org.dedupsnapshotter.lazy.fetch.Registries;
+import org.dedupsnapshotter.lazy.registry.DockerConfig;
+import org.dedupsnapshotter.lazy.registry.hosts.EnvProxySelector;
+import org.dedupsnapshotter.lazy.registry.hosts.HostsDir;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.Digest;
@@ -38,7 +41,9 @@ public record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, Trac
             log.info("lazy pull is off (lazy.enabled = false)");
             return OFF;
         }
-        Registries registries = new Registries(cfg.plainHttp(), Duration.ofSeconds(30));
+        EnvProxySelector proxy = EnvProxySelector.fromEnvironment();
+        Registries registries = new Registries(cfg.plainHttp(), HostsDir.parse(cfg.hostsDir()), Duration.ofSeconds(30), DockerConfig.fromEnvironment(), proxy);
+        log.info("registries: hosts directories {}{}", cfg.hostsDir().isEmpty() ? "(none)" : cfg.hostsDir(), proxy.any() ? ", proxies from HTTPS_PROXY/HTTP_PROXY" : "");
         // the parts of lazy loading, each given what it uses
         PieceLedger pieces = new PieceLedger();
         indexer.onAbsentFill(pieces::supersede); // a local commit's bytes of an absent chunk replace its pieces

@@ -7,7 +7,9 @@ import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.dedupsnapshotter.lazy.registry.ImageRef;
+import org.dedupsnapshotter.lazy.registry.MirroredRegistry;
 import org.dedupsnapshotter.lazy.registry.RegistryClient;
+import org.dedupsnapshotter.lazy.registry.hosts.HostsDir;
 import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
 import org.dedupsnapshotter.lazy.toc.Toc;
 
@@ -48,11 +50,19 @@ public final class ImageConverter {
     private static final JsonMapper JSON = JsonMapper.builder().enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
             .configure(JsonNodeFeature.STRIP_TRAILING_BIGDECIMAL_ZEROES, false).build();
 
-    /** trace: the start-up trace to lay out in prefetch regions, or null. */
-    public record Options(int chunkSize, boolean plainHttp, int threads, PrintStream progress, StartupTrace trace) {
+    /** trace: the start-up trace to lay out in prefetch regions, or null; hosts: containerd's hosts directories (mirrors, TLS). */
+    public record Options(int chunkSize, boolean plainHttp, int threads, PrintStream progress, StartupTrace trace, HostsDir hosts) {
         public Options(int chunkSize, boolean plainHttp, int threads, PrintStream progress) {
             this(chunkSize, plainHttp, threads, progress, null);
         }
+
+        public Options(int chunkSize, boolean plainHttp, int threads, PrintStream progress, StartupTrace trace) {
+            this(chunkSize, plainHttp, threads, progress, trace, HostsDir.parse(HostsDir.DEFAULT));
+        }
+
+        public Options withTrace(StartupTrace t) { return new Options(chunkSize, plainHttp, threads, progress, t, hosts); }
+
+        public Options withHosts(HostsDir h) { return new Options(chunkSize, plainHttp, threads, progress, trace, h); }
     }
 
     /**
@@ -71,9 +81,9 @@ public final class ImageConverter {
 
     private final Options options;
     private final ImageRef target;
-    private final RegistryClient registry;
+    private final MirroredRegistry registry;
 
-    private ImageConverter(Options options, ImageRef target, RegistryClient registry) {
+    private ImageConverter(Options options, ImageRef target, MirroredRegistry registry) {
         this.options = options;
         this.target = target;
         this.registry = registry;
@@ -88,8 +98,8 @@ public final class ImageConverter {
         }
         if (to.digest() != null) throw new IOException("DST " + dst + " names a digest; it must name a tag to push to");
         Duration timeout = Duration.ofMinutes(5);
-        ImageSource source = ImageSource.open(src, options.plainHttp(), timeout);
-        return new ImageConverter(options, to, RegistryClient.forRef(to, options.plainHttp(), timeout)).run(source);
+        ImageSource source = ImageSource.open(src, options.plainHttp(), options.hosts(), timeout);
+        return new ImageConverter(options, to, MirroredRegistry.forRef(to, options.plainHttp(), options.hosts(), timeout)).run(source);
     }
 
     private Report run(ImageSource source) throws IOException {

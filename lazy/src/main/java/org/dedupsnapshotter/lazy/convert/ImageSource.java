@@ -1,7 +1,9 @@
 package org.dedupsnapshotter.lazy.convert;
 
 import org.dedupsnapshotter.lazy.registry.ImageRef;
+import org.dedupsnapshotter.lazy.registry.MirroredRegistry;
 import org.dedupsnapshotter.lazy.registry.RegistryClient;
+import org.dedupsnapshotter.lazy.registry.hosts.HostsDir;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -23,7 +25,7 @@ interface ImageSource {
 
     record LayerFile(Path path, boolean temporary) {}
 
-    static ImageSource open(String spec, boolean plainHttp, Duration timeout) throws IOException {
+    static ImageSource open(String spec, boolean plainHttp, HostsDir hosts, Duration timeout) throws IOException {
         if (spec.startsWith("oci:")) return OciLayoutSource.open(spec.substring(4));
         ImageRef ref;
         try {
@@ -31,11 +33,11 @@ interface ImageSource {
         } catch (IllegalArgumentException e) {
             throw new IOException(e.getMessage());
         }
-        return new RegistrySource(ref, RegistryClient.forRef(ref, plainHttp, timeout));
+        return new RegistrySource(ref, MirroredRegistry.forRef(ref, plainHttp, hosts, timeout));
     }
 
     /** A source in a registry. */
-    record RegistrySource(ImageRef ref, RegistryClient client) implements ImageSource {
+    record RegistrySource(ImageRef ref, MirroredRegistry client) implements ImageSource {
         @Override
         public RegistryClient.Fetched top() throws IOException {
             return client.manifest(ref.repository(), ref.reference());

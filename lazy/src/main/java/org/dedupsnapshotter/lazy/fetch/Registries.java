@@ -3,40 +3,65 @@ package org.dedupsnapshotter.lazy.fetch;
 import org.dedupsnapshotter.lazy.registry.CredentialSource;
 import org.dedupsnapshotter.lazy.registry.DockerConfig;
 import org.dedupsnapshotter.lazy.registry.ImageRef;
-import org.dedupsnapshotter.lazy.registry.RegistryClient;
+import org.dedupsnapshotter.lazy.registry.MirroredRegistry;
+import org.dedupsnapshotter.lazy.registry.hosts.HostsDir;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.net.ProxySelector;
+import java.net.http.HttpClient;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * One registry client per registry host, kept for its connections and tokens. Plain HTTP for loopback hosts
- * (as docker treats them) and for the hosts listed in config; HTTPS otherwise. Credentials come from the docker
- * config ($DOCKER_CONFIG or ~/.docker, credential helpers on PATH), read when a registry first asks and again
- * whenever it refuses them.
+ * The daemon's registries, one {@link MirroredRegistry} per registry host, kept for its connections, tokens and
+ * knowledge of mirrors that are down. Each is built from the hosts directories (containerd's hosts.toml: mirrors,
+ * TLS, headers) when the registry is first used. The registry's own address is plain HTTP for loopback hosts (as
+ * docker treats them) and for the hosts listed in config, HTTPS otherwise, unless hosts.toml names its server.
+ * Credentials come from the docker config ($DOCKER_CONFIG or ~/.docker, credential helpers on PATH), per endpoint
+ * host, read when a registry first asks and again whenever it refuses them.
  */
 public final class Registries {
     private final List<String> plainHttp;
+    private final HostsDir hosts;
     private final Duration timeout;
     private final CredentialSource credentials;
-    private final Map<String, RegistryClient> clients = new ConcurrentHashMap<>();
+    private final ProxySelector proxy;
+    private final Map<String, MirroredRegistry> registries = new ConcurrentHashMap<>();
 
+    /** Without hosts directories or proxies (tests). */
     public Registries(List<String> plainHttp, Duration timeout) {
-        this(plainHttp, timeout, DockerConfig.fromEnvironment());
+        this(plainHttp, HostsDir.none(), timeout, DockerConfig.fromEnvironment(), HttpClient.Builder.NO_PROXY);
     }
 
     public Registries(List<String> plainHttp, Duration timeout, CredentialSource credentials) {
-        this.plainHttp = plainHttp;
-        this.timeout = timeout;
-        this.credentials = credentials;
+        this(plainHttp, HostsDir.none(), timeout, credentials, HttpClient.Builder.NO_PROXY);
     }
 
-    /** A client for the registry of source (HOST/REPOSITORY, or any image reference). */
-    public RegistryClient client(String host) {
-        return clients.computeIfAbsent(host, h -> new RegistryClient(h, isPlainHttp(h), credentials, timeout));
+    public Registries(List<String> plainHttp, HostsDir hosts, Duration timeout, CredentialSource credentials, ProxySelector proxy) {
+        this.plainHttp = plainHttp;
+        this.hosts = hosts;
+        this.timeout = timeout;
+        this.credentials = credentials;
+        this.proxy = proxy;
+    }
+
+    /** The registry host (HOST[:PORT]) with its mirrors; a malformed hosts.toml is an IOException naming it (and asked again next time). */
+    public MirroredRegistry client(String host) throws IOException {
+        try {
+            return registries.computeIfAbsent(host, h -> {
+                try {
+                    return MirroredRegistry.of(h, isPlainHttp(h), hosts, credentials, timeout, proxy);
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            });
+        } catch (UncheckedIOException e) {
+            throw e.getCause();
+        }
     }
 
     public boolean isPlainHttp(String host) {
@@ -65,8 +90,8 @@ public final class Registries {
     }
 
     /**
-     * The same with one request, its headers and body due by deadline (System.nanoTime): the caller retries (see
-     * {@link org.dedupsnapshotter.lazy.registry.RetryPolicy}).
+     * The same with one request per endpoint tried, its headers and body due by deadline (System.nanoTime; a
+     * mirror's sooner): the caller retries (see {@link org.dedupsnapshotter.lazy.registry.RetryPolicy}).
      */
     public InputStream rangeStream(String source, String blobDigest, long offset, long length, long deadline) throws IOException {
         String[] hr = split(source);

@@ -2,6 +2,7 @@ package org.dedupsnapshotter.lazy.registry;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import org.dedupsnapshotter.lazy.registry.hosts.RegistryEndpoint;
 
 import java.io.EOFException;
 import java.io.FilterInputStream;
@@ -10,6 +11,7 @@ import java.io.InputStream;
 import java.io.InterruptedIOException;
 import java.io.OutputStream;
 import java.net.ConnectException;
+import java.net.ProxySelector;
 import java.net.URI;
 import java.net.URLEncoder;
 import java.net.http.HttpClient;
@@ -27,6 +29,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
@@ -37,6 +40,7 @@ import java.util.concurrent.TimeoutException;
 import java.util.function.Supplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLException;
 
 /**
@@ -66,13 +70,17 @@ public final class RegistryClient {
     private static final HttpResponse.BodyHandler<InputStream> STREAM = HttpResponse.BodyHandlers.ofInputStream();
 
     private final String host;
-    private final String scheme;
+    /** scheme://HOST[:PORT]/PATH of the API (…/v2 unless hosts.toml's override_path), without a trailing slash. */
+    private final String base;
+    private final Map<String, List<String>> headers;
     private final CredentialSource source;
     /** The source's answer, kept until the registry refuses it; null: not asked yet (or forgotten). */
     private volatile Optional<Credentials> credentials;
     private final Duration timeout;
     private final HttpClient http;
     private final RetryPolicy retry = RetryPolicy.STANDARD;
+    /** How long calls without a deadline of the caller's are retried: the timeout, shorter for a mirror. */
+    private final Duration retryWindow;
     /** Whether the registry ever answered this client (see {@link #retried}). */
     private volatile boolean answered;
     /** Bearer tokens by scope ("repository:NAME:pull" or ":pull,push"). */
@@ -87,12 +95,29 @@ public final class RegistryClient {
 
     /** A client that asks source for its host's credentials when a registry first wants them, and again after a refusal. */
     public RegistryClient(String host, boolean plainHttp, CredentialSource source, Duration timeout) {
-        this.host = host;
-        this.scheme = plainHttp ? "http" : "https";
+        this(new RegistryEndpoint(URI.create((plainHttp ? "http://" : "https://") + host + "/v2"), RegistryEndpoint.ALL, RegistryEndpoint.Tls.NONE, Map.of(), false),
+                source, timeout, timeout, null, HttpClient.Builder.NO_PROXY);
+    }
+
+    /**
+     * A client of one endpoint (hosts.toml's server or a mirror): its base URL, headers and TLS context (null: the
+     * JVM's default), through proxy; credentials asked of source for the endpoint's own host only. Calls without a
+     * deadline of the caller's are retried for retryWindow.
+     */
+    public RegistryClient(RegistryEndpoint endpoint, CredentialSource source, Duration timeout, Duration retryWindow, SSLContext tls, ProxySelector proxy) {
+        this.host = endpoint.host();
+        this.base = endpoint.base().toString();
+        this.headers = endpoint.headers();
         this.source = source;
         this.timeout = timeout;
-        this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(timeout).followRedirects(HttpClient.Redirect.NEVER).build();
+        this.retryWindow = retryWindow;
+        HttpClient.Builder b = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(timeout).followRedirects(HttpClient.Redirect.NEVER).proxy(proxy);
+        if (tls != null) b.sslContext(tls);
+        this.http = b.build();
     }
+
+    /** HOST[:PORT] of the endpoint this client talks to. */
+    public String host() { return host; }
 
     /** A client for ref's registry with the credentials the docker config gives it (auths or a credential helper). */
     public static RegistryClient forRef(ImageRef ref, boolean plainHttp) throws IOException {
@@ -432,11 +457,14 @@ public final class RegistryClient {
     // ---------------------------------------------------------------- plumbing
 
     private URI path(String repo, String rest) {
-        return URI.create(scheme + "://" + host + "/v2/" + repo + "/" + rest);
+        return URI.create(base + "/" + repo + "/" + rest);
     }
 
+    /** A request to this client's endpoint with its hosts.toml headers. */
     private HttpRequest.Builder request(URI uri) {
-        return HttpRequest.newBuilder(uri).timeout(timeout);
+        HttpRequest.Builder b = HttpRequest.newBuilder(uri).timeout(timeout);
+        headers.forEach((name, values) -> values.forEach(v -> b.header(name, v)));
+        return b;
     }
 
     /**
@@ -445,7 +473,7 @@ public final class RegistryClient {
      * down for a while: that fails at once.
      */
     private <T> T retried(RetryPolicy.Attempt<T> attempt) throws IOException {
-        return retry.call(defaultDeadline(), n -> {
+        return retry.call(System.nanoTime() + retryWindow.toNanos(), n -> {
             try {
                 return attempt.run(n);
             } catch (TransportException e) {
@@ -598,11 +626,21 @@ public final class RegistryClient {
             if (cause instanceof ConnectException)
                 throw new TransportException("cannot reach the registry " + host + ": " + req.method() + " " + req.uri() + ": connection refused or unreachable", cause);
             if (cause instanceof SSLException)
-                throw new IOException("TLS with the registry " + host + " failed (is it a plain-HTTP registry?): " + req.method() + " " + req.uri() + ": " + cause.getMessage(), cause);
+                throw new IOException("TLS with the registry " + host + " failed (" + tlsHint(cause) + "): " + req.method() + " " + req.uri() + ": " + cause.getMessage(), cause);
             if (cause instanceof IOException)
                 throw new TransportException(req.method() + " " + req.uri() + ": " + (cause.getMessage() == null ? cause.getClass().getSimpleName() : cause.getMessage()), cause);
             throw new IOException(req.method() + " " + req.uri() + ": " + cause, cause);
         }
+    }
+
+    /** What to do about a failed TLS handshake, as far as its message tells. */
+    private String tlsHint(Throwable cause) {
+        String m = String.valueOf(cause.getMessage());
+        if (m.contains("PKIX") || m.contains("certification path") || m.contains("No subject alternative"))
+            return "its certificate is not trusted: name its CA in hosts.toml (ca = \"/path/ca.crt\" in the hosts directory of " + host + "), or set skip_verify = true";
+        if (m.contains("bad_certificate") || m.contains("certificate_required"))
+            return "it wants a client certificate: name one in hosts.toml (client = [[\"client.cert\", \"client.key\"]])";
+        return "is it a plain-HTTP registry?";
     }
 
     /** Blob storage may live elsewhere: follow up to 5 redirects, without our Authorization header. */
