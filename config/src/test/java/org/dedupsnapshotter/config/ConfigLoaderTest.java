@@ -48,6 +48,17 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void lazyHostsDirIsColonSeparatedAbsoluteDirectories() throws Exception {
+        assertEquals("/etc/containerd/certs.d:/etc/docker/certs.d", ConfigLoader.parse("{}", "t").lazy().hostsDir());
+        assertEquals("/a:/b", ConfigLoader.parse("{\"lazy\": {\"hostsDir\": \"/a:/b\"}}", "t").lazy().hostsDir());
+        assertEquals("", ConfigLoader.parse("{\"lazy\": {\"hostsDir\": \"\"}}", "t").lazy().hostsDir());
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"lazy\": {\"hostsDir\": \"certs.d\"}}", "t")).getMessage()
+                .contains("\"lazy.hostsDir\" must be absolute directories"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"lazy\": {\"hostsDir\": [\"/a\"]}}", "t")).getMessage()
+                .contains("\"lazy.hostsDir\""));
+    }
+
+    @Test
     void lazyRegistriesLimitWhichImagesPullLazily() throws Exception {
         assertTrue(ConfigLoader.parse("{}", "t").lazy().lazyFrom("anything.example:5000"));
         Config.Lazy l = ConfigLoader.parse("{\"lazy\": {\"registries\": [\"registry.local:5000\", \"mirror.local\"]}}", "t").lazy();
