@@ -22,6 +22,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 import java.util.Queue;
+import java.util.Set;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
@@ -46,6 +47,9 @@ class MirroredRegistryTest {
         final HttpServer server;
         final AtomicInteger requests = new AtomicInteger();
         final Queue<String> mirrorHeaders = new ConcurrentLinkedQueue<>();
+        final Queue<String> authorizations = new ConcurrentLinkedQueue<>();
+        /** Answer every request without Authorization with a Basic challenge. */
+        volatile boolean basicAuth;
         volatile int status;
         volatile long delayMillis;
 
@@ -57,6 +61,13 @@ class MirroredRegistryTest {
                 try (ex) {
                     requests.incrementAndGet();
                     mirrorHeaders.add(String.valueOf(ex.getRequestHeaders().getFirst("X-Mirror")));
+                    String auth = ex.getRequestHeaders().getFirst("Authorization");
+                    if (auth != null) authorizations.add(auth);
+                    if (basicAuth && auth == null) {
+                        ex.getResponseHeaders().add("WWW-Authenticate", "Basic realm=\"itest\"");
+                        ex.sendResponseHeaders(401, -1);
+                        return;
+                    }
                     if (delayMillis > 0) Thread.sleep(delayMillis);
                     if (this.status != 200) {
                         ex.sendResponseHeaders(this.status, -1);
@@ -92,9 +103,30 @@ class MirroredRegistryTest {
     void stop() { servers.forEach(s -> s.stop(0)); }
 
     private MirroredRegistry registry(Fake upstream, String hostsToml) throws IOException {
+        return registry(upstream, hostsToml, h -> Optional.empty());
+    }
+
+    private MirroredRegistry registry(Fake upstream, String hostsToml, CredentialSource credentials) throws IOException {
         Path d = Files.createDirectories(dir.resolve(upstream.address()));
         Files.writeString(d.resolve("hosts.toml"), hostsToml);
-        return MirroredRegistry.of(upstream.address(), true, HostsDir.parse(dir.toString()), h -> Optional.empty(), Duration.ofSeconds(10), HttpClient.Builder.NO_PROXY);
+        return MirroredRegistry.of(upstream.address(), true, HostsDir.parse(dir.toString()), credentials, Duration.ofSeconds(10), HttpClient.Builder.NO_PROXY);
+    }
+
+    @Test
+    void eachEndpointGetsOnlyTheCredentialsOfItsOwnHost() throws IOException {
+        Fake upstream = new Fake(200), mirror = new Fake(200);
+        upstream.basicAuth = true;
+        mirror.basicAuth = true;
+        Queue<String> asked = new ConcurrentLinkedQueue<>();
+        MirroredRegistry r = registry(upstream, "[host.\"http://" + mirror.address() + "\"]\n", h -> {
+            asked.add(h);
+            return h.equals(upstream.address()) ? Optional.of(new Credentials("alice", "upstream-secret")) : Optional.empty();
+        });
+        assertArrayEquals(BLOB, r.blob("repo", DIGEST));
+        assertEquals(Set.of(mirror.address(), upstream.address()), Set.copyOf(asked), "each endpoint asks for its own host only");
+        assertTrue(mirror.authorizations.isEmpty(), "the mirror got no credentials: " + mirror.authorizations);
+        assertEquals(1, upstream.authorizations.size());
+        assertEquals(1, upstream.requests.get() - 1, "the upstream served after its challenge");
     }
 
     @Test
