@@ -182,6 +182,23 @@ final class TestEnv implements AutoCloseable {
     }
 
     /**
+     * A node of several in one test: containerd and the daemon (started with this config.json) in a dir of its own
+     * under parent, no registry (the test runs its own, e.g. {@link LocalRegistry}).
+     */
+    static TestEnv node(Path parent, String configJson) throws Exception {
+        TestEnv e = new TestEnv(Files.createTempDirectory(parent, "node-"));
+        try {
+            e.useConfig(configJson);
+            e.startDaemon();
+            e.startContainerd();
+            return e;
+        } catch (Exception ex) {
+            e.close();
+            throw ex;
+        }
+    }
+
+    /**
      * Opt-in: containerd's CRI plugin, off unless a test sets this; it gives the TOML of the plugin's section (it may
      * name the registry's port, known once the registry runs).
      */
