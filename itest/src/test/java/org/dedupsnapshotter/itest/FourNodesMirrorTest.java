@@ -52,8 +52,16 @@ class FourNodesMirrorTest {
         assertEquals(0, node.stats().path("storedBytes").asLong(), "chunks of the removed image are still stored");
     }
 
+    /** The bytes these nodes' daemons fetched for reads and TOCs (compressed, as the registry sent them). */
+    private static long fetched(List<TestEnv> which) throws Exception {
+        long sum = 0;
+        for (TestEnv n : which) sum += n.stats().path("lazy").path("fetchedDemandBytes").asLong() + n.stats().path("lazy").path("fetchedTocBytes").asLong();
+        return sum;
+    }
+
     private static RegistryLog.BlobTraffic round(String what, List<TestEnv> which, boolean together) throws Exception {
-        long mark = world.upstream.log().mark();
+        long mark = world.upstream.log().mark(), mirrorMark = world.mirror.log().mark();
+        long fetchedBefore = fetched(which);
         long t0 = System.nanoTime();
         if (together) {
             try (ExecutorService pool = Executors.newFixedThreadPool(which.size())) {
@@ -69,8 +77,10 @@ class FourNodesMirrorTest {
             for (int i = 0; i < which.size(); i++) pullAndRead(which.get(i), what + "-" + i);
         }
         RegistryLog.BlobTraffic t = world.upstream.log().blobTrafficSince(mark, "");
-        System.out.printf("%s: %d node(s) in %.1f s; the upstream served %s = %.2f x the image's blobs (%d B)%n",
-                what, which.size(), (System.nanoTime() - t0) / 1e9, t, (double) t.bytes() / world.blobBytes, world.blobBytes);
+        System.out.printf("%s: %d node(s) in %.1f s; the upstream served %s = %.2f x the image's blobs (%d B); the mirror served the daemons %s,"
+                        + " containerd %s; the daemons fetched %d B%n", what, which.size(), (System.nanoTime() - t0) / 1e9, t,
+                (double) t.bytes() / world.blobBytes, world.blobBytes, world.mirror.log().blobTrafficSince(mirrorMark, MirroredImage.DAEMON_AGENT),
+                world.mirror.log().blobTrafficSince(mirrorMark, "containerd/"), fetched(which) - fetchedBefore);
         return t;
     }
 
@@ -95,8 +105,8 @@ class FourNodesMirrorTest {
         for (TestEnv n : nodes) forget(n);
         RegistryLog.BlobTraffic together = round("together", nodes, true);
 
-        long fromNodes = world.upstream.log().blobTrafficSince(0, MirroredImage.DAEMON_AGENT).requests()
-                + world.upstream.log().blobTrafficSince(0, "containerd/").requests();
+        long fromNodes = world.upstream.log().blobTrafficSince(world.upstreamMarkAfterSetup, MirroredImage.DAEMON_AGENT).requests()
+                + world.upstream.log().blobTrafficSince(world.upstreamMarkAfterSetup, "containerd/").requests();
         assertEquals(0, fromNodes, "nodes read blobs from the upstream with the mirror up");
         assertTrue(inTurn.bytes() <= 1.1 * one.bytes(), "four nodes in turn cost the upstream " + inTurn + ", one node " + one);
         assertTrue(one.bytes() <= 2.2 * world.blobBytes, "one node cost the upstream " + one + " for " + world.blobBytes + " B of blobs");

@@ -32,6 +32,8 @@ final class MirroredImage implements AutoCloseable {
     LocalRegistry mirror;
     final Path hosts;
     final String image;
+    /** The upstream's log once the image is converted (dedupctl convert's reads are not a node's). */
+    final long upstreamMarkAfterSetup;
     /** The converted image's blobs (config and layers), as its manifest gives them. */
     final long blobBytes;
 
@@ -42,6 +44,7 @@ final class MirroredImage implements AutoCloseable {
             String original = OciImage.push(upstream.address(), "itest/mirror", "1", List.of(Images.base().finish(), dataLayer()), List.of("/bin/sh"));
             image = Images.convert(original, upstream.address() + "/itest/mirror-lazy:1");
             blobBytes = blobBytes(upstream.address(), "itest/mirror-lazy", "1");
+            upstreamMarkAfterSetup = upstream.log().mark();
             mirror = LocalRegistry.pullThrough(dir.resolve("mirror"), upstream);
             hosts = HostsDir.withMirror(dir.resolve("hosts"), upstream.address(), mirror.address());
         } catch (Exception e) {
