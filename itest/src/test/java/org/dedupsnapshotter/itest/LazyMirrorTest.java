@@ -46,13 +46,15 @@ class LazyMirrorTest {
         assertTrue(MirroredImage.readRight(r, 0, 1, 2), "wrong bytes or a failed read:\n" + r.out() + node.daemon.logTail());
 
         RegistryLog.BlobTraffic daemonAtMirror = world.mirror.log().blobTrafficSince(mir, MirroredImage.DAEMON_AGENT);
+        RegistryLog.BlobTraffic containerdAtMirror = world.mirror.log().blobTrafficSince(mir, "containerd/");
         RegistryLog.BlobTraffic daemonAtUpstream = world.upstream.log().blobTrafficSince(up, MirroredImage.DAEMON_AGENT);
         RegistryLog.BlobTraffic containerdAtUpstream = world.upstream.log().blobTrafficSince(up, "containerd/");
         RegistryLog.BlobTraffic mirrorAtUpstream = world.upstream.log().blobTrafficSince(up, MirroredImage.MIRROR_AGENT);
-        System.out.println("mirror: the daemon at the mirror: " + daemonAtMirror + "; at the upstream: the daemon " + daemonAtUpstream
+        System.out.println("mirror: at the mirror: the daemon " + daemonAtMirror + ", containerd " + containerdAtMirror + "; at the upstream: the daemon " + daemonAtUpstream
                 + ", containerd " + containerdAtUpstream + ", the mirror " + mirrorAtUpstream + "; image blobs " + world.blobBytes + " B");
         // the TOCs and at least the three files' chunks were read at the mirror, nothing by the node at the upstream
         assertTrue(daemonAtMirror.requests() >= 3 + 2, "the daemon's reads did not go to the mirror: " + daemonAtMirror + "\n" + node.daemon.logTail());
+        assertTrue(containerdAtMirror.requests() > 0, "containerd's pull did not go to the mirror: " + containerdAtMirror);
         assertEquals(0, daemonAtUpstream.requests(), "the daemon read from the upstream with the mirror up: " + daemonAtUpstream);
         assertEquals(0, containerdAtUpstream.requests(), "containerd read blobs from the upstream with the mirror up: " + containerdAtUpstream);
         assertTrue(mirrorAtUpstream.requests() > 0, "the mirror fetched nothing from the upstream: " + mirrorAtUpstream);

@@ -18,9 +18,9 @@ final class RegistryLog {
             "http\\.request\\.method=GET .*http\\.request\\.uri=\"/v2/[^\"]+/blobs/(sha256:[0-9a-f]{64})\" .*http\\.request\\.useragent=\"?(\\S+?)\"? .*http\\.response\\.status=20[06]");
 
     private static final Pattern BLOB_GET = Pattern.compile(
-            "http\\.request\\.method=GET .*http\\.request\\.uri=\"/v2/[^\"]+/blobs/sha256:[0-9a-f]{64}\" .*http\\.request\\.useragent=\"?(\\S+?)\"? .*http\\.response\\.status=(2\\d\\d) http\\.response\\.written=(\\d+)");
+            "http\\.request\\.method=GET .*http\\.request\\.uri=\"/v2/[^\"]+/blobs/sha256:[0-9a-f]{64}(?:\\?[^\"]*)?\" .*http\\.request\\.useragent=\"?(\\S+?)\"? .*http\\.response\\.status=(2\\d\\d) http\\.response\\.written=(\\d+)");
 
-    /** Blob GETs answered: how many, the bytes written, and how many were answered whole (200) or as a range (206). */
+    /** Blob GETs answered (a mirror's requests carry ?ns=UPSTREAM when containerd sends them): how many, the bytes written, and how many were answered whole (200) or as a range (206). */
     record BlobTraffic(int requests, long bytes, int whole, int ranges) {
         @Override
         public String toString() { return requests + " blob GETs (" + whole + " whole, " + ranges + " ranges), " + bytes + " B"; }
