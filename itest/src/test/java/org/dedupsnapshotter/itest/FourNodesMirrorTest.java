@@ -109,7 +109,7 @@ class FourNodesMirrorTest {
         world.emptyMirror();
         for (TestEnv n : nodes) forget(n);
         // at once: how many more copies the mirror streams depends on how many cold requests meet its in-flight
-        // fetches (3.1x to 6.0x the image's blobs over three runs); printed, not asserted: it is the mirror's doing
+        // fetches (3.1x to 6.0x the image's blobs over four runs); printed, not asserted: it is the mirror's doing
         round("together", nodes, true);
 
         long fromNodes = world.upstream.log().blobTrafficSince(world.upstreamMarkAfterSetup, MirroredImage.DAEMON_AGENT).requests()
