@@ -5,6 +5,7 @@ import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.config.Config;
 import org.dedupsnapshotter.lazy.fanotify.PoolWatch;
 import org.dedupsnapshotter.lazy.fetch.Registries;
+import org.dedupsnapshotter.lazy.registry.CredentialSource;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.Digest;
@@ -33,12 +34,12 @@ public record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, Trac
     private static final Logger log = LoggerFactory.getLogger(Lazy.class);
 
     /** Lazy pull started, or {@link LazyPull#OFF} (and why, in the log). */
-    public static LazyPull start(Config.Lazy cfg, Layout layout, MetaStore store, ChunkPool pool, ChunkIndexer indexer, LayerMounts layers, LazyFigures figures) {
+    public static LazyPull start(Config.Lazy cfg, CredentialSource credentials, Layout layout, MetaStore store, ChunkPool pool, ChunkIndexer indexer, LayerMounts layers, LazyFigures figures) {
         if (!cfg.enabled()) {
             log.info("lazy pull is off (lazy.enabled = false)");
             return OFF;
         }
-        Registries registries = new Registries(cfg.plainHttp(), Duration.ofSeconds(30));
+        Registries registries = new Registries(cfg.plainHttp(), Duration.ofSeconds(30), credentials);
         // the parts of lazy loading, each given what it uses
         PieceLedger pieces = new PieceLedger();
         indexer.onAbsentFill(pieces::supersede); // a local commit's bytes of an absent chunk replace its pieces

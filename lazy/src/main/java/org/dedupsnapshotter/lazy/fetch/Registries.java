@@ -15,8 +15,9 @@ import java.util.concurrent.ConcurrentHashMap;
 /**
  * One registry client per registry host, kept for its connections and tokens. Plain HTTP for loopback hosts
  * (as docker treats them) and for the hosts listed in config; HTTPS otherwise. Credentials come from the docker
- * config ($DOCKER_CONFIG or ~/.docker, credential helpers on PATH), read when a registry first asks and again
- * whenever it refuses them.
+ * config ($DOCKER_CONFIG or ~/.docker, credential helpers on PATH) or the source given, read when a registry first
+ * asks and again whenever it refuses them. Clients are kept per HOST/REPOSITORY, as credentials may be (pull
+ * secrets), so each asks its source for its own repository's.
  */
 public final class Registries {
     private final List<String> plainHttp;
@@ -34,9 +35,10 @@ public final class Registries {
         this.credentials = credentials;
     }
 
-    /** A client for the registry of source (HOST/REPOSITORY, or any image reference). */
-    public RegistryClient client(String host) {
-        return clients.computeIfAbsent(host, h -> new RegistryClient(h, isPlainHttp(h), credentials, timeout));
+    /** A client for repository on host, with that repository's credentials. */
+    public RegistryClient client(String host, String repository) {
+        return clients.computeIfAbsent(host + "/" + repository,
+                k -> new RegistryClient(host, isPlainHttp(host), credentials.forRepository(repository), timeout));
     }
 
     public boolean isPlainHttp(String host) {
@@ -61,7 +63,7 @@ public final class Registries {
     /** length bytes at offset of a blob of the repository source, as a stream. */
     public InputStream rangeStream(String source, String blobDigest, long offset, long length) throws IOException {
         String[] hr = split(source);
-        return client(hr[0]).blobRangeStream(hr[1], blobDigest, offset, length);
+        return client(hr[0], hr[1]).blobRangeStream(hr[1], blobDigest, offset, length);
     }
 
     /**
@@ -70,24 +72,24 @@ public final class Registries {
      */
     public InputStream rangeStream(String source, String blobDigest, long offset, long length, long deadline) throws IOException {
         String[] hr = split(source);
-        return client(hr[0]).blobRangeStream(hr[1], blobDigest, offset, length, deadline);
+        return client(hr[0], hr[1]).blobRangeStream(hr[1], blobDigest, offset, length, deadline);
     }
 
     /** The size of a blob of the repository source (HOST/REPOSITORY). */
     public long blobSize(String source, String blobDigest) throws IOException {
         String[] hr = split(source);
-        return client(hr[0]).blobSize(hr[1], blobDigest);
+        return client(hr[0], hr[1]).blobSize(hr[1], blobDigest);
     }
 
     /** length bytes at offset of a blob of the repository source (HOST/REPOSITORY). */
     public byte[] range(String source, String blobDigest, long offset, int length) throws IOException {
         String[] hr = split(source);
-        return client(hr[0]).blobRange(hr[1], blobDigest, offset, length);
+        return client(hr[0], hr[1]).blobRange(hr[1], blobDigest, offset, length);
     }
 
     /** The same, retried until deadline (System.nanoTime) at the latest. */
     public byte[] range(String source, String blobDigest, long offset, int length, long deadline) throws IOException {
         String[] hr = split(source);
-        return client(hr[0]).blobRange(hr[1], blobDigest, offset, length, deadline);
+        return client(hr[0], hr[1]).blobRange(hr[1], blobDigest, offset, length, deadline);
     }
 }
