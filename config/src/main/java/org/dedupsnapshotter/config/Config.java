@@ -21,9 +21,10 @@ import java.util.List;
  * @param erofsBuilder  what writes a committed layer's EROFS image: "native" (our writer, from the upper dir's
  *                      metadata and the pool blocks its chunks went to) or "mkfs.erofs" (erofs-utils, whose
  *                      chunk indexes are then pointed into the pool); see docs/decisions.md
+ * @param cri           the CRI image-service proxy the kubelet may pull through (so pull secrets reach lazy reads)
  */
 public record Config(Path root, Path address, long chunkSize, String mountBackend, String logLevel, long poolCap, Metrics metrics, Ksm ksm, Lazy lazy,
-                     String erofsBuilder) {
+                     String erofsBuilder, Cri cri) {
     /**
      * @param address      host:port of the Prometheus endpoint (loopback by default; "" disables it)
      * @param logInterval  how often the Metrics log line is written (it is also written after each commit); 0 disables
@@ -76,13 +77,24 @@ public record Config(Path root, Path address, long chunkSize, String mountBacken
         public boolean lazyFrom(String host) { return registries.isEmpty() || registries.contains(host); }
     }
 
+    /**
+     * @param listen      the unix socket the daemon serves CRI's ImageService on (the kubelet's image service
+     *                    endpoint); null = no proxy
+     * @param containerd  containerd's CRI socket every call is forwarded to
+     */
+    public record Cri(Path listen, Path containerd) {
+        public static Cri defaults() { return new Cri(null, Path.of("/run/containerd/containerd.sock")); }
+
+        public boolean enabled() { return listen != null; }
+    }
+
     public static final Path DEFAULT_PATH = Path.of("/etc/dedup-snapshotter/config.json");
 
     public static Config defaults() {
         return new Config(Path.of("/var/lib/dedup-snapshotter"), Path.of("/run/containerd/dedup-snapshotter.sock"),
-                4L << 20, "auto", "info", 0, Metrics.defaults(), Ksm.defaults(), Lazy.defaults(), "native");
+                4L << 20, "auto", "info", 0, Metrics.defaults(), Ksm.defaults(), Lazy.defaults(), "native", Cri.defaults());
     }
 
-    public Config withRoot(Path r) { return new Config(r, address, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy, erofsBuilder); }
-    public Config withAddress(Path a) { return new Config(root, a, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy, erofsBuilder); }
+    public Config withRoot(Path r) { return new Config(r, address, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy, erofsBuilder, cri); }
+    public Config withAddress(Path a) { return new Config(root, a, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy, erofsBuilder, cri); }
 }

@@ -26,7 +26,8 @@ import java.util.regex.Pattern;
  * silently falls back to a default. Errors name the key (dotted path) and what was expected.
  */
 public final class ConfigLoader {
-    private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap", "metrics", "ksm", "lazy", "erofsBuilder");
+    private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap", "metrics", "ksm", "lazy", "erofsBuilder", "cri");
+    private static final Set<String> CRI_KEYS = Set.of("listen", "containerd");
     private static final Set<String> LAZY_KEYS = Set.of("enabled", "readDeadline", "prefetchConcurrency", "prefetchBandwidth", "prefetchDelay", "plainHttp", "traceWindow", "readAhead", "registries", "hostsDir");
     private static final Set<String> KSM_KEYS = Set.of("containers", "runc", "daemonBuffers", "kernel");
     private static final Set<String> KSM_KERNEL_KEYS = Set.of("run", "pagesToScan", "sleepMillisecs", "advisorMode", "useZeroPages", "maxPageSharing");
@@ -79,15 +80,27 @@ public final class ConfigLoader {
         String level = choice(obj, "logLevel", d.logLevel(), LOG_LEVELS, source);
         long cap = !obj.has("poolCap") || (obj.get("poolCap").isIntegralNumber() && obj.get("poolCap").asLong() == 0) ? 0 : size(obj.get("poolCap"), "poolCap", source);
         return new Config(root, address, chunk, backend, level, cap, metrics(obj.get("metrics"), source), ksm(obj.get("ksm"), source),
-                lazy(obj.get("lazy"), source), choice(obj, "erofsBuilder", d.erofsBuilder(), EROFS_BUILDERS, source));
+                lazy(obj.get("lazy"), source), choice(obj, "erofsBuilder", d.erofsBuilder(), EROFS_BUILDERS, source), cri(obj.get("cri"), source));
     }
 
     private static Path absolutePath(ObjectNode obj, String key, Path dflt, String source) throws ConfigException {
+        return absolutePath(obj, key, dflt, "", dflt, source);
+    }
+
+    private static Path absolutePath(ObjectNode obj, String key, Path dflt, String prefix, Path example, String source) throws ConfigException {
         if (!obj.has(key)) return dflt;
         JsonNode n = obj.get(key);
         if (!n.isTextual() || n.asText().isEmpty() || !n.asText().startsWith("/"))
-            throw new ConfigException(source + ": key \"" + key + "\" must be an absolute path string, e.g. \"" + dflt + "\"; got " + n);
+            throw new ConfigException(source + ": key \"" + prefix + key + "\" must be an absolute path string, e.g. \"" + example + "\"; got " + n);
         return Path.of(n.asText()).normalize();
+    }
+
+    private static Config.Cri cri(JsonNode n, String source) throws ConfigException {
+        Config.Cri d = Config.Cri.defaults();
+        if (n == null) return d;
+        ObjectNode o = object(n, "cri", CRI_KEYS, "{\"listen\": \"/run/dedup-snapshotter/cri.sock\"}", source);
+        return new Config.Cri(absolutePath(o, "listen", null, "cri.", Path.of("/run/dedup-snapshotter/cri.sock"), source),
+                absolutePath(o, "containerd", d.containerd(), "cri.", d.containerd(), source));
     }
 
     private static String choice(ObjectNode obj, String key, String dflt, Set<String> allowed, String source) throws ConfigException {

@@ -81,4 +81,18 @@ class ConfigLoaderTest {
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"ksm\": {\"runc\": \"runc\"}}", "t")).getMessage().contains("\"ksm.runc\" must be the absolute path"));
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"ksm\": true}", "t")).getMessage().contains("\"ksm\" must be an object"));
     }
+
+    @Test
+    void criProxyIsOffUnlessAListenSocketIsGiven() throws Exception {
+        assertFalse(Config.defaults().cri().enabled());
+        Config.Cri c = ConfigLoader.parse("{\"cri\": {\"listen\": \"/run/d/cri.sock\"}}", "t").cri();
+        assertEquals(Path.of("/run/d/cri.sock"), c.listen());
+        assertEquals(Path.of("/run/containerd/containerd.sock"), c.containerd());
+        assertEquals(Path.of("/run/k3s/containerd.sock"),
+                ConfigLoader.parse("{\"cri\": {\"listen\": \"/x\", \"containerd\": \"/run/k3s/containerd.sock\"}}", "t").cri().containerd());
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"cri\": {\"listen\": \"cri.sock\"}}", "t")).getMessage().contains("\"cri.listen\" must be an absolute path"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"cri\": {\"containerd\": 1}}", "t")).getMessage().contains("\"cri.containerd\" must be an absolute path"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"cri\": {\"endpoint\": \"/x\"}}", "t")).getMessage().contains("unknown key \"cri.endpoint\""));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"cri\": \"/x\"}", "t")).getMessage().contains("\"cri\" must be an object"));
+    }
 }

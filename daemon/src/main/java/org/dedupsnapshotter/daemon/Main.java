@@ -4,6 +4,7 @@ import org.dedupsnapshotter.daemon.grpc.AdminEndpoint;
 import org.dedupsnapshotter.daemon.grpc.SnapshotsEndpoint;
 import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
+import org.dedupsnapshotter.daemon.cri.CriImageProxy;
 import org.dedupsnapshotter.daemon.lazypull.Lazy;
 import org.dedupsnapshotter.daemon.lazypull.LazyPull;
 import org.dedupsnapshotter.daemon.lazypull.LazyFigures;
@@ -15,6 +16,8 @@ import org.dedupsnapshotter.daemon.snapshots.Recovery;
 import org.dedupsnapshotter.daemon.snapshots.SnapshotService;
 import ch.qos.logback.classic.Level;
 import org.dedupsnapshotter.config.Config;
+import org.dedupsnapshotter.lazy.registry.DockerConfig;
+import org.dedupsnapshotter.lazy.registry.PullSecrets;
 import org.dedupsnapshotter.config.ConfigException;
 import org.dedupsnapshotter.config.ConfigLoader;
 import org.dedupsnapshotter.erofs.ErofsBuilder;
@@ -106,7 +109,9 @@ public final class Main {
         var incomplete = store.read(tx -> tx.lazyLayers().absentChunksByLayer()).keySet();
         store.read(tx -> tx.lazyLayers().all()).keySet().stream().filter(incomplete::contains).forEach(layers::markLazy);
         LazyFigures lazyFigures = new LazyFigures(store);
-        LazyPull lazy = Lazy.start(cfg.lazy(), layout, store, pool, indexer, layers, lazyFigures);
+        // pull secrets kept by the CRI proxy first (also those of earlier runs), then root's docker config
+        PullSecrets secrets = PullSecrets.open(layout.pullSecrets());
+        LazyPull lazy = Lazy.start(cfg.lazy(), secrets.before(DockerConfig.fromEnvironment()), layout, store, pool, indexer, layers, lazyFigures);
         new Recovery(layout, store, layers, indexer).run();
         NodeStats stats = new NodeStats(layout, store, pool);
         DaemonMetrics metrics = new DaemonMetrics(stats, store, pool, layers, ksm, lazyFigures);
@@ -117,10 +122,14 @@ public final class Main {
         metrics.logEvery(cfg.metrics().logInterval());
         SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service), new AdminEndpoint(layout, store, layers, service, pool, ksm, lazyFigures, stats)),
                 new GrpcMetrics(metrics.registry()));
+        CriImageProxy criProxy = cfg.cri().enabled() ? CriImageProxy.to(cfg.cri().containerd(), secrets) : null;
+        SocketServer criServer = criProxy == null ? null : SocketServer.start(cfg.cri().listen(), pid, List.of(criProxy), new GrpcMetrics(metrics.registry()));
         log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={}", pid, cfg.root(), cfg.chunkSize(), cfg.mountBackend());
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             log.info("stopping: layer mounts stay for running containers");
             server.stop();
+            if (criServer != null) criServer.stop();
+            if (criProxy != null) criProxy.close();
             metrics.close();
             store.close();
             try {

@@ -71,7 +71,7 @@ final class SocketServer {
         Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-------"));
         Files.move(tmp, address, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         Files.delete(privateDir);
-        log.info("serving containerd.services.snapshots.v1.Snapshots on {}", address);
+        log.info("serving {} on {}", services.stream().map(s -> s.bindService().getServiceDescriptor().getName()).toList(), address);
         return new SocketServer(address, server, boss, workers, executor);
     }
 

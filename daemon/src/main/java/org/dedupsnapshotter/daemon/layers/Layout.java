@@ -34,6 +34,8 @@ public record Layout(Path root) {
     public Path lazyPool() { return lazyPoolDir().resolve(pool().getFileName()); }
     /** The lazy loader's state: the fd holder's pid file and the journal of reads in flight. */
     public Path lazyState() { return root.resolve("lazy"); }
+    /** Registry credentials given with CRI pulls (pull secrets), for lazy reads; mode 0600. */
+    public Path pullSecrets() { return root.resolve("pull-secrets.json"); }
     /** Where a committed layer is mounted, read-only, for every user. */
     public Path mnt(long id) { return dir(id).resolve("mnt"); }
     /** The directory overlay reads a committed layer from: its mount, or its kept upper dir. */

@@ -194,7 +194,7 @@ public final class EarlyFetch {
 
     private void begin(String source, String manifestDigest) throws IOException {
         String[] hr = Registries.split(source);
-        RegistryClient.Fetched m = registries.client(hr[0]).manifest(hr[1], manifestDigest);
+        RegistryClient.Fetched m = registries.client(hr[0], hr[1]).manifest(hr[1], manifestDigest);
         JsonNode layers = JSON.readTree(m.body()).path("layers");
         List<JsonNode> converted = new ArrayList<>();
         for (JsonNode l : layers) if (l.path("annotations").has(LazyLayerFormat.TOC_DIGEST) && !l.path("digest").asText().isEmpty()) converted.add(l);

@@ -5,7 +5,7 @@ import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.config.Config;
 import org.dedupsnapshotter.lazy.fanotify.PoolWatch;
 import org.dedupsnapshotter.lazy.fetch.Registries;
-import org.dedupsnapshotter.lazy.registry.DockerConfig;
+import org.dedupsnapshotter.lazy.registry.CredentialSource;
 import org.dedupsnapshotter.lazy.registry.hosts.EnvProxySelector;
 import org.dedupsnapshotter.lazy.registry.hosts.HostsDir;
 import org.dedupsnapshotter.storage.ChunkIndexer;
@@ -36,13 +36,13 @@ public record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, Trac
     private static final Logger log = LoggerFactory.getLogger(Lazy.class);
 
     /** Lazy pull started, or {@link LazyPull#OFF} (and why, in the log). */
-    public static LazyPull start(Config.Lazy cfg, Layout layout, MetaStore store, ChunkPool pool, ChunkIndexer indexer, LayerMounts layers, LazyFigures figures) {
+    public static LazyPull start(Config.Lazy cfg, CredentialSource credentials, Layout layout, MetaStore store, ChunkPool pool, ChunkIndexer indexer, LayerMounts layers, LazyFigures figures) {
         if (!cfg.enabled()) {
             log.info("lazy pull is off (lazy.enabled = false)");
             return OFF;
         }
         EnvProxySelector proxy = EnvProxySelector.fromEnvironment();
-        Registries registries = new Registries(cfg.plainHttp(), HostsDir.parse(cfg.hostsDir()), Duration.ofSeconds(30), DockerConfig.fromEnvironment(), proxy);
+        Registries registries = new Registries(cfg.plainHttp(), HostsDir.parse(cfg.hostsDir()), Duration.ofSeconds(30), credentials, proxy);
         log.info("registries: hosts directories {}{}", cfg.hostsDir().isEmpty() ? "(none)" : cfg.hostsDir(), proxy.any() ? ", proxies from HTTPS_PROXY/HTTP_PROXY" : "");
         // the parts of lazy loading, each given what it uses
         PieceLedger pieces = new PieceLedger();

@@ -17,12 +17,14 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * The daemon's registries, one {@link MirroredRegistry} per registry host, kept for its connections, tokens and
+ * The daemon's registries, one {@link MirroredRegistry} per HOST/REPOSITORY (credentials may be per repository:
+ * pull secrets), kept for its connections, tokens and
  * knowledge of mirrors that are down. Each is built from the hosts directories (containerd's hosts.toml: mirrors,
  * TLS, headers) when the registry is first used. The registry's own address is plain HTTP for loopback hosts (as
  * docker treats them) and for the hosts listed in config, HTTPS otherwise, unless hosts.toml names its server.
- * Credentials come from the docker config ($DOCKER_CONFIG or ~/.docker, credential helpers on PATH), per endpoint
- * host, read when a registry first asks and again whenever it refuses them.
+ * Credentials come from the source given (pull secrets, then the docker config: $DOCKER_CONFIG or ~/.docker,
+ * credential helpers on PATH), per endpoint host and repository, read when a registry first asks and again
+ * whenever it refuses them.
  */
 public final class Registries {
     private final List<String> plainHttp;
@@ -49,12 +51,15 @@ public final class Registries {
         this.proxy = proxy;
     }
 
-    /** The registry host (HOST[:PORT]) with its mirrors; a malformed hosts.toml is an IOException naming it (and asked again next time). */
-    public MirroredRegistry client(String host) throws IOException {
+    /**
+     * The registry host (HOST[:PORT]) with its mirrors, for repository (with that repository's credentials); a
+     * malformed hosts.toml is an IOException naming it (and asked again next time).
+     */
+    public MirroredRegistry client(String host, String repository) throws IOException {
         try {
-            return registries.computeIfAbsent(host, h -> {
+            return registries.computeIfAbsent(host + "/" + repository, k -> {
                 try {
-                    return MirroredRegistry.of(h, isPlainHttp(h), hosts, credentials, timeout, proxy);
+                    return MirroredRegistry.of(host, isPlainHttp(host), hosts, credentials.forRepository(repository), timeout, proxy);
                 } catch (IOException e) {
                     throw new UncheckedIOException(e);
                 }
@@ -86,7 +91,7 @@ public final class Registries {
     /** length bytes at offset of a blob of the repository source, as a stream. */
     public InputStream rangeStream(String source, String blobDigest, long offset, long length) throws IOException {
         String[] hr = split(source);
-        return client(hr[0]).blobRangeStream(hr[1], blobDigest, offset, length);
+        return client(hr[0], hr[1]).blobRangeStream(hr[1], blobDigest, offset, length);
     }
 
     /**
@@ -95,24 +100,24 @@ public final class Registries {
      */
     public InputStream rangeStream(String source, String blobDigest, long offset, long length, long deadline) throws IOException {
         String[] hr = split(source);
-        return client(hr[0]).blobRangeStream(hr[1], blobDigest, offset, length, deadline);
+        return client(hr[0], hr[1]).blobRangeStream(hr[1], blobDigest, offset, length, deadline);
     }
 
     /** The size of a blob of the repository source (HOST/REPOSITORY). */
     public long blobSize(String source, String blobDigest) throws IOException {
         String[] hr = split(source);
-        return client(hr[0]).blobSize(hr[1], blobDigest);
+        return client(hr[0], hr[1]).blobSize(hr[1], blobDigest);
     }
 
     /** length bytes at offset of a blob of the repository source (HOST/REPOSITORY). */
     public byte[] range(String source, String blobDigest, long offset, int length) throws IOException {
         String[] hr = split(source);
-        return client(hr[0]).blobRange(hr[1], blobDigest, offset, length);
+        return client(hr[0], hr[1]).blobRange(hr[1], blobDigest, offset, length);
     }
 
     /** The same, retried until deadline (System.nanoTime) at the latest. */
     public byte[] range(String source, String blobDigest, long offset, int length, long deadline) throws IOException {
         String[] hr = split(source);
-        return client(hr[0]).blobRange(hr[1], blobDigest, offset, length, deadline);
+        return client(hr[0], hr[1]).blobRange(hr[1], blobDigest, offset, length, deadline);
     }
 }
