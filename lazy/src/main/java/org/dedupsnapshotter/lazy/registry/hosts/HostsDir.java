@@ -3,7 +3,6 @@ package org.dedupsnapshotter.lazy.registry.hosts;
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.dataformat.toml.TomlMapper;
-import org.dedupsnapshotter.lazy.registry.ImageRef;
 import org.dedupsnapshotter.lazy.registry.hosts.RegistryEndpoint.Capability;
 import org.dedupsnapshotter.lazy.registry.hosts.RegistryEndpoint.ClientPair;
 import org.dedupsnapshotter.lazy.registry.hosts.RegistryEndpoint.Tls;
@@ -35,6 +34,9 @@ import java.util.stream.Stream;
  * naming the file and key: a mirror or CA silently ignored is worse than a pull that says why it fails.
  */
 public final class HostsDir {
+    /** Docker Hub's API host, as image references name it once parsed (ImageRef, which this package does not import). */
+    private static final String DOCKER_HUB = "registry-1.docker.io";
+
     /** containerd 2.x's default config_path, and docker's certificate directory. */
     public static final String DEFAULT = "/etc/containerd/certs.d:/etc/docker/certs.d";
     private static final TomlMapper TOML = new TomlMapper();
@@ -59,7 +61,7 @@ public final class HostsDir {
      * unless hosts.toml names its server.
      */
     public List<RegistryEndpoint> endpoints(String host, boolean plainHttp) throws IOException {
-        String name = host.equals(ImageRef.DOCKER_HUB) ? "docker.io" : host;
+        String name = host.equals(DOCKER_HUB) ? "docker.io" : host;
         Optional<Path> dir = directory(name);
         List<RegistryEndpoint> hosts = new ArrayList<>();
         Tls serverTls = Tls.NONE;
@@ -102,7 +104,7 @@ public final class HostsDir {
                 serverHeaders = headers(file, "", root);
             }
         }
-        if (server == null) server = URI.create((plainHttp ? "http://" : "https://") + (name.equals("docker.io") ? ImageRef.DOCKER_HUB : name) + "/v2");
+        if (server == null) server = URI.create((plainHttp ? "http://" : "https://") + (name.equals("docker.io") ? DOCKER_HUB : name) + "/v2");
         hosts.add(new RegistryEndpoint(server, serverCaps, serverTls, serverHeaders, false));
         return List.copyOf(hosts);
     }
