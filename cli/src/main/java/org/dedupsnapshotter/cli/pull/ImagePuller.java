@@ -5,8 +5,11 @@ import org.dedupsnapshotter.cli.containerd.ContainerdException;
 import org.dedupsnapshotter.cli.containerd.ContentStore;
 import org.dedupsnapshotter.cli.containerd.ImageStore;
 import org.dedupsnapshotter.cli.containerd.Lease;
+import org.dedupsnapshotter.lazy.convert.ByteProgress;
 import org.dedupsnapshotter.lazy.registry.ImageRef;
 import org.dedupsnapshotter.lazy.registry.MirroredRegistry;
+import org.dedupsnapshotter.lazy.registry.Platform;
+import org.dedupsnapshotter.lazy.registry.PlatformChoice;
 import org.dedupsnapshotter.lazy.registry.hosts.HostsDir;
 
 import java.io.ByteArrayInputStream;
@@ -18,6 +21,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * `dedupctl pull`: an image into containerd the way containerd's client.Pull with unpack puts it there — index,
@@ -27,8 +31,16 @@ import java.util.Map;
  * containerd's garbage collector takes nothing while we work and everything if we fail.
  */
 public final class ImagePuller {
-    /** hosts: containerd's hosts directories (hosts.toml: mirrors, TLS, headers). */
-    public record Options(Path containerdSocket, String namespace, String snapshotter, boolean plainHttp, HostsDir hosts, PrintStream progress) {}
+    /**
+     * hosts: containerd's hosts directories (hosts.toml: mirrors, TLS, headers); platform: the image of an index to
+     * pull (empty: this host's); meter: bytes downloaded, for a live line.
+     */
+    public record Options(Path containerdSocket, String namespace, String snapshotter, boolean plainHttp, HostsDir hosts, PrintStream progress,
+                          Optional<Platform> platform, ByteProgress meter) {
+        public Options(Path containerdSocket, String namespace, String snapshotter, boolean plainHttp, HostsDir hosts, PrintStream progress) {
+            this(containerdSocket, namespace, snapshotter, plainHttp, hosts, progress, Optional.empty(), ByteProgress.NONE);
+        }
+    }
 
     public record Report(String name, String targetDigest, int layers, int lazy, int downloaded, int present, long downloadedBytes, double seconds) {}
 
@@ -64,7 +76,7 @@ public final class ImagePuller {
 
     private Report pullUnderLease(ContainerdClient containerd, ImageRef ref, long t0) throws IOException {
         MirroredRegistry registry = MirroredRegistry.forRef(ref, options.plainHttp(), options.hosts(), Duration.ofMinutes(5));
-        ResolvedImage image = ResolvedImage.resolve(registry, ref);
+        ResolvedImage image = ResolvedImage.resolve(registry, ref, PlatformChoice.of(options.platform().stream().toList()));
         String name = PullLabels.imageName(ref);
         ContentStore content = new ContentStore(containerd);
         // children before parents, each with the labels containerd's pull gives it
@@ -76,7 +88,8 @@ public final class ImagePuller {
         String manifestDigest = image.manifest().descriptor().digest();
         int lazy = 0, downloaded = 0, present = 0;
         long bytes = 0;
-        try (LayerDownloads downloads = new LayerDownloads(registry, ref, content)) {
+        options.meter().phase("downloading layers");
+        try (LayerDownloads downloads = new LayerDownloads(registry, ref, content, options.meter())) {
             LayerUnpacker unpacker = new LayerUnpacker(containerd, options.snapshotter(), content, downloads);
             List<OciDescriptor> layers = image.layers();
             for (int i = 0; i < layers.size(); i++) {

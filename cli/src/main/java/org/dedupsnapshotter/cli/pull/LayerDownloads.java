@@ -1,9 +1,10 @@
 package org.dedupsnapshotter.cli.pull;
 
 import org.dedupsnapshotter.cli.containerd.ContentStore;
+import org.dedupsnapshotter.lazy.convert.ByteProgress;
+import org.dedupsnapshotter.lazy.convert.CountingInputStream;
 import org.dedupsnapshotter.lazy.registry.ImageRef;
 import org.dedupsnapshotter.lazy.registry.MirroredRegistry;
-import org.dedupsnapshotter.lazy.registry.RegistryClient;
 import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
 
 import java.io.IOException;
@@ -34,7 +35,10 @@ final class LayerDownloads implements AutoCloseable {
     private final ExecutorService pool = Executors.newFixedThreadPool(PARALLEL, Thread.ofPlatform().daemon().name("download-", 0).factory());
     private final Map<String, Future<Done>> started = new ConcurrentHashMap<>();
 
-    LayerDownloads(MirroredRegistry registry, ImageRef ref, ContentStore content) {
+    private final ByteProgress meter;
+
+    LayerDownloads(MirroredRegistry registry, ImageRef ref, ContentStore content, ByteProgress meter) {
+        this.meter = meter;
         this.registry = registry;
         this.ref = ref;
         this.content = content;
@@ -71,8 +75,17 @@ final class LayerDownloads implements AutoCloseable {
     }
 
     private Done download(OciDescriptor layer) throws IOException {
-        boolean written = content.write("layer-" + layer.digest(), layer.digest(), layer.size(),
-                () -> registry.blobStream(ref.repository(), layer.digest(), layer.size()));
+        meter.expect(layer.size());
+        long[] counted = {0};
+        boolean written = content.write("layer-" + layer.digest(), layer.digest(), layer.size(), () -> {
+            meter.add(-counted[0]); // a write started again counts from 0
+            counted[0] = 0;
+            return new CountingInputStream(registry.blobStream(ref.repository(), layer.digest(), layer.size()), n -> {
+                counted[0] += n;
+                meter.add(n);
+            });
+        });
+        if (!written) meter.add(layer.size() - counted[0]); // containerd had it: nothing to wait for
         content.setLabels(layer.digest(), PullLabels.distributionSource(ref, content.labels(layer.digest())));
         return new Done(written ? layer.size() : 0);
     }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.dedupsnapshotter.lazy.registry.ImageRef;
 import org.dedupsnapshotter.lazy.registry.MirroredRegistry;
+import org.dedupsnapshotter.lazy.registry.PlatformChoice;
 import org.dedupsnapshotter.lazy.registry.RegistryClient;
 
 import java.io.IOException;
@@ -14,7 +15,7 @@ import java.util.Optional;
 
 /**
  * What a reference names in its registry, read as containerd's pull reads it: the index (when there is one) and its
- * linux/amd64 manifest, the manifest, the config, the layers and their diff_ids. Index, manifest and config are
+ * manifest for the platform chosen (this host's unless one is named), the manifest, the config, the layers and their diff_ids. Index, manifest and config are
  * kept as the exact bytes the registry sent (their digests are their names).
  */
 public record ResolvedImage(ImageRef ref, Optional<Blob> index, List<OciDescriptor> indexEntries, Blob manifest, Blob config,
@@ -29,7 +30,7 @@ public record ResolvedImage(ImageRef ref, Optional<Blob> index, List<OciDescript
         return index.map(Blob::descriptor).orElse(manifest.descriptor());
     }
 
-    public static ResolvedImage resolve(MirroredRegistry registry, ImageRef ref) throws IOException {
+    public static ResolvedImage resolve(MirroredRegistry registry, ImageRef ref, PlatformChoice platform) throws IOException {
         String repo = ref.repository();
         RegistryClient.Fetched top = registry.manifest(repo, ref.reference());
         JsonNode doc = parse(top.body(), ref.toString());
@@ -42,7 +43,8 @@ public record ResolvedImage(ImageRef ref, Optional<Blob> index, List<OciDescript
             index = Optional.of(new Blob(new OciDescriptor(topType.isEmpty() ? RegistryClient.OCI_INDEX : topType, top.digest(), top.body().length, Map.of()), top.body()));
             entries = new ArrayList<>();
             for (JsonNode e : doc.path("manifests")) entries.add(OciDescriptor.of(e, ref + " (index)"));
-            OciDescriptor pick = linuxAmd64(doc, entries, ref.toString());
+            JsonNode chosen = platform.select(doc.path("manifests"), ref.toString()).entries().getFirst();
+            OciDescriptor pick = OciDescriptor.of(chosen, ref + " (index)");
             m = registry.manifest(repo, pick.digest());
             manifestType = pick.mediaType();
             doc = parse(m.body(), ref + "@" + pick.digest());
@@ -65,17 +67,6 @@ public record ResolvedImage(ImageRef ref, Optional<Blob> index, List<OciDescript
         if (diffIds.size() != layers.size())
             throw new IOException(ref + ": the manifest has " + layers.size() + " layers but the config " + diffIds.size() + " diff_ids");
         return new ResolvedImage(ref, index, List.copyOf(entries), manifest, new Blob(configDesc, configBytes), List.copyOf(layers), List.copyOf(diffIds));
-    }
-
-    /** The index entry for linux/amd64 (containerd's default platform on this kind of node). */
-    private static OciDescriptor linuxAmd64(JsonNode index, List<OciDescriptor> entries, String what) throws IOException {
-        List<String> seen = new ArrayList<>();
-        for (int i = 0; i < entries.size(); i++) {
-            JsonNode p = index.path("manifests").get(i).path("platform");
-            seen.add(p.path("os").asText("?") + "/" + p.path("architecture").asText("?"));
-            if (p.path("os").asText().equals("linux") && p.path("architecture").asText().equals("amd64")) return entries.get(i);
-        }
-        throw new IOException(what + " is an index without a linux/amd64 image (it has " + seen + ")");
     }
 
     private static JsonNode parse(byte[] json, String what) throws IOException {

@@ -13,6 +13,7 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Optional;
 
 /**
  * `dedupctl convert --trace CMD`: records the image's start-up trace on this node, then converts with it.
@@ -60,7 +61,7 @@ public final class TraceRecording {
 
         step(2, "pull " + pinned + " lazily into containerd (namespace " + options.namespace() + ", snapshotter dedup)");
         ImagePuller.Report pulled = ImagePuller.pull(pinned, new ImagePuller.Options(options.containerdSocket(), options.namespace(), "dedup",
-                convert.plainHttp(), convert.hosts(), progress));
+                convert.plainHttp(), convert.hosts(), progress, Optional.empty(), convert.meter()));
         StartupTrace trace;
         ContainerRun.Outcome run;
         try {

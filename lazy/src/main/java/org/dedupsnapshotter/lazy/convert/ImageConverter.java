@@ -8,6 +8,8 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.dedupsnapshotter.lazy.registry.ImageRef;
 import org.dedupsnapshotter.lazy.registry.MirroredRegistry;
+import org.dedupsnapshotter.lazy.registry.Platform;
+import org.dedupsnapshotter.lazy.registry.PlatformChoice;
 import org.dedupsnapshotter.lazy.registry.RegistryClient;
 import org.dedupsnapshotter.lazy.registry.hosts.HostsDir;
 import org.dedupsnapshotter.lazy.toc.LazyLayerFormat;
@@ -50,19 +52,28 @@ public final class ImageConverter {
     private static final JsonMapper JSON = JsonMapper.builder().enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
             .configure(JsonNodeFeature.STRIP_TRAILING_BIGDECIMAL_ZEROES, false).build();
 
-    /** trace: the start-up trace to lay out in prefetch regions, or null; hosts: containerd's hosts directories (mirrors, TLS). */
-    public record Options(int chunkSize, boolean plainHttp, int threads, PrintStream progress, StartupTrace trace, HostsDir hosts) {
+    /**
+     * trace: the start-up trace to lay out in prefetch regions, or null; hosts: containerd's hosts directories (mirrors,
+     * TLS); platforms: which images of an index to convert ({@link PlatformChoice#HOST}: this host's, pushed as a plain
+     * manifest); meter: bytes moved, for a live line.
+     */
+    public record Options(int chunkSize, boolean plainHttp, int threads, PrintStream progress, StartupTrace trace, HostsDir hosts,
+                          PlatformChoice platforms, ByteProgress meter) {
         public Options(int chunkSize, boolean plainHttp, int threads, PrintStream progress) {
             this(chunkSize, plainHttp, threads, progress, null);
         }
 
         public Options(int chunkSize, boolean plainHttp, int threads, PrintStream progress, StartupTrace trace) {
-            this(chunkSize, plainHttp, threads, progress, trace, HostsDir.parse(HostsDir.DEFAULT));
+            this(chunkSize, plainHttp, threads, progress, trace, HostsDir.parse(HostsDir.DEFAULT), PlatformChoice.HOST, ByteProgress.NONE);
         }
 
-        public Options withTrace(StartupTrace t) { return new Options(chunkSize, plainHttp, threads, progress, t, hosts); }
+        public Options withTrace(StartupTrace t) { return new Options(chunkSize, plainHttp, threads, progress, t, hosts, platforms, meter); }
 
-        public Options withHosts(HostsDir h) { return new Options(chunkSize, plainHttp, threads, progress, trace, h); }
+        public Options withHosts(HostsDir h) { return new Options(chunkSize, plainHttp, threads, progress, trace, h, platforms, meter); }
+
+        public Options withPlatforms(PlatformChoice p) { return new Options(chunkSize, plainHttp, threads, progress, trace, hosts, p, meter); }
+
+        public Options withMeter(ByteProgress m) { return new Options(chunkSize, plainHttp, threads, progress, trace, hosts, platforms, m); }
     }
 
     /**
@@ -79,6 +90,18 @@ public final class ImageConverter {
     public record Report(String reference, String manifestDigest, List<LayerReport> layers, List<String> diffIds, double seconds,
                          int tracedChunks, int tracedNotInImage) {}
 
+    /** One converted image of an index and the platform it is for. */
+    public record PlatformReport(Platform platform, Report image) {}
+
+    /**
+     * The outcome of a conversion: the image (a plain manifest pushed under the tag: {@code index} null), or the
+     * images of the platforms chosen and the index listing them, pushed under the tag ({@code indexDigest}).
+     */
+    public record Result(String reference, String indexDigest, List<PlatformReport> images, List<Platform> skipped, double seconds) {
+        /** The only image (no index pushed). */
+        public Report single() { return images.getFirst().image(); }
+    }
+
     private final Options options;
     private final ImageRef target;
     private final MirroredRegistry registry;
@@ -89,7 +112,13 @@ public final class ImageConverter {
         this.registry = registry;
     }
 
+    /** SRC's image for this host (an index's host entry), pushed to DST as a plain manifest; options.platforms() ignored. */
     public static Report convert(String src, String dst, Options options) throws IOException {
+        return convertPlatforms(src, dst, options.withPlatforms(PlatformChoice.HOST)).single();
+    }
+
+    /** SRC converted for options.platforms(): an index's chosen images and an index of them, or a plain manifest. */
+    public static Result convertPlatforms(String src, String dst, Options options) throws IOException {
         ImageRef to;
         try {
             to = ImageRef.parse(dst);
@@ -102,14 +131,73 @@ public final class ImageConverter {
         return new ImageConverter(options, to, MirroredRegistry.forRef(to, options.plainHttp(), options.hosts(), timeout)).run(source);
     }
 
-    private Report run(ImageSource source) throws IOException {
+    private Result run(ImageSource source) throws IOException {
         long t0 = System.nanoTime();
-        JsonNode manifest = JSON.readTree(pickManifest(source, source.top(), source.toString()).body());
+        RegistryClient.Fetched top = source.top();
+        JsonNode doc = JSON.readTree(top.body());
+        String type = doc.path("mediaType").asText(top.mediaType().split(";")[0].trim());
+        boolean index = type.equals(RegistryClient.OCI_INDEX) || type.equals(RegistryClient.DOCKER_LIST) || type.isEmpty() && doc.has("manifests");
+        if (!index) {
+            if (!type.equals(RegistryClient.OCI_MANIFEST) && !type.equals(RegistryClient.DOCKER_MANIFEST) && !(type.isEmpty() && doc.has("layers")))
+                throw new IOException(source + ": unknown manifest media type \"" + type + "\"");
+            Converted c = convertImage(source, doc, target.tag(), "", options.platforms().explicit() ? options.platforms() : null);
+            return new Result(target.toString(), null, List.of(new PlatformReport(c.platform(), c.report())), List.of(), (System.nanoTime() - t0) / 1e9);
+        }
+        PlatformChoice.Selection chosen = options.platforms().select(doc.path("manifests"), source.toString());
+        if (!options.platforms().explicit()) { // the host's image alone, as a plain manifest under the tag
+            JsonNode entry = chosen.entries().getFirst();
+            Converted c = convertImage(source, manifestOf(source, entry), target.tag(), "", null);
+            return new Result(target.toString(), null, List.of(new PlatformReport(c.platform(), c.report())), List.of(), (System.nanoTime() - t0) / 1e9);
+        }
+        ArrayNode manifests = JSON.createArrayNode();
+        List<PlatformReport> images = new ArrayList<>();
+        for (JsonNode entry : chosen.entries()) {
+            Platform p = Platform.of(entry.path("platform"));
+            options.progress().println("platform " + p + " (" + entry.path("digest").asText() + "):");
+            Converted c = convertImage(source, manifestOf(source, entry), null, p + " ", null);
+            ObjectNode d = manifests.addObject();
+            d.put("mediaType", RegistryClient.OCI_MANIFEST);
+            d.put("digest", c.report().manifestDigest());
+            d.put("size", c.manifestSize());
+            d.set("platform", entry.path("platform").deepCopy());
+            if (entry.has("annotations")) d.set("annotations", entry.get("annotations").deepCopy());
+            images.add(new PlatformReport(p, c.report()));
+        }
+        ObjectNode idx = JSON.createObjectNode();
+        idx.put("schemaVersion", 2);
+        idx.put("mediaType", RegistryClient.OCI_INDEX);
+        idx.set("manifests", manifests);
+        if (doc.has("annotations")) idx.set("annotations", doc.get("annotations"));
+        String digest = registry.pushManifest(target.repository(), target.tag(), RegistryClient.OCI_INDEX, JSON.writeValueAsBytes(idx));
+        return new Result(target.toString(), digest, images, chosen.skipped(), (System.nanoTime() - t0) / 1e9);
+    }
+
+    /** An index entry's manifest, which must be an image manifest (an index of indexes is not followed). */
+    private static JsonNode manifestOf(ImageSource source, JsonNode entry) throws IOException {
+        RegistryClient.Fetched f = source.manifest(entry.path("digest").asText());
+        JsonNode doc = JSON.readTree(f.body());
+        String type = doc.path("mediaType").asText(f.mediaType().split(";")[0].trim());
+        if (type.equals(RegistryClient.OCI_MANIFEST) || type.equals(RegistryClient.DOCKER_MANIFEST) || type.isEmpty() && doc.has("layers")) return doc;
+        throw new IOException(source + "@" + entry.path("digest").asText() + ": an index entry of media type \"" + type + "\", not an image manifest");
+    }
+
+    /** A converted image: its report, platform (from its config) and manifest size. */
+    private record Converted(Report report, Platform platform, int manifestSize) {}
+
+    /**
+     * One image manifest converted and pushed under tag (null: by digest only). wanted (non-null when the source is a
+     * plain manifest and platforms were named): the config's platform must be one of them.
+     */
+    private Converted convertImage(ImageSource source, JsonNode manifest, String tag, String label, PlatformChoice wanted) throws IOException {
+        long t0 = System.nanoTime();
         JsonNode configDesc = manifest.path("config");
         String configType = configDesc.path("mediaType").asText();
         if (!CONFIGS.contains(configType)) throw new IOException(source + ": unknown config media type \"" + configType + "\"");
         JsonNode parsedConfig = JSON.readTree(source.blob(configDesc.path("digest").asText()));
         ArrayNode diffIds = parsedConfig.path("rootfs").path("diff_ids") instanceof ArrayNode a ? a : null;
+        Platform platform = Platform.of(parsedConfig);
+        if (wanted != null && !wanted.accepts(platform))
+            throw new IOException(source + " is a single image for " + platform + ", not for " + wanted + " (it is not an index of platforms)");
         JsonNode layers = manifest.path("layers");
         if (!(parsedConfig instanceof ObjectNode config) || diffIds == null || diffIds.size() != layers.size())
             throw new IOException(source + ": the config's rootfs.diff_ids do not match the manifest's " + layers.size() + " layers");
@@ -122,7 +210,7 @@ public final class ImageConverter {
         try {
             LazyLayerWriter writer = new LazyLayerWriter(options.chunkSize(), compressors, 2 * options.threads() + 1);
             for (int i = 0; i < layers.size(); i++) {
-                String what = "layer " + (i + 1) + "/" + layers.size() + " (" + layers.get(i).path("digest").asText() + ")";
+                String what = label + "layer " + (i + 1) + "/" + layers.size() + " (" + layers.get(i).path("digest").asText() + ")";
                 ObjectNode desc = (ObjectNode) layers.get(i).deepCopy();
                 LayerReport r = desc.path("annotations").has(LazyLayerFormat.TOC_DIGEST)
                         ? copyConverted(source, desc, tmp, what)
@@ -151,29 +239,12 @@ public final class ImageConverter {
         c.put("size", configBytes.length);
         m.set("layers", newLayers);
         if (manifest.has("annotations")) m.set("annotations", manifest.get("annotations"));
-        String digest = registry.pushManifest(target.repository(), target.tag(), RegistryClient.OCI_MANIFEST, JSON.writeValueAsBytes(m));
+        byte[] manifestBytes = JSON.writeValueAsBytes(m);
+        String digest = registry.pushManifest(target.repository(), tag, RegistryClient.OCI_MANIFEST, manifestBytes);
         List<String> newDiffIdList = new ArrayList<>();
         newDiffIds.forEach(d -> newDiffIdList.add(d.asText()));
-        return new Report(target.toString(), digest, reports, newDiffIdList, (System.nanoTime() - t0) / 1e9, plan.traced(), plan.unplaced());
-    }
-
-    /** The image manifest: the document itself, or an index's linux/amd64 entry. */
-    private static RegistryClient.Fetched pickManifest(ImageSource source, RegistryClient.Fetched f, String what) throws IOException {
-        JsonNode doc = JSON.readTree(f.body());
-        String type = doc.path("mediaType").asText(f.mediaType().split(";")[0].trim());
-        if (type.equals(RegistryClient.OCI_MANIFEST) || type.equals(RegistryClient.DOCKER_MANIFEST)) return f;
-        if (type.equals(RegistryClient.OCI_INDEX) || type.equals(RegistryClient.DOCKER_LIST) || type.isEmpty() && doc.has("manifests")) {
-            List<String> platforms = new ArrayList<>();
-            for (JsonNode m : doc.path("manifests")) {
-                JsonNode p = m.path("platform");
-                platforms.add(p.path("os").asText("?") + "/" + p.path("architecture").asText("?"));
-                if (p.path("os").asText().equals("linux") && p.path("architecture").asText().equals("amd64"))
-                    return pickManifest(source, source.manifest(m.path("digest").asText()), what);
-            }
-            throw new IOException(what + " is an index without a linux/amd64 image (it has " + platforms + ")");
-        }
-        if (type.isEmpty() && doc.has("layers")) return f; // an OCI manifest may leave out its mediaType
-        throw new IOException(what + ": unknown manifest media type \"" + type + "\"");
+        return new Converted(new Report(target.toString(), digest, reports, newDiffIdList, (System.nanoTime() - t0) / 1e9, plan.traced(), plan.unplaced()),
+                platform, manifestBytes.length);
     }
 
     private LayerReport convertLayer(ImageSource source, ObjectNode desc, String diffId, LazyLayerWriter writer, PrefetchPlan plan, Path tmp,
@@ -183,11 +254,16 @@ public final class ImageConverter {
         if (!GZIP_OR_TAR_LAYERS.contains(type)) throw new IOException(what + ": unknown layer media type \"" + type + "\"");
         long t0 = System.nanoTime();
         String sourceDigest = desc.path("digest").asText();
-        ImageSource.LayerFile in = source.layer(sourceDigest, tmp);
+        ByteProgress meter = options.meter();
+        meter.phase(what + ": download");
+        meter.expect(desc.path("size").asLong());
+        ImageSource.LayerFile in = source.layer(sourceDigest, tmp, meter::add);
         Path out = tmp.resolve("converted.blob");
         LazyLayerWriter.Result r;
         long sourceSize = Files.size(in.path());
-        try (BufferedInputStream raw = new BufferedInputStream(Files.newInputStream(in.path()), 1 << 16);
+        meter.phase(what + ": convert");
+        meter.expect(sourceSize);
+        try (BufferedInputStream raw = new BufferedInputStream(new CountingInputStream(Files.newInputStream(in.path()), meter::add), 1 << 16);
              InputStream tar = uncompressed(raw, what);
              OutputStream blob = new BufferedOutputStream(Files.newOutputStream(out), 1 << 20)) {
             r = writer.write(tar, blob, plan, tmp);
@@ -199,7 +275,9 @@ public final class ImageConverter {
         if (!r.tarDigest().equals(diffId))
             throw new IOException(what + ": the uncompressed layer has digest " + r.tarDigest() + ", but the config's diff_id is " + diffId);
         ConvertedLayerCheck.verify(out, r);
-        registry.pushBlob(target.repository(), out, r.blobDigest(), UPLOAD_PIECE);
+        meter.phase(what + ": push");
+        meter.expect(r.blobSize());
+        registry.pushBlob(target.repository(), out, r.blobDigest(), UPLOAD_PIECE, meter::add);
         Files.delete(out);
 
         ObjectNode annotations = desc.has("annotations") ? (ObjectNode) desc.get("annotations") : desc.putObject("annotations");
@@ -228,9 +306,11 @@ public final class ImageConverter {
         long t0 = System.nanoTime();
         String digest = desc.path("digest").asText();
         if (!registry.hasBlob(target.repository(), digest)) {
-            ImageSource.LayerFile in = source.layer(digest, tmp);
+            options.meter().phase(what + ": copy");
+            options.meter().expect(2 * desc.path("size").asLong());
+            ImageSource.LayerFile in = source.layer(digest, tmp, options.meter()::add);
             try {
-                registry.pushBlob(target.repository(), in.path(), digest, UPLOAD_PIECE);
+                registry.pushBlob(target.repository(), in.path(), digest, UPLOAD_PIECE, options.meter()::add);
             } finally {
                 if (in.temporary()) Files.deleteIfExists(in.path());
             }

@@ -8,6 +8,7 @@ import org.dedupsnapshotter.lazy.registry.hosts.HostsDir;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.function.LongConsumer;
 
 /** Where an image to convert is read from: a registry, or an OCI image layout directory ("oci:DIR[:TAG]"). */
 interface ImageSource {
@@ -21,7 +22,12 @@ interface ImageSource {
     byte[] blob(String digest) throws IOException;
 
     /** A layer blob as a verified file, and whether it is a temporary copy in dir that the caller deletes. */
-    LayerFile layer(String digest, Path dir) throws IOException;
+    default LayerFile layer(String digest, Path dir) throws IOException {
+        return layer(digest, dir, n -> {});
+    }
+
+    /** The same, telling onBytes of the bytes as they are read. */
+    LayerFile layer(String digest, Path dir, LongConsumer onBytes) throws IOException;
 
     record LayerFile(Path path, boolean temporary) {}
 
@@ -54,9 +60,9 @@ interface ImageSource {
         }
 
         @Override
-        public LayerFile layer(String digest, Path dir) throws IOException {
+        public LayerFile layer(String digest, Path dir, LongConsumer onBytes) throws IOException {
             Path f = dir.resolve("source-" + digest.substring(digest.indexOf(':') + 1));
-            client.blobToFile(ref.repository(), digest, f);
+            client.blobToFile(ref.repository(), digest, f, onBytes);
             return new LayerFile(f, true);
         }
 

@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.function.LongConsumer;
 import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.List;
@@ -76,12 +77,15 @@ final class OciLayoutSource implements ImageSource {
     }
 
     @Override
-    public LayerFile layer(String digest, Path tempDir) throws IOException {
+    public LayerFile layer(String digest, Path tempDir, LongConsumer onBytes) throws IOException {
         Path p = path(digest);
         MessageDigest md = LazyLayerWriter.sha256();
         try (InputStream in = Files.newInputStream(p)) {
             byte[] buf = new byte[1 << 16];
-            for (int n; (n = in.read(buf)) > 0; ) md.update(buf, 0, n);
+            for (int n; (n = in.read(buf)) > 0; ) {
+                md.update(buf, 0, n);
+                onBytes.accept(n); // checked, not copied: read once
+            }
         }
         String got = LazyLayerWriter.hex(md);
         if (!got.equals(digest)) throw new IOException(this + ": blob " + digest + " has digest " + got);

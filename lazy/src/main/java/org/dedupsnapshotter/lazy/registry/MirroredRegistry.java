@@ -17,6 +17,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongConsumer;
 import java.util.function.LongSupplier;
 
 /**
@@ -87,7 +88,20 @@ public final class MirroredRegistry {
     }
 
     public long blobToFile(String repo, String digest, Path file) throws IOException {
-        return read(Capability.PULL, "blob " + digest, Long.MAX_VALUE, (c, d) -> c.blobToFile(repo, digest, file));
+        return blobToFile(repo, digest, file, n -> {});
+    }
+
+    /** The same, telling onBytes of the bytes as they arrive (an endpoint given up takes back what it had told). */
+    public long blobToFile(String repo, String digest, Path file, LongConsumer onBytes) throws IOException {
+        long[] told = {0};
+        return read(Capability.PULL, "blob " + digest, Long.MAX_VALUE, (c, d) -> {
+            onBytes.accept(-told[0]);
+            told[0] = 0;
+            return c.blobToFile(repo, digest, file, n -> {
+                told[0] += n;
+                onBytes.accept(n);
+            });
+        });
     }
 
     public InputStream blobStream(String repo, String digest, long size) throws IOException {
@@ -121,6 +135,11 @@ public final class MirroredRegistry {
     public void pushBlob(String repo, byte[] data, int chunkSize) throws IOException { pusher().pushBlob(repo, data, chunkSize); }
 
     public void pushBlob(String repo, Path file, String digest, int chunkSize) throws IOException { pusher().pushBlob(repo, file, digest, chunkSize); }
+
+    /** The same, telling onBytes of each piece the registry took. */
+    public void pushBlob(String repo, Path file, String digest, int chunkSize, LongConsumer onBytes) throws IOException {
+        pusher().pushBlob(repo, file, digest, chunkSize, onBytes);
+    }
 
     public String pushManifest(String repo, String tag, String mediaType, byte[] body) throws IOException {
         return pusher().pushManifest(repo, tag, mediaType, body);

@@ -37,6 +37,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.LongConsumer;
 import java.util.function.Supplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -160,15 +161,25 @@ public final class RegistryClient {
 
     /** A whole blob streamed into file (created or replaced), verified against its digest; returns its size. */
     public long blobToFile(String repo, String digest, Path file) throws IOException {
+        return blobToFile(repo, digest, file, n -> {});
+    }
+
+    /** The same, telling onBytes of the bytes written as they arrive (a retry from the start takes back what it had told). */
+    public long blobToFile(String repo, String digest, Path file, LongConsumer onBytes) throws IOException {
         MessageDigest md = sha256Digest();
+        long[] told = {0};
         long size = retried(attempt -> { // each attempt writes the file from its start
             md.reset();
+            onBytes.accept(-told[0]);
+            told[0] = 0;
             long n = 0;
             try (InputStream in = openBlob(repo, digest, Long.MAX_VALUE); OutputStream out = Files.newOutputStream(file)) {
                 byte[] buf = new byte[1 << 16];
                 for (int k; (k = in.read(buf)) > 0; n += k) {
                     md.update(buf, 0, k);
                     out.write(buf, 0, k);
+                    onBytes.accept(k);
+                    told[0] += k;
                 }
             }
             return n;
@@ -405,13 +416,18 @@ public final class RegistryClient {
 
     /** Uploads a blob unless the registry has it: POST, then PATCH in pieces of chunkSize bytes, then PUT with the digest. */
     public void pushBlob(String repo, byte[] data, int chunkSize) throws IOException {
-        upload(repo, sha256(data), data.length, chunkSize, (from, len) -> HttpRequest.BodyPublishers.ofByteArray(data, (int) from, len));
+        upload(repo, sha256(data), data.length, chunkSize, n -> {}, (from, len) -> HttpRequest.BodyPublishers.ofByteArray(data, (int) from, len));
     }
 
     /** Uploads a blob from a file unless the registry has it, one piece of chunkSize bytes in memory at a time. */
     public void pushBlob(String repo, Path file, String digest, int chunkSize) throws IOException {
+        pushBlob(repo, file, digest, chunkSize, n -> {});
+    }
+
+    /** The same, telling onBytes of each piece the registry took. */
+    public void pushBlob(String repo, Path file, String digest, int chunkSize, LongConsumer onBytes) throws IOException {
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
-            upload(repo, digest, ch.size(), chunkSize, (from, len) -> {
+            upload(repo, digest, ch.size(), chunkSize, onBytes, (from, len) -> {
                 ByteBuffer b = ByteBuffer.allocate(len);
                 while (b.hasRemaining()) if (ch.read(b, from + b.position()) < 0) throw new IOException(file + " is shorter than " + (from + len) + " bytes");
                 return HttpRequest.BodyPublishers.ofByteArray(b.array());
@@ -423,7 +439,7 @@ public final class RegistryClient {
         HttpRequest.BodyPublisher piece(long from, int len) throws IOException;
     }
 
-    private void upload(String repo, String digest, long size, int chunkSize, Pieces pieces) throws IOException {
+    private void upload(String repo, String digest, long size, int chunkSize, LongConsumer onBytes, Pieces pieces) throws IOException {
         if (hasBlob(repo, digest)) return;
         HttpResponse<byte[]> start = send(repo, true, () -> request(path(repo, "blobs/uploads/")).POST(HttpRequest.BodyPublishers.noBody()), BYTES, defaultDeadline());
         expect(start, 202, "upload start of " + digest);
@@ -437,6 +453,7 @@ public final class RegistryClient {
                     .header("Content-Type", "application/octet-stream").header("Content-Range", from + "-" + (end - 1))
                     .method("PATCH", body), BYTES, defaultDeadline());
             expect(r, 202, "upload of bytes " + from + "-" + (end - 1) + " of " + digest);
+            onBytes.accept(end - from);
             location = location(r);
         }
         URI done = withQuery(location, "digest=" + URLEncoder.encode(digest, StandardCharsets.UTF_8));
