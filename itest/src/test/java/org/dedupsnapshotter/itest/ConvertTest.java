@@ -136,8 +136,14 @@ class ConvertTest {
         assertSameRootfs(lazy);
     }
 
+    /**
+     * An index of two platforms (amd64: the fidelity image, arm64: a one-layer image that is converted, never run):
+     * without flags the host's (amd64) image alone, as a plain manifest; --all-platforms an index of both converted;
+     * --platform linux/arm64 an index of that one; a platform the index lacks is an error naming those it has; and
+     * the converted index pulled lazily here runs its amd64 image.
+     */
     @Test
-    void anIndexConvertsItsLinuxAmd64Image() throws Exception {
+    void anIndexConvertsTheHostsImageOrThePlatformsAskedFor() throws Exception {
         OciImage.push(env.registry(), "itest/multi", "arm", List.of(new TarWriter().dir("./", TarWriter.Meta.of(0755))
                 .file("arm", "arm", TarWriter.Meta.of(0644)).finish()), List.of("/bin/sh"));
         RegistryClient.Fetched arm = registry.manifest("itest/multi", "arm"), amd = registry.manifest("itest/fidelity", "1");
@@ -153,9 +159,57 @@ class ConvertTest {
                 .formatted(RegistryClient.OCI_INDEX, RegistryClient.OCI_MANIFEST, arm.digest(), arm.body().length,
                         RegistryClient.OCI_MANIFEST, amd.digest(), amd.body().length);
         registry.pushManifest("itest/multi", "index", RegistryClient.OCI_INDEX, index.getBytes(StandardCharsets.UTF_8));
+        String src = env.registry() + "/itest/multi:index";
 
-        Proc.Result r = convert("--plain-http", env.registry() + "/itest/multi:index", env.registry() + "/itest/multi-lazy:1").orThrow("dedupctl convert (index)");
-        assertTrue(r.out().contains("layer 4/4"), "the linux/amd64 image (4 layers) was picked:\n" + r.out());
+        Proc.Result host = convert("--plain-http", src, env.registry() + "/itest/multi-lazy:host").orThrow("dedupctl convert (index, no flags)");
+        assertTrue(host.out().contains("layer 4/4") && !host.out().contains("\r"), "the host's (amd64) image, 4 layers, no live line when piped:\n" + host.out());
+        assertEquals(RegistryClient.OCI_MANIFEST, JSON.readTree(registry.manifest("itest/multi-lazy", "host").body()).path("mediaType").asText());
+
+        Proc.Result all = convert("--plain-http", "--all-platforms", src, env.registry() + "/itest/multi-lazy:all").orThrow("dedupctl convert --all-platforms");
+        System.out.println(all.out());
+        JsonNode allIndex = JSON.readTree(registry.manifest("itest/multi-lazy", "all").body());
+        assertEquals(RegistryClient.OCI_INDEX, allIndex.path("mediaType").asText(), all.out());
+        assertEquals(List.of("linux/arm64", "linux/amd64"), platforms(allIndex));
+        for (JsonNode entry : allIndex.path("manifests")) assertConverted("itest/multi-lazy", entry);
+        assertTrue(all.out().lines().toList().getLast().contains("an index of 2 images (linux/arm64, linux/amd64)"), all.out());
+
+        Proc.Result one = convert("--plain-http", "--platform", "linux/arm64", src, env.registry() + "/itest/multi-lazy:arm").orThrow("dedupctl convert --platform");
+        JsonNode armIndex = JSON.readTree(registry.manifest("itest/multi-lazy", "arm").body());
+        assertEquals(List.of("linux/arm64"), platforms(armIndex), one.out());
+        assertConverted("itest/multi-lazy", armIndex.path("manifests").get(0));
+        assertTrue(one.out().contains("left out: linux/amd64"), one.out());
+
+        Proc.Result missing = convert("--plain-http", "--platform", "linux/s390x", src, env.registry() + "/itest/multi-lazy:none");
+        assertEquals(1, missing.code(), missing.out());
+        assertTrue(missing.out().contains("an index without a linux/s390x image; it has linux/arm64, linux/amd64"), missing.out());
+
+        // the converted index pulled lazily on this (amd64) node: its amd64 image, made from TOCs, runs
+        String lazy = env.registry() + "/itest/multi-lazy:all";
+        Proc.Result pulled = TestEnv.cli("pull", "--plain-http", "--address", env.containerdSock.toString(), "--namespace", TestEnv.NS, lazy).orThrow("dedupctl pull (index)");
+        assertTrue(pulled.out().contains("4 layers: 4 lazily (not downloaded), 0 downloaded"), pulled.out());
+        String out = env.ctr("run", "--rm", "--snapshotter", "dedup", lazy, "multi-run", "/bin/sh", "-c", "cat /etc/hello; sha256sum /data/big");
+        assertTrue(out.contains("hello again from layer 3"), out);
+        assertTrue(out.contains(Images.sha256sum(Images.BIG)), out);
+        Proc.Result armPull = TestEnv.cli("pull", "--plain-http", "--address", env.containerdSock.toString(), "--namespace", TestEnv.NS,
+                env.registry() + "/itest/multi-lazy:arm");
+        assertEquals(1, armPull.code(), armPull.out());
+        assertTrue(armPull.out().contains("without a linux/amd64 image (this host's platform; choose one with --platform); it has linux/arm64"), armPull.out());
+    }
+
+    private static List<String> platforms(JsonNode index) {
+        List<String> out = new ArrayList<>();
+        index.path("manifests").forEach(m -> out.add(m.path("platform").path("os").asText() + "/" + m.path("platform").path("architecture").asText()));
+        return out;
+    }
+
+    /** An index entry names a converted manifest pushed to repo: its size and digest are right, every layer has a TOC. */
+    private static void assertConverted(String repo, JsonNode entry) throws Exception {
+        RegistryClient.Fetched m = registry.manifest(repo, entry.path("digest").asText());
+        assertEquals(entry.path("size").asLong(), m.body().length);
+        JsonNode manifest = JSON.readTree(m.body());
+        assertEquals(RegistryClient.OCI_MANIFEST, entry.path("mediaType").asText());
+        assertTrue(manifest.path("layers").size() >= 1);
+        for (JsonNode l : manifest.path("layers")) assertTrue(l.path("annotations").has(LazyLayerFormat.TOC_DIGEST), l.toString());
     }
 
     @Test
