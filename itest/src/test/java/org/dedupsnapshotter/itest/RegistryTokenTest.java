@@ -143,7 +143,7 @@ class RegistryTokenTest {
         }
     }
 
-    static String sha(Path file) throws IOException {
+    static String sha(Path file) throws Exception {
         return Images.sha256sum(Files.readAllBytes(file));
     }
 
