@@ -12,6 +12,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.regex.Pattern;
 
 /**
  * A live progress line on a terminal: "label: 12.3 of 45.6 MiB, 10.2 MB/s", rewritten in place with \r a few
@@ -21,6 +22,7 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 public final class TerminalProgress implements ByteProgress, AutoCloseable {
     private static final String WIPE = "\r\033[K";
+    private static final Pattern SHORT_DIGEST = Pattern.compile("(sha256:[0-9a-f]{12})[0-9a-f]{52}");
 
     private final PrintStream out;
     private final PrintStream lines;
@@ -77,8 +79,9 @@ public final class TerminalProgress implements ByteProgress, AutoCloseable {
         shown = true;
     }
 
-    /** The live line's text. */
+    /** The live line's text: digests shortened, so that it fits a line (a wrapped line is not rewritten by \r). */
     static String render(String label, long done, long total, double seconds) {
+        label = SHORT_DIGEST.matcher(label).replaceAll("$1");
         String rate = String.format(Locale.ROOT, "%.1f MB/s", done / 1e6 / Math.max(seconds, 1e-3));
         if (total <= 0) return String.format(Locale.ROOT, "%s: %s, %s", label, mib(done), rate);
         return String.format(Locale.ROOT, "%s: %s of %s (%d %%), %s", label, mib(done), mib(total), Math.min(100, done * 100 / total), rate);
