@@ -154,15 +154,18 @@ class RegistryTokenTest {
         Image img = image("token-a-src", 301);
         String converted = convert(img, "itest/token-a", cfg);
         restartDaemonWith(cfg);
+        long daemonTrades = tokens.count("POST refresh_token by dedup-snapshotter granted", "itest/token-a"), ctrTrades = tokens.count("by containerd-client granted");
         lazyPull(converted, "--refresh", "rt-a-1f5e");
-        long refreshes = tokens.count("POST refresh_token granted");
+        assertTrue(tokens.count("by containerd-client granted") > ctrTrades, "containerd did not trade the identity token: " + tokens.requests);
 
         Path target = Files.createDirectories(env.dir.resolve("view-token-a"));
         try (AutoCloseable mounted = env.mountImage("dedup", converted, target)) {
             assertEquals(Images.sha256sum(img.first()), sha(target.resolve("data/first")), env.daemon.logTail());
             assertEquals(Images.sha256sum(img.second()), sha(target.resolve("data/second")), env.daemon.logTail());
         }
-        assertTrue(tokens.count("POST refresh_token granted") > refreshes, "the daemon did not trade its identity token: " + tokens.requests);
+        // the daemon (TOCs at the pull, chunks at the reads) traded the identity token from its docker config
+        assertTrue(tokens.count("POST refresh_token by dedup-snapshotter granted", "itest/token-a") > daemonTrades,
+                "the daemon did not trade its identity token: " + tokens.requests);
         assertEquals(0, tokens.count("GET anonymous"), "nobody should have gone anonymous: " + tokens.requests);
         assertSecretsNotLogged("rt-a-1f5e");
     }
@@ -210,11 +213,11 @@ class RegistryTokenTest {
                 tokens.revokeRefreshToken("rt-c-old-77"); // revoked at the service, a new one written to the config
                 tokens.grantRefreshToken("rt-c-new-88");
                 Files.writeString(cfg.resolve("config.json"), identityToken("rt-c-new-88"));
-                long refused = tokens.count("POST refresh_token refused");
+                long refused = tokens.count("POST refresh_token by dedup-snapshotter refused");
                 Thread.sleep(life.toMillis() + 1500); // the daemon's access token has expired: the registry answers 401
                 assertEquals(Images.sha256sum(img.second()), sha(target.resolve("data/second")), "the read after the revocation\n" + env.daemon.logTail());
-                assertTrue(tokens.count("POST refresh_token refused") > refused, "the daemon did not try its revoked token first: " + tokens.requests);
-                assertTrue(tokens.requests.getLast().startsWith("POST refresh_token granted"), tokens.requests.toString());
+                assertTrue(tokens.count("POST refresh_token by dedup-snapshotter refused") > refused, "the daemon did not try its revoked token first: " + tokens.requests);
+                assertTrue(tokens.requests.getLast().startsWith("POST refresh_token by dedup-snapshotter granted"), tokens.requests.toString());
             }
             assertEquals(daemonPid, env.daemon.pid(), "the daemon was not restarted");
             assertSecretsNotLogged("rt-c-old-77", "rt-c-new-88");

@@ -55,7 +55,10 @@ final class TokenService implements AutoCloseable {
     private final Set<String> refreshTokens = ConcurrentHashMap.newKeySet();
     private final Set<String> publicRepos = ConcurrentHashMap.newKeySet();
     private volatile Duration lifetime = Duration.ofMinutes(5);
-    /** What was asked, one line per request: "GET basic alice", "POST refresh_token", "GET anonymous", with the outcome. */
+    /**
+     * What was asked, one line per request, with the outcome: "GET basic alice granted [access]", "GET anonymous …",
+     * "POST refresh_token by CLIENT_ID refused" (containerd's client_id is containerd-client, ours dedup-snapshotter).
+     */
     final List<String> requests = new CopyOnWriteArrayList<>();
 
     TokenService(Path dir) throws Exception {
@@ -87,7 +90,8 @@ final class TokenService implements AutoCloseable {
     /** Tokens issued from now on live this long (the registry adds a minute of leeway for clock skew, taken off here). */
     void tokenLifetime(Duration d) { lifetime = d; }
 
-    long count(String prefix) { return requests.stream().filter(r -> r.startsWith(prefix)).count(); }
+    /** Requests whose line holds all these parts. */
+    long count(String... parts) { return requests.stream().filter(r -> List.of(parts).stream().allMatch(r::contains)).count(); }
 
     private void handle(HttpExchange ex) throws IOException {
         try (ex) {
@@ -98,7 +102,7 @@ final class TokenService implements AutoCloseable {
             if (ex.getRequestMethod().equals("POST")) {
                 parseForm(new String(ex.getRequestBody().readAllBytes(), StandardCharsets.UTF_8), params);
                 String grant = first(params, "grant_type");
-                how = "POST " + grant;
+                how = "POST " + grant + " by " + first(params, "client_id");
                 if ("refresh_token".equals(grant)) subject = refreshTokens.contains(first(params, "refresh_token")) ? "refreshed" : null;
                 else if ("password".equals(grant)) subject = password(first(params, "username"), first(params, "password"));
                 else subject = null;
