@@ -39,7 +39,10 @@ import java.util.zip.GZIPInputStream;
  * and an OCI manifest with the layers' TOC annotations to DST. Runtimes without our snapshotter unpack the result
  * to the same root filesystem as the original. Each layer goes through temp files: one source blob and one
  * converted blob on disk at a time, and a bounded number of chunks in memory. With a start-up trace, each layer
- * also gets a prefetch region of the traced chunks it is the lowest layer to hold ({@link PrefetchPlan}).
+ * also gets a prefetch region of the traced chunks it is the lowest layer to hold ({@link PrefetchPlan}). Of an index,
+ * this host's image is converted and pushed as a plain manifest, or, when platforms are named ({@link PlatformChoice}),
+ * each chosen platform's image is pushed by digest and an OCI index of them under the tag. Bytes moved go to
+ * {@link Options#meter()} for a live progress line.
  */
 public final class ImageConverter {
     private static final String OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip";
