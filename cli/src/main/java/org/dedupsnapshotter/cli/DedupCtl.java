@@ -47,17 +47,21 @@ public final class DedupCtl {
                                   is missing and where to add it (exit 1 when a required item is missing)
               bound [--chunk-size SIZE] LAYER...
                                   ideal disk use of chunk-level dedup for these layer tars (.tar or .tar.gz)
-              convert [--plain-http] [--chunk-size SIZE] [--platform P,... | --all-platforms]
+              convert [--plain-http] [--hosts-dir DIRS] [--chunk-size SIZE] [--platform P,... | --all-platforms]
                       [--trace-file FILE | --trace CMD ...] SRC DST
                                   make SRC (a registry reference, or oci:DIR[:TAG] for an OCI layout) lazily
                                   loadable and push it to the registry reference DST (needs no daemon); of an
                                   index, this host's image, or an index of the platforms named (or all); with a
                                   start-up trace (a file, or recorded here by running CMD: convert --help)
-              pull [--plain-http] [--platform P] [--address CONTAINERD_SOCK] [--namespace NS] [--snapshotter NAME] REF
+              pull [--plain-http] [--hosts-dir DIRS] [--platform P] [--address CONTAINERD_SOCK] [--namespace NS]
+                   [--snapshotter NAME] REF
                                   pull REF into containerd (default /run/containerd/containerd.sock, namespace
                                   default, snapshotter dedup), converted layers lazily: what ctr images pull
                                   cannot do (talks to containerd, not to the daemon); of an index, this host's
-                                  image (or P's)""";
+                                  image (or P's)
+              convert and pull read registries' hosts.toml, CAs and client certificates from DIRS as containerd
+              does (default /etc/containerd/certs.d:/etc/docker/certs.d), credentials from the docker config,
+              proxies from HTTPS_PROXY/HTTP_PROXY/NO_PROXY""";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     public static void main(String[] args) {
