@@ -10,6 +10,7 @@ import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
@@ -96,14 +97,49 @@ final class MirroredImage implements AutoCloseable {
     }
 
     private static long blobBytes(String registry, String repo, String tag) throws Exception {
+        JsonNode m = manifest(registry, repo, tag);
+        long sum = m.path("config").path("size").asLong();
+        for (JsonNode l : m.path("layers")) sum += l.path("size").asLong();
+        return sum;
+    }
+
+    private static JsonNode manifest(String registry, String repo, String tag) throws Exception {
         try (HttpClient http = HttpClient.newHttpClient()) {
             HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create("http://" + registry + "/v2/" + repo + "/manifests/" + tag))
                     .header("Accept", "application/vnd.oci.image.manifest.v1+json").build(), HttpResponse.BodyHandlers.ofString());
-            JsonNode m = new ObjectMapper().readTree(r.body());
-            long sum = m.path("config").path("size").asLong();
-            for (JsonNode l : m.path("layers")) sum += l.path("size").asLong();
-            return sum;
+            return new ObjectMapper().readTree(r.body());
         }
+    }
+
+    /**
+     * The least any client can cost the upstream through this mirror: each of the image's blobs GET once, whole, one
+     * after another (as curl would), from the mirror; the upstream's blob bytes from then until the mirror's
+     * background stores have ended (the upstream's log still for a second).
+     */
+    long upstreamBytesForEachBlobOnce() throws Exception {
+        long mark = upstream.log().mark();
+        JsonNode m = manifest(upstream.address(), "itest/mirror-lazy", "1");
+        List<String> blobs = new ArrayList<>(List.of(m.path("config").path("digest").asText()));
+        for (JsonNode l : m.path("layers")) blobs.add(l.path("digest").asText());
+        try (HttpClient http = HttpClient.newBuilder().followRedirects(HttpClient.Redirect.NORMAL).build()) {
+            for (String b : blobs) {
+                HttpResponse<byte[]> r = http.send(HttpRequest.newBuilder(URI.create("http://" + mirror.address() + "/v2/itest/mirror-lazy/blobs/" + b)).build(),
+                        HttpResponse.BodyHandlers.ofByteArray());
+                if (r.statusCode() != 200 || !Images.sha256sum(r.body()).equals(b.substring("sha256:".length())))
+                    throw new IllegalStateException("GET " + b + " from the mirror: " + r.statusCode() + ", " + r.body().length + " B");
+            }
+        }
+        return settledUpstreamBytesSince(mark);
+    }
+
+    /** The upstream's blob bytes since mark, once its log has not grown for a second (the mirror stores in the background). */
+    long settledUpstreamBytesSince(long mark) throws Exception {
+        long size = -1, until = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (size != upstream.log().mark() && System.nanoTime() < until) {
+            size = upstream.log().mark();
+            Thread.sleep(1000);
+        }
+        return upstream.log().blobTrafficSince(mark, "").bytes();
     }
 
     @Override
