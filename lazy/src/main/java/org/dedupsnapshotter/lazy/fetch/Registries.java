@@ -4,6 +4,7 @@ import org.dedupsnapshotter.lazy.registry.CredentialSource;
 import org.dedupsnapshotter.lazy.registry.DockerConfig;
 import org.dedupsnapshotter.lazy.registry.ImageRef;
 import org.dedupsnapshotter.lazy.registry.MirroredRegistry;
+import org.dedupsnapshotter.lazy.registry.Transports;
 import org.dedupsnapshotter.lazy.registry.hosts.HostsDir;
 
 import java.io.IOException;
@@ -31,7 +32,8 @@ public final class Registries {
     private final HostsDir hosts;
     private final Duration timeout;
     private final CredentialSource credentials;
-    private final ProxySelector proxy;
+    /** HTTP clients per endpoint, shared by its repositories (each repository's client keeps only its tokens and redirects). */
+    private final Transports transports;
     private final Map<String, MirroredRegistry> registries = new ConcurrentHashMap<>();
 
     /** Without hosts directories or proxies (tests). */
@@ -48,7 +50,7 @@ public final class Registries {
         this.hosts = hosts;
         this.timeout = timeout;
         this.credentials = credentials;
-        this.proxy = proxy;
+        this.transports = new Transports(proxy);
     }
 
     /**
@@ -59,7 +61,7 @@ public final class Registries {
         try {
             return registries.computeIfAbsent(host + "/" + repository, k -> {
                 try {
-                    return MirroredRegistry.of(host, isPlainHttp(host), hosts, credentials.forRepository(repository), timeout, proxy);
+                    return MirroredRegistry.of(host, isPlainHttp(host), hosts, credentials.forRepository(repository), timeout, transports);
                 } catch (IOException e) {
                     throw new UncheckedIOException(e);
                 }

@@ -4,7 +4,6 @@ import org.dedupsnapshotter.lazy.registry.hosts.EnvProxySelector;
 import org.dedupsnapshotter.lazy.registry.hosts.HostsDir;
 import org.dedupsnapshotter.lazy.registry.hosts.RegistryEndpoint;
 import org.dedupsnapshotter.lazy.registry.hosts.RegistryEndpoint.Capability;
-import org.dedupsnapshotter.lazy.registry.hosts.TlsContexts;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -33,6 +32,8 @@ public final class MirroredRegistry {
     private static final Logger log = LoggerFactory.getLogger(MirroredRegistry.class);
     /** How long calls without a deadline retry a failing mirror before the next endpoint. */
     static final Duration MIRROR_RETRY = Duration.ofSeconds(2);
+    /** How long a connection to a mirror may take before the next endpoint is asked (an unreachable mirror). */
+    static final Duration MIRROR_CONNECT = Duration.ofSeconds(5);
     /** How long a mirror whose link or server failed is skipped. */
     static final Duration MIRROR_DOWN = Duration.ofSeconds(30);
 
@@ -58,11 +59,18 @@ public final class MirroredRegistry {
     /** The endpoints of host from the hosts directories, each with its client. */
     public static MirroredRegistry of(String host, boolean plainHttp, HostsDir hosts, CredentialSource credentials, Duration timeout, ProxySelector proxy)
             throws IOException {
+        return of(host, plainHttp, hosts, credentials, timeout, new Transports(proxy));
+    }
+
+    /** The same over shared HTTP clients (one pair per endpoint, whatever the repository). */
+    public static MirroredRegistry of(String host, boolean plainHttp, HostsDir hosts, CredentialSource credentials, Duration timeout, Transports transports)
+            throws IOException {
         List<RegistryEndpoint> where = hosts.endpoints(host, plainHttp);
         List<RegistryClient> clients = new ArrayList<>();
         for (RegistryEndpoint e : where) {
             Duration retry = e.mirror() ? min(timeout, MIRROR_RETRY) : timeout;
-            clients.add(new RegistryClient(e, credentials, timeout, retry, e.tls().isDefault() ? null : TlsContexts.of(e.tls(), e.toString()), proxy));
+            Duration connect = e.mirror() ? min(timeout, MIRROR_CONNECT) : timeout;
+            clients.add(new RegistryClient(e, credentials, timeout, retry, transports.of(e, connect)));
         }
         return new MirroredRegistry(host, where, clients, System::nanoTime);
     }
@@ -178,7 +186,9 @@ public final class MirroredRegistry {
                     throw x;
                 }
                 failures.add(x);
-                boolean down = !(x instanceof RegistryException r) || r.status() >= 500 || r.status() == 429;
+                // down: its link or server failed, or it refuses us (401/403: a mirror that wants credentials we do
+                // not have for it would cost every read a refusal); a 404 is content it lacks, asked again next time
+                boolean down = !(x instanceof RegistryException r) || r.status() >= 500 || r.status() == 429 || r.status() == 401 || r.status() == 403;
                 if (down) e.downUntil().set(clock.getAsLong() + MIRROR_DOWN.toNanos());
                 if (down) log.warn("{} from {}: {}; trying {} (this endpoint skipped for {}s)", what, e.where(), x.getMessage(), tried.get(i + 1).where(), MIRROR_DOWN.toSeconds());
                 else log.debug("{} from {}: {}; trying {}", what, e.where(), x.getMessage(), tried.get(i + 1).where());

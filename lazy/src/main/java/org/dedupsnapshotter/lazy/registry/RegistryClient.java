@@ -11,7 +11,6 @@ import java.io.InputStream;
 import java.io.InterruptedIOException;
 import java.io.OutputStream;
 import java.net.ConnectException;
-import java.net.ProxySelector;
 import java.net.URI;
 import java.net.URLEncoder;
 import java.net.http.HttpClient;
@@ -41,7 +40,6 @@ import java.util.function.LongConsumer;
 import java.util.function.Supplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLException;
 
 /**
@@ -78,7 +76,8 @@ public final class RegistryClient {
     /** The source's answer, kept until the registry refuses it; null: not asked yet (or forgotten). */
     private volatile Optional<Credentials> credentials;
     private final Duration timeout;
-    private final HttpClient http;
+    /** The endpoint's HTTP client (its hosts.toml TLS), and the one for other hosts (token realm, CDN). */
+    private final HttpClient http, elsewhere;
     private final RetryPolicy retry = RetryPolicy.STANDARD;
     /** How long calls without a deadline of the caller's are retried: the timeout, shorter for a mirror. */
     private final Duration retryWindow;
@@ -97,24 +96,30 @@ public final class RegistryClient {
     /** A client that asks source for its host's credentials when a registry first wants them, and again after a refusal. */
     public RegistryClient(String host, boolean plainHttp, CredentialSource source, Duration timeout) {
         this(new RegistryEndpoint(URI.create((plainHttp ? "http://" : "https://") + host + "/v2"), RegistryEndpoint.ALL, RegistryEndpoint.Tls.NONE, Map.of(), false),
-                source, timeout, timeout, null, HttpClient.Builder.NO_PROXY);
+                source, timeout, timeout, plainPair(timeout));
     }
 
     /**
-     * A client of one endpoint (hosts.toml's server or a mirror): its base URL, headers and TLS context (null: the
-     * JVM's default), through proxy; credentials asked of source for the endpoint's own host only. Calls without a
-     * deadline of the caller's are retried for retryWindow.
+     * A client of one endpoint (hosts.toml's server or a mirror): its base URL and headers, over the endpoint's
+     * shared HTTP clients ({@link Transports}: its TLS for the endpoint, trust alone for other hosts); credentials
+     * asked of source for the endpoint's own host only. Calls without a deadline of the caller's are retried for
+     * retryWindow.
      */
-    public RegistryClient(RegistryEndpoint endpoint, CredentialSource source, Duration timeout, Duration retryWindow, SSLContext tls, ProxySelector proxy) {
+    public RegistryClient(RegistryEndpoint endpoint, CredentialSource source, Duration timeout, Duration retryWindow, Transports.Pair transport) {
         this.host = endpoint.host();
         this.base = endpoint.base().toString();
         this.headers = endpoint.headers();
         this.source = source;
         this.timeout = timeout;
         this.retryWindow = retryWindow;
-        HttpClient.Builder b = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(timeout).followRedirects(HttpClient.Redirect.NEVER).proxy(proxy);
-        if (tls != null) b.sslContext(tls);
-        this.http = b.build();
+        this.http = transport.own();
+        this.elsewhere = transport.elsewhere();
+    }
+
+    /** HTTP clients of its own (the JVM's TLS), for a client made without {@link Transports}. */
+    private static Transports.Pair plainPair(Duration timeout) {
+        HttpClient plain = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(timeout).followRedirects(HttpClient.Redirect.NEVER).build();
+        return new Transports.Pair(plain, plain);
     }
 
     /** HOST[:PORT] of the endpoint this client talks to. */
@@ -260,7 +265,15 @@ public final class RegistryClient {
      * the bytes before the range, never more than length bytes of memory.
      */
     public byte[] blobRange(String repo, String digest, long offset, int length) throws IOException {
-        return blobRange(repo, digest, offset, length, defaultDeadline());
+        if (length == 0) return new byte[0];
+        return retry.call(retryDeadline(), attempt -> { // attempts for the retry window, each with the whole timeout
+            long deadline = defaultDeadline();
+            try (InputStream in = blobRangeStream(repo, digest, offset, length, deadline)) {
+                byte[] out = new byte[length];
+                in.readNBytes(out, 0, length); // a short answer throws (RangeStream)
+                return out;
+            }
+        });
     }
 
     /** The same, retried until deadline (System.nanoTime) at the latest, the body included. */
@@ -280,8 +293,7 @@ public final class RegistryClient {
      * its way. Exactly length bytes, or an IOException.
      */
     public InputStream blobRangeStream(String repo, String digest, long offset, long length) throws IOException {
-        long deadline = defaultDeadline();
-        return retry.call(deadline, n -> blobRangeStream(repo, digest, offset, length, deadline));
+        return retry.call(retryDeadline(), n -> blobRangeStream(repo, digest, offset, length, defaultDeadline()));
     }
 
     /**
@@ -292,8 +304,19 @@ public final class RegistryClient {
         if (offset < 0 || length <= 0) throw new IOException("range of blob " + digest + " at " + offset + " of " + length + " bytes: out of range");
         String range = "bytes=" + offset + "-" + (offset + length - 1);
         URI blob = path(repo, "blobs/" + digest);
-        HttpResponse<InputStream> r = rangeAnswer(repo, blob, range, deadline);
-        if (r.statusCode() == 206) return new RangeStream(rangeBody(r, blob, "range " + range + " of blob " + digest, deadline), length, range + " of blob " + digest);
+        HttpResponse<InputStream> r = rangeAnswer(repo, blob, range, offset, deadline);
+        if (r.statusCode() == 206) {
+            // a partial answer that names another range is not ours: bytes from elsewhere in the blob are wrong bytes
+            // (the chunk's digest would catch them); a remembered CDN URL that answers so was already passed over
+            if (!isRange(r, offset)) {
+                discard(r);
+                URI from = r.request().uri();
+                if (!from.equals(blob)) redirects.forget(blob, from);
+                throw new TransportException("range " + range + " of blob " + digest + ": " + shown(from) + " answered Content-Range \""
+                        + r.headers().firstValue("Content-Range").orElse("") + "\"");
+            }
+            return new RangeStream(rangeBody(r, blob, "range " + range + " of blob " + digest, deadline), length, range + " of blob " + digest);
+        }
         if (r.statusCode() == 200) { // a registry that ignores Range: skip to the range (costs the bytes before it), stop after it
             InputStream in = rangeBody(r, blob, "range " + range + " of blob " + digest, deadline);
             try {
@@ -314,13 +337,13 @@ public final class RegistryClient {
      * remembered URL that answers anything but 200/206 or cannot be reached is forgotten and the blob resolved again
      * through the registry, in this same attempt.
      */
-    private HttpResponse<InputStream> rangeAnswer(String repo, URI blob, String range, long deadline) throws IOException {
+    private HttpResponse<InputStream> rangeAnswer(String repo, URI blob, String range, long offset, long deadline) throws IOException {
         URI cached = redirects.lookup(blob);
         if (cached != null) {
             try {
                 HttpResponse<InputStream> r = exchange(HttpRequest.newBuilder(cached).timeout(headersTimeout(deadline)).header("Range", range).GET().build(), STREAM, deadline);
-                if (r.statusCode() == 206 || r.statusCode() == 200) return r;
-                discard(r); // expired (403 is usual), gone, or failing: ask the registry where the blob is now
+                if ((r.statusCode() == 206 && isRange(r, offset)) || r.statusCode() == 200) return r;
+                discard(r); // expired (403 is usual), gone, failing or answering another range: ask the registry where the blob is now
             } catch (InterruptedIOException e) {
                 throw e;
             } catch (IOException e) {
@@ -332,6 +355,12 @@ public final class RegistryClient {
         URI landed = r.request().uri();
         if ((r.statusCode() == 206 || r.statusCode() == 200) && !landed.equals(blob)) redirects.remember(blob, landed);
         return r;
+    }
+
+    /** Whether a 206 is the range from offset: its Content-Range starts there (or, as some servers send, is absent). */
+    private static boolean isRange(HttpResponse<?> r, long offset) {
+        String got = r.headers().firstValue("Content-Range").orElse(null);
+        return got == null || got.startsWith("bytes " + offset + "-");
     }
 
     /** A range answer's body, watched; one from a redirect target forgets that target when the body fails. */
@@ -490,7 +519,7 @@ public final class RegistryClient {
      * down for a while: that fails at once.
      */
     private <T> T retried(RetryPolicy.Attempt<T> attempt) throws IOException {
-        return retry.call(System.nanoTime() + retryWindow.toNanos(), n -> {
+        return retry.call(retryDeadline(), n -> {
             try {
                 return attempt.run(n);
             } catch (TransportException e) {
@@ -500,8 +529,11 @@ public final class RegistryClient {
         });
     }
 
-    /** The deadline of a request (or of a retried call) made now without one of the caller's: the client's timeout. */
+    /** The deadline of a request made now without one of the caller's: the client's timeout. */
     private long defaultDeadline() { return System.nanoTime() + timeout.toNanos(); }
+
+    /** Until when a call made now without a deadline of the caller's starts new attempts: the retry window (a mirror's is short). */
+    private long retryDeadline() { return System.nanoTime() + retryWindow.toNanos(); }
 
     /** The time left until deadline for one request's headers: the client's timeout at most, 1 ms at least. */
     private Duration headersTimeout(long deadline) {
@@ -530,7 +562,7 @@ public final class RegistryClient {
     private <T> HttpResponse<T> send(String repo, boolean push, Supplier<HttpRequest.Builder> make, HttpResponse.BodyHandler<T> body, long deadline)
             throws IOException {
         String scope = "repository:" + repo + ":" + (push ? "pull,push" : "pull");
-        HttpResponse<T> r = exchange(authorize(make.get(), scope).timeout(headersTimeout(deadline)).build(), body, deadline);
+        HttpResponse<T> r = exchange(authorized(make.get().timeout(headersTimeout(deadline)).build(), scope), body, deadline);
         boolean reread = false;
         for (int answers = 0; r.statusCode() == 401; answers++) {
             String challenge = r.headers().firstValue("WWW-Authenticate").orElse("");
@@ -551,7 +583,7 @@ public final class RegistryClient {
                 authorization = answer(challenge, scope, deadline);
             }
             tokens.put(scope, authorization);
-            r = exchange(authorize(make.get(), scope).timeout(headersTimeout(deadline)).build(), body, deadline);
+            r = exchange(authorized(make.get().timeout(headersTimeout(deadline)).build(), scope), body, deadline);
         }
         return r;
     }
@@ -582,10 +614,30 @@ public final class RegistryClient {
         return c == null || c.isEmpty() ? "no credentials" : "the credentials of user " + c.get().user() + ", read again after the first refusal";
     }
 
-    private HttpRequest.Builder authorize(HttpRequest.Builder b, String scope) {
+    /**
+     * req with the Authorization of scope, when it goes to this endpoint's own host: an upload's Location may name
+     * any host, and the password (Basic) or token is this host's alone.
+     */
+    private HttpRequest authorized(HttpRequest req, String scope) {
         String t = tokens.get(scope);
-        if (t != null) b.header("Authorization", t.startsWith("Basic ") ? t : "Bearer " + t);
-        return b;
+        if (t == null || !ownHost(req.uri())) return req;
+        return HttpRequest.newBuilder(req, (name, value) -> true).header("Authorization", t.startsWith("Basic ") ? t : "Bearer " + t).build();
+    }
+
+    /** Whether uri is on this endpoint's host (and port). */
+    private boolean ownHost(URI uri) {
+        URI own = URI.create(base);
+        return own.getHost() != null && own.getHost().equalsIgnoreCase(uri.getHost()) && port(own) == port(uri);
+    }
+
+    private static int port(URI u) {
+        return u.getPort() >= 0 ? u.getPort() : "http".equalsIgnoreCase(u.getScheme()) ? 80 : 443;
+    }
+
+    /** uri as messages show it: another host's (a CDN's signed URL) without its query, which may be a credential. */
+    private String shown(URI uri) {
+        if (ownHost(uri) || uri.getRawQuery() == null) return uri.toString();
+        return uri.getScheme() + "://" + uri.getRawAuthority() + uri.getRawPath() + "?…";
     }
 
     /** A Bearer token from the challenge's realm for scope. */
@@ -625,7 +677,7 @@ public final class RegistryClient {
      * is a misconfiguration, not worth retrying).
      */
     private <T> HttpResponse<T> exchange(HttpRequest req, HttpResponse.BodyHandler<T> body, long deadline) throws IOException {
-        CompletableFuture<HttpResponse<T>> answer = http.sendAsync(req, body);
+        CompletableFuture<HttpResponse<T>> answer = (ownHost(req.uri()) ? http : elsewhere).sendAsync(req, body);
         try {
             long left = Math.max(1_000_000, deadline - System.nanoTime());
             HttpResponse<T> r = answer.get(left, TimeUnit.NANOSECONDS);
@@ -634,19 +686,19 @@ public final class RegistryClient {
         } catch (InterruptedException e) {
             answer.cancel(true);
             Thread.currentThread().interrupt();
-            throw new InterruptedIOException("interrupted: " + req.method() + " " + req.uri());
+            throw new InterruptedIOException("interrupted: " + req.method() + " " + shown(req.uri()));
         } catch (TimeoutException e) {
             answer.cancel(true);
-            throw new TransportException(req.method() + " " + req.uri() + ": no whole answer before the deadline", e);
+            throw new TransportException(req.method() + " " + shown(req.uri()) + ": no whole answer before the deadline", e);
         } catch (ExecutionException e) {
             Throwable cause = e.getCause();
             if (cause instanceof ConnectException)
-                throw new TransportException("cannot reach the registry " + host + ": " + req.method() + " " + req.uri() + ": connection refused or unreachable", cause);
+                throw new TransportException("cannot reach the registry " + host + ": " + req.method() + " " + shown(req.uri()) + ": connection refused or unreachable", cause);
             if (cause instanceof SSLException)
-                throw new IOException("TLS with the registry " + host + " failed (" + tlsHint(cause) + "): " + req.method() + " " + req.uri() + ": " + cause.getMessage(), cause);
+                throw new IOException("TLS with the registry " + host + " failed (" + tlsHint(cause) + "): " + req.method() + " " + shown(req.uri()) + ": " + cause.getMessage(), cause);
             if (cause instanceof IOException)
-                throw new TransportException(req.method() + " " + req.uri() + ": " + (cause.getMessage() == null ? cause.getClass().getSimpleName() : cause.getMessage()), cause);
-            throw new IOException(req.method() + " " + req.uri() + ": " + cause, cause);
+                throw new TransportException(req.method() + " " + shown(req.uri()) + ": " + (cause.getMessage() == null ? cause.getClass().getSimpleName() : cause.getMessage()), cause);
+            throw new IOException(req.method() + " " + shown(req.uri()) + ": " + cause, cause);
         }
     }
 
@@ -674,7 +726,7 @@ public final class RegistryClient {
     }
 
     private URI location(HttpResponse<?> r) throws IOException {
-        String loc = r.headers().firstValue("Location").orElseThrow(() -> new IOException(r.request().uri() + ": no Location in the registry's answer"));
+        String loc = r.headers().firstValue("Location").orElseThrow(() -> new IOException(shown(r.request().uri()) + ": no Location in the registry's answer"));
         return r.request().uri().resolve(loc);
     }
 
@@ -683,7 +735,7 @@ public final class RegistryClient {
         return URI.create(s + (s.contains("?") ? "&" : "?") + q);
     }
 
-    private static void expect(HttpResponse<?> r, int status, String what) throws RegistryException {
+    private void expect(HttpResponse<?> r, int status, String what) throws RegistryException {
         if (r.statusCode() != status) throw error(r, what);
     }
 
@@ -698,7 +750,7 @@ public final class RegistryClient {
         }
     }
 
-    private static RegistryException error(HttpResponse<?> r, String what) {
+    private RegistryException error(HttpResponse<?> r, String what) {
         byte[] raw = new byte[0];
         if (r.body() instanceof byte[] b) raw = b;
         if (r.body() instanceof InputStream in) {
@@ -711,7 +763,7 @@ public final class RegistryClient {
         String body = new String(raw, StandardCharsets.UTF_8).strip();
         if (body.length() > 500) body = body.substring(0, 500) + "…";
         Duration retryAfter = RegistryException.parseRetryAfter(r.headers().firstValue("Retry-After").orElse(null), Instant.now());
-        return new RegistryException(r.statusCode(), what + ": " + r.request().method() + " " + r.request().uri() + " answered " + r.statusCode()
+        return new RegistryException(r.statusCode(), what + ": " + r.request().method() + " " + shown(r.request().uri()) + " answered " + r.statusCode()
                 + (body.isEmpty() ? "" : ": " + body), retryAfter);
     }
 

@@ -68,6 +68,8 @@ class RegistryClientRedirectTest {
         final List<String> authorizations = new CopyOnWriteArrayList<>();
         final Set<String> revoked = ConcurrentHashMap.newKeySet();
         final AtomicBoolean ignoreRange = new AtomicBoolean();
+        /** Answers to come that name (and send) the blob's first bytes whatever range was asked. */
+        final AtomicInteger wrongRanges = new AtomicInteger();
         final AtomicLong sent = new AtomicLong();
 
         Cdn() throws IOException {
@@ -94,6 +96,10 @@ class RegistryClientRedirectTest {
                 if (m.matches() && !ignoreRange.get()) {
                     from = Long.parseLong(m.group(1));
                     to = Math.min(BLOB - 1, Long.parseLong(m.group(2)));
+                    if (wrongRanges.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
+                        to -= from;
+                        from = 0;
+                    }
                     ex.getResponseHeaders().set("Content-Range", "bytes " + from + "-" + to + "/" + BLOB);
                     ex.sendResponseHeaders(206, to - from + 1);
                 } else {
@@ -183,6 +189,17 @@ class RegistryClientRedirectTest {
         assertEquals(2, redirected.get());
         readsRight(9_000_000, 1000); // and the new URL is the one kept
         assertEquals(2, redirected.get());
+    }
+
+    @Test
+    void aCdnUrlAnsweringAnotherRangeIsForgottenAndTheRegistryAskedAgain() throws Exception {
+        readsRight(0, 1000);
+        cdn.wrongRanges.set(1);
+        long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+        try (InputStream in = client.blobRangeStream("repo", DIGEST, 5_000_000, 4000, deadline)) { // one attempt
+            assertArrayEquals(expected(5_000_000, 4000), in.readAllBytes());
+        }
+        assertEquals(2, redirected.get(), "the URL that answered another range was kept");
     }
 
     @Test
