@@ -7,6 +7,7 @@ import java.net.Proxy;
 import java.net.ProxySelector;
 import java.net.SocketAddress;
 import java.net.URI;
+import java.net.URISyntaxException;
 import java.net.UnknownHostException;
 import java.util.ArrayList;
 import java.util.List;
@@ -135,11 +136,22 @@ public final class EnvProxySelector extends ProxySelector {
         return v == null || v.isEmpty() ? null : v;
     }
 
-    /** A proxy as Go reads it: a bare HOST:PORT is http://HOST:PORT. */
+    /**
+     * A proxy as Go reads it: a bare HOST:PORT is http://HOST:PORT. A user and password in it are refused (Java's
+     * client does not send them to a proxy by default, and a login that silently does nothing is worse than an
+     * error); messages never repeat the value, which may hold them.
+     */
     private static URI proxyUri(String v) {
         if (v == null) return null;
-        URI u = URI.create(v.contains("://") ? v : "http://" + v);
-        if (u.getHost() == null) throw new IllegalArgumentException("proxy " + v + ": not a URL such as http://proxy.example:3128");
+        URI u;
+        try {
+            u = new URI(v.contains("://") ? v : "http://" + v);
+        } catch (URISyntaxException e) {
+            throw new IllegalArgumentException("a proxy variable (HTTPS_PROXY, HTTP_PROXY) is not a URL such as http://proxy.example:3128");
+        }
+        if (u.getHost() == null) throw new IllegalArgumentException("a proxy variable (HTTPS_PROXY, HTTP_PROXY) is not a URL such as http://proxy.example:3128");
+        if (u.getRawUserInfo() != null)
+            throw new IllegalArgumentException("proxy " + u.getHost() + ": a user and password in HTTPS_PROXY/HTTP_PROXY are not supported; use a proxy that admits the node without them");
         return u;
     }
 

@@ -19,6 +19,7 @@ import java.util.EnumSet;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
@@ -160,6 +161,9 @@ public final class HostsDir {
         }
         if (!(u.getScheme().equals("http") || u.getScheme().equals("https")) || u.getHost() == null)
             throw new HostsConfigException(file, key, "must be an http:// or https:// URL with a host; got " + server);
+        if (u.getRawUserInfo() != null) // it would be logged with the URL; credentials belong in the docker config
+            throw new HostsConfigException(file, key.replace(u.getRawUserInfo() + "@", "USER@"),
+                    "must not hold a user or password (credentials come from the docker config or a pull secret)");
         boolean override = bool(file, key.isEmpty() || key.equals("server") ? "override_path" : key + ".override_path", table.path("override_path"), false);
         String path = u.getRawPath() == null ? "" : u.getRawPath();
         if (!path.isEmpty()) {
@@ -223,6 +227,9 @@ public final class HostsDir {
         return new Tls(List.copyOf(cas), List.copyOf(pairs), skip);
     }
 
+    /** Headers java.net.http refuses to be given (it sets them itself). */
+    private static final Set<String> RESTRICTED_HEADERS = Set.of("connection", "content-length", "expect", "host", "upgrade");
+
     private static Map<String, List<String>> headers(Path file, String prefix, JsonNode table) throws HostsConfigException {
         JsonNode h = table.path("header");
         if (h.isMissingNode()) return Map.of();
@@ -238,6 +245,8 @@ public final class HostsDir {
                     values.add(v.asText());
                 }
             } else throw new HostsConfigException(file, prefix + "header." + e.getKey(), "must be a string or a list of strings; got " + e.getValue());
+            if (RESTRICTED_HEADERS.contains(e.getKey().toLowerCase(Locale.ROOT)))
+                throw new HostsConfigException(file, prefix + "header." + e.getKey(), "is a header the HTTP client sets itself; it cannot be given");
             out.put(e.getKey(), List.copyOf(values));
         }
         return out;

@@ -9,7 +9,10 @@ import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** HTTPS_PROXY/HTTP_PROXY/NO_PROXY as Go's httpproxy (containerd's) reads them. */
 class EnvProxySelectorTest {
@@ -24,6 +27,14 @@ class EnvProxySelectorTest {
         assertEquals(Proxy.Type.HTTP, p.getFirst().type());
         assertEquals(3128, ((InetSocketAddress) p.getFirst().address()).getPort());
         assertEquals(List.of(Proxy.NO_PROXY), new EnvProxySelector(Map.of()).select(URI.create("https://registry.example/")));
+    }
+
+    @Test
+    void aProxyWithAPasswordIsRefusedWithoutSayingIt() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> new EnvProxySelector(Map.of("HTTPS_PROXY", "http://alice:s3cret@proxy.corp:3128")));
+        assertFalse(e.getMessage().contains("s3cret"), e.getMessage());
+        assertTrue(e.getMessage().contains("proxy.corp"), e.getMessage());
     }
 
     @Test

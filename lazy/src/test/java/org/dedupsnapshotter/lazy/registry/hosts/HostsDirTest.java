@@ -152,6 +152,14 @@ class HostsDirTest {
         e = assertThrows(HostsConfigException.class, () -> endpoints("bad.example"));
         assertTrue(e.getMessage().contains("\"client\""), e.getMessage());
 
+        hostsToml("bad.example", "[host.\"https://user:pw@m\"]\n");
+        e = assertThrows(HostsConfigException.class, () -> endpoints("bad.example"));
+        assertTrue(e.getMessage().contains("user or password") && !e.getMessage().contains("pw@"), e.getMessage());
+
+        hostsToml("bad.example", "[host.\"https://m\"]\n  header = { Host = \"other\" }\n");
+        e = assertThrows(HostsConfigException.class, () -> endpoints("bad.example"));
+        assertTrue(e.getMessage().contains("header.Host"), e.getMessage());
+
         hostsToml("bad.example", "sevrer = \"https://typo\"\n");
         e = assertThrows(HostsConfigException.class, () -> endpoints("bad.example"));
         assertTrue(e.getMessage().contains("\"sevrer\""), e.getMessage());
