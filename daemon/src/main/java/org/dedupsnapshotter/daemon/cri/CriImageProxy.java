@@ -19,7 +19,6 @@ import org.dedupsnapshotter.proto.cri.v1.StreamImagesResponse;
 import io.grpc.Context;
 import io.grpc.Deadline;
 import io.grpc.ManagedChannel;
-import io.grpc.Status;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import io.netty.channel.EventLoopGroup;
@@ -106,15 +105,19 @@ public final class CriImageProxy extends ImageServiceGrpc.ImageServiceImplBase i
         Optional<Credentials> before;
         try {
             given = request.hasAuth() ? PullAuth.of(request.getAuth(), image) : Optional.empty();
-            before = given.isPresent() ? secrets.put(image, given.get()) : Optional.empty();
+            before = given.isPresent() ? secrets.current(image) : Optional.empty();
         } catch (IllegalArgumentException e) { // not an image reference we read: containerd says what it makes of it
             given = before = Optional.empty();
-        } catch (IOException e) {
-            response.onError(Status.INTERNAL.withDescription("cannot keep the pull's credentials for lazy reads: " + e.getMessage()).asRuntimeException());
-            return;
+        }
+        if (given.isPresent()) {
+            try {
+                secrets.put(image, given.get());
+            } catch (IOException e) { // kept in memory all the same: the pull goes on, lazy reads work until a restart
+                log.warn("PullImage {}: its credentials could not be saved for lazy reads after a restart: {}", image, e.getMessage());
+            }
         }
         if (given.isPresent()) log.info("PullImage {}: its credentials kept for the lazy reads of its repository", image);
-        boolean kept = given.isPresent();
+        Optional<Credentials> kept = given;
         Optional<Credentials> previous = before;
         containerd().pullImage(request, new StreamObserver<>() {
             @Override
@@ -122,9 +125,9 @@ public final class CriImageProxy extends ImageServiceGrpc.ImageServiceImplBase i
 
             @Override
             public void onError(Throwable t) {
-                if (kept) {
+                if (kept.isPresent()) {
                     try {
-                        secrets.restore(image, previous);
+                        secrets.restore(image, kept.get(), previous);
                     } catch (IOException e) {
                         log.warn("PullImage {} failed, and the credentials kept before could not be put back: {}", image, e.getMessage());
                     }

@@ -57,15 +57,25 @@ public final class PullSecrets implements CredentialSource {
     /** Keeps c for the image's repository (replacing what was kept for it); returns what was kept before. */
     public synchronized Optional<Credentials> put(String imageRef, Credentials c) throws IOException {
         Credentials before = byRepository.put(keyOf(imageRef), c);
-        save();
+        save(); // when this fails, c is still kept in memory (lazy reads work until a restart)
         return Optional.ofNullable(before);
     }
 
-    /** Puts back what {@link #put} replaced: previous, or nothing. */
-    public synchronized void restore(String imageRef, Optional<Credentials> previous) throws IOException {
-        if (previous.isPresent()) byRepository.put(keyOf(imageRef), previous.get());
-        else byRepository.remove(keyOf(imageRef));
+    /**
+     * Puts back what {@link #put} of given replaced: previous, or nothing — unless another pull of the repository has
+     * put its own since (then those stay: that pull may have succeeded with them).
+     */
+    public synchronized void restore(String imageRef, Credentials given, Optional<Credentials> previous) throws IOException {
+        String k = keyOf(imageRef);
+        if (byRepository.get(k) != given) return;
+        if (previous.isPresent()) byRepository.put(k, previous.get());
+        else byRepository.remove(k);
         save();
+    }
+
+    /** What is kept for imageRef's repository now. */
+    public synchronized Optional<Credentials> current(String imageRef) {
+        return Optional.ofNullable(byRepository.get(keyOf(imageRef)));
     }
 
     @Override

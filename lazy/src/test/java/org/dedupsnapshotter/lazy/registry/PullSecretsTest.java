@@ -83,12 +83,22 @@ class PullSecretsTest {
         s.put("reg.example/a:1", ALICE);
         Optional<Credentials> before = s.put("reg.example/a:2", BOB);
         assertEquals(Optional.of(ALICE), before);
-        s.restore("reg.example/a:2", before);
+        s.restore("reg.example/a:2", BOB, before);
         assertEquals(Optional.of(ALICE), PullSecrets.open(f).lookup("reg.example", "a"));
 
         Optional<Credentials> none = s.put("reg.example/new:1", BOB);
-        s.restore("reg.example/new:1", none);
+        s.restore("reg.example/new:1", BOB, none);
         assertEquals(Optional.empty(), PullSecrets.open(f).lookup("reg.example", "new"));
+    }
+
+    @Test
+    void aFailedPullLeavesAlonePullSecretsAnotherPullPutSince() throws Exception {
+        Path f = dir.resolve("ps.json");
+        PullSecrets s = PullSecrets.open(f);
+        Optional<Credentials> beforeA = s.put("reg.example/a:1", ALICE); // pull 1 starts
+        s.put("reg.example/a:2", BOB); // pull 2 of the same repository starts
+        s.restore("reg.example/a:1", ALICE, beforeA); // pull 1 fails
+        assertEquals(Optional.of(BOB), PullSecrets.open(f).lookup("reg.example", "a"), "pull 2's credentials were undone by pull 1's failure");
     }
 
     @Test
