@@ -1,8 +1,8 @@
 package org.dedupsnapshotter.itest;
 
-import org.dedupsnapshotter.itest.cri.ImageServiceGrpc;
-import org.dedupsnapshotter.itest.cri.ImageSpec;
-import org.dedupsnapshotter.itest.cri.PullImageRequest;
+import org.dedupsnapshotter.proto.cri.v1.ImageServiceGrpc;
+import org.dedupsnapshotter.proto.cri.v1.ImageSpec;
+import org.dedupsnapshotter.proto.cri.v1.PullImageRequest;
 import org.dedupsnapshotter.proto.snapshots.v1.ListSnapshotsRequest;
 
 import io.grpc.ManagedChannel;
