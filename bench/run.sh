@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/run.sh — the spine benchmark (issue 2): unpack time and disk of containerd's overlayfs snapshotter vs
 # dedup-snapshotter for a corpus of images built from real Debian packages (bench/corpus.txt), in ONE
-# containerd, one run; then the daemon's idle RSS and the latency of the Snapshots Mounts call while 8 pulls
-# unpack in parallel. Prints a report and writes it to bench/results/<UTC date-time>.txt.
+# containerd, one run; then the daemon's idle RSS; reads and page cache of containers of two images through both
+# snapshotters (bench/reads.sh: it drops the machine's page cache); and the latency of the Snapshots Mounts call
+# while 8 pulls unpack in parallel. Prints a report and writes it to bench/results/<UTC date-time>.txt.
 #
 # Unpack only: every image's blobs are fetched first (`ctr content fetch`); `ctr images pull --snapshotter X`
 # then finds them all local (ctr 1.6's pull = content.Fetch, which skips blobs the store has, then
@@ -11,13 +12,16 @@
 # Environment: DEDUP_BIN (launchers; default bin/), DEDUP_BENCH_CACHE (image cache), BENCH_IMAGES (names from
 # the corpus, default all), BENCH_ROUNDS (3: unpack rounds, the median counts), BENCH_PARALLEL (8),
 # BENCH_PROBE_COUNT (Mounts calls per probe run, 1000: with fewer, the fresh client JVM's warm-up dominates),
-# BENCH_RESULTS (directory for the report; default bench/results, "-" for none).
+# BENCH_RESULTS (directory for the report; default bench/results, "-" for none), BENCH_READS_IMAGES (the two
+# images of the reads part, default "deb-a-python deb-b-python"; "" skips it), BENCH_READ_ROUNDS (2).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 # containerd 1.6 (Debian's): the unpack figure is the "done:" line of ctr 1.6's pull over local content (above)
 TE_CONTAINERD=1.6
 # shellcheck source=bench/images.sh
 source "$top/bench/images.sh"
+# shellcheck source=bench/reads.sh
+source "$top/bench/reads.sh"
 
 PARALLEL=${BENCH_PARALLEL:-8}
 PROBE_COUNT=${BENCH_PROBE_COUNT:-1000}
@@ -135,6 +139,17 @@ done
 sleep 10   # idle: after the last commit, let the daemon go quiet
 rss_idle=$(rss_kib "$TE_DEDUP_PID")
 
+# Reads and page cache, in the last round's namespace (both snapshotters hold its images)
+read -r -a READS_IMAGES <<<"${BENCH_READS_IMAGES-deb-a-python deb-b-python}"
+reads_report=$TE_DIR/reads.txt
+: >"$reads_report"
+if [ ${#READS_IMAGES[@]} -eq 2 ]; then
+  for n in "${READS_IMAGES[@]}"; do
+    [[ " ${IMAGES[*]} " == *" $n "* ]] || te_die "BENCH_READS_IMAGES: $n is not among the benched images (${IMAGES[*]})"
+  done
+  reads_bench "bench$ROUNDS" "${READS_IMAGES[0]}" "${READS_IMAGES[1]}" "${BENCH_READ_ROUNDS:-2}" "$reads_report"
+fi
+
 step "Mounts latency: idle, then during $PARALLEL parallel pulls"
 probe_ok=1
 probe_idle=$(dedupctl_ probe-mounts --count "$PROBE_COUNT" 2>&1) || { probe_ok=""; te_log "dedupctl probe-mounts failed: $probe_idle"; }
@@ -245,6 +260,7 @@ if [ -n "${after_rm_dd:-}" ]; then
     "$(mib "$after_rm_ovl")" "$(mib "$after_rm_dd")" "$(mib "$base_ovl")" "$(mib "$base_dd")"
 fi
 [ -z "$commit_split" ] || out 'dedup Commit, daemon side: %s\n' "$commit_split"
+tee -a "$report" <"$reads_report"
 out 'dedup store: %s\n' "$stats_json"
 out 'daemon RSS: %s MiB after start, %s MiB idle after the sequential rounds, %s MiB after the parallel pulls\n' \
   "$(mib $((rss_start * 1024)))" "$(mib $((rss_idle * 1024)))" "$(mib $((rss_after_par * 1024)))"

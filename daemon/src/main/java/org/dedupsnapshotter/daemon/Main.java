@@ -124,7 +124,8 @@ public final class Main {
                 new GrpcMetrics(metrics.registry()));
         CriImageProxy criProxy = cfg.cri().enabled() ? CriImageProxy.to(cfg.cri().containerd(), secrets) : null;
         SocketServer criServer = criProxy == null ? null : SocketServer.start(cfg.cri().listen(), pid, List.of(criProxy), new GrpcMetrics(metrics.registry()));
-        log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={}", pid, cfg.root(), cfg.chunkSize(), cfg.mountBackend());
+        log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={} directIo={}", pid, cfg.root(), cfg.chunkSize(), cfg.mountBackend(),
+                layers.mounter().directIo());
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             log.info("stopping: layer mounts stay for running containers");
             server.stop();

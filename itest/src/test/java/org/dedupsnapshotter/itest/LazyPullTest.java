@@ -7,10 +7,13 @@ import org.junit.jupiter.api.Test;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -45,6 +48,17 @@ class LazyPullTest {
         }
     }
 
+    /** The super options of every EROFS mount under the daemon's root (mountinfo's last field). */
+    private static List<String> erofsMountOptions() throws Exception {
+        List<String> out = new ArrayList<>();
+        for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+            String[] f = line.split(" ");
+            int dash = Arrays.asList(f).indexOf("-");
+            if (f[4].startsWith(env.dedupRoot + "/") && f[dash + 1].equals("erofs")) out.add(f[dash + 3]);
+        }
+        return out;
+    }
+
     @Test
     void clientPullDownloadsNoLayerAndTheRootfsIsTheOriginal() throws Exception {
         Pull pull = env.clientPull(converted).orThrow("client pull");
@@ -56,6 +70,11 @@ class LazyPullTest {
         String out = env.ctr("run", "--rm", "--snapshotter", "dedup", converted, "lazy-run", "/bin/sh", "-c", "sha256sum /data/big; cat /etc/hello");
         assertTrue(out.contains(Images.sha256sum(Images.BIG)), out);
         assertTrue(out.contains("hello again from layer 3"), out);
+        // those reads went through mounts with EROFS directio: its direct reads of the pool still raise the pre-content events
+        List<String> lazyMounts = erofsMountOptions();
+        assertFalse(lazyMounts.isEmpty(), "no EROFS mount under " + env.dedupRoot);
+        for (String o : lazyMounts) assertTrue(o.contains("directio"), "layer mounted without directio: " + o);
+        assertTrue(env.stats().path("lazy").path("demandFetches").asLong() > 0, "no demand fetch: " + env.stats());
         env.assertFsckClean();
 
         // removing the image removes its lazy layers and gives their chunks back

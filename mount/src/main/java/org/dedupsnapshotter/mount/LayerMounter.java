@@ -16,14 +16,22 @@ import java.util.Set;
  * {@code device=}. File-backed mounts (Linux >= 6.12) need no loop device; where the kernel lacks them (it
  * answers ENOTBLK) both files go through loop devices, since image and devices must be all files or all block
  * devices. util-linux mount is not used: it turns a file into a loop device and then rejects device=.
+ *
+ * File-backed mounts ask for {@code directio} (Linux >= 6.13): EROFS then reads the pool with direct I/O, so a byte
+ * read through a layer is cached once, in the layer file's page cache, not also in the pool's. The first mount
+ * probes it: a kernel without the option answers EINVAL, and every mount after that goes without it.
  */
 public final class LayerMounter implements Mounter {
     private static final Logger log = LoggerFactory.getLogger(LayerMounter.class);
 
     public enum Backend { FILE, LOOP }
 
+    /** Whether file-backed mounts read the pool with direct I/O: unknown until the first file-backed mount. */
+    public enum DirectIo { UNPROBED, ON, OFF }
+
     private volatile Backend backend;
     private final boolean fixed;
+    private volatile DirectIo directIo = DirectIo.UNPROBED;
 
     /** mode: "auto" (file-backed, falling back to loop once), "file" or "loop". */
     public LayerMounter(String mode) {
@@ -34,10 +42,20 @@ public final class LayerMounter implements Mounter {
     public Backend backend() { return backend; }
 
     @Override
+    public String directIo() {
+        if (backend == Backend.LOOP) return "off (loop devices)";
+        return switch (directIo) {
+            case ON -> "on";
+            case OFF -> "off (kernel < 6.13)";
+            case UNPROBED -> "not probed yet (no layer mounted)";
+        };
+    }
+
+    @Override
     public void mount(Path image, Path device, Path target) throws IOException {
         if (backend == Backend.FILE) {
             try {
-                Libc.mount(image.toString(), target.toString(), "erofs", Libc.MS_RDONLY, "device=" + device);
+                mountFile(image, device, target);
                 return;
             } catch (Errno e) {
                 if (fixed || e.errno() != Errno.ENOTBLK) throw e;
@@ -46,8 +64,32 @@ public final class LayerMounter implements Mounter {
             }
         }
         try (LoopDevice img = LoopDevice.attach(image.toString()); LoopDevice dev = LoopDevice.attach(device.toString())) {
-            Libc.mount(img.path, target.toString(), "erofs", Libc.MS_RDONLY, "device=" + dev.path);
+            Libc.mount(img.path, target.toString(), "erofs", Libc.MS_RDONLY, options(dev.path, false));
         }
+    }
+
+    /** A file-backed mount, with directio unless the kernel said it has none (probed here by the first mount). */
+    private void mountFile(Path image, Path device, Path target) throws Errno {
+        boolean direct = directIo != DirectIo.OFF;
+        try {
+            Libc.mount(image.toString(), target.toString(), "erofs", Libc.MS_RDONLY, options(device.toString(), direct));
+        } catch (Errno e) {
+            if (!direct || directIo != DirectIo.UNPROBED || e.errno() != Errno.EINVAL) throw e;
+            Libc.mount(image.toString(), target.toString(), "erofs", Libc.MS_RDONLY, options(device.toString(), false));
+            directIo = DirectIo.OFF;
+            log.warn("this kernel ({}) rejects the EROFS mount option directio (it needs Linux >= 6.13): layers read the pool through its "
+                    + "page cache, so data read through a layer is cached twice", System.getProperty("os.version"));
+            return;
+        }
+        if (direct && directIo == DirectIo.UNPROBED) {
+            directIo = DirectIo.ON;
+            log.info("EROFS layers read the pool with direct I/O (mount option directio): one page-cache copy of their data");
+        }
+    }
+
+    /** The mount data of a layer: its data device, and directio (file-backed mounts only). */
+    static String options(String device, boolean directIo) {
+        return "device=" + device + (directIo ? ",directio" : "");
     }
 
     @Override

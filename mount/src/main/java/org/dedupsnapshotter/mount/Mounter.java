@@ -12,6 +12,9 @@ public interface Mounter {
     /** Detaches every mount at or below dir, deepest first (lazily: a user still holding one keeps working). */
     void unmountAll(Path dir) throws IOException;
 
+    /** Whether layers read their data device with direct I/O ("on", or "off" and why): for stats. */
+    default String directIo() { return "off"; }
+
     /** Every mount point there is now. */
     Set<String> mountPoints() throws IOException;
 }

@@ -170,7 +170,8 @@ public final class ChunkIndexer {
         List<InFlight> holds = Collections.synchronizedList(new ArrayList<>());
         Set<Digest> filled = ConcurrentHashMap.newKeySet();
         List<Disproved> disproved = Collections.synchronizedList(new ArrayList<>());
-        AtomicLong newBytes = new AtomicLong(), written = new AtomicLong(), hashNanos = new AtomicLong(), writeNanos = new AtomicLong();
+        AtomicLong newBytes = new AtomicLong(), hashNanos = new AtomicLong(), writeNanos = new AtomicLong();
+        List<Extent> written = Collections.synchronizedList(new ArrayList<>());
         List<Future<?>> tasks = new ArrayList<>(ranges.size());
         for (int i = 0; i < ranges.size(); i++) {
             int at = i;
@@ -192,10 +193,11 @@ public final class ChunkIndexer {
         }
         try {
             for (Future<?> t : tasks) t.get();
-            if (written.get() > 0) {
+            if (!written.isEmpty()) {
                 CrashPoints.reach("commit.pool-write");
                 pool.sync();
                 CrashPoints.reach("commit.pool-sync");
+                pool.dropCached(written); // layers read the pool with direct I/O: these pages would only sit there
             }
         } catch (InterruptedException | ExecutionException | IOException | RuntimeException e) {
             for (Future<?> t : tasks) t.cancel(false);
@@ -224,7 +226,7 @@ public final class ChunkIndexer {
         }
         Set<Digest> disprovedDigests = new HashSet<>();
         for (Disproved x : disproved) disprovedDigests.add(x.digest());
-        return new Indexed(blocks, new LayerChunks(uses, logical, false, disprovedDigests), newBytes.get(), written.get(), hashNanos.get(),
+        return new Indexed(blocks, new LayerChunks(uses, logical, false, disprovedDigests), newBytes.get(), written.size(), hashNanos.get(),
                 writeNanos.get(), holds, filled, List.copyOf(disproved));
     }
 
@@ -307,7 +309,7 @@ public final class ChunkIndexer {
     }
 
     /** Known chunk → its extent; in flight → wait for its writer; new → reserve an extent and write it here. */
-    private InFlight resolve(Digest d, int length, ByteBuffer data, List<InFlight> holds, AtomicLong newBytes, AtomicLong written,
+    private InFlight resolve(Digest d, int length, ByteBuffer data, List<InFlight> holds, AtomicLong newBytes, List<Extent> written,
                              AtomicLong writeNanos, Set<Digest> filled, List<Disproved> disproved) throws IOException {
         InFlight f;
         boolean mustWrite = false;
@@ -350,7 +352,7 @@ public final class ChunkIndexer {
             whole.position(0).limit(Math.toIntExact(Extent.blocksFor(length) * ChunkPool.BLOCK));
             pool.write(f.block, whole);
             writeNanos.addAndGet(System.nanoTime() - t0);
-            written.incrementAndGet();
+            written.add(new Extent(f.block, Extent.blocksFor(length)));
             filled.add(d);
             return f;
         }
@@ -362,7 +364,7 @@ public final class ChunkIndexer {
                 pool.write(f.block, whole); // the whole padded blocks
                 writeNanos.addAndGet(System.nanoTime() - t0);
                 newBytes.addAndGet(length);
-                written.incrementAndGet();
+                written.add(new Extent(f.block, Extent.blocksFor(length)));
                 f.written.complete(null);
             } catch (IOException | RuntimeException e) {
                 f.written.completeExceptionally(e);

@@ -176,6 +176,32 @@ public final class ChunkPool implements AutoCloseable {
     /** Makes written chunks durable (fdatasync) before any row may name them. */
     public void sync() throws IOException { channel.force(false); }
 
+    /**
+     * Drops the pool's cached pages of extents written and synced: layers read the pool with direct I/O
+     * (LayerMounter's directio), so what the daemon wrote would otherwise stay cached, unread, beside the copy in
+     * the layers' own page cache. Pages still dirty are only queued for writeback, never lost. Adjacent extents go
+     * as one call.
+     */
+    public void dropCached(List<Extent> written) {
+        if (written.isEmpty()) return;
+        List<Extent> sorted = written.stream().sorted((a, b) -> Long.compare(a.start(), b.start())).toList();
+        long start = sorted.getFirst().start(), end = sorted.getFirst().end();
+        try {
+            for (Extent e : sorted.subList(1, sorted.size())) {
+                if (e.start() <= end) {
+                    end = Math.max(end, e.end());
+                    continue;
+                }
+                Libc.posixFadvise(fd, start * BLOCK, (end - start) * BLOCK, Libc.POSIX_FADV_DONTNEED);
+                start = e.start();
+                end = e.end();
+            }
+            Libc.posixFadvise(fd, start * BLOCK, (end - start) * BLOCK, Libc.POSIX_FADV_DONTNEED);
+        } catch (Errno e) { // only memory is at stake: the kernel reclaims those pages under pressure anyway
+            log.debug("dropping the pool's cached pages: {}", e.getMessage());
+        }
+    }
+
     public synchronized long endBlock() { return end; }
 
     public synchronized long freeBlocks() {
