@@ -84,7 +84,7 @@ reads_bench() {
   done
   # column i of every round of snapshotter sn → its median
   col() { local sn=$1 i=$2 v=(); for ((r = 1; r <= rounds; r++)); do v+=("$(awk -v i="$i" '{ print $i }' <<<"${RD[$sn,$r]}")"); done; median "${v[@]}"; }
-  local f='%-38s %10s %10s %7s  %s\n'
+  local f='%-46s %10s %10s %7s  %s\n'
   rout '\nreads and page cache: containers (ctr run, runc %s) read every file of /usr and /etc of %s, then of %s\n' \
     "$(runc --version | awk 'NR == 1 { print $3 }')" "$img1" "$img2"
   rout '(the machine'"'"'s page cache dropped before each cold step; page cache = growth of Cached+Buffers; median of %s rounds,\n' "$rounds"
