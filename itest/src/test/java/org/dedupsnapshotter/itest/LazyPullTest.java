@@ -75,6 +75,15 @@ class LazyPullTest {
         assertFalse(lazyMounts.isEmpty(), "no EROFS mount under " + env.dedupRoot);
         for (String o : lazyMounts) assertTrue(o.contains("directio"), "layer mounted without directio: " + o);
         assertTrue(env.stats().path("lazy").path("demandFetches").asLong() > 0, "no demand fetch: " + env.stats());
+        // the fetched chunks the daemon wrote into the pool leave its page cache once recorded (synced): nothing reads them there
+        Path pool = env.dedupRoot.resolve("pool/pool.0");
+        long cached = PageCacheTest.cachedBytes(pool);
+        for (int i = 0; i < 50 && cached >= Images.BIG.length / 4; i++) {
+            Thread.sleep(200);
+            cached = PageCacheTest.cachedBytes(pool);
+        }
+        System.out.printf("pool page cache after the lazy reads: %d bytes%n", cached);
+        assertTrue(cached < Images.BIG.length / 4, "the pool keeps " + cached + " bytes of fetched chunks cached");
         env.assertFsckClean();
 
         // removing the image removes its lazy layers and gives their chunks back
