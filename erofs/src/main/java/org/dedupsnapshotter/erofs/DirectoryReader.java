@@ -11,8 +11,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -24,12 +26,15 @@ final class DirectoryReader {
 
     private final long chunkSize;
     private final ChunkPlacer placer;
+    /** Null: no fingerprints. */
+    private final ChunkDigests digests;
     /** Files seen with more than one link, so each is one Node under all its names. */
     private final Map<FileId, Node> linked = new HashMap<>();
 
-    DirectoryReader(long chunkSize, ChunkPlacer placer) {
+    DirectoryReader(long chunkSize, ChunkPlacer placer, ChunkDigests digests) {
         this.chunkSize = chunkSize;
         this.placer = placer;
+        this.digests = digests;
     }
 
     ErofsTree read(Path dir) throws IOException {
@@ -57,7 +62,7 @@ final class DirectoryReader {
         Attributes a = attributes(p, st);
         Node n = switch (st.type()) {
             case Stat.S_IFDIR -> Node.directory(a);
-            case Stat.S_IFREG -> Node.regular(a, st.size(), chunks(p, st.size()));
+            case Stat.S_IFREG -> Node.regular(a, st.size(), chunks(p, st.size()), fingerprint(p, st.size()));
             case Stat.S_IFLNK -> Node.symlink(a, Files.readSymbolicLink(p).toString().getBytes(StandardCharsets.UTF_8));
             case Stat.S_IFCHR -> Node.device(Type.CHAR_DEVICE, a, st.rdevMajor(), st.rdevMinor());
             case Stat.S_IFBLK -> Node.device(Type.BLOCK_DEVICE, a, st.rdevMajor(), st.rdevMinor());
@@ -76,6 +81,13 @@ final class DirectoryReader {
             blocks[k] = placer.place(file, off, (int) Math.min(chunkSize, size - off));
         }
         return blocks;
+    }
+
+    private byte[] fingerprint(Path file, long size) throws IOException {
+        if (digests == null) return null;
+        List<byte[]> chunkDigests = new ArrayList<>();
+        for (long off = 0; off < size; off += chunkSize) chunkDigests.add(digests.digest(file, off, (int) Math.min(chunkSize, size - off)));
+        return InodeFingerprint.ofChunks(size, chunkSize, chunkDigests);
     }
 
     private static Attributes attributes(Path p, Stat st) throws IOException {

@@ -35,7 +35,12 @@ public final class ErofsTree {
 
     /** Reads dir (lstat, xattrs, symlink targets) into a tree; each chunk of each regular file goes where placer says. */
     public static ErofsTree fromDirectory(Path dir, long chunkSize, ChunkPlacer placer) throws IOException {
-        return new DirectoryReader(chunkSize, placer).read(dir);
+        return new DirectoryReader(chunkSize, placer, null).read(dir);
+    }
+
+    /** As {@link #fromDirectory(Path, long, ChunkPlacer)}, each regular file with its {@link InodeFingerprint} from digests. */
+    public static ErofsTree fromDirectory(Path dir, long chunkSize, ChunkPlacer placer, ChunkDigests digests) throws IOException {
+        return new DirectoryReader(chunkSize, placer, digests).read(dir);
     }
 
     public long chunkSize() { return chunkSize; }
@@ -82,9 +87,16 @@ public final class ErofsTree {
         final long[] chunkBlocks;
         final byte[] target;
         final int major, minor;
+        /** Regular files: the {@link InodeFingerprint} value, or null for none. */
+        final byte[] fingerprint;
         private final TreeMap<byte[], Node> children;
 
         private Node(Type type, Attributes attributes, long size, long[] chunkBlocks, byte[] target, int major, int minor) {
+            this(type, attributes, size, chunkBlocks, target, major, minor, null);
+        }
+
+        private Node(Type type, Attributes attributes, long size, long[] chunkBlocks, byte[] target, int major, int minor, byte[] fingerprint) {
+            this.fingerprint = fingerprint;
             this.type = type;
             this.attributes = attributes;
             this.size = size;
@@ -101,11 +113,21 @@ public final class ErofsTree {
 
         /** A regular file: one pool block (or {@link #HOLE}) per chunk, ceil(size / chunk size) of them. */
         public static Node regular(Attributes a, long size, long[] chunkBlocks) {
+            return regular(a, size, chunkBlocks, null);
+        }
+
+        /**
+         * A regular file whose image records fingerprint (an {@link InodeFingerprint} value, at most 4096 bytes;
+         * null for none), so kernels with inode_share give files of equal fingerprint one page cache.
+         */
+        public static Node regular(Attributes a, long size, long[] chunkBlocks, byte[] fingerprint) {
+            if (fingerprint != null && (fingerprint.length == 0 || fingerprint.length > 4096))
+                throw new IllegalArgumentException("fingerprint of " + fingerprint.length + " bytes (1..4096)");
             if (size < 0) throw new IllegalArgumentException("size " + size);
             for (long b : chunkBlocks) {
                 if (b != HOLE && (b < 0 || b > MAX_BLOCK)) throw new IllegalArgumentException("pool block " + b + " beyond 32 bits");
             }
-            return new Node(Type.REGULAR, a, size, chunkBlocks.clone(), null, 0, 0);
+            return new Node(Type.REGULAR, a, size, chunkBlocks.clone(), null, 0, 0, fingerprint == null ? null : fingerprint.clone());
         }
 
         public static Node symlink(Attributes a, byte[] target) {

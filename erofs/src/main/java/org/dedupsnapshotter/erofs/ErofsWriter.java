@@ -29,12 +29,18 @@ import static java.nio.file.StandardOpenOption.WRITE;
  * first: root_nid is 16 bits); meta_blkaddr is 0. Every inode is extended (64 bytes: 32-bit owners,
  * nanosecond mtime, 64-bit size) with its xattrs inline. Directory blocks and symlink targets keep their tail
  * inline after the inode when it fits the inode's block; their whole blocks follow the metadata blocks.
+ * <p>
+ * A tree with {@link InodeFingerprint}s (see {@link ErofsTree.Node#regular(ErofsTree.Attributes, long, long[], byte[])})
+ * also gets what mkfs.erofs 1.9 {@code --xattr-inode-digest} writes for them (decision 35): a long xattr name
+ * prefix table in block 0 before the inodes, located by the superblock as a plain table (COMPAT_PLAIN_XATTR_PFX)
+ * and named as the page-cache-share key (COMPAT_ISHARE_XATTRS, ishare_xattr_prefix_id 0), which needs
+ * INCOMPAT_XATTR_PREFIXES (Linux >= 6.4). Kernels before 7.0 ignore the compat bits and the xattr.
  */
 public final class ErofsWriter {
     private static final int BLOCK = MetaAllocator.BLOCK, INODE = 64, DIRENT = 12;
     private static final int SUPERBLOCK = ErofsImage.SUPERBLOCK_OFFSET, DEVICE_SLOT = SUPERBLOCK + 128, DEVICE_SLOT_SIZE = 128;
-    private static final int FEATURE_COMPAT_SB_CHKSUM = 1, FEATURE_COMPAT_MTIME = 2;
-    private static final int FEATURE_INCOMPAT_CHUNKED_FILE = 4, FEATURE_INCOMPAT_DEVICE_TABLE = 8;
+    private static final int FEATURE_COMPAT_SB_CHKSUM = 1, FEATURE_COMPAT_MTIME = 2, FEATURE_COMPAT_PLAIN_XATTR_PFX = 0x10, FEATURE_COMPAT_ISHARE_XATTRS = 0x20;
+    private static final int FEATURE_INCOMPAT_CHUNKED_FILE = 4, FEATURE_INCOMPAT_DEVICE_TABLE = 8, FEATURE_INCOMPAT_XATTR_PREFIXES = 0x40;
     private static final int LAYOUT_FLAT_PLAIN = 0, LAYOUT_FLAT_INLINE = 2, LAYOUT_CHUNK_BASED = 4;
     private static final int POOL_DEVICE = 1;
 
@@ -57,6 +63,8 @@ public final class ErofsWriter {
     static byte[] image(ErofsTree tree, long poolBlocks, UUID uuid) {
         List<Inode> inodes = inodesRootFirst(tree.root());
         MetaAllocator meta = new MetaAllocator(DEVICE_SLOT + DEVICE_SLOT_SIZE);
+        byte[] prefixTable = inodes.stream().anyMatch(i -> i.node.fingerprint != null) ? InlineXattrs.fingerprintPrefixTable() : null;
+        long prefixTableAt = prefixTable == null ? -1 : meta.allocate(prefixTable.length);
         for (Inode i : inodes) {
             i.prepare(tree.chunkSize());
             i.offset = meta.allocate(i.recordSize);
@@ -70,8 +78,9 @@ public final class ErofsWriter {
         if (blocks * BLOCK > Integer.MAX_VALUE - BLOCK) throw new IllegalArgumentException("image of " + blocks + " blocks is too large");
         ByteBuffer b = ByteBuffer.wrap(new byte[(int) (blocks * BLOCK)]).order(ByteOrder.LITTLE_ENDIAN);
         for (Inode i : inodes) i.write(b, tree.chunkSize());
+        if (prefixTable != null) b.put(Math.toIntExact(prefixTableAt), prefixTable);
         Inode root = inodes.getFirst();
-        superblock(b, root, inodes.size(), blocks, poolBlocks, uuid);
+        superblock(b, root, inodes.size(), blocks, poolBlocks, uuid, prefixTableAt);
         return b.array();
     }
 
@@ -158,7 +167,7 @@ public final class ErofsWriter {
         /** Decides layout and sizes, before any offset is known. */
         void prepare(long chunkSize) {
             try {
-                xattrs = InlineXattrs.encode(node.attributes.xattrs());
+                xattrs = InlineXattrs.encode(node.attributes.xattrs(), node.fingerprint);
                 switch (node.type) {
                     case DIRECTORY -> flat(direntBytes());
                     case SYMLINK -> flat(node.target.length);
@@ -285,10 +294,13 @@ public final class ErofsWriter {
         }
     }
 
-    private static void superblock(ByteBuffer b, Inode root, int inodes, long blocks, long poolBlocks, UUID uuid) {
+    /** prefixTableAt: the fingerprint prefix table's byte offset, or -1 for none. */
+    private static void superblock(ByteBuffer b, Inode root, int inodes, long blocks, long poolBlocks, UUID uuid, long prefixTableAt) {
         if (root.nid() > 0xffff) throw new IllegalStateException("root nid " + root.nid() + " beyond 16 bits");
+        boolean fingerprints = prefixTableAt >= 0;
         b.putInt(SUPERBLOCK, ErofsImage.MAGIC);
-        b.putInt(SUPERBLOCK + 8, FEATURE_COMPAT_SB_CHKSUM | FEATURE_COMPAT_MTIME);
+        b.putInt(SUPERBLOCK + 8, FEATURE_COMPAT_SB_CHKSUM | FEATURE_COMPAT_MTIME
+                | (fingerprints ? FEATURE_COMPAT_PLAIN_XATTR_PFX | FEATURE_COMPAT_ISHARE_XATTRS : 0));
         b.put(SUPERBLOCK + 12, (byte) 12); // blkszbits
         b.putShort(SUPERBLOCK + 14, (short) root.nid());
         b.putLong(SUPERBLOCK + 16, inodes);
@@ -298,9 +310,14 @@ public final class ErofsWriter {
         // meta_blkaddr (40) and xattr_blkaddr (44) are 0; the volume name stays empty
         b.order(ByteOrder.BIG_ENDIAN).putLong(SUPERBLOCK + 48, uuid.getMostSignificantBits())
                 .putLong(SUPERBLOCK + 56, uuid.getLeastSignificantBits()).order(ByteOrder.LITTLE_ENDIAN);
-        b.putInt(SUPERBLOCK + 80, FEATURE_INCOMPAT_CHUNKED_FILE | FEATURE_INCOMPAT_DEVICE_TABLE);
+        b.putInt(SUPERBLOCK + 80, FEATURE_INCOMPAT_CHUNKED_FILE | FEATURE_INCOMPAT_DEVICE_TABLE | (fingerprints ? FEATURE_INCOMPAT_XATTR_PREFIXES : 0));
         b.putShort(SUPERBLOCK + 86, (short) 1); // extra devices: the pool
         b.putShort(SUPERBLOCK + 88, (short) (DEVICE_SLOT / DEVICE_SLOT_SIZE));
+        if (fingerprints) {
+            b.put(SUPERBLOCK + 0x5b, (byte) 1); // xattr_prefix_count
+            b.putInt(SUPERBLOCK + 0x5c, (int) (prefixTableAt / 4)); // xattr_prefix_start, in 4-byte units
+            b.put(SUPERBLOCK + 0x69, (byte) InlineXattrs.FINGERPRINT_PREFIX_ID); // ishare_xattr_prefix_id
+        }
         b.putInt(DEVICE_SLOT + 64, (int) Math.min(poolBlocks, 0xffffffffL)); // the slot's tag stays empty: mounts name the pool with device=
         b.putInt(SUPERBLOCK + 4, ErofsImage.checksum(b));
     }

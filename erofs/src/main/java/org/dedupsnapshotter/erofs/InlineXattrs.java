@@ -9,10 +9,16 @@ import java.util.Map;
 /**
  * An inode's xattrs in EROFS's inline form: a 12-byte header (no shared xattrs) then, per xattr, {u8 name length,
  * u8 name index, u16 value size, name suffix, value} padded to 4 bytes. The name index stands for the prefix;
- * EROFS has indexes only for the prefixes below (lustre. aside), so any other name cannot be stored.
+ * EROFS has indexes only for the prefixes below (lustre. aside), so any other name cannot be stored. An
+ * {@link InodeFingerprint} goes last, named by long-prefix table entry {@link #FINGERPRINT_PREFIX_ID} (name index
+ * 0x80 | id, empty suffix), as mkfs.erofs --xattr-inode-digest writes its own.
  */
 final class InlineXattrs {
     static final int HEADER = 12;
+    /** Bit 7 of a name index: the low 7 bits pick an entry of the image's long xattr name prefix table. */
+    static final int LONG_PREFIX = 0x80;
+    /** The fingerprint's entry in the prefix table, the only one we write. */
+    static final int FINGERPRINT_PREFIX_ID = 0;
 
     private record Prefix(String text, int index, boolean wholeName) {}
 
@@ -27,10 +33,15 @@ final class InlineXattrs {
 
     /** The encoded xattrs, empty when there are none; one EROFS cannot hold is an IllegalArgumentException naming it. */
     static byte[] encode(Map<String, byte[]> xattrs) {
-        if (xattrs.isEmpty()) return new byte[0];
+        return encode(xattrs, null);
+    }
+
+    /** As {@link #encode(Map)}, with the fingerprint xattr last unless fingerprint is null. */
+    static byte[] encode(Map<String, byte[]> xattrs, byte[] fingerprint) {
+        if (xattrs.isEmpty() && fingerprint == null) return new byte[0];
         byte[][] suffixes = new byte[xattrs.size()][];
         int[] indexes = new int[xattrs.size()];
-        int size = HEADER, i = 0;
+        int size = HEADER + (fingerprint == null ? 0 : align4(4 + fingerprint.length)), i = 0;
         for (var e : xattrs.entrySet()) {
             Prefix p = prefix(e.getKey());
             suffixes[i] = e.getKey().substring(p.text.length()).getBytes(StandardCharsets.UTF_8);
@@ -49,12 +60,24 @@ final class InlineXattrs {
             b.position(align4(b.position()));
             i++;
         }
+        if (fingerprint != null) b.put((byte) 0).put((byte) (LONG_PREFIX | FINGERPRINT_PREFIX_ID)).putShort((short) fingerprint.length).put(fingerprint);
         return b.array();
     }
 
     /** i_xattr_icount: the xattr area in 4-byte units past the first (the header's 12 bytes count as one). */
     static int icount(byte[] encoded) {
         return encoded.length == 0 ? 0 : (encoded.length - HEADER) / 4 + 1;
+    }
+
+    /**
+     * The long xattr name prefix table holding only the fingerprint's name: {u16 size, u8 base index, infix} padded
+     * to 4 bytes, base index 0 (no namespace: the kernel lists no such xattr) and the infix the whole name.
+     */
+    static byte[] fingerprintPrefixTable() {
+        byte[] infix = InodeFingerprint.NAME.getBytes(StandardCharsets.US_ASCII);
+        ByteBuffer b = ByteBuffer.allocate(align4(2 + 1 + infix.length)).order(ByteOrder.LITTLE_ENDIAN);
+        b.putShort((short) (1 + infix.length)).put((byte) 0).put(infix);
+        return b.array();
     }
 
     private static Prefix prefix(String name) {
