@@ -55,6 +55,8 @@ public final class ChunkIndexer {
     /** The outcome for one layer: a block (or HOLE) per range, the chunk references, and the in-flight holds. */
     public final class Indexed {
         public final long[] blocks;
+        /** Aligned with blocks: each chunk's digest, null for a hole (page-cache-share fingerprints are made of them). */
+        public final Digest[] digests;
         public final LayerChunks chunks;
         public final long newBytes, writtenChunks, hashNanos, writeNanos;
         /** Chunks that were absent (reserved for a lazy layer) and that this layer's data filled. */
@@ -66,8 +68,9 @@ public final class ChunkIndexer {
         private final List<Disproved> disproved;
         private boolean done;
 
-        private Indexed(long[] blocks, LayerChunks chunks, long newBytes, long writtenChunks, long hashNanos, long writeNanos, List<InFlight> holds,
-                        Set<Digest> filled, List<Disproved> disproved) {
+        private Indexed(long[] blocks, Digest[] digests, LayerChunks chunks, long newBytes, long writtenChunks, long hashNanos, long writeNanos,
+                        List<InFlight> holds, Set<Digest> filled, List<Disproved> disproved) {
+            this.digests = digests;
             this.disproved = disproved;
             this.filled = filled;
             this.hashNanos = hashNanos;
@@ -226,7 +229,7 @@ public final class ChunkIndexer {
         }
         Set<Digest> disprovedDigests = new HashSet<>();
         for (Disproved x : disproved) disprovedDigests.add(x.digest());
-        return new Indexed(blocks, new LayerChunks(uses, logical, false, disprovedDigests), newBytes.get(), written.size(), hashNanos.get(),
+        return new Indexed(blocks, digests, new LayerChunks(uses, logical, false, disprovedDigests), newBytes.get(), written.size(), hashNanos.get(),
                 writeNanos.get(), holds, filled, List.copyOf(disproved));
     }
 
@@ -274,7 +277,7 @@ public final class ChunkIndexer {
             release(holds, false);
             throw e;
         }
-        Indexed out = new Indexed(blocks, new LayerChunks(uses, logicalBytes, true), 0, 0, 0, 0, holds, Set.of(), List.of());
+        Indexed out = new Indexed(blocks, needs.stream().map(Need::digest).toArray(Digest[]::new), new LayerChunks(uses, logicalBytes, true), 0, 0, 0, 0, holds, Set.of(), List.of());
         out.absent = (int) holds.stream().filter(f -> f.absent).map(f -> f.digest).distinct().count();
         return out;
     }

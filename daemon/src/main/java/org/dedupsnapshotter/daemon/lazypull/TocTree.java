@@ -1,7 +1,9 @@
 package org.dedupsnapshotter.daemon.lazypull;
 
 import org.dedupsnapshotter.erofs.ErofsTree;
+import org.dedupsnapshotter.erofs.InodeFingerprint;
 import org.dedupsnapshotter.lazy.toc.Toc;
+import org.dedupsnapshotter.storage.Digest;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -257,16 +259,38 @@ final class TocTree {
     /** The EROFS tree, each chunk at the pool block blockOf gives it (ErofsTree.HOLE for holes). */
     ErofsTree toErofs(long chunkSize, ToLongFunction<Toc.Chunk> blockOf) {
         IdentityHashMap<Node, ErofsTree.Node> made = new IdentityHashMap<>();
-        return new ErofsTree(chunkSize, convert(root, blockOf, made));
+        return new ErofsTree(chunkSize, convert(root, chunkSize, blockOf, made));
     }
 
-    private static ErofsTree.Node convert(Node n, ToLongFunction<Toc.Chunk> blockOf, IdentityHashMap<Node, ErofsTree.Node> made) {
+    /**
+     * The page-cache-share fingerprint of a file from its TOC chunks' digests (decision 35): the same as a commit of
+     * the same bytes gives, so lazy and local layers share; null when a digest is not a SHA-256 one.
+     */
+    static byte[] fingerprint(Node n, long chunkSize) {
+        List<byte[]> digests = new ArrayList<>(n.chunks.size());
+        for (Toc.Chunk c : n.chunks) {
+            if (c.isHole()) {
+                digests.add(null);
+                continue;
+            }
+            Digest d = Digest.parse(c.digest());
+            if (d == null) return null;
+            digests.add(d.bytes());
+        }
+        try {
+            return InodeFingerprint.ofChunks(n.size, chunkSize, digests);
+        } catch (IllegalArgumentException e) {
+            return null; // chunks that do not cut the file at chunkSize: no fingerprint rather than a wrong one
+        }
+    }
+
+    private static ErofsTree.Node convert(Node n, long chunkSize, ToLongFunction<Toc.Chunk> blockOf, IdentityHashMap<Node, ErofsTree.Node> made) {
         ErofsTree.Node done = made.get(n);
         if (done != null) return done;
         var attrs = new ErofsTree.Attributes(n.permissions, n.uid, n.gid, n.mtimeSeconds, n.mtimeNanos, n.xattrs);
         ErofsTree.Node out = switch (n.type) {
             case DIRECTORY -> ErofsTree.Node.directory(attrs);
-            case REGULAR -> ErofsTree.Node.regular(attrs, n.size, n.chunks.stream().mapToLong(blockOf).toArray());
+            case REGULAR -> ErofsTree.Node.regular(attrs, n.size, n.chunks.stream().mapToLong(blockOf).toArray(), fingerprint(n, chunkSize));
             case SYMLINK -> ErofsTree.Node.symlink(attrs, n.target);
             case CHAR_DEVICE, BLOCK_DEVICE -> ErofsTree.Node.device(n.type, attrs, n.major, n.minor);
             case FIFO -> ErofsTree.Node.fifo(attrs);
@@ -274,7 +298,7 @@ final class TocTree {
         };
         made.put(n, out);
         if (n.children != null)
-            for (var c : n.children.entrySet()) out.add(c.getKey(), convert(c.getValue(), blockOf, made));
+            for (var c : n.children.entrySet()) out.add(c.getKey(), convert(c.getValue(), chunkSize, blockOf, made));
         return out;
     }
 }

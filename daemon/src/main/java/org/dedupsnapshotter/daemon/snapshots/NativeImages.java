@@ -4,6 +4,7 @@ import org.dedupsnapshotter.api.Names;
 import org.dedupsnapshotter.erofs.ErofsTree;
 import org.dedupsnapshotter.erofs.ErofsWriter;
 import org.dedupsnapshotter.storage.ChunkIndexer;
+import org.dedupsnapshotter.storage.Digest;
 import org.dedupsnapshotter.sys.CrashPoints;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -16,7 +17,8 @@ import java.nio.file.Path;
  * Our writer (decision 21): every chunk is hashed and stored first (new ones written once, known ones
  * referenced), then the image is written from the upper dir's metadata with each index already naming its pool
  * block. The data is read once; mkfs.erofs 1.5 would read and hash all of it a second time. A tree the writer
- * refuses (EROFS could not hold it as we lay it out) goes to mkfs.erofs, which may.
+ * refuses (EROFS could not hold it as we lay it out) goes to mkfs.erofs, which may. Regular files get page-cache-share
+ * fingerprints made of their chunks' digests (decision 35); mkfs.erofs 1.5 images have none.
  */
 final class NativeImages implements ImageBuilder {
     private static final Logger log = LoggerFactory.getLogger(NativeImages.class);
@@ -54,6 +56,9 @@ final class NativeImages implements ImageBuilder {
             ErofsTree tree = ErofsTree.fromDirectory(upper, chunkSize, (file, offset, length) -> {
                 long b = plan.block(upper.relativize(file).toString(), offset, length, indexed.blocks);
                 return b == ChunkIndexer.HOLE ? ErofsTree.HOLE : b;
+            }, (file, offset, length) -> {
+                Digest d = plan.digest(upper.relativize(file).toString(), offset, length, indexed.digests);
+                return d == null ? null : d.bytes();
             });
             ErofsWriter.write(tree, tmp, indexer.pool().endBlock());
             CrashPoints.reach("commit.metadata");

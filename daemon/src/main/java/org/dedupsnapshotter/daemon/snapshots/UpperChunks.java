@@ -2,6 +2,7 @@ package org.dedupsnapshotter.daemon.snapshots;
 
 import org.dedupsnapshotter.erofs.ErofsImage;
 import org.dedupsnapshotter.storage.ChunkIndexer;
+import org.dedupsnapshotter.storage.Digest;
 
 import java.io.IOException;
 import java.nio.file.FileVisitResult;
@@ -53,11 +54,20 @@ final class UpperChunks {
      * while committing, which containerd never does) is an IOException rather than a wrong index.
      */
     long block(String rel, long offset, int length, long[] indexed) throws IOException {
+        return indexed[at(rel, offset, length)];
+    }
+
+    /** As {@link #block}, the chunk's digest from digests (aligned with {@link #ranges}): null for a hole. */
+    Digest digest(String rel, long offset, int length, Digest[] digests) throws IOException {
+        return digests[at(rel, offset, length)];
+    }
+
+    private int at(String rel, long offset, int length) throws IOException {
         Object inode = inodeByPath.get(rel);
         Integer at = inode == null ? null : byKey.get(new Key(inode, offset));
         if (at == null || ranges.get(at).length() != length)
             throw new IOException(rel + " changed during the commit (no chunk of " + length + " bytes at offset " + offset + " was read)");
-        return indexed[at];
+        return at;
     }
 
     /**
