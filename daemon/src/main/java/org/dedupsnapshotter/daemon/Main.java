@@ -2,6 +2,7 @@ package org.dedupsnapshotter.daemon;
 
 import org.dedupsnapshotter.daemon.grpc.AdminEndpoint;
 import org.dedupsnapshotter.daemon.grpc.SnapshotsEndpoint;
+import org.dedupsnapshotter.daemon.layers.InodeShareProbe;
 import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.daemon.cri.CriImageProxy;
@@ -23,6 +24,7 @@ import org.dedupsnapshotter.config.ConfigLoader;
 import org.dedupsnapshotter.erofs.ErofsBuilder;
 import org.dedupsnapshotter.ksm.KsmNode;
 import org.dedupsnapshotter.ksm.MergeableMemory;
+import org.dedupsnapshotter.mount.InodeShare;
 import org.dedupsnapshotter.mount.LayerMounter;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
@@ -104,7 +106,8 @@ public final class Main {
         boolean mergeableBuffers = cfg.ksm().daemonBuffers() && ksm.supported();
         ChunkIndexer indexer = new ChunkIndexer(pool, store, Math.max(2, Runtime.getRuntime().availableProcessors()), cfg.chunkSize(),
                 size -> MergeableMemory.allocate(size, mergeableBuffers));
-        LayerMounts layers = new LayerMounts(layout, new LayerMounter(cfg.mountBackend()));
+        InodeShare inodeShare = InodeShareProbe.run(layout.inodeShareProbe(), InodeShare.NODE_DOMAIN);
+        LayerMounts layers = new LayerMounts(layout, new LayerMounter(cfg.mountBackend(), inodeShare));
         // lazy layers still missing chunks read through the watch; complete ones are local layers like any other
         var incomplete = store.read(tx -> tx.lazyLayers().absentChunksByLayer()).keySet();
         store.read(tx -> tx.lazyLayers().all()).keySet().stream().filter(incomplete::contains).forEach(layers::markLazy);

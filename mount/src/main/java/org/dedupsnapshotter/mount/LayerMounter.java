@@ -20,6 +20,9 @@ import java.util.Set;
  * File-backed mounts ask for {@code directio} (Linux >= 6.13): EROFS then reads the pool with direct I/O, so a byte
  * read through a layer is cached once, in the layer file's page cache, not also in the pool's. The first mount
  * probes it: a kernel without the option answers EINVAL, and every mount after that goes without it.
+ *
+ * Where the kernel offers EROFS page-cache sharing (Linux 7.0 inode_share, probed at start) every mount asks for it
+ * ({@link InodeShare}).
  */
 public final class LayerMounter implements Mounter {
     private static final Logger log = LoggerFactory.getLogger(LayerMounter.class);
@@ -32,12 +35,21 @@ public final class LayerMounter implements Mounter {
     private volatile Backend backend;
     private final boolean fixed;
     private volatile DirectIo directIo = DirectIo.UNPROBED;
+    private final InodeShare inodeShare;
 
     /** mode: "auto" (file-backed, falling back to loop once), "file" or "loop". */
     public LayerMounter(String mode) {
+        this(mode, InodeShare.unsupported("not probed"));
+    }
+
+    public LayerMounter(String mode, InodeShare inodeShare) {
         this.backend = mode.equals("loop") ? Backend.LOOP : Backend.FILE;
         this.fixed = !mode.equals("auto");
+        this.inodeShare = inodeShare;
     }
+
+    @Override
+    public InodeShare inodeShare() { return inodeShare; }
 
     public Backend backend() { return backend; }
 
@@ -64,7 +76,7 @@ public final class LayerMounter implements Mounter {
             }
         }
         try (LoopDevice img = LoopDevice.attach(image.toString()); LoopDevice dev = LoopDevice.attach(device.toString())) {
-            Libc.mount(img.path, target.toString(), "erofs", Libc.MS_RDONLY, options(dev.path, false));
+            Libc.mount(img.path, target.toString(), "erofs", Libc.MS_RDONLY, data(dev.path, false));
         }
     }
 
@@ -72,10 +84,10 @@ public final class LayerMounter implements Mounter {
     private void mountFile(Path image, Path device, Path target) throws Errno {
         boolean direct = directIo != DirectIo.OFF;
         try {
-            Libc.mount(image.toString(), target.toString(), "erofs", Libc.MS_RDONLY, options(device.toString(), direct));
+            Libc.mount(image.toString(), target.toString(), "erofs", Libc.MS_RDONLY, data(device.toString(), direct));
         } catch (Errno e) {
             if (!direct || directIo != DirectIo.UNPROBED || e.errno() != Errno.EINVAL) throw e;
-            Libc.mount(image.toString(), target.toString(), "erofs", Libc.MS_RDONLY, options(device.toString(), false));
+            Libc.mount(image.toString(), target.toString(), "erofs", Libc.MS_RDONLY, data(device.toString(), false));
             directIo = DirectIo.OFF;
             log.warn("this kernel ({}) rejects the EROFS mount option directio (it needs Linux >= 6.13): layers read the pool through its "
                     + "page cache, so data read through a layer is cached twice", System.getProperty("os.version"));
@@ -90,6 +102,12 @@ public final class LayerMounter implements Mounter {
     /** The mount data of a layer: its data device, and directio (file-backed mounts only). */
     static String options(String device, boolean directIo) {
         return "device=" + device + (directIo ? ",directio" : "");
+    }
+
+    /** {@link #options}, and the page-cache-share options when the kernel offers them. */
+    String data(String device, boolean directIo) {
+        String share = inodeShare.mountOptions();
+        return options(device, directIo) + (share.isEmpty() ? "" : "," + share);
     }
 
     @Override

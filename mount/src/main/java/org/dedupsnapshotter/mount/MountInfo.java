@@ -6,8 +6,11 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
-/** One line of /proc/self/mountinfo: mount point, filesystem type and source, with octal escapes decoded. */
-public record MountInfo(String mountPoint, String fsType, String source) {
+/**
+ * One line of /proc/self/mountinfo: mount point, filesystem type, source and the filesystem's own (super) options,
+ * with octal escapes decoded.
+ */
+public record MountInfo(String mountPoint, String fsType, String source, String superOptions) {
     public static List<MountInfo> read() throws IOException {
         return parse(Files.readAllLines(Path.of("/proc/self/mountinfo")));
     }
@@ -24,7 +27,7 @@ public record MountInfo(String mountPoint, String fsType, String source) {
                 }
             }
             if (f.length < 5 || dash < 0 || dash + 2 >= f.length) continue;
-            out.add(new MountInfo(unescape(f[4]), f[dash + 1], unescape(f[dash + 2])));
+            out.add(new MountInfo(unescape(f[4]), f[dash + 1], unescape(f[dash + 2]), dash + 3 < f.length ? unescape(f[dash + 3]) : ""));
         }
         return out;
     }

@@ -17,4 +17,7 @@ public interface Mounter {
 
     /** Every mount point there is now. */
     Set<String> mountPoints() throws IOException;
+
+    /** Whether mounts share page cache between equal files (for stats). */
+    default InodeShare inodeShare() { return InodeShare.unsupported("not a kernel mounter"); }
 }

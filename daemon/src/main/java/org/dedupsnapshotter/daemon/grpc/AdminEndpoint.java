@@ -14,6 +14,7 @@ import org.dedupsnapshotter.daemon.snapshots.SnapshotService;
 import org.dedupsnapshotter.ksm.KsmNode;
 import org.dedupsnapshotter.lazy.convert.StartupTrace;
 import org.dedupsnapshotter.lazy.toc.TracePieces;
+import org.dedupsnapshotter.mount.InodeShare;
 import org.dedupsnapshotter.proto.admin.v1.*;
 import org.dedupsnapshotter.proto.admin.v1.GetTraceRequest;
 import org.dedupsnapshotter.proto.admin.v1.PutTraceRequest;
@@ -87,11 +88,21 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
             o.put("poolFreeBytes", f.poolFreeBytes());
             o.set("ksm", ksmJson(ksm.figures()));
             o.set("lazy", lazyJson(lazy));
+            o.set("inodeShare", inodeShareJson(layers.mounter().inodeShare()));
             out.onNext(StatsResponse.newBuilder().setJson(JSON.writeValueAsString(o)).build());
             out.onCompleted();
         } catch (Throwable t) {
             out.onError(Errors.toStatus(t, log, "Stats", ""));
         }
+    }
+
+    /** Whether layer mounts share page cache between equal files (Linux 7.0 inode_share), and why not. */
+    private static ObjectNode inodeShareJson(InodeShare s) {
+        ObjectNode o = JSON.createObjectNode();
+        o.put("supported", s.supported());
+        if (s.supported()) o.put("domainId", s.domainId());
+        else o.put("reason", s.reason());
+        return o;
     }
 
     @Override

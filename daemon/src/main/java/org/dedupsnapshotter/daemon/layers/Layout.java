@@ -17,6 +17,8 @@ public record Layout(Path root) {
     public Path snapshots() { return root.resolve("snapshots"); }
     /** Directories no snapshot needs any more, deleted in the background (and at start-up). */
     public Path trash() { return root.resolve("trash"); }
+    /** Where the start-up probe mounts a tiny image to learn whether the kernel shares page cache (InodeShareProbe). */
+    public Path inodeShareProbe() { return root.resolve("inode-share-probe"); }
     public Path dir(long id) { return snapshots().resolve(Long.toString(id)); }
     /** Upper dir of an active snapshot (empty dir of a parentless view). */
     public Path fs(long id) { return dir(id).resolve("fs"); }

@@ -1,13 +1,16 @@
 package org.dedupsnapshotter.daemon.lazypull;
 
 import org.dedupsnapshotter.erofs.ErofsTree;
+import org.dedupsnapshotter.erofs.InodeFingerprint;
 import org.dedupsnapshotter.lazy.toc.Toc;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Base64;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 
@@ -134,6 +137,18 @@ class TocTreeTest {
         assertSame(a, e.root().child(name("b")));
         assertEquals(3, asked.size(), "each chunk of a hardlinked file is placed once");
         assertEquals(0644, a.attributes().permissions());
+    }
+
+    /** Decision 35: a lazy file's fingerprint is made of its TOC digests as a commit's is of its chunks' (holes as null). */
+    @Test
+    void aFileIsFingerprintedFromItsChunkDigests() throws IOException {
+        TocTree t = TocTree.apply(toc(file("a", 3 * C - 5)), 0, 0, path -> null);
+        byte[] d = HexFormat.of().parseHex("a".repeat(64));
+        assertArrayEquals(InodeFingerprint.ofChunks(3 * C - 5, C, Arrays.asList(d, null, d)), TocTree.fingerprint(at(t, "a"), C));
+        List<Toc.Chunk> chunks = new ArrayList<>(at(t, "a").chunks);
+        chunks.set(0, new Toc.Chunk(0, C, "md5:x", 0, 1));
+        at(t, "a").chunks = chunks;
+        assertNull(TocTree.fingerprint(at(t, "a"), C), "a digest that is no SHA-256: no fingerprint");
     }
 
     @Test

@@ -5,6 +5,7 @@ import org.dedupsnapshotter.api.Mount;
 import org.dedupsnapshotter.api.SnapshotException;
 import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.erofs.ErofsImage;
+import org.dedupsnapshotter.erofs.InodeFingerprint;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
@@ -17,6 +18,7 @@ import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -99,6 +101,38 @@ class SnapshotServiceTest {
             assertArrayEquals(want, readPool(c.blkaddr() * 4096, c.length()), c.path() + " at " + c.fileOffset() + ": the pool holds its bytes");
         }
         assertEquals(big.length + small.length, newBytes.getFirst());
+    }
+
+    /** Decision 35: each regular file of a native commit carries the fingerprint of its chunks; equal files an equal one. */
+    @Test
+    void nativeCommitsFingerprintEachFileFromItsChunkDigests() throws Exception {
+        start("native", 0);
+        service.prepare("k1", "", Map.of());
+        byte[] big = random((int) (2.5 * CHUNK), 3);
+        Arrays.fill(big, (int) CHUNK, (int) (2 * CHUNK), (byte) 0); // the middle chunk is a hole
+        Files.createDirectories(upper("k1").resolve("a"));
+        Files.write(upper("k1").resolve("a/big"), big);
+        Files.write(upper("k1").resolve("copy"), big);
+        long id = store.read(tx -> tx.snapshots().get("k1")).id();
+
+        service.commit("layer1", "k1", Map.of());
+
+        MessageDigest sha = MessageDigest.getInstance("SHA-256");
+        byte[] expected = InodeFingerprint.ofChunks(big.length, CHUNK, Arrays.asList(
+                sha.digest(Arrays.copyOf(big, (int) CHUNK)), null, sha.digest(Arrays.copyOfRange(big, (int) (2 * CHUNK), big.length))));
+        byte[] image = Files.readAllBytes(layout.image(id));
+        int first = indexOf(image, expected, 0);
+        assertTrue(first > 0, "the image holds big's fingerprint");
+        assertTrue(indexOf(image, expected, first + 1) > 0, "and copy's, the same");
+    }
+
+    private static int indexOf(byte[] hay, byte[] needle, int from) {
+        outer:
+        for (int i = from; i <= hay.length - needle.length; i++) {
+            for (int k = 0; k < needle.length; k++) if (hay[i + k] != needle[k]) continue outer;
+            return i;
+        }
+        return -1;
     }
 
     @Test

@@ -1,0 +1,20 @@
+package org.dedupsnapshotter.mount;
+
+/**
+ * Whether layer mounts ask the kernel for EROFS page-cache sharing between inodes of equal fingerprint (Linux 7.0
+ * mount options inode_share and domain_id, decision 35), found once at start by the daemon's probe.
+ *
+ * @param domainId the trust domain: only mounts with the same domain_id share; one for the whole node
+ * @param reason   why not, when unsupported
+ */
+public record InodeShare(boolean supported, String domainId, String reason) {
+    /** Every layer mount of this node shares page cache within this domain. */
+    public static final String NODE_DOMAIN = "dedup-snapshotter";
+
+    public static InodeShare on(String domainId) { return new InodeShare(true, domainId, ""); }
+
+    public static InodeShare unsupported(String reason) { return new InodeShare(false, "", reason); }
+
+    /** The options to append to a layer mount's data, "" when unsupported. */
+    public String mountOptions() { return supported ? "inode_share,domain_id=" + domainId : ""; }
+}
