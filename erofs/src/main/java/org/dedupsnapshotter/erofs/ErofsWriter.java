@@ -31,7 +31,7 @@ import static java.nio.file.StandardOpenOption.WRITE;
  * inline after the inode when it fits the inode's block; their whole blocks follow the metadata blocks.
  * <p>
  * A tree with {@link InodeFingerprint}s (see {@link ErofsTree.Node#regular(ErofsTree.Attributes, long, long[], byte[])})
- * also gets what mkfs.erofs 1.9 {@code --xattr-inode-digest} writes for them (decision 35): a long xattr name
+ * also gets what mkfs.erofs 1.9 {@code --xattr-inode-digest} writes for them (decision 36): a long xattr name
  * prefix table in block 0 before the inodes, located by the superblock as a plain table (COMPAT_PLAIN_XATTR_PFX)
  * and named as the page-cache-share key (COMPAT_ISHARE_XATTRS, ishare_xattr_prefix_id 0), which needs
  * INCOMPAT_XATTR_PREFIXES (Linux >= 6.4). Kernels before 7.0 ignore the compat bits and the xattr.

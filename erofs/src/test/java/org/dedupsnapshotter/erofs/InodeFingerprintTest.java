@@ -28,7 +28,7 @@ import static java.nio.file.StandardOpenOption.READ;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * Page-cache-share fingerprints (decision 35): the value, the bytes the writer lays down for them (checked against
+ * Page-cache-share fingerprints (decision 36): the value, the bytes the writer lays down for them (checked against
  * the format of Linux 7.0 fs/erofs and mkfs.erofs 1.9 --xattr-inode-digest), and that such an image mounts and
  * reads right on a kernel without inode_share (this machine's 6.18).
  */

@@ -2,7 +2,7 @@ package org.dedupsnapshotter.mount;
 
 /**
  * Whether layer mounts ask the kernel for EROFS page-cache sharing between inodes of equal fingerprint (Linux 7.0
- * mount options inode_share and domain_id, decision 35), found once at start by the daemon's probe.
+ * mount options inode_share and domain_id, decision 36), found once at start by the daemon's probe.
  *
  * @param domainId the trust domain: only mounts with the same domain_id share; one for the whole node
  * @param reason   why not, when unsupported

@@ -19,7 +19,7 @@ import java.util.List;
 
 /**
  * Finds once at start whether this kernel gives EROFS inodes of equal fingerprint one page cache (Linux 7.0,
- * decision 35): mounts a one-file image that carries a fingerprint (so it announces COMPAT_ISHARE_XATTRS) with
+ * decision 36): mounts a one-file image that carries a fingerprint (so it announces COMPAT_ISHARE_XATTRS) with
  * inode_share and the node's domain_id. Kernels before 7.0 reject the unknown option (EINVAL). A 7.0 kernel built
  * without CONFIG_EROFS_FS_PAGE_CACHE_SHARE takes the option but only logs "not supported", and one that finds no
  * fingerprints in an image turns the option off; either way /proc/self/mountinfo then lacks inode_share, so that

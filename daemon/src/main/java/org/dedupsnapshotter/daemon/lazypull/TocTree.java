@@ -263,7 +263,7 @@ final class TocTree {
     }
 
     /**
-     * The page-cache-share fingerprint of a file from its TOC chunks' digests (decision 35): the same as a commit of
+     * The page-cache-share fingerprint of a file from its TOC chunks' digests (decision 36): the same as a commit of
      * the same bytes gives, so lazy and local layers share; null when a digest is not a SHA-256 one.
      */
     static byte[] fingerprint(Node n, long chunkSize) {

@@ -18,7 +18,7 @@ import java.nio.file.Path;
  * referenced), then the image is written from the upper dir's metadata with each index already naming its pool
  * block. The data is read once; mkfs.erofs 1.5 would read and hash all of it a second time. A tree the writer
  * refuses (EROFS could not hold it as we lay it out) goes to mkfs.erofs, which may. Regular files get page-cache-share
- * fingerprints made of their chunks' digests (decision 35); mkfs.erofs 1.5 images have none.
+ * fingerprints made of their chunks' digests (decision 36); mkfs.erofs 1.5 images have none.
  */
 final class NativeImages implements ImageBuilder {
     private static final Logger log = LoggerFactory.getLogger(NativeImages.class);

@@ -139,7 +139,7 @@ class TocTreeTest {
         assertEquals(0644, a.attributes().permissions());
     }
 
-    /** Decision 35: a lazy file's fingerprint is made of its TOC digests as a commit's is of its chunks' (holes as null). */
+    /** Decision 36: a lazy file's fingerprint is made of its TOC digests as a commit's is of its chunks' (holes as null). */
     @Test
     void aFileIsFingerprintedFromItsChunkDigests() throws IOException {
         TocTree t = TocTree.apply(toc(file("a", 3 * C - 5)), 0, 0, path -> null);

@@ -103,7 +103,7 @@ class SnapshotServiceTest {
         assertEquals(big.length + small.length, newBytes.getFirst());
     }
 
-    /** Decision 35: each regular file of a native commit carries the fingerprint of its chunks; equal files an equal one. */
+    /** Decision 36: each regular file of a native commit carries the fingerprint of its chunks; equal files an equal one. */
     @Test
     void nativeCommitsFingerprintEachFileFromItsChunkDigests() throws Exception {
         start("native", 0);
