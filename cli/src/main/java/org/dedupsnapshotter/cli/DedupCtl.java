@@ -185,6 +185,11 @@ public final class DedupCtl {
                     int count = args.length > i + 2 && args[i + 1].equals("--count") ? Integer.parseInt(args[i + 2]) : 200;
                     System.out.println(MountsProbe.run(ch, count));
                 }
+                case "aot-training" -> { // the build's AOT training run (scripts/aot-train.sh); not in the usage
+                    AotTraining.run(ch);
+                    for (String c : List.of("stats", "stats --json", "ls", "ls --json", "probe-mounts --count 100", "gc", "stats"))
+                        if (run(("--address " + address + " " + c).split(" ")) != 0) return 1;
+                }
                 default -> {
                     System.err.println("dedupctl: unknown command " + cmd + "\n" + USAGE);
                     return 2;

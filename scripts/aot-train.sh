@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# make build's last step: trains the JDK AOT caches (JEP 483/514/515, docs/decisions.md 35) beside the jars in
+# build/lib: dedup-daemon.aot (start → listening, Snapshots calls and the commit path through gRPC on a unix socket,
+# the lazy pull's CPU path on LazyWarmUp's made-up layers) and dedupctl.aot (stats, ls, probe-mounts, gc against
+# that daemon). The daemon runs on a temporary root with its own socket: no containerd, no registry, nothing of a
+# running node touched. Needs root (the daemon mounts its layers); without it, or if training fails, the launchers
+# start without a cache (a warning here, nothing lost but start-up time).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+lib=$top/build/lib
+[ -f "$lib/dedup-daemon.jar" ] || { echo "aot-train: no jars in $lib; run 'make build' first" >&2; exit 1; }
+rm -f "$lib"/*.aot
+if [ "$(id -u)" != 0 ]; then
+  echo "aot-train: not root, so no AOT cache (the daemon needs root to mount layers): start-up is slower, nothing else changes" >&2
+  exit 0
+fi
+work=$(mktemp -d /tmp/dedup-aot-train.XXXXXX)
+pid=
+cleanup() {
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+  # the daemon leaves its layer mounts in place when it stops (for running containers): these are ours to undo
+  grep -o " $work/[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() {
+  echo "aot-train: $1; no AOT cache, the launchers start without one (log: below)" >&2
+  tail -n 20 "$work"/*.log >&2 || true
+  rm -f "$lib"/*.aot
+  exit 0
+}
+cat > "$work/config.json" <<JSON
+{"root": "$work/root", "address": "$work/dedup.sock", "logLevel": "info",
+ "metrics": {"address": "127.0.0.1:0", "logInterval": "0s"}}
+JSON
+t0=$(date +%s)
+DEDUP_AOT_TRAIN=$lib/dedup-daemon.aot "$top/bin/dedup-snapshotter" --config "$work/config.json" > "$work/daemon.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do [ -S "$work/dedup.sock" ] || ! kill -0 "$pid" 2>/dev/null && break; sleep 0.1; done
+[ -S "$work/dedup.sock" ] || fail "the training daemon did not listen"
+DEDUP_AOT_TRAIN=$lib/dedupctl.aot "$top/bin/dedupctl" --address "$work/dedup.sock" aot-training > "$work/dedupctl.log" 2>&1 \
+  || fail "the training workload failed"
+kill -TERM "$pid"
+wait "$pid" || true # the JVM writes the cache on its way out (SIGTERM's exit status is expected)
+pid=
+[ -s "$lib/dedup-daemon.aot" ] && [ -s "$lib/dedupctl.aot" ] || fail "the JVM wrote no cache"
+echo "aot-train: $(cd "$lib" && du -ch dedup-daemon.aot dedupctl.aot | tail -n1 | cut -f1) of AOT caches in $(( $(date +%s) - t0 )) s"
