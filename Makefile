@@ -11,7 +11,9 @@ deps:
 
 build: deps bin/dedup-runc bin/dedup-fdholder
 	@source scripts/find-jdk.sh && rm -rf build/lib && $(MVN) install -DskipTests && bash scripts/extract-sqlite-native.sh build/lib
-	@echo "built: bin/dedup-snapshotter bin/dedupctl bin/dedup-runc bin/dedup-fdholder (jars in build/lib)"
+	@# the JDK AOT caches of the daemon and dedupctl (decision 35): a training run of ~15-20 s on 2 cores
+	@bash scripts/aot-train.sh
+	@echo "built: bin/dedup-snapshotter bin/dedupctl bin/dedup-runc bin/dedup-fdholder (jars and AOT caches in build/lib)"
 
 # The runc wrapper for KSM is C, not Java: it runs on every runc call (see docs/ksm.md). Static: no loader cost.
 bin/dedup-runc: ksm/src/main/c/dedup-runc.c

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # make install: lays out the built product under $DESTDIR$PREFIX (default /usr/local):
 #   lib/dedup-snapshotter/lib/*.jar       the jars (lib/native: SQLite's native library, so none is copied to /tmp)
+#   lib/dedup-snapshotter/lib/*.aot       the JDK AOT caches make build trained (decision 35): valid here as they are,
+#                                         the JVM matching the jars' class path by its common prefix (same jars, order)
 #   lib/dedup-snapshotter/libexec/        the launchers' Java finder
 #   bin/dedup-snapshotter, bin/dedupctl   launchers
 #   bin/dedup-runc                        the runc wrapper for KSM (a static binary)
@@ -61,6 +63,8 @@ fi
 install -d "$home/lib" "$home/libexec" "$home/bin" "$DESTDIR$PREFIX/bin" "$DESTDIR$PREFIX/share/doc/dedup-snapshotter" "$(dirname "$unit")" "$DESTDIR/etc/dedup-snapshotter"
 rm -f "$home"/lib/*.jar
 install -m 0644 "$top"/build/lib/*.jar "$home/lib/"
+rm -f "$home"/lib/*.aot
+for c in "$top"/build/lib/*.aot; do [ -f "$c" ] && install -m 0644 "$c" "$home/lib/"; done
 rm -rf "$home/lib/native"
 if [ -f "$top/build/lib/native/libsqlitejdbc.so" ]; then install -d "$home/lib/native" && install -m 0644 "$top/build/lib/native/libsqlitejdbc.so" "$home/lib/native/"; fi
 install -m 0644 "$top/bin/dedup-java.sh" "$home/libexec/dedup-java.sh"

@@ -27,6 +27,8 @@ class InstallTest {
                     "usr/local/lib/dedup-snapshotter/libexec/dedup-java.sh", "lib/systemd/system/dedup-snapshotter.service",
                     "etc/dedup-snapshotter/config.json", "usr/local/share/doc/dedup-snapshotter/README.md"))
                 assertTrue(Files.exists(dest.resolve(p), LinkOption.NOFOLLOW_LINKS), p + " not installed");
+            for (String c : List.of("dedup-daemon.aot", "dedupctl.aot")) // the AOT caches, when make build could train them
+                if (Files.exists(TestEnv.TOP.resolve("build/lib").resolve(c))) assertTrue(Files.exists(home.resolve("lib").resolve(c)), c + " not installed");
 
             // an existing config is never overwritten
             Files.writeString(dest.resolve("etc/dedup-snapshotter/config.json"), "{\"logLevel\": \"debug\"}");

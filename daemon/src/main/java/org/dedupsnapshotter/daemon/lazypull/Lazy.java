@@ -94,8 +94,8 @@ public record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, Trac
             log.error("lazy loading: cannot start the fd holder ({}): a daemon crash would leave lazy layers' readers without answers", e.getMessage());
         }
         figures.attach(absent::count, watch);
-        if (Boolean.getBoolean("dedup.aot.training")) LazyWarmUp.run(layout.lazyState()); // recorded before the first call
-        else if (!Boolean.getBoolean("dedup.noLazyWarmUp")) Thread.ofVirtual().name("lazy-warm-up").start(() -> LazyWarmUp.run(layout.lazyState()));
+        // the pull path's classes and profiles come from the AOT cache, which recorded them in the build's training run
+        if (Boolean.getBoolean("dedup.aot.training")) LazyWarmUp.run(layout.lazyState());
         log.info("lazy pull is on: reads of absent chunks wait up to {} ms; fd holder pid {}", cfg.readDeadline().toMillis(), watch.holderPid());
         proofs.resume();
         return new Lazy(loader, new RemoteLayers(layout, store, indexer, layers, loader, tocs, early, watch::holdGroup, proofs, cfg::lazyFrom),

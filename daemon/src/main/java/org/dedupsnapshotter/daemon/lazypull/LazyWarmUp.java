@@ -22,14 +22,15 @@ import java.util.Map;
 import java.util.zip.GZIPOutputStream;
 
 /**
- * Compiles a lazy pull's CPU path before the first pull needs it: a node's first pull (an autoscaled node's first
- * pod) would otherwise run it in the interpreter while the JIT compiles it on the other core.
+ * The lazy pull's CPU path in the build's AOT training run (scripts/aot-train.sh, docs/decisions.md 35): its classes
+ * and method profiles go into the daemon's AOT cache, so a node's first pull (an autoscaled node's first pod) does
+ * not run that path cold. It runs only in the training run (it used to run at every start, decision 24).
  * <p>
  * Two made-up layers with what a real rootfs has — nested and implicit directories, multi-chunk files and holes,
  * symlinks, hardlinks, devices, a fifo, xattrs, and in the upper one whiteouts, an opaque directory and directories
  * of the lower layer — go the way a pulled layer's metadata goes: TOC member inflated, checked and parsed, tree,
- * chunk digests, EROFS image; and traced members are read from a stream, inflated and checked. Several rounds:
- * the JIT compiles what runs often, and a path it has only seen once is compiled for that one shape (measured: a
+ * chunk digests, EROFS image; and traced members are read from a stream, inflated and checked. Several rounds, so
+ * the profiles hold every shape: code compiled for a path seen in one shape only is thrown away at the next (measured: a
  * made-up layer of regular files only left ~380 compilations and ~110 deoptimisations inside the first real traced
  * pull on a node, whose C2 threads then took 180–260 ms of CPU in a 0.45 s pull on 2 cores).
  */
@@ -47,7 +48,7 @@ public final class LazyWarmUp {
             rounds(scratch, ROUNDS);
             log.debug("lazy pull warm-up: {} rounds in {} ms", ROUNDS, (System.nanoTime() - t0) / 1_000_000);
         } catch (IOException | RuntimeException e) {
-            log.warn("lazy pull warm-up failed ({}): a first pull runs colder", e.getMessage());
+            log.warn("lazy pull warm-up failed ({}): the AOT cache will hold no profiles of the pull path", e.getMessage());
         }
     }
 
