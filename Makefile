@@ -11,7 +11,7 @@ deps:
 
 build: deps bin/dedup-runc bin/dedup-fdholder
 	@source scripts/find-jdk.sh && rm -rf build/lib && $(MVN) install -DskipTests && bash scripts/extract-sqlite-native.sh build/lib
-	@# the JDK AOT caches of the daemon and dedupctl (decision 35): a training run of ~15-20 s on 2 cores
+	@# the JDK AOT caches of the daemon and dedupctl (decision 37): a training run of ~15-20 s on 2 cores
 	@bash scripts/aot-train.sh
 	@echo "built: bin/dedup-snapshotter bin/dedupctl bin/dedup-runc bin/dedup-fdholder (jars and AOT caches in build/lib)"
 

@@ -16,18 +16,21 @@ DEDUP_JVM_OPTS="${DEDUP_JVM_OPTS:--XX:+UseSerialGC -Xmx384m -XX:MinHeapFreeRatio
 if [ -f "$DEDUP_LIB/native/libsqlitejdbc.so" ]; then
   DEDUP_JVM_OPTS="$DEDUP_JVM_OPTS -Dorg.sqlite.lib.path=$DEDUP_LIB/native -Dorg.sqlite.lib.name=libsqlitejdbc.so"
 fi
-# JDK AOT cache (JEP 483/514/515, docs/decisions.md 35). The class path in a fixed order (C collation): a cache is
+# JDK AOT cache (JEP 483/514/515, docs/decisions.md 37). The class path in a fixed order (C collation): a cache is
 # valid only for the class path it was trained with, and the launcher's own expansion of DIR/* follows the order of
 # the directory on disk, which a copy may change. dedup_aot NAME sets DEDUP_AOT_OPTS: a training run writing the
 # cache to $DEDUP_AOT_TRAIN at exit when that is set (scripts/aot-train.sh), else $DEDUP_LIB/NAME.aot when it exists.
-# A cache from another JDK or other jars is ignored silently (a normal start); a damaged one is named on stderr.
+# A cache from another JDK is ignored by the JVM (a normal start); a damaged one is named on stderr.
+# JDK 25 does not notice a jar rebuilt in place (same path) and would run the old classes from the cache: a cache
+# older than any jar is not passed.
 DEDUP_CP=$(LC_ALL=C; for j in "$DEDUP_LIB"/*.jar; do printf '%s:' "$j"; done)
 DEDUP_CP=${DEDUP_CP%:}
+dedup_jar_newer_than() { for j in "$DEDUP_LIB"/*.jar; do [ "$j" -nt "$1" ] && return 0; done; return 1; }
 dedup_aot() {
   DEDUP_AOT_OPTS=
   if [ -n "${DEDUP_AOT_TRAIN:-}" ]; then
     DEDUP_AOT_OPTS="-XX:AOTCacheOutput=$DEDUP_AOT_TRAIN -Ddedup.aot.training=true"
-  elif [ -f "$DEDUP_LIB/$1.aot" ]; then
+  elif [ -f "$DEDUP_LIB/$1.aot" ] && ! dedup_jar_newer_than "$DEDUP_LIB/$1.aot"; then
     DEDUP_AOT_OPTS="-XX:AOTCache=$DEDUP_LIB/$1.aot -Xlog:aot*=off -Xlog:aot=error:stderr"
   fi
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make build's last step: trains the JDK AOT caches (JEP 483/514/515, docs/decisions.md 35) beside the jars in
+# make build's last step: trains the JDK AOT caches (JEP 483/514/515, docs/decisions.md 37) beside the jars in
 # build/lib: dedup-daemon.aot (start → listening, Snapshots calls and the commit path through gRPC on a unix socket,
 # the lazy pull's CPU path on LazyWarmUp's made-up layers) and dedupctl.aot (stats, ls, probe-mounts, gc against
 # that daemon). The daemon runs on a temporary root with its own socket: no containerd, no registry, nothing of a

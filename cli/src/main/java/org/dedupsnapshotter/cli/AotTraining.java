@@ -21,7 +21,7 @@ import java.util.Random;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The workload of a build's AOT training run (scripts/aot-train.sh, docs/decisions.md 35): what containerd does to
+ * The workload of a build's AOT training run (scripts/aot-train.sh, docs/decisions.md 37): what containerd does to
  * the daemon when it unpacks and runs an image — Prepare, files written into the active snapshot, Commit (EROFS
  * image, hashing, pool, SQLite), a child layer on top, View, Mounts, Stat, Usage, List, Remove — for a few rounds,
  * so that the daemon's cache holds the classes and profiles of those paths. Never a user's command: it writes into

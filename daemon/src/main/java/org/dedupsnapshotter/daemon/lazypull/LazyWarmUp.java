@@ -22,7 +22,7 @@ import java.util.Map;
 import java.util.zip.GZIPOutputStream;
 
 /**
- * The lazy pull's CPU path in the build's AOT training run (scripts/aot-train.sh, docs/decisions.md 35): its classes
+ * The lazy pull's CPU path in the build's AOT training run (scripts/aot-train.sh, docs/decisions.md 37): its classes
  * and method profiles go into the daemon's AOT cache, so a node's first pull (an autoscaled node's first pod) does
  * not run that path cold. It runs only in the training run (it used to run at every start, decision 24).
  * <p>
