@@ -262,8 +262,10 @@ fi
 [ -z "$commit_split" ] || out 'dedup Commit, daemon side: %s\n' "$commit_split"
 tee -a "$report" <"$reads_report"
 out 'dedup store: %s\n' "$stats_json"
-out 'daemon RSS: %s MiB after start, %s MiB idle after the sequential rounds, %s MiB after the parallel pulls\n' \
-  "$(mib $((rss_start * 1024)))" "$(mib $((rss_idle * 1024)))" "$(mib $((rss_after_par * 1024)))"
+# issue 20's figure: the idle daemon (after the sequential rounds' pulls and its idle compaction) under 100 MiB
+rss_verdict=$(awk -v k="$rss_idle" 'BEGIN { print (k <= 100 * 1024) ? "met" : "NOT met" }')
+out 'daemon RSS: %s MiB after start, %s MiB idle after the sequential rounds (%s pulls; target <= 100 MiB: %s), %s MiB after the parallel pulls\n' \
+  "$(mib $((rss_start * 1024)))" "$(mib $((rss_idle * 1024)))" "$((ROUNDS * ${#IMAGES[@]}))" "$rss_verdict" "$(mib $((rss_after_par * 1024)))"
 if [ -n "$probe_ok" ]; then
   out 'Mounts (dedupctl probe-mounts, %s calls per run, client side):\n' "$PROBE_COUNT"
   out '  idle:                 %s\n' "${probe_idle#mounts: }"

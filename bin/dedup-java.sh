@@ -8,9 +8,15 @@ for j in "${DEDUP_JAVA_HOME:-}" "${JAVA_HOME:-}" /usr/lib/jvm/temurin-25-jdk-amd
   if [ -n "$j" ] && [ -x "$j/bin/java" ] && "$j/bin/java" -version 2>&1 | grep -Eq 'version "(2[5-9]|[3-9][0-9])'; then DEDUP_JAVA=$j/bin/java; break; fi
 done
 [ -n "$DEDUP_JAVA" ] || { echo "dedup-snapshotter: needs Java 25 (Temurin 25 at /usr/lib/jvm/temurin-25-jdk-amd64, or set JAVA_HOME)" >&2; exit 1; }
-# Serial GC and a small heap: the daemon's heap holds metadata only; file data never passes through it.
-# The heap gives memory back to the OS once idle (free ratios); chunk buffers live off-heap, one per hashing thread.
-DEDUP_JVM_OPTS="${DEDUP_JVM_OPTS:--XX:+UseSerialGC -Xmx384m -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=30 -Xss512k} --enable-native-access=ALL-UNNAMED"
+# Serial GC and a small heap: the daemon's heap holds metadata only (~17 MiB live); file data never passes through it.
+# -Xms16m: the default initial heap is 1/64 of RAM (384 MiB, all of -Xmx, on a 24 GiB node) and would never shrink.
+# The heap shrinks at a full GC (the daemon runs one when it goes quiet) to MaxHeapFreeRatio, all at once
+# (-ShrinkHeapInSteps; in steps a GC now and then would give back 0%, 10%, 40% of the surplus).
+# Chunk buffers live off-heap, one per hashing thread, and go when idle too.
+DEDUP_JVM_OPTS="${DEDUP_JVM_OPTS:--XX:+UseSerialGC -Xms16m -Xmx384m -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=20 -XX:-ShrinkHeapInSteps -Xss512k} --enable-native-access=ALL-UNNAMED"
+# glibc makes up to 8 malloc arenas per core, each keeping its freed memory; the daemon's native allocations are
+# few (JIT, sqlite, zlib, chunk buffers), so two arenas are plenty and leave less behind.
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 # SQLite's native library from the build (scripts/extract-sqlite-native.sh), not a fresh copy in /tmp per start that
 # a kill -9 would leave behind.
 if [ -f "$DEDUP_LIB/native/libsqlitejdbc.so" ]; then

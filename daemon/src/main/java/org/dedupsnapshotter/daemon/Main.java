@@ -9,6 +9,7 @@ import org.dedupsnapshotter.daemon.cri.CriImageProxy;
 import org.dedupsnapshotter.daemon.lazypull.Lazy;
 import org.dedupsnapshotter.daemon.lazypull.LazyPull;
 import org.dedupsnapshotter.daemon.lazypull.LazyFigures;
+import org.dedupsnapshotter.daemon.memory.IdleCompaction;
 import org.dedupsnapshotter.daemon.memory.MemoryDedup;
 import org.dedupsnapshotter.daemon.metrics.DaemonMetrics;
 import org.dedupsnapshotter.daemon.metrics.GrpcMetrics;
@@ -123,7 +124,15 @@ public final class Main {
 
         metrics.serve(cfg.metrics().address());
         metrics.logEvery(cfg.metrics().logInterval());
-        SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service), new AdminEndpoint(layout, store, layers, service, pool, ksm, lazyFigures, stats)),
+        // once quiet after start-up and after each burst of snapshot work: spare chunk buffers, SQLite's page caches,
+        // the heap's surplus and the malloc arenas' free pages go back
+        IdleCompaction idle = IdleCompaction.start(() -> {
+            indexer.releaseBuffers();
+            store.shrinkMemory();
+            System.gc();
+            Libc.mallocTrim();
+        });
+        SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service, idle), new AdminEndpoint(layout, store, layers, service, pool, ksm, lazyFigures, stats)),
                 new GrpcMetrics(metrics.registry()));
         CriImageProxy criProxy = cfg.cri().enabled() ? CriImageProxy.to(cfg.cri().containerd(), secrets) : null;
         SocketServer criServer = criProxy == null ? null : SocketServer.start(cfg.cri().listen(), pid, List.of(criProxy), new GrpcMetrics(metrics.registry()));

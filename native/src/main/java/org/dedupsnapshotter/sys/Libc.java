@@ -56,6 +56,9 @@ public final class Libc {
     private static final MethodHandle KILL = downcall("kill", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
     private static final MethodHandle SYNCFS = downcall("syncfs", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle SETPRIORITY = downcall("setpriority", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
+    // glibc only (musl has no malloc_trim): absent, trimming is skipped
+    private static final MethodHandle MALLOC_TRIM = LIBC.find("malloc_trim")
+            .map(f -> LINKER.downcallHandle(f, FunctionDescriptor.of(JAVA_INT, JAVA_LONG))).orElse(null);
     private static final MethodHandle STRERROR = LINKER.downcallHandle(LIBC.find("strerror").orElseThrow(), FunctionDescriptor.of(ADDRESS, JAVA_INT));
 
     private Libc() {}
@@ -70,6 +73,19 @@ public final class Libc {
     private static int errno(MemorySegment state) { return (int) ERRNO.get(state, 0L); }
 
     private static MemorySegment cstr(Arena a, String s) { return s == null ? MemorySegment.NULL : a.allocateFrom(s); }
+
+    /**
+     * glibc's malloc_trim(0): gives the free memory of every malloc arena back to the kernel (free pages inside an
+     * arena too, not only its top). False when libc has no malloc_trim or nothing could be released.
+     */
+    public static boolean mallocTrim() {
+        if (MALLOC_TRIM == null) return false;
+        try {
+            return (int) MALLOC_TRIM.invokeExact(0L) == 1;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
 
     /** syncfs(2) of the filesystem that holds path. */
     public static void syncfs(String path) throws Errno {

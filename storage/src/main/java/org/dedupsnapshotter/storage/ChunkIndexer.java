@@ -22,6 +22,7 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -180,18 +181,23 @@ public final class ChunkIndexer {
             int at = i;
             tasks.add(hashers.submit(() -> {
                 FileRange r = ranges.get(at);
-                ByteBuffer data = readRange(root.resolve(r.path()), r);
-                if (isZero(data)) {
-                    blocks[at] = HOLE;
+                ByteBuffer buf = takeBuffer(r.length());
+                try {
+                    ByteBuffer data = readRange(root.resolve(r.path()), r, buf);
+                    if (isZero(data)) {
+                        blocks[at] = HOLE;
+                        return null;
+                    }
+                    long t0 = System.nanoTime();
+                    Digest d = sha256(data.duplicate());
+                    hashNanos.addAndGet(System.nanoTime() - t0);
+                    digests[at] = d;
+                    InFlight f = resolve(d, r.length(), data, holds, newBytes, written, writeNanos, filled, disproved);
+                    blocks[at] = f.block;
                     return null;
+                } finally {
+                    spareBuffers.push(buf);
                 }
-                long t0 = System.nanoTime();
-                Digest d = sha256(data.duplicate());
-                hashNanos.addAndGet(System.nanoTime() - t0);
-                digests[at] = d;
-                InFlight f = resolve(d, r.length(), data, holds, newBytes, written, writeNanos, filled, disproved);
-                blocks[at] = f.block;
-                return null;
             }));
         }
         try {
@@ -479,23 +485,35 @@ public final class ChunkIndexer {
         return bytes;
     }
 
+    // chunk buffers not in use: at most one per hashing thread, reused LIFO (the last one's pages are still
+    // resident); fresh 4 MiB buffers per chunk would only grow the heap
+    private final ConcurrentLinkedDeque<ByteBuffer> spareBuffers = new ConcurrentLinkedDeque<>();
+    private final IntFunction<ByteBuffer> buffers;
+
+    private ByteBuffer takeBuffer(int length) {
+        int padded = Math.toIntExact(Extent.blocksFor(length) * ChunkPool.BLOCK);
+        ByteBuffer buf = spareBuffers.poll();
+        if (buf == null || buf.capacity() < padded) buf = buffers.apply(Math.max(padded, 4 << 20));
+        return buf;
+    }
+
+    /**
+     * Drops the spare chunk buffers (the daemon calls this when it goes idle: 4 MiB of native memory per hashing
+     * thread that would otherwise stay resident until the next commit). They are freed once the GC finds them
+     * unreachable; the next commit allocates new ones.
+     */
+    public void releaseBuffers() { spareBuffers.clear(); }
+
+    /** The chunk buffers kept for the next commit (for tests). */
+    int spareBufferCount() { return spareBuffers.size(); }
+
     /**
      * Reads a chunk into a buffer padded with zeros to whole blocks: the pool is always written in whole blocks,
      * because EROFS reads whole blocks and a file-backed mount answers EIO to a short read at the pool's end.
      * The returned buffer's limit is the chunk's length; its capacity the padded length.
      */
-    private final ThreadLocal<ByteBuffer> threadBuffers = new ThreadLocal<>();
-    private final IntFunction<ByteBuffer> buffers;
-
-    private ByteBuffer readRange(Path file, FileRange r) throws IOException {
-        // one reusable buffer per hashing thread: a chunk never outlives its task, and fresh 4 MiB buffers per
-        // chunk would only grow the heap
+    private ByteBuffer readRange(Path file, FileRange r, ByteBuffer buf) throws IOException {
         int padded = Math.toIntExact(Extent.blocksFor(r.length()) * ChunkPool.BLOCK);
-        ByteBuffer buf = threadBuffers.get();
-        if (buf == null || buf.capacity() < padded) {
-            buf = buffers.apply(Math.max(padded, 4 << 20));
-            threadBuffers.set(buf);
-        }
         buf.clear().limit(padded);
         buf.put(buf.limit() - (padded - r.length()), new byte[padded - r.length()]); // zero padding
         buf.clear().limit(r.length());

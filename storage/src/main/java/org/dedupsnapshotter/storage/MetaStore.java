@@ -138,6 +138,28 @@ public final class MetaStore implements AutoCloseable {
         }
     }
 
+    /**
+     * Gives back the page caches of both connections (up to 2 MiB each, SQLite's default): the daemon calls this when
+     * it goes idle; the next transaction reads its pages again from the file (page cache).
+     */
+    public void shrinkMemory() {
+        synchronized (this) {
+            try (Statement st = db.createStatement()) {
+                st.execute("PRAGMA shrink_memory");
+            } catch (SQLException e) {
+                throw failed("shrink memory", e);
+            }
+        }
+        synchronized (readerLock) {
+            if (reader == null) return;
+            try (Statement st = reader.createStatement()) {
+                st.execute("PRAGMA shrink_memory");
+            } catch (SQLException e) {
+                throw failed("shrink memory", e);
+            }
+        }
+    }
+
     @Override
     public synchronized void close() {
         synchronized (readerLock) {

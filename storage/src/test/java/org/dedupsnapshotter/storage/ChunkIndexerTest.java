@@ -146,6 +146,26 @@ class ChunkIndexerTest {
     }
 
     /** Commits a local layer whose one file holds these chunks back to back (each chunk a range of its own). */
+    /**
+     * The chunk buffers a commit used stay for the next one (at most one per hashing thread) until the idle daemon
+     * releases them; a commit after that allocates new ones and still stores the right bytes.
+     */
+    @Test
+    void releasedChunkBuffersAreAllocatedAgainByTheNextCommit() throws Exception {
+        commitLocal("first", List.of(bytes(MIB4), bytes(MIB4), bytes(MIB4)));
+        int spare = indexer.spareBufferCount();
+        assertTrue(spare >= 1 && spare <= 2, "one spare buffer per hashing thread at most, not " + spare);
+
+        indexer.releaseBuffers();
+        assertEquals(0, indexer.spareBufferCount());
+
+        byte[] later = bytes(MIB4 - 100);
+        commitLocal("second", List.of(later));
+        Chunk c = chunk(ChunkIndexer.sha256(later)).orElseThrow();
+        assertArrayEquals(later, read(c.block(), later.length));
+        assertEquals(1, indexer.spareBufferCount());
+    }
+
     private Snapshot commitLocal(String name, List<byte[]> chunks) throws IOException {
         Path root = Files.createDirectories(dir.resolve("upper-" + name));
         List<ChunkIndexer.FileRange> ranges = new ArrayList<>();

@@ -3,6 +3,7 @@ package org.dedupsnapshotter.daemon.grpc;
 import org.dedupsnapshotter.api.Names;
 import org.dedupsnapshotter.api.SnapshotInfo;
 import org.dedupsnapshotter.api.Usage;
+import org.dedupsnapshotter.daemon.memory.IdleCompaction;
 import org.dedupsnapshotter.daemon.snapshots.SnapshotService;
 import org.dedupsnapshotter.proto.containerd.types.Mount;
 import org.dedupsnapshotter.proto.snapshots.v1.*;
@@ -28,8 +29,22 @@ public final class SnapshotsEndpoint extends SnapshotsGrpc.SnapshotsImplBase {
     private static final int LIST_BATCH = 100;
 
     private final SnapshotService service;
+    private final IdleCompaction idle;
 
-    public SnapshotsEndpoint(SnapshotService service) { this.service = service; }
+    public SnapshotsEndpoint(SnapshotService service, IdleCompaction idle) {
+        this.service = service;
+        this.idle = idle;
+    }
+
+    /** A call that changes snapshots (and makes garbage): the daemon is busy until it ends. */
+    private <T> void work(String method, String key, StreamObserver<T> out, Supplier<T> call) {
+        idle.begin();
+        try {
+            answer(method, key, out, call);
+        } finally {
+            idle.end();
+        }
+    }
 
     private <T> void answer(String method, String key, StreamObserver<T> out, Supplier<T> call) {
         T reply;
@@ -45,13 +60,13 @@ public final class SnapshotsEndpoint extends SnapshotsGrpc.SnapshotsImplBase {
 
     @Override
     public void prepare(PrepareSnapshotRequest r, StreamObserver<PrepareSnapshotResponse> out) {
-        answer("Prepare", r.getKey(), out, () -> PrepareSnapshotResponse.newBuilder()
+        work("Prepare", r.getKey(), out, () -> PrepareSnapshotResponse.newBuilder()
                 .addAllMounts(toProto(service.prepare(r.getKey(), r.getParent(), r.getLabelsMap()))).build());
     }
 
     @Override
     public void view(ViewSnapshotRequest r, StreamObserver<ViewSnapshotResponse> out) {
-        answer("View", r.getKey(), out, () -> ViewSnapshotResponse.newBuilder()
+        work("View", r.getKey(), out, () -> ViewSnapshotResponse.newBuilder()
                 .addAllMounts(toProto(service.view(r.getKey(), r.getParent(), r.getLabelsMap()))).build());
     }
 
@@ -62,7 +77,7 @@ public final class SnapshotsEndpoint extends SnapshotsGrpc.SnapshotsImplBase {
 
     @Override
     public void commit(CommitSnapshotRequest r, StreamObserver<Empty> out) {
-        answer("Commit", r.getKey(), out, () -> {
+        work("Commit", r.getKey(), out, () -> {
             service.commit(r.getName(), r.getKey(), r.getLabelsMap());
             return Empty.getDefaultInstance();
         });
@@ -70,7 +85,7 @@ public final class SnapshotsEndpoint extends SnapshotsGrpc.SnapshotsImplBase {
 
     @Override
     public void remove(RemoveSnapshotRequest r, StreamObserver<Empty> out) {
-        answer("Remove", r.getKey(), out, () -> {
+        work("Remove", r.getKey(), out, () -> {
             service.remove(r.getKey());
             return Empty.getDefaultInstance();
         });
@@ -119,7 +134,7 @@ public final class SnapshotsEndpoint extends SnapshotsGrpc.SnapshotsImplBase {
 
     @Override
     public void cleanup(CleanupRequest r, StreamObserver<Empty> out) {
-        answer("Cleanup", "", out, () -> {
+        work("Cleanup", "", out, () -> {
             service.cleanup();
             return Empty.getDefaultInstance();
         });
