@@ -76,7 +76,7 @@ final class SocketServer {
         Path tmp = privateDir.resolve("sock");
         EventLoopGroup boss = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
         EventLoopGroup workers = new MultiThreadIoEventLoopGroup(2, new RaisedThreads("grpc-transport"), EpollIoHandler.newFactory());
-        ExecutorService executor = Executors.newCachedThreadPool(Thread.ofPlatform().name("grpc-call-", 0).daemon(true).factory());
+        ExecutorService executor = Executors.newCachedThreadPool(RaisedThreads.normal(Thread.ofPlatform().name("grpc-call-", 0).daemon(true).factory()));
         NettyServerBuilder b = NettyServerBuilder.forAddress(new DomainSocketAddress(tmp.toString()))
                 .channelType(EpollServerDomainSocketChannel.class)
                 .bossEventLoopGroup(boss).workerEventLoopGroup(workers)
