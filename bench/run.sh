@@ -275,8 +275,9 @@ if [ -n "$probe_ok" ]; then
     mapfile -t v < <(sed -n 's/.*p99=\([0-9.]*\)ms.*/\1/p' "$par_dir/probes.txt"); p99_med=$(median "${v[@]}")
     p99_max=$(sed -n 's/.*p99=\([0-9.]*\)ms.*/\1/p' "$par_dir/probes.txt" | sort -n | tail -n 1)
     max_max=$(sed -n 's/.*max=\([0-9.]*\)ms.*/\1/p' "$par_dir/probes.txt" | sort -n | tail -n 1)
-    out '  under %s pulls:       p50=%sms p99=%sms (median of %s runs); worst run p99=%sms; max=%sms\n' \
-      "$PARALLEL" "$p50_med" "$p99_med" "$probes" "$p99_max" "$max_max"
+    mverdict=$(awk -v p="$p99_med" 'BEGIN { print (p + 0 <= 5) ? "met" : "NOT met" }')
+    out '  under %s pulls:       p50=%sms p99=%sms (median of %s runs); worst run p99=%sms; max=%sms (target p99 <= 5 ms: %s)\n' \
+      "$PARALLEL" "$p50_med" "$p99_med" "$probes" "$p99_max" "$max_max" "$mverdict"
   else
     out '  under %s pulls:       no probe run finished while the pulls ran\n' "$PARALLEL"
   fi

@@ -27,6 +27,7 @@ import org.dedupsnapshotter.ksm.KsmNode;
 import org.dedupsnapshotter.ksm.MergeableMemory;
 import org.dedupsnapshotter.mount.InodeShare;
 import org.dedupsnapshotter.mount.LayerMounter;
+import org.dedupsnapshotter.proto.snapshots.v1.SnapshotsGrpc;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.MetaStore;
@@ -38,6 +39,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
+import java.util.Set;
 
 /**
  * The daemon: dedup-snapshotter --root DIR --address SOCKET [--config FILE].
@@ -133,7 +135,7 @@ public final class Main {
             Libc.mallocTrim();
         });
         SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service, idle), new AdminEndpoint(layout, store, layers, service, pool, ksm, lazyFigures, stats)),
-                new GrpcMetrics(metrics.registry()));
+                new GrpcMetrics(metrics.registry()), Set.of(SnapshotsGrpc.getMountsMethod().getFullMethodName()));
         CriImageProxy criProxy = cfg.cri().enabled() ? CriImageProxy.to(cfg.cri().containerd(), secrets) : null;
         SocketServer criServer = criProxy == null ? null : SocketServer.start(cfg.cri().listen(), pid, List.of(criProxy), new GrpcMetrics(metrics.registry()));
         log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={} directIo={}", pid, cfg.root(), cfg.chunkSize(), cfg.mountBackend(),

@@ -3,7 +3,10 @@ package org.dedupsnapshotter.daemon;
 import org.dedupsnapshotter.daemon.layers.Trees;
 
 import io.grpc.BindableService;
+import io.grpc.Metadata;
 import io.grpc.Server;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallExecutorSupplier;
 import io.grpc.ServerInterceptor;
 import io.grpc.ServerInterceptors;
 import io.grpc.netty.NettyServerBuilder;
@@ -25,15 +28,22 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
+import java.util.Set;
+import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 
 /**
- * gRPC on a unix socket (netty epoll), requests handled on virtual threads. The socket is bound in a private
- * directory (0700, so nobody else can reach it whatever the umask made of its mode), made 0600 there and renamed into
- * place: it is never reachable with looser permissions, and a stale socket file is replaced atomically. A live daemon
- * on the address makes start-up fail instead.
+ * gRPC on a unix socket (netty epoll). Requests are handled on platform threads (a cached pool): a Commit's
+ * CPU-bound work (scanning, hashing, writing the image, the chunk rows) runs in its call, and on the few carriers of
+ * virtual threads it held cheap calls up for its whole length, while the kernel time-slices platform threads. The
+ * methods named inline (short, non-blocking reads such as Mounts) run on the netty thread that read the request, at
+ * a raised priority ({@link RaisedThreads}): no hand-off to another thread, whose wake-up on 2 busy cores costs
+ * milliseconds (docs/performance.md). The socket is bound in a private directory (0700, so nobody else can reach it
+ * whatever the umask made of its mode), made 0600 there and renamed into place: it is never reachable with looser
+ * permissions, and a stale socket file is replaced atomically. A live daemon on the address makes start-up fail
+ * instead.
  */
 final class SocketServer {
     private static final Logger log = LoggerFactory.getLogger(SocketServer.class);
@@ -52,6 +62,12 @@ final class SocketServer {
     }
 
     static SocketServer start(Path address, long pid, List<BindableService> services, ServerInterceptor interceptor) throws IOException {
+        return start(address, pid, services, interceptor, Set.of());
+    }
+
+    /** inline: full method names ("service/Method") answered on the transport thread; they must never block long. */
+    static SocketServer start(Path address, long pid, List<BindableService> services, ServerInterceptor interceptor, Set<String> inline)
+            throws IOException {
         refuseIfLive(address);
         Files.createDirectories(address.getParent());
         Path privateDir = address.resolveSibling("." + address.getFileName() + "." + pid + ".tmp");
@@ -59,12 +75,18 @@ final class SocketServer {
         Files.createDirectory(privateDir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
         Path tmp = privateDir.resolve("sock");
         EventLoopGroup boss = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
-        EventLoopGroup workers = new MultiThreadIoEventLoopGroup(2, EpollIoHandler.newFactory());
-        ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
+        EventLoopGroup workers = new MultiThreadIoEventLoopGroup(2, new RaisedThreads("grpc-transport"), EpollIoHandler.newFactory());
+        ExecutorService executor = Executors.newCachedThreadPool(RaisedThreads.normal(Thread.ofPlatform().name("grpc-call-", 0).daemon(true).factory()));
         NettyServerBuilder b = NettyServerBuilder.forAddress(new DomainSocketAddress(tmp.toString()))
                 .channelType(EpollServerDomainSocketChannel.class)
                 .bossEventLoopGroup(boss).workerEventLoopGroup(workers)
-                .executor(executor)
+                .directExecutor() // the method look-up; then every call but the inline ones moves to the pool
+                .callExecutor(new ServerCallExecutorSupplier() {
+                    @Override
+                    public <Q, R> Executor getExecutor(ServerCall<Q, R> call, Metadata headers) {
+                        return inline.contains(call.getMethodDescriptor().getFullMethodName()) ? null : executor;
+                    }
+                })
                 .maxInboundMessageSize(16 << 20);
         services.forEach(s -> b.addService(ServerInterceptors.intercept(s, interceptor)));
         Server server = b.build().start();

@@ -17,6 +17,7 @@ import java.util.Set;
  * {@link LazyLayerTable}, {@link TraceTable}) hold the SQL. Work the database must not record unless it succeeded
  * (making a snapshot's directories, writing a layer's image) goes inside the write's function: if it throws, the
  * transaction rolls back. One connection, serialised by this object's monitor, so functions should be short.
+ * {@link #readCommitted} and {@link #knownChunks} read on connections of their own, which never wait for a write.
  */
 public final class MetaStore implements AutoCloseable {
     /** What runs in a transaction; anything it throws rolls a write back. */
@@ -26,19 +27,20 @@ public final class MetaStore implements AutoCloseable {
     }
 
     private final Connection db;
-    private final Path file;
     /** The tables on db; the tables keep no state, so one serves every transaction (guarded by this). */
     private final Tx tx;
     /** Whether a write's function runs now (guarded by this): a read inside it joins it, a write inside it is a bug. */
     private boolean writing;
-    /** A second, read-only connection for {@link #knownChunks}, opened on first use (guarded by readerLock). */
-    private Connection reader;
-    private final Object readerLock = new Object();
+    /** For {@link #knownChunks}: prefetch decisions, whose long look-ups must not hold up {@link #readCommitted}. */
+    private final ReadConnection chunkReader;
+    /** For {@link #readCommitted}: the calls containerd waits on (Mounts), never behind a write transaction. */
+    private final ReadConnection committedReader;
 
     private MetaStore(Connection db, Path file) {
         this.db = db;
-        this.file = file;
         this.tx = new Tx(db);
+        this.chunkReader = new ReadConnection(file);
+        this.committedReader = new ReadConnection(file);
     }
 
     public static MetaStore open(Path file) {
@@ -109,23 +111,36 @@ public final class MetaStore implements AutoCloseable {
     }
 
     /**
+     * Runs fn in one read transaction on a connection of its own: it sees the last committed state and never waits
+     * for a write under way (WAL), however long that write's function runs. Unlike {@link #read}, it does not see
+     * the uncommitted changes of a write's function that calls it. Exceptions map as in {@link #write}.
+     */
+    public <T> T readCommitted(TxFn<T> fn) {
+        try {
+            return committedReader.run(c -> fn.apply(new Tx(c)));
+        } catch (SQLException e) {
+            throw failed("read", e);
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new StorageException("read failed: " + e.getMessage(), e);
+        }
+    }
+
+    /**
      * Which of these digests the pool knows (present, or reserved for a lazy layer), read on a connection of its own:
      * a write transaction under way (a layer being committed) does not hold the caller up, who then sees the state
      * before it (WAL). For decisions that are only an optimisation (whether to fetch a chunk early).
      */
     public Set<Digest> knownChunks(Collection<Digest> digests) {
-        synchronized (readerLock) {
-            try {
-                if (reader == null) {
-                    reader = DriverManager.getConnection("jdbc:sqlite:" + file);
-                    try (Statement st = reader.createStatement()) {
-                        st.execute("PRAGMA busy_timeout=10000");
-                    }
-                }
-                return new ChunkTable(reader).known(digests);
-            } catch (SQLException e) {
-                throw failed("read chunks", e);
-            }
+        try {
+            return chunkReader.run(c -> new ChunkTable(c).known(digests));
+        } catch (SQLException e) {
+            throw failed("read chunks", e);
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new StorageException("read chunks failed: " + e.getMessage(), e);
         }
     }
 
@@ -162,13 +177,8 @@ public final class MetaStore implements AutoCloseable {
 
     @Override
     public synchronized void close() {
-        synchronized (readerLock) {
-            try {
-                if (reader != null) reader.close();
-            } catch (SQLException ignored) {
-                // closing a connection we are done with
-            }
-        }
+        chunkReader.close();
+        committedReader.close();
         try {
             db.close();
         } catch (SQLException ignored) {

@@ -8,6 +8,9 @@ import org.dedupsnapshotter.api.Usage;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
+import java.time.Duration;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.List;
 import java.util.Map;
 
@@ -86,5 +89,32 @@ class MetaStoreTest extends StoreFixture {
         reopen();
         assertEquals(Kind.COMMITTED, store.read(tx -> tx.snapshots().get("base")).kind());
         assertEquals(Map.of("c", "1"), store.read(tx -> tx.snapshots().get("base")).labels());
+    }
+
+    @Test
+    void aCommittedReadAnswersDuringAWriteWithTheStateBeforeIt() throws Exception {
+        Rows.create(store, Kind.VIEW, "v", "", Map.of());
+        CountDownLatch inside = new CountDownLatch(1), release = new CountDownLatch(1);
+        Thread writer = Thread.ofPlatform().start(() -> store.write("create snapshot", tx -> {
+            tx.snapshots().insert(Kind.ACTIVE, "pending", 0);
+            tx.snapshots().delete(tx.snapshots().get("v").id());
+            inside.countDown();
+            release.await(); // a long write: the transaction stays open, the store's monitor held
+            return null;
+        }));
+        try {
+            assertTrue(inside.await(10, TimeUnit.SECONDS));
+            // the old read path waited on the writer's monitor here until release
+            assertTimeoutPreemptively(Duration.ofSeconds(2), () -> {
+                assertEquals(Kind.VIEW, store.readCommitted(tx -> tx.snapshots().get("v")).kind(), "the write's delete is not committed yet");
+                assertTrue(store.readCommitted(tx -> tx.snapshots().find("pending")).isEmpty(), "nor its insert");
+            });
+        } finally {
+            release.countDown();
+            writer.join();
+        }
+        assertTrue(store.readCommitted(tx -> tx.snapshots().find("pending")).isPresent(), "the next read sees the commit");
+        SnapshotException e = assertThrows(SnapshotException.class, () -> store.readCommitted(tx -> tx.snapshots().get("v")));
+        assertEquals(SnapshotException.Code.NOT_FOUND, e.code());
     }
 }

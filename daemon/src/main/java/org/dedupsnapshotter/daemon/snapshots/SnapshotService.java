@@ -126,12 +126,20 @@ public final class SnapshotService {
         return layout.layerRoot(id, layer.format());
     }
 
+    /**
+     * Read on the store's committed state, never behind a write transaction (a Commit's chunk rows and fsync): what
+     * containerd waits on before every mount. The snapshot and its chain come from one read transaction.
+     */
     public List<Mount> mounts(String key) {
         Names.key("key", key);
-        Snapshot s = store.read(tx -> tx.snapshots().get(key));
-        if (s.kind() == Kind.COMMITTED)
-            throw SnapshotException.failedPrecondition("snapshot %s is committed: mounts exist only for active snapshots and views", Names.shorten(key));
-        return mounts(s, store.read(tx -> tx.snapshots().ancestors(s.id())));
+        record Found(Snapshot s, List<SnapshotTable.Layer> parents) {}
+        Found f = store.readCommitted(tx -> {
+            Snapshot s = tx.snapshots().get(key);
+            if (s.kind() == Kind.COMMITTED)
+                throw SnapshotException.failedPrecondition("snapshot %s is committed: mounts exist only for active snapshots and views", Names.shorten(key));
+            return new Found(s, tx.snapshots().ancestors(s.id()));
+        });
+        return mounts(f.s(), f.parents());
     }
 
     private List<Mount> mounts(Snapshot s, List<SnapshotTable.Layer> parents) {

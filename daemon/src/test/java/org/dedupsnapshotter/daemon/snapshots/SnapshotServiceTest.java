@@ -19,16 +19,20 @@ import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -165,6 +169,33 @@ class SnapshotServiceTest {
         assertEquals(List.of(new Mount("bind", layout.mnt(l1).toString(), List.of("ro", "rbind"))), service.view("v", "l1", Map.of()));
         SnapshotException e = assertThrows(SnapshotException.class, () -> service.mounts("l1"));
         assertEquals(SnapshotException.Code.FAILED_PRECONDITION, e.code());
+    }
+
+    @Test
+    void mountsAnswersWhileACommitsTransactionRunsAndARemovedSnapshotIsNotFoundAtOnce() throws Exception {
+        start("native", 0);
+        service.prepare("k1", "", Map.of());
+        service.commit("l1", "k1", Map.of());
+        List<Mount> prepared = service.prepare("c", "l1", Map.of());
+        CountDownLatch inside = new CountDownLatch(1), release = new CountDownLatch(1);
+        Thread writer = Thread.ofPlatform().start(() -> store.write("commit snapshot", tx -> {
+            tx.snapshots().insert(Kind.ACTIVE, "pending", 0);
+            inside.countDown();
+            release.await(); // as a Commit's chunk rows and fsync: the store's one write connection is busy
+            return null;
+        }));
+        try {
+            assertTrue(inside.await(10, TimeUnit.SECONDS));
+            assertTimeoutPreemptively(Duration.ofSeconds(2), () -> assertEquals(prepared, service.mounts("c")), "Mounts waited for the write");
+            SnapshotException e = assertThrows(SnapshotException.class, () -> service.mounts("pending"));
+            assertEquals(SnapshotException.Code.NOT_FOUND, e.code(), "an uncommitted snapshot has no mounts");
+        } finally {
+            release.countDown();
+            writer.join();
+        }
+        service.remove("c");
+        SnapshotException e = assertThrows(SnapshotException.class, () -> service.mounts("c"));
+        assertEquals(SnapshotException.Code.NOT_FOUND, e.code());
     }
 
     @Test
