@@ -154,7 +154,7 @@ public final class MetaStore implements AutoCloseable {
     }
 
     /**
-     * Gives back the page caches of both connections (up to 2 MiB each, SQLite's default): the daemon calls this when
+     * Gives back the page caches of all three connections (up to 2 MiB each, SQLite's default): the daemon calls this when
      * it goes idle; the next transaction reads its pages again from the file (page cache).
      */
     public void shrinkMemory() {
@@ -165,13 +165,11 @@ public final class MetaStore implements AutoCloseable {
                 throw failed("shrink memory", e);
             }
         }
-        synchronized (readerLock) {
-            if (reader == null) return;
-            try (Statement st = reader.createStatement()) {
-                st.execute("PRAGMA shrink_memory");
-            } catch (SQLException e) {
-                throw failed("shrink memory", e);
-            }
+        try {
+            chunkReader.shrinkMemory();
+            committedReader.shrinkMemory();
+        } catch (SQLException e) {
+            throw failed("shrink memory", e);
         }
     }
 

@@ -33,6 +33,16 @@ final class ReadConnection implements AutoCloseable {
         }
     }
 
+    /** Gives back this connection's page cache (see {@link MetaStore#shrinkMemory}); nothing to do if never opened. */
+    synchronized void shrinkMemory() throws SQLException {
+        if (db == null) return;
+        try (Statement st = db.createStatement()) {
+            st.execute("PRAGMA shrink_memory");
+        } finally {
+            db.rollback();
+        }
+    }
+
     private Connection open() throws SQLException {
         Connection c = DriverManager.getConnection("jdbc:sqlite:" + file);
         try (Statement st = c.createStatement()) {
