@@ -186,6 +186,11 @@ public final class DedupCtl {
                     System.out.println(MountsProbe.run(ch, count));
                 }
                 case "aot-training" -> { // the build's AOT training run (scripts/aot-train.sh); not in the usage
+                    // it leaves aot-training-* snapshots behind: never against a node's daemon by mistake
+                    if (!Boolean.getBoolean("dedup.aot.training")) {
+                        System.err.println("dedupctl: aot-training runs only in the build's AOT training (scripts/aot-train.sh sets DEDUP_AOT_TRAIN)");
+                        return 2;
+                    }
                     AotTraining.run(ch);
                     for (String c : List.of("stats", "stats --json", "ls", "ls --json", "probe-mounts --count 100", "gc", "stats"))
                         if (run(("--address " + address + " " + c).split(" ")) != 0) return 1;

@@ -52,7 +52,12 @@ public final class ErofsWriter {
      * null or shared.
      */
     public static void write(ErofsTree tree, Path image, long poolBlocks) throws IOException {
-        ByteBuffer bytes = ByteBuffer.wrap(image(tree, poolBlocks, UUID.randomUUID()));
+        write(tree, image, poolBlocks, true);
+    }
+
+    /** As {@link #write(ErofsTree, Path, long)}; without fingerprints the nodes' fingerprints are left out. */
+    public static void write(ErofsTree tree, Path image, long poolBlocks, boolean fingerprints) throws IOException {
+        ByteBuffer bytes = ByteBuffer.wrap(image(tree, poolBlocks, UUID.randomUUID(), fingerprints));
         try (FileChannel ch = FileChannel.open(image, CREATE, WRITE, TRUNCATE_EXISTING)) {
             while (bytes.hasRemaining()) ch.write(bytes);
             ch.force(true);
@@ -61,12 +66,16 @@ public final class ErofsWriter {
 
     /** The image's bytes. A tree EROFS cannot hold is an IllegalArgumentException naming the path. */
     static byte[] image(ErofsTree tree, long poolBlocks, UUID uuid) {
+        return image(tree, poolBlocks, uuid, true);
+    }
+
+    static byte[] image(ErofsTree tree, long poolBlocks, UUID uuid, boolean fingerprints) {
         List<Inode> inodes = inodesRootFirst(tree.root());
         MetaAllocator meta = new MetaAllocator(DEVICE_SLOT + DEVICE_SLOT_SIZE);
-        byte[] prefixTable = inodes.stream().anyMatch(i -> i.node.fingerprint != null) ? InlineXattrs.fingerprintPrefixTable() : null;
+        byte[] prefixTable = fingerprints && inodes.stream().anyMatch(i -> i.node.fingerprint != null) ? InlineXattrs.fingerprintPrefixTable() : null;
         long prefixTableAt = prefixTable == null ? -1 : meta.allocate(prefixTable.length);
         for (Inode i : inodes) {
-            i.prepare(tree.chunkSize());
+            i.prepare(tree.chunkSize(), prefixTable != null);
             i.offset = meta.allocate(i.recordSize);
         }
         long blocks = meta.blocks();
@@ -165,9 +174,9 @@ public final class ErofsWriter {
         int head() { return INODE + xattrs.length; }
 
         /** Decides layout and sizes, before any offset is known. */
-        void prepare(long chunkSize) {
+        void prepare(long chunkSize, boolean fingerprints) {
             try {
-                xattrs = InlineXattrs.encode(node.attributes.xattrs(), node.fingerprint);
+                xattrs = InlineXattrs.encode(node.attributes.xattrs(), fingerprints ? node.fingerprint : null);
                 switch (node.type) {
                     case DIRECTORY -> flat(direntBytes());
                     case SYMLINK -> flat(node.target.length);

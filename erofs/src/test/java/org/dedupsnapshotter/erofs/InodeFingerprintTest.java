@@ -108,6 +108,19 @@ class InodeFingerprintTest {
         assertEquals(0, p.get(SB + 0x5b));
     }
 
+    /** Written for a kernel before 6.4 (no long xattr name prefixes), a tree with fingerprints gives the image it would without them. */
+    @Test
+    void withoutFingerprintsTheImageIsTheOneOfATreeWithNone() {
+        UUID uuid = UUID.randomUUID();
+        Node with = Node.directory(attrs());
+        with.add("a", Node.regular(attrs(), 5, new long[] {7}, InodeFingerprint.ofChunks(5, CHUNK, List.of(sha256("hello".getBytes(StandardCharsets.UTF_8))))));
+        Node without = Node.directory(attrs());
+        without.add("a", Node.regular(attrs(), 5, new long[] {7}, null));
+        byte[] stripped = ErofsWriter.image(new ErofsTree(CHUNK, with), 100, uuid, false);
+        assertArrayEquals(ErofsWriter.image(new ErofsTree(CHUNK, without), 100, uuid), stripped);
+        assertEquals(0xc, ByteBuffer.wrap(stripped).order(ByteOrder.LITTLE_ENDIAN).getInt(SB + 80), "no xattr_prefixes bit");
+    }
+
     /** A fingerprinted image as the daemon writes one (digests from the chunks) mounts and reads right on a kernel before 7.0. */
     @Test
     void fingerprintedImageMountsAndReadsRightWithoutInodeShare() throws Exception {

@@ -20,9 +20,14 @@ final class ReadConnection implements AutoCloseable {
     }
 
     private final Path file;
+    private final int busyTimeoutMillis;
     private Connection db;
 
-    ReadConnection(Path file) { this.file = file; }
+    /** busyTimeoutMillis: how long a read may wait on a lock (WAL readers meet one only while a WAL index is recovered). */
+    ReadConnection(Path file, int busyTimeoutMillis) {
+        this.file = file;
+        this.busyTimeoutMillis = busyTimeoutMillis;
+    }
 
     synchronized <T> T run(Query<T> q) throws Exception {
         if (db == null) db = open();
@@ -46,11 +51,14 @@ final class ReadConnection implements AutoCloseable {
     private Connection open() throws SQLException {
         Connection c = DriverManager.getConnection("jdbc:sqlite:" + file);
         try (Statement st = c.createStatement()) {
-            st.execute("PRAGMA busy_timeout=10000");
+            st.execute("PRAGMA busy_timeout=" + busyTimeoutMillis);
             st.execute("PRAGMA query_only=1");
+            c.setAutoCommit(false);
+            return c;
+        } catch (SQLException e) {
+            c.close();
+            throw e;
         }
-        c.setAutoCommit(false);
-        return c;
     }
 
     @Override

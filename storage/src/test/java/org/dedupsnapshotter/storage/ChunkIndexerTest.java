@@ -145,7 +145,6 @@ class ChunkIndexerTest {
         }
     }
 
-    /** Commits a local layer whose one file holds these chunks back to back (each chunk a range of its own). */
     /**
      * The chunk buffers a commit used stay for the next one (at most one per hashing thread) until the idle daemon
      * releases them; a commit after that allocates new ones and still stores the right bytes.
@@ -166,6 +165,7 @@ class ChunkIndexerTest {
         assertEquals(1, indexer.spareBufferCount());
     }
 
+    /** Commits a local layer whose one file holds these chunks back to back (each chunk a range of its own). */
     private Snapshot commitLocal(String name, List<byte[]> chunks) throws IOException {
         Path root = Files.createDirectories(dir.resolve("upper-" + name));
         List<ChunkIndexer.FileRange> ranges = new ArrayList<>();

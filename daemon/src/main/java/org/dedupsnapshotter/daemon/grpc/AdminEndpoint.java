@@ -100,6 +100,7 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
     private static ObjectNode inodeShareJson(InodeShare s) {
         ObjectNode o = JSON.createObjectNode();
         o.put("supported", s.supported());
+        o.put("fingerprints", s.fingerprints());
         if (s.supported()) o.put("domainId", s.domainId());
         else o.put("reason", s.reason());
         return o;

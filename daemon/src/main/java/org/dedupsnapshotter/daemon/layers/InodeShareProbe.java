@@ -38,7 +38,7 @@ public final class InodeShareProbe {
             clean(dir);
             result = probe(dir, domainId);
         } catch (IOException | RuntimeException e) {
-            result = InodeShare.unsupported("the probe failed: " + e.getMessage());
+            result = InodeShare.unreadable("the probe failed (" + e.getMessage() + "): images are written without page-cache-share fingerprints");
         } finally {
             try {
                 clean(dir);
@@ -58,14 +58,24 @@ public final class InodeShareProbe {
         byte[] fingerprint = InodeFingerprint.ofChunks(CHUNK, CHUNK, Arrays.asList((byte[]) null));
         root.add("f", ErofsTree.Node.regular(new ErofsTree.Attributes(0644, 0, 0, 0, 0), CHUNK, new long[] {0}, fingerprint));
         ErofsWriter.write(new ErofsTree(CHUNK, root), image, 1);
+        // first without inode_share: a kernel before 6.4 cannot read the fingerprints' long xattr name prefixes and
+        // refuses the whole image, so images there must go without them
+        try {
+            Libc.mount(image.toString(), mnt.toString(), "erofs", Libc.MS_RDONLY, "device=" + pool);
+            Libc.umount2(mnt.toString(), 0);
+        } catch (Errno e) {
+            if (e.errno() == Errno.EINVAL)
+                return InodeShare.unreadable("the kernel cannot mount EROFS images with long xattr name prefixes (EINVAL; Linux < 6.4): images are written without page-cache-share fingerprints");
+            if (e.errno() == Errno.ENOTBLK)
+                return InodeShare.unreadable("the kernel cannot mount EROFS from files (Linux < 6.12), so it has no inode_share (7.0); images are written without fingerprints, which kernels before 6.4 refuse");
+            return InodeShare.unreadable("the probe mount failed (" + e.getMessage() + "): images are written without page-cache-share fingerprints");
+        }
         String data = "device=" + pool + "," + InodeShare.on(domainId).mountOptions();
         try {
             Libc.mount(image.toString(), mnt.toString(), "erofs", Libc.MS_RDONLY, data);
         } catch (Errno e) {
             if (e.errno() == Errno.EINVAL)
                 return InodeShare.unsupported("the kernel rejects the mount option inode_share (EINVAL): page-cache sharing needs Linux 7.0 with CONFIG_EROFS_FS_PAGE_CACHE_SHARE");
-            if (e.errno() == Errno.ENOTBLK)
-                return InodeShare.unsupported("the kernel cannot mount EROFS from files (Linux < 6.12), so it has no inode_share (7.0) either");
             return InodeShare.unsupported("the probe mount failed: " + e.getMessage());
         }
         try {

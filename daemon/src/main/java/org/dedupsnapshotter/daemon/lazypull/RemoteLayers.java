@@ -214,7 +214,7 @@ public final class RemoteLayers {
                 Trees.deleteRecursively(dir); // a leftover of a crash before this transaction ended
                 Files.createDirectories(dir);
                 at[4] = System.nanoTime();
-                ErofsWriter.write(image, layerImages.tmp(created.id()), indexer.pool().endBlock());
+                ErofsWriter.write(image, layerImages.tmp(created.id()), indexer.pool().endBlock(), layers.mounter().inodeShare().fingerprints());
                 at[5] = System.nanoTime();
                 if (reserved.absent > 0) { // else all its chunks are here already: a local layer from the start
                     hold.hold();

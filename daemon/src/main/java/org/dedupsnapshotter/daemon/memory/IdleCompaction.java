@@ -14,8 +14,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * Why an explicit GC: the Serial collector resizes the heap only at a full GC, and an unpack promotes tens of MiB of
  * short-lived metadata into the old generation, whose pages then stay resident for as long as the daemon idles
  * (measured: ~120 MiB of old generation, ~17 MiB of it live, after ten pulls). A full GC of that heap takes
- * ~20-100 ms and happens only after several quiet seconds; the daemon's start-up work (recovery, the warm-up) counts
- * as the first burst.
+ * ~20-100 ms and happens only after several quiet seconds; the daemon's start-up work (recovery) counts as the first
+ * burst. Lazy reads and Mounts do not count as work: a compaction may pause them once, for that long.
  */
 public final class IdleCompaction {
     private static final Logger log = LoggerFactory.getLogger(IdleCompaction.class);
@@ -68,6 +68,12 @@ public final class IdleCompaction {
             }
             if (!dirty || running.get() > 0 || System.nanoTime() - lastEnd < quietNanos) continue;
             dirty = false;
+            // an operation that began between the check and the line above set dirty again, but may have done so
+            // before it: put the flag back so its garbage gets a compaction of its own once quiet again
+            if (running.get() > 0) {
+                dirty = true;
+                continue;
+            }
             long t0 = System.nanoTime();
             try {
                 compact.run();

@@ -26,8 +26,9 @@ sealed interface ImageBuilder permits NativeImages, MkfsImages {
     /** For the commit log line. */
     String name();
 
-    static ImageBuilder of(boolean nativeImages, ErofsBuilder mkfs, ChunkIndexer indexer) {
+    /** fingerprints: whether native images carry page-cache-share fingerprints (InodeShare.fingerprints). */
+    static ImageBuilder of(boolean nativeImages, ErofsBuilder mkfs, ChunkIndexer indexer, boolean fingerprints) {
         MkfsImages erofsUtils = new MkfsImages(mkfs, indexer);
-        return nativeImages ? new NativeImages(indexer, mkfs.chunkSize(), erofsUtils) : erofsUtils;
+        return nativeImages ? new NativeImages(indexer, mkfs.chunkSize(), erofsUtils, fingerprints) : erofsUtils;
     }
 }

@@ -18,7 +18,8 @@ import java.nio.file.Path;
  * referenced), then the image is written from the upper dir's metadata with each index already naming its pool
  * block. The data is read once; mkfs.erofs 1.5 would read and hash all of it a second time. A tree the writer
  * refuses (EROFS could not hold it as we lay it out) goes to mkfs.erofs, which may. Regular files get page-cache-share
- * fingerprints made of their chunks' digests (decision 36); mkfs.erofs 1.5 images have none.
+ * fingerprints made of their chunks' digests (decision 36) where the kernel can mount such images; mkfs.erofs 1.5
+ * images have none.
  */
 final class NativeImages implements ImageBuilder {
     private static final Logger log = LoggerFactory.getLogger(NativeImages.class);
@@ -26,11 +27,13 @@ final class NativeImages implements ImageBuilder {
     private final ChunkIndexer indexer;
     private final long chunkSize;
     private final MkfsImages fallback;
+    private final boolean fingerprints;
 
-    NativeImages(ChunkIndexer indexer, long chunkSize, MkfsImages fallback) {
+    NativeImages(ChunkIndexer indexer, long chunkSize, MkfsImages fallback, boolean fingerprints) {
         this.indexer = indexer;
         this.chunkSize = chunkSize;
         this.fallback = fallback;
+        this.fingerprints = fingerprints;
     }
 
     @Override public String name() { return "native"; }
@@ -60,7 +63,7 @@ final class NativeImages implements ImageBuilder {
                 Digest d = plan.digest(upper.relativize(file).toString(), offset, length, indexed.digests);
                 return d == null ? null : d.bytes();
             });
-            ErofsWriter.write(tree, tmp, indexer.pool().endBlock());
+            ErofsWriter.write(tree, tmp, indexer.pool().endBlock(), fingerprints);
             CrashPoints.reach("commit.metadata");
             return new Built(indexed, plan.ranges.size(), System.nanoTime() - t1, t1 - t0);
         } catch (IOException | RuntimeException e) {

@@ -59,7 +59,7 @@ public final class SnapshotService {
                            LazyPull lazy, ServiceEvents events) {
         this.layout = layout;
         this.store = store;
-        this.images = ImageBuilder.of(nativeImages, mkfs, indexer);
+        this.images = ImageBuilder.of(nativeImages, mkfs, indexer, layers.mounter().inodeShare().fingerprints());
         this.layers = layers;
         this.layerImages = new LayerImages(layout, layers);
         this.indexer = indexer;

@@ -25,6 +25,7 @@ class InodeShareProbeTest {
         assertFalse(s.supported());
         assertTrue(s.reason().contains("rejects the mount option inode_share (EINVAL)"), s.reason());
         assertEquals("", s.mountOptions());
+        assertTrue(s.fingerprints(), "6.18 reads images with long xattr name prefixes: they keep their fingerprints");
         assertFalse(Files.exists(dir), "the probe cleans up");
         assertTrue(MountInfo.read().stream().noneMatch(m -> m.mountPoint().startsWith(tmp.toString())), "no mount left");
     }
