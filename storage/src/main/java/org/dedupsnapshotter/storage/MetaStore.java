@@ -100,15 +100,7 @@ public final class MetaStore implements AutoCloseable {
      * that write's function on this thread. Exceptions map as in {@link #write}.
      */
     public synchronized <T> T read(TxFn<T> fn) {
-        try {
-            return fn.apply(tx);
-        } catch (SQLException e) {
-            throw failed("read", e);
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (Exception e) {
-            throw new StorageException("read failed: " + e.getMessage(), e);
-        }
+        return mapped("read", () -> fn.apply(tx));
     }
 
     /**
@@ -117,15 +109,7 @@ public final class MetaStore implements AutoCloseable {
      * the uncommitted changes of a write's function that calls it. Exceptions map as in {@link #write}.
      */
     public <T> T readCommitted(TxFn<T> fn) {
-        try {
-            return committedReader.run(c -> fn.apply(new Tx(c)));
-        } catch (SQLException e) {
-            throw failed("read", e);
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (Exception e) {
-            throw new StorageException("read failed: " + e.getMessage(), e);
-        }
+        return mapped("read", () -> committedReader.run(c -> fn.apply(new Tx(c))));
     }
 
     /**
@@ -134,14 +118,25 @@ public final class MetaStore implements AutoCloseable {
      * before it (WAL). For decisions that are only an optimisation (whether to fetch a chunk early).
      */
     public Set<Digest> knownChunks(Collection<Digest> digests) {
+        return mapped("read chunks", () -> chunkReader.run(c -> new ChunkTable(c).known(digests)));
+    }
+
+    /** A read that throws anything. */
+    @FunctionalInterface
+    private interface Read<T> {
+        T run() throws Exception;
+    }
+
+    /** Runs a read, mapping its exceptions as {@link #write} does: SQLite's with their code, runtime ones as they are. */
+    private <T> T mapped(String what, Read<T> r) {
         try {
-            return chunkReader.run(c -> new ChunkTable(c).known(digests));
+            return r.run();
         } catch (SQLException e) {
-            throw failed("read chunks", e);
+            throw failed(what, e);
         } catch (RuntimeException e) {
             throw e;
         } catch (Exception e) {
-            throw new StorageException("read chunks failed: " + e.getMessage(), e);
+            throw new StorageException(what + " failed: " + e.getMessage(), e);
         }
     }
 
