@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PREFIX ?= /usr/local
 DESTDIR ?=
 MVN := mvn -B -q -Dstyle.color=never
+# the shared tools (conformance harness, containerd-pull) for the tests, wherever this checkout was cloned to
+export DEDUP_SHARED := $(shell bash scripts/shared-dir.sh)
 
 .PHONY: build tools test fuzz conformance demo deps install uninstall bench bench-ksm bench-lazy clean
 

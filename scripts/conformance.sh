@@ -26,12 +26,7 @@ esac
 [ "$(id -u)" = 0 ] || { echo "conformance: needs root (the suites mount snapshots); run it with sudo" >&2; exit 1; }
 bin=${DEDUP_BIN:-$top/bin}
 [ -n "$peer" ] || [ -x "$bin/dedup-snapshotter" ] || { echo "conformance: $bin/dedup-snapshotter not found: run 'make build' (or set DEDUP_BIN)" >&2; exit 1; }
-shared=${DEDUP_SHARED:-$top/../shared}
-# a clone made elsewhere (e.g. /tmp/fresh) finds ../shared next to the checkout it was cloned from
-if [ -z "${DEDUP_SHARED:-}" ] && [ ! -d "$shared" ]; then
-  origin=$(git -C "$top" remote get-url origin 2>/dev/null || true)
-  [ -n "$origin" ] && [ -d "$origin/../shared" ] && shared=$(cd "$origin/../shared" && pwd)
-fi
+shared=$(bash "$top/scripts/shared-dir.sh")
 work=${CONFORMANCE_WORK:-$(mktemp -d /tmp/dedup-conformance.XXXXXX)}
 mkdir -p "$work"
 cache=$top/build/conformance

@@ -49,6 +49,8 @@ import java.util.stream.Stream;
  */
 final class TestEnv implements AutoCloseable {
     static final Path TOP = Path.of(System.getProperty("dedup.top", "..")).toAbsolutePath().normalize();
+    /** The shared tools (containerd-pull): DEDUP_SHARED as the Makefile finds it (scripts/shared-dir.sh), else ../shared. */
+    static final Path SHARED = Path.of(System.getenv().getOrDefault("DEDUP_SHARED", TOP.resolveSibling("shared").toString()));
     static final String NS = "itest";
 
     final Path dir;
@@ -419,7 +421,7 @@ final class TestEnv implements AutoCloseable {
             Set<String> served = log.blobsServedSince(mark, "containerd/");
             return new Pull(r, (int) ImageRootfs.layerDigests(this, namespace, ref).stream().filter(served::contains).count());
         }
-        Proc.Result r = Proc.run(Duration.ofMinutes(5), List.of(TOP.getParent().resolve("shared/containerd-pull/run.sh").toString(),
+        Proc.Result r = Proc.run(Duration.ofMinutes(5), List.of(SHARED.resolve("containerd-pull/run.sh").toString(),
                 "--address", containerdSock.toString(), "--namespace", namespace, "--snapshotter", "dedup", "--plain-http", ref));
         Matcher m = Pattern.compile("(\\d+) layer\\(s\\) downloaded").matcher(r.out());
         return new Pull(r, m.find() ? Integer.parseInt(m.group(1)) : -1);
