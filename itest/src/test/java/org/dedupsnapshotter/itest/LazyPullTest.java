@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -48,15 +49,44 @@ class LazyPullTest {
         }
     }
 
-    /** The super options of every EROFS mount under the daemon's root (mountinfo's last field). */
-    private static List<String> erofsMountOptions() throws Exception {
-        List<String> out = new ArrayList<>();
+    /** Per mount point of an EROFS mount under the daemon's root, the super options of each mount there, oldest first. */
+    private static Map<String, List<String>> erofsMountOptions() throws Exception {
+        Map<String, List<String>> out = new LinkedHashMap<>();
         for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
             String[] f = line.split(" ");
             int dash = Arrays.asList(f).indexOf("-");
-            if (f[4].startsWith(env.dedupRoot + "/") && f[dash + 1].equals("erofs")) out.add(f[dash + 3]);
+            if (f[4].startsWith(env.dedupRoot + "/") && f[dash + 1].equals("erofs")) out.computeIfAbsent(f[4], k -> new ArrayList<>()).add(f[dash + 3]);
         }
         return out;
+    }
+
+    private static void readEveryFile(Path dir) throws Exception {
+        try (var files = Files.walk(dir)) {
+            for (Path f : (Iterable<Path>) files.filter(Files::isRegularFile)::iterator) {
+                try (var in = Files.newInputStream(f)) {
+                    in.transferTo(java.io.OutputStream.nullOutputStream());
+                }
+            }
+        }
+    }
+
+    /**
+     * A layer still missing chunks is mounted once, reading the pool buffered (its reads find the chunks just fetched
+     * in memory); a complete one has a second mount on top, reading with EROFS directio (one cached copy).
+     */
+    private static void assertReadsByCompleteness(Map<String, List<String>> mounts, boolean allComplete) {
+        assertFalse(mounts.isEmpty(), "no EROFS mount under " + env.dedupRoot);
+        int buffered = 0;
+        for (var m : mounts.entrySet()) {
+            List<String> opts = m.getValue();
+            boolean promoted = opts.size() == 2;
+            assertTrue(opts.size() <= 2, "more than two mounts at " + m.getKey() + ": " + opts);
+            assertEquals(promoted, opts.getLast().contains("directio"), "layer at " + m.getKey() + " (complete: " + promoted + "): " + opts);
+            if (promoted) assertFalse(opts.getFirst().contains("directio"), "the watched mount read directly: " + opts);
+            if (!promoted) buffered++;
+        }
+        if (allComplete) assertEquals(0, buffered, "layers still mounted through the watch: " + mounts);
+        else assertTrue(buffered > 0, "no layer mounted through the watch: " + mounts);
     }
 
     @Test
@@ -70,20 +100,29 @@ class LazyPullTest {
         String out = env.ctr("run", "--rm", "--snapshotter", "dedup", converted, "lazy-run", "/bin/sh", "-c", "sha256sum /data/big; cat /etc/hello");
         assertTrue(out.contains(Images.sha256sum(Images.BIG)), out);
         assertTrue(out.contains("hello again from layer 3"), out);
-        // those reads went through mounts with EROFS directio: its direct reads of the pool still raise the pre-content events
-        List<String> lazyMounts = erofsMountOptions();
-        assertFalse(lazyMounts.isEmpty(), "no EROFS mount under " + env.dedupRoot);
-        for (String o : lazyMounts) assertTrue(o.contains("directio"), "layer mounted without directio: " + o);
+        // those reads went through the watched mounts, buffered: the chunks fetched for them stay in the pool's page cache
         assertTrue(env.stats().path("lazy").path("demandFetches").asLong() > 0, "no demand fetch: " + env.stats());
-        // the fetched chunks the daemon wrote into the pool leave its page cache once recorded (synced): nothing reads them there
+        assertTrue(env.stats().path("lazy").path("absentChunks").asLong() > 0, "no background fetching, yet nothing is absent: " + env.stats());
+        assertReadsByCompleteness(erofsMountOptions(), false);
         Path pool = env.dedupRoot.resolve("pool/pool.0");
+        long cachedLazy = PageCacheTest.cachedBytes(pool);
+        System.out.printf("pool page cache after the lazy reads: %d bytes%n", cachedLazy);
+        assertTrue(cachedLazy >= Images.BIG.length / 2, "the chunks just fetched left the pool's page cache: " + cachedLazy + " bytes cached");
+
+        // reading every file of every layer (the container cannot: upper layers hide some) completes them all: each is
+        // mounted again with directio, and its chunks leave the pool's page cache (once proven)
+        for (String mnt : erofsMountOptions().keySet()) readEveryFile(Path.of(mnt));
+        assertEquals(0, env.stats().path("lazy").path("absentChunks").asLong(), "chunks still absent after reading every file: " + env.stats());
+        assertReadsByCompleteness(erofsMountOptions(), true);
         long cached = PageCacheTest.cachedBytes(pool);
-        for (int i = 0; i < 50 && cached >= Images.BIG.length / 4; i++) {
+        for (int i = 0; i < 100 && cached >= Images.BIG.length / 4; i++) {
             Thread.sleep(200);
             cached = PageCacheTest.cachedBytes(pool);
         }
-        System.out.printf("pool page cache after the lazy reads: %d bytes%n", cached);
-        assertTrue(cached < Images.BIG.length / 4, "the pool keeps " + cached + " bytes of fetched chunks cached");
+        System.out.printf("pool page cache once every layer is complete: %d bytes%n", cached);
+        assertTrue(cached < Images.BIG.length / 4, "the pool keeps " + cached + " bytes of a complete lazy image's chunks cached");
+        String again = env.ctr("run", "--rm", "--snapshotter", "dedup", converted, "lazy-again", "/bin/sh", "-c", "sha256sum /data/big");
+        assertTrue(again.contains(Images.sha256sum(Images.BIG)), again);
         env.assertFsckClean();
 
         // removing the image removes its lazy layers and gives their chunks back

@@ -17,9 +17,10 @@ import java.util.Set;
  * answers ENOTBLK) both files go through loop devices, since image and devices must be all files or all block
  * devices. util-linux mount is not used: it turns a file into a loop device and then rejects device=.
  *
- * File-backed mounts ask for {@code directio} (Linux >= 6.13): EROFS then reads the pool with direct I/O, so a byte
- * read through a layer is cached once, in the layer file's page cache, not also in the pool's. The first mount
- * probes it: a kernel without the option answers EINVAL, and every mount after that goes without it.
+ * File-backed mounts of complete layers ask for {@code directio} (Linux >= 6.13): EROFS then reads the pool with direct
+ * I/O, so a byte read through a layer is cached once, in the layer file's page cache, not also in the pool's. The
+ * first such mount probes it: a kernel without the option answers EINVAL, and every mount after that goes without it.
+ * Layers still being fetched ask for buffered reads ({@link DeviceReads#BUFFERED}).
  *
  * Where the kernel offers EROFS page-cache sharing (Linux 7.0 inode_share, probed at start) every mount asks for it
  * ({@link InodeShare}).
@@ -64,10 +65,10 @@ public final class LayerMounter implements Mounter {
     }
 
     @Override
-    public void mount(Path image, Path device, Path target) throws IOException {
+    public void mount(Path image, Path device, Path target, DeviceReads reads) throws IOException {
         if (backend == Backend.FILE) {
             try {
-                mountFile(image, device, target);
+                mountFile(image, device, target, reads);
                 return;
             } catch (Errno e) {
                 if (fixed || e.errno() != Errno.ENOTBLK) throw e;
@@ -80,9 +81,9 @@ public final class LayerMounter implements Mounter {
         }
     }
 
-    /** A file-backed mount, with directio unless the kernel said it has none (probed here by the first mount). */
-    private void mountFile(Path image, Path device, Path target) throws Errno {
-        boolean direct = directIo != DirectIo.OFF;
+    /** A file-backed mount, direct if asked and the kernel did not say it has none (probed by the first direct mount). */
+    private void mountFile(Path image, Path device, Path target, DeviceReads reads) throws Errno {
+        boolean direct = reads == DeviceReads.DIRECT && directIo != DirectIo.OFF;
         try {
             Libc.mount(image.toString(), target.toString(), "erofs", Libc.MS_RDONLY, data(device.toString(), direct));
         } catch (Errno e) {

@@ -2,6 +2,7 @@ package org.dedupsnapshotter.daemon.layers;
 
 import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.mount.Mounter;
+import org.dedupsnapshotter.mount.Mounter.DeviceReads;
 import org.dedupsnapshotter.storage.SnapshotTable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -53,7 +54,9 @@ public final class LayerMounts {
         // unwatched, a lazy layer's absent chunks would read as the zeros of the pool's holes: better not mounted at all
         if (isLazy && !watched) throw new IOException("layer " + id + " was pulled lazily and lazy loading is not running (see the daemon's start-up log)");
         Path mnt = Files.createDirectories(layout.mnt(id));
-        mounter.mount(layout.image(id), isLazy ? layout.lazyPool() : layout.pool(), mnt);
+        // a lazy layer reads buffered: a start-up's reads find the chunks just fetched in the pool's page cache
+        if (isLazy) mounter.mount(layout.image(id), layout.lazyPool(), mnt, DeviceReads.BUFFERED);
+        else mounter.mount(layout.image(id), layout.pool(), mnt, DeviceReads.DIRECT);
         mounted.add(id);
         log.debug("mounted layer id={} at {}", id, mnt);
     }
@@ -70,12 +73,12 @@ public final class LayerMounts {
     /**
      * A lazy layer has all its chunks now: it need not pass the watch any more. Its image is mounted again, from the
      * plain pool path, on top of its current mount at the same path, so new containers read it as a local layer (no
-     * event per read) while running ones keep the mount they have; removal unmounts both.
+     * event per read) and with direct I/O, while running ones keep the mount they have; removal unmounts both.
      */
     public synchronized void promote(long id) {
         if (!lazy.remove(id) || !mounted.contains(id)) return;
         try {
-            mounter.mount(layout.image(id), layout.pool(), layout.mnt(id));
+            mounter.mount(layout.image(id), layout.pool(), layout.mnt(id), DeviceReads.DIRECT);
             log.info("layer id={} is complete: mounted from the pool directly from now on", id);
         } catch (IOException e) {
             lazy.add(id);

@@ -19,6 +19,7 @@ import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
@@ -64,7 +65,11 @@ public final class LayerProofs {
                 .forEach(p -> schedule(p.snapshotId()));
     }
 
-    /** Proves the layer in the background; its chunks must all be in the pool. */
+    /**
+     * Proves the layer in the background; its chunks must all be in the pool. Afterwards its chunks' pages leave the
+     * pool's page cache: its fetches left them there for the reads of its buffered mount (and the proof's own reads
+     * found them there), but a complete layer is mounted again with direct I/O, so nothing reads them there any more.
+     */
     public void schedule(long layerId) {
         if (!queued.add(layerId)) return;
         worker.execute(() -> {
@@ -80,8 +85,22 @@ public final class LayerProofs {
                 }
                 log.info("proving layer id={} failed ({}); trying again in {} s", layerId, e.getMessage(), 5L << Math.min(n, 5));
                 retries.schedule(() -> schedule(layerId), 5L << Math.min(n, 5), TimeUnit.SECONDS);
+            } finally {
+                dropPoolPages(layerId);
             }
         });
+    }
+
+    /** See {@link #schedule}; pages still dirty are written first, so that they can go too. */
+    private void dropPoolPages(long layerId) {
+        try {
+            List<Extent> extents = store.read(tx -> tx.chunks().ofLayer(layerId)).keySet().stream()
+                    .filter(Chunk::present).map(Chunk::extent).toList();
+            pool.sync();
+            pool.dropCached(extents);
+        } catch (IOException | RuntimeException e) { // only memory is at stake
+            log.debug("layer id={}: dropping its chunks' pool pages: {}", layerId, e.toString());
+        }
     }
 
     public boolean isQuarantined(long layerId) { return quarantined.contains(layerId); }

@@ -2,7 +2,6 @@ package org.dedupsnapshotter.daemon.lazypull;
 
 import org.dedupsnapshotter.lazy.fanotify.FatalErrors;
 import org.dedupsnapshotter.storage.ChunkPool;
-import org.dedupsnapshotter.storage.Extent;
 import org.dedupsnapshotter.storage.LazyLayerTable;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.slf4j.Logger;
@@ -13,14 +12,15 @@ import java.util.List;
 
 /**
  * Records fetched chunks present in batches, after an fdatasync of the pool. Until a chunk is recorded, a crash only
- * means fetching it again. Once synced, their pages leave the pool's page cache: layers read the pool with direct I/O.
+ * means fetching it again. Their pages stay in the pool's page cache: a layer still being fetched reads the pool
+ * buffered, and a start-up reads the chunks just prefetched from there; they go once the layer is complete
+ * ({@link LayerProofs}).
  */
 final class PresentRecorder {
     private static final Logger log = LoggerFactory.getLogger(PresentRecorder.class);
     private final ChunkPool pool;
     private final MetaStore store;
     private final List<LazyLayerTable.Fetched> pending = new ArrayList<>();
-    private final List<Extent> pendingExtents = new ArrayList<>();
     private final Thread thread;
     private volatile boolean running = true;
 
@@ -33,14 +33,12 @@ final class PresentRecorder {
     /** A chunk's bytes were written into its extent: it is recorded present with the next batch. */
     synchronized void add(AbsentChunk c) {
         pending.add(new LazyLayerTable.Fetched(c.rowId(), c.digest(), c.block()));
-        pendingExtents.add(new Extent(c.block(), Extent.blocksFor(c.length())));
         notifyAll();
     }
 
     private void loop() {
         while (running) {
             List<LazyLayerTable.Fetched> batch;
-            List<Extent> extents;
             synchronized (this) {
                 while (running && pending.isEmpty()) {
                     try {
@@ -51,13 +49,10 @@ final class PresentRecorder {
                 }
                 batch = new ArrayList<>(pending);
                 pending.clear();
-                extents = new ArrayList<>(pendingExtents);
-                pendingExtents.clear();
             }
             if (batch.isEmpty()) continue;
             try {
                 pool.sync();
-                pool.dropCached(extents);
                 record(batch);
             } catch (Throwable e) { // this thread must go on: an Error loses this batch only
                 FatalErrors.haltIfFatal(e, "lazy loading: recording fetched chunks");

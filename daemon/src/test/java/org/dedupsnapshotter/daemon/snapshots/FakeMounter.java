@@ -35,7 +35,7 @@ final class FakeMounter implements Mounter {
     /** The process dies at the next unmount, before it detaches anything (a removal killed after its transaction). */
     volatile boolean killAtNextUnmount;
 
-    @Override public void mount(Path image, Path device, Path target) throws IOException {
+    @Override public void mount(Path image, Path device, Path target, DeviceReads reads) throws IOException {
         if (fail) throw new IOException("mount refused (test)");
         assertTrue(Files.exists(image), "the image exists when it is mounted");
         mounted.put(target, image);
