@@ -166,6 +166,48 @@ class ChunkIndexerTest {
     }
 
     /** Commits a local layer whose one file holds these chunks back to back (each chunk a range of its own). */
+    /**
+     * Chunk buffers are reused: a short chunk committed after full-size random ones lands in the pool with a zeroed
+     * tail up to its block end (EROFS reads whole blocks), not with the bytes the buffer held before.
+     */
+    @Test
+    void aShortChunkAfterFullOnesIsPaddedWithZeros() throws Exception {
+        List<byte[]> full = List.of(bytes(MIB4), bytes(MIB4), bytes(MIB4), bytes(MIB4));
+        commitLocal("full", full);
+        byte[] small = bytes(100);
+        commitLocal("small", List.of(small));
+        byte[] block = read(chunk(ChunkIndexer.sha256(small)).orElseThrow().block(), ChunkPool.BLOCK);
+        assertArrayEquals(small, java.util.Arrays.copyOf(block, small.length));
+        assertArrayEquals(new byte[ChunkPool.BLOCK - small.length], java.util.Arrays.copyOfRange(block, small.length, ChunkPool.BLOCK));
+    }
+
+    /** sha256 keeps one engine per thread: digests in a row, of direct and heap buffers, on several threads, are right. */
+    @Test
+    void sha256IsRightInARowAndAcrossThreads() throws Exception {
+        java.security.MessageDigest ref = java.security.MessageDigest.getInstance("SHA-256");
+        List<byte[]> inputs = List.of(new byte[0], "abc".getBytes(), bytes(5000), bytes(MIB4), "abc".getBytes());
+        for (byte[] in : inputs) {
+            Digest want = new Digest(ref.digest(in));
+            assertEquals(want, ChunkIndexer.sha256(in));
+            assertEquals(want, ChunkIndexer.sha256(ByteBuffer.allocateDirect(in.length).put(in).flip()));
+        }
+        List<Throwable> failed = new CopyOnWriteArrayList<>();
+        List<Thread> threads = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            java.security.MessageDigest own = java.security.MessageDigest.getInstance("SHA-256");
+            threads.add(Thread.ofPlatform().start(() -> {
+                try {
+                    for (int round = 0; round < 3; round++)
+                        for (byte[] in : inputs) assertEquals(new Digest(own.digest(in)), ChunkIndexer.sha256(ByteBuffer.wrap(in)));
+                } catch (Throwable t) {
+                    failed.add(t);
+                }
+            }));
+        }
+        for (Thread t : threads) t.join();
+        assertEquals(List.of(), failed);
+    }
+
     private Snapshot commitLocal(String name, List<byte[]> chunks) throws IOException {
         Path root = Files.createDirectories(dir.resolve("upper-" + name));
         List<ChunkIndexer.FileRange> ranges = new ArrayList<>();
