@@ -37,7 +37,8 @@ final class DiskUsage {
                 Stat st = Libc.lstat(p.toString());
                 if (p.getFileName() != null && !p.equals(dir))
                     longest[0] = Math.max(longest[0], p.getFileName().toString().getBytes(StandardCharsets.UTF_8).length);
-                if (seen.add(st.ino())) {
+                // only a file with other links can come up twice: no boxed inode per file for the rest
+                if (st.isDir() || st.nlink() <= 1 || seen.add(st.ino())) {
                     total[0] += st.blocks() * 512;
                     total[1]++;
                 }
