@@ -29,7 +29,7 @@
 # seconds, so > 1 means dedup reads faster). The raw run is saved as bench/results/peers-<UTC time>.txt.
 # It drops the machine's page cache many times: run it on a quiet machine, under flock /tmp/dedup-cpu.lock if shared.
 #
-# Environment: BENCH_PEERS_PARTS ("2 1"), BENCH_ROUNDS (3), BENCH_LAZY_WORKLOADS ("python jvm jvm-service"),
+# Environment: BENCH_PEERS_PARTS ("2 1 3"), BENCH_ROUNDS (3), BENCH_LAZY_WORKLOADS ("python jvm jvm-service"),
 # BENCH_PEERS_MODES ("soci dedup dedup-traced"), BENCH_WARMUPS (6, as bench/lazy.sh), BENCH_LINK_MBPS (25),
 # BENCH_LINK_MS (20), BENCH_IMAGES (part 1's images, default the corpus), BENCH_READS_IMAGES ("deb-a-python
 # deb-b-python"; "" skips the reads), BENCH_READ_ROUNDS (BENCH_ROUNDS), BENCH_QUIET_SECONDS (3: the link idle that
@@ -47,7 +47,7 @@ LINK_MBPS=${BENCH_LINK_MBPS:-25}
 LINK_MS=${BENCH_LINK_MS:-20}
 RESULTS=${BENCH_RESULTS:-$top/bench/results}
 QUIET=${BENCH_QUIET_SECONDS:-3}
-PARTS=${BENCH_PEERS_PARTS:-2 1}
+PARTS=${BENCH_PEERS_PARTS:-2 1 3}
 read -r -a WORKLOADS <<<"${BENCH_LAZY_WORKLOADS:-python jvm jvm-service}"
 read -r -a MODES <<<"${BENCH_PEERS_MODES:-soci dedup dedup-traced}"
 if [ -n "${BENCH_IMAGES:-}" ]; then read -r -a IMAGES <<<"$BENCH_IMAGES"; else mapfile -t IMAGES < <(img_names); fi
@@ -98,15 +98,23 @@ wait_link_quiet() {
   done
   te_log "   the link was still busy after 10 minutes"
 }
-# wait_fetched B0 BYTES: until the link has carried BYTES (the image's layer blobs; 99 %) since it counted B0, and
-# then nothing for QUIET seconds: the image fully fetched. SOCI's background fetcher starts after 30 s without
-# demand fetches (its default silence period), so a quiet link alone does not mean complete. 10 minutes at most.
+# wait_fetched SNAPSHOTTER B0 BYTES: until the image is fully fetched, then the link quiet for QUIET seconds (10
+# minutes at most). SOCI: the link has carried BYTES (the image's layer blobs; 99 %) since it counted B0 (a quiet
+# link alone is not enough: its background fetcher starts after 30 s without demand fetches). dedup: its own count
+# of chunks still absent is 0 (a second image fetches only the chunks the node lacks, far less than its blobs).
 wait_fetched() {
-  local b0=$1 want=$(($2 * 99 / 100)) t0=$SECONDS
-  until [ $(($(link_bytes) - b0)) -ge "$want" ]; do
-    ((SECONDS - t0 < 600)) || { te_log "   not fully fetched after 10 minutes ($(($(link_bytes) - b0)) of $2 bytes)"; return 0; }
-    sleep 1
-  done
+  local sn=$1 b0=$2 want=$(($3 * 99 / 100)) t0=$SECONDS
+  if [ "$sn" = dedup ]; then
+    until [ "$(dedupctl_ stats --json | jq '.lazy.absentChunks + .lazy.layersIncomplete')" = 0 ]; do
+      ((SECONDS - t0 < 600)) || { te_log "   not fully fetched after 10 minutes ($(dedupctl_ stats --json | jq -c .lazy))"; return 0; }
+      sleep 1
+    done
+  else
+    until [ $(($(link_bytes) - b0)) -ge "$want" ]; do
+      ((SECONDS - t0 < 600)) || { te_log "   not fully fetched after 10 minutes ($(($(link_bytes) - b0)) of $3 bytes)"; return 0; }
+      sleep 1
+    done
+  fi
   wait_link_quiet
   te_log "   fully fetched after $((SECONDS - t0)) s more"
 }
@@ -151,7 +159,7 @@ FIRST_LINE_BYTES=link_bytes
 
 step "Images (built from Debian packages, cached in $IMG_CACHE)"
 all_images=()
-part 2 && { for w in "${WORKLOADS[@]}"; do all_images+=("$(workload_image "$w")"); done; all_images+=("$SECOND_IMAGE"); }
+{ part 2 || part 3; } && { for w in "${WORKLOADS[@]}"; do all_images+=("$(workload_image "$w")"); done; all_images+=("$SECOND_IMAGE"); }
 part 1 && all_images+=("${IMAGES[@]}")
 for n in "${all_images[@]}"; do img_build "$n"; done
 _img_unlock
@@ -173,7 +181,7 @@ report=$TE_DIR/report.txt
 out() { printf "$@" >>"$report"; }
 
 declare -A T B TOT RD RSS B2 TOT2 RSS_FIRST
-if part 2; then
+if part 2 || part 3; then
   lazy_svc_class
   make_warmup_image
   warm_daemon
@@ -193,6 +201,8 @@ if part 2; then
     # shellcheck disable=SC2046
     ctr_ns soci-conv images rm --sync $(ctr_ns soci-conv images ls -q) >/dev/null
   done
+fi
+if part 2; then
   if [[ " ${MODES[*]} " == *" dedup-traced "* ]]; then
     for w in "${WORKLOADS[@]}"; do
       use_daemon "$TE_DIR/node-rec-$w" 10s
@@ -228,7 +238,7 @@ if part 2; then
         read -r s b < <(cold_start "$sn" "$ref" "bench-$w-$r-$mode" "$cmd")
         T[$w,$mode]+="$s "; B[$w,$mode]+="$b "
         RSS_FIRST[$w,$mode]+="$(rss_mib "$pid") "
-        wait_fetched "$b0" "$(image_bytes "$blobs")"
+        wait_fetched "$sn" "$b0" "$(image_bytes "$blobs")"
         tot=$(($(link_bytes) - b0)); TOT[$w,$mode]+="$tot "
         rs=$(read_seconds "$sn" "$ref")
         RD[$w,$mode]+="$rs "
@@ -237,7 +247,7 @@ if part 2; then
         if [ "$w" = python ] && [ "$mode" != dedup-traced ]; then
           b0=$(link_bytes)
           read -r s2 b2 < <(cold_start "$sn" "$ref2" "bench-$w-$r-$mode-2" "$cmd")
-          wait_fetched "$b0" "$(image_bytes "$blobs2")"
+          wait_fetched "$sn" "$b0" "$(image_bytes "$blobs2")"
           tot=$(($(link_bytes) - b0)); B2[$mode]+="$b2 "; TOT2[$mode]+="$tot "
           te_log "   $mode second image ($SECOND_IMAGE): first line $s2 s, $(mib "$b2") MiB by then, $(mib "$tot") MiB in all"
         fi
@@ -300,6 +310,61 @@ if part 1; then
       done
     done
   fi
+fi
+
+# Part 3: what each lazy snapshotter does when its daemon is killed -9 mid-read. A fresh node, the python workload's
+# image pulled lazily, a container reading its whole rootfs (tar | wc -c) started; after KILL_AFTER seconds the
+# daemon gets SIGKILL, and KILL_DOWN seconds later a new daemon starts on the same root (dedup: nothing else is
+# cleaned up, so its fd holder and mounts survive as they would in a crash). Recorded: how the reading container
+# ended (bytes read, its last error line, exit status; "hung" if not within 120 s) and
+# whether a new container of the same image then prints its first line within 60 s.
+declare -A CRASH
+crash_one() {
+  local mode=$1 img ref sn pid o rc t0 t1 res2 name
+  img=$(workload_image "${WORKLOADS[0]}")
+  case $mode in
+    soci) soci_node; sn=soci; ref=$LINK/$img-soci:latest ;;
+    dedup) use_daemon "$TE_DIR/node-crash" 0s; sn=dedup; ref=$LINK/$img-lazy:latest ;;
+  esac
+  reset_node
+  ctr_ images pull --plain-http --snapshotter "$sn" "$ref" >/dev/null
+  name=crash-$mode-$RANDOM
+  rm -f "$TE_DIR/crash.out"
+  ( timeout 120 "$TE_CTR" --address "$TE_CTRD_SOCK" -n "$TE_NS" run --rm --snapshotter "$sn" "$ref" "$name" sh -c \
+      'tar -cf - /usr /lib /etc /bin /sbin /var 2>/tmp/err | wc -c; tail -n 1 /tmp/err' >"$TE_DIR/crash.out" 2>&1
+    echo "exit $?" >>"$TE_DIR/crash.out" ) &
+  local reader=$!
+  sleep "${BENCH_KILL_AFTER:-1}"
+  if [ "$sn" = soci ]; then pid=$SOCI_PID; else pid=$TE_DEDUP_PID; fi
+  kill -KILL "$pid"
+  te_log "   $mode: daemon $pid killed -9 $(mib "$(link_bytes)") MiB into the link's count"
+  sleep "${BENCH_KILL_DOWN:-2}"
+  if [ "$sn" = soci ]; then
+    te_spawn soci "$SOCI_BIN/soci-snapshotter-grpc" --address "$TE_DIR/soci.sock" --root "$TE_DIR/soci-root" --config "$TE_DIR/soci.toml"
+    SOCI_PID=$TE_SPAWNED
+    te_wait_unix_socket soci "$SOCI_PID" "$TE_DIR/soci.sock" 60 || true
+  else
+    env_start_daemon
+  fi
+  # until the new daemon answers containerd (it may restore its mounts first)
+  t1=$(te_now)
+  for _ in $(seq 300); do ctr_ snapshots --snapshotter "$sn" ls >/dev/null 2>&1 && break; sleep 0.2; done
+  te_log "   $mode: the new daemon answers $(te_elapsed "$t1" "$(te_now)") s after its start"
+  wait "$reader" || true
+  o=$(tr '\n' ' ' <"$TE_DIR/crash.out" | sed 's/  */ /g')
+  rc=$(sed -n 's/^exit //p' "$TE_DIR/crash.out")
+  [ "$rc" = 124 ] && o="hung (no end within 120 s); $o"
+  t0=$(te_now)
+  if res2=$(timeout 60 "$TE_CTR" --address "$TE_CTRD_SOCK" -n "$TE_NS" run --rm --snapshotter "$sn" "$ref" "$name-after" sh -c "$(workload_cmd "${WORKLOADS[0]}")" 2>&1 | head -n 1); then :; fi
+  CRASH[$mode]="reader (bytes read, last error, exit): ${o% } | a new container after the restart: $(printf '%s' "$res2" | cut -c1-160) ($(te_elapsed "$t0" "$(te_now)") s)"
+  te_log "   $mode: ${CRASH[$mode]}"
+}
+if part 3; then
+  for mode in soci dedup; do
+    [[ " ${MODES[*]} " == *" $mode "* ]] || continue
+    step "part 3: $mode daemon killed -9 mid-read"
+    crash_one "$mode"
+  done
 fi
 
 # ------------------------------------------------------------------------------------------------ report
@@ -377,6 +442,11 @@ if part 1; then
         "$(ratio "${p[4]}" "${d[4]}")" "$(ratio "${p[5]}" "${d[5]}")"
     done
   fi
+fi
+if part 3; then
+  out '\npart 3, the daemon killed -9 mid-read (a container reading the whole rootfs of %s; restarted %s s later on the same root)\n' \
+    "$(workload_image "${WORKLOADS[0]}")" "${BENCH_KILL_DOWN:-2}"
+  for mode in soci dedup; do [ -z "${CRASH[$mode]:-}" ] || out '  %-6s %s\n' "$mode" "${CRASH[$mode]}"; done
 fi
 warn=$({ grep -cE '\b(WARN|ERROR)\b' "$TE_DIR/dedup.log" "$TE_DIR/dedup-nodes.log" 2>/dev/null || true; } | awk -F: '{ s += $NF } END { print s + 0 }')
 out 'dedup logs: %s WARN/ERROR lines\n' "$warn"
