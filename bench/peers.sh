@@ -310,6 +310,9 @@ if part 1; then
       done
     done
   fi
+  # the last round's images go too: part 3 starts from an empty node
+  # shellcheck disable=SC2046
+  ctr_ns "local$ROUNDS" images rm --sync $(ctr_ns "local$ROUNDS" images ls -q) >/dev/null
 fi
 
 # Part 3: what each lazy snapshotter does when its daemon is killed -9 mid-read. A fresh node, the python workload's
