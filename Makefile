@@ -6,7 +6,7 @@ MVN := mvn -B -q -Dstyle.color=never
 # the shared tools (conformance harness, containerd-pull) for the tests, wherever this checkout was cloned to
 export DEDUP_SHARED := $(shell bash scripts/shared-dir.sh)
 
-.PHONY: build tools test fuzz conformance demo deps install uninstall bench bench-ksm bench-lazy clean
+.PHONY: build tools test fuzz conformance demo deps install uninstall bench bench-ksm bench-lazy bench-peers clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -57,6 +57,10 @@ bench-ksm: build
 # Lazy pull: cold start of real workloads over a slow link, lazy vs a full pull through overlayfs; read throughput.
 bench-lazy: build
 	@bash bench/lazy.sh
+
+# dedup beside SOCI, containerd's EROFS snapshotter and overlayfs (issue 21): peers built by bench/peers/build.sh
+bench-peers: build
+	@bash bench/peers.sh
 
 install:
 	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" bash scripts/install.sh

@@ -11,14 +11,29 @@ import java.net.Socket;
  * BYTES_PER_SECOND LATENCY_MS. Every new connection waits LATENCY_MS before it is forwarded (connection set-up over
  * a distant link); the registry's answers share one BYTES_PER_SECOND budget (the link's bandwidth), whoever asks.
  * This kernel has sch_tbf but not netem, so latency cannot come from tc; a proxy gives both, for every client alike.
+ * An optional fifth argument COUNTER_PORT: whoever connects to 127.0.0.1:COUNTER_PORT reads the bytes the link has
+ * carried from the registry so far (one decimal line), the same figure for every snapshotter (bench/peers.sh).
  */
 public class SlowLink {
     static long bytesPerSecond, nextSend;
+    static final java.util.concurrent.atomic.AtomicLong carried = new java.util.concurrent.atomic.AtomicLong();
 
     public static void main(String[] args) throws Exception {
         int listen = Integer.parseInt(args[0]), target = Integer.parseInt(args[1]);
         bytesPerSecond = Long.parseLong(args[2]);
         long latencyMs = Long.parseLong(args[3]);
+        if (args.length > 4) {
+            ServerSocket counter = new ServerSocket(Integer.parseInt(args[4]), 16, InetAddress.getLoopbackAddress());
+            Thread.ofVirtual().start(() -> {
+                while (true) {
+                    try (Socket s = counter.accept(); OutputStream out = s.getOutputStream()) {
+                        out.write((carried.get() + "\n").getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+                    } catch (IOException e) {
+                        // the asker went away
+                    }
+                }
+            });
+        }
         try (ServerSocket server = new ServerSocket()) {
             server.setReuseAddress(true);
             server.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), listen), 128);
@@ -47,7 +62,10 @@ public class SlowLink {
         byte[] buf = new byte[16 * 1024];
         try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
             for (int n; (n = in.read(buf)) > 0; ) {
-                if (paced) pace(n);
+                if (paced) {
+                    pace(n);
+                    carried.addAndGet(n);
+                }
                 out.write(buf, 0, n);
             }
         } catch (IOException | InterruptedException e) {

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# bench/peers/build.sh — builds the peers of bench/peers.sh from the Go module proxy, at pinned versions, into
+# build/peers/NAME-VERSION/bin (a second run finds them there and builds nothing; a build that fails leaves nothing),
+# the way scripts/go-tools.sh builds containerd. Never part of `make test`. Builds run under flock
+# /tmp/dedup-cpu.lock (Go builds take the CPU) and one at a time per build tree (build/peers/.lock).
+#
+#   SOCI v0.16.1      soci-snapshotter-grpc and soci-convert: bench/peers/soci (go.mod/go.sum pinned to
+#                     github.com/awslabs/soci-snapshotter v0.16.1). SOCI's own commands are a separate module
+#                     (github.com/awslabs/soci-snapshotter/cmd) the proxy does not serve (404), so two small programs
+#                     call the library as those commands do. cgo (zlib) for the zTOC builder.
+#   stargz v0.19.1    tried once per build tree: `go install github.com/containerd/stargz-snapshotter/cmd/...`; its
+#                     failure is recorded in build/peers/stargz-v0.19.1.failed and the bench leaves stargz out.
+#   containerd's EROFS snapshotter is built into containerd 2.4.2 (scripts/go-tools.sh); nothing to build here.
+#
+#   bench/peers/build.sh            build whatever is missing
+#   bench/peers/build.sh --print    also print NAME=DIR lines (DIR holds the binaries)
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/scripts/lib/find-go.sh"
+peers=${DEDUP_PEERS:-$top/build/peers}
+SOCI_VERSION=0.16.1
+STARGZ_VERSION=0.19.1
+
+go_or_die() { find_go || { echo "peers: Go >= 1.24 is needed (install it at /usr/local/go, or set DEDUP_GO)" >&2; exit 1; }; }
+
+# build NAME VERSION STAMP -- CMD...: CMD runs with $out (the bin dir to fill) and $go set; atomically into
+# $peers/NAME-VERSION, whose .complete holds STAMP (a build from other sources is redone)
+build() {
+  local name=$1 version=$2 stamp=$3; shift 4
+  local dir="$peers/$name-$version"
+  [ -f "$dir/.complete" ] && [ "$(cat "$dir/.complete")" = "$stamp" ] && return 0
+  local go; go=$(go_or_die)
+  echo "peers: building $name $version" >&2
+  local tmp; tmp=$(mktemp -d "$peers/.$name-$version.XXXXXX")
+  local start=$SECONDS
+  mkdir -p "$tmp/bin"
+  if ! (exec 8>/tmp/dedup-cpu.lock && flock 8 && out="$tmp/bin" go=$go "$@") >"$tmp/build.log" 2>&1; then
+    cat "$tmp/build.log" >&2
+    rm -rf "$tmp"
+    return 1
+  fi
+  echo "built in $((SECONDS - start)) s" >>"$tmp/build.log"
+  echo "$stamp" >"$tmp/.complete"
+  rm -rf "$dir"; mv "$tmp" "$dir"
+  echo "peers: $name $version built in $((SECONDS - start)) s: $(cd "$dir/bin" && ls -l | awk 'NR > 1 { printf "%s %.1f MiB  ", $9, $5 / 1048576 }')" >&2
+}
+
+# GOTOOLCHAIN=local: never download another Go; GOFLAGS=-mod=readonly: go.sum pins every module
+export GOTOOLCHAIN=local GOFLAGS="-buildvcs=false -mod=readonly"
+soci() {
+  cd "$top/bench/peers/soci"
+  CGO_ENABLED=1 "$go" build -trimpath -ldflags "-s -w" -o "$out/soci-snapshotter-grpc" ./snapshotter
+  CGO_ENABLED=1 "$go" build -trimpath -ldflags "-s -w" -o "$out/soci-convert" ./convert
+}
+stargz() {
+  GOBIN=$out CGO_ENABLED=0 "$go" install -trimpath -ldflags "-s -w" \
+    "github.com/containerd/stargz-snapshotter/cmd/containerd-stargz-grpc@v$STARGZ_VERSION" \
+    "github.com/containerd/stargz-snapshotter/cmd/ctr-remote@v$STARGZ_VERSION"
+}
+
+mkdir -p "$peers"
+exec 9>"$peers/.lock"; flock 9
+soci_stamp=$(cd "$top/bench/peers/soci" && cat go.mod go.sum ./*/*.go | sha256sum | cut -c1-16)
+build soci "$SOCI_VERSION" "$soci_stamp" -- soci || { echo "peers: building SOCI $SOCI_VERSION failed" >&2; exit 1; }
+# stargz: once per build tree; the error stays beside the builds and the bench names it
+if [ ! -f "$peers/stargz-$STARGZ_VERSION.failed" ] && ! build stargz "$STARGZ_VERSION" "v$STARGZ_VERSION" -- stargz 2>"$peers/.stargz.err"; then
+  grep -v '^peers: building' "$peers/.stargz.err" >"$peers/stargz-$STARGZ_VERSION.failed"
+  echo "peers: stargz $STARGZ_VERSION cannot be built here (left out): $(tail -n 1 "$peers/stargz-$STARGZ_VERSION.failed")" >&2
+fi
+rm -f "$peers/.stargz.err"
+
+if [ "${1:-}" = "--print" ]; then
+  echo "soci=$peers/soci-$SOCI_VERSION/bin"
+  if [ -f "$peers/stargz-$STARGZ_VERSION/.complete" ]; then echo "stargz=$peers/stargz-$STARGZ_VERSION/bin"; fi
+fi
