@@ -41,6 +41,8 @@ final class LayerProof {
     static final int JOIN_GAP = 64 << 10;
     /** One request brings at most this many bytes. */
     static final int MAX_SPAN = 8 << 20;
+    /** The largest copy of the gaps taken in one piece (held in memory); a larger one is read where the gaps are. */
+    static final int MAX_COPY = 16 << 20;
     /** What may follow the TOC member: the footer, and not much else. */
     static final int MAX_TRAILER = 1 << 20;
 
@@ -64,17 +66,27 @@ final class LayerProof {
         return "sha256:" + HexFormat.of().formatHex(sha256().digest((parentChainId + " " + diffId).getBytes(StandardCharsets.UTF_8)));
     }
 
-    /** The diff_id of the stream the TOC, the blob and the pool make together. */
+    /**
+     * The diff_id of the stream the TOC, the blob and the pool make together. The stretches between members come from
+     * the TOC's copy of them (one request) when the TOC has one that fits the layout, else from where they are.
+     */
     static Result diffId(Toc toc, byte[] tocJson, long tocOffset, long tocLength, Blob blob, Chunks chunks) throws IOException {
         List<Member> members = members(toc, tocOffset);
-        List<Gap> gaps = gaps(members, tocOffset);
+        Toc.Region copy = toc.nonData;
+        List<Gap> gaps = copy == null ? gaps(members, tocOffset) : copyable(members, copy, tocOffset);
+        if (gaps == null) { // a copy that is not the gaps' bytes: read them where they are (a wrong copy only gives another digest anyway)
+            copy = null;
+            gaps = gaps(members, tocOffset);
+        }
         MessageDigest md = sha256();
         long[] stream = {0};
         Spans spans = new Spans(blob, gaps);
+        Copied copied = copy != null ? new Copied(spans.fetch(copy.blobOffset(), copy.blobLength())) : null;
+        GapBytes source = copied != null ? copied : spans;
         int g = 0;
         for (Member m : members) {
             while (g < gaps.size() && gaps.get(g).offset() < m.offset()) {
-                stream[0] += inflateInto(spans.bytes(gaps.get(g)), md);
+                stream[0] += inflateInto(source.bytes(gaps.get(g)), md);
                 g++;
             }
             byte[] data = m.digest() == null ? new byte[m.size()] : chunks.read(m.digest(), m.size());
@@ -82,7 +94,8 @@ final class LayerProof {
             md.update(data, from, len);
             stream[0] += len;
         }
-        while (g < gaps.size()) stream[0] += inflateInto(spans.bytes(gaps.get(g++)), md);
+        while (g < gaps.size()) stream[0] += inflateInto(source.bytes(gaps.get(g++)), md);
+        if (copied != null) stream[0] += inflateInto(copied.all, md); // the copy is itself part of the stream
         md.update(tocJson);
         stream[0] += tocJson.length;
         long tocEnd = tocOffset + tocLength, size = blob.size();
@@ -127,8 +140,41 @@ final class LayerProof {
         return out;
     }
 
+    /**
+     * The gaps before the TOC's copy of them, if the copy can be them: right before the TOC member, after every member,
+     * as long as they are together. Null otherwise.
+     */
+    private static List<Gap> copyable(List<Member> members, Toc.Region copy, long tocOffset) {
+        if (copy.blobOffset() + copy.blobLength() != tocOffset || copy.blobLength() > MAX_COPY) return null;
+        if (!members.isEmpty() && members.getLast().end() > copy.blobOffset()) return null;
+        List<Gap> gaps = gaps(members, copy.blobOffset());
+        long total = 0;
+        for (Gap g : gaps) total += g.length();
+        return total == copy.blobLength() ? gaps : null;
+    }
+
+    private interface GapBytes {
+        byte[] bytes(Gap g) throws IOException;
+    }
+
+    /** The gaps from the TOC's copy of them: the copy holds them back to back, in order. */
+    private static final class Copied implements GapBytes {
+        final byte[] all;
+        private int at;
+
+        Copied(byte[] all) {
+            this.all = all;
+        }
+
+        public byte[] bytes(Gap g) {
+            byte[] b = Arrays.copyOfRange(all, at, at + (int) g.length());
+            at += b.length;
+            return b;
+        }
+    }
+
     /** Fetches gaps in as few requests as is reasonable: neighbours joined across small members. */
-    private static final class Spans {
+    private static final class Spans implements GapBytes {
         private final Blob blob;
         private final List<Gap> gaps;
         private int next;
@@ -142,7 +188,7 @@ final class LayerProof {
             this.gaps = gaps;
         }
 
-        byte[] bytes(Gap g) throws IOException {
+        public byte[] bytes(Gap g) throws IOException {
             if (spanStart < 0 || g.offset() < spanStart || g.end() > spanStart + span.length) fetchFrom(g);
             int from = (int) (g.offset() - spanStart);
             return Arrays.copyOfRange(span, from, from + (int) g.length());
@@ -154,11 +200,17 @@ final class LayerProof {
             int i = next + 1;
             while (i < gaps.size() && gaps.get(i).offset() - end <= JOIN_GAP && gaps.get(i).end() - start <= MAX_SPAN) end = gaps.get(i++).end();
             if (end - start > Integer.MAX_VALUE - 16) throw new IOException("a stretch of " + (end - start) + " bytes without file data");
-            span = blob.range(start, (int) (end - start));
-            if (span.length != end - start) throw new IOException("the registry gave " + span.length + " bytes for " + (end - start));
+            span = fetch(start, end - start);
             spanStart = start;
-            fetched += span.length;
+        }
+
+        /** One request for [offset, offset + length), counted. */
+        byte[] fetch(long offset, long length) throws IOException {
+            byte[] b = blob.range(offset, (int) length);
+            if (b.length != length) throw new IOException("the registry gave " + b.length + " bytes for " + length);
+            fetched += b.length;
             requests++;
+            return b;
         }
     }
 

@@ -62,8 +62,12 @@ class LayerProofTest {
     }
 
     static LayerProof.Result prove(Layer l, byte[] tocJson, Map<String, byte[]> chunks) throws IOException {
+        return prove(l, l.blob(), tocJson, chunks);
+    }
+
+    static LayerProof.Result prove(Layer l, byte[] blob, byte[] tocJson, Map<String, byte[]> chunks) throws IOException {
         Toc toc = Toc.parse(tocJson);
-        return LayerProof.diffId(toc, tocJson, l.result().tocOffset(), l.result().tocLength(), blobOf(l.blob(), new int[1]), (d, n) -> {
+        return LayerProof.diffId(toc, tocJson, l.result().tocOffset(), l.result().tocLength(), blobOf(blob, new int[1]), (d, n) -> {
             byte[] c = chunks.get(d);
             if (c == null || c.length != n) throw new IOException("no chunk " + d);
             return c;
@@ -77,6 +81,82 @@ class LayerProofTest {
         assertEquals(l.result().diffId(), r.diffId());
         assertEquals(l.result().streamSize(), r.streamBytes());
         assertTrue(r.fetchedBytes() < l.blob().length, "fetched " + r.fetchedBytes() + " of " + l.blob().length);
+    }
+
+    @Test
+    void theGapsComeFromTheirCopyInOneRequest() throws Exception {
+        Layer l = convert(sampleTar(), null);
+        Toc.Region copy = l.result().toc().nonData;
+        assertTrue(copy != null && copy.blobOffset() + copy.blobLength() == l.result().tocOffset(), "copy " + copy);
+        LayerProof.Result r = prove(l, l.result().tocJson(), l.chunks());
+        assertEquals(l.result().diffId(), r.diffId());
+        // the copy, and the footer after the TOC member
+        assertEquals(2, r.requests());
+        assertEquals(copy.blobLength() + (l.blob().length - l.result().tocOffset() - l.result().tocLength()), r.fetchedBytes());
+    }
+
+    @Test
+    void manySmallFilesCostTheCopyNotTheirDataAgain() throws Exception {
+        Layer l = convert(smallFilesTar(400), null);
+        LayerProof.Result r = prove(l, l.result().tocJson(), l.chunks());
+        assertEquals(l.result().diffId(), r.diffId());
+        long data = l.chunks().values().stream().mapToLong(c -> c.length).sum();
+        assertTrue(r.fetchedBytes() < l.result().toc().nonData.blobLength() + 100, "fetched " + r.fetchedBytes());
+        assertTrue(r.fetchedBytes() * 4 < data, "fetched " + r.fetchedBytes() + " for " + data + " bytes of file data");
+        // the same layout read where the gaps are (a TOC without the copy): the small files' members come along
+        Toc without = Toc.parse(l.result().tocJson());
+        without.nonData = null;
+        LayerProof.Result old = prove(l, without.toJson(), l.chunks());
+        assertTrue(old.fetchedBytes() > 2 * r.fetchedBytes(), "in place " + old.fetchedBytes() + ", copy " + r.fetchedBytes());
+    }
+
+    @Test
+    void aCopyThatDoesNotFitTheLayoutIsNotUsed() throws Exception {
+        Layer l = convert(sampleTar(), null);
+        Toc toc = Toc.parse(l.result().tocJson());
+        toc.nonData = new Toc.Region(toc.nonData.blobOffset() + 1, toc.nonData.blobLength() - 1);
+        LayerProof.Result r = prove(l, toc.toJson(), l.chunks());
+        long footer = l.blob().length - l.result().tocOffset() - l.result().tocLength();
+        assertTrue(r.fetchedBytes() > l.result().toc().nonData.blobLength() + footer, "gaps read where they are: " + r.fetchedBytes() + " bytes");
+        assertNotEquals(l.result().diffId(), r.diffId()); // another TOC, so another stream
+    }
+
+    @Test
+    void aDamagedCopyProvesTheLayerOnlyIfItStillInflatesToTheSameBytes() throws Exception {
+        Layer l = convert(sampleTar(), null);
+        Toc.Region copy = l.result().toc().nonData;
+        byte[] inflated = inflate(l.blob(), copy);
+        int same = 0, other = 0;
+        for (long at = copy.blobOffset(); at < copy.blobOffset() + copy.blobLength(); at += 7) {
+            byte[] blob = l.blob().clone();
+            blob[(int) at] ^= 0x20;
+            byte[] now;
+            try {
+                now = inflate(blob, copy);
+            } catch (IOException notGzip) {
+                now = null;
+            }
+            try {
+                String diffId = prove(l, blob, l.result().tocJson(), l.chunks()).diffId();
+                // a gzip header's mtime or OS byte changes no inflated byte: the same layer, rightly proven
+                if (now != null && Arrays.equals(now, inflated)) {
+                    assertEquals(l.result().diffId(), diffId, "byte " + at);
+                    same++;
+                } else {
+                    assertNotEquals(l.result().diffId(), diffId, "byte " + at);
+                    other++;
+                }
+            } catch (IOException refused) {
+                other++; // a member that no longer inflates: no proof either
+            }
+        }
+        assertTrue(same > 0 && other > 0, same + " harmless, " + other + " damaging");
+    }
+
+    static byte[] inflate(byte[] blob, Toc.Region r) throws IOException {
+        try (var in = new java.util.zip.GZIPInputStream(new ByteArrayInputStream(blob, (int) r.blobOffset(), (int) r.blobLength()))) {
+            return in.readAllBytes();
+        }
     }
 
     @Test
@@ -147,6 +227,20 @@ class LayerProofTest {
             rnd.nextBytes(data);
             if (i == 3) Arrays.fill(data, CHUNK, 2 * CHUNK, (byte) 0); // a hole
             entry(out, "dir/f" + i, '0', data);
+        }
+        out.write(new byte[1024]);
+        return out.toByteArray();
+    }
+
+    /** n small files, each a chunk of its own with a header between: the layout of a distribution's /usr. */
+    static byte[] smallFilesTar(int n) throws IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        Random rnd = new Random(11);
+        entry(out, "lib/", '5', new byte[0]);
+        for (int i = 0; i < n; i++) {
+            byte[] data = new byte[2000 + rnd.nextInt(2000)];
+            rnd.nextBytes(data);
+            entry(out, "lib/m" + i + ".py", '0', data);
         }
         out.write(new byte[1024]);
         return out.toByteArray();

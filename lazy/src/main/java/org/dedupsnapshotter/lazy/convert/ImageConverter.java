@@ -84,7 +84,8 @@ public final class ImageConverter {
      * traced chunks in its prefetch region (uncompressed bytes), prefetchBlobBytes what the region adds to the blob.
      */
     public record LayerReport(String sourceDigest, long sourceSize, String digest, long size, long tarSize, int entries, int chunks,
-                              double seconds, boolean alreadyConverted, int prefetchChunks, long prefetchBytes, long prefetchBlobBytes) {}
+                              double seconds, boolean alreadyConverted, int prefetchChunks, long prefetchBytes, long prefetchBlobBytes,
+                              long nonDataBlobBytes) {}
 
     /**
      * diffIds: the converted image's rootfs.diff_ids (its chain id names it on a node); tracedChunks: distinct digests
@@ -297,7 +298,8 @@ public final class ImageConverter {
         desc.put("size", r.blobSize());
         desc.remove("urls");
         return new LayerReport(sourceDigest, sourceSize, r.blobDigest(), r.blobSize(), r.tarSize(), r.toc().entries.size(), r.chunks(),
-                (System.nanoTime() - t0) / 1e9, false, (int) r.toc().prefetch.stream().map(Toc.Prefetch::digest).distinct().count(), r.prefetchBytes(), r.prefetchBlobBytes());
+                (System.nanoTime() - t0) / 1e9, false, (int) r.toc().prefetch.stream().map(Toc.Prefetch::digest).distinct().count(), r.prefetchBytes(), r.prefetchBlobBytes(),
+                r.toc().nonData == null ? 0 : r.toc().nonData.blobLength());
     }
 
     /**
@@ -320,7 +322,7 @@ public final class ImageConverter {
         }
         ((ObjectNode) desc.get("annotations")).put(LazyLayerFormat.SOURCE, target.host() + "/" + target.repository());
         long size = desc.path("size").asLong();
-        return new LayerReport(digest, size, digest, size, 0, 0, 0, (System.nanoTime() - t0) / 1e9, true, 0, 0, 0);
+        return new LayerReport(digest, size, digest, size, 0, 0, 0, (System.nanoTime() - t0) / 1e9, true, 0, 0, 0, 0);
     }
 
     /** The layer's tar, by its magic bytes as containerd decides: gzip is inflated, a tar is read as it is, zstd is refused. */
@@ -338,8 +340,8 @@ public final class ImageConverter {
         if (r.alreadyConverted()) return what + ": already converted, copied (" + size(r.size()) + ")";
         String prefetch = r.prefetchChunks() == 0 ? "" : String.format(", prefetch region: %d traced %s, %s (%s in the blob)",
                 r.prefetchChunks(), r.prefetchChunks() == 1 ? "chunk" : "chunks", size(r.prefetchBytes()), size(r.prefetchBlobBytes()));
-        return String.format("%s: %s tar, %s source → %s converted (%d entries, %d chunks%s) in %.1f s, %.1f MB/s",
-                what, size(r.tarSize()), size(r.sourceSize()), size(r.size()), r.entries(), r.chunks(), prefetch, r.seconds(),
+        return String.format("%s: %s tar, %s source → %s converted (%d entries, %d chunks%s, headers copied for proofs: %s) in %.1f s, %.1f MB/s",
+                what, size(r.tarSize()), size(r.sourceSize()), size(r.size()), r.entries(), r.chunks(), prefetch, size(r.nonDataBlobBytes()), r.seconds(),
                 r.tarSize() / 1e6 / Math.max(r.seconds(), 1e-3));
     }
 

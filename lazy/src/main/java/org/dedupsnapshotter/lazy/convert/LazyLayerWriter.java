@@ -19,14 +19,18 @@ import java.util.concurrent.Future;
 
 /**
  * Writes a lazily loadable layer blob from a layer tar (docs/lazy-pull.md, "The converted layer"). Uncompressed,
- * the blob is the tar byte for byte followed by the TOC JSON. Compressed, it is a row of gzip members: each chunk
- * of a regular file's data is a member of its own; the bytes between chunks (headers, extension records, padding,
- * entries without data, the end of the archive) are grouped into members between them; then the TOC's member and
- * the footer. Members are compressed in parallel and written in order, a bounded number in flight.
+ * the blob is the tar byte for byte, then (see below) its non-data bytes once more, then the TOC JSON. Compressed, it
+ * is a row of gzip members: each chunk of a regular file's data is a member of its own; the bytes between chunks
+ * (headers, extension records, padding, entries without data, the end of the archive) are grouped into members
+ * between them; then the copy of those members, the TOC's member and the footer. Members are compressed in parallel and written in order, a bounded number in flight.
  * <p>
  * With a {@link PrefetchPlan} (convert --trace), the traced chunks the layer is the first to hold are written once
- * more between the tar and the TOC, in rank order (the prefetch region, listed in the TOC's prefetch); the stream
- * is then tar + their bytes + TOC. Without one, or if the layer holds none, the output is exactly as without.
+ * more right after the tar, in rank order (the prefetch region, listed in the TOC's prefetch). Without one, or if the
+ * layer holds none, the output is exactly as without.
+ * <p>
+ * Last before the TOC, the tar part's non-data members are copied once more ({@link NonDataCopy}, the TOC's
+ * nonData), so that a node proving the layer fetches them in one request: the stream is tar + prefetch region + the
+ * tar's non-data bytes again + TOC.
  */
 public final class LazyLayerWriter {
     /**
@@ -63,8 +67,8 @@ public final class LazyLayerWriter {
      * spoolDir holds those chunks' members until the tar is written (null: the system's temp dir).
      */
     public Result write(InputStream tar, OutputStream blob, PrefetchPlan plan, Path spoolDir) throws IOException {
-        try (PrefetchRegion region = new PrefetchRegion(plan, spoolDir)) {
-            Run run = new Run(blob, region);
+        try (PrefetchRegion region = new PrefetchRegion(plan, spoolDir); NonDataCopy copy = new NonDataCopy(spoolDir)) {
+            Run run = new Run(blob, region, copy);
             try {
                 return run.write(tar);
             } finally {
@@ -85,6 +89,7 @@ public final class LazyLayerWriter {
     private final class Run {
         final OutputStream out;
         final PrefetchRegion region;
+        final NonDataCopy copy;
         final MessageDigest stream = sha256();
         final MessageDigest blobDigest = sha256();
         final ByteArrayOutputStream between = new ByteArrayOutputStream();
@@ -92,9 +97,10 @@ public final class LazyLayerWriter {
         long streamSize, blobSize;
         int chunks, holes;
 
-        Run(OutputStream out, PrefetchRegion region) {
+        Run(OutputStream out, PrefetchRegion region, NonDataCopy copy) {
             this.out = out;
             this.region = region;
+            this.copy = copy;
         }
 
         Result write(InputStream in) throws IOException {
@@ -120,6 +126,7 @@ public final class LazyLayerWriter {
             flushBetween();
             while (!inFlight.isEmpty()) writeNext(); // every chunk placed: the TOC is complete
             toc.prefetch = region.writeTo(this::prefetchMember);
+            toc.nonData = copy.writeTo(blobSize, this::emit, this::streamBytes);
 
             byte[] json = toc.toJson();
             stream.update(json);
@@ -145,7 +152,7 @@ public final class LazyLayerWriter {
             if (between.size() == 0) return;
             byte[] b = between.toByteArray();
             between.reset();
-            submit(compressors.submit(() -> new Compressed(GzipMember.of(b, 0, b.length), null)), null);
+            submit(compressors.submit(() -> new Compressed(GzipMember.of(b, 0, b.length), null)), (c, blobOffset) -> copy.add(c.gzip));
         }
 
         void chunk(Toc.Entry e, long fileOffset, byte[] data) throws IOException {
@@ -192,9 +199,18 @@ public final class LazyLayerWriter {
         }
 
         void emit(byte[] b) throws IOException {
-            out.write(b);
-            blobDigest.update(b);
-            blobSize += b.length;
+            emit(b, 0, b.length);
+        }
+
+        void emit(byte[] b, int off, int len) throws IOException {
+            out.write(b, off, len);
+            blobDigest.update(b, off, len);
+            blobSize += len;
+        }
+
+        void streamBytes(byte[] b, int off, int len) {
+            stream.update(b, off, len);
+            streamSize += len;
         }
     }
 

@@ -35,6 +35,14 @@ public final class Toc {
      * Range requests fetch them all). Absent in untraced layers; nodes that do not know it ignore it.
      */
     public List<Prefetch> prefetch = new ArrayList<>();
+    /**
+     * A copy of every gzip member of the tar part that holds no file data (headers, padding, the end of the archive),
+     * byte for byte and in blob order, between the prefetch region and the TOC: a node that already holds a layer's
+     * chunks (another image's) proves the layer's diff_id with one Range request for these instead of many for the
+     * stretches between the chunks (docs/decisions.md 43). Absent in layers converted before it; a node that does not
+     * know it reads it as one more stretch without file data.
+     */
+    public Region nonData;
 
     @JsonInclude(JsonInclude.Include.NON_DEFAULT)
     @JsonIgnoreProperties(ignoreUnknown = true)
@@ -87,6 +95,9 @@ public final class Toc {
         /** The digest of what the member inflates to. */
         public String dataDigest() { return whole() ? digest : pieceDigest; }
     }
+
+    /** A stretch of the blob: [blobOffset, blobOffset + blobLength). */
+    public record Region(long blobOffset, long blobLength) {}
 
     private static final ObjectMapper JSON = new ObjectMapper().configure(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES, false)
             .configure(DeserializationFeature.FAIL_ON_TRAILING_TOKENS, true); // one TOC: bytes after it are not part of what its digest vouches for

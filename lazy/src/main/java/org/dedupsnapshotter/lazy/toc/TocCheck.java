@@ -64,6 +64,9 @@ public final class TocCheck {
         long member = maxMember(t.chunkSize);
         for (int i = 0; i < t.entries.size(); i++) entry(t.entries.get(i), i, t.chunkSize, member);
         for (int i = 0; i < t.prefetch.size(); i++) prefetch(t.prefetch.get(i), i, t.chunkSize, member);
+        if (t.nonData != null && (t.nonData.blobOffset() < 0 || t.nonData.blobOffset() > MAX_BLOB || t.nonData.blobLength() <= 0
+                || t.nonData.blobLength() > MAX_BLOB))
+            throw new IOException("the non-data copy " + t.nonData.blobOffset() + "+" + t.nonData.blobLength() + " is out of range");
     }
 
     private static void entry(Toc.Entry e, int i, long chunkSize, long maxMember) throws IOException {
@@ -136,13 +139,13 @@ public final class TocCheck {
 
     /**
      * What this node can commit, of a TOC Toc.parse accepted (so its size is bounded by the heap already): its chunk
-     * size the node's (another one falls back), every member (data, hole and prefetch) inside the blob before the TOC's
-     * own member and overlapping no other, and each prefetch entry a chunk this TOC holds, with the same size.
+     * size the node's (another one falls back), every member (data, hole and prefetch) and the non-data copy inside the
+     * blob before the TOC's own member and overlapping no other, and each prefetch entry a chunk this TOC holds, with the same size.
      */
     public static void check(Toc t, long nodeChunkSize, long tocOffset) throws IOException {
         if (t.chunkSize != nodeChunkSize) throw new IOException("TOC chunk size " + t.chunkSize + " is not this node's (" + nodeChunkSize + ")");
         if (tocOffset < 0) throw new IOException("TOC offset " + tocOffset);
-        int n = t.prefetch.size();
+        int n = t.prefetch.size() + 1;
         for (Toc.Entry e : t.entries) n += e.chunks.size();
         long[] starts = new long[n], ends = new long[n];
         Map<String, Integer> sizes = new HashMap<>();
@@ -159,6 +162,10 @@ public final class TocCheck {
             if (size == null || size != p.size()) throw new IOException("prefetch chunk " + p.digest() + " of " + p.size() + " bytes is not one of the layer's chunks");
             starts[m] = p.blobOffset();
             ends[m++] = p.blobOffset() + p.blobLength();
+        }
+        if (t.nonData != null) {
+            starts[m] = t.nonData.blobOffset();
+            ends[m++] = t.nonData.blobOffset() + t.nonData.blobLength();
         }
         members(Arrays.copyOf(starts, m), Arrays.copyOf(ends, m), tocOffset);
     }

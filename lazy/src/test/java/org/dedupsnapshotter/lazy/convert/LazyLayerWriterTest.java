@@ -115,14 +115,40 @@ class LazyLayerWriterTest {
         return o.toByteArray();
     }
 
+    /**
+     * The copy of the tar part's non-data members (Toc.nonData), inflated, after checking that it is byte for byte the
+     * stretches of the blob between the data members, right before the TOC member.
+     */
+    static byte[] nonDataCopy(byte[] blob, LazyLayerWriter.Result r) throws IOException {
+        Toc.Region copy = r.toc().nonData;
+        assertNotNull(copy, "a converted layer has a non-data copy");
+        assertEquals(r.tocOffset(), copy.blobOffset() + copy.blobLength(), "the copy ends where the TOC member begins");
+        List<long[]> members = new java.util.ArrayList<>();
+        for (Toc.Entry e : r.toc().entries) for (Toc.Chunk c : e.chunks) members.add(new long[]{c.blobOffset(), c.blobLength()});
+        for (Toc.Prefetch p : r.toc().prefetch) members.add(new long[]{p.blobOffset(), p.blobLength()});
+        members.sort((a, b) -> Long.compare(a[0], b[0]));
+        ByteArrayOutputStream gaps = new ByteArrayOutputStream();
+        long pos = 0;
+        for (long[] m : members) {
+            if (m[0] > pos) gaps.write(blob, (int) pos, (int) (m[0] - pos));
+            pos = m[0] + m[1];
+        }
+        gaps.write(blob, (int) pos, (int) (copy.blobOffset() - pos));
+        assertArrayEquals(gaps.toByteArray(), Arrays.copyOfRange(blob, (int) copy.blobOffset(), (int) r.tocOffset()), "the copy is the gaps' bytes");
+        return gunzip(blob, (int) copy.blobOffset(), (int) copy.blobLength());
+    }
+
     @Test
-    void blobGunzipsToTheOriginalTarThenTheToc() throws Exception {
+    void blobGunzipsToTheOriginalTarThenItsNonDataBytesThenTheToc() throws Exception {
         byte[] tar = everyKind(true);
         Converted c = convert(tar);
         LazyLayerWriter.Result r = c.result;
-        assertArrayEquals(concat(tar, r.tocJson()), gunzip(c.blob, 0, c.blob.length));
+        byte[] copy = nonDataCopy(c.blob, r);
+        long fileData = r.toc().entries.stream().mapToLong(e -> e.type.equals(Toc.Entry.REG) ? e.size : 0).sum();
+        assertEquals(tar.length - fileData, copy.length, "the copy holds every byte of the tar but the files' data");
+        assertArrayEquals(concat(tar, copy, r.tocJson()), gunzip(c.blob, 0, c.blob.length));
         assertEquals(RegistryClient.sha256(tar), r.tarDigest());
-        assertEquals(RegistryClient.sha256(concat(tar, r.tocJson())), r.diffId());
+        assertEquals(RegistryClient.sha256(concat(tar, copy, r.tocJson())), r.diffId());
         assertEquals(RegistryClient.sha256(c.blob), r.blobDigest());
         assertEquals(c.blob.length, r.blobSize());
         assertEquals(0, r.addedEndBlocks());
@@ -225,12 +251,12 @@ class LazyLayerWriterTest {
         Converted c = convert(tar);
         assertEquals(2, c.result.addedEndBlocks());
         assertEquals(RegistryClient.sha256(tar), c.result.tarDigest());
-        assertArrayEquals(concat(tar, new byte[1024], c.result.tocJson()), gunzip(c.blob, 0, c.blob.length));
+        assertArrayEquals(concat(tar, new byte[1024], nonDataCopy(c.blob, c.result), c.result.tocJson()), gunzip(c.blob, 0, c.blob.length));
 
         byte[] oneBlock = concat(tar, new byte[512]);
         Converted d = convert(oneBlock);
         assertEquals(1, d.result.addedEndBlocks());
-        assertArrayEquals(concat(oneBlock, new byte[512], d.result.tocJson()), gunzip(d.blob, 0, d.blob.length));
+        assertArrayEquals(concat(oneBlock, new byte[512], nonDataCopy(d.blob, d.result), d.result.tocJson()), gunzip(d.blob, 0, d.blob.length));
     }
 
     @Test
@@ -246,8 +272,12 @@ class LazyLayerWriterTest {
         Converted c = convert(t.file("f", random(5, 10)).finish());
         // the dir headers and the file's header in one member, the file's chunk, the tail, the TOC: count members by their magic at member starts
         int members = 0;
-        for (long at = 0; at < c.result.tocOffset(); members++) at = nextMember(c.blob, at);
+        long copyAt = c.result.toc().nonData.blobOffset();
+        for (long at = 0; at < copyAt; members++) at = nextMember(c.blob, at);
         assertEquals(3, members);
+        int copied = 0;
+        for (long at = copyAt; at < c.result.tocOffset(); copied++) at = nextMember(c.blob, at);
+        assertEquals(2, copied, "the copy repeats the two non-data members");
     }
 
     /** Offset after the gzip member at `at` (walks the deflate stream with an Inflater). */
@@ -305,7 +335,7 @@ class LazyLayerWriterTest {
         run("tar", "--format=" + format, "--numeric-owner", "-C", root.toString(), "-cf", tarFile.toString(), ".");
         byte[] tar = Files.readAllBytes(tarFile);
         Converted c = convert(tar);
-        assertArrayEquals(concat(tar, c.result.tocJson()), gunzip(c.blob, 0, c.blob.length));
+        assertArrayEquals(concat(tar, nonDataCopy(c.blob, c.result), c.result.tocJson()), gunzip(c.blob, 0, c.blob.length));
 
         List<String> listed = run("tar", "-tf", tarFile.toString()).lines().map(TarPath::normalise).toList();
         List<Toc.Entry> entries = c.result.toc().entries;

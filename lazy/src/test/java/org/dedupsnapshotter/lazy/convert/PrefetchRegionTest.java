@@ -56,7 +56,7 @@ class PrefetchRegionTest {
         byte[] tar = everyKind(true);
         LazyLayerWriterTest.Converted c = convert(tar, plan(TRACE));
         LazyLayerWriter.Result r = c.result();
-        byte[] stream = concat(tar, REGION_DATA, r.tocJson());
+        byte[] stream = concat(tar, REGION_DATA, LazyLayerWriterTest.nonDataCopy(c.blob(), r), r.tocJson());
         assertArrayEquals(stream, gunzip(c.blob(), 0, c.blob().length));
         assertEquals(RegistryClient.sha256(stream), r.diffId());
         assertEquals(stream.length, r.streamSize());
@@ -92,7 +92,7 @@ class PrefetchRegionTest {
             at += p.blobLength();
             previousRank = p.rank();
         }
-        assertEquals(c.result().tocOffset(), at, "the TOC member follows the region");
+        assertEquals(c.result().toc().nonData.blobOffset(), at, "the non-data copy follows the region");
         assertEquals(at - prefetch.getFirst().blobOffset(), c.result().prefetchBlobBytes());
     }
 
@@ -105,7 +105,8 @@ class PrefetchRegionTest {
 
         LazyLayerWriterTest.Converted low = convert(lower, plan);
         assertEquals(List.of(0, 1), low.result().toc().prefetch.stream().map(Toc.Prefetch::rank).toList());
-        assertArrayEquals(concat(lower, own, shared, low.result().tocJson()), gunzip(low.blob(), 0, low.blob().length));
+        assertArrayEquals(concat(lower, own, shared, LazyLayerWriterTest.nonDataCopy(low.blob(), low.result()), low.result().tocJson()),
+                gunzip(low.blob(), 0, low.blob().length));
 
         LazyLayerWriterTest.Converted up = convert(upper, plan);
         assertEquals(List.of(2), up.result().toc().prefetch.stream().map(Toc.Prefetch::rank).toList(), "shared went to the lower layer only");
@@ -181,7 +182,8 @@ class PrefetchRegionTest {
         assertFalse(p.get(0).whole());
         assertTrue(p.get(2).whole() && p.get(3).whole(), "a chunk read all over, and a chunk of one piece, are copied whole");
         assertEquals(2 * piece + piece + chunk + 1000, r.prefetchBytes(), "only what the trace read is in the region");
-        assertEquals(RegistryClient.sha256(concat(tar, concat(expect), r.tocJson())), r.diffId(), "the stream is the tar, the pieces, the TOC");
+        assertEquals(RegistryClient.sha256(concat(tar, concat(expect), LazyLayerWriterTest.nonDataCopy(blob, r), r.tocJson())), r.diffId(),
+                "the stream is the tar, the pieces, the non-data copy, the TOC");
         assertEquals(p, Toc.parse(r.tocJson()).prefetch, "pieces survive the TOC's JSON");
         Path file = spool.resolve("blob");
         Files.write(file, blob);
