@@ -31,6 +31,7 @@ import java.util.concurrent.TimeUnit;
 public final class DedupCtl {
     static final String USAGE = """
             usage: dedupctl [--address SOCKET] COMMAND
+                   dedupctl --help | --version
               stats [--json]      store figures
               ls [--json]         snapshots with logical, unique and shared bytes
               inspect KEY         one snapshot in detail (JSON)
@@ -64,6 +65,12 @@ public final class DedupCtl {
               proxies from HTTPS_PROXY/HTTP_PROXY/NO_PROXY""";
     private static final ObjectMapper JSON = new ObjectMapper();
 
+    /** The build's version from the jar's manifest (Implementation-Version), and the Java runtime it runs on. */
+    static String version(Class<?> c) {
+        String v = c.getPackage().getImplementationVersion();
+        return (v == null ? "(unpackaged build)" : v) + " (Java " + Runtime.version() + ")";
+    }
+
     public static void main(String[] args) {
         System.exit(run(args));
     }
@@ -80,6 +87,15 @@ public final class DedupCtl {
             return 2;
         }
         String cmd = args[i];
+        // answered without a daemon: an operator's first commands
+        if (cmd.equals("--help") || cmd.equals("-h") || cmd.equals("help")) {
+            System.out.println(USAGE);
+            return 0;
+        }
+        if (cmd.equals("--version")) {
+            System.out.println("dedupctl " + version(DedupCtl.class));
+            return 0;
+        }
         if (cmd.equals("config")) {
             if (args.length < i + 3 || !args[i + 1].equals("check")) {
                 System.err.println(USAGE);

@@ -32,6 +32,10 @@ final class Pull {
         for (int j = 0; j < args.length; j++) {
             String a = args[j];
             switch (a) {
+                case "--help", "-h" -> {
+                    System.out.println(USAGE);
+                    return 0;
+                }
                 case "--plain-http" -> plainHttp = true;
                 case "--address", "--namespace", "--snapshotter", "--hosts-dir", "--platform" -> {
                     if (j + 1 >= args.length || (args[j + 1].isEmpty() && !a.equals("--hosts-dir"))) return usage(a + " needs a value");

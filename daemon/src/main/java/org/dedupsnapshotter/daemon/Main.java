@@ -31,7 +31,9 @@ import org.dedupsnapshotter.proto.snapshots.v1.SnapshotsGrpc;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.MetaStore;
+import org.dedupsnapshotter.sys.Errno;
 import org.dedupsnapshotter.sys.Libc;
+import org.dedupsnapshotter.sys.SystemdNotify;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -48,7 +50,7 @@ import java.util.Set;
  */
 public final class Main {
     private static final Logger log = LoggerFactory.getLogger(Main.class);
-    static final String USAGE = "usage: dedup-snapshotter [--root DIR] [--address SOCKET] [--config FILE]";
+    static final String USAGE = "usage: dedup-snapshotter [--root DIR] [--address SOCKET] [--config FILE] | --version";
 
     public static void main(String[] args) {
         try {
@@ -69,6 +71,7 @@ public final class Main {
                 case "--address" -> { address = Path.of(need(a, value)).toAbsolutePath().normalize(); i++; }
                 case "--config" -> { configFile = Path.of(need(a, value)); i++; }
                 case "-h", "--help" -> { System.out.println(USAGE); return 0; }
+                case "--version" -> { System.out.println("dedup-snapshotter " + version()); return 0; }
                 default -> { System.err.println("unknown argument " + a + "\n" + USAGE); return 2; }
             }
         }
@@ -127,9 +130,11 @@ public final class Main {
         metrics.serve(cfg.metrics().address());
         metrics.logEvery(cfg.metrics().logInterval());
         // once quiet after start-up and after each burst of snapshot work: spare chunk buffers, SQLite's page caches,
-        // the heap's surplus and the malloc arenas' free pages go back
+        // the WAL's disk space (up to ~4 MiB between SQLite's automatic checkpoints), the heap's surplus and the
+        // malloc arenas' free pages go back
         IdleCompaction idle = IdleCompaction.start(() -> {
             indexer.releaseBuffers();
+            store.checkpoint();
             store.shrinkMemory();
             System.gc();
             Libc.mallocTrim();
@@ -142,6 +147,7 @@ public final class Main {
                 layers.mounter().directIo());
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             log.info("stopping: layer mounts stay for running containers");
+            notifySystemd("STOPPING=1");
             server.stop();
             if (criServer != null) criServer.stop();
             if (criProxy != null) criProxy.close();
@@ -153,8 +159,24 @@ public final class Main {
                 // the kernel drops the lock with the process anyway
             }
         }, "shutdown"));
+        // Type=notify: containerd (ordered after us) starts only once the socket serves
+        notifySystemd("READY=1\nMAINPID=" + pid + "\nSTATUS=serving on " + cfg.address());
         server.awaitTermination();
         return 0;
+    }
+
+    private static void notifySystemd(String state) {
+        try {
+            SystemdNotify.notify(state);
+        } catch (Errno | RuntimeException e) {
+            log.warn("could not tell systemd {} (NOTIFY_SOCKET={}): {}", state.lines().findFirst().orElse(state), SystemdNotify.socket(), e.getMessage());
+        }
+    }
+
+    /** The build's version from the jar's manifest (Implementation-Version), and the Java runtime it runs on. */
+    static String version() {
+        String v = Main.class.getPackage().getImplementationVersion();
+        return (v == null ? "(unpackaged build)" : v) + " (Java " + Runtime.version() + ")";
     }
 
     private static String need(String flag, String value) {

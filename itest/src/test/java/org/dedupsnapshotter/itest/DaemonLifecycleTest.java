@@ -91,6 +91,44 @@ class DaemonLifecycleTest {
     }
 
     @Test
+    void readinessIsSignalledOnceTheSocketServesAndAStopIsAnnounced() throws Exception {
+        assertEquals(143, env.stopDaemon());
+        try (NotifySocket systemd = new NotifySocket(env.dir.resolve("notify.sock"))) {
+            // the service manager's side: at READY=1, containerd would connect at once, so the socket must serve then
+            var atReady = new java.util.concurrent.CompletableFuture<String>();
+            Thread watcher = Thread.ofVirtual().start(() -> {
+                try {
+                    String msg = systemd.receive(Duration.ofSeconds(60));
+                    if (msg == null || !msg.contains("READY=1")) {
+                        atReady.complete("no READY=1 but: " + msg);
+                        return;
+                    }
+                    try (var ch = java.nio.channels.SocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+                        ch.connect(java.net.UnixDomainSocketAddress.of(env.dedupSock));
+                        atReady.complete(msg);
+                    }
+                } catch (Exception e) {
+                    atReady.complete("the socket did not serve at READY=1: " + e);
+                }
+            });
+            env.startDaemon(java.util.Map.of("NOTIFY_SOCKET", systemd.path.toString()));
+            String ready = atReady.get(60, java.util.concurrent.TimeUnit.SECONDS);
+            watcher.join();
+            assertTrue(ready.startsWith("READY=1"), ready);
+            assertTrue(ready.contains("MAINPID=" + env.daemon.pid()), "MAINPID is the daemon's own: " + ready);
+            env.snapshots().prepare(PrepareSnapshotRequest.newBuilder().setKey("after-ready").build());
+
+            assertEquals(143, env.stopDaemon(), "a SIGTERM stop exits 143, which the unit counts as success (SuccessExitStatus)");
+            String stopping = systemd.receive(Duration.ofSeconds(5));
+            assertEquals("STOPPING=1", stopping);
+        }
+        assertTrue(Files.readString(TestEnv.TOP.resolve("packaging/systemd/dedup-snapshotter.service")).lines()
+                .anyMatch(l -> l.equals("SuccessExitStatus=143")), "the unit counts exit status 143 as a clean stop");
+        env.startDaemon(); // without NOTIFY_SOCKET: nothing to tell, starts as before
+        env.snapshots().prepare(PrepareSnapshotRequest.newBuilder().setKey("no-systemd").build());
+    }
+
+    @Test
     void missingLayerMountsAreRestoredAndStrayOnesRemovedAtStart() throws Exception {
         var api = env.snapshots();
         api.prepare(PrepareSnapshotRequest.newBuilder().setKey("a").build());
