@@ -56,6 +56,11 @@ class OperationsTest {
         assertTrue(names.size() >= 10, "dedup_ series: " + names);
         assertTrue(r.body().contains("dedup_grpc_requests_total{code=\"OK\",method=\"Prepare\""), "per-method request series");
         assertTrue(r.body().contains("dedup_grpc_request_duration_seconds_bucket{method=\"Commit\""), "latency histograms");
+        // at most 15 buckets (+Inf included) per histogram: series count stays small on a busy node
+        java.util.Map<String, Long> buckets = r.body().lines().filter(l -> l.startsWith("dedup_") && l.contains("_bucket{"))
+                .collect(java.util.stream.Collectors.groupingBy(l -> l.substring(0, l.indexOf(' ')).replaceAll("le=\"[^\"]*\",?", ""),
+                        java.util.stream.Collectors.counting()));
+        assertTrue(!buckets.isEmpty() && buckets.values().stream().allMatch(n -> n <= 15), "buckets per histogram: " + buckets);
         assertTrue(names.containsAll(Set.of("dedup_pool_stored_bytes", "dedup_pool_logical_bytes", "dedup_pool_chunks", "dedup_pool_dedup_ratio",
                 "dedup_commit_metadata_seconds_count", "dedup_mounted_layers", "dedup_snapshots")), names.toString());
         assertTrue(r.body().lines().anyMatch(l -> l.startsWith("dedup_pool_logical_bytes ") && !l.endsWith(" 0.0")), "logical bytes after a pull");

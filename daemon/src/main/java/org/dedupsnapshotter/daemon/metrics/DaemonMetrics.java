@@ -112,10 +112,10 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
         }
         FunctionCounter.builder("dedup.lazy.fetched.bytes", lazy, f -> f.tocBytes.get()).tag("reason", "toc")
                 .description("Bytes lazy pull fetched from registries (compressed, as sent), on demand or in the background").register(registry);
-        Timer demandFetch = Timer.builder("dedup.lazy.fetch").tag("reason", "demand").description("One fetch (a Range request, inflate, check, write)")
-                .publishPercentileHistogram().register(registry);
-        Timer prefetchFetch = Timer.builder("dedup.lazy.fetch").tag("reason", "prefetch").description("One fetch (a Range request, inflate, check, write)")
-                .publishPercentileHistogram().register(registry);
+        Timer demandFetch = Buckets.latency(Timer.builder("dedup.lazy.fetch").tag("reason", "demand").description("One fetch (a Range request, inflate, check, write)"))
+                .register(registry);
+        Timer prefetchFetch = Buckets.latency(Timer.builder("dedup.lazy.fetch").tag("reason", "prefetch").description("One fetch (a Range request, inflate, check, write)"))
+                .register(registry);
         lazy.listen((demand, bytes, nanos) -> (demand ? demandFetch : prefetchFetch).record(Duration.ofNanos(nanos)));
         Gauge.builder("dedup.lazy.readers.waiting", lazy, f -> f.readersWaiting()).description("Reads waiting for a chunk to be fetched").register(registry);
         FunctionCounter.builder("dedup.lazy.reads.failed", lazy, f -> f.readsFailed()).description("Reads answered EIO (registry unreachable past the deadline, bad data)").register(registry);
@@ -140,7 +140,7 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
     }
 
     private Timer timer(String name, String description) {
-        return Timer.builder(name).description(description).publishPercentileHistogram().register(registry);
+        return Buckets.latency(Timer.builder(name).description(description)).register(registry);
     }
 
     public PrometheusMeterRegistry registry() { return registry; }

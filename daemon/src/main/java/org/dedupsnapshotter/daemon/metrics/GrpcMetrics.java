@@ -38,8 +38,8 @@ public final class GrpcMetrics implements ServerInterceptor {
         Meters(MethodDescriptor<?, ?> d) {
             service = d.getServiceName();
             method = d.getBareMethodName();
-            duration = Timer.builder("dedup.grpc.request.duration").description("gRPC request latency").tags("service", service, "method", method)
-                    .publishPercentileHistogram().register(registry);
+            duration = Buckets.latency(Timer.builder("dedup.grpc.request.duration").description("gRPC request latency").tags("service", service, "method", method))
+                    .register(registry);
         }
 
         Counter requests(Status.Code code) {
