@@ -8,8 +8,10 @@
 #                     github.com/awslabs/soci-snapshotter v0.16.1). SOCI's own commands are a separate module
 #                     (github.com/awslabs/soci-snapshotter/cmd) the proxy does not serve (404), so two small programs
 #                     call the library as those commands do. cgo (zlib) for the zTOC builder.
-#   stargz v0.19.1    tried once per build tree: `go install github.com/containerd/stargz-snapshotter/cmd/...`; its
-#                     failure is recorded in build/peers/stargz-v0.19.1.failed and the bench leaves stargz out.
+#   stargz v0.19.1    containerd-stargz-grpc and stargz-convert: bench/peers/stargz (go.mod/go.sum pinned to
+#                     github.com/containerd/stargz-snapshotter v0.19.1 and its estargz module v0.19.1). Its commands
+#                     are a separate module (github.com/containerd/stargz-snapshotter/cmd) the proxy does not serve
+#                     (404), so, as for SOCI, two small programs call the library. No cgo.
 #   containerd's EROFS snapshotter is built into containerd 2.4.2 (scripts/go-tools.sh); nothing to build here.
 #
 #   bench/peers/build.sh            build whatever is missing
@@ -53,23 +55,19 @@ soci() {
   CGO_ENABLED=1 "$go" build -trimpath -ldflags "-s -w" -o "$out/soci-convert" ./convert
 }
 stargz() {
-  GOBIN=$out CGO_ENABLED=0 "$go" install -trimpath -ldflags "-s -w" \
-    "github.com/containerd/stargz-snapshotter/cmd/containerd-stargz-grpc@v$STARGZ_VERSION" \
-    "github.com/containerd/stargz-snapshotter/cmd/ctr-remote@v$STARGZ_VERSION"
+  cd "$top/bench/peers/stargz"
+  CGO_ENABLED=0 "$go" build -trimpath -ldflags "-s -w" -o "$out/containerd-stargz-grpc" ./snapshotter
+  CGO_ENABLED=0 "$go" build -trimpath -ldflags "-s -w" -o "$out/stargz-convert" ./convert
 }
 
 mkdir -p "$peers"
 exec 9>"$peers/.lock"; flock 9
 soci_stamp=$(cd "$top/bench/peers/soci" && cat go.mod go.sum ./*/*.go | sha256sum | cut -c1-16)
 build soci "$SOCI_VERSION" "$soci_stamp" -- soci || { echo "peers: building SOCI $SOCI_VERSION failed" >&2; exit 1; }
-# stargz: once per build tree; the error stays beside the builds and the bench names it
-if [ ! -f "$peers/stargz-$STARGZ_VERSION.failed" ] && ! build stargz "$STARGZ_VERSION" "v$STARGZ_VERSION" -- stargz 2>"$peers/.stargz.err"; then
-  grep -v '^peers: building' "$peers/.stargz.err" >"$peers/stargz-$STARGZ_VERSION.failed"
-  echo "peers: stargz $STARGZ_VERSION cannot be built here (left out): $(tail -n 1 "$peers/stargz-$STARGZ_VERSION.failed")" >&2
-fi
-rm -f "$peers/.stargz.err"
+stargz_stamp=$(cd "$top/bench/peers/stargz" && cat go.mod go.sum ./*/*.go | sha256sum | cut -c1-16)
+build stargz "$STARGZ_VERSION" "$stargz_stamp" -- stargz || { echo "peers: building stargz $STARGZ_VERSION failed" >&2; exit 1; }
 
 if [ "${1:-}" = "--print" ]; then
   echo "soci=$peers/soci-$SOCI_VERSION/bin"
-  if [ -f "$peers/stargz-$STARGZ_VERSION/.complete" ]; then echo "stargz=$peers/stargz-$STARGZ_VERSION/bin"; fi
+  echo "stargz=$peers/stargz-$STARGZ_VERSION/bin"
 fi
