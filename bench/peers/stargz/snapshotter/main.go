@@ -1,8 +1,9 @@
 // containerd-stargz-grpc for the bench: the stargz snapshotter library (github.com/containerd/stargz-snapshotter
 // v0.19.1, service.NewStargzSnapshotterService) served as a containerd proxy snapshotter on a unix socket, configured
-// from a containerd-stargz-grpc config.toml, as upstream's cmd/containerd-stargz-grpc does. Its defaults: the
-// in-memory metadata store, no CRI or kubeconfig keychains (the bench's registry needs no credentials), no FUSE
-// manager; the Prometheus metrics endpoint when the config names one.
+// from a containerd-stargz-grpc config.toml (it must exist; empty = upstream's defaults), as upstream's
+// cmd/containerd-stargz-grpc does with its default settings: the in-memory metadata store, no CRI or kubeconfig
+// keychains (the bench's registry needs no credentials), no FUSE manager, no IPFS; the Prometheus metrics endpoint
+// when the config names one.
 package main
 
 import (
@@ -20,7 +21,7 @@ import (
 	"github.com/containerd/log"
 	"github.com/containerd/stargz-snapshotter/service"
 	metrics "github.com/docker/go-metrics"
-	toml "github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
@@ -46,13 +47,15 @@ func main() {
 	// go-fuse logs through the standard library's logger: debug level, as upstream
 	golog.SetOutput(log.G(ctx).WriterLevel(logrus.DebugLevel))
 
+	// go-toml v1, as upstream: its Unmarshal fills the fields a file leaves out from their `default` tags
+	// (directory cache direct = true, FUSE passthrough's buffer sizes), which upstream's defaults are
+	tree, err := toml.LoadFile(*cfgPath)
+	if err != nil {
+		log.G(ctx).WithError(err).Fatalf("config %s", *cfgPath)
+	}
 	var cfg snapshotterConfig
-	if b, err := os.ReadFile(*cfgPath); err == nil {
-		if err := toml.Unmarshal(b, &cfg); err != nil {
-			log.G(ctx).WithError(err).Fatalf("config %s", *cfgPath)
-		}
-	} else if !os.IsNotExist(err) {
-		log.G(ctx).WithError(err).Fatal("config")
+	if err := tree.Unmarshal(&cfg); err != nil {
+		log.G(ctx).WithError(err).Fatalf("config %s", *cfgPath)
 	}
 	if err := service.Supported(*root); err != nil {
 		log.G(ctx).WithError(err).Fatal("snapshotter is not supported")
