@@ -2,14 +2,18 @@
 # bench/peers.sh — dedup beside the real peers (issue 21), in ONE containerd (2.4.2, built by scripts/go-tools.sh),
 # one registry, one slow link, one run. The peers come from bench/peers/build.sh (pinned, cached in build/peers):
 #   SOCI v0.16.1 (soci-snapshotter-grpc, images converted to SOCI index manifest v2 by soci-convert = `soci convert`)
+#   stargz v0.19.1 (containerd-stargz-grpc, images converted to eStargz by stargz-convert, the files the workload
+#   opens put first: `ctr-remote image optimize`'s layout, the files recorded by a fanotify mark as its analyzer does)
 #   containerd 2.4.2's built-in EROFS snapshotter, and its overlayfs snapshotter
-#   stargz and Nydus: left out (bench/peers/build.sh and docs/decisions.md say why); the report names them.
+#   Nydus: left out (bench/peers/build.sh and docs/decisions.md say why); the report names it.
 #
 # Part 2 (lazy, first): bench/lazy.sh's workloads, images and slow link (bench/lazy-lib.sh; BENCH_LINK_MBPS MB/s,
 # BENCH_LINK_MS ms per connection). Per workload and round, three cold starts, each on a fresh node (SOCI: a new
 # daemon on an empty root; dedup: a new daemon root, warmed up as in bench/lazy.sh), every image gone and the page
 # cache dropped first:
 #   soci          the SOCI-converted image (`ctr images pull --snapshotter soci`, containerd's transfer service)
+#   stargz        the workload-optimized eStargz image (the same pull with --snapshotter stargz; a new daemon on an
+#                 empty root)
 #   dedup         the `dedupctl convert` image, no trace (the same pull with --snapshotter dedup)
 #   dedup-traced  the `dedupctl convert --trace CMD` image (trace recorded on a node of its own, as bench/lazy.sh)
 # Figures: seconds from the start of the pull to the container's first line of output; bytes the link carried by
@@ -30,7 +34,7 @@
 # It drops the machine's page cache many times: run it on a quiet machine, under flock /tmp/dedup-cpu.lock if shared.
 #
 # Environment: BENCH_PEERS_PARTS ("2 1 3"), BENCH_ROUNDS (3), BENCH_LAZY_WORKLOADS ("python jvm jvm-service"),
-# BENCH_PEERS_MODES ("soci dedup dedup-traced"), BENCH_WARMUPS (6, as bench/lazy.sh), BENCH_LINK_MBPS (25),
+# BENCH_PEERS_MODES ("soci stargz dedup dedup-traced"), BENCH_WARMUPS (6, as bench/lazy.sh), BENCH_LINK_MBPS (25),
 # BENCH_LINK_MS (20), BENCH_IMAGES (part 1's images, default the corpus), BENCH_READS_IMAGES ("deb-a-python
 # deb-b-python"; "" skips the reads), BENCH_READ_ROUNDS (BENCH_ROUNDS), BENCH_QUIET_SECONDS (3: the link idle that
 # long = fully fetched), BENCH_RESULTS (bench/results; "-" for none), DEDUP_BIN, DEDUP_PEERS, DEDUP_KEEP.
@@ -49,7 +53,7 @@ RESULTS=${BENCH_RESULTS:-$top/bench/results}
 QUIET=${BENCH_QUIET_SECONDS:-3}
 PARTS=${BENCH_PEERS_PARTS:-2 1 3}
 read -r -a WORKLOADS <<<"${BENCH_LAZY_WORKLOADS:-python jvm jvm-service}"
-read -r -a MODES <<<"${BENCH_PEERS_MODES:-soci dedup dedup-traced}"
+read -r -a MODES <<<"${BENCH_PEERS_MODES:-soci stargz dedup dedup-traced}"
 if [ -n "${BENCH_IMAGES:-}" ]; then read -r -a IMAGES <<<"$BENCH_IMAGES"; else mapfile -t IMAGES < <(img_names); fi
 read -r -a READS_IMAGES <<<"${BENCH_READS_IMAGES-deb-a-python deb-b-python}"
 part() { [[ " $PARTS " == *" $1 "* ]]; }
@@ -61,11 +65,13 @@ step "Peers (bench/peers/build.sh: pinned, cached in ${DEDUP_PEERS:-build/peers}
 peers_out=$(bash "$top/bench/peers/build.sh" --print)
 SOCI_BIN=$(sed -n 's/^soci=//p' <<<"$peers_out")
 [ -x "$SOCI_BIN/soci-snapshotter-grpc" ] || te_die "SOCI was not built (bench/peers/build.sh)"
-LEFT_OUT="stargz v0.19.1: $(tail -n 1 "${DEDUP_PEERS:-$top/build/peers}/stargz-0.19.1.failed" 2>/dev/null || echo 'not built')"
-LEFT_OUT+=$'\n'"Nydus: not built (nydus-snapshotter v0.16.1 is on the Go proxy, but nydusd/nydus-image come only as crates.io's nydus-rs 2.2.0 and the image conversion (nydusify) is not on the proxy; see docs/decisions.md)"
+STARGZ_BIN=$(sed -n 's/^stargz=//p' <<<"$peers_out")
+[ -x "$STARGZ_BIN/containerd-stargz-grpc" ] || te_die "stargz was not built (bench/peers/build.sh)"
+LEFT_OUT="Nydus: not built (nydus-snapshotter v0.16.1 is on the Go proxy, but nydusd/nydus-image come only as crates.io's nydus-rs 2.2.0 and the image conversion (nydusify) is not on the proxy; see docs/decisions.md)"
 
-# containerd's config: testenv's (the dedup proxy plugin, exports, transfer unpack configs) plus SOCI as its docs
-# configure it for the transfer service, and the EROFS snapshotter. The EROFS differ needs mkfs.erofs --tar
+# containerd's config: testenv's (the dedup proxy plugin, exports, transfer unpack configs) plus SOCI and stargz as
+# their docs configure them for the transfer service (docs/getting-started.md; docs/transfer.md), and the EROFS
+# snapshotter. The EROFS differ needs mkfs.erofs --tar
 # (erofs-utils >= 1.7); with an older one containerd skips it and the walking differ unpacks into the EROFS
 # snapshotter, which turns each committed layer into an EROFS blob (mkfs.erofs of the directory).
 eval "$(declare -f _te_containerd_config | sed '1s/^_te_containerd_config/_te_containerd_config_base/')"
@@ -77,11 +83,18 @@ _te_containerd_config() {
   snapshotter = "soci"
 [[plugins."io.containerd.transfer.v1.local".unpack_config]]
   platform = "linux/amd64"
+  snapshotter = "stargz"
+[[plugins."io.containerd.transfer.v1.local".unpack_config]]
+  platform = "linux/amd64"
   snapshotter = "erofs"
 [proxy_plugins.soci]
   type = "snapshot"
   address = "$TE_DIR/soci.sock"
   exports = { root = "$TE_DIR/soci-root", address = "$TE_DIR/soci.sock", enable_remote_snapshot_annotations = "true" }
+[proxy_plugins.stargz]
+  type = "snapshot"
+  address = "$TE_DIR/stargz.sock"
+  exports = { root = "$TE_DIR/stargz-root", enable_remote_snapshot_annotations = "true" }
 EOF
 }
 
@@ -99,8 +112,8 @@ wait_link_quiet() {
   te_log "   the link was still busy after 10 minutes"
 }
 # wait_fetched SNAPSHOTTER B0 BYTES: until the image is fully fetched, then the link quiet for QUIET seconds (10
-# minutes at most). SOCI: the link has carried BYTES (the image's layer blobs; 99 %) since it counted B0 (a quiet
-# link alone is not enough: its background fetcher starts after 30 s without demand fetches). dedup: its own count
+# minutes at most). SOCI, stargz: the link has carried BYTES (the image's layer blobs; 99 %) since it counted B0 (a
+# quiet link alone is not enough: SOCI's background fetcher starts after 30 s without demand fetches). dedup: its own count
 # of chunks still absent is 0 (a second image fetches only the chunks the node lacks, far less than its blobs).
 wait_fetched() {
   local sn=$1 b0=$2 want=$(($3 * 99 / 100)) t0=$SECONDS
@@ -145,6 +158,50 @@ EOF
   te_wait_unix_socket soci "$SOCI_PID" "$TE_DIR/soci.sock" 60
 }
 
+# stargz on a fresh root, as SOCI. Its config is upstream's default (an empty file): prefetch of the files before
+# the landmark at mount, background fetch of the rest, in-memory metadata; the registry is 127.0.0.1, which its
+# resolver reaches over plain HTTP without a mirror entry.
+STARGZ_PID=""
+stargz_start() {
+  : >"$TE_DIR/stargz.toml"
+  te_spawn stargz "$STARGZ_BIN/containerd-stargz-grpc" --address "$TE_DIR/stargz.sock" --root "$TE_DIR/stargz-root" --config "$TE_DIR/stargz.toml"
+  STARGZ_PID=$TE_SPAWNED
+  te_wait_unix_socket stargz "$STARGZ_PID" "$TE_DIR/stargz.sock" 60
+}
+stargz_node() {
+  local root=$TE_DIR/stargz-root m
+  if [ -n "$STARGZ_PID" ]; then
+    reset_node
+    kill -INT "$STARGZ_PID" 2>/dev/null || true
+    te_stop_pid stargz "$STARGZ_PID" 20
+    for m in $(te_mounts_under "$root"); do umount -l "$m"; done
+  fi
+  rm -rf "$root"
+  stargz_start
+}
+# stargz_convert IMG WORKLOAD: IMG-WORKLOAD-stargz in the registry, as `ctr-remote image optimize` makes it: the
+# workload run once on the original image (its rootfs mounted from containerd's overlayfs snapshotter, /proc and
+# /dev as a container has them, chrooted) while a fanotify mark on that mount records the files it opens, in order;
+# then every layer converted to eStargz with those files first (and the prefetch landmark), pushed.
+stargz_convert() {
+  local img=$1 w=$2 d=$TE_DIR/stargz-rec list o
+  list=$TE_DIR/stargz-$img-$w.files
+  ctr_ns stargz-conv images pull --plain-http "$TE_REGISTRY/$img:latest" >/dev/null
+  mkdir -p "$d"
+  ctr_ns stargz-conv images mount --rw --snapshotter overlayfs "$TE_REGISTRY/$img:latest" "$d" >/dev/null
+  mount -t proc proc "$d/proc"
+  mount --bind /dev "$d/dev"
+  o=$("$STARGZ_BIN/stargz-convert" record "$d" "$(workload_cmd "$w")" 2>&1 >"$list") || true
+  umount "$d/dev" "$d/proc"
+  ctr_ns stargz-conv images unmount --rm "$d" >/dev/null
+  te_log "   stargz: the $w workload opened $(wc -l <"$list") files of $img ($(printf '%s\n' "$o" | head -n 1 | cut -c1-80))"
+  "$STARGZ_BIN/stargz-convert" --address "$TE_CTRD_SOCK" --namespace stargz-conv --prioritized "$list" \
+    "$TE_REGISTRY/$img:latest" "$TE_REGISTRY/$img-$w-stargz:latest" | sed 's/^/   /' >&2
+  ctr_ns stargz-conv images push --plain-http "$TE_REGISTRY/$img-$w-stargz:latest" >/dev/null
+  # shellcheck disable=SC2046
+  ctr_ns stargz-conv images rm --sync $(ctr_ns stargz-conv images ls -q) >/dev/null
+}
+
 # cold_start SNAPSHOTTER REF NAME CMD → "seconds link-bytes-by-the-first-line"
 cold_start() {
   local sn=$1 ref=$2 name=$3 cmd=$4 b0 t0 t1 out
@@ -173,7 +230,8 @@ env_start_containerd
 COUNTER_PORT=$(te_free_port)
 lazy_slow_link "$COUNTER_PORT"
 soci_node
-"$TE_CTR" --address "$TE_CTRD_SOCK" plugins ls | grep -E 'erofs|soci|dedup' | sed 's/^/   /' >&2
+stargz_node
+"$TE_CTR" --address "$TE_CTRD_SOCK" plugins ls | grep -E 'erofs|soci|stargz|dedup' | sed 's/^/   /' >&2
 grep -iE 'erofs' "$TE_DIR/containerd.log" | grep -iE 'skip|tar mode|error' | head -n 3 | cut -c1-300 | sed 's/^/   containerd: /' >&2 || true
 report=$TE_DIR/report.txt
 : >"$report"
@@ -185,7 +243,7 @@ if part 2 || part 3; then
   lazy_svc_class
   make_warmup_image
   warm_daemon
-  step "Push the originals, convert them: dedupctl convert; soci-convert (SOCI index manifest v2)"
+  step "Push the originals, convert them: dedupctl convert; soci-convert (SOCI index manifest v2); stargz-convert (eStargz, per workload)"
   declare -A DONE
   lazy_images=()
   for w in "${WORKLOADS[@]}"; do lazy_images+=("$(workload_image "$w")"); done
@@ -201,6 +259,11 @@ if part 2 || part 3; then
     # shellcheck disable=SC2046
     ctr_ns soci-conv images rm --sync $(ctr_ns soci-conv images ls -q) >/dev/null
   done
+  if [[ " ${MODES[*]} " == *" stargz "* ]]; then
+    # optimized for each workload; the python workload's second image for python too
+    for w in "${WORKLOADS[@]}"; do stargz_convert "$(workload_image "$w")" "$w"; done
+    [[ " ${WORKLOADS[*]} " != *" python "* ]] || stargz_convert "$SECOND_IMAGE" python
+  fi
 fi
 if part 2; then
   if [[ " ${MODES[*]} " == *" dedup-traced "* ]]; then
@@ -226,13 +289,15 @@ if part 2; then
           # blobs: the repository whose layer blobs a full fetch downloads (SOCI's are the original image's)
           soci) soci_node; sn=soci; ref=$LINK/$img-soci:latest; ref2=$LINK/$SECOND_IMAGE-soci:latest; pid=$SOCI_PID
             blobs=$img; blobs2=$SECOND_IMAGE ;;
+          stargz) stargz_node; sn=stargz; ref=$LINK/$img-$w-stargz:latest; ref2=$LINK/$SECOND_IMAGE-python-stargz:latest; pid=$STARGZ_PID
+            blobs=$img-$w-stargz; blobs2=$SECOND_IMAGE-python-stargz ;;
           dedup) use_daemon "$TE_DIR/node-$w-$r-$mode" 0s; warm_daemon; sn=dedup; ref=$LINK/$img-lazy:latest; ref2=$LINK/$SECOND_IMAGE-lazy:latest
             blobs=$img-lazy; blobs2=$SECOND_IMAGE-lazy ;;
           dedup-traced) use_daemon "$TE_DIR/node-$w-$r-$mode" 0s; warm_daemon; sn=dedup; ref=$LINK/$img-$w-traced:latest; ref2=$LINK/$SECOND_IMAGE-lazy:latest
             blobs=$img-$w-traced; blobs2=$SECOND_IMAGE-lazy ;;
           *) te_die "unknown mode $mode (BENCH_PEERS_MODES)" ;;
         esac
-        [ "$sn" = soci ] || pid=$TE_DEDUP_PID
+        [ "$sn" != dedup ] || pid=$TE_DEDUP_PID
         reset_node
         b0=$(link_bytes)
         read -r s b < <(cold_start "$sn" "$ref" "bench-$w-$r-$mode" "$cmd")
@@ -327,6 +392,7 @@ crash_one() {
   img=$(workload_image "${WORKLOADS[0]}")
   case $mode in
     soci) soci_node; sn=soci; ref=$LINK/$img-soci:latest ;;
+    stargz) stargz_node; sn=stargz; ref=$LINK/$img-${WORKLOADS[0]}-stargz:latest ;;
     dedup) use_daemon "$TE_DIR/node-crash" 0s; sn=dedup; ref=$LINK/$img-lazy:latest ;;
   esac
   reset_node
@@ -338,7 +404,7 @@ crash_one() {
     echo "exit $?" >>"$TE_DIR/crash.out" ) &
   local reader=$!
   sleep "${BENCH_KILL_AFTER:-1}"
-  if [ "$sn" = soci ]; then pid=$SOCI_PID; else pid=$TE_DEDUP_PID; fi
+  case $sn in soci) pid=$SOCI_PID ;; stargz) pid=$STARGZ_PID ;; *) pid=$TE_DEDUP_PID ;; esac
   kill -KILL "$pid"
   te_log "   $mode: daemon $pid killed -9 $(mib "$(link_bytes)") MiB into the link's count"
   sleep "${BENCH_KILL_DOWN:-2}"
@@ -346,6 +412,8 @@ crash_one() {
     te_spawn soci "$SOCI_BIN/soci-snapshotter-grpc" --address "$TE_DIR/soci.sock" --root "$TE_DIR/soci-root" --config "$TE_DIR/soci.toml"
     SOCI_PID=$TE_SPAWNED
     te_wait_unix_socket soci "$SOCI_PID" "$TE_DIR/soci.sock" 60 || true
+  elif [ "$sn" = stargz ]; then
+    stargz_start || true
   else
     env_start_daemon
   fi
@@ -363,7 +431,7 @@ crash_one() {
   te_log "   $mode: ${CRASH[$mode]}"
 }
 if part 3; then
-  for mode in soci dedup; do
+  for mode in soci stargz dedup; do
     [[ " ${MODES[*]} " == *" $mode "* ]] || continue
     step "part 3: $mode daemon killed -9 mid-read"
     crash_one "$mode"
@@ -377,6 +445,7 @@ med() { [ -n "$(echo $1)" ] && median $1 || echo 0; }
 {
   echo "peers bench $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$top" rev-parse --short HEAD)$(git -C "$top" diff --quiet HEAD 2>/dev/null || echo ' (+ local changes)'); kernel $(uname -r), $(nproc) CPUs"
   echo "containerd $TE_CTRD_VERSION (one per run); SOCI v0.16.1 (index manifest v2, soci convert defaults: zTOCs for layers >= 10 MiB, 4 MiB spans);"
+  echo "stargz v0.19.1 (eStargz per workload: the files it opened first + prefetch landmark, as ctr-remote image optimize; gzip 9, 4 MiB chunks; upstream default config);"
   echo "EROFS: containerd's erofs snapshotter, walking differ + mkfs.erofs (erofs-utils $(dpkg-query -W -f '${Version}' erofs-utils 2>/dev/null), no --tar: no EROFS differ)"
   echo "left out: ${LEFT_OUT//$'\n'/; }"
   echo "$ROUNDS rounds, medians; link $LINK_MBPS MB/s, $LINK_MS ms per connection; warm-ups per dedup node: ${BENCH_WARMUPS:-6}"
@@ -391,24 +460,27 @@ if part 2; then
       out '      rounds: first %s| bytes %s| all %s| read %s| RSS %s/ %s\n' "${T[$w,$mode]:-}" "${B[$w,$mode]:-}" "${TOT[$w,$mode]:-}" \
         "${RD[$w,$mode]:-}" "${RSS_FIRST[$w,$mode]:-}" "${RSS[$w,$mode]:-}"
     done
-    if [[ " ${MODES[*]} " == *" soci "* ]]; then
+    for peer in soci stargz; do
+      [[ " ${MODES[*]} " == *" $peer "* ]] || continue
       for mode in dedup dedup-traced; do
         [[ " ${MODES[*]} " == *" $mode "* ]] || continue
-        out '  %-11s %-13s vs SOCI: first line %sx (target <= 0.5), read throughput %sx (target >= 1.0), RSS %sx\n' "$w" "$mode" \
-          "$(ratio "$(med "${T[$w,$mode]}")" "$(med "${T[$w,soci]}")")" "$(ratio "$(med "${RD[$w,soci]}")" "$(med "${RD[$w,$mode]}")")" \
-          "$(ratio "$(med "${RSS[$w,$mode]}")" "$(med "${RSS[$w,soci]}")")"
+        out '  %-11s %-13s vs %-6s: first line %sx (target <= 0.5), read throughput %sx (target >= 1.0), RSS %sx\n' "$w" "$mode" "$peer" \
+          "$(ratio "$(med "${T[$w,$mode]}")" "$(med "${T[$w,$peer]}")")" "$(ratio "$(med "${RD[$w,$peer]}")" "$(med "${RD[$w,$mode]}")")" \
+          "$(ratio "$(med "${RSS[$w,$mode]}")" "$(med "${RSS[$w,$peer]}")")"
       done
-    fi
+    done
   done
   if [[ " ${WORKLOADS[*]} " == *" python "* ]]; then
     out '  second image (%s after deb-a-python on the same node, python workload): MiB by its first line / in all\n' "$SECOND_IMAGE"
-    for mode in soci dedup; do
+    for mode in soci stargz dedup; do
       [[ " ${MODES[*]} " == *" $mode "* ]] || continue
       out '    %-6s %8s / %8s   (rounds: %s| %s)\n' "$mode" "$(mib "$(med "${B2[$mode]:-}")")" "$(mib "$(med "${TOT2[$mode]:-}")")" "${B2[$mode]:-}" "${TOT2[$mode]:-}"
     done
-    [[ " ${MODES[*]} " == *" soci "* && " ${MODES[*]} " == *" dedup "* ]] &&
-      out '    dedup / SOCI: %sx by the first line, %sx in all (target <= 0.3)\n' "$(ratio "$(med "${B2[dedup]}")" "$(med "${B2[soci]}")")" \
-        "$(ratio "$(med "${TOT2[dedup]}")" "$(med "${TOT2[soci]}")")"
+    for peer in soci stargz; do
+      [[ " ${MODES[*]} " == *" $peer "* && " ${MODES[*]} " == *" dedup "* ]] || continue
+      out '    dedup / %-6s %sx by the first line, %sx in all (target <= 0.3)\n' "$peer" "$(ratio "$(med "${B2[dedup]}")" "$(med "${B2[$peer]}")")" \
+        "$(ratio "$(med "${TOT2[dedup]}")" "$(med "${TOT2[$peer]}")")"
+    done
   fi
 fi
 if part 1; then
@@ -449,7 +521,7 @@ fi
 if part 3; then
   out '\npart 3, the daemon killed -9 mid-read (a container reading the whole rootfs of %s; restarted %s s later on the same root)\n' \
     "$(workload_image "${WORKLOADS[0]}")" "${BENCH_KILL_DOWN:-2}"
-  for mode in soci dedup; do [ -z "${CRASH[$mode]:-}" ] || out '  %-6s %s\n' "$mode" "${CRASH[$mode]}"; done
+  for mode in soci stargz dedup; do [ -z "${CRASH[$mode]:-}" ] || out '  %-6s %s\n' "$mode" "${CRASH[$mode]}"; done
 fi
 warn=$({ grep -cE '\b(WARN|ERROR)\b' "$TE_DIR/dedup.log" "$TE_DIR/dedup-nodes.log" 2>/dev/null || true; } | awk -F: '{ s += $NF } END { print s + 0 }')
 out 'dedup logs: %s WARN/ERROR lines\n' "$warn"

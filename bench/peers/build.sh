@@ -8,8 +8,10 @@
 #                     github.com/awslabs/soci-snapshotter v0.16.1). SOCI's own commands are a separate module
 #                     (github.com/awslabs/soci-snapshotter/cmd) the proxy does not serve (404), so two small programs
 #                     call the library as those commands do. cgo (zlib) for the zTOC builder.
-#   stargz v0.19.1    tried once per build tree: `go install github.com/containerd/stargz-snapshotter/cmd/...`; its
-#                     failure is recorded in build/peers/stargz-v0.19.1.failed and the bench leaves stargz out.
+#   stargz v0.19.1    containerd-stargz-grpc and stargz-convert: bench/peers/stargz (go.mod/go.sum pinned to
+#                     github.com/containerd/stargz-snapshotter v0.19.1 and its estargz module v0.19.1). Its commands
+#                     are a separate module (github.com/containerd/stargz-snapshotter/cmd) the proxy does not serve
+#                     (404), so, as for SOCI, two small programs call the library. No cgo.
 #   containerd's EROFS snapshotter is built into containerd 2.4.2 (scripts/go-tools.sh); nothing to build here.
 #
 #   bench/peers/build.sh            build whatever is missing
@@ -23,6 +25,23 @@ STARGZ_VERSION=0.19.1
 
 go_or_die() { find_go || { echo "peers: Go >= 1.24 is needed (install it at /usr/local/go, or set DEDUP_GO)" >&2; exit 1; }; }
 
+# True when a process above this one holds /tmp/dedup-cpu.lock already (bench/peers.sh run under flock, as its
+# header asks): flock(1)'s command inherits the locked file, so taking the lock again from here would wait for our
+# own ancestor forever (and hold every other user of the lock waiting behind it).
+cpu_lock_held_above() {
+  local ino holders p
+  ino=$(stat -c %i /tmp/dedup-cpu.lock 2>/dev/null) || return 1
+  # /proc/locks: "N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF" for holders ("N: -> FLOCK ..." for waiters)
+  holders=$(awk -v ino="$ino" '$2 == "FLOCK" { n = split($6, f, ":"); if (f[n] == ino) print $5 }' /proc/locks)
+  [ -n "$holders" ] || return 1
+  p=$BASHPID
+  while [ -n "$p" ] && [ "$p" -gt 1 ]; do
+    grep -qx "$p" <<<"$holders" && return 0
+    p=$(ps -o ppid= -p "$p" | tr -d ' ')
+  done
+  return 1
+}
+
 # build NAME VERSION STAMP -- CMD...: CMD runs with $out (the bin dir to fill) and $go set; atomically into
 # $peers/NAME-VERSION, whose .complete holds STAMP (a build from other sources is redone)
 build() {
@@ -34,7 +53,9 @@ build() {
   local tmp; tmp=$(mktemp -d "$peers/.$name-$version.XXXXXX")
   local start=$SECONDS
   mkdir -p "$tmp/bin"
-  if ! (exec 8>/tmp/dedup-cpu.lock && flock 8 && out="$tmp/bin" go=$go "$@") >"$tmp/build.log" 2>&1; then
+  local lock=1
+  if cpu_lock_held_above; then lock=""; echo "peers: /tmp/dedup-cpu.lock is held by our caller already" >&2; fi
+  if ! (if [ -n "$lock" ]; then exec 8>/tmp/dedup-cpu.lock && flock 8; fi && out="$tmp/bin" go=$go "$@") >"$tmp/build.log" 2>&1; then
     cat "$tmp/build.log" >&2
     rm -rf "$tmp"
     return 1
@@ -53,23 +74,19 @@ soci() {
   CGO_ENABLED=1 "$go" build -trimpath -ldflags "-s -w" -o "$out/soci-convert" ./convert
 }
 stargz() {
-  GOBIN=$out CGO_ENABLED=0 "$go" install -trimpath -ldflags "-s -w" \
-    "github.com/containerd/stargz-snapshotter/cmd/containerd-stargz-grpc@v$STARGZ_VERSION" \
-    "github.com/containerd/stargz-snapshotter/cmd/ctr-remote@v$STARGZ_VERSION"
+  cd "$top/bench/peers/stargz"
+  CGO_ENABLED=0 "$go" build -trimpath -ldflags "-s -w" -o "$out/containerd-stargz-grpc" ./snapshotter
+  CGO_ENABLED=0 "$go" build -trimpath -ldflags "-s -w" -o "$out/stargz-convert" ./convert
 }
 
 mkdir -p "$peers"
 exec 9>"$peers/.lock"; flock 9
 soci_stamp=$(cd "$top/bench/peers/soci" && cat go.mod go.sum ./*/*.go | sha256sum | cut -c1-16)
 build soci "$SOCI_VERSION" "$soci_stamp" -- soci || { echo "peers: building SOCI $SOCI_VERSION failed" >&2; exit 1; }
-# stargz: once per build tree; the error stays beside the builds and the bench names it
-if [ ! -f "$peers/stargz-$STARGZ_VERSION.failed" ] && ! build stargz "$STARGZ_VERSION" "v$STARGZ_VERSION" -- stargz 2>"$peers/.stargz.err"; then
-  grep -v '^peers: building' "$peers/.stargz.err" >"$peers/stargz-$STARGZ_VERSION.failed"
-  echo "peers: stargz $STARGZ_VERSION cannot be built here (left out): $(tail -n 1 "$peers/stargz-$STARGZ_VERSION.failed")" >&2
-fi
-rm -f "$peers/.stargz.err"
+stargz_stamp=$(cd "$top/bench/peers/stargz" && cat go.mod go.sum ./*/*.go | sha256sum | cut -c1-16)
+build stargz "$STARGZ_VERSION" "$stargz_stamp" -- stargz || { echo "peers: building stargz $STARGZ_VERSION failed" >&2; exit 1; }
 
 if [ "${1:-}" = "--print" ]; then
   echo "soci=$peers/soci-$SOCI_VERSION/bin"
-  if [ -f "$peers/stargz-$STARGZ_VERSION/.complete" ]; then echo "stargz=$peers/stargz-$STARGZ_VERSION/bin"; fi
+  echo "stargz=$peers/stargz-$STARGZ_VERSION/bin"
 fi
