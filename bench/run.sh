@@ -15,7 +15,8 @@
 # BENCH_RESULTS (directory for the report; default bench/results, "-" for none), BENCH_READS_IMAGES (the two
 # images of the reads part, default "deb-a-python deb-b-python"; "" skips it), BENCH_READ_ROUNDS (2),
 # BENCH_OVERLAYFS (1; 0: the rounds unpack through dedup only, for the daemon's RSS and Mounts figures alone, e.g.
-# `BENCH_OVERLAYFS=0 BENCH_READS_IMAGES= make bench`: the unpack and disk ratios are then "-").
+# `BENCH_OVERLAYFS=0 BENCH_READS_IMAGES= make bench`: the unpack and disk ratios are then "-"), BENCH_RSS_ONLY (0; 1:
+# stop after the idle RSS of the sequential rounds, which it prints with the daemon's smaps_rollup; no report file).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 # containerd 1.6 (Debian's): the unpack figure is the "done:" line of ctr 1.6's pull over local content (above)
@@ -144,6 +145,15 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 sleep 10   # idle: after the last commit, let the daemon go quiet
 rss_idle=$(rss_kib "$TE_DEDUP_PID")
+if [ "${BENCH_RSS_ONLY:-0}" = 1 ]; then
+  # the memory figures alone: the idle RSS (and the daemon's smaps_rollup) after the sequential pulls, then stop
+  out 'daemon RSS: %s MiB after start, %s MiB idle after the sequential rounds (%s pulls)\n' \
+    "$(mib $((rss_start * 1024)))" "$(mib $((rss_idle * 1024)))" "$((ROUNDS * ${#IMAGES[@]}))"
+  grep -E '^(Rss|Pss|Pss_Anon|Pss_File|Private_Dirty|Private_Clean|Anonymous):' "/proc/$TE_DEDUP_PID/smaps_rollup" | tr -s ' ' | paste -sd ' ' | tee -a "$report"
+  # BENCH_RSS_HOOK: a command run with the daemon's pid as $1 before the environment goes (pmap, jcmd, ...)
+  [ -z "${BENCH_RSS_HOOK:-}" ] || bash -c "$BENCH_RSS_HOOK" _ "$TE_DEDUP_PID" || true
+  exit 0
+fi
 
 # Reads and page cache, in the last round's namespace (both snapshotters hold its images)
 read -r -a READS_IMAGES <<<"${BENCH_READS_IMAGES-deb-a-python deb-b-python}"
