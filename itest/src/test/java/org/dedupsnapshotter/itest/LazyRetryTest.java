@@ -23,11 +23,14 @@ class LazyRetryTest {
     static final Duration DEADLINE = Duration.ofSeconds(5);
     static TestEnv env;
     static SlowProxy proxy;
+    static int metricsPort;
     static String image;
 
     @BeforeAll
     static void start() throws Exception {
-        env = TestEnv.fullWithConfig("{\"lazy\": {\"readDeadline\": \"" + DEADLINE.toSeconds() + "s\", \"prefetchConcurrency\": 0, \"readAhead\": 0}}");
+        metricsPort = TestEnv.freePort();
+        env = TestEnv.fullWithConfig("{\"lazy\": {\"readDeadline\": \"" + DEADLINE.toSeconds() + "s\", \"prefetchConcurrency\": 0, \"readAhead\": 0},"
+                + " \"metrics\": {\"address\": \"127.0.0.1:" + metricsPort + "\"}}");
         proxy = new SlowProxy(env.registryPort, 1L << 30);
         String original = OciImage.push(env.registry(), "itest/retry", "1", List.of(Images.base().finish(), dataLayer()), List.of("/bin/sh"));
         image = Images.convert(original, proxy.address() + "/itest/retry-lazy:1");
@@ -68,10 +71,26 @@ class LazyRetryTest {
         System.out.println(name + ": read through " + (proxy.faultsServed() - servedBefore) + " faults in " + ms + " ms");
     }
 
+    /** One series' value from the daemon's Prometheus endpoint (0 when absent). */
+    static double metric(String series) throws Exception {
+        String body = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(
+                java.net.URI.create("http://127.0.0.1:" + metricsPort + "/metrics")).build(), java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+        return body.lines().filter(l -> l.startsWith(series + " ")).mapToDouble(l -> Double.parseDouble(l.substring(series.length() + 1))).findFirst().orElse(0);
+    }
+
     @Test
     void aBurstOf503sIsRetried() throws Exception {
+        String errors = "dedup_registry_errors_total{class=\"5xx\"}", retries = "dedup_registry_retries_total",
+                fetched = "dedup_lazy_reads_total{served=\"fetched\"}", held = "dedup_lazy_reader_held_seconds_count";
+        double errorsBefore = metric(errors), retriesBefore = metric(retries), fetchedBefore = metric(fetched), heldBefore = metric(held);
         proxy.answerNext(4, 503, "");
         readsRightThrough("retry-503", 0, 4);
+        // what an operator sees of it: the registry's errors and our retries, and readers held for fetches
+        assertTrue(metric(errors) - errorsBefore >= 4, errors + " " + errorsBefore + " -> " + metric(errors));
+        assertTrue(metric(retries) - retriesBefore >= 4, retries + " " + retriesBefore + " -> " + metric(retries));
+        assertTrue(metric(fetched) > fetchedBefore, fetched + " " + fetchedBefore + " -> " + metric(fetched));
+        assertTrue(metric(held) > heldBefore, held + " " + heldBefore + " -> " + metric(held));
+        assertTrue(metric("process_resident_memory_bytes") > 20e6 && metric("process_open_fds") > 10, "the daemon's RSS and open fds");
     }
 
     @Test

@@ -34,7 +34,18 @@ public final class LazyFigures implements FetchEvents {
     public void attach(LongSupplier absentChunks, PoolWatch watch) {
         this.absentChunks = absentChunks;
         this.watch = watch;
+        watch.onHeld(nanos -> heldListener.accept(nanos));
     }
+
+    private volatile java.util.function.LongConsumer heldListener = nanos -> {};
+
+    /** Per reader held for a fetch: how long (nanoseconds), for the Prometheus histogram. */
+    public void listenHeld(java.util.function.LongConsumer l) { this.heldListener = l; }
+
+    /** Reads answered at once (their data was in the pool), and reads answered once a fetch brought it. */
+    public long readsPresent() { return watch == null ? 0 : watch.figures().present(); }
+
+    public long readsFetched() { return watch == null ? 0 : watch.figures().fetched(); }
 
     public void listen(Listener l) { this.listener = l; }
 

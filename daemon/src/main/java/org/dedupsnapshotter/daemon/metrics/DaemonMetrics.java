@@ -6,6 +6,7 @@ import org.dedupsnapshotter.daemon.lazypull.LazyFigures;
 import org.dedupsnapshotter.daemon.memory.MemoryDedup;
 import org.dedupsnapshotter.daemon.snapshots.NodeStats;
 import org.dedupsnapshotter.daemon.snapshots.ServiceEvents;
+import org.dedupsnapshotter.lazy.registry.RegistryErrors;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.LazyLayerTable;
 import org.dedupsnapshotter.storage.MetaStore;
@@ -119,6 +120,20 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
         lazy.listen((demand, bytes, nanos) -> (demand ? demandFetch : prefetchFetch).record(Duration.ofNanos(nanos)));
         Gauge.builder("dedup.lazy.readers.waiting", lazy, f -> f.readersWaiting()).description("Reads waiting for a chunk to be fetched").register(registry);
         FunctionCounter.builder("dedup.lazy.reads.failed", lazy, f -> f.readsFailed()).description("Reads answered EIO (registry unreachable past the deadline, bad data)").register(registry);
+        FunctionCounter.builder("dedup.lazy.reads", lazy, LazyFigures::readsPresent).tag("served", "present")
+                .description("Reads of lazy layers' data answered at once (present) or once a fetch brought it (fetched)").register(registry);
+        FunctionCounter.builder("dedup.lazy.reads", lazy, LazyFigures::readsFetched).tag("served", "fetched")
+                .description("Reads of lazy layers' data answered at once (present) or once a fetch brought it (fetched)").register(registry);
+        Timer held = Buckets.latency(Timer.builder("dedup.lazy.reader.held").description("How long a reader waited for its data to be fetched")).register(registry);
+        lazy.listenHeld(nanos -> held.record(nanos, TimeUnit.NANOSECONDS));
+        for (RegistryErrors.Kind k : RegistryErrors.Kind.values())
+            FunctionCounter.builder("dedup.registry.errors", k, RegistryErrors::errors).tag("class", k.label)
+                    .description("Failed registry requests: an HTTP 4xx, 5xx, or no answer (transport)").register(registry);
+        FunctionCounter.builder("dedup.registry.retries", RegistryErrors.class, c -> RegistryErrors.retries())
+                .description("Registry requests tried again after a failure worth retrying").register(registry);
+        // process_* as the Prometheus client libraries name them: what the node pays for the daemon
+        Gauge.builder("process.resident.memory", ProcessFigures::residentBytes).baseUnit("bytes").description("Resident set size of the daemon").register(registry);
+        Gauge.builder("process.open.fds", ProcessFigures::openFds).description("Open file descriptors of the daemon").register(registry);
         Gauge.builder("dedup.lazy.absent.chunks", lazy, f -> f.absentChunks()).description("Chunks of lazy layers not fetched yet").register(registry);
         Gauge.builder("dedup.lazy.layers.incomplete", lazy, f -> lazyIncomplete()).description("Lazy layers with chunks not fetched yet").register(registry);
         for (LazyLayerTable.ProofState state : LazyLayerTable.ProofState.values())

@@ -49,9 +49,17 @@ public final class PoolWatch implements AutoCloseable {
     private boolean wantHolder; // guarded by this
     private volatile boolean running = true;
     private final AtomicLong events = new AtomicLong(), waiting = new AtomicLong(), denied = new AtomicLong();
+    private final AtomicLong present = new AtomicLong(), fetched = new AtomicLong();
+    private volatile java.util.function.LongConsumer held = nanos -> {};
 
-    /** Figures for metrics: events seen, readers waiting now, reads answered with EIO. */
-    public record Figures(long events, long waiting, long denied) {}
+    /**
+     * Figures for metrics: events seen, readers waiting now, reads answered with EIO, reads answered at once (their
+     * data was there) and reads answered once a fetch brought it.
+     */
+    public record Figures(long events, long waiting, long denied, long present, long fetched) {}
+
+    /** Told, for each reader that waited for a fetch, how long it was held (nanoseconds), whatever the answer. */
+    public void onHeld(java.util.function.LongConsumer l) { held = l; }
 
     private PoolWatch(int group, FdHolder holder, Path holderBinary, Path pidfile, Path markedDir, RangeFiller filler, Duration deadline,
                       InFlightJournal journal) {
@@ -102,7 +110,7 @@ public final class PoolWatch implements AutoCloseable {
         return w;
     }
 
-    public Figures figures() { return new Figures(events.get(), waiting.get(), denied.get()); }
+    public Figures figures() { return new Figures(events.get(), waiting.get(), denied.get(), present.get(), fetched.get()); }
 
     /** The fd holder's pid, or -1 when nothing needs one. */
     public long holderPid() {
@@ -204,13 +212,15 @@ public final class PoolWatch implements AutoCloseable {
             CompletableFuture<Void> f = filler.fill(e.pid(), e.offset(), e.count());
             if (f == null || (f.isDone() && !f.isCompletedExceptionally())) {
                 handedOver = true;
+                present.incrementAndGet();
                 answer(e.fd(), slot, Fanotify.FAN_ALLOW);
                 return;
             }
             int s = slot;
+            long since = System.nanoTime();
             waiting.incrementAndGet();
             // the deadline is the last line of defence: orTimeout answers even if f never completes
-            f.copy().orTimeout(deadline.toMillis(), TimeUnit.MILLISECONDS).whenComplete((v, err) -> settle(e, s, err));
+            f.copy().orTimeout(deadline.toMillis(), TimeUnit.MILLISECONDS).whenComplete((v, err) -> settle(e, s, err, since));
             handedOver = true;
         } catch (Throwable ex) { // the filler (or anything here) failed: EIO for this reader, and the watch goes on
             try {
@@ -223,17 +233,28 @@ public final class PoolWatch implements AutoCloseable {
     }
 
     /** A waited-for fill ended: the answer first, then the log (which could itself fail). */
-    private void settle(Fanotify.Event e, int slot, Throwable err) {
+    private void settle(Fanotify.Event e, int slot, Throwable err, long since) {
         waiting.decrementAndGet();
         if (err == null) {
             answer(e.fd(), slot, Fanotify.FAN_ALLOW);
+            fetched.incrementAndGet();
+            reportHeld(since);
             return;
         }
         deny(e.fd(), slot);
+        reportHeld(since);
         Throwable cause = err instanceof CompletionException && err.getCause() != null ? err.getCause() : err;
         FatalErrors.haltIfFatal(cause, "lazy loading: fetching pool range " + e.offset() + "+" + e.count());
         log.warn("lazy loading: read of pool range {}+{} by pid {} gets EIO: {}", e.offset(), e.count(), e.pid(),
                 cause instanceof TimeoutException ? "not fetched within " + deadline.toMillis() + " ms" : cause.toString());
+    }
+
+    private void reportHeld(long since) {
+        try {
+            held.accept(System.nanoTime() - since);
+        } catch (RuntimeException ex) {
+            log.warn("lazy loading: reporting a reader's wait: {}", ex.toString());
+        }
     }
 
     private void deny(int fd, int slot) {

@@ -56,9 +56,11 @@ public final class RetryPolicy {
             try {
                 return attempt.run(n);
             } catch (IOException e) {
+                RegistryErrors.failed(e);
                 if (!retryable(e)) throw e;
                 long wait = waitBefore(n + 1, e, deadlineNanos);
                 if (wait < 0) throw e;
+                RegistryErrors.retried();
                 try {
                     if (wait > 0) sleeper.sleep(wait);
                     if (clock.getAsLong() >= deadlineNanos) throw e; // the deadline came while waiting: that failure is the answer
