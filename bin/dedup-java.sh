@@ -10,17 +10,13 @@ done
 [ -n "$DEDUP_JAVA" ] || { echo "dedup-snapshotter: needs Java 25 (Temurin 25 at /usr/lib/jvm/temurin-25-jdk-amd64, or set JAVA_HOME)" >&2; exit 1; }
 # Serial GC and a small heap: the daemon's heap holds metadata only (~17 MiB live); file data never passes through it.
 # -Xms16m: the default initial heap is 1/64 of RAM (384 MiB, all of -Xmx, on a 24 GiB node) and would never shrink.
-# The heap shrinks at a full GC (the daemon runs one when it goes quiet) to MaxHeapFreeRatio (10%: the old generation
-# fills again only in a burst, where it grows at once), all at once
+# The heap shrinks at a full GC (the daemon runs one when it goes quiet) to MaxHeapFreeRatio, all at once
 # (-ShrinkHeapInSteps; in steps a GC now and then would give back 0%, 10%, 40% of the surplus).
-# -XX:NewRatio=4: the young generation is a quarter of the old one (default a half); it stays that size when idle.
 # Chunk buffers live off-heap, one per hashing thread, and go when idle too.
 # Netty asks jdk.jfr.FlightRecorder.isAvailable() at start (for its allocator events), which loads and sets up
-# JFR (~110 classes, its metadata on the heap) in a JVM that never records: off (decision NN).
-# gRPC's pooled allocator makes 2 arenas per core, each holding its chunks once touched: one is enough for a
-# daemon whose calls are small (decision NN).
-DEDUP_NETTY_OPTS="${DEDUP_NETTY_OPTS--Dio.netty.jfr.enabled=false -Dio.netty.allocator.numDirectArenas=1 -Dio.netty.allocator.numHeapArenas=1}"
-DEDUP_JVM_OPTS="${DEDUP_JVM_OPTS:--XX:+UseSerialGC -Xms16m -Xmx384m -XX:MinHeapFreeRatio=5 -XX:MaxHeapFreeRatio=10 -XX:NewRatio=4 -XX:-ShrinkHeapInSteps -Xss512k} --enable-native-access=ALL-UNNAMED $DEDUP_NETTY_OPTS"
+# JFR (~110 classes, its metadata on the heap) in a JVM that never records: off (docs/decisions.md 47).
+DEDUP_NETTY_OPTS="${DEDUP_NETTY_OPTS--Dio.netty.jfr.enabled=false}"
+DEDUP_JVM_OPTS="${DEDUP_JVM_OPTS:--XX:+UseSerialGC -Xms16m -Xmx384m -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=20 -XX:-ShrinkHeapInSteps -Xss512k} --enable-native-access=ALL-UNNAMED $DEDUP_NETTY_OPTS"
 # glibc makes up to 8 malloc arenas per core, each keeping its freed memory; the daemon's native allocations are
 # few (JIT, sqlite, zlib, chunk buffers), so two arenas are plenty and leave less behind.
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
