@@ -72,7 +72,7 @@ class TraceConvertTest {
         return JSON.writeValueAsString(Map.of("image", "sha256:" + "f".repeat(64), "runs", 1, "layers", List.of(), "chunks", chunks));
     }
 
-    /** Every prefetch entry inflates alone, from one Range request, to the chunk with its digest; the region ends at the TOC. */
+    /** Every prefetch entry inflates alone, from one Range request, to the chunk with its digest; the region ends at the non-data copy. */
     static void assertPrefetchMembersFetchAlone(String repo, Layer layer) throws Exception {
         List<Toc.Prefetch> prefetch = layer.toc().prefetch;
         if (prefetch.isEmpty()) return;
@@ -84,7 +84,10 @@ class TraceConvertTest {
             assertEquals(p.digest(), RegistryClient.sha256(chunk));
             at += p.blobLength();
         }
-        assertEquals(layer.tocOffset(), at, "the TOC member follows the region");
+        // then the copy of the non-data members (decision 43), then the TOC member
+        Toc.Region copy = layer.toc().nonData;
+        assertEquals(at, copy.blobOffset(), "the non-data copy follows the region");
+        assertEquals(layer.tocOffset(), copy.blobOffset() + copy.blobLength(), "the TOC member follows the copy");
     }
 
     static Map<String, String> rootfs(String snapshotter, String ref) throws Exception {
