@@ -143,13 +143,16 @@ class KsmTest {
             for (JsonNode x : k.get("containers")) byContainer.put(x.get("container").asText(), x.get("mergingPages").asLong());
             assertTrue(byContainer.getOrDefault("itest/ksm-a", 0L) > 8192 && byContainer.getOrDefault("itest/ksm-b", 0L) > 8192, byContainer.toString());
             assertFalse(byContainer.containsKey("itest/ksm-c"), "a container that is not mergeable is listed: " + byContainer);
+            // the id as containerd (and the kubelet's containerID) name the container, to join with pod metrics
+            assertTrue(k.get("containers").findValuesAsText("id").containsAll(List.of("ksm-a", "ksm-b")), k.toString());
             String human = env.dedupctl("stats").out();
             assertTrue(human.contains("itest/ksm-a") && human.contains("MERGING_BYTES"), human);
 
             String metrics = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + metricsPort + "/metrics")).build(),
                     HttpResponse.BodyHandlers.ofString()).body();
-            assertTrue(metrics.matches("(?s).*dedup_ksm_container_merging_bytes\\{container=\"itest/ksm-a\"} [1-9].*"), metrics);
+            assertTrue(metrics.matches("(?s).*dedup_ksm_container_merging_bytes\\{container_id=\"ksm-a\",namespace=\"itest\"} [1-9].*"), metrics);
             assertTrue(metrics.matches("(?s).*\ndedup_ksm_saved_bytes [1-9].*"), metrics);
+            assertFalse(metrics.contains("dedup_ksm_container_merging_bytes{container_id=\"\""), "a series for a process outside containers");
             Thread.sleep(1500);
             List<String> lines = Files.readAllLines(env.daemon.log).stream().filter(l -> l.contains(" Metrics logical=")).toList();
             assertTrue(lines.getLast().matches(".* ksm=running ksmSaved=[1-9]\\d* ksmContainers=2( .*)?"), lines.getLast());

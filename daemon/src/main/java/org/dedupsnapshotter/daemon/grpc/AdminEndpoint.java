@@ -207,6 +207,10 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
         for (MemoryDedup.Container c : f.containers()) {
             ObjectNode o = cs.addObject();
             o.put("container", c.container());
+            if (c.owner().isContainer()) {
+                o.put("id", c.owner().id());
+                if (c.owner().namespace() != null) o.put("namespace", c.owner().namespace());
+            }
             o.put("processes", c.processes().size());
             o.put("mergingPages", c.mergingPages());
             o.put("mergingBytes", c.mergingBytes());

@@ -34,8 +34,21 @@ public final class MemoryDedup {
     private final MetaStore store;
     private final String unsupported;
 
-    /** Per container: its processes in KSM and their sums. container is the snapshot key, or "pid N (comm)" outside our snapshots. */
-    public record Container(String container, List<ProcessKsm> processes) {
+    /**
+     * Where a process runs: a container, by its id as containerd and the kubelet name it (the key of its root
+     * filesystem's snapshot) and its containerd namespace (null when containerd gave the key without one); or, outside
+     * our snapshots, no container (id null), shown as "pid N (comm)".
+     */
+    public record Owner(String namespace, String id, String shown) {
+        static Owner container(String namespace, String id) { return new Owner(namespace, id, namespace == null ? id : namespace + "/" + id); }
+        static Owner process(ProcessKsm p) { return new Owner(null, null, "pid " + p.pid() + " (" + p.comm() + ")"); }
+        public boolean isContainer() { return id != null; }
+    }
+
+    /** Per owner (a container, or a process outside containers): its processes in KSM and their sums. */
+    public record Container(Owner owner, List<ProcessKsm> processes) {
+        /** NAMESPACE/ID for a container, as ctr -n NAMESPACE shows it; "pid N (comm)" for a process outside containers. */
+        public String container() { return owner.shown(); }
         public long mergingPages() { return processes.stream().mapToLong(ProcessKsm::mergingPages).sum(); }
         public long mergingBytes() { return processes.stream().mapToLong(ProcessKsm::mergingBytes).sum(); }
         public long profitBytes() { return processes.stream().mapToLong(ProcessKsm::profitBytes).sum(); }
@@ -79,11 +92,9 @@ public final class MemoryDedup {
         } catch (IOException e) {
             return new Figures(false, e.getMessage(), null, List.of());
         }
-        Map<String, List<ProcessKsm>> byContainer = new LinkedHashMap<>();
-        for (ProcessKsm p : ProcessKsm.all(proc)) {
-            String c = container(p.pid()).orElse("pid " + p.pid() + " (" + p.comm() + ")");
-            byContainer.computeIfAbsent(c, x -> new ArrayList<>()).add(p);
-        }
+        Map<Owner, List<ProcessKsm>> byContainer = new LinkedHashMap<>();
+        for (ProcessKsm p : ProcessKsm.all(proc))
+            byContainer.computeIfAbsent(container(p.pid()).orElseGet(() -> Owner.process(p)), x -> new ArrayList<>()).add(p);
         List<Container> cs = new ArrayList<>();
         byContainer.forEach((c, ps) -> cs.add(new Container(c, ps)));
         cs.sort((a, b) -> Long.compare(b.mergingPages(), a.mergingPages()));
@@ -94,15 +105,15 @@ public final class MemoryDedup {
 
     /**
      * containerd hands proxy snapshotters keys as NAMESPACE/SEQ/KEY, and KEY of a container's root filesystem is the
-     * container's id: shown as NAMESPACE/ID, as ctr -n NAMESPACE shows it.
+     * container's id.
      */
-    static String containerName(String key) {
+    static Owner containerOf(String key) {
         var m = NAMESPACED.matcher(key);
-        return m.matches() ? m.group(1) + "/" + m.group(2) : key;
+        return m.matches() ? Owner.container(m.group(1), m.group(2)) : Owner.container(null, key);
     }
 
     /** The key of the active snapshot that is the process's root filesystem, if it is one of ours. */
-    Optional<String> container(int pid) {
+    Optional<Owner> container(int pid) {
         String upper = "upperdir=" + layout.snapshots() + "/";
         try {
             String rootLine = null;
@@ -117,7 +128,7 @@ public final class MemoryDedup {
             int slash = rest.indexOf('/');
             if (slash <= 0) return Optional.empty();
             long id = Long.parseLong(rest.substring(0, slash));
-            return store.read(tx -> tx.snapshots().byId(id)).map(s -> containerName(s.name()));
+            return store.read(tx -> tx.snapshots().byId(id)).map(s -> containerOf(s.name()));
         } catch (IOException | NumberFormatException e) {
             return Optional.empty();
         }

@@ -94,13 +94,14 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
             Gauge.builder("dedup.ksm.profit.bytes", () -> ksmFigures().node().generalProfitBytes()).description("KSM: the kernel's general_profit (saved less its bookkeeping)").register(registry);
             Gauge.builder("dedup.ksm.full.scans", () -> ksmFigures().node().fullScans()).description("KSM: full scans ksmd has completed").register(registry);
             Gauge.builder("dedup.ksm.running", () -> ksmFigures().node().running() ? 1 : 0).description("KSM: 1 when ksmd is scanning").register(registry);
-            ksmContainers = MultiGauge.builder("dedup.ksm.container.merging.bytes").description("KSM: memory of a container's processes merged with other pages (container = snapshot key)")
+            ksmContainers = MultiGauge.builder("dedup.ksm.container.merging.bytes").description("KSM: memory of a container's processes merged with other pages (container_id as the kubelet's containerID, namespace containerd's)")
                     .baseUnit("bytes").register(registry);
         }
         commitTotal = timer("dedup.commit", "Commit of a layer, end to end");
-        commitMetadata = timer("dedup.commit.metadata", "Commit: writing the layer's EROFS metadata image (our writer, or mkfs.erofs)");
-        commitHash = timer("dedup.commit.hash", "Commit: SHA-256 of the layer's chunks (summed over hashing threads)");
-        commitWrite = timer("dedup.commit.pool.write", "Commit: writing new chunks into the pool (summed over threads)");
+        // Commit's phases: where the time goes is their sums; buckets are for dedup.commit itself (decision 48)
+        commitMetadata = phase("dedup.commit.metadata", "Commit: writing the layer's EROFS metadata image (our writer, or mkfs.erofs)");
+        commitHash = phase("dedup.commit.hash", "Commit: SHA-256 of the layer's chunks (summed over hashing threads)");
+        commitWrite = phase("dedup.commit.pool.write", "Commit: writing new chunks into the pool (summed over threads)");
         poolWritten = Counter.builder("dedup.pool.written.bytes").description("Bytes of new chunks written into the pool").register(registry);
         gcFreed = Counter.builder("dedup.pool.freed.bytes").description("Bytes garbage collection gave back to the filesystem").register(registry);
         gcRuns = Counter.builder("dedup.gc.runs").description("Garbage collections that freed something").register(registry);
@@ -158,6 +159,11 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
         return Buckets.latency(Timer.builder(name).description(description)).register(registry);
     }
 
+    /** A timer without buckets: _count, _sum and _max. */
+    private Timer phase(String name, String description) {
+        return Timer.builder(name).description(description).register(registry);
+    }
+
     public PrometheusMeterRegistry registry() { return registry; }
 
     /** Figures read from SQLite, at most once a second however often Prometheus scrapes. */
@@ -177,8 +183,10 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
             ksmCached = ksm.figures();
             ksmCachedAt = now;
             if (ksmContainers != null && ksmCached.supported())
-                ksmContainers.register(ksmCached.containers().stream()
-                        .map(c -> MultiGauge.Row.of(Tags.of("container", c.container()), c.mergingBytes())).toList(), true);
+                // only containers: a series per process outside them would follow pids (dedupctl stats lists those)
+                ksmContainers.register(ksmCached.containers().stream().filter(c -> c.owner().isContainer())
+                        .map(c -> MultiGauge.Row.of(Tags.of("namespace", String.valueOf(c.owner().namespace()), "container_id", c.owner().id()),
+                                c.mergingBytes())).toList(), true);
         }
         return ksmCached;
     }

@@ -18,7 +18,9 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
  * Per-method request counts by status code and latency histograms for every gRPC call:
- * dedup_grpc_requests_total{service,method,code} and dedup_grpc_request_duration_seconds{service,method}.
+ * dedup_grpc_requests_total{service,method,code} and dedup_grpc_request_duration_seconds{service,method}, the latter for
+ * containerd's services only: dedupctl's calls to the admin service are counted, their latency is nobody's objective
+ * and would cost 18 series a method (decision 48).
  * The meters of a method are looked up once and kept: a registry look-up per call (tags, ids, the method name cut
  * out of the full name) was garbage on the Mounts path, which runs thousands of times a second under probes.
  */
@@ -32,13 +34,13 @@ public final class GrpcMetrics implements ServerInterceptor {
     private final class Meters {
         final String service;
         final String method;
-        final Timer duration;
+        final Timer duration; // null: not timed
         final AtomicReferenceArray<Counter> byCode = new AtomicReferenceArray<>(Status.Code.values().length);
 
         Meters(MethodDescriptor<?, ?> d) {
             service = d.getServiceName();
             method = d.getBareMethodName();
-            duration = Buckets.latency(Timer.builder("dedup.grpc.request.duration").description("gRPC request latency").tags("service", service, "method", method))
+            duration = !service.startsWith("containerd.") ? null : Buckets.latency(Timer.builder("dedup.grpc.request.duration").description("gRPC request latency").tags("service", service, "method", method))
                     .register(registry);
         }
 
@@ -64,7 +66,7 @@ public final class GrpcMetrics implements ServerInterceptor {
         return next.startCall(new ForwardingServerCall.SimpleForwardingServerCall<>(call) {
             @Override
             public void close(Status status, Metadata trailers) {
-                m.duration.record(System.nanoTime() - start, TimeUnit.NANOSECONDS);
+                if (m.duration != null) m.duration.record(System.nanoTime() - start, TimeUnit.NANOSECONDS);
                 m.requests(status.getCode()).increment();
                 super.close(status, trailers);
             }

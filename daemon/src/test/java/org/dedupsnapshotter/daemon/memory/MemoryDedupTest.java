@@ -50,8 +50,8 @@ class MemoryDedupTest {
 
     @Test
     void containerdKeysBecomeNamespaceAndContainerId() {
-        assertEquals("default/web-1", MemoryDedup.containerName("default/42/web-1"));
-        assertEquals("k8s.io/abc", MemoryDedup.containerName("k8s.io/7/abc"));
-        assertEquals("plain-key", MemoryDedup.containerName("plain-key"));
+        assertEquals(new MemoryDedup.Owner("default", "web-1", "default/web-1"), MemoryDedup.containerOf("default/42/web-1"));
+        assertEquals(new MemoryDedup.Owner("k8s.io", "abc", "k8s.io/abc"), MemoryDedup.containerOf("k8s.io/7/abc"));
+        assertEquals(new MemoryDedup.Owner(null, "plain-key", "plain-key"), MemoryDedup.containerOf("plain-key"));
     }
 }
