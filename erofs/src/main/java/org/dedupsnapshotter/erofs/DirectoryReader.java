@@ -26,6 +26,8 @@ final class DirectoryReader {
 
     private final long chunkSize;
     private final ChunkPlacer placer;
+    /** Non-null: regular files are compressed chunk by chunk (and placer is null). */
+    private final CompressedChunkPlacer compressedPlacer;
     /** Null: no fingerprints. */
     private final ChunkDigests digests;
     /** Files seen with more than one link, so each is one Node under all its names. */
@@ -35,6 +37,14 @@ final class DirectoryReader {
         this.chunkSize = chunkSize;
         this.placer = placer;
         this.digests = digests;
+        this.compressedPlacer = null;
+    }
+
+    DirectoryReader(long chunkSize, CompressedChunkPlacer compressedPlacer) {
+        this.chunkSize = chunkSize;
+        this.placer = null;
+        this.digests = null;
+        this.compressedPlacer = compressedPlacer;
     }
 
     ErofsTree read(Path dir) throws IOException {
@@ -62,7 +72,8 @@ final class DirectoryReader {
         Attributes a = attributes(p, st);
         Node n = switch (st.type()) {
             case Stat.S_IFDIR -> Node.directory(a);
-            case Stat.S_IFREG -> Node.regular(a, st.size(), chunks(p, st.size()), fingerprint(p, st.size()));
+            case Stat.S_IFREG -> compressedPlacer != null ? Node.compressed(a, st.size(), compressedChunks(p, st.size()), null)
+                    : Node.regular(a, st.size(), chunks(p, st.size()), fingerprint(p, st.size()));
             case Stat.S_IFLNK -> Node.symlink(a, Files.readSymbolicLink(p).toString().getBytes(StandardCharsets.UTF_8));
             case Stat.S_IFCHR -> Node.device(Type.CHAR_DEVICE, a, st.rdevMajor(), st.rdevMinor());
             case Stat.S_IFBLK -> Node.device(Type.BLOCK_DEVICE, a, st.rdevMajor(), st.rdevMinor());
@@ -81,6 +92,15 @@ final class DirectoryReader {
             blocks[k] = placer.place(file, off, (int) Math.min(chunkSize, size - off));
         }
         return blocks;
+    }
+
+    private CompressedChunk[] compressedChunks(Path file, long size) throws IOException {
+        CompressedChunk[] out = new CompressedChunk[Math.toIntExact((size + chunkSize - 1) / chunkSize)];
+        for (int k = 0; k < out.length; k++) {
+            long off = k * chunkSize;
+            out[k] = compressedPlacer.place(file, off, (int) Math.min(chunkSize, size - off));
+        }
+        return out;
     }
 
     private byte[] fingerprint(Path file, long size) throws IOException {

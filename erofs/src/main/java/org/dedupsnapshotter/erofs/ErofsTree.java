@@ -38,6 +38,11 @@ public final class ErofsTree {
         return new DirectoryReader(chunkSize, placer, null).read(dir);
     }
 
+    /** Reads dir as {@link #fromDirectory(Path, long, ChunkPlacer)} does, each regular file compressed chunk by chunk by placer. */
+    public static ErofsTree fromDirectoryCompressed(Path dir, long chunkSize, CompressedChunkPlacer placer) throws IOException {
+        return new DirectoryReader(chunkSize, placer).read(dir);
+    }
+
     /** As {@link #fromDirectory(Path, long, ChunkPlacer)}, each regular file with its {@link InodeFingerprint} from digests. */
     public static ErofsTree fromDirectory(Path dir, long chunkSize, ChunkPlacer placer, ChunkDigests digests) throws IOException {
         return new DirectoryReader(chunkSize, placer, digests).read(dir);
@@ -89,6 +94,8 @@ public final class ErofsTree {
         final int major, minor;
         /** Regular files: the {@link InodeFingerprint} value, or null for none. */
         final byte[] fingerprint;
+        /** Compressed regular files ({@link #compressed}): one per chunk, else null (then chunkBlocks holds the data). */
+        final CompressedChunk[] compressedChunks;
         private final TreeMap<byte[], Node> children;
 
         private Node(Type type, Attributes attributes, long size, long[] chunkBlocks, byte[] target, int major, int minor) {
@@ -96,6 +103,12 @@ public final class ErofsTree {
         }
 
         private Node(Type type, Attributes attributes, long size, long[] chunkBlocks, byte[] target, int major, int minor, byte[] fingerprint) {
+            this(type, attributes, size, chunkBlocks, target, major, minor, fingerprint, null);
+        }
+
+        private Node(Type type, Attributes attributes, long size, long[] chunkBlocks, byte[] target, int major, int minor, byte[] fingerprint,
+                     CompressedChunk[] compressedChunks) {
+            this.compressedChunks = compressedChunks;
             this.fingerprint = fingerprint;
             this.type = type;
             this.attributes = attributes;
@@ -128,6 +141,18 @@ public final class ErofsTree {
                 if (b != HOLE && (b < 0 || b > MAX_BLOCK)) throw new IllegalArgumentException("pool block " + b + " beyond 32 bits");
             }
             return new Node(Type.REGULAR, a, size, chunkBlocks.clone(), null, 0, 0, fingerprint == null ? null : fingerprint.clone());
+        }
+
+        /**
+         * A regular file whose data is LZ4-compressed in the pool (issue 23): one {@link CompressedChunk} per chunk,
+         * ceil(size / chunk size) of them, read through the image's device table at {@link CompressedChunk#UNIADDR}.
+         */
+        public static Node compressed(Attributes a, long size, CompressedChunk[] chunks, byte[] fingerprint) {
+            if (fingerprint != null && (fingerprint.length == 0 || fingerprint.length > 4096))
+                throw new IllegalArgumentException("fingerprint of " + fingerprint.length + " bytes (1..4096)");
+            if (size < 0) throw new IllegalArgumentException("size " + size);
+            for (CompressedChunk c : chunks) if (c == null) throw new IllegalArgumentException("a null compressed chunk");
+            return new Node(Type.REGULAR, a, size, null, null, 0, 0, fingerprint == null ? null : fingerprint.clone(), chunks.clone());
         }
 
         public static Node symlink(Attributes a, byte[] target) {

@@ -43,6 +43,12 @@ public final class ErofsWriter {
     private static final int FEATURE_INCOMPAT_CHUNKED_FILE = 4, FEATURE_INCOMPAT_DEVICE_TABLE = 8, FEATURE_INCOMPAT_XATTR_PREFIXES = 0x40;
     private static final int LAYOUT_FLAT_PLAIN = 0, LAYOUT_FLAT_INLINE = 2, LAYOUT_CHUNK_BASED = 4;
     private static final int POOL_DEVICE = 1;
+    // Compressed files (decision NN): LZ4 0-padding, COMPR_CFGS (which is also the big pcluster bit), full lcluster indexes.
+    private static final int FEATURE_INCOMPAT_ZERO_PADDING = 1, FEATURE_INCOMPAT_COMPR_CFGS = 2, LAYOUT_COMPRESSED_FULL = 1;
+    /** With compressed files the LZ4 config record follows the superblock, so the device slot moves one slot on. */
+    private static final int COMPR_CFGS = SUPERBLOCK + 128, Z_DEVICE_SLOT = DEVICE_SLOT + DEVICE_SLOT_SIZE;
+    private static final int Z_ADVISE_BIG_PCLUSTER_1 = 2, LCLUSTER_PLAIN = 0, LCLUSTER_HEAD1 = 1, LCLUSTER_NONHEAD = 2, D0_CBLKCNT = 1 << 11;
+    private static final int LZ4_MAX_DISTANCE = 65535;
 
     private ErofsWriter() {}
 
@@ -71,7 +77,10 @@ public final class ErofsWriter {
 
     static byte[] image(ErofsTree tree, long poolBlocks, UUID uuid, boolean fingerprints) {
         List<Inode> inodes = inodesRootFirst(tree.root());
-        MetaAllocator meta = new MetaAllocator(DEVICE_SLOT + DEVICE_SLOT_SIZE);
+        // the largest pcluster of any compressed file, in blocks; 0: none, and the image is byte for byte as before
+        int maxPclusterBlocks = inodes.stream().filter(i -> i.node.compressedChunks != null)
+                .flatMap(i -> Arrays.stream(i.node.compressedChunks)).mapToInt(c -> c.pclusterSize() / BLOCK).max().orElse(0);
+        MetaAllocator meta = new MetaAllocator((maxPclusterBlocks > 0 ? Z_DEVICE_SLOT : DEVICE_SLOT) + DEVICE_SLOT_SIZE);
         byte[] prefixTable = fingerprints && inodes.stream().anyMatch(i -> i.node.fingerprint != null) ? InlineXattrs.fingerprintPrefixTable() : null;
         long prefixTableAt = prefixTable == null ? -1 : meta.allocate(prefixTable.length);
         for (Inode i : inodes) {
@@ -89,7 +98,7 @@ public final class ErofsWriter {
         for (Inode i : inodes) i.write(b, tree.chunkSize());
         if (prefixTable != null) b.put(Math.toIntExact(prefixTableAt), prefixTable);
         Inode root = inodes.getFirst();
-        superblock(b, root, inodes.size(), blocks, poolBlocks, uuid, prefixTableAt);
+        superblock(b, root, inodes.size(), blocks, poolBlocks, uuid, prefixTableAt, maxPclusterBlocks);
         return b.array();
     }
 
@@ -158,6 +167,9 @@ public final class ErofsWriter {
         int recordSize;
         int dataBlocks;
         long offset, rawBlock;
+        /** Compressed files: pool blocks of all their chunks (i_u), logical clusters (one index each). */
+        long compressedBlocks;
+        int lclusters;
 
         Inode(Node node, Inode parent, byte[] name) {
             this.node = node;
@@ -180,7 +192,10 @@ public final class ErofsWriter {
                 switch (node.type) {
                     case DIRECTORY -> flat(direntBytes());
                     case SYMLINK -> flat(node.target.length);
-                    case REGULAR -> chunked(chunkSize);
+                    case REGULAR -> {
+                        if (node.compressedChunks != null) compressedFull(chunkSize);
+                        else chunked(chunkSize);
+                    }
                     default -> {
                         layout = LAYOUT_FLAT_PLAIN;
                         recordSize = head();
@@ -232,6 +247,29 @@ public final class ErofsWriter {
             recordSize = size == 0 ? head() : indexesStart() + Math.toIntExact(chunks * 8);
         }
 
+        /** The map header, 8 reserved bytes and one 8-byte index per 4 KiB of the file follow inode and xattrs, 8-byte aligned. */
+        private void compressedFull(long chunkSize) {
+            size = node.size;
+            long chunks = (size + chunkSize - 1) / chunkSize;
+            if (node.compressedChunks.length != chunks)
+                throw new IllegalArgumentException(node.compressedChunks.length + " compressed chunks for " + size + " bytes in chunks of " + chunkSize + " (" + chunks + " needed)");
+            for (int k = 0; k < chunks; k++) {
+                CompressedChunk c = node.compressedChunks[k];
+                if (chunkSize % c.pclusterSize() != 0) throw new IllegalArgumentException("pcluster size " + c.pclusterSize() + " does not divide the chunk size " + chunkSize);
+                c.check((int) Math.min(chunkSize, size - k * chunkSize));
+                compressedBlocks += c.blocks();
+            }
+            if (compressedBlocks > 0xffffffffL) throw new IllegalArgumentException(compressedBlocks + " compressed blocks beyond 32 bits");
+            if (size == 0) {
+                layout = LAYOUT_FLAT_PLAIN; // as an uncompressed empty file: nothing to index
+                recordSize = head();
+                return;
+            }
+            layout = LAYOUT_COMPRESSED_FULL;
+            lclusters = Math.toIntExact((size + BLOCK - 1) / BLOCK);
+            recordSize = Math.toIntExact(indexesStart() + 16 + 8L * lclusters);
+        }
+
         /** Chunk indexes follow inode and xattrs, 8-byte aligned. */
         private int indexesStart() { return (head() + 7) & ~7; }
 
@@ -252,7 +290,10 @@ public final class ErofsWriter {
             switch (node.type) {
                 case DIRECTORY -> data(b, dirents());
                 case SYMLINK -> data(b, node.target);
-                case REGULAR -> indexes(b, at + indexesStart());
+                case REGULAR -> {
+                    if (layout == LAYOUT_COMPRESSED_FULL) lclusterIndexes(b, at + indexesStart(), chunkSize);
+                    else if (layout == LAYOUT_CHUNK_BASED) indexes(b, at + indexesStart());
+                }
                 default -> { }
             }
         }
@@ -261,7 +302,8 @@ public final class ErofsWriter {
         private int union(long chunkSize) {
             return switch (node.type) {
                 case DIRECTORY, SYMLINK -> dataBlocks > 0 ? (int) rawBlock : (int) ErofsImage.NULL_ADDR;
-                case REGULAR -> size == 0 ? 0 : (Long.numberOfTrailingZeros(chunkSize) - 12) | ErofsImage.CHUNK_FORMAT_INDEXES;
+                case REGULAR -> size == 0 ? 0 : layout == LAYOUT_COMPRESSED_FULL ? (int) compressedBlocks
+                        : (Long.numberOfTrailingZeros(chunkSize) - 12) | ErofsImage.CHUNK_FORMAT_INDEXES;
                 case CHAR_DEVICE, BLOCK_DEVICE -> (node.minor & 0xff) | node.major << 8 | (node.minor & ~0xff) << 12; // new_encode_dev
                 case FIFO, SOCKET -> 0;
             };
@@ -301,10 +343,51 @@ public final class ErofsWriter {
                 at += 8;
             }
         }
+
+        /**
+         * z_erofs_map_header {u32 0, u16 advise: big pcluster for HEAD1, u8 algorithm 0: LZ4, u8 lcluster bits - 12: 0},
+         * 8 bytes the kernel skips, then per 4 KiB lcluster {u16 advise: type, u16 cluster offset: always 0 (every piece
+         * starts on an lcluster), u32 block address, or for NONHEAD u16 delta to the head, u16 delta to the next head}.
+         * A compressed piece: HEAD1 at its pcluster, then NONHEADs, the first carrying the pcluster's block count
+         * (D0_CBLKCNT); it always has one, as a piece of one lcluster never saves a block. A raw piece: one PLAIN
+         * lcluster per block, so no kernel needs big pclusters for raw data.
+         */
+        private void lclusterIndexes(ByteBuffer b, int at, long chunkSize) {
+            b.putShort(at + 4, (short) Z_ADVISE_BIG_PCLUSTER_1);
+            int idx = at + 16;
+            for (int k = 0; k < node.compressedChunks.length; k++) {
+                CompressedChunk c = node.compressedChunks[k];
+                int chunkLen = (int) Math.min(chunkSize, size - k * chunkSize), pc = c.pclusterSize();
+                long block = CompressedChunk.UNIADDR + c.poolBlock();
+                for (int i = 0; i < c.pieces().length; i++) {
+                    int len = Math.min(pc, chunkLen - i * pc), n = (len + BLOCK - 1) / BLOCK, cblocks = c.pieces()[i] & 0xff;
+                    if (cblocks != 0) {
+                        b.putShort(idx, (short) LCLUSTER_HEAD1);
+                        b.putInt(idx + 4, (int) block);
+                        for (int j = 1; j < n; j++) {
+                            int d = idx + 8 * j;
+                            b.putShort(d, (short) LCLUSTER_NONHEAD);
+                            b.putShort(d + 4, (short) (j == 1 ? D0_CBLKCNT | cblocks : j));
+                            b.putShort(d + 6, (short) (n - j));
+                        }
+                        block += cblocks;
+                    } else {
+                        for (int j = 0; j < n; j++) {
+                            b.putShort(idx + 8 * j, (short) LCLUSTER_PLAIN);
+                            b.putInt(idx + 8 * j + 4, (int) (block + j));
+                        }
+                        block += n;
+                    }
+                    idx += 8 * n;
+                }
+            }
+            if (idx != at + 16 + 8 * lclusters) throw new IllegalStateException(path() + ": wrote " + (idx - at - 16) / 8 + " lcluster indexes of " + lclusters);
+        }
     }
 
     /** prefixTableAt: the fingerprint prefix table's byte offset, or -1 for none. */
-    private static void superblock(ByteBuffer b, Inode root, int inodes, long blocks, long poolBlocks, UUID uuid, long prefixTableAt) {
+    private static void superblock(ByteBuffer b, Inode root, int inodes, long blocks, long poolBlocks, UUID uuid, long prefixTableAt, int maxPclusterBlocks) {
+        boolean compressed = maxPclusterBlocks > 0;
         if (root.nid() > 0xffff) throw new IllegalStateException("root nid " + root.nid() + " beyond 16 bits");
         boolean fingerprints = prefixTableAt >= 0;
         b.putInt(SUPERBLOCK, ErofsImage.MAGIC);
@@ -319,15 +402,26 @@ public final class ErofsWriter {
         // meta_blkaddr (40) and xattr_blkaddr (44) are 0; the volume name stays empty
         b.order(ByteOrder.BIG_ENDIAN).putLong(SUPERBLOCK + 48, uuid.getMostSignificantBits())
                 .putLong(SUPERBLOCK + 56, uuid.getLeastSignificantBits()).order(ByteOrder.LITTLE_ENDIAN);
-        b.putInt(SUPERBLOCK + 80, FEATURE_INCOMPAT_CHUNKED_FILE | FEATURE_INCOMPAT_DEVICE_TABLE | (fingerprints ? FEATURE_INCOMPAT_XATTR_PREFIXES : 0));
+        b.putInt(SUPERBLOCK + 80, FEATURE_INCOMPAT_CHUNKED_FILE | FEATURE_INCOMPAT_DEVICE_TABLE | (fingerprints ? FEATURE_INCOMPAT_XATTR_PREFIXES : 0)
+                | (compressed ? FEATURE_INCOMPAT_ZERO_PADDING | FEATURE_INCOMPAT_COMPR_CFGS : 0));
         b.putShort(SUPERBLOCK + 86, (short) 1); // extra devices: the pool
-        b.putShort(SUPERBLOCK + 88, (short) (DEVICE_SLOT / DEVICE_SLOT_SIZE));
+        int slot = compressed ? Z_DEVICE_SLOT : DEVICE_SLOT;
+        b.putShort(SUPERBLOCK + 88, (short) (slot / DEVICE_SLOT_SIZE));
+        if (compressed) {
+            b.putShort(SUPERBLOCK + 84, (short) 1); // available_compr_algs: LZ4; its config record follows the superblock
+            b.putShort(COMPR_CFGS, (short) 14); // z_erofs_lz4_cfgs {u16 max_distance, u16 max_pclusterblks, 10 reserved}
+            b.putShort(COMPR_CFGS + 2, (short) LZ4_MAX_DISTANCE);
+            b.putShort(COMPR_CFGS + 4, (short) maxPclusterBlocks);
+            // compressed extents address pool block p as UNIADDR + p: the kernel finds the pool by this range
+            b.putInt(slot + 68, (int) CompressedChunk.UNIADDR);
+        }
         if (fingerprints) {
             b.put(SUPERBLOCK + 0x5b, (byte) 1); // xattr_prefix_count
             b.putInt(SUPERBLOCK + 0x5c, (int) (prefixTableAt / 4)); // xattr_prefix_start, in 4-byte units
             b.put(SUPERBLOCK + 0x69, (byte) InlineXattrs.FINGERPRINT_PREFIX_ID); // ishare_xattr_prefix_id
         }
-        b.putInt(DEVICE_SLOT + 64, (int) Math.min(poolBlocks, 0xffffffffL)); // the slot's tag stays empty: mounts name the pool with device=
+        long maxBlocks = compressed ? 0xffffffffL - CompressedChunk.UNIADDR : 0xffffffffL;
+        b.putInt(slot + 64, (int) Math.min(poolBlocks, maxBlocks)); // the slot's tag stays empty: mounts name the pool with device=
         b.putInt(SUPERBLOCK + 4, ErofsImage.checksum(b));
     }
 }

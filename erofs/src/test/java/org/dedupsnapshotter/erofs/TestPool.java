@@ -19,7 +19,7 @@ import static java.nio.file.StandardOpenOption.WRITE;
  * mount answers a short read at the pool's end with EIO); an all-zero chunk becomes a hole. Remembers where each
  * chunk went.
  */
-final class TestPool implements ChunkPlacer, AutoCloseable {
+final class TestPool implements ChunkPlacer, BlockAppender, AutoCloseable {
     private final FileChannel pool;
     /** (file key, i.e. device and inode, so any name of a hardlinked file finds it; offset) → block. */
     private final Map<List<Object>, Long> placed = new HashMap<>();
@@ -42,7 +42,8 @@ final class TestPool implements ChunkPlacer, AutoCloseable {
     }
 
     /** Writes whole blocks at the pool's end; returns the first. */
-    long append(ByteBuffer blocksOfData) throws IOException {
+    @Override
+    public long append(ByteBuffer blocksOfData) throws IOException {
         long at = blocks;
         long pos = at * 4096;
         while (blocksOfData.hasRemaining()) pos += pool.write(blocksOfData, pos);
