@@ -204,6 +204,65 @@ class CompressedErofsWriterTest {
         });
     }
 
+    /**
+     * EROFS keeps no data checksums: what single-byte damage does is up to LZ4's decoder (an error when the stream
+     * stops parsing or its length is off, other bytes when a literal changes), and raw pieces are read as they are.
+     * Recorded here (printed), not asserted: only fsck --verify-data (the chunk digest) catches all of it.
+     */
+    @Test
+    void singleByteDamageIsNotAlwaysAnError() throws Exception {
+        byte[] data = text(1 << 20), raw = bytes(PCLUSTER);
+        Path src = tmp.resolve("src");
+        Files.createDirectories(src);
+        Files.write(src.resolve("text"), data);
+        Files.write(src.resolve("raw"), raw);
+        Path poolFile = tmp.resolve("pool"), image = tmp.resolve("layer.erofs");
+        CompressedChunk text, rawChunk;
+        try (TestPool pool = new TestPool(poolFile)) {
+            CompressedChunkStore store = new CompressedChunkStore(new Lz4Pclusters(LEVEL, PCLUSTER), pool);
+            ErofsWriter.write(ErofsTree.fromDirectoryCompressed(src, CHUNK, store), image, pool.blocks());
+            pool.sync();
+            text = store.place(src.resolve("text"), 0, data.length);
+            rawChunk = store.place(src.resolve("raw"), 0, raw.length);
+        }
+        assertEquals(0, rawChunk.pieces()[0], "random data stays raw");
+        int errors = 0, wrong = 0, right = 0, cblocks = text.pieces()[0];
+        Random r = new Random(5);
+        for (int trial = 0; trial < 12; trial++) {
+            long at = text.poolBlock() * 4096 + cblocks * 4096L - 1 - r.nextInt(cblocks * 4096 - 200); // inside the first pcluster's LZ4 output
+            String outcome = damageAndRead(poolFile, image, at, "text", Arrays.copyOf(data, PCLUSTER));
+            if (outcome.equals("error")) errors++;
+            else if (outcome.equals("wrong")) wrong++;
+            else right++;
+        }
+        String rawOutcome = damageAndRead(poolFile, image, rawChunk.poolBlock() * 4096 + 1000, "raw", raw);
+        System.out.printf("one byte changed in a compressed pcluster, 12 places: %d read errors, %d wrong bytes, %d unchanged; in a raw piece: %s%n",
+                errors, wrong, right, rawOutcome);
+    }
+
+    /** Flips the byte at pool offset at, mounts, reads want.length bytes of file, restores the byte: "error", "wrong" or "right". */
+    private String damageAndRead(Path poolFile, Path image, long at, String file, byte[] want) throws IOException {
+        ByteBuffer one = ByteBuffer.allocate(1);
+        try (FileChannel pool = FileChannel.open(poolFile, READ, WRITE)) {
+            pool.read(one, at);
+            byte old = one.get(0);
+            pool.write(ByteBuffer.wrap(new byte[] {(byte) (old ^ 0x5a)}), at);
+            try {
+                return mounted(image, poolFile, mnt -> {
+                    try (FileChannel ch = FileChannel.open(mnt.resolve(file), READ)) {
+                        ByteBuffer got = ByteBuffer.allocate(want.length);
+                        while (got.hasRemaining() && ch.read(got, got.position()) > 0) { }
+                        return Arrays.equals(got.array(), want) ? "right" : "wrong";
+                    } catch (IOException e) {
+                        return "error";
+                    }
+                });
+            } finally {
+                pool.write(ByteBuffer.wrap(new byte[] {old}), at);
+            }
+        }
+    }
+
     /** Measurement only: mkfs.erofs -zlz4hc (4 KiB pclusters, and 64 KiB ones with -C) on the same tree. */
     private void mkfsComparison(Path src) throws Exception {
         for (List<String> opts : List.of(List.of("-zlz4hc"), List.of("-zlz4hc", "-C65536"))) {
