@@ -299,6 +299,9 @@ class CompressedErofsWriterTest {
         Files.write(src.resolve("dir/empty-too"), new byte[0]);
         for (int i = 0; i < 200; i++) Files.writeString(src.resolve("dir/f" + i), "file " + i + " ".repeat(i * 37));
         Files.createLink(src.resolve("dir/hardlink"), src.resolve("small-text"));
+        // xattrs before the map header: a small one shifts its 8-byte alignment, a large one makes the record span blocks
+        Libc.lsetxattr(src.resolve("nine-mib-plus-one").toString(), "user.note", "abc".getBytes(StandardCharsets.UTF_8));
+        Libc.lsetxattr(src.resolve("four-mib-text").toString(), "user.big", bytes(3000));
         Files.createSymbolicLink(src.resolve("link"), Path.of("nine-mib-plus-one"));
         Files.createSymbolicLink(src.resolve("dir/long-link"), Path.of("y".repeat(4000)));
         Files.createSymbolicLink(src.resolve("dangling"), Path.of("/nowhere"));
