@@ -52,6 +52,9 @@ class CompressedErofsWriterTest {
         assertTrue(ErofsImage.read(image).checksumValid());
         Map<String, String> expected = Listing.of(src), actual = mounted(image, poolFile, Listing::of);
         assertEquals(expected, actual, Listing.diff(expected, actual));
+        // complete layers are mounted with directio (decision 35): the pool read with direct I/O
+        Map<String, String> direct = mounted(image, "device=" + poolFile + ",directio", Listing::of);
+        assertEquals(expected, direct, Listing.diff(expected, direct));
         // the same bytes again through a second read path: whole files, and reads across pcluster and chunk limits
         mounted(image, poolFile, mnt -> {
             for (String f : List.of("nine-mib-plus-one", "four-mib-text", "random-4mib", "small-text")) {
@@ -324,8 +327,12 @@ class CompressedErofsWriterTest {
     private static Attributes attrs(int mode) { return new Attributes(mode, 0, 0, 1_700_000_000L, 0); }
 
     private <T> T mounted(Path image, Path pool, MountedRead<T> read) throws IOException {
+        return mounted(image, "device=" + pool, read);
+    }
+
+    private <T> T mounted(Path image, String options, MountedRead<T> read) throws IOException {
         Path mnt = Files.createTempDirectory(tmp, "mnt");
-        Libc.mount(image.toString(), mnt.toString(), "erofs", Libc.MS_RDONLY, "device=" + pool);
+        Libc.mount(image.toString(), mnt.toString(), "erofs", Libc.MS_RDONLY, options);
         try {
             return read.read(mnt);
         } finally {
