@@ -25,7 +25,8 @@ public final class ErofsImage {
     public static final int SUPERBLOCK_OFFSET = 1024;
     public static final int MAGIC = 0xE0F5E1E2;
     public static final long NULL_ADDR = 0xFFFFFFFFL;
-    static final int LAYOUT_FLAT_PLAIN = 0, LAYOUT_FLAT_INLINE = 2, LAYOUT_CHUNK_BASED = 4;
+    static final int LAYOUT_FLAT_PLAIN = 0, LAYOUT_COMPRESSED_FULL = 1, LAYOUT_FLAT_INLINE = 2, LAYOUT_CHUNK_BASED = 4;
+    private static final int Z_PLAIN = 0, Z_HEAD1 = 1, Z_NONHEAD = 2, Z_ADVISE_BIG_PCLUSTER_1 = 2, Z_D0_CBLKCNT = 1 << 11;
     static final int CHUNK_FORMAT_INDEXES = 0x20, FEATURE_COMPAT_SB_CHKSUM = 1;
     static final int FT_REG_FILE = 1, FT_DIR = 2;
 
@@ -57,15 +58,37 @@ public final class ErofsImage {
 
     public int blockSize() { return 1 << blkszbits; }
 
+    /**
+     * One pcluster of a compressed file (data layout 1 with full indexes, as {@link ErofsWriter} writes them, decision
+     * NN): the file bytes it holds and the pool blocks it takes; compressed false: the bytes lie raw at poolBlock.
+     */
+    public record Pcluster(String path, long fileOffset, int length, long poolBlock, int blocks, boolean compressed) {}
+
     /** Every chunk of every regular file, hardlinked files once, in directory order. */
     public List<FileChunk> chunks() throws IOException {
         List<FileChunk> out = new ArrayList<>();
-        Set<Long> seen = new HashSet<>();
-        walk(rootNid, "", out, seen, 0);
+        walk(rootNid, "", new HashSet<>(), 0, (f, path) -> fileChunks(f, path, out));
         return out;
     }
 
-    private void walk(long dirNid, String dirPath, List<FileChunk> out, Set<Long> seen, int depth) throws IOException {
+    /**
+     * Every pcluster of every compressed regular file, hardlinked files once, in directory order; files of other
+     * layouts are skipped. Addresses below {@link CompressedChunk#UNIADDR} (not in the pool) are an IOException.
+     */
+    public List<Pcluster> pclusters() throws IOException {
+        List<Pcluster> out = new ArrayList<>();
+        walk(rootNid, "", new HashSet<>(), 0, (f, path) -> {
+            if (f.layout == LAYOUT_COMPRESSED_FULL && f.size > 0) filePclusters(f, path, out);
+        });
+        return out;
+    }
+
+    @FunctionalInterface
+    private interface FileVisitor {
+        void visit(Inode file, String path) throws IOException;
+    }
+
+    private void walk(long dirNid, String dirPath, Set<Long> seen, int depth, FileVisitor visitor) throws IOException {
         if (depth > 4096) throw new IOException("EROFS directory tree too deep (a loop?)");
         Inode dir = inode(dirNid);
         byte[] data = dir.data();
@@ -88,9 +111,9 @@ public final class ErofsImage {
                 if (name.equals(".") || name.equals("..")) continue;
                 String path = dirPath.isEmpty() ? name : dirPath + "/" + name;
                 if (type == FT_DIR) {
-                    walk(nid, path, out, seen, depth + 1);
+                    walk(nid, path, seen, depth + 1, visitor);
                 } else if (type == FT_REG_FILE && seen.add(nid)) {
-                    fileChunks(inode(nid), path, out);
+                    visitor.visit(inode(nid), path);
                 }
             }
         }
@@ -109,6 +132,36 @@ public final class ErofsImage {
             int idx = Math.toIntExact(base + k * 8);
             long off = k * chunkSize;
             out.add(new FileChunk(path, off, (int) Math.min(chunkSize, f.size - off), idx, buf.getInt(idx + 4) & 0xffffffffL));
+        }
+    }
+
+    /** Decodes the full lcluster indexes: a pcluster runs from its HEAD/PLAIN lcluster to the next one (or the file's end). */
+    private void filePclusters(Inode f, String path, List<Pcluster> out) throws IOException {
+        int base = Math.toIntExact((f.offset + f.inodeSize + f.xattrSize + 7) & ~7L);
+        int advise = buf.getShort(base + 4) & 0xffff, algorithm = buf.get(base + 6) & 0x0f, clusterBits = buf.get(base + 7) & 0xff;
+        if (clusterBits != 0 || algorithm != 0) throw new IOException(path + ": lcluster bits " + clusterBits + ", algorithm " + algorithm + " (only 4 KiB LZ4)");
+        long lclusters = (f.size + 4095) >>> 12;
+        int first = base + 16;
+        if (first + lclusters * 8 > buf.capacity()) throw new IOException(path + ": lcluster indexes outside the image");
+        for (long lcn = 0; lcn < lclusters; ) {
+            int at = Math.toIntExact(first + lcn * 8);
+            int type = buf.getShort(at) & 3, clusterofs = buf.getShort(at + 2) & 0xffff;
+            if (type == Z_NONHEAD || clusterofs != 0) throw new IOException(path + ": lcluster " + lcn + " of type " + type + " at offset " + clusterofs + " where a pcluster should start");
+            long blkaddr = buf.getInt(at + 4) & 0xffffffffL;
+            if (blkaddr < CompressedChunk.UNIADDR) throw new IOException(path + ": pcluster at block " + blkaddr + " is not in the pool");
+            long next = lcn + 1;
+            while (next < lclusters && (buf.getShort(Math.toIntExact(first + next * 8)) & 3) == Z_NONHEAD) next++;
+            int blocks = 1;
+            if (type == Z_HEAD1 && next > lcn + 1 && (advise & Z_ADVISE_BIG_PCLUSTER_1) != 0) {
+                int d0 = buf.getShort(at + 8 + 4) & 0xffff;
+                if ((d0 & Z_D0_CBLKCNT) == 0) throw new IOException(path + ": lcluster " + (lcn + 1) + " lacks the pcluster's block count");
+                blocks = d0 & ~Z_D0_CBLKCNT;
+            } else if (type != Z_PLAIN && type != Z_HEAD1) {
+                throw new IOException(path + ": lcluster type " + type);
+            }
+            long offset = lcn << 12;
+            out.add(new Pcluster(path, offset, (int) Math.min((next - lcn) << 12, f.size - offset), blkaddr - CompressedChunk.UNIADDR, blocks, type == Z_HEAD1));
+            lcn = next;
         }
     }
 

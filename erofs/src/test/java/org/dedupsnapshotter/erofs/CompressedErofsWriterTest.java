@@ -50,6 +50,7 @@ class CompressedErofsWriterTest {
             pool.sync();
         }
         assertTrue(ErofsImage.read(image).checksumValid());
+        verifyPclusters(image, poolFile, src, Files.size(poolFile) / 4096);
         Map<String, String> expected = Listing.of(src), actual = mounted(image, poolFile, Listing::of);
         assertEquals(expected, actual, Listing.diff(expected, actual));
         // complete layers are mounted with directio (decision 35): the pool read with direct I/O
@@ -264,6 +265,41 @@ class CompressedErofsWriterTest {
                 pool.write(ByteBuffer.wrap(new byte[] {old}), at);
             }
         }
+    }
+
+    /**
+     * What fsck --verify-data will do, checked against the source: ErofsImage finds every pcluster of every
+     * compressed file; each decompresses (lz4-java's safe decoder, the 0-padding skipped) or reads raw to exactly
+     * the file's bytes there; together they cover poolBlocks blocks.
+     */
+    private static void verifyPclusters(Path image, Path poolFile, Path src, long poolBlocks) throws IOException {
+        List<ErofsImage.Pcluster> pclusters = ErofsImage.read(image).pclusters();
+        net.jpountz.lz4.LZ4SafeDecompressor lz4 = net.jpountz.lz4.LZ4Factory.safeInstance().safeDecompressor();
+        java.util.Set<Long> starts = new java.util.HashSet<>();
+        long blocks = 0, compressed = 0;
+        try (FileChannel pool = FileChannel.open(poolFile, READ)) {
+            for (ErofsImage.Pcluster p : pclusters) {
+                byte[] stored = new byte[p.blocks() * 4096], want = new byte[p.length()];
+                pool.read(ByteBuffer.wrap(stored), p.poolBlock() * 4096);
+                try (FileChannel in = FileChannel.open(src.resolve(p.path()), READ)) {
+                    in.read(ByteBuffer.wrap(want), p.fileOffset());
+                }
+                byte[] got = new byte[p.length()];
+                if (p.compressed()) {
+                    int zeros = 0;
+                    while (stored[zeros] == 0) zeros++;
+                    assertTrue(zeros < 4096, p + ": 0-padding of a block at most");
+                    assertEquals(p.length(), lz4.decompress(stored, zeros, stored.length - zeros, got, 0), p.toString());
+                    compressed++;
+                } else {
+                    System.arraycopy(stored, 0, got, 0, p.length());
+                }
+                assertArrayEquals(want, got, p.toString());
+                if (starts.add(p.poolBlock())) blocks += p.blocks();
+            }
+        }
+        assertEquals(poolBlocks, blocks, "the pclusters cover the pool");
+        assertTrue(compressed > 0 && compressed < pclusters.size(), compressed + " of " + pclusters.size() + " compressed");
     }
 
     /** Measurement only: mkfs.erofs -zlz4hc (4 KiB pclusters, and 64 KiB ones with -C) on the same tree. */
