@@ -35,6 +35,11 @@ import static java.nio.file.StandardOpenOption.WRITE;
  * prefix table in block 0 before the inodes, located by the superblock as a plain table (COMPAT_PLAIN_XATTR_PFX)
  * and named as the page-cache-share key (COMPAT_ISHARE_XATTRS, ishare_xattr_prefix_id 0), which needs
  * INCOMPAT_XATTR_PREFIXES (Linux >= 6.4). Kernels before 7.0 ignore the compat bits and the xattr.
+ * <p>
+ * Regular files made with {@link ErofsTree.Node#compressed} are written as LZ4-compressed inodes with full lcluster
+ * indexes whose pclusters lie in the pool at {@link CompressedChunk#UNIADDR} + pool block (decision NN); an image
+ * with any of them also gets the LZ4 config record at 1152 and its device slot at 1280. A tree without them gives
+ * the same bytes as before.
  */
 public final class ErofsWriter {
     private static final int BLOCK = MetaAllocator.BLOCK, INODE = 64, DIRENT = 12;
