@@ -29,11 +29,16 @@ public final class Lz4Pclusters {
     public record Encoded(byte[] blocks, CompressedChunk chunk) {}
 
     public Lz4Pclusters(int level, int pclusterSize) {
+        this(level, pclusterSize, FACTORY);
+    }
+
+    /** With a given lz4-java implementation (tests: the pure-Java fallback must give what the kernel reads too). */
+    Lz4Pclusters(int level, int pclusterSize, LZ4Factory factory) {
         if (level < 1 || level > 17) throw new IllegalArgumentException("LZ4 HC level " + level + " (1..17)");
         new CompressedChunk(0, 0, pclusterSize, new byte[0]); // validates the size
         this.level = level;
         this.pclusterSize = pclusterSize;
-        this.compressor = FACTORY.highCompressor(level);
+        this.compressor = factory.highCompressor(level);
     }
 
     public int level() { return level; }

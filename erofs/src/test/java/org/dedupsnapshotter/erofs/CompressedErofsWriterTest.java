@@ -79,6 +79,22 @@ class CompressedErofsWriterTest {
         mkfsComparison(src);
     }
 
+    /** The fallback when lz4-java's JNI library cannot load: its pure-Java HC output mounts byte-exact too. */
+    @Test
+    void thePureJavaCompressorsOutputMountsToo() throws Exception {
+        Path src = tmp.resolve("src");
+        buildTree(src);
+        Path image = tmp.resolve("layer.erofs"), poolFile = tmp.resolve("pool");
+        try (TestPool pool = new TestPool(poolFile)) {
+            CompressedChunkStore store = new CompressedChunkStore(new Lz4Pclusters(LEVEL, PCLUSTER, net.jpountz.lz4.LZ4Factory.safeInstance()), pool);
+            ErofsWriter.write(ErofsTree.fromDirectoryCompressed(src, CHUNK, store), image, pool.blocks());
+            pool.sync();
+        }
+        verifyPclusters(image, poolFile, src, Files.size(poolFile) / 4096);
+        Map<String, String> expected = Listing.of(src), actual = mounted(image, poolFile, Listing::of);
+        assertEquals(expected, actual, Listing.diff(expected, actual));
+    }
+
     @Test
     void twoImagesSharingAFileStoreItsChunksOnceAndMountAtOnce() throws Exception {
         byte[] shared = text(9 << 20 | 1);
