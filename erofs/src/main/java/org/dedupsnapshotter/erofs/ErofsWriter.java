@@ -85,6 +85,10 @@ public final class ErofsWriter {
         // the largest pcluster of any compressed file, in blocks; 0: none, and the image is byte for byte as before
         int maxPclusterBlocks = inodes.stream().filter(i -> i.node.compressedChunks != null)
                 .flatMap(i -> Arrays.stream(i.node.compressedChunks)).mapToInt(c -> c.pclusterSize() / BLOCK).max().orElse(0);
+        // the kernel maps an address past the slot's range to the primary image, not the pool (the probe of issue 23): refuse it
+        long poolEnd = inodes.stream().filter(i -> i.node.compressedChunks != null).flatMap(i -> Arrays.stream(i.node.compressedChunks))
+                .mapToLong(c -> c.poolBlock() + c.blocks()).max().orElse(0);
+        if (poolEnd > poolBlocks) throw new IllegalArgumentException("a compressed chunk ends at pool block " + poolEnd + ", beyond the pool's " + poolBlocks + " blocks");
         MetaAllocator meta = new MetaAllocator((maxPclusterBlocks > 0 ? Z_DEVICE_SLOT : DEVICE_SLOT) + DEVICE_SLOT_SIZE);
         byte[] prefixTable = fingerprints && inodes.stream().anyMatch(i -> i.node.fingerprint != null) ? InlineXattrs.fingerprintPrefixTable() : null;
         long prefixTableAt = prefixTable == null ? -1 : meta.allocate(prefixTable.length);

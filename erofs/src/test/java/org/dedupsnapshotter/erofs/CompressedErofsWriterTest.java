@@ -108,7 +108,11 @@ class CompressedErofsWriterTest {
         Path poolFile = tmp.resolve("pool"), imageA = tmp.resolve("a.erofs"), imageB = tmp.resolve("b.erofs");
         try (TestPool pool = new TestPool(poolFile)) {
             CompressedChunkStore store = new CompressedChunkStore(new Lz4Pclusters(LEVEL, PCLUSTER), pool);
-            ErofsWriter.write(ErofsTree.fromDirectoryCompressed(a, CHUNK, store), imageA, pool.blocks());
+            ErofsTree treeA = ErofsTree.fromDirectoryCompressed(a, CHUNK, store);
+            // the slot must cover every pcluster: the kernel maps an address past it to the primary image, not the pool
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ErofsWriter.write(treeA, imageA, pool.blocks() - 1));
+            assertTrue(e.getMessage().contains("beyond the pool"), e.getMessage());
+            ErofsWriter.write(treeA, imageA, pool.blocks());
             long afterA = pool.blocks();
             ErofsWriter.write(ErofsTree.fromDirectoryCompressed(b, CHUNK, store), imageB, pool.blocks());
             long added = pool.blocks() - afterA;
