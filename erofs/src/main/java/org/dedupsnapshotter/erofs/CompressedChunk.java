@@ -3,7 +3,7 @@ package org.dedupsnapshotter.erofs;
 import java.util.Arrays;
 
 /**
- * One chunk of a file in the pool in compressed form (issue 23, decision NN): its pclusters back to back from
+ * One chunk of a file in the pool in compressed form (issue 23, decision 50): its pclusters back to back from
  * poolBlock, blocks of them in all. The chunk's bytes are cut into pieces of pclusterSize (the last one short);
  * pieces[i] is the number of blocks piece i's LZ4 output takes (1 .. its input blocks - 1), or 0 when the piece
  * is stored raw (ceil(piece length / 4096) blocks, each read as a PLAIN lcluster). A compressed piece's output

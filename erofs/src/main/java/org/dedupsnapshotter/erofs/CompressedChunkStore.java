@@ -13,7 +13,7 @@ import java.util.Map;
 import static java.nio.file.StandardOpenOption.READ;
 
 /**
- * Compressed chunks stored once in the pool (issue 23 step 1, decision NN): keyed by (SHA-256 of the
+ * Compressed chunks stored once in the pool (issue 23 step 1, decision 50): keyed by (SHA-256 of the
  * uncompressed chunk, algorithm, level, pcluster size), so two files, layers or images with the same chunk share
  * its pclusters. New chunks are appended through a {@link BlockAppender}, the same one today's uncompressed chunks
  * use, so both forms share one pool file. The index is in memory here; the daemon's MetaStore table that is to

@@ -60,7 +60,7 @@ public final class ErofsImage {
 
     /**
      * One pcluster of a compressed file (data layout 1 with full indexes, as {@link ErofsWriter} writes them, decision
-     * NN): the file bytes it holds and the pool blocks it takes; compressed false: the bytes lie raw at poolBlock.
+     * 50): the file bytes it holds and the pool blocks it takes; compressed false: the bytes lie raw at poolBlock.
      */
     public record Pcluster(String path, long fileOffset, int length, long poolBlock, int blocks, boolean compressed) {}
 

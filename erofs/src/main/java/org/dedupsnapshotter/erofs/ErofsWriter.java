@@ -37,7 +37,7 @@ import static java.nio.file.StandardOpenOption.WRITE;
  * INCOMPAT_XATTR_PREFIXES (Linux >= 6.4). Kernels before 7.0 ignore the compat bits and the xattr.
  * <p>
  * Regular files made with {@link ErofsTree.Node#compressed} are written as LZ4-compressed inodes with full lcluster
- * indexes whose pclusters lie in the pool at {@link CompressedChunk#UNIADDR} + pool block (decision NN); an image
+ * indexes whose pclusters lie in the pool at {@link CompressedChunk#UNIADDR} + pool block (decision 50); an image
  * with any of them also gets the LZ4 config record at 1152 and its device slot at 1280. A tree without them gives
  * the same bytes as before.
  */
@@ -48,7 +48,7 @@ public final class ErofsWriter {
     private static final int FEATURE_INCOMPAT_CHUNKED_FILE = 4, FEATURE_INCOMPAT_DEVICE_TABLE = 8, FEATURE_INCOMPAT_XATTR_PREFIXES = 0x40;
     private static final int LAYOUT_FLAT_PLAIN = 0, LAYOUT_FLAT_INLINE = 2, LAYOUT_CHUNK_BASED = 4;
     private static final int POOL_DEVICE = 1;
-    // Compressed files (decision NN): LZ4 0-padding, COMPR_CFGS (which is also the big pcluster bit), full lcluster indexes.
+    // Compressed files (decision 50): LZ4 0-padding, COMPR_CFGS (which is also the big pcluster bit), full lcluster indexes.
     private static final int FEATURE_INCOMPAT_ZERO_PADDING = 1, FEATURE_INCOMPAT_COMPR_CFGS = 2, LAYOUT_COMPRESSED_FULL = 1;
     /** With compressed files the LZ4 config record follows the superblock, so the device slot moves one slot on. */
     private static final int COMPR_CFGS = SUPERBLOCK + 128, Z_DEVICE_SLOT = DEVICE_SLOT + DEVICE_SLOT_SIZE;

@@ -7,7 +7,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Cuts a chunk into fixed-input pclusters and LZ4-HC-compresses each (decision NN): a piece of pclusterSize bytes
+ * Cuts a chunk into fixed-input pclusters and LZ4-HC-compresses each (decision 50): a piece of pclusterSize bytes
  * (the chunk's last one shorter) becomes ceil(compressed / 4096) blocks, its output right-aligned in them (the
  * leading zeros are EROFS's LZ4 0-padding, which lets the kernel find the exact input length); a piece whose
  * output would not save a whole block is kept raw. Pieces restart at the chunk's start, so a chunk's encoded

@@ -25,7 +25,7 @@ import static java.nio.file.StandardOpenOption.WRITE;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * Compressed layers (issue 23 step 1, decision NN): images from ErofsWriter whose files are LZ4 HC pclusters in a
+ * Compressed layers (issue 23 step 1, decision 50): images from ErofsWriter whose files are LZ4 HC pclusters in a
  * shared pool, mounted by the kernel with device=pool and compared byte for byte with their source.
  */
 @Timeout(value = 5, unit = TimeUnit.MINUTES)

@@ -15,7 +15,7 @@ import java.util.Map;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
- * Measurement, not a test (decision NN): a real directory (-Dzpool.measure=DIR, -Dzpool.pclusters=16,64 in KiB,
+ * Measurement, not a test (decision 50): a real directory (-Dzpool.measure=DIR, -Dzpool.pclusters=16,64 in KiB,
  * -Dzpool.level=9) as a compressed image + pool per pcluster size, mounted and compared, against mkfs.erofs -zlz4hc
  * (-Dzpool.mkfs=true). -Dzpool.coldreads=true also times reading every file of a fresh mount, median of 3, with the
  * image's and pool's cached pages dropped first (posix_fadvise on our own files only: no global drop_caches on a
