@@ -1,4 +1,4 @@
-# dedup-snapshotter: make build | make test | make demo | make install | make uninstall | make bench
+# dedup-snapshotter: make build | make test | make dist | make demo | make install | make uninstall | make bench
 SHELL := /bin/bash
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -6,7 +6,7 @@ MVN := mvn -B -q -Dstyle.color=never
 # the shared tools (conformance harness, containerd-pull) for the tests, wherever this checkout was cloned to
 export DEDUP_SHARED := $(shell bash scripts/shared-dir.sh)
 
-.PHONY: build tools test fuzz conformance demo deps install uninstall bench bench-ksm bench-lazy bench-peers clean
+.PHONY: build dist tools test fuzz conformance demo deps install uninstall bench bench-ksm bench-lazy bench-peers clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -16,6 +16,11 @@ build: deps bin/dedup-runc bin/dedup-fdholder
 	@# the JDK AOT caches of the daemon and dedupctl (decision 37): a training run of ~15-20 s on 2 cores
 	@bash scripts/aot-train.sh
 	@echo "built: bin/dedup-snapshotter bin/dedupctl bin/dedup-runc bin/dedup-fdholder (jars and AOT caches in build/lib)"
+
+# The release tarball: build/dist/dedup-snapshotter-VERSION-linux-ARCH.tar.gz with a jlink'ed Java runtime, the jars,
+# the C helpers, AOT caches trained with that runtime, the unit, the config and the containerd snippets (decision NN).
+dist: build
+	@bash scripts/dist.sh
 
 # The runc wrapper for KSM is C, not Java: it runs on every runc call (see docs/ksm.md). Static: no loader cost.
 bin/dedup-runc: ksm/src/main/c/dedup-runc.c
@@ -30,7 +35,8 @@ bin/dedup-fdholder: lazy/src/main/c/dedup-fdholder.c
 tools:
 	@bash scripts/go-tools.sh
 
-test: build tools
+# dist before the itests: DistInstallTest installs the tarball
+test: build tools dist
 	@source scripts/find-jdk.sh && mvn -B -Dstyle.color=never verify -Ditest.skip=false 2>&1 | grep -Ev '^\[INFO\] (Download|---|$$)|^WARNING: ' ; test $${PIPESTATUS[0]} -eq 0
 	@export CONFORMANCE_WORK=$$(mktemp -d /tmp/dedup-conformance.XXXXXX); bash scripts/conformance.sh; rc=$$?; \
 	  bash scripts/test-summary.sh $$CONFORMANCE_WORK; exit $$rc
@@ -62,8 +68,9 @@ bench-lazy: build
 bench-peers: build
 	@bash bench/peers.sh
 
+# make install FROM=build/dist/dedup-snapshotter-….tar.gz installs that release instead of this checkout's build
 install:
-	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" bash scripts/install.sh
+	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" bash scripts/install.sh $(if $(FROM),--from "$(FROM)")
 
 uninstall:
 	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" bash scripts/install.sh uninstall

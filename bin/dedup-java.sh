@@ -1,10 +1,13 @@
-# Sourced by the launchers: sets DEDUP_JAVA (a JDK >= 25), DEDUP_LIB (the jars) and DEDUP_JVM_OPTS.
+# Sourced by the launchers: sets DEDUP_JAVA (the bundled runtime, else a JDK >= 25), DEDUP_LIB (the jars) and DEDUP_JVM_OPTS.
 for d in "$here/../build/lib" "$here/../lib" /usr/lib/dedup-snapshotter/lib /usr/local/lib/dedup-snapshotter/lib; do
   if [ -f "$d/dedup-daemon.jar" ]; then DEDUP_LIB=$(readlink -f "$d"); break; fi
 done
 [ -n "${DEDUP_LIB:-}" ] || { echo "dedup-snapshotter: jars not found; run 'make build' first" >&2; exit 1; }
 DEDUP_JAVA=
-for j in "${DEDUP_JAVA_HOME:-}" "${JAVA_HOME:-}" /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/temurin-2[5-9]-jdk-amd64 /usr/lib/jvm/java-2[5-9]-openjdk-amd64; do
+# A release tarball (make dist) and an install from one carry their own Java runtime (jlink) beside bin/: that one
+# and no other, since the AOT caches beside the jars were trained with it and work with no other JVM.
+if [ -x "$here/../runtime/bin/java" ]; then DEDUP_JAVA=$(readlink -f "$here/../runtime/bin/java"); fi
+[ -n "$DEDUP_JAVA" ] || for j in "${DEDUP_JAVA_HOME:-}" "${JAVA_HOME:-}" /usr/lib/jvm/temurin-25-jdk-amd64 /usr/lib/jvm/temurin-2[5-9]-jdk-amd64 /usr/lib/jvm/java-2[5-9]-openjdk-amd64; do
   if [ -n "$j" ] && [ -x "$j/bin/java" ] && "$j/bin/java" -version 2>&1 | grep -Eq 'version "(2[5-9]|[3-9][0-9])'; then DEDUP_JAVA=$j/bin/java; break; fi
 done
 [ -n "$DEDUP_JAVA" ] || { echo "dedup-snapshotter: needs Java 25 (Temurin 25 at /usr/lib/jvm/temurin-25-jdk-amd64, or set JAVA_HOME)" >&2; exit 1; }

@@ -5,9 +5,13 @@
 # that daemon). The daemon runs on a temporary root with its own socket: no containerd, no registry, nothing of a
 # running node touched. Needs root (the daemon mounts its layers); without it, or if training fails, the launchers
 # start without a cache (a warning here, nothing lost but start-up time).
+# With a directory as $1 (an unpacked release, scripts/dist.sh): trains that one's caches in DIR/lib with its
+# launchers in DIR/bin, and so with its bundled runtime: a cache works only with the JVM that wrote it.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+launchers=$top/bin
 lib=$top/build/lib
+if [ -n "${1:-}" ]; then launchers=$(cd "$1" && pwd)/bin; lib=$(cd "$1" && pwd)/lib; fi
 [ -f "$lib/dedup-daemon.jar" ] || { echo "aot-train: no jars in $lib; run 'make build' first" >&2; exit 1; }
 rm -f "$lib"/*.aot
 if [ "$(id -u)" != 0 ]; then
@@ -34,11 +38,11 @@ cat > "$work/config.json" <<JSON
  "metrics": {"address": "127.0.0.1:0", "logInterval": "0s"}}
 JSON
 t0=$(date +%s)
-DEDUP_AOT_TRAIN=$lib/dedup-daemon.aot "$top/bin/dedup-snapshotter" --config "$work/config.json" > "$work/daemon.log" 2>&1 &
+DEDUP_AOT_TRAIN=$lib/dedup-daemon.aot "$launchers/dedup-snapshotter" --config "$work/config.json" > "$work/daemon.log" 2>&1 &
 pid=$!
 for _ in $(seq 600); do [ -S "$work/dedup.sock" ] || ! kill -0 "$pid" 2>/dev/null && break; sleep 0.1; done
 [ -S "$work/dedup.sock" ] || fail "the training daemon did not listen"
-DEDUP_AOT_TRAIN=$lib/dedupctl.aot "$top/bin/dedupctl" --address "$work/dedup.sock" aot-training > "$work/dedupctl.log" 2>&1 \
+DEDUP_AOT_TRAIN=$lib/dedupctl.aot "$launchers/dedupctl" --address "$work/dedup.sock" aot-training > "$work/dedupctl.log" 2>&1 \
   || fail "the training workload failed"
 kill -TERM "$pid"
 wait "$pid" || true # the JVM writes the cache on its way out (SIGTERM's exit status is expected)

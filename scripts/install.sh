@@ -14,10 +14,31 @@
 # With snippet as $1 it prints the containerd snippet for the containerd given as $2 (default: containerd on PATH).
 # Install prints the snippet for the installed containerd: config/containerd-snippet-v3.toml for containerd 2.x,
 # -v2 for 1.6 and 1.7; with no containerd installed, both.
+# With --from TARBALL first (make install FROM=…): installs that release (make dist) with the install.sh it carries,
+# which lays out the same, plus lib/dedup-snapshotter/runtime (the Java runtime the launchers then use).
+# This script is also the tarball's install.sh: there $top is the unpacked release (runtime/, lib/, bin/, …).
 set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
 DESTDIR=${DESTDIR:-}
 PREFIX=${PREFIX:-/usr/local}
+if [ "${1:-}" = --from ]; then
+  [ -f "${2:-}" ] || { echo "install: --from needs a release tarball (make dist)" >&2; exit 1; }
+  unpacked=$(mktemp -d /tmp/dedup-install.XXXXXX)
+  trap 'rm -rf "$unpacked"' EXIT
+  tar -xzf "$2" -C "$unpacked"
+  shift 2
+  DESTDIR="$DESTDIR" PREFIX="$PREFIX" bash "$unpacked"/dedup-snapshotter-*/install.sh "$@"
+  exit
+fi
+here=$(cd "$(dirname "$0")" && pwd)
+if [ -x "$here/runtime/bin/java" ] && [ -f "$here/lib/dedup-daemon.jar" ]; then
+  # an unpacked release
+  top=$here
+  src_lib=$top/lib src_runtime=$top/runtime src_java_sh=$top/libexec/dedup-java.sh src_unit=$top/systemd/dedup-snapshotter.service
+else
+  # a checkout, after make build
+  top=$(cd "$here/.." && pwd)
+  src_lib=$top/build/lib src_runtime= src_java_sh=$top/bin/dedup-java.sh src_unit=$top/packaging/systemd/dedup-snapshotter.service
+fi
 
 # The snippet for this config version, with dedup-runc's path under PREFIX.
 snippet_file() { sed "s#/usr/local/#$PREFIX/#g" "$top/config/containerd-snippet-v$1.toml"; }
@@ -59,20 +80,23 @@ if [ "${1:-}" = uninstall ]; then
   echo "uninstalled from ${DESTDIR}${PREFIX} (kept ${DESTDIR}/etc/dedup-snapshotter and /var/lib/dedup-snapshotter)"
   exit 0
 fi
-[ -f "$top/build/lib/dedup-daemon.jar" ] && [ -f "$top/build/lib/dedup-cli.jar" ] && [ -x "$top/bin/dedup-runc" ] && [ -x "$top/bin/dedup-fdholder" ] || { echo "install: run 'make build' first" >&2; exit 1; }
+[ -f "$src_lib/dedup-daemon.jar" ] && [ -f "$src_lib/dedup-cli.jar" ] && [ -x "$top/bin/dedup-runc" ] && [ -x "$top/bin/dedup-fdholder" ] || { echo "install: run 'make build' first" >&2; exit 1; }
 install -d "$home/lib" "$home/libexec" "$home/bin" "$DESTDIR$PREFIX/bin" "$DESTDIR$PREFIX/share/doc/dedup-snapshotter" "$(dirname "$unit")" "$DESTDIR/etc/dedup-snapshotter"
 rm -f "$home"/lib/*.jar
-install -m 0644 "$top"/build/lib/*.jar "$home/lib/"
+install -m 0644 "$src_lib"/*.jar "$home/lib/"
 rm -f "$home"/lib/*.aot
-for c in "$top"/build/lib/*.aot; do [ -f "$c" ] && install -m 0644 "$c" "$home/lib/"; done
+for c in "$src_lib"/*.aot; do [ -f "$c" ] && install -m 0644 "$c" "$home/lib/"; done
 rm -rf "$home/lib/native"
-if [ -f "$top/build/lib/native/libsqlitejdbc.so" ]; then install -d "$home/lib/native" && install -m 0644 "$top/build/lib/native/libsqlitejdbc.so" "$home/lib/native/"; fi
-install -m 0644 "$top/bin/dedup-java.sh" "$home/libexec/dedup-java.sh"
+if [ -f "$src_lib/native/libsqlitejdbc.so" ]; then install -d "$home/lib/native" && install -m 0644 "$src_lib/native/libsqlitejdbc.so" "$home/lib/native/"; fi
+# the bundled runtime (from a release), else none: the launchers then look for a JDK 25 as in a checkout
+rm -rf "$home/runtime"
+if [ -n "$src_runtime" ]; then cp -a "$src_runtime" "$home/runtime"; fi
+install -m 0644 "$src_java_sh" "$home/libexec/dedup-java.sh"
 install -m 0755 "$top/bin/dedup-snapshotter" "$top/bin/dedupctl" "$top/bin/dedup-fdholder" "$home/bin/"
 ln -sf "$PREFIX/lib/dedup-snapshotter/bin/dedup-snapshotter" "$DESTDIR$PREFIX/bin/dedup-snapshotter"
 ln -sf "$PREFIX/lib/dedup-snapshotter/bin/dedupctl" "$DESTDIR$PREFIX/bin/dedupctl"
 install -m 0755 "$top/bin/dedup-runc" "$DESTDIR$PREFIX/bin/dedup-runc"
-sed "s#/usr/local/#$PREFIX/#g" "$top/packaging/systemd/dedup-snapshotter.service" > "$unit"
+sed "s#/usr/local/#$PREFIX/#g" "$src_unit" > "$unit"
 chmod 0644 "$unit"
 cp -r "$top/README.md" "$top/docs" "$DESTDIR$PREFIX/share/doc/dedup-snapshotter/"
 for v in 2 3; do snippet_file "$v" > "$DESTDIR$PREFIX/share/doc/dedup-snapshotter/containerd-snippet-v$v.toml"; done
