@@ -6,10 +6,15 @@ MVN := mvn -B -q -Dstyle.color=never
 # the shared tools (conformance harness, containerd-pull) for the tests, wherever this checkout was cloned to
 export DEDUP_SHARED := $(shell bash scripts/shared-dir.sh)
 
-.PHONY: build dist tools test fuzz conformance demo deps install uninstall bench bench-ksm bench-lazy bench-peers clean
+.PHONY: build dist tools test fuzz conformance demo deps bench-deps install uninstall bench bench-ksm bench-lazy bench-peers clean
 
+# what make build and make test need (scripts/install-deps.sh run|build|test|bench|all: by purpose)
 deps:
 	@bash scripts/install-deps.sh
+
+# what the bench and demo scripts need beyond that (skopeo, umoci, fuse3, debootstrap, jq)
+bench-deps:
+	@bash scripts/install-deps.sh bench
 
 build: deps bin/dedup-runc bin/dedup-fdholder
 	@source scripts/find-jdk.sh && rm -rf build/lib && $(MVN) install -DskipTests && bash scripts/extract-sqlite-native.sh build/lib
@@ -50,22 +55,22 @@ fuzz:
 conformance: build
 	@bash scripts/conformance.sh
 
-demo: build tools
+demo: build tools bench-deps
 	@bash scripts/demo.sh
 
-bench: build
+bench: build bench-deps
 	@bash bench/run.sh
 
 # Memory dedup (KSM): replicas' memory with KSM off vs on, and the start cost of bin/dedup-runc.
-bench-ksm: build
+bench-ksm: build bench-deps
 	@bash bench/ksm.sh
 
 # Lazy pull: cold start of real workloads over a slow link, lazy vs a full pull through overlayfs; read throughput.
-bench-lazy: build
+bench-lazy: build bench-deps
 	@bash bench/lazy.sh
 
 # dedup beside SOCI, containerd's EROFS snapshotter and overlayfs (issue 21): peers built by bench/peers/build.sh
-bench-peers: build
+bench-peers: build bench-deps
 	@bash bench/peers.sh
 
 # make install FROM=build/dist/dedup-snapshotter-….tar.gz installs that release instead of this checkout's build
