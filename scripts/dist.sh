@@ -27,6 +27,7 @@ rm -rf "$stage" "$dist/$name.tar.gz"
 # The runtime. Modules: what `jdeps --print-module-deps --ignore-missing-deps` finds over build/lib (java.sql brings
 # java.xml and java.logging, jdk.management java.management), less java.desktop (24 MB): only jackson's optional
 # java.beans support (a `requires static`) and micrometer's Log4j2Metrics (unused: logback) name it.
+#   jdeps --multi-release 25 --ignore-missing-deps --print-module-deps --class-path 'build/lib/*' build/lib/*.jar
 # Kept between runs while the JDK and the module list are the same (jlink takes ~10 s of CPU).
 modules=java.base,java.naming,java.net.http,java.sql,jdk.httpserver,jdk.jfr,jdk.management,jdk.unsupported
 jlink_opts="--strip-debug --no-header-files --no-man-pages --compress=zip-6"
