@@ -36,7 +36,10 @@ runtime=$dist/runtime
 if [ ! -x "$runtime/bin/java" ] || [ "$(cat "$dist/runtime.stamp" 2>/dev/null)" != "$stamp" ]; then
   rm -rf "$runtime" "$dist/runtime.stamp"
   # shellcheck disable=SC2086
-  "$JAVA_HOME/bin/jlink" --add-modules "$modules" $jlink_opts --output "$runtime"
+  "$JAVA_HOME/bin/jlink" --add-modules "$modules" $jlink_opts --output "$runtime" || {
+    echo "dist: jlink failed with $JAVA_HOME: it needs the JDK's jmods/ or a JDK that links from its run-time image (JEP 493, as Temurin 25)" >&2
+    exit 1
+  }
   echo "$stamp" > "$dist/runtime.stamp"
 fi
 

@@ -29,7 +29,7 @@ class DistInstallTest {
 
     /** The tarball make dist wrote (make test makes it before the itests); made here when run alone. */
     static Path tarball() throws Exception {
-        String name = "dedup-snapshotter-" + VersionAndHelpTest.projectVersion() + "-linux-amd64.tar.gz";
+        String name = "dedup-snapshotter-" + VersionAndHelpTest.projectVersion() + "-linux-" + (System.getProperty("os.arch").equals("aarch64") ? "arm64" : "amd64") + ".tar.gz";
         Path t = TestEnv.TOP.resolve("build/dist").resolve(name);
         if (!Files.exists(t)) {
             Proc.Result r = Proc.run(Duration.ofMinutes(10), List.of("bash", TestEnv.TOP.resolve("scripts/dist.sh").toString()));
