@@ -58,9 +58,9 @@ cp -r "$top/README.md" "$top/docs" "$stage/"
 cat > "$stage/INSTALL" <<EOF
 dedup-snapshotter $version for Linux $arch (built from $(git -C "$top" describe --always --dirty 2>/dev/null || echo "an unknown commit"))
 
-Needs on the node: Linux with EROFS (and fscache or loop devices), overlayfs and fanotify, erofs-utils
-(mkfs.erofs: apt-get install erofs-utils), containerd 1.6 or later. No JDK: runtime/ is the Java runtime, used by
-bin/dedup-snapshotter and bin/dedupctl and nothing else. The daemon names anything missing when it starts.
+Needs on the node: a Linux kernel with EROFS and overlayfs, erofs-utils 1.5 or newer (mkfs.erofs:
+apt-get install erofs-utils), containerd 1.6 or later, root. The daemon names anything missing when it starts.
+No JDK: runtime/ is the Java runtime, used by bin/dedup-snapshotter and bin/dedupctl and nothing else.
 
 Install (as root; DESTDIR and PREFIX as for make install, PREFIX defaults to /usr/local):
   ./install.sh                  # PREFIX/lib/dedup-snapshotter, PREFIX/bin/{dedup-snapshotter,dedupctl,dedup-runc},
@@ -69,7 +69,7 @@ Install (as root; DESTDIR and PREFIX as for make install, PREFIX defaults to /us
   then add config/containerd-snippet-v3.toml (containerd 2.x; -v2 for 1.6/1.7) to /etc/containerd/config.toml,
   check it with \`dedupctl check-config\` and restart containerd.
 Uninstall: ./install.sh uninstall (keeps /etc/dedup-snapshotter and /var/lib/dedup-snapshotter).
-It also runs in place: bin/dedup-snapshotter --config config.json. Documentation: README.md, docs/.
+It also runs in place: bin/dedup-snapshotter --config config/config.json. Documentation: README.md, docs/.
 EOF
 
 # The AOT caches, trained here with runtime/ (a cache from the build's JDK would be ignored by this runtime); valid
