@@ -23,7 +23,7 @@ build: deps bin/dedup-runc bin/dedup-fdholder
 	@echo "built: bin/dedup-snapshotter bin/dedupctl bin/dedup-runc bin/dedup-fdholder (jars and AOT caches in build/lib)"
 
 # The release tarball: build/dist/dedup-snapshotter-VERSION-linux-ARCH.tar.gz with a jlink'ed Java runtime, the jars,
-# the C helpers, AOT caches trained with that runtime, the unit, the config and the containerd snippets (decision NN).
+# the C helpers, AOT caches trained with that runtime, the unit, the config and the containerd snippets (decision 51).
 dist: build
 	@bash scripts/dist.sh
 
