@@ -144,6 +144,7 @@ public final class ChunkIndexer {
     private final Object lock = new Object();
     private final Map<Digest, InFlight> inFlight = new HashMap<>();
     private boolean collectAgain; // guarded by lock
+    private final CompressedChunks compressed;
 
     public ChunkIndexer(ChunkPool pool, MetaStore store, int threads, long chunkSize) {
         this(pool, store, threads, chunkSize, ByteBuffer::allocateDirect);
@@ -160,7 +161,11 @@ public final class ChunkIndexer {
         this.store = store;
         this.buffers = buffers;
         this.hashers = Executors.newFixedThreadPool(threads, Thread.ofPlatform().name("chunk-hasher-", 0).daemon(true).factory());
+        this.compressed = new CompressedChunks(pool, store, lock, this::collectAgainIfIdle);
     }
+
+    /** The pool's compressed chunks: same pool, same lock, collected by {@link #collect} with the chunks. */
+    public CompressedChunks compressed() { return compressed; }
 
     public ChunkPool pool() { return pool; }
 
@@ -439,18 +444,9 @@ public final class ChunkIndexer {
                 }
             }
             holds.clear();
-            if (collectAgain && inFlight.isEmpty()) {
-                collectAgain = false;
-                again = true;
-            }
+            again = takeCollectAgain();
         }
-        if (again) Thread.startVirtualThread(() -> {
-            try {
-                collect();
-            } catch (IOException | RuntimeException e) {
-                log.warn("gc after in-flight chunks were let go: {}", e.getMessage());
-            }
-        });
+        if (again) collectLater();
         for (InFlight f : toFree) {
             try {
                 pool.free(new Extent(f.block, Extent.blocksFor(f.length)));
@@ -460,29 +456,66 @@ public final class ChunkIndexer {
         }
     }
 
+    /** Whether a collect that skipped pinned rows should run again now that nothing is in flight (call under lock). */
+    private boolean takeCollectAgain() {
+        if (collectAgain && inFlight.isEmpty() && compressed.idle()) {
+            collectAgain = false;
+            return true;
+        }
+        return false;
+    }
+
+    private void collectAgainIfIdle() {
+        boolean again;
+        synchronized (lock) {
+            again = takeCollectAgain();
+        }
+        if (again) collectLater();
+    }
+
+    private void collectLater() {
+        Thread.startVirtualThread(() -> {
+            try {
+                collect();
+            } catch (IOException | RuntimeException e) {
+                log.warn("gc after in-flight chunks were let go: {}", e.getMessage());
+            }
+        });
+    }
+
+    private record Dead(List<Chunk> chunks, List<ZChunk> zchunks) {}
+
     /**
-     * Garbage collection: chunks no layer references lose their rows (one transaction), then their extents are
-     * punched and reused. Chunks an unfinished commit holds are skipped. Returns the bytes given back.
+     * Garbage collection: chunks and compressed chunks no layer references lose their rows (one transaction), then
+     * their extents are punched and reused. Those an unfinished commit holds are skipped. Returns the bytes given back.
      */
     public long collect() throws IOException {
-        List<Chunk> dead;
+        Dead dead;
         synchronized (lock) {
             Set<Digest> pinned = new HashSet<>(inFlight.keySet());
-            dead = store.write("collect chunks", tx -> tx.chunks().deleteUnreferenced(pinned));
+            Set<ZChunk.Key> zpinned = compressed.pinned();
+            dead = store.write("collect chunks", tx -> new Dead(tx.chunks().deleteUnreferenced(pinned), tx.zchunks().deleteUnreferenced(zpinned)));
             // a chunk skipped because a commit or a fetch held it may have lost its last reference: look again when
             // the holds are gone, so its space comes back without waiting for the next removal
-            collectAgain = !pinned.isEmpty();
+            collectAgain = !pinned.isEmpty() || !zpinned.isEmpty();
         }
-        if (!dead.isEmpty()) CrashPoints.reach("gc.db");
+        if (!dead.chunks().isEmpty() || !dead.zchunks().isEmpty()) CrashPoints.reach("gc.db");
         long bytes = 0;
-        for (Chunk c : dead) {
+        for (Chunk c : dead.chunks()) {
             pool.free(c.extent());
             bytes += c.extent().blocks() * ChunkPool.BLOCK;
             CrashPoints.reach("gc.punch");
         }
-        if (!dead.isEmpty()) log.info("gc: freed {} chunks, {} bytes", dead.size(), bytes);
+        if (!dead.chunks().isEmpty()) log.info("gc: freed {} chunks, {} bytes", dead.chunks().size(), bytes);
+        long zbytes = 0;
+        for (ZChunk z : dead.zchunks()) { // exactly as a chunk: a compressed extent is blocks of the same pool
+            pool.free(z.extent());
+            zbytes += z.extent().blocks() * ChunkPool.BLOCK;
+            CrashPoints.reach("gc.punch");
+        }
+        if (!dead.zchunks().isEmpty()) log.info("gc: freed {} compressed chunks, {} bytes", dead.zchunks().size(), zbytes);
         store.checkpoint();
-        return bytes;
+        return bytes + zbytes;
     }
 
     // chunk buffers not in use: at most one per hashing thread, reused LIFO (the last one's pages are still

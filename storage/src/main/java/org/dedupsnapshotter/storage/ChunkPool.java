@@ -21,8 +21,8 @@ import java.util.TreeSet;
 
 /**
  * The node-wide chunk pool: one file holding every unique chunk once, each in an extent of whole 4 KiB blocks
- * (EROFS addresses chunks by block). The allocator lives in memory and is rebuilt at start-up from the chunk
- * table, which is the only record of ownership: whatever no chunk row owns is free, and is hole-punched so the
+ * (EROFS addresses chunks by block), and every compressed chunk's pclusters (issue 23). The allocator lives in memory
+ * and is rebuilt at start-up from the chunk and zchunk tables, the only record of ownership: whatever no chunk row owns is free, and is hole-punched so the
  * filesystem gets the space back. Extents are reused best-fit; the file grows only when none fits.
  */
 public final class ChunkPool implements AutoCloseable {
@@ -60,7 +60,7 @@ public final class ChunkPool implements AutoCloseable {
     public Path path() { return file; }
 
     /**
-     * Rebuilds the allocator from the extents chunk rows own (any order): every gap is free and punched, and the
+     * Rebuilds the allocator from the extents chunk rows and compressed chunk rows own ({@link Tx#ownedExtents}, any order): every gap is free and punched, and the
      * file is cut after the last owned block. Returns the number of blocks that were reclaimed as free.
      */
     public synchronized long rebuild(List<Extent> owned) throws IOException {
@@ -103,6 +103,29 @@ public final class ChunkPool implements AutoCloseable {
         if (end + blocks > capBlocks)
             throw new PoolFullException("the chunk pool is full: " + (end * BLOCK >> 20) + " MiB used of a cap of " + (capBlocks * BLOCK >> 20)
                     + " MiB (poolCap in config.json); remove images or raise the cap");
+        long start = end;
+        end += blocks;
+        return start;
+    }
+
+    /**
+     * Reserves blocks that end at or before limit (a block number): the smallest free extent that fits there, else the
+     * end of the file. For compressed extents, which EROFS addresses as uniaddr + block in 32 bits (decision 50), so
+     * they must lie lower in the pool than chunks need to.
+     */
+    public synchronized long allocateBelow(long blocks, long limit) throws PoolFullException {
+        if (blocks <= 0) throw new IllegalArgumentException("cannot allocate " + blocks + " blocks: a chunk takes at least one");
+        for (Map.Entry<Long, TreeSet<Long>> fit = freeBySize.ceilingEntry(blocks); fit != null; fit = freeBySize.higherEntry(fit.getKey())) {
+            long size = fit.getKey();
+            long start = fit.getValue().first(); // the lowest of this size
+            if (start + blocks > limit) continue;
+            removeFree(start, size);
+            if (size > blocks) addFree(start + blocks, size - blocks);
+            return start;
+        }
+        if (end + blocks > Math.min(capBlocks, limit))
+            throw new PoolFullException("the chunk pool is full for compressed chunks: " + (end * BLOCK >> 20) + " MiB used of a cap of "
+                    + (Math.min(capBlocks, limit) * BLOCK >> 20) + " MiB; remove images or raise the cap");
         long start = end;
         end += blocks;
         return start;

@@ -7,7 +7,7 @@ import java.sql.Statement;
 
 /** The metadata database's tables, version by version: a database of an older version is brought up to this one on open. */
 final class Schema {
-    static final int VERSION = 4;
+    static final int VERSION = 5;
 
     private Schema() {}
 
@@ -28,6 +28,7 @@ final class Schema {
                 if (version < 2) createV2(s);
                 if (version < 3) createV3(s);
                 if (version < 4) createV4(s);
+                if (version < 5) createV5(s);
                 s.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '" + VERSION + "')");
                 db.commit();
             } catch (SQLException e) {
@@ -121,5 +122,36 @@ final class Schema {
     private static void createV4(Statement s) throws SQLException {
         s.execute("ALTER TABLE lazy_layers ADD COLUMN proof INTEGER NOT NULL DEFAULT 0");
         s.execute("ALTER TABLE lazy_layers ADD COLUMN proof_note TEXT");
+    }
+
+    /**
+     * Version 5: compressed chunks (issue 23, decisions 50 and NN), beside the chunks table so its rows and code stay
+     * as they are: one row per (uncompressed chunk's SHA-256, algorithm, level, pcluster size), its extent in the same
+     * pool file, pieces (one byte per pcluster: its compressed blocks, 0 = raw) and references like a chunk's.
+     */
+    private static void createV5(Statement s) throws SQLException {
+        s.execute("""
+                CREATE TABLE zchunks (
+                  id INTEGER PRIMARY KEY,
+                  digest BLOB NOT NULL,
+                  algorithm INTEGER NOT NULL,
+                  level INTEGER NOT NULL,
+                  pcluster INTEGER NOT NULL,
+                  length INTEGER NOT NULL,
+                  block INTEGER NOT NULL,
+                  blocks INTEGER NOT NULL,
+                  pieces BLOB NOT NULL,
+                  refs INTEGER NOT NULL,
+                  state INTEGER NOT NULL DEFAULT 0,
+                  UNIQUE (digest, algorithm, level, pcluster))""");
+        s.execute("CREATE INDEX zchunks_refs ON zchunks(refs) WHERE refs <= 0");
+        s.execute("CREATE INDEX zchunks_block ON zchunks(block)");
+        s.execute("""
+                CREATE TABLE layer_zchunks (
+                  snapshot_id INTEGER NOT NULL REFERENCES snapshots(id),
+                  zchunk_id INTEGER NOT NULL REFERENCES zchunks(id),
+                  uses INTEGER NOT NULL,
+                  PRIMARY KEY (snapshot_id, zchunk_id))""");
+        s.execute("CREATE INDEX layer_zchunks_zchunk ON layer_zchunks(zchunk_id)");
     }
 }

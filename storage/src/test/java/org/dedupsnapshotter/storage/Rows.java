@@ -46,6 +46,7 @@ final class Rows {
         return store.write("remove snapshot", tx -> {
             Snapshot s = tx.snapshots().removable(key);
             tx.chunks().dropRefs(s.id());
+            tx.zchunks().dropRefs(s.id());
             tx.lazyLayers().delete(s.id());
             tx.snapshots().delete(s.id());
             return s;

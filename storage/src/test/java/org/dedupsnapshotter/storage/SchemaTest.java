@@ -15,6 +15,8 @@ class SchemaTest extends StoreFixture {
         store.close();
         // back to schema 2 as a daemon before pieces left it: no pieces column
         try (var c = DriverManager.getConnection("jdbc:sqlite:" + dir.resolve("m.db")); var s = c.createStatement()) {
+            s.execute("DROP TABLE layer_zchunks");
+            s.execute("DROP TABLE zchunks");
             s.execute("ALTER TABLE trace_chunks DROP COLUMN pieces");
             s.execute("ALTER TABLE lazy_layers DROP COLUMN proof");
             s.execute("ALTER TABLE lazy_layers DROP COLUMN proof_note");
@@ -30,6 +32,8 @@ class SchemaTest extends StoreFixture {
     void aVersion3DatabaseGainsProofStatesItsLazyLayersUnproven() throws Exception {
         store.close();
         try (var c = DriverManager.getConnection("jdbc:sqlite:" + dir.resolve("m.db")); var s = c.createStatement()) {
+            s.execute("DROP TABLE layer_zchunks");
+            s.execute("DROP TABLE zchunks");
             s.execute("ALTER TABLE lazy_layers DROP COLUMN proof");
             s.execute("ALTER TABLE lazy_layers DROP COLUMN proof_note");
             s.execute("INSERT INTO snapshots(name, kind, created_ns, updated_ns) VALUES ('sha256:l', 2, 0, 0)");
@@ -41,6 +45,49 @@ class SchemaTest extends StoreFixture {
         assertTrue(setProof(1, LazyLayerTable.ProofState.QUARANTINED, "not it"));
         assertFalse(setProof(1, LazyLayerTable.ProofState.PROVEN, "a quarantine is never undone"));
         assertEquals(LazyLayerTable.ProofState.QUARANTINED, store.read(tx -> tx.lazyLayers().proofs()).get(1L).state());
+    }
+
+    /** A pool written before compressed chunks (schema 4) opens with its chunk rows as they were and empty zchunk tables. */
+    @Test
+    void aVersion4DatabaseGainsEmptyCompressedChunkTablesItsChunksUnchanged() throws Exception {
+        store.close();
+        String before;
+        try (var c = DriverManager.getConnection("jdbc:sqlite:" + dir.resolve("m.db")); var s = c.createStatement()) {
+            s.execute("DROP TABLE layer_zchunks");
+            s.execute("DROP TABLE zchunks");
+            s.execute("INSERT INTO snapshots(name, kind, created_ns, updated_ns) VALUES ('sha256:l', 2, 0, 0)");
+            s.execute("INSERT INTO chunks(digest, block, length, refs) VALUES (zeroblob(32), 7, 5000, 1)");
+            s.execute("INSERT INTO layer_chunks(snapshot_id, chunk_id, uses) VALUES (1, 1, 1)");
+            s.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'");
+            before = dump(s);
+        }
+        store = MetaStore.open(dir.resolve("m.db"));
+        assertEquals(List.of(new Extent(7, 2)), store.read(Tx::ownedExtents));
+        assertEquals(List.of(), store.read(tx -> tx.zchunks().all()));
+        store.write("remove", tx -> {
+            tx.zchunks().dropRefs(1);
+            return null;
+        });
+        store.close();
+        try (var c = DriverManager.getConnection("jdbc:sqlite:" + dir.resolve("m.db")); var s = c.createStatement()) {
+            assertEquals(before, dump(s));
+            try (var rs = s.executeQuery("SELECT value FROM meta WHERE key = 'schema_version'")) {
+                assertTrue(rs.next());
+                assertEquals(String.valueOf(Schema.VERSION), rs.getString(1));
+            }
+        }
+        store = MetaStore.open(dir.resolve("m.db"));
+    }
+
+    private static String dump(java.sql.Statement s) throws Exception {
+        StringBuilder b = new StringBuilder();
+        try (var rs = s.executeQuery("SELECT id, hex(digest), block, length, refs, state FROM chunks ORDER BY id")) {
+            while (rs.next()) b.append(rs.getLong(1)).append(rs.getString(2)).append(rs.getLong(3)).append(rs.getLong(4)).append(rs.getLong(5)).append(rs.getLong(6)).append(';');
+        }
+        try (var rs = s.executeQuery("SELECT snapshot_id, chunk_id, uses FROM layer_chunks")) {
+            while (rs.next()) b.append(rs.getLong(1)).append(rs.getLong(2)).append(rs.getLong(3)).append(';');
+        }
+        return b.toString();
     }
 
     @Test
