@@ -12,6 +12,8 @@ import org.dedupsnapshotter.storage.Extent;
 import org.dedupsnapshotter.storage.LazyLayer;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
+import org.dedupsnapshotter.storage.Tx;
+import org.dedupsnapshotter.storage.ZChunk;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -84,6 +86,30 @@ public final class Fsck {
             if (e.end() <= f.end()) i++; else j++;
         }
 
+        // compressed chunks (issue 23): references as for chunks; extents inside the file, overlapping no other
+        // extent of either table, never free. A pool without compressed layers has no rows here.
+        boolean zrefsWrong = false;
+        List<ZChunk> zchunks = store.read(tx -> tx.zchunks().all());
+        if (!zchunks.isEmpty()) {
+            Map<Long, Long> zcounted = store.read(tx -> tx.zchunks().countedRefs());
+            for (ZChunk z : zchunks) {
+                long actual = zcounted.getOrDefault(z.id(), 0L);
+                if (z.refs() != actual) {
+                    problems.add("compressed chunk " + z.digest() + " records " + z.refs() + " references, layers hold " + actual);
+                    zrefsWrong = true;
+                } else if (actual == 0) {
+                    problems.add("compressed chunk " + z.digest() + " is referenced by no layer (garbage not collected)");
+                    garbage = true;
+                }
+                if (z.extent().end() > fileBlocks) problems.add("compressed chunk " + z.digest() + " ends at block " + z.extent().end() + ", past the pool's end (" + fileBlocks + ")");
+                for (Extent f : free)
+                    if (z.block() < f.end() && f.start() < z.extent().end()) problems.add("compressed chunk " + z.digest() + " lies in free extent " + f);
+            }
+            List<Extent> owned = store.read(Tx::ownedExtents); // both tables, by start
+            for (int i = 1; i < owned.size(); i++)
+                if (owned.get(i).start() < owned.get(i - 1).end()) problems.add("pool extents " + owned.get(i - 1) + " and " + owned.get(i) + " overlap");
+        }
+
         // absent chunks (reserved for lazy layers, not fetched yet) may only be read through the watched pool path
         Map<Long, LazyLayer> lazy = store.read(tx -> tx.lazyLayers().all());
         for (var e : store.read(tx -> tx.lazyLayers().absentChunksByLayer()).entrySet())
@@ -144,7 +170,9 @@ public final class Fsck {
         }
 
         if (repair && refsWrong) repaired.add("recounted references of " + store.write("recount references", tx -> tx.chunks().recountRefs()) + " chunks");
-        if (repair && (refsWrong || garbage)) repaired.add("gc freed " + service.collectGarbage() + " bytes");
+        if (repair && zrefsWrong)
+            repaired.add("recounted references of " + store.write("recount references", tx -> tx.zchunks().recountRefs()) + " compressed chunks");
+        if (repair && (refsWrong || zrefsWrong || garbage)) repaired.add("gc freed " + service.collectGarbage() + " bytes");
         if (repair && !repaired.isEmpty()) {
             Report again = run(verifyData, false);
             return new Report(again.problems(), repaired, again.chunks(), again.layers(), again.verifiedBytes());

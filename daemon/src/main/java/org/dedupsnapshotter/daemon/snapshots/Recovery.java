@@ -7,10 +7,10 @@ import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.daemon.layers.Trash;
 import org.dedupsnapshotter.daemon.layers.Trees;
-import org.dedupsnapshotter.storage.Chunk;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
+import org.dedupsnapshotter.storage.Tx;
 
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -51,8 +51,8 @@ public final class Recovery {
         Trees.markTopDirectory(layout.snapshots());
         if (Files.isDirectory(layout.trash())) Trash.emptyNow(layout.trash());
         removeOrphans();
-        // the chunk table is the only record of pool ownership: anything else in the pool is free
-        long reclaimed = indexer.pool().rebuild(store.read(tx -> tx.chunks().all()).stream().map(Chunk::extent).toList());
+        // the chunk and compressed chunk tables are the only record of pool ownership: anything else in the pool is free
+        long reclaimed = indexer.pool().rebuild(store.read(Tx::ownedExtents));
         if (reclaimed > 0) log.info("pool: {} blocks no chunk owns were freed (left by an interrupted commit or gc)", reclaimed);
         Set<String> mounted = layers.mounter().mountPoints();
         int adopted = 0, remounted = 0, rolledBack = 0;

@@ -40,6 +40,7 @@ final class SnapshotRows {
     static Snapshot remove(Tx tx, String key) throws SQLException {
         Snapshot s = tx.snapshots().removable(key);
         tx.chunks().dropRefs(s.id());
+        tx.zchunks().dropRefs(s.id());
         tx.lazyLayers().delete(s.id());
         tx.snapshots().delete(s.id());
         return s;

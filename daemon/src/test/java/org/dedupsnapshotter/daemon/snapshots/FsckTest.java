@@ -1,12 +1,17 @@
 package org.dedupsnapshotter.daemon.snapshots;
 
 import org.dedupsnapshotter.storage.Chunk;
+import org.dedupsnapshotter.storage.ChunkPool;
+import org.dedupsnapshotter.storage.CompressedChunks;
+import org.dedupsnapshotter.storage.Digest;
+import org.dedupsnapshotter.storage.ZChunk;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -142,5 +147,30 @@ class FsckTest {
         Fsck.Report r = daemon.fsck().run(false, true);
         assertTrue(reports(r, "layer l2 (id " + l2 + "): image " + daemon.layout.image(l2) + " is missing"), r.problems().toString());
         assertFalse(r.clean());
+    }
+
+    /** Issue 23: a compressed chunk's references are checked and recounted like a chunk's, and its garbage collected. */
+    @Test
+    void aCompressedChunksReferencesAreCheckedRepairedAndItsGarbageCollected() throws IOException {
+        ZChunk.Key key = new ZChunk.Key(new Digest(new byte[32]), ZChunk.LZ4HC, 9, 64 << 10);
+        CompressedChunks.Layer layer = daemon.indexer.compressed().layer();
+        layer.put(key, 3 * ChunkPool.BLOCK, () -> new CompressedChunks.Encoded(ByteBuffer.wrap(TestDaemon.random(ChunkPool.BLOCK, 3)), new byte[] {1}));
+        layer.sync();
+        daemon.store.write("record compressed chunks", tx -> layer.record(tx, l2));
+        layer.committed();
+        assertTrue(daemon.fsck().run(false, false).clean());
+
+        ZChunk z = daemon.store.read(tx -> tx.zchunks().find(key)).orElseThrow();
+        Tamper.sql(daemon.layout.db(), "UPDATE zchunks SET refs = 0 WHERE id = " + z.id());
+        assertEquals(List.of("compressed chunk " + key.digest() + " records 0 references, layers hold 1"), daemon.fsck().run(false, false).problems());
+        Fsck.Report repaired = daemon.fsck().run(false, true);
+        assertTrue(repaired.clean(), repaired.problems().toString());
+        assertEquals(1, daemon.store.read(tx -> tx.zchunks().find(key)).orElseThrow().refs(), "recounted, not collected");
+
+        Tamper.sql(daemon.layout.db(), "DELETE FROM layer_zchunks");
+        Tamper.sql(daemon.layout.db(), "UPDATE zchunks SET refs = 0");
+        assertEquals(List.of("compressed chunk " + key.digest() + " is referenced by no layer (garbage not collected)"), daemon.fsck().run(false, false).problems());
+        assertTrue(daemon.fsck().run(false, true).clean());
+        assertEquals(List.of(), daemon.store.read(tx -> tx.zchunks().all()), "collected");
     }
 }

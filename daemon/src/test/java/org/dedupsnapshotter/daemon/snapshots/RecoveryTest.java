@@ -3,6 +3,10 @@ package org.dedupsnapshotter.daemon.snapshots;
 import org.dedupsnapshotter.api.Kind;
 import org.dedupsnapshotter.daemon.layers.LayerImages;
 import org.dedupsnapshotter.storage.Chunk;
+import org.dedupsnapshotter.storage.ChunkPool;
+import org.dedupsnapshotter.storage.CompressedChunks;
+import org.dedupsnapshotter.storage.Digest;
+import org.dedupsnapshotter.storage.ZChunk;
 import org.dedupsnapshotter.storage.Extent;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -10,6 +14,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.Random;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -189,5 +195,51 @@ class RecoveryTest {
         assertEquals(before, mounter.mounted);
         assertTrue(Files.exists(daemon.layout.image(l)));
         assertTrue(Files.exists(daemon.layout.fs(daemon.id("k")).resolve("f")));
+    }
+
+    /** A compressed chunk of blocks pool blocks under a random key, placed in layer (not recorded). */
+    private static CompressedChunks.Placed placeCompressed(CompressedChunks.Layer layer, byte[] blocks, long seed) throws IOException {
+        byte[] digest = new byte[32];
+        new Random(seed).nextBytes(digest);
+        ZChunk.Key key = new ZChunk.Key(new Digest(digest), ZChunk.LZ4HC, 9, 64 << 10);
+        return layer.put(key, 2 * blocks.length, () -> new CompressedChunks.Encoded(ByteBuffer.wrap(blocks), new byte[] {(byte) (blocks.length / ChunkPool.BLOCK)}));
+    }
+
+    /**
+     * Issue 23: the start-up rebuild owns compressed extents a row records (a rebuild from the chunk table alone would
+     * punch them) and frees one a commit wrote but was killed before recording; Remove then gives the compressed
+     * chunk's references back and gc frees it like a chunk.
+     */
+    @Test
+    void compressedExtentsARowOwnsSurviveRecoveryAndAnUnrecordedOneIsFreed() throws IOException {
+        long l = commit("l", "", (int) CHUNK, 1);
+        byte[] zbytes = new byte[3 * ChunkPool.BLOCK], orphanBytes = new byte[2 * ChunkPool.BLOCK];
+        new Random(7).nextBytes(zbytes);
+        new Random(8).nextBytes(orphanBytes);
+        CompressedChunks.Layer layer = daemon.indexer.compressed().layer();
+        CompressedChunks.Placed z = placeCompressed(layer, zbytes, 1);
+        layer.sync();
+        daemon.store.write("record compressed chunks", tx -> layer.record(tx, l));
+        layer.committed();
+        CompressedChunks.Layer dying = daemon.indexer.compressed().layer();
+        CompressedChunks.Placed orphan = placeCompressed(dying, orphanBytes, 2);
+        dying.sync(); // and killed before its transaction
+        commit("m", "l", (int) CHUNK, 2); // after the orphan in the pool: a gap, not the tail
+
+        restartAndRecover();
+
+        assertEquals(List.of(orphan.extent()), daemon.pool.freeExtents());
+        ByteBuffer back = ByteBuffer.allocate(zbytes.length), gone = ByteBuffer.allocate(orphanBytes.length);
+        daemon.pool.read(z.block(), back);
+        daemon.pool.read(orphan.block(), gone);
+        assertArrayEquals(zbytes, back.array(), "a recorded compressed extent is never punched");
+        assertArrayEquals(new byte[orphanBytes.length], gone.array(), "the unrecorded one is");
+        assertTrue(daemon.fsck().run(false, false).clean(), daemon.fsck().run(false, false).problems().toString());
+
+        daemon.service().remove("m");
+        daemon.service().remove("l");
+        daemon.indexer.collect();
+        assertEquals(List.of(), daemon.store.read(tx -> tx.zchunks().all()));
+        assertEquals(0, daemon.pool.endBlock(), "nothing is owned any more");
     }
 }
