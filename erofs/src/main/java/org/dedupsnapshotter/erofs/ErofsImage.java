@@ -64,10 +64,15 @@ public final class ErofsImage {
      */
     public record Pcluster(String path, long fileOffset, int length, long poolBlock, int blocks, boolean compressed) {}
 
-    /** Every chunk of every regular file, hardlinked files once, in directory order. */
+    /**
+     * Every chunk of every chunk-based regular file, hardlinked files once, in directory order. Compressed files
+     * (issue 23) are skipped: their pool extents are {@link #pclusters()}. Any other data layout is an IOException.
+     */
     public List<FileChunk> chunks() throws IOException {
         List<FileChunk> out = new ArrayList<>();
-        walk(rootNid, "", new HashSet<>(), 0, (f, path) -> fileChunks(f, path, out));
+        walk(rootNid, "", new HashSet<>(), 0, (f, path) -> {
+            if (f.layout != LAYOUT_COMPRESSED_FULL) fileChunks(f, path, out);
+        });
         return out;
     }
 

@@ -1,10 +1,14 @@
 package org.dedupsnapshotter.erofs;
 
 import net.jpountz.lz4.LZ4Compressor;
+import net.jpountz.lz4.LZ4Exception;
+import net.jpountz.lz4.LZ4SafeDecompressor;
 import net.jpountz.lz4.LZ4Factory;
 
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
 
 /**
  * Cuts a chunk into fixed-input pclusters and LZ4-HC-compresses each (decision 50): a piece of pclusterSize bytes
@@ -72,6 +76,43 @@ public final class Lz4Pclusters {
         byte[] blocks = at == out.length ? out : java.util.Arrays.copyOf(out, at);
         return new Encoded(blocks, new CompressedChunk(0, at / BLOCK, pclusterSize, pieces));
     }
+
+    /**
+     * Decodes a chunk of length bytes from its pool blocks as {@link #encode} wrote them (pclusterSize, pieces as in
+     * {@link CompressedChunk}): raw pieces are copied, compressed ones decompressed after their 0-padding, each to
+     * exactly its piece's length. For fsck --verify-data, which then checks the chunk's SHA-256: EROFS keeps no
+     * data checksums (decision 50). lz4-java's safe (pure Java, bounds-checked) decoder, whatever the compressor.
+     * Malformed input of any kind is an IOException naming the piece.
+     */
+    public static byte[] decode(byte[] stored, int length, int pclusterSize, byte[] pieces) throws IOException {
+        int n = (length + pclusterSize - 1) / pclusterSize;
+        if (length <= 0 || pieces.length != n) throw new IOException(pieces.length + " pieces for a chunk of " + length + " bytes in pclusters of " + pclusterSize);
+        byte[] out = new byte[length];
+        int at = 0;
+        for (int i = 0; i < n; i++) {
+            int pos = i * pclusterSize, plen = Math.min(pclusterSize, length - pos);
+            int entry = pieces[i] & 0xff, blocks = CompressedChunk.pieceBlocks(entry, plen);
+            if (at + blocks * BLOCK > stored.length) throw new IOException("piece " + i + " ends past the chunk's " + stored.length / BLOCK + " blocks");
+            if (entry == 0) {
+                System.arraycopy(stored, at, out, pos, plen);
+            } else {
+                int end = at + blocks * BLOCK, start = at;
+                while (start < end && stored[start] == 0) start++; // LZ4 0-padding: a stream never starts with a zero byte
+                if (start == end || start - at >= BLOCK) throw new IOException("piece " + i + ": " + (start - at) + " bytes of 0-padding");
+                int got;
+                try {
+                    got = DECODER.decompress(stored, start, end - start, out, pos, plen);
+                } catch (LZ4Exception e) {
+                    throw new IOException("piece " + i + " does not decompress: " + e.getMessage(), e);
+                }
+                if (got != plen) throw new IOException("piece " + i + " decompresses to " + got + " bytes, not " + plen);
+            }
+            at += blocks * BLOCK;
+        }
+        return out;
+    }
+
+    private static final LZ4SafeDecompressor DECODER = LZ4Factory.safeInstance().safeDecompressor();
 
     /**
      * The JNI build when its library loads (lz4-java extracts it to java.io.tmpdir), else the pure-Java safe one:

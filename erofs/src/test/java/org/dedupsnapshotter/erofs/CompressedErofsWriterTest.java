@@ -173,6 +173,9 @@ class CompressedErofsWriterTest {
         }
         byte[] oldImage = Files.readAllBytes(old);
         assertEquals(0, ErofsImage.read(old).chunks().stream().filter(c -> c.blkaddr() >= CompressedChunk.UNIADDR).count());
+        assertEquals(List.of("plain", "plain", "plain-after", "plain-after"), ErofsImage.read(mixed).chunks().stream().map(ErofsImage.FileChunk::path).sorted().toList(),
+                "chunks() lists the chunk-based files and skips the compressed one");
+        assertEquals(java.util.Set.of("packed"), ErofsImage.read(mixed).pclusters().stream().map(ErofsImage.Pcluster::path).collect(java.util.stream.Collectors.toSet()));
         assertEquals(4 | 8, ByteBuffer.wrap(oldImage).order(java.nio.ByteOrder.LITTLE_ENDIAN).getInt(1024 + 80), "uncompressed images keep their features");
         Path mntOld = Files.createTempDirectory(tmp, "mnt");
         Libc.mount(old.toString(), mntOld.toString(), "erofs", Libc.MS_RDONLY, "device=" + poolFile);
