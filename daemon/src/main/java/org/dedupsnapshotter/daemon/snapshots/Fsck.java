@@ -5,6 +5,7 @@ import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.erofs.ErofsImage;
+import org.dedupsnapshotter.erofs.Lz4Pclusters;
 import org.dedupsnapshotter.storage.Chunk;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
@@ -23,6 +24,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 
 /**
  * Consistency check of the store: chunk references against layers, extents against each other and the free
@@ -138,6 +140,18 @@ public final class Fsck {
                     if (len == null) problems.add(name + ": " + fc.path() + " @" + fc.fileOffset() + " points at block " + fc.blkaddr() + ", which no chunk of the layer owns");
                     else if (len != fc.length()) problems.add(name + ": " + fc.path() + " @" + fc.fileOffset() + " has " + fc.length() + " bytes but its chunk " + len);
                 }
+                // compressed files (issue 23): every pcluster inside an extent of one of the layer's compressed chunks
+                List<ErofsImage.Pcluster> pclusters = img.pclusters();
+                if (!pclusters.isEmpty()) {
+                    TreeMap<Long, Extent> own = new TreeMap<>();
+                    for (ZChunk z : store.read(tx -> tx.zchunks().ofLayer(s.id())).keySet()) own.put(z.block(), z.extent());
+                    for (ErofsImage.Pcluster p : pclusters) {
+                        var in = own.floorEntry(p.poolBlock());
+                        if (in == null || p.poolBlock() + p.blocks() > in.getValue().end())
+                            problems.add(name + ": " + p.path() + " @" + p.fileOffset() + " reads pool blocks " + p.poolBlock() + ".." + (p.poolBlock() + p.blocks())
+                                    + ", which no compressed chunk of the layer owns");
+                    }
+                }
             } catch (IOException e) {
                 problems.add(name + ": image unreadable: " + e.getMessage());
             }
@@ -166,6 +180,25 @@ public final class Fsck {
                 buf.flip();
                 verified += c.length();
                 if (!ChunkIndexer.sha256(buf).equals(c.digest())) problems.add("chunk " + c.digest() + " at block " + c.block() + ": its bytes do not match its SHA-256");
+            }
+            // compressed chunks: decompress every pcluster, then the chunk's SHA-256 (EROFS checks none of it, decision 50)
+            for (ZChunk z : zchunks) {
+                String what = "compressed chunk " + z.digest() + " at block " + z.block();
+                if (z.key().algorithm() != ZChunk.LZ4HC) {
+                    problems.add(what + ": unknown algorithm " + z.key().algorithm());
+                    continue;
+                }
+                ByteBuffer stored = ByteBuffer.allocate(Math.multiplyExact(z.blocks(), ChunkPool.BLOCK));
+                byte[] data;
+                try {
+                    pool.read(z.block(), stored);
+                    data = Lz4Pclusters.decode(stored.array(), z.length(), z.key().pcluster(), z.pieces());
+                } catch (IOException e) {
+                    problems.add(what + ": unreadable: " + e.getMessage());
+                    continue;
+                }
+                verified += z.length();
+                if (!ChunkIndexer.sha256(data).equals(z.digest())) problems.add(what + ": its bytes do not match its SHA-256");
             }
         }
 

@@ -173,4 +173,64 @@ class FsckTest {
         assertTrue(daemon.fsck().run(false, true).clean());
         assertEquals(List.of(), daemon.store.read(tx -> tx.zchunks().all()), "collected");
     }
+
+    /** fsck --verify-data decompresses every pcluster of a compressed chunk and checks the chunk's SHA-256. */
+    @Test
+    void aCompressedChunkIsDecompressedAndCheckedAgainstItsDigest() throws IOException {
+        byte[] data = new byte[(int) CHUNK];
+        byte[] noise = TestDaemon.random((int) CHUNK / 2, 9);
+        for (int i = 0; i < data.length / 2; i++) data[i] = (byte) (i / 7 % 26 + 'a'); // compresses
+        System.arraycopy(noise, 0, data, data.length / 2, noise.length);             // stays raw
+        org.dedupsnapshotter.erofs.Lz4Pclusters codec = new org.dedupsnapshotter.erofs.Lz4Pclusters(9, 64 << 10);
+        ZChunk.Key key = new ZChunk.Key(org.dedupsnapshotter.storage.ChunkIndexer.sha256(data), ZChunk.LZ4HC, 9, 64 << 10);
+        CompressedChunks.Layer layer = daemon.indexer.compressed().layer();
+        CompressedChunks.Placed p = layer.put(key, data.length, () -> {
+            var e = codec.encode(data, 0, data.length);
+            return new CompressedChunks.Encoded(ByteBuffer.wrap(e.blocks()), e.chunk().pieces());
+        });
+        layer.sync();
+        daemon.store.write("record compressed chunks", tx -> layer.record(tx, l2));
+        layer.committed();
+        assertTrue(p.blocks() < CHUNK / ChunkPool.BLOCK, "it is compressed");
+
+        Fsck.Report r = daemon.fsck().run(true, false);
+        assertTrue(r.clean(), r.problems().toString());
+        assertEquals(3 * CHUNK, r.verifiedBytes(), "two chunks and the compressed one");
+
+        Tamper.garbageAt(daemon.layout.pool(), p.block());
+        Fsck.Report damaged = daemon.fsck().run(true, false);
+        assertEquals(1, damaged.problems().size(), damaged.problems().toString());
+        assertTrue(reports(damaged, "compressed chunk " + key.digest() + " at block " + p.block() + ": "), damaged.problems().toString());
+        assertTrue(daemon.fsck().run(false, false).clean(), "only a data check reads the bytes");
+    }
+
+    /**
+     * A compressed layer image (ErofsWriter through CompressedPoolPlacer): fsck finds every pcluster of its files in
+     * the layer's own compressed chunks, and reports one whose chunk the layer does not reference.
+     */
+    @Test
+    void aCompressedLayersPclustersMustLieInItsOwnCompressedChunks() throws IOException {
+        Path src = dir.resolve("src");
+        Files.createDirectories(src);
+        byte[] text = new byte[(int) CHUNK + 5000];
+        for (int i = 0; i < text.length; i++) text[i] = (byte) (i / 5 % 26 + 'a');
+        Files.write(src.resolve("text"), text);
+        Files.write(src.resolve("noise"), TestDaemon.random(70_000, 11));
+        CompressedPoolPlacer placer = new CompressedPoolPlacer(new org.dedupsnapshotter.erofs.Lz4Pclusters(9, 64 << 10), daemon.indexer.compressed().layer());
+        org.dedupsnapshotter.erofs.ErofsTree tree = org.dedupsnapshotter.erofs.ErofsTree.fromDirectoryCompressed(src, CHUNK, placer);
+        placer.layer().sync();
+        org.dedupsnapshotter.erofs.ErofsWriter.write(tree, daemon.layout.image(l2), daemon.pool.endBlock());
+        daemon.store.write("record compressed chunks", tx -> placer.layer().record(tx, l2));
+        placer.layer().committed();
+        assertEquals(3, daemon.store.read(tx -> tx.zchunks().ofLayer(l2)).size(), "text's two chunks, noise's one");
+
+        Fsck.Report r = daemon.fsck().run(true, false);
+        assertTrue(r.clean(), r.problems().toString());
+
+        Tamper.sql(daemon.layout.db(), "DELETE FROM layer_zchunks WHERE zchunk_id = (SELECT id FROM zchunks WHERE length = 70000)");
+        Tamper.sql(daemon.layout.db(), "UPDATE zchunks SET refs = 0 WHERE length = 70000");
+        Fsck.Report bad = daemon.fsck().run(false, false);
+        assertTrue(reports(bad, "noise @0 reads pool blocks"), bad.problems().toString());
+        assertTrue(reports(bad, "which no compressed chunk of the layer owns"), bad.problems().toString());
+    }
 }
