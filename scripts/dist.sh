@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make dist: build/dist/dedup-snapshotter-VERSION-linux-ARCH.tar.gz, a release a node installs without building
-# (docs/decisions.md NN). VERSION is the pom's project version (what `--version` prints, from the jars' manifests).
+# (docs/decisions.md 51). VERSION is the pom's project version (what `--version` prints, from the jars' manifests).
 # The tarball holds one directory, laid out as the installed PREFIX/lib/dedup-snapshotter (it also runs in place):
 #   bin/            dedup-snapshotter, dedupctl (launchers), dedup-runc, dedup-fdholder (C, static)
 #   libexec/        dedup-java.sh: the launchers use runtime/ and nothing else
