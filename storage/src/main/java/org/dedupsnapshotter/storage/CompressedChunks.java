@@ -16,7 +16,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 
 /**
- * The pool's compressed chunks (issue 23, decisions 50 and NN): each stored once per {@link ZChunk.Key} in an
+ * The pool's compressed chunks (issue 23, decisions 50 and 52): each stored once per {@link ZChunk.Key} in an
  * extent of the same pool file as today's chunks, allocated by the same {@link ChunkPool} allocator, and owned by
  * a zchunks row from the commit that first records it. The persistent counterpart of the erofs module's in-memory
  * CompressedChunkStore (the erofs module stays free of storage: a caller adapts {@link Layer#put} to its

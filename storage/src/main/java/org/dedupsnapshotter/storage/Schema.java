@@ -125,7 +125,7 @@ final class Schema {
     }
 
     /**
-     * Version 5: compressed chunks (issue 23, decisions 50 and NN), beside the chunks table so its rows and code stay
+     * Version 5: compressed chunks (issue 23, decisions 50 and 52), beside the chunks table so its rows and code stay
      * as they are: one row per (uncompressed chunk's SHA-256, algorithm, level, pcluster size), its extent in the same
      * pool file, pieces (one byte per pcluster: its compressed blocks, 0 = raw) and references like a chunk's.
      */
