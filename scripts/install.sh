@@ -10,6 +10,7 @@
 #   share/doc/dedup-snapshotter/          README, docs, the containerd snippets (one per config version)
 #   $DESTDIR/lib/systemd/system/dedup-snapshotter.service
 #   $DESTDIR/etc/dedup-snapshotter/config.json   (never overwritten)
+#   $DESTDIR/usr/share/bash-completion/completions/dedupctl   (dedupctl completion bash)
 # With uninstall as $1 it removes what install put there (the config and /var/lib stay).
 # With snippet as $1 it prints the containerd snippet for the containerd given as $2 (default: containerd on PATH).
 # Install prints the snippet for the installed containerd: config/containerd-snippet-v3.toml for containerd 2.x,
@@ -75,8 +76,9 @@ if [ "${1:-}" = snippet ]; then
 fi
 home=$DESTDIR$PREFIX/lib/dedup-snapshotter
 unit=$DESTDIR/lib/systemd/system/dedup-snapshotter.service
+completion=$DESTDIR/usr/share/bash-completion/completions/dedupctl
 if [ "${1:-}" = uninstall ]; then
-  rm -rf "$home" "$DESTDIR$PREFIX/bin/dedup-snapshotter" "$DESTDIR$PREFIX/bin/dedupctl" "$DESTDIR$PREFIX/bin/dedup-runc" "$DESTDIR$PREFIX/share/doc/dedup-snapshotter" "$unit"
+  rm -rf "$home" "$DESTDIR$PREFIX/bin/dedup-snapshotter" "$DESTDIR$PREFIX/bin/dedupctl" "$DESTDIR$PREFIX/bin/dedup-runc" "$DESTDIR$PREFIX/share/doc/dedup-snapshotter" "$unit" "$completion"
   echo "uninstalled from ${DESTDIR}${PREFIX} (kept ${DESTDIR}/etc/dedup-snapshotter and /var/lib/dedup-snapshotter)"
   exit 0
 fi
@@ -106,6 +108,10 @@ if [ -e "$DESTDIR/etc/dedup-snapshotter/config.json" ]; then
 else
   install -m 0644 "$top/config/config.json" "$DESTDIR/etc/dedup-snapshotter/config.json"
 fi
+install -d "$(dirname "$completion")"
+# generated from the built command tree, so it always knows every command and flag
+if "$top/bin/dedupctl" completion bash > "$completion.tmp" 2>/dev/null; then mv "$completion.tmp" "$completion" && chmod 0644 "$completion"
+else rm -f "$completion.tmp"; echo "install: dedupctl completion bash failed: no bash completion installed" >&2; fi
 cat <<MSG
 installed to ${DESTDIR}${PREFIX}: dedup-snapshotter, dedupctl, dedup-runc, the systemd unit and /etc/dedup-snapshotter/config.json.
 Next:

@@ -2,68 +2,61 @@ package org.dedupsnapshotter.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.grpc.netty.NettyChannelBuilder;
-import io.netty.channel.EventLoopGroup;
-import io.netty.channel.MultiThreadIoEventLoopGroup;
-import io.netty.channel.epoll.EpollDomainSocketChannel;
-import io.netty.channel.epoll.EpollIoHandler;
-import io.netty.channel.unix.DomainSocketAddress;
-import org.dedupsnapshotter.config.Config;
+import org.dedupsnapshotter.cli.containerd.ContainerdException;
+import org.dedupsnapshotter.cli.progress.TerminalProgress;
 import org.dedupsnapshotter.config.ConfigException;
 import org.dedupsnapshotter.config.ConfigLoader;
-import org.dedupsnapshotter.proto.admin.v1.AdminGrpc;
 import org.dedupsnapshotter.proto.admin.v1.FsckRequest;
 import org.dedupsnapshotter.proto.admin.v1.GcRequest;
 import org.dedupsnapshotter.proto.admin.v1.ListRequest;
 import org.dedupsnapshotter.proto.admin.v1.StatsRequest;
+import picocli.AutoComplete;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
 import java.io.IOException;
-import java.nio.file.Files;
+import java.io.PrintStream;
 import java.nio.file.Path;
-import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 
-/** dedupctl [--address SOCKET] COMMAND: talks to the running daemon's admin service. */
-public final class DedupCtl {
-    static final String USAGE = """
-            usage: dedupctl [--address SOCKET] COMMAND
-                   dedupctl --help | --version
-              stats [--json]      store figures
-              ls [--json]         snapshots with logical, unique and shared bytes
-              inspect KEY         one snapshot in detail (JSON)
-              gc                  free chunks no layer references
-              trace show|export|import IMAGE [FILE]
-                                  an image's start-up trace (the chunks its containers read first)
-              fsck [--verify-data] [--repair]
-                                  check the store (exit 1 when problems remain)
-              probe-mounts [--count N]
-                                  client-side latency of the Snapshots Mounts call (on a temporary view)
-              config check FILE   validate a config file
-              check-config [--config /etc/containerd/config.toml] [--containerd PATH]
-                                  check containerd's config for dedup (for that containerd's version): what
-                                  is missing and where to add it (exit 1 when a required item is missing)
-              bound [--chunk-size SIZE] LAYER...
-                                  ideal disk use of chunk-level dedup for these layer tars (.tar or .tar.gz)
-              convert [--plain-http] [--hosts-dir DIRS] [--chunk-size SIZE] [--platform P,... | --all-platforms]
-                      [--trace-file FILE | --trace CMD ...] SRC DST
-                                  make SRC (a registry reference, or oci:DIR[:TAG] for an OCI layout) lazily
-                                  loadable and push it to the registry reference DST (needs no daemon); of an
-                                  index, this host's image, or an index of the platforms named (or all); with a
-                                  start-up trace (a file, or recorded here by running CMD: convert --help)
-              pull [--plain-http] [--hosts-dir DIRS] [--platform P] [--address CONTAINERD_SOCK] [--namespace NS]
-                   [--snapshotter NAME] REF
-                                  pull REF into containerd (default /run/containerd/containerd.sock, namespace
-                                  default, snapshotter dedup), converted layers lazily: what ctr images pull
-                                  cannot do (talks to containerd, not to the daemon); of an index, this host's
-                                  image (or P's)
-              convert and pull read registries' hosts.toml, CAs and client certificates from DIRS as containerd
-              does (default /etc/containerd/certs.d:/etc/docker/certs.d), credentials from the docker config,
-              proxies from HTTPS_PROXY/HTTP_PROXY/NO_PROXY""";
-    private static final ObjectMapper JSON = new ObjectMapper();
+/**
+ * dedupctl [--address SOCKET] COMMAND: the daemon's admin API, and the commands that talk to registries and
+ * containerd (convert, pull). Parsed by picocli (docs/decisions.md NN): one meaning per flag — --address is always the
+ * dedup daemon's socket, --containerd containerd's, --namespace containerd's namespace — and the exit codes below.
+ */
+@Command(name = "dedupctl", mixinStandardHelpOptions = true, versionProvider = DedupCtl.Version.class,
+        description = "Talks to the dedup-snapshotter daemon (its admin API on its socket) and, for convert and pull, to "
+                + "registries and containerd. `dedupctl COMMAND --help` explains a command.",
+        exitCodeListHeading = "%nExit codes:%n",
+        exitCodeList = {
+                "0:success",
+                "1:the operation failed, or found problems (fsck, check-config, config check)",
+                "2:usage error (unknown command or option, missing or bad value)",
+                "3:cannot connect: the daemon (or containerd, for pull, trace and convert --trace) is not running or does not answer"},
+        footer = {"", "--address is always the dedup daemon's socket (default: \"address\" in /etc/dedup-snapshotter/config.json, else "
+                + "/run/containerd/dedup-snapshotter.sock); it may also follow a command. --containerd SOCK is containerd's socket, "
+                + "--namespace containerd's namespace. --json prints a command's data as JSON. Shell completion: dedupctl completion bash."})
+public final class DedupCtl implements Callable<Integer> {
+    static final int OK = 0, FAILED = 1, USAGE = 2, NOT_RUNNING = 3;
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    @Option(names = "--address", paramLabel = "SOCKET", description = "the dedup daemon's socket")
+    Path address;
+
+    @Spec
+    CommandSpec spec;
 
     /** The build's version from the jar's manifest (Implementation-Version), and the Java runtime it runs on. */
     static String version(Class<?> c) {
@@ -71,165 +64,384 @@ public final class DedupCtl {
         return (v == null ? "(unpackaged build)" : v) + " (Java " + Runtime.version() + ")";
     }
 
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() { return new String[] {"dedupctl " + version(DedupCtl.class)}; }
+    }
+
     public static void main(String[] args) {
         System.exit(run(args));
     }
 
-    static int run(String[] args) {
-        Path address = null;
-        int i = 0;
-        if (args.length >= 2 && args[0].equals("--address")) {
-            address = Path.of(args[1]);
-            i = 2;
+    static int run(String... args) {
+        return commandLine(args).execute(args);
+    }
+
+    /**
+     * The commands, in the order of the usage. Built on demand: picocli reads a command's annotations by reflection
+     * when it is added, ~5 ms a class in a fresh JVM (annotation proxies are not in the AOT cache), so a run adds the
+     * one it runs.
+     */
+    private static final Map<String, Supplier<Object>> COMMANDS = new LinkedHashMap<>();
+    static {
+        COMMANDS.put("stats", Stats::new);
+        COMMANDS.put("ls", Ls::new);
+        COMMANDS.put("inspect", Inspect::new);
+        COMMANDS.put("gc", Gc::new);
+        COMMANDS.put("fsck", Fsck::new);
+        COMMANDS.put("trace", TraceCommand::new);
+        COMMANDS.put("probe-mounts", ProbeMounts::new);
+        COMMANDS.put("config", ConfigCommand::new);
+        COMMANDS.put("check-config", CheckConfig::new);
+        COMMANDS.put("bound", Bound::new);
+        COMMANDS.put("convert", Convert::new);
+        COMMANDS.put("pull", Pull::new);
+        COMMANDS.put("completion", Completion::new);
+        COMMANDS.put("aot-training", AotTrainingCommand::new);
+        COMMANDS.put("help", CommandLine.HelpCommand::new);
+    }
+
+    /** The whole command tree (help, completion, tests). */
+    static CommandLine commandLine() {
+        return commandLine(null);
+    }
+
+    /**
+     * The command tree for args: the top level and the command args name, or every command when args name none, or
+     * one picocli must know all of for (help, completion, a name to suggest a correction for).
+     */
+    static CommandLine commandLine(String[] args) {
+        CommandLine cl = new CommandLine(new DedupCtl());
+        String name = args == null ? null : commandName(args);
+        if (name != null && COMMANDS.containsKey(name) && !name.equals("help") && !name.equals("completion")) cl.addSubcommand(name, COMMANDS.get(name).get());
+        else COMMANDS.forEach((n, c) -> cl.addSubcommand(n, c.get()));
+        cl.setUsageHelpWidth(110);
+        cl.setParameterExceptionHandler(DedupCtl::usageError);
+        cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
+            PrintStream err = System.err;
+            err.println(cmd.getCommandSpec().qualifiedName() + ": " + message(e));
+            for (Throwable s : e.getSuppressed()) err.println("  also: " + s.getMessage());
+            return exitCode(e);
+        });
+        return cl;
+    }
+
+    /** The first argument that is not a top-level option or its value: the command's name, or null. */
+    static String commandName(String[] args) {
+        for (int i = 0; i < args.length; i++) {
+            if (args[i].equals("--address")) i++;
+            else if (!args[i].startsWith("-")) return args[i];
+            else if (!args[i].startsWith("--address=")) return null; // --help, --version, or a usage error: all commands
         }
-        if (i >= args.length) {
-            System.err.println(USAGE);
-            return 2;
+        return null;
+    }
+
+    /** A usage error: what is wrong, the command's synopsis and where its help is; not the whole help (picocli's default). */
+    static int usageError(ParameterException e, String[] args) {
+        CommandLine cmd = e.getCommandLine();
+        PrintStream err = System.err;
+        err.println(cmd.getCommandSpec().qualifiedName() + ": " + e.getMessage());
+        CommandLine.UnmatchedArgumentException.printSuggestions(e, new java.io.PrintWriter(err, true));
+        err.print(cmd.getHelp().synopsis(0));
+        err.println("`" + cmd.getCommandSpec().qualifiedName() + " --help` explains it.");
+        return USAGE;
+    }
+
+    static String message(Throwable e) {
+        if (e instanceof StatusRuntimeException s) return s.getStatus().getCode() + ": " + s.getStatus().getDescription();
+        return e.getMessage() != null ? e.getMessage() : e.toString();
+    }
+
+    /** 3 when a socket dedupctl needs has nothing behind it, else 1. */
+    static int exitCode(Throwable e) {
+        if (e instanceof NotRunningException) return NOT_RUNNING;
+        if (e instanceof ContainerdException c && (c.code() == null || c.code() == Status.Code.UNAVAILABLE)) return NOT_RUNNING;
+        return FAILED;
+    }
+
+    /** dedupctl alone: what it can do, on stderr, as a usage error. */
+    @Override
+    public Integer call() {
+        spec.commandLine().usage(System.err);
+        return USAGE;
+    }
+
+    /** -h/--help on every command (picocli answers it before anything runs: no daemon needed). */
+    static final class HelpOption {
+        @Option(names = {"-h", "--help"}, usageHelp = true, description = "this help")
+        boolean help;
+    }
+
+    /** A command that prints data: --json prints it as JSON instead. */
+    static final class JsonOption {
+        @Option(names = "--json", description = "print the result as JSON")
+        boolean json;
+    }
+
+    /** convert and pull: what they print while they work. */
+    static final class ProgressOptions {
+        @Option(names = "--json", description = "print the result as JSON on stdout (the per-layer lines go to stderr, no live line)")
+        boolean json;
+        @Option(names = {"-q", "--quiet"}, description = "print only the result")
+        boolean quiet;
+        @Option(names = "--no-progress", description = "no live byte-progress line (there is one only when stdout is a terminal)")
+        boolean noProgress;
+
+        TerminalProgress.Output output() { return TerminalProgress.forOptions(quiet, json, noProgress); }
+    }
+
+    static void printJson(Object value) throws IOException {
+        System.out.println(JSON.writerWithDefaultPrettyPrinter().writeValueAsString(value));
+    }
+
+    /** A command of the daemon's admin API: --address here, or before the command, or the configured socket. */
+    abstract static class DaemonCommand implements Callable<Integer> {
+        @CommandLine.Mixin
+        HelpOption help;
+        @Option(names = "--address", paramLabel = "SOCKET", description = "the dedup daemon's socket (as before the command)")
+        Path address;
+        @Spec
+        CommandSpec spec;
+
+        Path socket() {
+            Path top = ((DedupCtl) spec.root().userObject()).address;
+            return Daemon.socket(address != null ? address : top);
         }
-        String cmd = args[i];
-        // answered without a daemon: an operator's first commands
-        if (cmd.equals("--help") || cmd.equals("-h") || cmd.equals("help")) {
-            System.out.println(USAGE);
-            return 0;
-        }
-        if (cmd.equals("--version")) {
-            System.out.println("dedupctl " + version(DedupCtl.class));
-            return 0;
-        }
-        if (cmd.equals("config")) {
-            if (args.length < i + 3 || !args[i + 1].equals("check")) {
-                System.err.println(USAGE);
-                return 2;
+
+        /** Checks before connecting (usage errors come before "not running"). */
+        void check() {}
+
+        @Override
+        public final Integer call() throws Exception {
+            check();
+            Path socket = socket();
+            try (Daemon d = Daemon.connect(socket)) {
+                return run(d);
+            } catch (StatusRuntimeException e) {
+                if (e.getStatus().getCode() == Status.Code.UNAVAILABLE)
+                    throw new NotRunningException("the daemon is not running (nothing answers on " + socket + ")");
+                throw e;
             }
+        }
+
+        abstract int run(Daemon d) throws Exception;
+    }
+
+    @Command(name = "stats", description = "store figures: logical, stored and saved bytes, dedup ratio, chunks, lazy pull, KSM")
+    static final class Stats extends DaemonCommand {
+        @CommandLine.Mixin
+        JsonOption json;
+
+        @Override
+        int run(Daemon d) throws Exception {
+            JsonNode n = JSON.readTree(d.admin().stats(StatsRequest.getDefaultInstance()).getJson());
+            if (json.json) printJson(n);
+            else System.out.println(human(n));
+            return OK;
+        }
+    }
+
+    @Command(name = "ls", description = "snapshots with logical, unique and shared bytes, and each lazy layer's proof")
+    static final class Ls extends DaemonCommand {
+        @CommandLine.Mixin
+        JsonOption json;
+
+        @Override
+        int run(Daemon d) throws Exception {
+            String text = d.admin().listSnapshots(ListRequest.getDefaultInstance()).getJson();
+            if (json.json) {
+                System.out.println(text);
+                return OK;
+            }
+            JsonNode arr = JSON.readTree(text);
+            System.out.printf("%-10s %-6s %12s %12s %12s %-11s  %s%n", "KIND", "ID", "LOGICAL", "UNIQUE", "SHARED", "LAZY", "NAME");
+            for (JsonNode s : arr)
+                System.out.printf("%-10s %-6d %12d %12d %12d %-11s  %s%n", s.get("kind").asText(), s.get("id").asLong(),
+                        s.path("logical").asLong(s.get("size").asLong()), s.path("unique").asLong(0), s.path("shared").asLong(0),
+                        s.path("proof").asText("-"), s.get("name").asText());
+            for (JsonNode s : arr)
+                if (s.path("proof").asText().equals("quarantined"))
+                    System.out.println("quarantined " + s.get("name").asText() + ": " + s.path("proofNote").asText());
+            return OK;
+        }
+    }
+
+    @Command(name = "inspect", description = "one snapshot in detail (always JSON; --json is accepted)")
+    static final class Inspect extends DaemonCommand {
+        @CommandLine.Mixin
+        JsonOption json;
+        @Parameters(paramLabel = "KEY", description = "the snapshot's name (dedupctl ls lists them)")
+        String key;
+
+        @Override
+        int run(Daemon d) throws Exception {
+            for (JsonNode s : JSON.readTree(d.admin().listSnapshots(ListRequest.getDefaultInstance()).getJson()))
+                if (s.get("name").asText().equals(key)) {
+                    printJson(s);
+                    return OK;
+                }
+            throw new IOException("no snapshot " + key);
+        }
+    }
+
+    @Command(name = "gc", description = "free chunks no layer references (runs by itself after removals)")
+    static final class Gc extends DaemonCommand {
+        @CommandLine.Mixin
+        JsonOption json;
+
+        @Override
+        int run(Daemon d) throws Exception {
+            long freed = d.admin().gc(GcRequest.getDefaultInstance()).getFreedBytes();
+            if (json.json) printJson(JSON.createObjectNode().put("freedBytes", freed));
+            else System.out.println("freed " + freed + " bytes");
+            return OK;
+        }
+    }
+
+    @Command(name = "fsck", description = {"check the store; exit 1 when problems remain.",
+            "Prints the daemon's report as JSON (always: it is the one form; --json is accepted)."})
+    static final class Fsck extends DaemonCommand {
+        @CommandLine.Mixin
+        JsonOption json;
+        @Option(names = "--verify-data", description = "also read every chunk and check its digest")
+        boolean verifyData;
+        @Option(names = "--repair", description = "repair what can be repaired")
+        boolean repair;
+
+        @Override
+        int run(Daemon d) throws Exception {
+            JsonNode n = JSON.readTree(d.admin().withDeadlineAfter(6, TimeUnit.HOURS)
+                    .fsck(FsckRequest.newBuilder().setVerifyData(verifyData).setRepair(repair).build()).getJson());
+            printJson(n);
+            return n.get("clean").asBoolean() ? OK : FAILED;
+        }
+    }
+
+    @Command(name = "probe-mounts", description = "client-side latency of the Snapshots Mounts call (on a temporary view)")
+    static final class ProbeMounts extends DaemonCommand {
+        @CommandLine.Mixin
+        JsonOption json;
+        @Option(names = "--count", paramLabel = "N", defaultValue = "200", description = "timed calls (default ${DEFAULT-VALUE})")
+        int count;
+
+        @Override
+        void check() {
+            if (count < 1) throw new ParameterException(spec.commandLine(), "--count needs at least 1 (got " + count + ")");
+        }
+
+        @Override
+        int run(Daemon d) throws Exception {
+            MountsProbe.Result r = MountsProbe.run(d.channel(), count);
+            if (json.json) printJson(r);
+            else System.out.println(r);
+            return OK;
+        }
+    }
+
+    /** The build's AOT training run (scripts/aot-train.sh, decision 37): never a user's command. */
+    @Command(name = "aot-training", hidden = true)
+    static final class AotTrainingCommand extends DaemonCommand {
+        @Override
+        void check() {
+            // it leaves aot-training-* snapshots behind: never against a node's daemon by mistake
+            if (!Boolean.getBoolean("dedup.aot.training"))
+                throw new ParameterException(spec.commandLine(), "aot-training runs only in the build's AOT training (scripts/aot-train.sh sets DEDUP_AOT_TRAIN)");
+        }
+
+        @Override
+        int run(Daemon d) throws Exception {
+            AotTraining.run(d.channel());
+            Path socket = socket();
+            for (String c : List.of("stats", "stats --json", "ls", "ls --json", "probe-mounts --count 100", "gc", "gc --json", "stats"))
+                if (DedupCtl.run(("--address " + socket + " " + c).split(" ")) != 0) return FAILED;
+            return OK;
+        }
+    }
+
+    @Command(name = "config", description = "the daemon's config file", subcommands = ConfigCheck.class)
+    static final class ConfigCommand implements Callable<Integer> {
+        @CommandLine.Mixin
+        HelpOption help;
+        @Spec
+        CommandSpec spec;
+
+        @Override
+        public Integer call() {
+            throw new ParameterException(spec.commandLine(), "which? dedupctl config check FILE");
+        }
+    }
+
+    @Command(name = "check", description = "validate a daemon config file without starting anything (exit 1 when it is not valid)")
+    static final class ConfigCheck implements Callable<Integer> {
+        @CommandLine.Mixin
+        HelpOption help;
+        @CommandLine.Mixin
+        JsonOption json;
+        @Parameters(paramLabel = "FILE")
+        Path file;
+
+        @Override
+        public Integer call() throws IOException {
             try {
-                ConfigLoader.load(Path.of(args[i + 2]), true);
-                System.out.println(args[i + 2] + ": ok");
-                return 0;
+                ConfigLoader.load(file, true);
+                if (json.json) printJson(JSON.createObjectNode().put("file", file.toString()).put("valid", true));
+                else System.out.println(file + ": ok");
+                return OK;
             } catch (ConfigException e) {
-                System.err.println(e.getMessage());
-                return 1;
+                if (json.json) printJson(JSON.createObjectNode().put("file", file.toString()).put("valid", false).put("error", e.getMessage()));
+                else System.err.println(e.getMessage());
+                return FAILED;
             }
         }
-        if (cmd.equals("bound")) {
-            long chunk = 4L << 20;
-            int j = i + 1;
-            if (j + 1 < args.length && args[j].equals("--chunk-size")) {
-                try {
-                    chunk = ConfigLoader.chunkSize(args[j + 1], "--chunk-size");
-                } catch (ConfigException e) {
-                    System.err.println("dedupctl bound: " + e.getMessage());
-                    return 2;
-                }
-                j += 2;
-            }
+    }
+
+    @Command(name = "bound", description = "ideal disk use of chunk-level dedup for these layer tars (.tar or .tar.gz); needs no daemon")
+    static final class Bound implements Callable<Integer> {
+        @CommandLine.Mixin
+        HelpOption help;
+        @CommandLine.Mixin
+        JsonOption json;
+        @Spec
+        CommandSpec spec;
+        @Option(names = "--chunk-size", paramLabel = "SIZE", defaultValue = "4MiB", description = "chunk size (default ${DEFAULT-VALUE})")
+        String chunkSize;
+        @Parameters(paramLabel = "LAYER", arity = "1..*")
+        List<Path> layers;
+
+        @Override
+        public Integer call() throws IOException {
+            long chunk;
             try {
-                var r = DedupBound.of(Arrays.stream(args, j, args.length).map(Path::of).toList(), chunk);
-                System.out.printf("bound: layers=%d files=%d logical=%d chunks=%d unique=%d bytes=%d%n",
-                        r.layers(), r.files(), r.logicalBytes(), r.chunks(), r.uniqueChunks(), r.boundBytes());
-                return 0;
-            } catch (IOException e) {
-                System.err.println("dedupctl bound: " + e.getMessage());
-                return 1;
-            }
-        }
-        if (cmd.equals("convert")) return Convert.run(Arrays.copyOfRange(args, i + 1, args.length), address);
-        if (cmd.equals("pull")) return Pull.run(Arrays.copyOfRange(args, i + 1, args.length));
-        if (cmd.equals("check-config")) return CheckConfig.run(Arrays.copyOfRange(args, i + 1, args.length));
-        if (address == null) {
-            try {
-                address = ConfigLoader.load(Config.DEFAULT_PATH, false).address();
+                chunk = ConfigLoader.chunkSize(chunkSize, "--chunk-size");
             } catch (ConfigException e) {
-                address = Config.defaults().address();
+                throw new ParameterException(spec.commandLine(), e.getMessage());
             }
+            DedupBound.Result r = DedupBound.of(layers, chunk);
+            if (json.json) printJson(r);
+            else System.out.printf("bound: layers=%d files=%d logical=%d chunks=%d unique=%d bytes=%d%n",
+                    r.layers(), r.files(), r.logicalBytes(), r.chunks(), r.uniqueChunks(), r.boundBytes());
+            return OK;
         }
-        if (!Files.exists(address)) {
-            System.err.println("dedupctl: the daemon is not running (no socket at " + address + ")");
-            return 1;
-        }
-        EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
-        ManagedChannel ch = NettyChannelBuilder.forAddress(new DomainSocketAddress(address.toString()))
-                .channelType(EpollDomainSocketChannel.class).eventLoopGroup(group).usePlaintext().build();
-        try {
-            AdminGrpc.AdminBlockingStub admin = AdminGrpc.newBlockingStub(ch).withDeadlineAfter(30, TimeUnit.SECONDS);
-            switch (cmd) {
-                case "stats" -> {
-                    JsonNode n = JSON.readTree(admin.stats(StatsRequest.getDefaultInstance()).getJson());
-                    boolean json = args.length > i + 1 && args[i + 1].equals("--json");
-                    System.out.println(json ? JSON.writerWithDefaultPrettyPrinter().writeValueAsString(n) : human(n));
-                }
-                case "ls" -> {
-                    String json = admin.listSnapshots(ListRequest.getDefaultInstance()).getJson();
-                    if (args.length > i + 1 && args[i + 1].equals("--json")) {
-                        System.out.println(json);
-                        return 0;
-                    }
-                    JsonNode arr = JSON.readTree(json);
-                    System.out.printf("%-10s %-6s %12s %12s %12s %-11s  %s%n", "KIND", "ID", "LOGICAL", "UNIQUE", "SHARED", "LAZY", "NAME");
-                    for (JsonNode s : arr)
-                        System.out.printf("%-10s %-6d %12d %12d %12d %-11s  %s%n", s.get("kind").asText(), s.get("id").asLong(),
-                                s.path("logical").asLong(s.get("size").asLong()), s.path("unique").asLong(0), s.path("shared").asLong(0),
-                                s.path("proof").asText("-"), s.get("name").asText());
-                    for (JsonNode s : arr)
-                        if (s.path("proof").asText().equals("quarantined"))
-                            System.out.println("quarantined " + s.get("name").asText() + ": " + s.path("proofNote").asText());
-                }
-                case "inspect" -> {
-                    if (args.length <= i + 1) { System.err.println("dedupctl inspect: which snapshot? (dedupctl ls lists them)"); return 2; }
-                    String key = args[i + 1];
-                    JsonNode arr = JSON.readTree(admin.listSnapshots(ListRequest.getDefaultInstance()).getJson());
-                    for (JsonNode s : arr)
-                        if (s.get("name").asText().equals(key)) {
-                            System.out.println(JSON.writerWithDefaultPrettyPrinter().writeValueAsString(s));
-                            return 0;
-                        }
-                    System.err.println("dedupctl inspect: no snapshot " + key);
-                    return 1;
-                }
-                case "trace" -> {
-                    return TraceCommand.run(admin, Arrays.asList(args).subList(i + 1, args.length));
-                }
-                case "gc" -> System.out.println("freed " + admin.gc(GcRequest.getDefaultInstance()).getFreedBytes() + " bytes");
-                case "fsck" -> {
-                    List<String> opts = Arrays.asList(args).subList(i + 1, args.length);
-                    for (String o : opts) if (!o.equals("--verify-data") && !o.equals("--repair")) { System.err.println("dedupctl fsck: unknown option " + o); return 2; }
-                    JsonNode n = JSON.readTree(admin.withDeadlineAfter(6, TimeUnit.HOURS).fsck(FsckRequest.newBuilder()
-                            .setVerifyData(opts.contains("--verify-data")).setRepair(opts.contains("--repair")).build()).getJson());
-                    System.out.println(JSON.writerWithDefaultPrettyPrinter().writeValueAsString(n));
-                    return n.get("clean").asBoolean() ? 0 : 1;
-                }
-                case "probe-mounts" -> {
-                    int count = args.length > i + 2 && args[i + 1].equals("--count") ? Integer.parseInt(args[i + 2]) : 200;
-                    System.out.println(MountsProbe.run(ch, count));
-                }
-                case "aot-training" -> { // the build's AOT training run (scripts/aot-train.sh); not in the usage
-                    // it leaves aot-training-* snapshots behind: never against a node's daemon by mistake
-                    if (!Boolean.getBoolean("dedup.aot.training")) {
-                        System.err.println("dedupctl: aot-training runs only in the build's AOT training (scripts/aot-train.sh sets DEDUP_AOT_TRAIN)");
-                        return 2;
-                    }
-                    AotTraining.run(ch);
-                    for (String c : List.of("stats", "stats --json", "ls", "ls --json", "probe-mounts --count 100", "gc", "stats"))
-                        if (run(("--address " + address + " " + c).split(" ")) != 0) return 1;
-                }
-                default -> {
-                    System.err.println("dedupctl: unknown command " + cmd + "\n" + USAGE);
-                    return 2;
-                }
-            }
-            return 0;
-        } catch (StatusRuntimeException e) {
-            if (e.getStatus().getCode() == Status.Code.UNAVAILABLE) {
-                System.err.println("dedupctl: the daemon is not running (nothing answers on " + address + ")");
-                return 1;
-            }
-            System.err.println("dedupctl: " + e.getStatus().getCode() + ": " + e.getStatus().getDescription());
-            return 1;
-        } catch (Exception e) {
-            System.err.println("dedupctl: " + e.getMessage());
-            return 1;
-        } finally {
-            ch.shutdownNow();
-            group.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+    }
+
+    enum Shell { bash }
+
+    @Command(name = "completion", description = {"print a shell completion script for dedupctl",
+            "",
+            "`source <(dedupctl completion bash)` for this shell; installed as /usr/share/bash-completion/completions/dedupctl "
+                    + "by scripts/install.sh. zsh reads it after `autoload -U bashcompinit && bashcompinit`."})
+    static final class Completion implements Callable<Integer> {
+        @CommandLine.Mixin
+        HelpOption help;
+        @Spec
+        CommandSpec spec;
+        @Parameters(paramLabel = "SHELL", description = "bash")
+        Shell shell;
+
+        @Override
+        public Integer call() {
+            System.out.print(AutoComplete.bash("dedupctl", spec.root().commandLine()));
+            return OK;
         }
     }
 

@@ -13,9 +13,15 @@ import java.util.concurrent.TimeUnit;
  * warm-up calls, N Mounts calls timed from the client side, then the view is removed.
  */
 final class MountsProbe {
+    /** Client-side latencies of count Mounts calls, in milliseconds. */
+    record Result(int count, double p50Ms, double p99Ms, double maxMs) {
+        @Override
+        public String toString() { return String.format("mounts: n=%d p50=%.2fms p99=%.2fms max=%.2fms", count, p50Ms, p99Ms, maxMs); }
+    }
+
     private MountsProbe() {}
 
-    static String run(ManagedChannel ch, int count) {
+    static Result run(ManagedChannel ch, int count) {
         SnapshotsGrpc.SnapshotsBlockingStub api = SnapshotsGrpc.newBlockingStub(ch);
         List<Info> committed = new ArrayList<>();
         api.withDeadlineAfter(30, TimeUnit.SECONDS).list(ListSnapshotsRequest.newBuilder().addFilters("kind==committed").build())
@@ -39,7 +45,7 @@ final class MountsProbe {
             api.withDeadlineAfter(30, TimeUnit.SECONDS).remove(RemoveSnapshotRequest.newBuilder().setKey(key).build());
         }
         Arrays.sort(nanos);
-        return String.format("mounts: n=%d p50=%.2fms p99=%.2fms max=%.2fms", count, ms(nanos, 0.50), ms(nanos, 0.99), nanos[count - 1] / 1e6);
+        return new Result(count, ms(nanos, 0.50), ms(nanos, 0.99), nanos[count - 1] / 1e6);
     }
 
     private static double ms(long[] sorted, double q) {

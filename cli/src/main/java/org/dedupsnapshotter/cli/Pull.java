@@ -1,93 +1,100 @@
 package org.dedupsnapshotter.cli;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.dedupsnapshotter.cli.pull.ImagePuller;
 import org.dedupsnapshotter.cli.progress.TerminalProgress;
 import org.dedupsnapshotter.lazy.registry.ImageRef;
 import org.dedupsnapshotter.lazy.registry.hosts.HostsDir;
 import org.dedupsnapshotter.lazy.registry.Platform;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Optional;
+import java.util.concurrent.Callable;
 
 /**
- * dedupctl pull [--plain-http] [--hosts-dir DIRS] [--platform P] [--address CONTAINERD_SOCK] [--namespace NS]
+ * dedupctl pull [--plain-http] [--hosts-dir DIRS] [--platform P] [--containerd SOCK] [--namespace NS]
  * [--snapshotter NAME] REF: the lazy pull for ctr users (ctr images pull in containerd 1.6 passes no labels to the
  * snapshotter, so it cannot pull lazily). Of an index it pulls this host's image, or P's. Runs in the CLI's process and
  * talks to containerd, not to our daemon. On a terminal a live line shows the bytes downloaded; piped, only the
  * per-layer and summary lines.
  */
-final class Pull {
-    static final String USAGE = "usage: dedupctl pull [--plain-http] [--hosts-dir DIRS] [--platform OS/ARCH[/VARIANT]] [--address CONTAINERD_SOCK] [--namespace NS] [--snapshotter NAME] REF\n"
-            + "  --hosts-dir DIRS  containerd's registry host directories (hosts.toml: mirrors, TLS), colon-separated (default " + HostsDir.DEFAULT + ")\n"
-            + "  --platform P      of an index, the image for P (default: this host's platform)";
+@Command(name = "pull", description = {
+        "pull an image into containerd, converted layers lazily (for containerd 1.6's ctr); talks to containerd",
+        "",
+        "Pulls REF into containerd as CRI does, converted layers (dedupctl convert) lazily: what ctr images pull on containerd "
+                + "1.6 cannot do (on 2.x, ctr images pull --snapshotter=dedup is lazy too). Talks to containerd, not to the "
+                + "dedup daemon. Of an index, this host's image (or --platform's).",
+        "Registries' hosts.toml, CAs and client certificates are read from DIRS as containerd does, credentials from the "
+                + "docker config, proxies from HTTPS_PROXY/HTTP_PROXY/NO_PROXY."})
+final class Pull implements Callable<Integer> {
+    @Mixin
+    DedupCtl.HelpOption help;
+    @Mixin
+    DedupCtl.ProgressOptions output;
+    @Spec
+    CommandSpec spec;
+    @Option(names = "--plain-http", description = "talk to the registry over HTTP")
+    boolean plainHttp;
+    @Option(names = "--hosts-dir", paramLabel = "DIRS", description = "containerd's registry host directories, colon-separated "
+            + "(hosts.toml: mirrors, TLS; default " + HostsDir.DEFAULT + "; \"\" reads none)")
+    String hostsDir = HostsDir.DEFAULT;
+    @Option(names = "--platform", paramLabel = "P", description = "of an index, the image for P (OS/ARCH[/VARIANT]; default: this host's platform)")
+    String platform;
+    @Option(names = "--containerd", paramLabel = "SOCK", defaultValue = "/run/containerd/containerd.sock", description = "containerd's socket (default ${DEFAULT-VALUE})")
+    Path containerd;
+    @Option(names = "--namespace", paramLabel = "NS", defaultValue = "default", description = "containerd namespace (default ${DEFAULT-VALUE})")
+    String namespace;
+    @Option(names = "--snapshotter", paramLabel = "NAME", defaultValue = "dedup", description = "containerd's name for the snapshotter (default ${DEFAULT-VALUE})")
+    String snapshotter;
+    @Parameters(paramLabel = "REF", description = "the image, e.g. docker.io/library/debian:bookworm")
+    String ref;
 
-    private Pull() {}
+    /** Until issue 22, pull's --address was containerd's socket; it is the dedup daemon's everywhere now. */
+    @Option(names = "--address", hidden = true)
+    void address(String value) {
+        throw new ParameterException(spec.commandLine(), "pull takes containerd's socket as --containerd SOCK "
+                + "(--address is the dedup daemon's socket, which pull does not use)");
+    }
 
-    static int run(String[] args) {
-        boolean plainHttp = false;
-        Path address = Path.of("/run/containerd/containerd.sock");
-        String namespace = "default", snapshotter = "dedup", ref = null, hostsDir = HostsDir.DEFAULT;
-        Optional<Platform> platform = Optional.empty();
-        for (int j = 0; j < args.length; j++) {
-            String a = args[j];
-            switch (a) {
-                case "--help", "-h" -> {
-                    System.out.println(USAGE);
-                    return 0;
-                }
-                case "--plain-http" -> plainHttp = true;
-                case "--address", "--namespace", "--snapshotter", "--hosts-dir", "--platform" -> {
-                    if (j + 1 >= args.length || (args[j + 1].isEmpty() && !a.equals("--hosts-dir"))) return usage(a + " needs a value");
-                    String v = args[++j];
-                    if (a.equals("--platform")) {
-                        try {
-                            platform = Optional.of(Platform.parse(v));
-                        } catch (IllegalArgumentException e) {
-                            return usage(e.getMessage());
-                        }
-                    } else if (a.equals("--address")) address = Path.of(v);
-                    else if (a.equals("--hosts-dir")) hostsDir = v;
-                    else if (a.equals("--namespace")) namespace = v;
-                    else snapshotter = v;
-                }
-                default -> {
-                    if (a.startsWith("-")) return usage("unknown option " + a);
-                    if (ref != null) return usage("one image reference, please (got " + ref + " and " + a + ")");
-                    ref = a;
-                }
-            }
-        }
-        if (ref == null) return usage("which image? give a reference such as docker.io/library/debian:bookworm");
+    @Override
+    public Integer call() throws IOException {
+        if (snapshotter.isEmpty()) throw new ParameterException(spec.commandLine(), "--snapshotter needs a name");
+        if (namespace.isEmpty()) throw new ParameterException(spec.commandLine(), "--namespace needs a name");
+        Optional<Platform> chosen;
         ImageRef parsed;
         try {
+            chosen = platform == null ? Optional.empty() : Optional.of(Platform.parse(platform));
             parsed = ImageRef.parse(ref);
         } catch (IllegalArgumentException e) {
-            return usage(e.getMessage());
+            throw new ParameterException(spec.commandLine(), e.getMessage());
         }
-        TerminalProgress.Output out = TerminalProgress.forStdout();
+        TerminalProgress.Output out = output.output();
+        ImagePuller.Report r;
         try (AutoCloseable live = out.done()) {
-            ImagePuller.Report r;
-            try {
-                r = ImagePuller.pull(parsed, new ImagePuller.Options(address, namespace, snapshotter, plainHttp, HostsDir.parse(hostsDir), out.lines(), platform, out.meter()));
-            } finally {
-                live.close();
-            }
-            System.out.printf("pulled %s (%s) into %s, namespace %s: %d %s: %d lazily (not downloaded), %d downloaded (%d bytes), %d already present; %.1f s%n",
-                    r.name(), r.targetDigest(), snapshotter, namespace, r.layers(), r.layers() == 1 ? "layer" : "layers", r.lazy(), r.downloaded(),
-                    r.downloadedBytes(), r.present(), r.seconds());
-            return 0;
+            r = ImagePuller.pull(parsed, new ImagePuller.Options(containerd, namespace, snapshotter, plainHttp, HostsDir.parse(hostsDir), out.lines(), chosen, out.meter()));
         } catch (IOException e) {
-            System.err.println("dedupctl pull: " + e.getMessage());
-            for (Throwable s : e.getSuppressed()) System.err.println("  also: " + s.getMessage());
-            return 1;
+            throw e;
         } catch (Exception e) {
             throw new IllegalStateException(e); // closing the live line does not fail
         }
-    }
-
-    private static int usage(String why) {
-        System.err.println("dedupctl pull: " + why + "\n" + USAGE);
-        return 2;
+        if (output.json) {
+            ObjectNode n = DedupCtl.JSON.createObjectNode().put("name", r.name()).put("digest", r.targetDigest()).put("snapshotter", snapshotter)
+                    .put("namespace", namespace).put("layers", r.layers()).put("lazy", r.lazy()).put("downloaded", r.downloaded())
+                    .put("downloadedBytes", r.downloadedBytes()).put("present", r.present()).put("seconds", r.seconds());
+            DedupCtl.printJson(n);
+            return DedupCtl.OK;
+        }
+        System.out.printf("pulled %s (%s) into %s, namespace %s: %d %s: %d lazily (not downloaded), %d downloaded (%d bytes), %d already present; %.1f s%n",
+                r.name(), r.targetDigest(), snapshotter, namespace, r.layers(), r.layers() == 1 ? "layer" : "layers", r.lazy(), r.downloaded(),
+                r.downloadedBytes(), r.present(), r.seconds());
+        return DedupCtl.OK;
     }
 }

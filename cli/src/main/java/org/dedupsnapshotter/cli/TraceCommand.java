@@ -5,67 +5,103 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.dedupsnapshotter.cli.containerd.ContainerdClient;
 import org.dedupsnapshotter.cli.pull.ChainIds;
-import org.dedupsnapshotter.proto.admin.v1.AdminGrpc;
 import org.dedupsnapshotter.proto.admin.v1.GetTraceRequest;
 import org.dedupsnapshotter.proto.admin.v1.PutTraceRequest;
 import org.dedupsnapshotter.proto.content.v1.ReadContentRequest;
 import org.dedupsnapshotter.proto.images.v1.GetImageRequest;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
 import java.io.ByteArrayOutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.Callable;
 
 /**
  * dedupctl trace show|export|import: an image's start-up trace, the chunks its containers read first, in order.
  * IMAGE is the image's chain id (sha256:…) or a reference containerd knows (resolved through its content store).
  */
-final class TraceCommand {
-    static final String USAGE = """
-            usage: dedupctl trace show IMAGE | export IMAGE | import IMAGE FILE   [--containerd SOCK] [--namespace NS]
-              IMAGE: the image's chain id (sha256:…) or an image reference in containerd (default socket
-              /run/containerd/containerd.sock, namespace "default"); FILE: a trace from export, or - for stdin""";
+@Command(name = "trace", description = "an image's start-up trace (the chunks its containers read first)",
+        subcommands = {TraceCommand.Show.class, TraceCommand.Export.class, TraceCommand.Import.class})
+final class TraceCommand implements Callable<Integer> {
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private TraceCommand() {}
+    @Mixin
+    DedupCtl.HelpOption help;
+    @Spec
+    CommandSpec spec;
 
-    static int run(AdminGrpc.AdminBlockingStub admin, List<String> args) throws Exception {
-        List<String> rest = new ArrayList<>();
-        Path containerd = Path.of("/run/containerd/containerd.sock");
-        String namespace = "default";
-        for (int i = 0; i < args.size(); i++) {
-            switch (args.get(i)) {
-                case "--containerd" -> containerd = Path.of(args.get(++i));
-                case "--namespace" -> namespace = args.get(++i);
-                default -> rest.add(args.get(i));
+    @Override
+    public Integer call() {
+        throw new ParameterException(spec.commandLine(), "which? show, export or import");
+    }
+
+    /** IMAGE, and where containerd is when IMAGE is a reference: --containerd SOCK, --namespace. */
+    abstract static class ImageCommand extends DedupCtl.DaemonCommand {
+        @Option(names = "--containerd", paramLabel = "SOCK", defaultValue = "/run/containerd/containerd.sock",
+                description = "containerd's socket, to resolve an image reference (default ${DEFAULT-VALUE})")
+        Path containerd;
+        @Option(names = "--namespace", paramLabel = "NS", defaultValue = "default", description = "containerd namespace (default ${DEFAULT-VALUE})")
+        String namespace;
+        @Parameters(index = "0", paramLabel = "IMAGE", description = "the image's chain id (sha256:…), or an image reference in containerd")
+        String image;
+
+        String chainId() throws Exception { return TraceCommand.chainId(image, containerd, namespace); }
+    }
+
+    @Command(name = "show", description = "what the daemon's trace of IMAGE holds")
+    static final class Show extends ImageCommand {
+        @Mixin
+        DedupCtl.JsonOption json;
+
+        @Override
+        int run(Daemon d) throws Exception {
+            JsonNode t = JSON.readTree(d.admin().getTrace(GetTraceRequest.newBuilder().setImage(chainId()).build()).getJson());
+            if (json.json) {
+                DedupCtl.printJson(JSON.createObjectNode().put("image", t.path("image").asText()).put("runs", t.path("runs").asInt())
+                        .put("layers", t.path("layers").size()).put("chunks", t.path("chunks").size()).put("bytes", t.path("bytes").asLong())
+                        .put("pieceBytes", t.path("pieceBytes").asLong()));
+                return DedupCtl.OK;
             }
+            System.out.printf("image:   %s%nruns:    %d%nlayers:  %d%nchunks:  %d (%d bytes; the pieces of them read first: %d bytes)%n", t.path("image").asText(),
+                    t.path("runs").asInt(), t.path("layers").size(), t.path("chunks").size(), t.path("bytes").asLong(), t.path("pieceBytes").asLong());
+            return DedupCtl.OK;
         }
-        if (rest.size() < 2 || (rest.getFirst().equals("import") ? rest.size() != 3 : rest.size() != 2)) {
-            System.err.println(USAGE);
-            return 2;
+    }
+
+    @Command(name = "export", description = "the daemon's trace of IMAGE, as JSON (for convert --trace-file, or trace import on another node)")
+    static final class Export extends ImageCommand {
+        @Override
+        int run(Daemon d) throws Exception {
+            System.out.println(d.admin().getTrace(GetTraceRequest.newBuilder().setImage(chainId()).build()).getJson());
+            return DedupCtl.OK;
         }
-        String image = chainId(rest.get(1), containerd, namespace);
-        switch (rest.getFirst()) {
-            case "show" -> {
-                JsonNode t = JSON.readTree(admin.getTrace(GetTraceRequest.newBuilder().setImage(image).build()).getJson());
-                System.out.printf("image:   %s%nruns:    %d%nlayers:  %d%nchunks:  %d (%d bytes; the pieces of them read first: %d bytes)%n", t.path("image").asText(),
-                        t.path("runs").asInt(), t.path("layers").size(), t.path("chunks").size(), t.path("bytes").asLong(), t.path("pieceBytes").asLong());
-            }
-            case "export" -> System.out.println(admin.getTrace(GetTraceRequest.newBuilder().setImage(image).build()).getJson());
-            case "import" -> {
-                String file = rest.get(2);
-                ObjectNode t = (ObjectNode) JSON.readTree(file.equals("-") ? System.in.readAllBytes() : Files.readAllBytes(Path.of(file)));
-                t.put("image", image);
-                JsonNode saved = JSON.readTree(admin.putTrace(PutTraceRequest.newBuilder().setJson(JSON.writeValueAsString(t)).build()).getJson());
-                System.out.printf("stored the trace of %s: %d chunks%n", image, saved.path("chunks").size());
-            }
-            default -> {
-                System.err.println(USAGE);
-                return 2;
-            }
+    }
+
+    @Command(name = "import", description = "store FILE (a trace from export; - reads stdin) as the daemon's trace of IMAGE")
+    static final class Import extends ImageCommand {
+        @Mixin
+        DedupCtl.JsonOption json;
+        @Parameters(index = "1", paramLabel = "FILE")
+        String file;
+
+        @Override
+        int run(Daemon d) throws Exception {
+            String image = chainId();
+            ObjectNode t = (ObjectNode) JSON.readTree(file.equals("-") ? System.in.readAllBytes() : Files.readAllBytes(Path.of(file)));
+            t.put("image", image);
+            JsonNode saved = JSON.readTree(d.admin().putTrace(PutTraceRequest.newBuilder().setJson(JSON.writeValueAsString(t)).build()).getJson());
+            if (json.json) DedupCtl.printJson(JSON.createObjectNode().put("image", image).put("chunks", saved.path("chunks").size()));
+            else System.out.printf("stored the trace of %s: %d chunks%n", image, saved.path("chunks").size());
+            return DedupCtl.OK;
         }
-        return 0;
     }
 
     /** The chain id of IMAGE: as given, or the top of the chain containerd's copy of the image's config names. */

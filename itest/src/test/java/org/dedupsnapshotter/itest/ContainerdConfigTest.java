@@ -155,7 +155,7 @@ class ContainerdConfigTest {
     }
 
     private static void assertChecks(Path containerd, Path cfg, int code, String line) throws Exception {
-        Proc.Result r = TestEnv.cli("check-config", "--config", cfg.toString(), "--containerd", containerd.toString());
+        Proc.Result r = TestEnv.cli("check-config", "--config", cfg.toString(), "--containerd-bin", containerd.toString());
         assertEquals(code, r.code(), r.out());
         assertTrue(r.out().contains(line), "check-config says \"" + line + "\":\n" + r.out());
         if (code == 0) assertTrue(r.out().contains("(a daemon answers there)"), r.out());

@@ -185,12 +185,12 @@ class ConvertTest {
 
         // the converted index pulled lazily on this (amd64) node: its amd64 image, made from TOCs, runs
         String lazy = env.registry() + "/itest/multi-lazy:all";
-        Proc.Result pulled = TestEnv.cli("pull", "--plain-http", "--address", env.containerdSock.toString(), "--namespace", TestEnv.NS, lazy).orThrow("dedupctl pull (index)");
+        Proc.Result pulled = TestEnv.cli("pull", "--plain-http", "--containerd", env.containerdSock.toString(), "--namespace", TestEnv.NS, lazy).orThrow("dedupctl pull (index)");
         assertTrue(pulled.out().contains("4 layers: 4 lazily (not downloaded), 0 downloaded"), pulled.out());
         String out = env.ctr("run", "--rm", "--snapshotter", "dedup", lazy, "multi-run", "/bin/sh", "-c", "cat /etc/hello; sha256sum /data/big");
         assertTrue(out.contains("hello again from layer 3"), out);
         assertTrue(out.contains(Images.sha256sum(Images.BIG)), out);
-        Proc.Result armPull = TestEnv.cli("pull", "--plain-http", "--address", env.containerdSock.toString(), "--namespace", TestEnv.NS,
+        Proc.Result armPull = TestEnv.cli("pull", "--plain-http", "--containerd", env.containerdSock.toString(), "--namespace", TestEnv.NS,
                 env.registry() + "/itest/multi-lazy:arm");
         assertEquals(1, armPull.code(), armPull.out());
         assertTrue(armPull.out().contains("without a linux/amd64 image (this host's platform; choose one with --platform); it has linux/arm64"), armPull.out());

@@ -39,7 +39,7 @@ class DedupctlPullTest {
     }
 
     static Proc.Result pull(String ref) throws Exception {
-        return TestEnv.cli("pull", "--plain-http", "--address", env.containerdSock.toString(), "--namespace", TestEnv.NS, ref);
+        return TestEnv.cli("pull", "--plain-http", "--containerd", env.containerdSock.toString(), "--namespace", TestEnv.NS, ref);
     }
 
     private static List<String> layerDigests(String ref) throws Exception {
@@ -171,9 +171,13 @@ class DedupctlPullTest {
 
     @Test
     void failuresSayWhatIsWrongAndLeaveNoLease() throws Exception {
-        Proc.Result noSocket = TestEnv.cli("pull", "--address", env.dir.resolve("nothing.sock").toString(), original);
-        assertEquals(1, noSocket.code(), noSocket.out());
+        Proc.Result noSocket = TestEnv.cli("pull", "--containerd", env.dir.resolve("nothing.sock").toString(), original);
+        assertEquals(3, noSocket.code(), noSocket.out()); // cannot connect
         assertTrue(noSocket.out().contains("containerd is not running: no socket at"), noSocket.out());
+        // --address is the dedup daemon's socket everywhere; it was containerd's for pull before issue 22
+        Proc.Result oldFlag = TestEnv.cli("pull", "--address", env.containerdSock.toString(), original);
+        assertEquals(2, oldFlag.code(), oldFlag.out());
+        assertTrue(oldFlag.out().contains("--containerd SOCK"), oldFlag.out());
 
         Proc.Result unreachable = pull("127.0.0.1:1/nothing:1");
         assertEquals(1, unreachable.code(), unreachable.out());
@@ -183,7 +187,7 @@ class DedupctlPullTest {
         assertEquals(1, missing.code(), missing.out());
         assertTrue(missing.out().contains("manifest itest/fidelity:nope") && missing.out().contains("404"), missing.out());
 
-        Proc.Result noSnapshotter = TestEnv.cli("pull", "--plain-http", "--address", env.containerdSock.toString(), "--namespace", TestEnv.NS,
+        Proc.Result noSnapshotter = TestEnv.cli("pull", "--plain-http", "--containerd", env.containerdSock.toString(), "--namespace", TestEnv.NS,
                 "--snapshotter", "nosuch", original);
         assertEquals(1, noSnapshotter.code(), noSnapshotter.out());
         assertTrue(noSnapshotter.out().contains("nosuch"), noSnapshotter.out());

@@ -175,7 +175,7 @@ class RegistryTlsTest {
         // without the client certificate the registry refuses, and the error says what is missing
         Path noClient = Files.createTempDirectory(env.dir, "hosts-no-client");
         hostsToml(noClient, host, "server = \"https://" + host + "\"\nca = \"" + pki.resolve("ca.crt") + "\"\n");
-        Proc.Result r = dedupctl(Map.of(), "pull", "--hosts-dir", noClient.toString(), "--address", env.containerdSock.toString(), "--namespace", "mtls-none", ref);
+        Proc.Result r = dedupctl(Map.of(), "pull", "--hosts-dir", noClient.toString(), "--containerd", env.containerdSock.toString(), "--namespace", "mtls-none", ref);
         assertNotEquals(0, r.code(), r.out());
         assertTrue(r.out().contains("client certificate") || r.out().contains("certificate_required") || r.out().contains("bad_certificate"), r.out());
     }
@@ -190,13 +190,13 @@ class RegistryTlsTest {
         dedupctl(Map.of(), "convert", "--plain-http", "--hosts-dir", withCa.toString(), img.original(), ref).orThrow("dedupctl convert");
 
         Path none = Files.createTempDirectory(env.dir, "hosts-none");
-        Proc.Result r = dedupctl(Map.of(), "pull", "--hosts-dir", none.toString(), "--address", env.containerdSock.toString(), "--namespace", "tls-none", ref);
+        Proc.Result r = dedupctl(Map.of(), "pull", "--hosts-dir", none.toString(), "--containerd", env.containerdSock.toString(), "--namespace", "tls-none", ref);
         assertNotEquals(0, r.code(), r.out());
         assertTrue(r.out().contains("not trusted") && r.out().contains("hosts.toml") && r.out().contains("skip_verify"), r.out());
 
         Path skip = Files.createTempDirectory(env.dir, "hosts-skip");
         hostsToml(skip, host, "server = \"https://" + host + "\"\nskip_verify = true\n");
-        dedupctl(Map.of(), "pull", "--hosts-dir", skip.toString(), "--address", env.containerdSock.toString(), "--namespace", "tls-skip", ref)
+        dedupctl(Map.of(), "pull", "--hosts-dir", skip.toString(), "--containerd", env.containerdSock.toString(), "--namespace", "tls-skip", ref)
                 .orThrow("dedupctl pull with skip_verify");
     }
 
@@ -216,7 +216,7 @@ class RegistryTlsTest {
             try {
                 waitForContainerd();
                 long before = absent();
-                dedupctl(viaProxy, "pull", "--hosts-dir", hosts.toString(), "--address", env.containerdSock.toString(), "--namespace", TestEnv.NS, ref)
+                dedupctl(viaProxy, "pull", "--hosts-dir", hosts.toString(), "--containerd", env.containerdSock.toString(), "--namespace", TestEnv.NS, ref)
                         .orThrow("dedupctl pull through the proxy");
                 assertTrue(absent() > before, "the pull was not lazy: " + env.stats());
                 int tunnelsBeforeReads = proxy.tunnels.size();

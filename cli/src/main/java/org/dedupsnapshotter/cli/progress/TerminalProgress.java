@@ -43,6 +43,17 @@ public final class TerminalProgress implements ByteProgress, AutoCloseable {
     /** What a command prints with and how it reports bytes: a live line when stdout is a terminal, else nothing extra. */
     public record Output(PrintStream lines, ByteProgress meter, AutoCloseable done) {}
 
+    /**
+     * What --quiet (only the result), --json (the result alone on stdout, the lines on stderr) and --no-progress (no
+     * live line even on a terminal) leave of the output; neither: {@link #forStdout()}.
+     */
+    public static Output forOptions(boolean quiet, boolean json, boolean noProgress) {
+        if (quiet) return new Output(new PrintStream(OutputStream.nullOutputStream(), true, StandardCharsets.UTF_8), ByteProgress.NONE, () -> {});
+        if (json) return new Output(System.err, ByteProgress.NONE, () -> {});
+        if (noProgress) return new Output(System.out, ByteProgress.NONE, () -> {});
+        return forStdout();
+    }
+
     public static Output forStdout() {
         if (!isTerminal()) return new Output(System.out, ByteProgress.NONE, () -> {});
         TerminalProgress p = new TerminalProgress(System.out);

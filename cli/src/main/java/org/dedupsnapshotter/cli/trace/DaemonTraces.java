@@ -9,6 +9,7 @@ import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.epoll.EpollDomainSocketChannel;
 import io.netty.channel.epoll.EpollIoHandler;
 import io.netty.channel.unix.DomainSocketAddress;
+import org.dedupsnapshotter.cli.NotRunningException;
 import org.dedupsnapshotter.lazy.convert.StartupTrace;
 import org.dedupsnapshotter.proto.admin.v1.AdminGrpc;
 import org.dedupsnapshotter.proto.admin.v1.GetTraceRequest;
@@ -28,7 +29,7 @@ final class DaemonTraces {
 
     /** Fails early, before any work, if nothing can answer on the socket. */
     static void checkReachable(Path socket) throws IOException {
-        if (!Files.exists(socket)) throw new IOException("the daemon is not running (no socket at " + socket + "); it records the trace");
+        if (!Files.exists(socket)) throw new NotRunningException("the daemon is not running (no socket at " + socket + "); it records the trace");
     }
 
     /** How many runs the daemon's trace of the image holds now (0: none recorded). */
@@ -80,8 +81,8 @@ final class DaemonTraces {
             throw new IOException("interrupted while waiting for the trace", e);
         } catch (StatusRuntimeException e) {
             Status s = e.getStatus();
+            if (s.getCode() == Status.Code.UNAVAILABLE) throw new NotRunningException("the daemon is not running (nothing answers on " + socket + ")");
             throw new IOException(switch (s.getCode()) {
-                case UNAVAILABLE -> "the daemon is not running (nothing answers on " + socket + ")";
                 case UNIMPLEMENTED -> "the daemon on " + socket + " does not record start-up traces (it is older than this dedupctl)";
                 default -> "GetTrace " + chainId + ": " + s.getCode() + ": " + s.getDescription();
             });

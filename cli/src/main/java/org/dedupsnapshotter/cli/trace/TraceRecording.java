@@ -1,5 +1,6 @@
 package org.dedupsnapshotter.cli.trace;
 
+import org.dedupsnapshotter.cli.NotRunningException;
 import org.dedupsnapshotter.cli.containerd.ContainerdClient;
 import org.dedupsnapshotter.cli.containerd.ImageStore;
 import org.dedupsnapshotter.cli.pull.ChainIds;
@@ -49,7 +50,7 @@ public final class TraceRecording {
 
     private Report run(String src, String dst, ImageConverter.Options convert) throws IOException {
         // what steps 2 to 4 need, before the first conversion spends minutes
-        if (!Files.exists(options.containerdSocket())) throw new IOException("containerd is not running: no socket at " + options.containerdSocket());
+        if (!Files.exists(options.containerdSocket())) throw new NotRunningException("containerd is not running: no socket at " + options.containerdSocket());
         DaemonTraces.checkReachable(options.daemonSocket());
         ContainerRun.checkCtr();
 
