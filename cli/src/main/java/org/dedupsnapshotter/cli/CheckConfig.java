@@ -9,7 +9,6 @@ import org.dedupsnapshotter.config.ConfigLoader;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
@@ -34,11 +33,9 @@ import java.util.concurrent.Callable;
         "",
         "For the containerd version found: what is there, and what is missing and where to add it. Reads containerd's effective config (`containerd --config FILE config dump`) "
         + "when its binary is there, else the file. Exit 1 when a required item is missing."})
-final class CheckConfig implements Callable<Integer> {
-    @Mixin
-    DedupCtl.HelpOption help;
-    @Mixin
-    DedupCtl.JsonOption json;
+final class CheckConfig extends DedupCtl.Base implements Callable<Integer> {
+    @Option(names = "--json", description = "print the result as JSON")
+    boolean json;
     @Spec
     CommandSpec spec;
     @Option(names = "--config", paramLabel = "FILE", defaultValue = "/etc/containerd/config.toml", description = "containerd's config (default ${DEFAULT-VALUE})")
@@ -64,7 +61,7 @@ final class CheckConfig implements Callable<Integer> {
         try {
             reading = ContainerdConfigReader.read(file, containerd);
         } catch (IOException e) {
-            if (json.json) DedupCtl.printJson(DedupCtl.JSON.createObjectNode().put("source", file.toString()).put("passes", false)
+            if (json) DedupCtl.printJson(DedupCtl.Json.MAPPER.createObjectNode().put("source", file.toString()).put("passes", false)
                     .put("error", "missing containerd config: " + e.getMessage()));
             else System.out.println("missing containerd config: " + e.getMessage());
             return DedupCtl.FAILED;
@@ -76,8 +73,8 @@ final class CheckConfig implements Callable<Integer> {
         List<Finding> findings = new ConfigCheck(dedup.address(), dedup.root(), CheckConfig::answers).check(reading.config(), containerd2);
         long missing = findings.stream().filter(f -> f.level() == Finding.Level.MISSING).count();
         boolean passes = ConfigCheck.passes(findings);
-        if (json.json) {
-            ObjectNode n = DedupCtl.JSON.createObjectNode().put("source", reading.source().toString()).put("target", target);
+        if (json) {
+            ObjectNode n = DedupCtl.Json.MAPPER.createObjectNode().put("source", reading.source().toString()).put("target", target);
             ArrayNode notes = n.putArray("notes");
             reading.notes().forEach(notes::add);
             ArrayNode items = n.putArray("findings");

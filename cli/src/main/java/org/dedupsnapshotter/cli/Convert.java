@@ -44,9 +44,7 @@ import java.util.stream.Collectors;
                 + "host's platform), or with --platform/--all-platforms those images and an index of them.",
         "Registries' hosts.toml, CAs and client certificates are read from DIRS as containerd does, credentials from the "
                 + "docker config, proxies from HTTPS_PROXY/HTTP_PROXY/NO_PROXY."})
-final class Convert implements Callable<Integer> {
-    @Mixin
-    DedupCtl.HelpOption help;
+final class Convert extends DedupCtl.Base implements Callable<Integer> {
     @Mixin
     DedupCtl.ProgressOptions output;
     @Spec
@@ -148,7 +146,7 @@ final class Convert implements Callable<Integer> {
             finish(out);
         }
         if (output.json) {
-            ObjectNode n = DedupCtl.JSON.createObjectNode().put("reference", r.reference());
+            ObjectNode n = DedupCtl.Json.MAPPER.createObjectNode().put("reference", r.reference());
             if (r.indexDigest() != null) n.put("indexDigest", r.indexDigest());
             ArrayNode images = n.putArray("images");
             for (ImageConverter.PlatformReport p : r.images()) images.add(json(p.image(), p.platform()));
@@ -171,7 +169,7 @@ final class Convert implements Callable<Integer> {
 
     /** One pushed image as --json prints it: what was pushed (digests) and how many bytes. */
     static ObjectNode json(ImageConverter.Report r, Platform platform) {
-        ObjectNode n = DedupCtl.JSON.createObjectNode();
+        ObjectNode n = DedupCtl.Json.MAPPER.createObjectNode();
         if (platform != null) n.put("platform", platform.toString());
         n.put("reference", r.reference()).put("manifestDigest", r.manifestDigest());
         ArrayNode layers = n.putArray("layers");

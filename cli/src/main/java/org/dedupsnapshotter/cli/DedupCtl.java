@@ -24,19 +24,16 @@ import picocli.CommandLine.Spec;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
-import java.util.function.Supplier;
 
 /**
  * dedupctl [--address SOCKET] COMMAND: the daemon's admin API, and the commands that talk to registries and
  * containerd (convert, pull). Parsed by picocli (docs/decisions.md NN): one meaning per flag — --address is always the
  * dedup daemon's socket, --containerd containerd's, --namespace containerd's namespace — and the exit codes below.
  */
-@Command(name = "dedupctl", mixinStandardHelpOptions = true, versionProvider = DedupCtl.Version.class,
+@Command(name = "dedupctl", versionProvider = DedupCtl.Version.class,
         description = "Talks to the dedup-snapshotter daemon (its admin API on its socket) and, for convert and pull, to "
                 + "registries and containerd. `dedupctl COMMAND --help` explains a command.",
         exitCodeListHeading = "%nExit codes:%n",
@@ -47,13 +44,20 @@ import java.util.function.Supplier;
                 "3:cannot connect: the daemon (or containerd, for pull, trace and convert --trace) is not running or does not answer"},
         footer = {"", "--address is always the dedup daemon's socket (default: \"address\" in /etc/dedup-snapshotter/config.json, else "
                 + "/run/containerd/dedup-snapshotter.sock); it may also follow a command. --containerd SOCK is containerd's socket, "
-                + "--namespace containerd's namespace. --json prints a command's data as JSON. Shell completion: dedupctl completion bash."})
+                + "--namespace containerd's namespace. --json prints a command's data as Json.MAPPER. Shell completion: dedupctl completion bash."})
 public final class DedupCtl implements Callable<Integer> {
     static final int OK = 0, FAILED = 1, USAGE = 2, NOT_RUNNING = 3;
-    static final ObjectMapper JSON = new ObjectMapper();
+    /** Jackson's mapper, made when first used: not for --help, pull, or a daemon that is not there. */
+    static final class Json {
+        static final ObjectMapper MAPPER = new ObjectMapper();
+    }
 
     @Option(names = "--address", paramLabel = "SOCKET", description = "the dedup daemon's socket")
     Path address;
+    @Option(names = {"-h", "--help"}, usageHelp = true, description = "this help")
+    boolean help;
+    @Option(names = {"-V", "--version"}, versionHelp = true, description = "the version of dedupctl and of the Java runtime")
+    boolean version;
 
     @Spec
     CommandSpec spec;
@@ -79,26 +83,32 @@ public final class DedupCtl implements Callable<Integer> {
 
     /**
      * The commands, in the order of the usage. Built on demand: picocli reads a command's annotations by reflection
-     * when it is added, ~5 ms a class in a fresh JVM (annotation proxies are not in the AOT cache), so a run adds the
-     * one it runs.
+     * when it is added, which costs a fresh JVM milliseconds a class (annotation proxies are not in the AOT cache), so
+     * a run adds the one it runs. A switch, not a map of constructor references: each of those is an invokedynamic
+     * call site the JVM links at start-up.
      */
-    private static final Map<String, Supplier<Object>> COMMANDS = new LinkedHashMap<>();
-    static {
-        COMMANDS.put("stats", Stats::new);
-        COMMANDS.put("ls", Ls::new);
-        COMMANDS.put("inspect", Inspect::new);
-        COMMANDS.put("gc", Gc::new);
-        COMMANDS.put("fsck", Fsck::new);
-        COMMANDS.put("trace", TraceCommand::new);
-        COMMANDS.put("probe-mounts", ProbeMounts::new);
-        COMMANDS.put("config", ConfigCommand::new);
-        COMMANDS.put("check-config", CheckConfig::new);
-        COMMANDS.put("bound", Bound::new);
-        COMMANDS.put("convert", Convert::new);
-        COMMANDS.put("pull", Pull::new);
-        COMMANDS.put("completion", Completion::new);
-        COMMANDS.put("aot-training", AotTrainingCommand::new);
-        COMMANDS.put("help", CommandLine.HelpCommand::new);
+    static final List<String> COMMANDS = List.of("stats", "ls", "inspect", "gc", "fsck", "trace", "probe-mounts", "config", "check-config",
+            "bound", "convert", "pull", "completion", "aot-training", "help");
+
+    static Object newCommand(String name) {
+        return switch (name) {
+            case "stats" -> new Stats();
+            case "ls" -> new Ls();
+            case "inspect" -> new Inspect();
+            case "gc" -> new Gc();
+            case "fsck" -> new Fsck();
+            case "trace" -> new TraceCommand();
+            case "probe-mounts" -> new ProbeMounts();
+            case "config" -> new ConfigCommand();
+            case "check-config" -> new CheckConfig();
+            case "bound" -> new Bound();
+            case "convert" -> new Convert();
+            case "pull" -> new Pull();
+            case "completion" -> new Completion();
+            case "aot-training" -> new AotTrainingCommand();
+            case "help" -> new CommandLine.HelpCommand();
+            default -> throw new IllegalArgumentException(name);
+        };
     }
 
     /** The whole command tree (help, completion, tests). */
@@ -113,8 +123,8 @@ public final class DedupCtl implements Callable<Integer> {
     static CommandLine commandLine(String[] args) {
         CommandLine cl = new CommandLine(new DedupCtl());
         String name = args == null ? null : commandName(args);
-        if (name != null && COMMANDS.containsKey(name) && !name.equals("help") && !name.equals("completion")) cl.addSubcommand(name, COMMANDS.get(name).get());
-        else COMMANDS.forEach((n, c) -> cl.addSubcommand(n, c.get()));
+        if (name != null && COMMANDS.contains(name) && !name.equals("help") && !name.equals("completion")) cl.addSubcommand(name, newCommand(name));
+        else for (String n : COMMANDS) cl.addSubcommand(n, newCommand(n));
         cl.setUsageHelpWidth(110);
         cl.setParameterExceptionHandler(DedupCtl::usageError);
         cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
@@ -166,16 +176,13 @@ public final class DedupCtl implements Callable<Integer> {
         return USAGE;
     }
 
-    /** -h/--help on every command (picocli answers it before anything runs: no daemon needed). */
-    static final class HelpOption {
+    /**
+     * -h/--help on every command (picocli answers it before anything runs: no daemon needed). A superclass, not a
+     * mixin: picocli reads it with the command, one annotation type fewer to make a proxy for at start-up.
+     */
+    abstract static class Base {
         @Option(names = {"-h", "--help"}, usageHelp = true, description = "this help")
         boolean help;
-    }
-
-    /** A command that prints data: --json prints it as JSON instead. */
-    static final class JsonOption {
-        @Option(names = "--json", description = "print the result as JSON")
-        boolean json;
     }
 
     /** convert and pull: what they print while they work. */
@@ -191,13 +198,11 @@ public final class DedupCtl implements Callable<Integer> {
     }
 
     static void printJson(Object value) throws IOException {
-        System.out.println(JSON.writerWithDefaultPrettyPrinter().writeValueAsString(value));
+        System.out.println(Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(value));
     }
 
     /** A command of the daemon's admin API: --address here, or before the command, or the configured socket. */
-    abstract static class DaemonCommand implements Callable<Integer> {
-        @CommandLine.Mixin
-        HelpOption help;
+    abstract static class DaemonCommand extends Base implements Callable<Integer> {
         @Option(names = "--address", paramLabel = "SOCKET", description = "the dedup daemon's socket (as before the command)")
         Path address;
         @Spec
@@ -229,13 +234,13 @@ public final class DedupCtl implements Callable<Integer> {
 
     @Command(name = "stats", description = "store figures: logical, stored and saved bytes, dedup ratio, chunks, lazy pull, KSM")
     static final class Stats extends DaemonCommand {
-        @CommandLine.Mixin
-        JsonOption json;
+        @Option(names = "--json", description = "print the result as JSON")
+        boolean json;
 
         @Override
         int run(Daemon d) throws Exception {
-            JsonNode n = JSON.readTree(d.admin().stats(StatsRequest.getDefaultInstance()).getJson());
-            if (json.json) printJson(n);
+            JsonNode n = Json.MAPPER.readTree(d.admin().stats(StatsRequest.getDefaultInstance()).getJson());
+            if (json) printJson(n);
             else System.out.println(human(n));
             return OK;
         }
@@ -243,17 +248,17 @@ public final class DedupCtl implements Callable<Integer> {
 
     @Command(name = "ls", description = "snapshots with logical, unique and shared bytes, and each lazy layer's proof")
     static final class Ls extends DaemonCommand {
-        @CommandLine.Mixin
-        JsonOption json;
+        @Option(names = "--json", description = "print the result as JSON")
+        boolean json;
 
         @Override
         int run(Daemon d) throws Exception {
             String text = d.admin().listSnapshots(ListRequest.getDefaultInstance()).getJson();
-            if (json.json) {
+            if (json) {
                 System.out.println(text);
                 return OK;
             }
-            JsonNode arr = JSON.readTree(text);
+            JsonNode arr = Json.MAPPER.readTree(text);
             System.out.printf("%-10s %-6s %12s %12s %12s %-11s  %s%n", "KIND", "ID", "LOGICAL", "UNIQUE", "SHARED", "LAZY", "NAME");
             for (JsonNode s : arr)
                 System.out.printf("%-10s %-6d %12d %12d %12d %-11s  %s%n", s.get("kind").asText(), s.get("id").asLong(),
@@ -268,14 +273,14 @@ public final class DedupCtl implements Callable<Integer> {
 
     @Command(name = "inspect", description = "one snapshot in detail (always JSON; --json is accepted)")
     static final class Inspect extends DaemonCommand {
-        @CommandLine.Mixin
-        JsonOption json;
+        @Option(names = "--json", description = "print the result as JSON")
+        boolean json;
         @Parameters(paramLabel = "KEY", description = "the snapshot's name (dedupctl ls lists them)")
         String key;
 
         @Override
         int run(Daemon d) throws Exception {
-            for (JsonNode s : JSON.readTree(d.admin().listSnapshots(ListRequest.getDefaultInstance()).getJson()))
+            for (JsonNode s : Json.MAPPER.readTree(d.admin().listSnapshots(ListRequest.getDefaultInstance()).getJson()))
                 if (s.get("name").asText().equals(key)) {
                     printJson(s);
                     return OK;
@@ -286,13 +291,13 @@ public final class DedupCtl implements Callable<Integer> {
 
     @Command(name = "gc", description = "free chunks no layer references (runs by itself after removals)")
     static final class Gc extends DaemonCommand {
-        @CommandLine.Mixin
-        JsonOption json;
+        @Option(names = "--json", description = "print the result as JSON")
+        boolean json;
 
         @Override
         int run(Daemon d) throws Exception {
             long freed = d.admin().gc(GcRequest.getDefaultInstance()).getFreedBytes();
-            if (json.json) printJson(JSON.createObjectNode().put("freedBytes", freed));
+            if (json) printJson(Json.MAPPER.createObjectNode().put("freedBytes", freed));
             else System.out.println("freed " + freed + " bytes");
             return OK;
         }
@@ -301,8 +306,8 @@ public final class DedupCtl implements Callable<Integer> {
     @Command(name = "fsck", description = {"check the store; exit 1 when problems remain.",
             "Prints the daemon's report as JSON (always: it is the one form; --json is accepted)."})
     static final class Fsck extends DaemonCommand {
-        @CommandLine.Mixin
-        JsonOption json;
+        @Option(names = "--json", description = "print the result as JSON")
+        boolean json;
         @Option(names = "--verify-data", description = "also read every chunk and check its digest")
         boolean verifyData;
         @Option(names = "--repair", description = "repair what can be repaired")
@@ -310,7 +315,7 @@ public final class DedupCtl implements Callable<Integer> {
 
         @Override
         int run(Daemon d) throws Exception {
-            JsonNode n = JSON.readTree(d.admin().withDeadlineAfter(6, TimeUnit.HOURS)
+            JsonNode n = Json.MAPPER.readTree(d.admin().withDeadlineAfter(6, TimeUnit.HOURS)
                     .fsck(FsckRequest.newBuilder().setVerifyData(verifyData).setRepair(repair).build()).getJson());
             printJson(n);
             return n.get("clean").asBoolean() ? OK : FAILED;
@@ -319,8 +324,8 @@ public final class DedupCtl implements Callable<Integer> {
 
     @Command(name = "probe-mounts", description = "client-side latency of the Snapshots Mounts call (on a temporary view)")
     static final class ProbeMounts extends DaemonCommand {
-        @CommandLine.Mixin
-        JsonOption json;
+        @Option(names = "--json", description = "print the result as JSON")
+        boolean json;
         @Option(names = "--count", paramLabel = "N", defaultValue = "200", description = "timed calls (default ${DEFAULT-VALUE})")
         int count;
 
@@ -332,7 +337,7 @@ public final class DedupCtl implements Callable<Integer> {
         @Override
         int run(Daemon d) throws Exception {
             MountsProbe.Result r = MountsProbe.run(d.channel(), count);
-            if (json.json) printJson(r);
+            if (json) printJson(r);
             else System.out.println(r);
             return OK;
         }
@@ -359,9 +364,7 @@ public final class DedupCtl implements Callable<Integer> {
     }
 
     @Command(name = "config", description = "the daemon's config file", subcommands = ConfigCheck.class)
-    static final class ConfigCommand implements Callable<Integer> {
-        @CommandLine.Mixin
-        HelpOption help;
+    static final class ConfigCommand extends Base implements Callable<Integer> {
         @Spec
         CommandSpec spec;
 
@@ -372,11 +375,9 @@ public final class DedupCtl implements Callable<Integer> {
     }
 
     @Command(name = "check", description = "validate a daemon config file without starting anything (exit 1 when it is not valid)")
-    static final class ConfigCheck implements Callable<Integer> {
-        @CommandLine.Mixin
-        HelpOption help;
-        @CommandLine.Mixin
-        JsonOption json;
+    static final class ConfigCheck extends Base implements Callable<Integer> {
+        @Option(names = "--json", description = "print the result as JSON")
+        boolean json;
         @Parameters(paramLabel = "FILE")
         Path file;
 
@@ -384,11 +385,11 @@ public final class DedupCtl implements Callable<Integer> {
         public Integer call() throws IOException {
             try {
                 ConfigLoader.load(file, true);
-                if (json.json) printJson(JSON.createObjectNode().put("file", file.toString()).put("valid", true));
+                if (json) printJson(Json.MAPPER.createObjectNode().put("file", file.toString()).put("valid", true));
                 else System.out.println(file + ": ok");
                 return OK;
             } catch (ConfigException e) {
-                if (json.json) printJson(JSON.createObjectNode().put("file", file.toString()).put("valid", false).put("error", e.getMessage()));
+                if (json) printJson(Json.MAPPER.createObjectNode().put("file", file.toString()).put("valid", false).put("error", e.getMessage()));
                 else System.err.println(e.getMessage());
                 return FAILED;
             }
@@ -396,11 +397,9 @@ public final class DedupCtl implements Callable<Integer> {
     }
 
     @Command(name = "bound", description = "ideal disk use of chunk-level dedup for these layer tars (.tar or .tar.gz); needs no daemon")
-    static final class Bound implements Callable<Integer> {
-        @CommandLine.Mixin
-        HelpOption help;
-        @CommandLine.Mixin
-        JsonOption json;
+    static final class Bound extends Base implements Callable<Integer> {
+        @Option(names = "--json", description = "print the result as JSON")
+        boolean json;
         @Spec
         CommandSpec spec;
         @Option(names = "--chunk-size", paramLabel = "SIZE", defaultValue = "4MiB", description = "chunk size (default ${DEFAULT-VALUE})")
@@ -417,7 +416,7 @@ public final class DedupCtl implements Callable<Integer> {
                 throw new ParameterException(spec.commandLine(), e.getMessage());
             }
             DedupBound.Result r = DedupBound.of(layers, chunk);
-            if (json.json) printJson(r);
+            if (json) printJson(r);
             else System.out.printf("bound: layers=%d files=%d logical=%d chunks=%d unique=%d bytes=%d%n",
                     r.layers(), r.files(), r.logicalBytes(), r.chunks(), r.uniqueChunks(), r.boundBytes());
             return OK;
@@ -430,9 +429,7 @@ public final class DedupCtl implements Callable<Integer> {
             "",
             "`source <(dedupctl completion bash)` for this shell; installed as /usr/share/bash-completion/completions/dedupctl "
                     + "by scripts/install.sh. zsh reads it after `autoload -U bashcompinit && bashcompinit`."})
-    static final class Completion implements Callable<Integer> {
-        @CommandLine.Mixin
-        HelpOption help;
+    static final class Completion extends Base implements Callable<Integer> {
         @Spec
         CommandSpec spec;
         @Parameters(paramLabel = "SHELL", description = "bash")

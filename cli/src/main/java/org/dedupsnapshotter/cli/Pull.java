@@ -34,9 +34,7 @@ import java.util.concurrent.Callable;
                 + "dedup daemon. Of an index, this host's image (or --platform's).",
         "Registries' hosts.toml, CAs and client certificates are read from DIRS as containerd does, credentials from the "
                 + "docker config, proxies from HTTPS_PROXY/HTTP_PROXY/NO_PROXY."})
-final class Pull implements Callable<Integer> {
-    @Mixin
-    DedupCtl.HelpOption help;
+final class Pull extends DedupCtl.Base implements Callable<Integer> {
     @Mixin
     DedupCtl.ProgressOptions output;
     @Spec
@@ -86,7 +84,7 @@ final class Pull implements Callable<Integer> {
             throw new IllegalStateException(e); // closing the live line does not fail
         }
         if (output.json) {
-            ObjectNode n = DedupCtl.JSON.createObjectNode().put("name", r.name()).put("digest", r.targetDigest()).put("snapshotter", snapshotter)
+            ObjectNode n = DedupCtl.Json.MAPPER.createObjectNode().put("name", r.name()).put("digest", r.targetDigest()).put("snapshotter", snapshotter)
                     .put("namespace", namespace).put("layers", r.layers()).put("lazy", r.lazy()).put("downloaded", r.downloaded())
                     .put("downloadedBytes", r.downloadedBytes()).put("present", r.present()).put("seconds", r.seconds());
             DedupCtl.printJson(n);

@@ -10,7 +10,6 @@ import org.dedupsnapshotter.proto.admin.v1.PutTraceRequest;
 import org.dedupsnapshotter.proto.content.v1.ReadContentRequest;
 import org.dedupsnapshotter.proto.images.v1.GetImageRequest;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
@@ -30,11 +29,9 @@ import java.util.concurrent.Callable;
  */
 @Command(name = "trace", description = "an image's start-up trace (the chunks its containers read first)",
         subcommands = {TraceCommand.Show.class, TraceCommand.Export.class, TraceCommand.Import.class})
-final class TraceCommand implements Callable<Integer> {
+final class TraceCommand extends DedupCtl.Base implements Callable<Integer> {
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    @Mixin
-    DedupCtl.HelpOption help;
     @Spec
     CommandSpec spec;
 
@@ -58,13 +55,13 @@ final class TraceCommand implements Callable<Integer> {
 
     @Command(name = "show", description = "what the daemon's trace of IMAGE holds")
     static final class Show extends ImageCommand {
-        @Mixin
-        DedupCtl.JsonOption json;
+        @Option(names = "--json", description = "print the result as JSON")
+        boolean json;
 
         @Override
         int run(Daemon d) throws Exception {
             JsonNode t = JSON.readTree(d.admin().getTrace(GetTraceRequest.newBuilder().setImage(chainId()).build()).getJson());
-            if (json.json) {
+            if (json) {
                 DedupCtl.printJson(JSON.createObjectNode().put("image", t.path("image").asText()).put("runs", t.path("runs").asInt())
                         .put("layers", t.path("layers").size()).put("chunks", t.path("chunks").size()).put("bytes", t.path("bytes").asLong())
                         .put("pieceBytes", t.path("pieceBytes").asLong()));
@@ -87,8 +84,8 @@ final class TraceCommand implements Callable<Integer> {
 
     @Command(name = "import", description = "store FILE (a trace from export; - reads stdin) as the daemon's trace of IMAGE")
     static final class Import extends ImageCommand {
-        @Mixin
-        DedupCtl.JsonOption json;
+        @Option(names = "--json", description = "print the result as JSON")
+        boolean json;
         @Parameters(index = "1", paramLabel = "FILE")
         String file;
 
@@ -98,7 +95,7 @@ final class TraceCommand implements Callable<Integer> {
             ObjectNode t = (ObjectNode) JSON.readTree(file.equals("-") ? System.in.readAllBytes() : Files.readAllBytes(Path.of(file)));
             t.put("image", image);
             JsonNode saved = JSON.readTree(d.admin().putTrace(PutTraceRequest.newBuilder().setJson(JSON.writeValueAsString(t)).build()).getJson());
-            if (json.json) DedupCtl.printJson(JSON.createObjectNode().put("image", image).put("chunks", saved.path("chunks").size()));
+            if (json) DedupCtl.printJson(JSON.createObjectNode().put("image", image).put("chunks", saved.path("chunks").size()));
             else System.out.printf("stored the trace of %s: %d chunks%n", image, saved.path("chunks").size());
             return DedupCtl.OK;
         }

@@ -152,12 +152,12 @@ class DedupCtlTest {
     void jsonWithoutADaemon() throws Exception {
         Path cfg = Files.writeString(dir.resolve("ok.json"), "{\"chunkSize\": \"4MiB\"}");
         assertEquals(0, DedupCtl.run("config", "check", "--json", cfg.toString()));
-        JsonNode ok = DedupCtl.JSON.readTree(out());
+        JsonNode ok = DedupCtl.Json.MAPPER.readTree(out());
         assertTrue(ok.get("valid").asBoolean(), out());
         out.reset();
         Path bad = Files.writeString(dir.resolve("bad.json"), "{\"chunksize\": \"4MiB\"}");
         assertEquals(1, DedupCtl.run("config", "check", "--json", bad.toString()));
-        JsonNode no = DedupCtl.JSON.readTree(out());
+        JsonNode no = DedupCtl.Json.MAPPER.readTree(out());
         assertFalse(no.get("valid").asBoolean());
         assertTrue(no.get("error").asText().contains("chunksize"), out());
         out.reset();
@@ -167,7 +167,7 @@ class DedupCtlTest {
         Path tar = dir.resolve("l.tar");
         assertEquals(0, new ProcessBuilder("tar", "-C", src.toString(), "-cf", tar.toString(), ".").start().waitFor());
         assertEquals(0, DedupCtl.run("bound", "--json", tar.toString()));
-        JsonNode b = DedupCtl.JSON.readTree(out());
+        JsonNode b = DedupCtl.Json.MAPPER.readTree(out());
         assertEquals(1, b.get("files").asInt(), out());
         assertEquals(4096, b.get("boundBytes").asLong(), out());
         out.reset();
@@ -179,6 +179,6 @@ class DedupCtlTest {
     void probeMountsResultPrintsAsBefore() throws Exception {
         MountsProbe.Result r = new MountsProbe.Result(200, 0.5, 1.25, 2);
         assertEquals("mounts: n=200 p50=0.50ms p99=1.25ms max=2.00ms", r.toString());
-        assertEquals(1.25, DedupCtl.JSON.readTree(DedupCtl.JSON.writeValueAsString(r)).get("p99Ms").asDouble());
+        assertEquals(1.25, DedupCtl.Json.MAPPER.readTree(DedupCtl.Json.MAPPER.writeValueAsString(r)).get("p99Ms").asDouble());
     }
 }

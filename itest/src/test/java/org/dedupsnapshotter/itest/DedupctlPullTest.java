@@ -117,6 +117,13 @@ class DedupctlPullTest {
         // a second pull finds everything in place
         Proc.Result again = pull(original).orThrow("dedupctl pull (again)");
         assertTrue(again.out().contains("0 downloaded (0 bytes), 4 already present"), again.out());
+        // --json: the result as one JSON document on stdout (the per-layer lines go to stderr)
+        Proc.Result json = Proc.run(Duration.ofMinutes(5), List.of("sh", "-c", "\"$0\" pull --plain-http --containerd \"$1\" --namespace \"$2\" --json \"$3\" 2>/dev/null",
+                TestEnv.TOP.resolve("bin/dedupctl").toString(), env.containerdSock.toString(), TestEnv.NS, original)).orThrow("dedupctl pull --json");
+        JsonNode n = new com.fasterxml.jackson.databind.ObjectMapper().readTree(json.out());
+        assertEquals(4, n.get("present").asInt(), json.out());
+        assertEquals(0, n.get("downloaded").asInt(), json.out());
+        assertTrue(n.get("digest").asText().startsWith("sha256:"), json.out());
     }
 
     @Test
