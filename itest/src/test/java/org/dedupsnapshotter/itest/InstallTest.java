@@ -25,11 +25,14 @@ class InstallTest {
                     "usr/local/lib/dedup-snapshotter/lib/dedup-cli.jar",
                     "usr/local/lib/dedup-snapshotter/lib/native/libsqlitejdbc.so",
                     "usr/local/lib/dedup-snapshotter/libexec/dedup-java.sh", "lib/systemd/system/dedup-snapshotter.service",
-                    "etc/dedup-snapshotter/config.json", "usr/local/share/doc/dedup-snapshotter/README.md"))
+                    "etc/dedup-snapshotter/config.json", "usr/local/share/doc/dedup-snapshotter/README.md",
+                    "usr/share/bash-completion/completions/dedupctl"))
                 assertTrue(Files.exists(dest.resolve(p), LinkOption.NOFOLLOW_LINKS), p + " not installed");
             for (String c : List.of("dedup-daemon.aot", "dedupctl.aot")) // the AOT caches, when make build could train them
                 if (Files.exists(TestEnv.TOP.resolve("build/lib").resolve(c))) assertTrue(Files.exists(home.resolve("lib").resolve(c)), c + " not installed");
 
+            assertTrue(Files.readString(dest.resolve("usr/share/bash-completion/completions/dedupctl")).contains("complete -F _complete_dedupctl"),
+                    "the bash completion is dedupctl completion bash's");
             // an existing config is never overwritten
             Files.writeString(dest.resolve("etc/dedup-snapshotter/config.json"), "{\"logLevel\": \"debug\"}");
             assertEquals(0, Proc.run(Duration.ofMinutes(5), List.of("make", "-s", "-C", TestEnv.TOP.toString(), "install", "DESTDIR=" + dest)).code());
@@ -57,6 +60,7 @@ class InstallTest {
             Proc.Result un = Proc.run(Duration.ofMinutes(5), List.of("make", "-s", "-C", TestEnv.TOP.toString(), "uninstall", "DESTDIR=" + dest));
             assertEquals(0, un.code(), un.out());
             assertFalse(Files.exists(home));
+            assertFalse(Files.exists(dest.resolve("usr/share/bash-completion/completions/dedupctl")), "uninstall removes the completion");
             assertTrue(Files.exists(dest.resolve("etc/dedup-snapshotter/config.json")), "uninstall keeps the config");
         } finally {
             Proc.run(Duration.ofMinutes(1), List.of("rm", "-rf", dest.toString()));
