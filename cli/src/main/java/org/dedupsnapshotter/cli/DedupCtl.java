@@ -30,7 +30,7 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * dedupctl [--address SOCKET] COMMAND: the daemon's admin API, and the commands that talk to registries and
- * containerd (convert, pull). Parsed by picocli (docs/decisions.md NN): one meaning per flag — --address is always the
+ * containerd (convert, pull). Parsed by picocli (docs/decisions.md 53): one meaning per flag — --address is always the
  * dedup daemon's socket, --containerd containerd's, --namespace containerd's namespace — and the exit codes below.
  */
 @Command(name = "dedupctl", versionProvider = DedupCtl.Version.class,

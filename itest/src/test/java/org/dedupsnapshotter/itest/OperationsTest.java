@@ -111,7 +111,7 @@ class OperationsTest {
     void dedupctlSaysPlainlyWhenTheDaemonIsNotRunning() throws Exception {
         Proc.Result r = Proc.run(Duration.ofMinutes(1), List.of(TestEnv.TOP.resolve("bin/dedupctl").toString(), "--address",
                 env.dir.resolve("nothing.sock").toString(), "stats"));
-        assertEquals(3, r.code(), r.out()); // cannot connect (decision NN's exit codes)
+        assertEquals(3, r.code(), r.out()); // cannot connect (decision 53's exit codes)
         assertTrue(r.out().contains("daemon is not running"), r.out());
     }
 }
