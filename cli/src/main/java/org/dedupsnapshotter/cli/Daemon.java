@@ -1,5 +1,6 @@
 package org.dedupsnapshotter.cli;
 
+import org.dedupsnapshotter.cli.connect.NotRunningException;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
 import io.netty.channel.EventLoopGroup;

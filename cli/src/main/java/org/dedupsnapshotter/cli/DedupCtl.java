@@ -1,5 +1,6 @@
 package org.dedupsnapshotter.cli;
 
+import org.dedupsnapshotter.cli.connect.NotRunningException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.grpc.Status;

@@ -9,7 +9,7 @@ import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.epoll.EpollDomainSocketChannel;
 import io.netty.channel.epoll.EpollIoHandler;
 import io.netty.channel.unix.DomainSocketAddress;
-import org.dedupsnapshotter.cli.NotRunningException;
+import org.dedupsnapshotter.cli.connect.NotRunningException;
 import org.dedupsnapshotter.lazy.convert.StartupTrace;
 import org.dedupsnapshotter.proto.admin.v1.AdminGrpc;
 import org.dedupsnapshotter.proto.admin.v1.GetTraceRequest;

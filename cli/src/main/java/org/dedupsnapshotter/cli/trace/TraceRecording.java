@@ -1,6 +1,6 @@
 package org.dedupsnapshotter.cli.trace;
 
-import org.dedupsnapshotter.cli.NotRunningException;
+import org.dedupsnapshotter.cli.connect.NotRunningException;
 import org.dedupsnapshotter.cli.containerd.ContainerdClient;
 import org.dedupsnapshotter.cli.containerd.ImageStore;
 import org.dedupsnapshotter.cli.pull.ChainIds;
