@@ -54,11 +54,14 @@ class DistInstallTest {
         Path dest = dir.resolve("root"), dedupRoot = dir.resolve("dedup"), sock = dir.resolve("dedup.sock"), ctrSock = dir.resolve("containerd.sock");
         Proc daemon = null, containerd = null;
         try (TestEnv registry = TestEnv.registryOnly()) {
-            // a `java` first on PATH and as JAVA_HOME that leaves a mark if anything calls it
-            Path marker = dir.resolve("fake-java-called");
+            // a JDK's, Maven's and Go's commands first on PATH (java also as JAVA_HOME) that leave a mark if anything
+            // calls them: the node's /usr/bin has Debian's java 17, mvn and go, which the release must not need
+            Path marker = dir.resolve("fake-tool-called");
             Path fakeHome = Files.createDirectories(dir.resolve("fake-jdk/bin")).getParent();
-            Files.writeString(fakeHome.resolve("bin/java"), "#!/bin/sh\ntouch " + marker + "\nexit 99\n");
-            Files.setPosixFilePermissions(fakeHome.resolve("bin/java"), PosixFilePermissions.fromString("rwxr-xr-x"));
+            for (String tool : List.of("java", "javac", "jlink", "mvn", "go")) {
+                Files.writeString(fakeHome.resolve("bin/" + tool), "#!/bin/sh\necho " + tool + " >> " + marker + "\nexit 99\n");
+                Files.setPosixFilePermissions(fakeHome.resolve("bin/" + tool), PosixFilePermissions.fromString("rwxr-xr-x"));
+            }
             String fakePath = fakeHome.resolve("bin") + ":";
 
             Proc.Result install = Proc.run(Duration.ofMinutes(5),
@@ -135,7 +138,7 @@ class DistInstallTest {
             Proc.Result snaps = Proc.run(Duration.ofMinutes(1), Stream.concat(ctr.stream(), Stream.of("snapshots", "--snapshotter", "dedup", "ls")).toList());
             assertTrue(snaps.out().contains("Committed"), "the pull made a snapshot in dedup:\n" + snaps.out());
 
-            assertFalse(Files.exists(marker), "a java outside the release was called");
+            assertFalse(Files.exists(marker), () -> "a tool outside the release was called: " + readQuietly(marker));
         } finally {
             List<Throwable> errors = new ArrayList<>();
             for (Proc p : new Proc[] {containerd, daemon}) {
@@ -173,6 +176,14 @@ class DistInstallTest {
                     // exited meanwhile, or not ours to read
                 }
             }
+        }
+    }
+
+    private static String readQuietly(Path p) {
+        try {
+            return Files.readString(p).strip();
+        } catch (java.io.IOException e) {
+            return e.toString();
         }
     }
 }
