@@ -17,7 +17,7 @@ bench-deps:
 	@bash scripts/install-deps.sh bench
 
 build: deps bin/dedup-runc bin/dedup-fdholder
-	@source scripts/find-jdk.sh && rm -rf build/lib && $(MVN) install -DskipTests && bash scripts/extract-sqlite-native.sh build/lib
+	@source scripts/find-jdk.sh && rm -rf build/lib && $(MVN) install -DskipTests && bash scripts/extract-natives.sh build/lib
 	@# the JDK AOT caches of the daemon and dedupctl (decision 37): a training run of ~15-20 s on 2 cores
 	@bash scripts/aot-train.sh
 	@echo "built: bin/dedup-snapshotter bin/dedupctl bin/dedup-runc bin/dedup-fdholder (jars and AOT caches in build/lib)"

@@ -27,10 +27,13 @@ DEDUP_JVM_OPTS="${DEDUP_JVM_OPTS:--XX:+UseSerialGC -Xms16m -Xmx384m -XX:MinHeapF
 # glibc makes up to 8 malloc arenas per core, each keeping its freed memory; the daemon's native allocations are
 # few (JIT, sqlite, zlib, chunk buffers), so two arenas are plenty and leave less behind.
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
-# SQLite's native library from the build (scripts/extract-sqlite-native.sh), not a fresh copy in /tmp per start that
-# a kill -9 would leave behind.
+# SQLite's and LZ4's native libraries from the build (scripts/extract-natives.sh), not a fresh copy in /tmp per
+# start that a kill -9 would leave behind. lz4-java looks on java.library.path first; the JDK's default path follows.
 if [ -f "$DEDUP_LIB/native/libsqlitejdbc.so" ]; then
   DEDUP_JVM_OPTS="$DEDUP_JVM_OPTS -Dorg.sqlite.lib.path=$DEDUP_LIB/native -Dorg.sqlite.lib.name=libsqlitejdbc.so"
+fi
+if [ -f "$DEDUP_LIB/native/liblz4-java.so" ]; then
+  DEDUP_JVM_OPTS="$DEDUP_JVM_OPTS -Djava.library.path=$DEDUP_LIB/native:/usr/java/packages/lib:/usr/lib64:/lib64:/lib:/usr/lib"
 fi
 # JDK AOT cache (JEP 483/514/515, docs/decisions.md 37). The class path in a fixed order (C collation): a cache is
 # valid only for the class path it was trained with, and the launcher's own expansion of DIR/* follows the order of

@@ -4,7 +4,7 @@
 # The tarball holds one directory, laid out as the installed PREFIX/lib/dedup-snapshotter (it also runs in place):
 #   bin/            dedup-snapshotter, dedupctl (launchers), dedup-runc, dedup-fdholder (C, static)
 #   libexec/        dedup-java.sh: the launchers use runtime/ and nothing else
-#   lib/            the jars, native/libsqlitejdbc.so, the AOT caches trained with runtime/ (as root; else none)
+#   lib/            the jars, native/ (JNI libraries of sqlite-jdbc and lz4-java), the AOT caches trained with runtime/ (as root; else none)
 #   runtime/        a Java runtime made by jlink from the build's JDK: only the modules the jars use
 #   config/         config.json, the containerd snippets (v3: containerd 2.x, v2: 1.6/1.7)
 #   systemd/        the unit
@@ -46,8 +46,8 @@ fi
 install -d "$stage/bin" "$stage/libexec" "$stage/lib" "$stage/config" "$stage/systemd"
 cp -a "$runtime" "$stage/runtime"
 install -m 0644 "$top"/build/lib/*.jar "$stage/lib/"
-if [ -f "$top/build/lib/native/libsqlitejdbc.so" ]; then
-  install -d "$stage/lib/native" && install -m 0644 "$top/build/lib/native/libsqlitejdbc.so" "$stage/lib/native/"
+if [ -d "$top/build/lib/native" ]; then
+  install -d "$stage/lib/native" && install -m 0644 "$top"/build/lib/native/*.so "$stage/lib/native/"
 fi
 install -m 0755 "$top/bin/dedup-snapshotter" "$top/bin/dedupctl" "$top/bin/dedup-runc" "$top/bin/dedup-fdholder" "$stage/bin/"
 install -m 0644 "$top/bin/dedup-java.sh" "$stage/libexec/"

@@ -89,7 +89,7 @@ install -m 0644 "$src_lib"/*.jar "$home/lib/"
 rm -f "$home"/lib/*.aot
 for c in "$src_lib"/*.aot; do [ -f "$c" ] && install -m 0644 "$c" "$home/lib/"; done
 rm -rf "$home/lib/native"
-if [ -f "$src_lib/native/libsqlitejdbc.so" ]; then install -d "$home/lib/native" && install -m 0644 "$src_lib/native/libsqlitejdbc.so" "$home/lib/native/"; fi
+if [ -d "$src_lib/native" ]; then install -d "$home/lib/native" && install -m 0644 "$src_lib"/native/*.so "$home/lib/native/"; fi
 # the bundled runtime (from a release), else none: the launchers then look for a JDK 25 as in a checkout
 rm -rf "$home/runtime"
 if [ -n "$src_runtime" ]; then cp -a "$src_runtime" "$home/runtime"; fi
