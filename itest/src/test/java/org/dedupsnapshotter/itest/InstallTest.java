@@ -23,7 +23,7 @@ class InstallTest {
             Path home = dest.resolve("usr/local/lib/dedup-snapshotter");
             for (String p : List.of("usr/local/bin/dedup-snapshotter", "usr/local/bin/dedupctl", "usr/local/bin/dedup-runc", "usr/local/lib/dedup-snapshotter/lib/dedup-daemon.jar",
                     "usr/local/lib/dedup-snapshotter/lib/dedup-cli.jar",
-                    "usr/local/lib/dedup-snapshotter/lib/native/libsqlitejdbc.so",
+                    "usr/local/lib/dedup-snapshotter/lib/native/libsqlitejdbc.so", "usr/local/lib/dedup-snapshotter/lib/native/liblz4-java.so",
                     "usr/local/lib/dedup-snapshotter/libexec/dedup-java.sh", "lib/systemd/system/dedup-snapshotter.service",
                     "etc/dedup-snapshotter/config.json", "usr/local/share/doc/dedup-snapshotter/README.md",
                     "usr/share/bash-completion/completions/dedupctl"))
