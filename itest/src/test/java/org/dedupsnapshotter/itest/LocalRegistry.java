@@ -1,11 +1,8 @@
 package org.dedupsnapshotter.itest;
 
 import java.io.IOException;
-import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
-import java.util.concurrent.TimeUnit;
 
 /**
  * A docker-registry of a test's own, beside a TestEnv's: a plain one, or a pull-through cache of another registry
@@ -44,35 +41,11 @@ final class LocalRegistry implements AutoCloseable {
     long pid() { return proc.pid(); }
 
     void start() throws Exception {
-        Path cfg = dir.resolve("registry.yml");
-        Files.writeString(cfg, """
-                version: 0.1
-                log:
-                  level: info
-                  accesslog:
-                    disabled: true
-                storage:
-                  filesystem:
-                    rootdirectory: %s
-                  delete:
-                    enabled: true
-                http:
-                  addr: 127.0.0.1:%d
-                """.formatted(dir.resolve("storage"), port) + (remoteUrl == null ? "" : """
-                proxy:
-                  remoteurl: %s
-                """.formatted(remoteUrl)));
-        proc = Proc.start("docker-registry", dir.resolve("registry.log"), List.of("docker-registry", "serve", cfg.toString()));
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (true) {
-            try (var s = new Socket("127.0.0.1", port)) {
-                return;
-            } catch (IOException e) {
-                if (!proc.alive() || System.nanoTime() > deadline)
-                    throw new IllegalStateException("docker-registry did not start:\n" + proc.logTail());
-                Thread.sleep(100);
-            }
-        }
+        proc = DockerRegistry.start("docker-registry", dir.resolve("registry.yml"), dir.resolve("registry.log"), port,
+                DockerRegistry.config(dir.resolve("storage"), port, remoteUrl == null ? "" : """
+                        proxy:
+                          remoteurl: %s
+                        """.formatted(remoteUrl)));
     }
 
     /** Stops it as a crash would (SIGKILL to its pid). */

@@ -9,7 +9,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
-import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -47,30 +46,13 @@ class RegistryAuthTest {
         htpasswd = env.dir.resolve("htpasswd");
         setPassword("unused-yet");
         authPort = TestEnv.freePort();
-        Path cfg = Files.writeString(env.dir.resolve("auth-registry.yml"), """
-                version: 0.1
-                log:
-                  level: info
-                storage:
-                  filesystem:
-                    rootdirectory: %s
-                http:
-                  addr: 127.0.0.1:%d
-                auth:
-                  htpasswd:
-                    realm: itest
-                    path: %s
-                """.formatted(env.dir.resolve("auth-registry"), authPort, htpasswd));
-        authRegistry = Proc.start("docker-registry (htpasswd)", env.dir.resolve("auth-registry.log"), List.of("docker-registry", "serve", cfg.toString()));
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (true) {
-            try (var s = new Socket("127.0.0.1", authPort)) {
-                break;
-            } catch (IOException e) {
-                if (!authRegistry.alive() || System.nanoTime() > deadline) throw new IllegalStateException("docker-registry did not start:\n" + authRegistry.logTail());
-                Thread.sleep(100);
-            }
-        }
+        authRegistry = DockerRegistry.start("docker-registry (htpasswd)", env.dir.resolve("auth-registry.yml"), env.dir.resolve("auth-registry.log"), authPort,
+                DockerRegistry.config(env.dir.resolve("auth-registry"), authPort, """
+                        auth:
+                          htpasswd:
+                            realm: itest
+                            path: %s
+                        """.formatted(htpasswd)));
     }
 
     @AfterAll

@@ -5,7 +5,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
-import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -84,29 +83,12 @@ class RegistryTlsTest {
     }
 
     static Proc startRegistry(String name, int port, String clientCas) throws Exception {
-        Path cfg = Files.writeString(env.dir.resolve(name + "-registry.yml"), """
-                version: 0.1
-                log:
-                  level: info
-                storage:
-                  filesystem:
-                    rootdirectory: %s
-                http:
-                  addr: 127.0.0.1:%d
-                  tls:
-                    certificate: %s
-                    key: %s
-                %s""".formatted(env.dir.resolve(name + "-registry"), port, pki.resolve("server.crt"), pki.resolve("server.key"), clientCas));
-        Proc p = Proc.start("docker-registry (" + name + ")", env.dir.resolve(name + "-registry.log"), List.of("docker-registry", "serve", cfg.toString()));
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (true) {
-            try (var s = new Socket("127.0.0.1", port)) {
-                return p;
-            } catch (IOException e) {
-                if (!p.alive() || System.nanoTime() > deadline) throw new IllegalStateException("docker-registry did not start:\n" + p.logTail());
-                Thread.sleep(100);
-            }
-        }
+        return DockerRegistry.start("docker-registry (" + name + ")", env.dir.resolve(name + "-registry.yml"), env.dir.resolve(name + "-registry.log"), port,
+                DockerRegistry.config(env.dir.resolve(name + "-registry"), port, """
+                          tls:
+                            certificate: %s
+                            key: %s
+                        %s""".formatted(pki.resolve("server.crt"), pki.resolve("server.key"), clientCas)));
     }
 
     /** hosts.toml for registry host (HOST:PORT) in the hosts directory root. */

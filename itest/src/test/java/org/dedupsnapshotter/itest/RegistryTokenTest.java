@@ -5,7 +5,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
-import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -40,32 +39,15 @@ class RegistryTokenTest {
         env = TestEnv.fullWithConfig("{\"lazy\": {\"readDeadline\": \"20s\", \"prefetchConcurrency\": 0, \"readAhead\": 0}}");
         tokens = new TokenService(env.dir);
         port = TestEnv.freePort();
-        Path cfg = Files.writeString(env.dir.resolve("token-registry.yml"), """
-                version: 0.1
-                log:
-                  level: info
-                storage:
-                  filesystem:
-                    rootdirectory: %s
-                http:
-                  addr: 127.0.0.1:%d
-                auth:
-                  token:
-                    realm: %s
-                    service: %s
-                    issuer: %s
-                    rootcertbundle: %s
-                """.formatted(env.dir.resolve("token-registry"), port, tokens.realm(), TokenService.SERVICE, TokenService.ISSUER, tokens.certFile));
-        tokenRegistry = Proc.start("docker-registry (token auth)", env.dir.resolve("token-registry.log"), List.of("docker-registry", "serve", cfg.toString()));
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (true) {
-            try (var s = new Socket("127.0.0.1", port)) {
-                break;
-            } catch (IOException e) {
-                if (!tokenRegistry.alive() || System.nanoTime() > deadline) throw new IllegalStateException("docker-registry did not start:\n" + tokenRegistry.logTail());
-                Thread.sleep(100);
-            }
-        }
+        tokenRegistry = DockerRegistry.start("docker-registry (token auth)", env.dir.resolve("token-registry.yml"), env.dir.resolve("token-registry.log"), port,
+                DockerRegistry.config(env.dir.resolve("token-registry"), port, """
+                        auth:
+                          token:
+                            realm: %s
+                            service: %s
+                            issuer: %s
+                            rootcertbundle: %s
+                        """.formatted(tokens.realm(), TokenService.SERVICE, TokenService.ISSUER, tokens.certFile)));
     }
 
     @AfterAll

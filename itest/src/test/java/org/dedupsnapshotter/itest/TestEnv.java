@@ -18,7 +18,6 @@ import io.netty.channel.unix.DomainSocketAddress;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
-import java.net.Socket;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.SocketChannel;
@@ -290,32 +289,8 @@ final class TestEnv implements AutoCloseable {
     void restartRegistry() throws Exception { startRegistryOnPort(); }
 
     private void startRegistryOnPort() throws Exception {
-        Path cfg = dir.resolve("registry.yml");
-        Files.writeString(cfg, """
-                version: 0.1
-                log:
-                  level: info
-                  accesslog:
-                    disabled: true
-                storage:
-                  filesystem:
-                    rootdirectory: %s
-                  delete:
-                    enabled: true
-                http:
-                  addr: 127.0.0.1:%d
-                """.formatted(dir.resolve("registry"), registryPort));
-        registry = Proc.start("docker-registry", dir.resolve("registry.log"), List.of("docker-registry", "serve", cfg.toString()));
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (true) {
-            try (var s = new Socket("127.0.0.1", registryPort)) {
-                return;
-            } catch (IOException e) {
-                if (!registry.alive() || System.nanoTime() > deadline)
-                    throw new IllegalStateException("docker-registry did not start:\n" + registry.logTail());
-                Thread.sleep(100);
-            }
-        }
+        registry = DockerRegistry.start("docker-registry", dir.resolve("registry.yml"), dir.resolve("registry.log"), registryPort,
+                DockerRegistry.config(dir.resolve("registry"), registryPort, ""));
     }
 
     void startContainerd() throws Exception {
