@@ -71,30 +71,12 @@ class RegistryAuthTest {
         Files.writeString(htpasswd, Htpasswd.line(USER, password));
     }
 
-    /** An image whose two layers hold files of random bytes unlike any other test's (seed). */
-    record Image(String original, byte[] first, byte[] second) {}
-
-    static Image image(String name, long seed) throws Exception {
-        byte[] first = Images.random(seed, 3 << 20), second = Images.random(seed + 1, 3 << 20);
-        TarWriter l1 = Images.base().dir("data", TarWriter.Meta.of(0755)).file("data/first", first, TarWriter.Meta.of(0644));
-        TarWriter l2 = new TarWriter().dir("./", TarWriter.Meta.of(0755)).dir("data", TarWriter.Meta.of(0755))
-                .file("data/second", second, TarWriter.Meta.of(0644));
-        return new Image(OciImage.push(env.registry(), "itest/" + name, "1", List.of(l1.finish(), l2.finish()), List.of("/bin/sh")), first, second);
-    }
-
-    /** A docker config directory of the test's own (what DOCKER_CONFIG names). */
-    static Path dockerConfig(String name, String json) throws IOException {
-        Path dir = Files.createDirectories(env.dir.resolve("docker-config-" + name));
-        Files.writeString(dir.resolve("config.json"), json);
-        return dir;
-    }
-
     static String authEntry(String password) {
         return "{\"auths\": {\"" + authHost() + "\": {\"auth\": \"" + Base64.getEncoder().encodeToString((USER + ":" + password).getBytes(StandardCharsets.UTF_8)) + "\"}}}";
     }
 
     /** `dedupctl convert` from the open registry into the private one, with the given docker config. */
-    static String convert(Image img, String name, Path configDir, String path) throws Exception {
+    static String convert(TwoFileImage img, String name, Path configDir, String path) throws Exception {
         String converted = authHost() + "/itest/" + name + ":1";
         Proc.run(Duration.ofMinutes(5), List.of("env", "DOCKER_CONFIG=" + configDir, "PATH=" + path,
                 TestEnv.TOP.resolve("bin/dedupctl").toString(), "convert", "--plain-http", img.original(), converted)).orThrow("dedupctl convert into the private registry");
@@ -146,8 +128,8 @@ class RegistryAuthTest {
     void configAuthServesPullAndReadsAndARotatedPasswordWorksWithoutARestart() throws Exception {
         String path = System.getenv("PATH");
         setPassword("first-pw-a");
-        Path cfg = dockerConfig("auth", authEntry("first-pw-a"));
-        Image img = image("auth-src", 101);
+        Path cfg = env.dockerConfig("auth", authEntry("first-pw-a"));
+        TwoFileImage img = TwoFileImage.push(env, "auth-src", 101);
         String converted = convert(img, "auth-lazy", cfg, path);
         restartDaemonWith(cfg, path);
         lazyPull(converted, "first-pw-a");
@@ -188,9 +170,9 @@ class RegistryAuthTest {
         String path = bin + ":" + System.getenv("PATH");
         setPassword("first-pw-b");
         // the config holds no secret at all: a stale `auths` entry is there to show the helper wins over it
-        Path cfg = dockerConfig("helper", "{\"credHelpers\": {\"" + authHost() + "\": \"itest\"}, "
+        Path cfg = env.dockerConfig("helper", "{\"credHelpers\": {\"" + authHost() + "\": \"itest\"}, "
                 + "\"auths\": {\"" + authHost() + "\": {\"auth\": \"" + Base64.getEncoder().encodeToString((USER + ":stale").getBytes()) + "\"}}}");
-        Image img = image("helper-src", 202);
+        TwoFileImage img = TwoFileImage.push(env, "helper-src", 202);
         String converted = convert(img, "helper-lazy", cfg, path);
         assertTrue(Files.readString(asked).contains(authHost()), "dedupctl convert did not ask the helper");
         long askedBefore = Files.readAllLines(asked).size();

@@ -96,16 +96,6 @@ class RegistryTlsTest {
         Files.writeString(Files.createDirectories(root.resolve(host)).resolve("hosts.toml"), toml);
     }
 
-    record Image(String original, byte[] first, byte[] second) {}
-
-    static Image image(String name, long seed) throws Exception {
-        byte[] first = Images.random(seed, 3 << 20), second = Images.random(seed + 1, 2 << 20);
-        TarWriter l1 = Images.base().dir("data", TarWriter.Meta.of(0755)).file("data/first", first, TarWriter.Meta.of(0644));
-        TarWriter l2 = new TarWriter().dir("./", TarWriter.Meta.of(0755)).dir("data", TarWriter.Meta.of(0755))
-                .file("data/second", second, TarWriter.Meta.of(0644));
-        return new Image(OciImage.push(env.registry(), "itest/" + name, "1", List.of(l1.finish(), l2.finish()), List.of("/bin/sh")), first, second);
-    }
-
     /** bin/dedupctl with extra environment. */
     static Proc.Result dedupctl(Map<String, String> environment, String... args) throws Exception {
         List<String> cmd = new ArrayList<>(List.of("env"));
@@ -118,7 +108,7 @@ class RegistryTlsTest {
     long absent() throws Exception { return env.stats().path("lazy").path("absentChunks").asLong(); }
 
     /** Both files read in a container of ref (lazily, through the daemon) have the image's bytes. */
-    void assertContainerReads(String ref, Image img, String id) throws Exception {
+    void assertContainerReads(String ref, TwoFileImage img, String id) throws Exception {
         String out = env.ctr("run", "--rm", "--snapshotter", "dedup", ref, id, "/bin/sh", "-c", "sha256sum /data/first /data/second");
         assertTrue(out.contains(Images.sha256sum(img.first()) + "  /data/first"), out + "\n" + env.daemon.logTail());
         assertTrue(out.contains(Images.sha256sum(img.second()) + "  /data/second"), out + "\n" + env.daemon.logTail());
@@ -128,7 +118,7 @@ class RegistryTlsTest {
     void aCaNamedInHostsTomlServesConvertContainerdsPullAndLazyReads() throws Exception {
         String host = "127.0.0.1:" + tlsPort;
         hostsToml(hosts, host, "server = \"https://" + host + "\"\nca = \"" + pki.resolve("ca.crt") + "\"\n");
-        Image img = image("tls-src", 301);
+        TwoFileImage img = TwoFileImage.push(env, "tls-src", 301);
         String ref = host + "/itest/tls:1";
         // --plain-http is for the source on the plain loopback registry; hosts.toml's server makes the target https
         dedupctl(Map.of(), "convert", "--plain-http", "--hosts-dir", hosts.toString(), img.original(), ref).orThrow("dedupctl convert into the TLS registry");
@@ -146,7 +136,7 @@ class RegistryTlsTest {
         Files.copy(pki.resolve("client.key"), dir.resolve("client.key"));
         // relative paths are the host directory's, as containerd reads them
         hostsToml(hosts, host, "server = \"https://" + host + "\"\nca = \"" + pki.resolve("ca.crt") + "\"\nclient = [[\"client.cert\", \"client.key\"]]\n");
-        Image img = image("mtls-src", 401);
+        TwoFileImage img = TwoFileImage.push(env, "mtls-src", 401);
         String ref = host + "/itest/mtls:1";
         dedupctl(Map.of(), "convert", "--plain-http", "--hosts-dir", hosts.toString(), img.original(), ref).orThrow("dedupctl convert into the mTLS registry");
         long before = absent();
@@ -165,7 +155,7 @@ class RegistryTlsTest {
     @Test
     void skipVerifyTrustsAnyCertificateAndWithoutItTheErrorSaysWhatToDo() throws Exception {
         String host = "127.0.0.1:" + tlsPort;
-        Image img = image("skip-src", 501);
+        TwoFileImage img = TwoFileImage.push(env, "skip-src", 501);
         String ref = host + "/itest/skip:1";
         Path withCa = Files.createTempDirectory(env.dir, "hosts-ca");
         hostsToml(withCa, host, "server = \"https://" + host + "\"\nca = \"" + pki.resolve("ca.crt") + "\"\n");
@@ -186,7 +176,7 @@ class RegistryTlsTest {
     void httpsProxyCarriesConvertPullAndLazyReads() throws Exception {
         String host = NAME + ":" + tlsPort; // a name only the proxy resolves: the daemon reaches it through the proxy or not at all
         hostsToml(hosts, host, "server = \"https://" + host + "\"\nca = \"" + pki.resolve("ca.crt") + "\"\n");
-        Image img = image("proxy-src", 601);
+        TwoFileImage img = TwoFileImage.push(env, "proxy-src", 601);
         String ref = host + "/itest/proxied:1";
         try (ConnectProxy proxy = new ConnectProxy()) {
             Map<String, String> viaProxy = Map.of("HTTPS_PROXY", proxy.url());

@@ -65,30 +65,12 @@ class RegistryTokenTest {
 
     static String host() { return "127.0.0.1:" + port; }
 
-    /** An image whose two layers hold files of random bytes unlike any other test's (seed). */
-    record Image(String original, byte[] first, byte[] second) {}
-
-    static Image image(String name, long seed) throws Exception {
-        byte[] first = Images.random(seed, 3 << 20), second = Images.random(seed + 1, 3 << 20);
-        TarWriter l1 = Images.base().dir("data", TarWriter.Meta.of(0755)).file("data/first", first, TarWriter.Meta.of(0644));
-        TarWriter l2 = new TarWriter().dir("./", TarWriter.Meta.of(0755)).dir("data", TarWriter.Meta.of(0755))
-                .file("data/second", second, TarWriter.Meta.of(0644));
-        return new Image(OciImage.push(env.registry(), "itest/" + name, "1", List.of(l1.finish(), l2.finish()), List.of("/bin/sh")), first, second);
-    }
-
-    /** A docker config directory of the test's own (what DOCKER_CONFIG names). */
-    static Path dockerConfig(String name, String json) throws IOException {
-        Path dir = Files.createDirectories(env.dir.resolve("docker-config-" + name));
-        Files.writeString(dir.resolve("config.json"), json);
-        return dir;
-    }
-
     static String identityToken(String token) {
         return "{\"auths\": {\"" + host() + "\": {\"identitytoken\": \"" + token + "\"}}}";
     }
 
     /** `dedupctl convert` from the open registry into the token registry, with the given docker config. */
-    static String convert(Image img, String repo, Path configDir) throws Exception {
+    static String convert(TwoFileImage img, String repo, Path configDir) throws Exception {
         String converted = host() + "/" + repo + ":1";
         Proc.run(Duration.ofMinutes(5), List.of("env", "DOCKER_CONFIG=" + configDir, TestEnv.TOP.resolve("bin/dedupctl").toString(),
                 "convert", "--plain-http", img.original(), converted)).orThrow("dedupctl convert into the token registry");
@@ -132,8 +114,8 @@ class RegistryTokenTest {
     @Test
     void anIdentityTokenInTheDockerConfigServesPullAndLazyReads() throws Exception {
         tokens.grantRefreshToken("rt-a-1f5e");
-        Path cfg = dockerConfig("identity", identityToken("rt-a-1f5e"));
-        Image img = image("token-a-src", 301);
+        Path cfg = env.dockerConfig("identity", identityToken("rt-a-1f5e"));
+        TwoFileImage img = TwoFileImage.push(env, "token-a-src", 301);
         String converted = convert(img, "itest/token-a", cfg);
         restartDaemonWith(cfg);
         long daemonTrades = tokens.count("POST refresh_token by dedup-snapshotter granted", "itest/token-a"), ctrTrades = tokens.count("by containerd-client granted");
@@ -157,9 +139,9 @@ class RegistryTokenTest {
     void aPublicRepositoryIsPulledAndReadAnonymouslyThroughAToken() throws Exception {
         tokens.grantRefreshToken("rt-b-pusher");
         tokens.publicRepository("itest/token-public");
-        Image img = image("token-b-src", 401);
-        String converted = convert(img, "itest/token-public", dockerConfig("pusher", identityToken("rt-b-pusher")));
-        restartDaemonWith(dockerConfig("empty", "{}"));
+        TwoFileImage img = TwoFileImage.push(env, "token-b-src", 401);
+        String converted = convert(img, "itest/token-public", env.dockerConfig("pusher", identityToken("rt-b-pusher")));
+        restartDaemonWith(env.dockerConfig("empty", "{}"));
         long anonymous = tokens.count("GET anonymous granted");
         lazyPull(converted);
 
@@ -180,8 +162,8 @@ class RegistryTokenTest {
     @Test
     void aRevokedIdentityTokenReplacedInTheConfigWorksAfterThe401WithoutARestart() throws Exception {
         tokens.grantRefreshToken("rt-c-old-77");
-        Path cfg = dockerConfig("revoked", identityToken("rt-c-old-77"));
-        Image img = image("token-c-src", 501);
+        Path cfg = env.dockerConfig("revoked", identityToken("rt-c-old-77"));
+        TwoFileImage img = TwoFileImage.push(env, "token-c-src", 501);
         String converted = convert(img, "itest/token-c", cfg);
         Duration life = Duration.ofSeconds(8);
         tokens.tokenLifetime(life); // the daemon's access tokens die soon: it must come back with its identity token

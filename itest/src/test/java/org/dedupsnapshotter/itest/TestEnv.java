@@ -288,6 +288,13 @@ final class TestEnv implements AutoCloseable {
     /** Starts the registry again, on the same port with the same storage. */
     void restartRegistry() throws Exception { startRegistryOnPort(); }
 
+    /** A docker config directory of the test's own (what DOCKER_CONFIG names), holding json as its config.json. */
+    Path dockerConfig(String name, String json) throws IOException {
+        Path d = Files.createDirectories(dir.resolve("docker-config-" + name));
+        Files.writeString(d.resolve("config.json"), json);
+        return d;
+    }
+
     private void startRegistryOnPort() throws Exception {
         registry = DockerRegistry.start("docker-registry", dir.resolve("registry.yml"), dir.resolve("registry.log"), registryPort,
                 DockerRegistry.config(dir.resolve("registry"), registryPort, ""));
