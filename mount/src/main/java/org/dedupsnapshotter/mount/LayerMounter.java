@@ -6,10 +6,15 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.stream.Collectors;
 
 /**
  * Mounts committed layers read-only with mount(2): the EROFS image as source and its data device as
@@ -24,6 +29,13 @@ import java.util.Set;
  *
  * Where the kernel offers EROFS page-cache sharing (Linux 7.0 inode_share, probed at start) every mount asks for it
  * ({@link InodeShare}).
+ *
+ * Compressed layers (an image whose superblock has COMPR_CFGS: our writer's LZ4 pclusters) are mounted with
+ * {@code cache_strategy=disabled}: EROFS's default ("readaround") keeps the compressed pages of nearly every pcluster
+ * it reads in its own managed cache, beside the decompressed file pages (0.45x the logical bytes more page cache, and
+ * slower direct reads). A file-backed direct mount of one also reads ahead as far as the disk under the pool does
+ * (its own backing_dev_info starts at 128 KiB; overlayfs reads ahead with the disk's read_ahead_kb), and its primary
+ * image (metadata only) is read ahead at mount. Decision NN.
  */
 public final class LayerMounter implements Mounter {
     private static final Logger log = LoggerFactory.getLogger(LayerMounter.class);
@@ -77,18 +89,32 @@ public final class LayerMounter implements Mounter {
             }
         }
         try (LoopDevice img = LoopDevice.attach(image.toString()); LoopDevice dev = LoopDevice.attach(device.toString())) {
-            Libc.mount(img.path, target.toString(), "erofs", Libc.MS_RDONLY, data(dev.path, false));
+            Libc.mount(img.path, target.toString(), "erofs", Libc.MS_RDONLY, data(dev.path, false, isCompressed(image)));
         }
     }
 
     /** A file-backed mount, direct if asked and the kernel did not say it has none (probed by the first direct mount). */
-    private void mountFile(Path image, Path device, Path target, DeviceReads reads) throws Errno {
+    private void mountFile(Path image, Path device, Path target, DeviceReads reads) throws IOException {
         boolean direct = reads == DeviceReads.DIRECT && directIo != DirectIo.OFF;
+        boolean compressed = isCompressed(image);
+        if (compressed && direct) {
+            synchronized (this) { // the new backing_dev_info is told apart from the ones before by name
+                Set<String> before = erofsBdisOrNull();
+                mountFileOnce(image, device, target, direct, true);
+                if (before != null) readAheadLikeTheDisk(before, device, target);
+            }
+            readMetadataAhead(image);
+            return;
+        }
+        mountFileOnce(image, device, target, direct, compressed);
+    }
+
+    private void mountFileOnce(Path image, Path device, Path target, boolean direct, boolean compressed) throws Errno {
         try {
-            Libc.mount(image.toString(), target.toString(), "erofs", Libc.MS_RDONLY, data(device.toString(), direct));
+            Libc.mount(image.toString(), target.toString(), "erofs", Libc.MS_RDONLY, data(device.toString(), direct, compressed));
         } catch (Errno e) {
             if (!direct || directIo != DirectIo.UNPROBED || e.errno() != Errno.EINVAL) throw e;
-            Libc.mount(image.toString(), target.toString(), "erofs", Libc.MS_RDONLY, data(device.toString(), false));
+            Libc.mount(image.toString(), target.toString(), "erofs", Libc.MS_RDONLY, data(device.toString(), false, compressed));
             directIo = DirectIo.OFF;
             log.warn("this kernel ({}) rejects the EROFS mount option directio (it needs Linux >= 6.13): layers read the pool through its "
                     + "page cache, so data read through a layer is cached twice", System.getProperty("os.version"));
@@ -105,10 +131,102 @@ public final class LayerMounter implements Mounter {
         return "device=" + device + (directIo ? ",directio" : "");
     }
 
+    /** The mount option of compressed layers: no managed cache of compressed pages (decision NN). */
+    static final String COMPRESSED_OPTIONS = "cache_strategy=disabled";
+
     /** {@link #options}, and the page-cache-share options when the kernel offers them. */
     String data(String device, boolean directIo) {
+        return data(device, directIo, false);
+    }
+
+    /** {@link #data(String, boolean)}, and {@link #COMPRESSED_OPTIONS} for a compressed layer. */
+    String data(String device, boolean directIo, boolean compressed) {
         String share = inodeShare.mountOptions();
-        return options(device, directIo) + (share.isEmpty() ? "" : "," + share);
+        return options(device, directIo) + (compressed ? "," + COMPRESSED_OPTIONS : "") + (share.isEmpty() ? "" : "," + share);
+    }
+
+    private static final int SUPERBLOCK = 1024, EROFS_MAGIC = 0xE0F5E1E2, FEATURE_INCOMPAT_COMPR_CFGS = 2;
+
+    /**
+     * Whether an EROFS image holds compressed files (its superblock has COMPR_CFGS, as our writer sets for them); false
+     * if it cannot be read (the mount then says why).
+     */
+    public static boolean isCompressed(Path image) {
+        ByteBuffer sb = ByteBuffer.allocate(84).order(ByteOrder.LITTLE_ENDIAN);
+        try (FileChannel ch = FileChannel.open(image)) {
+            while (sb.hasRemaining() && ch.read(sb, SUPERBLOCK + sb.position()) > 0) { }
+        } catch (IOException e) {
+            return false;
+        }
+        return !sb.hasRemaining() && sb.getInt(0) == EROFS_MAGIC && (sb.getInt(80) & FEATURE_INCOMPAT_COMPR_CFGS) != 0;
+    }
+
+    /** The backing_dev_infos of EROFS file-backed mounts there are now (each such mount has its own: erofs-N). */
+    static Set<String> erofsBdis() throws IOException {
+        try (var l = Files.list(BDI)) {
+            return l.map(p -> p.getFileName().toString()).filter(n -> n.startsWith("erofs-")).collect(Collectors.toSet());
+        }
+    }
+
+    private static final Path BDI = Path.of("/sys/class/bdi");
+
+    private static Set<String> erofsBdisOrNull() {
+        try {
+            return erofsBdis();
+        } catch (IOException e) {
+            log.debug("no read-ahead for compressed layers: {}", e.toString());
+            return null;
+        }
+    }
+
+    /**
+     * Gives the mount just made (the one erofs-N that was not there before) the read-ahead of the disk under device.
+     * Best effort: if another process mounted EROFS at the same moment, or the pool's disk is not a block device
+     * (tmpfs, an overlay), the mount keeps the kernel's 128 KiB.
+     */
+    private static void readAheadLikeTheDisk(Set<String> before, Path device, Path target) {
+        try {
+            Set<String> now = new HashSet<>(erofsBdis());
+            now.removeAll(before);
+            int kib = diskReadAheadKib(device);
+            if (now.size() != 1 || kib <= 0) {
+                log.debug("compressed layer at {}: read-ahead left at the kernel's (new bdis {}, disk read-ahead {} KiB)", target, now, kib);
+                return;
+            }
+            Path ra = BDI.resolve(now.iterator().next()).resolve("read_ahead_kb");
+            if (Integer.parseInt(Files.readString(ra).strip()) < kib) Files.writeString(ra, Integer.toString(kib));
+        } catch (IOException | RuntimeException e) {
+            log.debug("compressed layer at {}: read-ahead left at the kernel's: {}", target, e.toString());
+        }
+    }
+
+    /**
+     * Starts reading the (metadata-only) primary image of a compressed layer into its page cache: EROFS reads
+     * metadata one block at a time, synchronously (erofs_bread), and a compressed file's indexes sit in the primary.
+     * The primary is ~0.25% of the layer's logical size (full indexes); a whole read caches it anyway.
+     */
+    private static void readMetadataAhead(Path image) {
+        try {
+            int fd = Libc.open(image.toString(), Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
+            try {
+                Libc.posixFadvise(fd, 0, 0, Libc.POSIX_FADV_WILLNEED);
+            } finally {
+                Libc.close(fd);
+            }
+        } catch (Errno e) {
+            log.debug("no read-ahead of {}: {}", image, e.getMessage());
+        }
+    }
+
+    /** read_ahead_kb of the block device holding file (its disk's for a partition), or -1. */
+    static int diskReadAheadKib(Path file) throws IOException {
+        long dev = ((Number) Files.getAttribute(file, "unix:dev")).longValue();
+        long major = ((dev >>> 8) & 0xfff) | ((dev >>> 32) & ~0xfffL), minor = (dev & 0xff) | ((dev >>> 12) & ~0xffL);
+        Path sys = Path.of("/sys/dev/block", major + ":" + minor);
+        for (Path q : List.of(sys.resolve("queue/read_ahead_kb"), sys.resolve("../queue/read_ahead_kb"))) {
+            if (Files.isReadable(q)) return Integer.parseInt(Files.readString(q).strip());
+        }
+        return -1;
     }
 
     @Override

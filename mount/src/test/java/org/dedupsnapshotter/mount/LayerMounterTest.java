@@ -17,6 +17,14 @@ class LayerMounterTest {
     }
 
     @Test
+    void compressedLayersMountWithoutTheManagedCache() {
+        assertEquals("device=/p,directio,cache_strategy=disabled", new LayerMounter("auto").data("/p", true, true));
+        assertEquals("device=/p,directio", new LayerMounter("auto").data("/p", true, false));
+        LayerMounter sharing = new LayerMounter("file", InodeShare.on(InodeShare.NODE_DOMAIN));
+        assertEquals("device=/p,directio,cache_strategy=disabled,inode_share,domain_id=dedup-snapshotter", sharing.data("/p", true, true));
+    }
+
+    @Test
     void mountInfoKeepsTheSuperOptions() {
         List<MountInfo> m = MountInfo.parse(List.of(
                 "36 35 0:40 / /mnt/a\\040b ro,relatime shared:1 - erofs /img ro,user_xattr,acl,cache_strategy=readaround,inode_share,domain_id=x"));
