@@ -131,7 +131,7 @@ public final class LayerMounter implements Mounter {
         return "device=" + device + (directIo ? ",directio" : "");
     }
 
-    /** The mount option of compressed layers: no managed cache of compressed pages (decision NN). */
+    /** The mount option of compressed layers: no managed cache of compressed pages (decision 54). */
     static final String COMPRESSED_OPTIONS = "cache_strategy=disabled";
 
     /** {@link #options}, and the page-cache-share options when the kernel offers them. */

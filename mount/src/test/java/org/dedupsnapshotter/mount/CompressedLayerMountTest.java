@@ -30,7 +30,7 @@ import static java.nio.file.StandardOpenOption.WRITE;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * How layers are mounted by kind (decision NN), with real mounts: a compressed layer reads the pool with direct I/O,
+ * How layers are mounted by kind (decision 54), with real mounts: a compressed layer reads the pool with direct I/O,
  * without EROFS's managed cache of compressed pages and with the disk's read-ahead, so reading it cold caches its
  * files once (about its logical size), where the kernel's default cache strategy adds its compressed bytes on top;
  * a chunk-indexed layer keeps today's mount (directio, the kernel's cache strategy and read-ahead).
@@ -198,7 +198,7 @@ class CompressedLayerMountTest {
         }
         System.out.printf("the same with cache_strategy=readaround (the kernel's default): +%d B (%.2fx logical)%n", dflt, dflt / (double) logical);
         assertTrue(dflt > best + stored / 2,
-                "on this kernel (6.18) the default cache strategy keeps the compressed pages: +" + dflt + " vs +" + best + " B; if a kernel no longer does, revisit decision NN");
+                "on this kernel (6.18) the default cache strategy keeps the compressed pages: +" + dflt + " vs +" + best + " B; if a kernel no longer does, revisit decision 54");
     }
 
     @Test
