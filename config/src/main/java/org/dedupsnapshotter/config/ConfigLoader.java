@@ -26,7 +26,8 @@ import java.util.regex.Pattern;
  * silently falls back to a default. Errors name the key (dotted path) and what was expected.
  */
 public final class ConfigLoader {
-    private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap", "metrics", "ksm", "lazy", "erofsBuilder", "cri");
+    private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap", "metrics", "ksm", "lazy", "erofsBuilder", "cri",
+            "compression", "compressionLevel", "pclusterSize");
     private static final Set<String> CRI_KEYS = Set.of("listen", "containerd");
     private static final Set<String> LAZY_KEYS = Set.of("enabled", "readDeadline", "prefetchConcurrency", "prefetchBandwidth", "prefetchDelay", "plainHttp", "traceWindow", "readAhead", "registries", "hostsDir");
     private static final Set<String> KSM_KEYS = Set.of("containers", "runc", "daemonBuffers", "kernel");
@@ -36,6 +37,7 @@ public final class ConfigLoader {
     private static final Pattern HOST_PORT = Pattern.compile("(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9.-]+):(\\d{1,5})");
     private static final Set<String> MOUNT_BACKENDS = Set.of("auto", "file", "loop");
     private static final Set<String> EROFS_BUILDERS = Set.of("native", "mkfs.erofs");
+    private static final Set<String> COMPRESSIONS = Set.of("none", "lz4hc");
     private static final Set<String> LOG_LEVELS = Set.of("trace", "debug", "info", "warn", "error");
     private static final Pattern SIZE = Pattern.compile("(\\d+)\\s*(B|KiB|MiB|GiB|TiB)?");
 
@@ -79,8 +81,33 @@ public final class ConfigLoader {
         String backend = choice(obj, "mountBackend", d.mountBackend(), MOUNT_BACKENDS, source);
         String level = choice(obj, "logLevel", d.logLevel(), LOG_LEVELS, source);
         long cap = !obj.has("poolCap") || (obj.get("poolCap").isIntegralNumber() && obj.get("poolCap").asLong() == 0) ? 0 : size(obj.get("poolCap"), "poolCap", source);
+        String builder = choice(obj, "erofsBuilder", d.erofsBuilder(), EROFS_BUILDERS, source);
         return new Config(root, address, chunk, backend, level, cap, metrics(obj.get("metrics"), source), ksm(obj.get("ksm"), source),
-                lazy(obj.get("lazy"), source), choice(obj, "erofsBuilder", d.erofsBuilder(), EROFS_BUILDERS, source), cri(obj.get("cri"), source));
+                lazy(obj.get("lazy"), source), builder, cri(obj.get("cri"), source), compression(obj, chunk, builder, source));
+    }
+
+    private static Config.Compression compression(ObjectNode obj, long chunkSize, String builder, String source) throws ConfigException {
+        Config.Compression d = Config.Compression.defaults();
+        String algorithm = choice(obj, "compression", d.algorithm(), COMPRESSIONS, source);
+        int level = d.level();
+        if (obj.has("compressionLevel")) {
+            JsonNode v = obj.get("compressionLevel");
+            if (!v.isIntegralNumber() || v.asLong() < 1 || v.asLong() > 12)
+                throw new ConfigException(source + ": key \"compressionLevel\" must be an LZ4 HC level, an integer from 1 to 12 (4 is fast, 9 the classic default); got " + v);
+            level = v.asInt();
+        }
+        long pcluster = obj.has("pclusterSize") ? size(obj.get("pclusterSize"), "pclusterSize", source) : d.pclusterSize();
+        if (Long.bitCount(pcluster) != 1 || pcluster < (8 << 10) || pcluster > (1 << 20))
+            throw new ConfigException(source + ": key \"pclusterSize\" must be a power of two between 8KiB and 1MiB, e.g. \"64KiB\"; got " + obj.get("pclusterSize"));
+        Config.Compression c = new Config.Compression(algorithm, level, (int) pcluster);
+        if (!c.enabled()) return c;
+        if (pcluster > chunkSize)
+            throw new ConfigException(source + ": key \"pclusterSize\" (" + pcluster + ") must not exceed key \"chunkSize\" (" + chunkSize
+                    + ") with \"compression\": \"" + algorithm + "\": pclusters restart at every chunk");
+        if (!builder.equals("native"))
+            throw new ConfigException(source + ": key \"compression\": \"" + algorithm + "\" needs key \"erofsBuilder\": \"native\" (mkfs.erofs writes "
+                    + "uncompressed layers only here); got \"erofsBuilder\": \"" + builder + "\"");
+        return c;
     }
 
     private static Path absolutePath(ObjectNode obj, String key, Path dflt, String source) throws ConfigException {

@@ -36,6 +36,27 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void compressionIsOffByDefaultAndLz4hcNeedsOurWriter() throws Exception {
+        Config.Compression d = ConfigLoader.parse("{}", "t").compression();
+        assertEquals(new Config.Compression("none", 4, 64 << 10), d);
+        assertFalse(d.enabled());
+        Config.Compression c = ConfigLoader.parse("{\"compression\": \"lz4hc\", \"compressionLevel\": 9, \"pclusterSize\": \"128KiB\"}", "t").compression();
+        assertEquals(new Config.Compression("lz4hc", 9, 128 << 10), c);
+        assertTrue(c.enabled());
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"zstd\"}", "t")).getMessage().contains("\"compression\" must be one of"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compressionLevel\": 13}", "t")).getMessage().contains("\"compressionLevel\" must be"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compressionLevel\": \"4\"}", "t")).getMessage().contains("\"compressionLevel\" must be"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"pclusterSize\": \"48KiB\"}", "t")).getMessage().contains("\"pclusterSize\" must be a power of two"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"pclusterSize\": \"4KiB\"}", "t")).getMessage().contains("\"pclusterSize\" must be a power of two"));
+        String tooBig = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"lz4hc\", \"chunkSize\": \"32KiB\"}", "t")).getMessage();
+        assertTrue(tooBig.contains("\"pclusterSize\"") && tooBig.contains("\"chunkSize\""), tooBig);
+        String mkfs = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"lz4hc\", \"erofsBuilder\": \"mkfs.erofs\"}", "t")).getMessage();
+        assertTrue(mkfs.contains("\"compression\"") && mkfs.contains("\"erofsBuilder\""), mkfs);
+        // uncompressed layers keep mkfs.erofs selectable
+        assertEquals("mkfs.erofs", ConfigLoader.parse("{\"compression\": \"none\", \"erofsBuilder\": \"mkfs.erofs\"}", "t").erofsBuilder());
+    }
+
+    @Test
     void ksmSectionLeavesTheKernelAloneByDefault() throws Exception {
         Config.Ksm k = ConfigLoader.parse("{}", "t").ksm();
         assertEquals("opt-in", k.containers());
