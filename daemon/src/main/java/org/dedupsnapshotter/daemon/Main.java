@@ -23,6 +23,7 @@ import org.dedupsnapshotter.lazy.registry.PullSecrets;
 import org.dedupsnapshotter.config.ConfigException;
 import org.dedupsnapshotter.config.ConfigLoader;
 import org.dedupsnapshotter.erofs.ErofsBuilder;
+import org.dedupsnapshotter.erofs.Lz4Pclusters;
 import org.dedupsnapshotter.ksm.KsmNode;
 import org.dedupsnapshotter.ksm.MergeableMemory;
 import org.dedupsnapshotter.mount.InodeShare;
@@ -124,8 +125,9 @@ public final class Main {
         new Recovery(layout, store, layers, indexer).run();
         NodeStats stats = new NodeStats(layout, store, pool);
         DaemonMetrics metrics = new DaemonMetrics(stats, store, pool, layers, ksm, lazyFigures);
+        Lz4Pclusters compression = cfg.compression().enabled() ? new Lz4Pclusters(cfg.compression().level(), cfg.compression().pclusterSize()) : null;
         SnapshotService service = new SnapshotService(layout, store, new ErofsBuilder(mkfs, cfg.chunkSize()), cfg.erofsBuilder().equals("native"), layers, indexer,
-                lazy, metrics);
+                lazy, metrics, compression);
 
         metrics.serve(cfg.metrics().address());
         metrics.logEvery(cfg.metrics().logInterval());
@@ -143,8 +145,9 @@ public final class Main {
                 new GrpcMetrics(metrics.registry()), Set.of(SnapshotsGrpc.getMountsMethod().getFullMethodName()));
         CriImageProxy criProxy = cfg.cri().enabled() ? CriImageProxy.to(cfg.cri().containerd(), secrets) : null;
         SocketServer criServer = criProxy == null ? null : SocketServer.start(cfg.cri().listen(), pid, List.of(criProxy), new GrpcMetrics(metrics.registry()));
-        log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={} directIo={}", pid, cfg.root(), cfg.chunkSize(), cfg.mountBackend(),
-                layers.mounter().directIo());
+        log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={} directIo={} compression={}", pid, cfg.root(), cfg.chunkSize(), cfg.mountBackend(),
+                layers.mounter().directIo(), compression == null ? "none" : "lz4hc level=" + compression.level() + " pcluster=" + compression.pclusterSize()
+                        + " (" + Lz4Pclusters.implementation() + ")");
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             log.info("stopping: layer mounts stay for running containers");
             notifySystemd("STOPPING=1");

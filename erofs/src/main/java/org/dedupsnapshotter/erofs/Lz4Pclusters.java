@@ -54,9 +54,20 @@ public final class Lz4Pclusters {
 
     /** Encodes data[off, off + len), one chunk. */
     public Encoded encode(byte[] data, int off, int len) {
+        byte[] out = new byte[(len + BLOCK - 1) / BLOCK * BLOCK]; // never larger than raw, block-rounded per piece
+        CompressedChunk c = encodeInto(data, off, len, out);
+        int at = c.blocks() * BLOCK;
+        return new Encoded(at == out.length ? out : java.util.Arrays.copyOf(out, at), c);
+    }
+
+    /**
+     * As {@link #encode}, into out (at least len rounded up to whole blocks; a caller reuses it from chunk to chunk):
+     * the chunk's blocks are out[0, blocks * 4096).
+     */
+    public CompressedChunk encodeInto(byte[] data, int off, int len, byte[] out) {
+        if (out.length < (len + BLOCK - 1) / BLOCK * BLOCK) throw new IllegalArgumentException("an output of " + out.length + " bytes for a chunk of " + len);
         int n = (len + pclusterSize - 1) / pclusterSize;
         byte[] pieces = new byte[n];
-        byte[] out = new byte[(len + BLOCK - 1) / BLOCK * BLOCK]; // never larger than raw, block-rounded per piece
         byte[] scratch = new byte[compressor.maxCompressedLength(pclusterSize)];
         int at = 0;
         for (int i = 0; i < n; i++) {
@@ -66,15 +77,16 @@ public final class Lz4Pclusters {
             int cblocks = clen == Integer.MAX_VALUE ? rawBlocks : (clen + BLOCK - 1) / BLOCK;
             if (cblocks < rawBlocks) {
                 pieces[i] = (byte) cblocks;
+                java.util.Arrays.fill(out, at, at + cblocks * BLOCK - clen, (byte) 0); // the 0-padding (out may be reused)
                 System.arraycopy(scratch, 0, out, at + cblocks * BLOCK - clen, clen);
                 at += cblocks * BLOCK;
             } else {
                 System.arraycopy(data, pos, out, at, plen);
+                java.util.Arrays.fill(out, at + plen, at + rawBlocks * BLOCK, (byte) 0);
                 at += rawBlocks * BLOCK;
             }
         }
-        byte[] blocks = at == out.length ? out : java.util.Arrays.copyOf(out, at);
-        return new Encoded(blocks, new CompressedChunk(0, at / BLOCK, pclusterSize, pieces));
+        return new CompressedChunk(0, at / BLOCK, pclusterSize, pieces);
     }
 
     /**

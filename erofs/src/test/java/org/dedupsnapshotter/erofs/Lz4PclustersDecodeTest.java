@@ -36,6 +36,20 @@ class Lz4PclustersDecodeTest {
     }
 
     @Test
+    void aReusedOutputGivesTheSameBlocksAsAFreshOne() {
+        Lz4Pclusters codec = new Lz4Pclusters(4, 64 << 10);
+        byte[] out = new byte[4 << 20];
+        Arrays.fill(out, (byte) 0x5a); // what an earlier chunk left there: the 0-padding and raw tails must not keep it
+        for (int length : new int[] {4 << 20, 300_001, 8193}) {
+            byte[] data = chunk(length, length + 7);
+            Lz4Pclusters.Encoded fresh = codec.encode(data, 0, length);
+            CompressedChunk c = codec.encodeInto(data, 0, length, out);
+            assertArrayEquals(fresh.chunk().pieces(), c.pieces());
+            assertArrayEquals(fresh.blocks(), Arrays.copyOf(out, c.blocks() * 4096), "chunk of " + length);
+        }
+    }
+
+    @Test
     void damageIsAnErrorOrOtherBytesNeverASilentMatch() throws IOException {
         int pcluster = 64 << 10, length = 1 << 20;
         byte[] data = chunk(length, 3);

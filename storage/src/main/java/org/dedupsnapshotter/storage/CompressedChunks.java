@@ -98,13 +98,39 @@ public final class CompressedChunks {
          * layer is placing, or encoded here and written into a fresh extent below {@link #BLOCK_LIMIT}. Thread-safe.
          */
         public Placed put(ZChunk.Key key, int length, Encoder encoder) throws IOException {
+            return put(key, length, encoder, false);
+        }
+
+        /**
+         * As {@link #put}, but when key's form is neither stored nor being placed, a stored form of the same digest
+         * and algorithm at another level or pcluster size is taken instead of encoding (every form reads back the same
+         * bytes; the returned {@link Placed#key} says which was taken). Decided under the lock, so garbage collection
+         * cannot delete the form between the look-up and the hold.
+         */
+        public Placed putAnyForm(ZChunk.Key key, int length, Encoder encoder) throws IOException {
+            return put(key, length, encoder, true);
+        }
+
+        private Placed put(ZChunk.Key wanted, int length, Encoder encoder, boolean anyForm) throws IOException {
             if (length <= 0) throw new IllegalArgumentException("a compressed chunk of " + length + " bytes");
             InFlight f;
+            ZChunk.Key key = wanted;
             boolean mine = false;
             synchronized (lock) {
                 f = inFlight.get(key);
+                Optional<ZChunk> known = Optional.empty();
                 if (f == null) {
-                    Optional<ZChunk> known = store.read(tx -> tx.zchunks().find(key));
+                    known = store.read(tx -> tx.zchunks().find(wanted));
+                    if (known.isEmpty() && anyForm) {
+                        known = store.read(tx -> tx.zchunks().forms(wanted.digest())).stream()
+                                .filter(z -> z.key().algorithm() == wanted.algorithm() && z.length() == length).findFirst();
+                        if (known.isPresent()) {
+                            key = known.get().key();
+                            f = inFlight.get(key); // another layer holds that form already
+                        }
+                    }
+                }
+                if (f == null) {
                     f = new InFlight(key, length);
                     if (known.isPresent()) {
                         ZChunk z = known.get();
@@ -122,6 +148,7 @@ public final class CompressedChunks {
                 holds.add(f);
             }
             Placed p = mine ? write(f, encoder) : await(f);
+            key = p.key();
             if (p.length() != length) throw new IOException("compressed chunk " + key.digest() + " is being placed with " + p.length() + " bytes and with " + length);
             uses.merge(key, new ZChunkTable.Use(length, p.block(), p.blocks(), p.pieces(), 1),
                     (a, b) -> new ZChunkTable.Use(a.length(), a.block(), a.blocks(), a.pieces(), a.count() + b.count()));

@@ -53,6 +53,17 @@ public final class ZChunkTable {
         return out;
     }
 
+    /** The compressed chunks: how many, their uncompressed bytes, their pool blocks. */
+    public record Figures(long zchunks, long logicalBytes, long blocks) {}
+
+    public Figures figures() throws SQLException {
+        try (Statement st = db.createStatement();
+             ResultSet rs = st.executeQuery("SELECT COUNT(*), COALESCE(SUM(length), 0), COALESCE(SUM(blocks), 0) FROM zchunks")) {
+            rs.next();
+            return new Figures(rs.getLong(1), rs.getLong(2), rs.getLong(3));
+        }
+    }
+
     /** Every compressed chunk, in block order. */
     public List<ZChunk> all() throws SQLException {
         List<ZChunk> out = new ArrayList<>();

@@ -138,6 +138,38 @@ class CompressedChunksTest {
     }
 
     @Test
+    void putAnyFormTakesAStoredFormOfTheDigestAtOtherSettingsInsteadOfEncoding() throws Exception {
+        Z stored = z(3);
+        commit("a", List.of(), List.of(stored));
+        encodings.set(0);
+        // the node's settings changed to level 4, 128 KiB: the chunk stored at level 9, 64 KiB is taken as it is
+        ZChunk.Key wanted = new ZChunk.Key(stored.key().digest(), ZChunk.LZ4HC, 4, 2 * PCLUSTER);
+        Rows.create(store, Kind.ACTIVE, "b-active", "", Map.of());
+        CompressedChunks.Layer layer = indexer.compressed().layer();
+        CompressedChunks.Placed p = layer.putAnyForm(wanted, stored.length(), () -> { throw new AssertionError("encoded although a form is stored"); });
+        assertEquals(stored.key(), p.key());
+        assertEquals(row(stored).block(), p.block());
+        assertEquals(1, layer.uses().size());
+        assertTrue(layer.uses().containsKey(stored.key()));
+        // another length under the same digest is no form of this chunk: that one is encoded under the wanted key
+        ZChunk.Key otherLength = new ZChunk.Key(stored.key().digest(), ZChunk.LZ4HC, 4, 2 * PCLUSTER);
+        CompressedChunks.Layer layer2 = indexer.compressed().layer();
+        CompressedChunks.Placed q = layer2.putAnyForm(otherLength, stored.length() + 1, () -> {
+            encodings.incrementAndGet();
+            return new CompressedChunks.Encoded(ByteBuffer.wrap(bytes(ChunkPool.BLOCK)), new byte[] {1});
+        });
+        assertEquals(otherLength, q.key());
+        assertEquals(1, encodings.get());
+        layer2.abort();
+        // plain put keeps to its key
+        CompressedChunks.Layer layer3 = indexer.compressed().layer();
+        Z fresh = new Z(wanted, stored.length(), bytes(2 * ChunkPool.BLOCK), new byte[] {2});
+        assertEquals(wanted, put(layer3, fresh).key());
+        layer3.abort();
+        layer.committed();
+    }
+
+    @Test
     void aReferencedCompressedExtentIsNeverPunchedAndAnUnreferencedOneIsFreedLikeAChunk() throws Exception {
         Z shared = z(3), onlyA = z(2);
         commit("a", List.of(bytes(8192)), List.of(shared, onlyA));

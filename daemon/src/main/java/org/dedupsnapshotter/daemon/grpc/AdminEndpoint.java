@@ -81,6 +81,11 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
             o.put("savedBytes", f.savedBytes());
             o.put("dedupRatio", Math.round(1000.0 * f.dedupRatio()) / 1000.0);
             o.put("uniqueChunks", f.uniqueChunks());
+            // compressed layers (issue 23): part of storedBytes; their chunks' uncompressed bytes over these blocks
+            o.put("compressedChunks", f.compressedChunks());
+            o.put("compressedBytes", f.compressedBytes());
+            o.put("compressedLogicalBytes", f.compressedLogicalBytes());
+            o.put("compressionRatio", Math.round(1000.0 * f.compressionRatio()) / 1000.0);
             o.put("metadataBytes", f.metadataBytes());
             o.put("directoryLayerBytes", f.directoryLayerBytes());
             o.put("poolFileBytes", f.poolFileBytes());

@@ -49,7 +49,7 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
 
     private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     private final MetaStore store;
-    private final Timer commitTotal, commitMetadata, commitHash, commitWrite;
+    private final Timer commitTotal, commitMetadata, commitHash, commitCompress, commitWrite;
     private final Counter poolWritten, gcFreed, gcRuns;
     private HttpServer http;
     private ScheduledExecutorService ticker;
@@ -82,8 +82,13 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
                     .description("Snapshots by kind").register(registry);
         Gauge.builder("dedup.mounted.layers", layers::count).description("Committed layers mounted under the root").register(registry);
         Gauge.builder("dedup.pool.logical.bytes", () -> figures().logicalBytes()).description("Sum of all committed layers' file data").register(registry);
-        Gauge.builder("dedup.pool.stored.bytes", () -> figures().storedBytes()).description("Bytes the pool's unique chunks occupy (4 KiB blocks)").register(registry);
+        Gauge.builder("dedup.pool.stored.bytes", () -> figures().storedBytes()).description("Bytes the pool's unique chunks occupy, compressed or not (4 KiB blocks)").register(registry);
         Gauge.builder("dedup.pool.chunks", () -> figures().uniqueChunks()).description("Unique chunks in the pool").register(registry);
+        Gauge.builder("dedup.pool.compressed.chunks", () -> figures().compressedChunks()).description("Unique compressed chunks in the pool").register(registry);
+        Gauge.builder("dedup.pool.compressed.bytes", () -> figures().compressedBytes())
+                .description("Bytes the pool's compressed chunks occupy (4 KiB blocks; part of dedup_pool_stored_bytes)").register(registry);
+        Gauge.builder("dedup.pool.compressed.logical.bytes", () -> figures().compressedLogicalBytes())
+                .description("Uncompressed bytes of the pool's compressed chunks").register(registry);
         Gauge.builder("dedup.pool.free.bytes", () -> pool.freeBlocks() * (double) ChunkPool.BLOCK).description("Punched extents inside the pool, reusable").register(registry);
         Gauge.builder("dedup.pool.dedup.ratio", () -> figures().dedupRatio())
                 .description("Logical bytes over stored bytes").register(registry);
@@ -101,8 +106,9 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
         // Commit's phases: where the time goes is their sums; buckets are for dedup.commit itself (decision 48)
         commitMetadata = phase("dedup.commit.metadata", "Commit: writing the layer's EROFS metadata image (our writer, or mkfs.erofs)");
         commitHash = phase("dedup.commit.hash", "Commit: SHA-256 of the layer's chunks (summed over hashing threads)");
+        commitCompress = phase("dedup.commit.compress", "Commit: LZ4 HC encoding of a compressed layer's new chunks (summed over threads)");
         commitWrite = phase("dedup.commit.pool.write", "Commit: writing new chunks into the pool (summed over threads)");
-        poolWritten = Counter.builder("dedup.pool.written.bytes").description("Bytes of new chunks written into the pool").register(registry);
+        poolWritten = Counter.builder("dedup.pool.written.bytes").description("Bytes of new chunks written into the pool (compressed blocks for compressed chunks)").register(registry);
         gcFreed = Counter.builder("dedup.pool.freed.bytes").description("Bytes garbage collection gave back to the filesystem").register(registry);
         gcRuns = Counter.builder("dedup.gc.runs").description("Garbage collections that freed something").register(registry);
         for (String reason : new String[] {"demand", "prefetch"}) {
@@ -240,18 +246,20 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
             }
             String lazyPart = !lazy.enabled() ? "lazy=off" : "lazyFetched=" + (lazy.demandBytes.get() + lazy.prefetchBytes.get())
                     + " lazyAbsentChunks=" + lazy.absentChunks() + " lazyWaiting=" + lazy.readersWaiting();
-            log.info("Metrics logical={} stored={} saved={} ratio={} snapshots={} committed={} chunks={} {} {}", f.logicalBytes(), f.storedBytes(), f.savedBytes(),
-                    String.format("%.2f", f.dedupRatio()), f.snapshotCount(), f.snapshots().get(Kind.COMMITTED), f.uniqueChunks(), memory, lazyPart);
+            log.info("Metrics logical={} stored={} saved={} ratio={} snapshots={} committed={} chunks={} compressed={} zchunks={} {} {}", f.logicalBytes(), f.storedBytes(), f.savedBytes(),
+                    String.format("%.2f", f.dedupRatio()), f.snapshotCount(), f.snapshots().get(Kind.COMMITTED), f.uniqueChunks(), f.compressedBytes(),
+                    f.compressedChunks(), memory, lazyPart);
         } catch (RuntimeException e) {
             log.warn("Metrics unavailable: {}", e.getMessage());
         }
     }
 
     @Override
-    public void committed(String key, long metadataNanos, long hashNanos, long writeNanos, long totalNanos, long newBytes, long logicalBytes) {
+    public void committed(String key, long metadataNanos, long hashNanos, long compressNanos, long writeNanos, long totalNanos, long newBytes, long logicalBytes) {
         commitTotal.record(Duration.ofNanos(totalNanos));
         commitMetadata.record(Duration.ofNanos(metadataNanos));
         commitHash.record(Duration.ofNanos(hashNanos));
+        commitCompress.record(Duration.ofNanos(compressNanos));
         commitWrite.record(Duration.ofNanos(writeNanos));
         poolWritten.increment(newBytes);
         logLine();

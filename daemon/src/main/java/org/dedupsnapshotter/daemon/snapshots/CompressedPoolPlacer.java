@@ -5,6 +5,7 @@ import org.dedupsnapshotter.erofs.CompressedChunkPlacer;
 import org.dedupsnapshotter.erofs.Lz4Pclusters;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.CompressedChunks;
+import org.dedupsnapshotter.storage.Digest;
 import org.dedupsnapshotter.storage.ZChunk;
 
 import java.io.IOException;
@@ -12,38 +13,77 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.concurrent.ConcurrentLinkedDeque;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The erofs writer's compressed chunks placed in the node's pool (issue 23): each chunk hashed, looked up by
- * (digest, lz4hc, level, pcluster size) and, if new, LZ4-HC encoded and written through {@link CompressedChunks}.
- * The layer's commit then records layer().record(...) in its transaction. Not used by Commit yet (a later step,
- * with the config key); fsck's tests build compressed layers with it.
+ * (digest, lz4hc, level, pcluster size) — or, with anyForm, any stored lz4hc form of the digest — and, if new,
+ * LZ4-HC encoded and written through {@link CompressedChunks}. The layer's commit then records layer().record(...)
+ * in its transaction. Thread-safe: NativeImages calls {@link #place} from several threads at once. Its buffers
+ * (input and output, a chunk each) are reused from chunk to chunk and dropped with the placer, after the commit.
  */
 final class CompressedPoolPlacer implements CompressedChunkPlacer {
+    private static final int BLOCK = 4096;
+
     private final Lz4Pclusters codec;
     private final CompressedChunks.Layer layer;
+    private final boolean anyForm;
+    private final ConcurrentLinkedDeque<byte[]> spare = new ConcurrentLinkedDeque<>();
+    final AtomicLong hashNanos = new AtomicLong(), encodeNanos = new AtomicLong(), writeNanos = new AtomicLong(), logicalBytes = new AtomicLong();
 
     CompressedPoolPlacer(Lz4Pclusters codec, CompressedChunks.Layer layer) {
+        this(codec, layer, false);
+    }
+
+    /** anyForm: a chunk already stored at another level or pcluster size is referenced as it is, not encoded again. */
+    CompressedPoolPlacer(Lz4Pclusters codec, CompressedChunks.Layer layer, boolean anyForm) {
         this.codec = codec;
         this.layer = layer;
+        this.anyForm = anyForm;
     }
 
     CompressedChunks.Layer layer() { return layer; }
 
     @Override
     public CompressedChunk place(Path file, long offset, int length) throws IOException {
-        byte[] data = new byte[length];
-        ByteBuffer b = ByteBuffer.wrap(data);
-        try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ)) {
-            while (b.hasRemaining()) {
-                if (in.read(b, offset + b.position()) < 0) throw new IOException(file + " is shorter than " + (offset + length));
+        int padded = (length + BLOCK - 1) / BLOCK * BLOCK;
+        byte[] data = take(padded), out = null;
+        try {
+            ByteBuffer b = ByteBuffer.wrap(data, 0, length);
+            try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ)) {
+                while (b.hasRemaining()) {
+                    if (in.read(b, offset + b.position()) < 0) throw new IOException(file + " is shorter than " + (offset + length));
+                }
             }
+            long t0 = System.nanoTime();
+            Digest digest = ChunkIndexer.sha256(ByteBuffer.wrap(data, 0, length));
+            long t1 = System.nanoTime();
+            hashNanos.addAndGet(t1 - t0);
+            logicalBytes.addAndGet(length);
+            ZChunk.Key key = new ZChunk.Key(digest, ZChunk.LZ4HC, codec.level(), codec.pclusterSize());
+            byte[] o = out = take(padded);
+            long[] encoded = {0};
+            CompressedChunks.Encoder encoder = () -> {
+                long e0 = System.nanoTime();
+                CompressedChunk c = codec.encodeInto(data, 0, length, o);
+                encoded[0] = System.nanoTime() - e0;
+                return new CompressedChunks.Encoded(ByteBuffer.wrap(o, 0, c.blocks() * BLOCK), c.pieces());
+            };
+            CompressedChunks.Placed p = anyForm ? layer.putAnyForm(key, length, encoder) : layer.put(key, length, encoder);
+            if (encoded[0] > 0) { // this layer wrote it: the rest of put was allocating and writing the extent
+                encodeNanos.addAndGet(encoded[0]);
+                writeNanos.addAndGet(System.nanoTime() - t1 - encoded[0]);
+            }
+            return new CompressedChunk(p.block(), p.blocks(), p.key().pcluster(), p.pieces());
+        } finally {
+            spare.push(data);
+            if (out != null) spare.push(out);
         }
-        ZChunk.Key key = new ZChunk.Key(ChunkIndexer.sha256(data), ZChunk.LZ4HC, codec.level(), codec.pclusterSize());
-        CompressedChunks.Placed p = layer.put(key, length, () -> {
-            Lz4Pclusters.Encoded e = codec.encode(data, 0, length);
-            return new CompressedChunks.Encoded(ByteBuffer.wrap(e.blocks()), e.chunk().pieces());
-        });
-        return new CompressedChunk(p.block(), p.blocks(), codec.pclusterSize(), p.pieces());
+    }
+
+    private byte[] take(int size) {
+        byte[] b = spare.poll();
+        return b != null && b.length >= size ? b : new byte[Math.max(size, b == null ? 0 : b.length)];
     }
 }

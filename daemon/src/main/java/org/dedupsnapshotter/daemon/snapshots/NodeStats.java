@@ -7,6 +7,7 @@ import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.ChunkTable;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
+import org.dedupsnapshotter.storage.ZChunkTable;
 import org.dedupsnapshotter.sys.Libc;
 
 import java.io.IOException;
@@ -30,13 +31,19 @@ public final class NodeStats {
 
     /**
      * logicalBytes: all committed layers' file data; storedBytes: what the pool's unique chunks occupy (whole
-     * blocks); metadataBytes: the layers' EROFS images; directoryLayerBytes: layers kept as plain directories.
+     * blocks), uncompressed and compressed ones; compressedBytes: the part of storedBytes that compressed chunks
+     * occupy, compressedChunks of them holding compressedLogicalBytes uncompressed (issue 23); metadataBytes: the
+     * layers' EROFS images; directoryLayerBytes: layers kept as plain directories.
      */
     public record Figures(Map<Kind, Integer> snapshots, long logicalBytes, long storedBytes, long uniqueChunks, long metadataBytes,
-                          long directoryLayerBytes, long poolFileBytes, long poolAllocatedBytes, long poolFreeBytes) {
+                          long directoryLayerBytes, long poolFileBytes, long poolAllocatedBytes, long poolFreeBytes,
+                          long compressedChunks, long compressedLogicalBytes, long compressedBytes) {
         public long savedBytes() { return Math.max(0, logicalBytes - storedBytes); }
 
         public double dedupRatio() { return storedBytes == 0 ? 0 : (double) logicalBytes / storedBytes; }
+
+        /** Uncompressed over compressed bytes of the compressed chunks (0: none). */
+        public double compressionRatio() { return compressedBytes == 0 ? 0 : (double) compressedLogicalBytes / compressedBytes; }
 
         public int snapshotCount() { return snapshots.values().stream().mapToInt(Integer::intValue).sum(); }
     }
@@ -53,8 +60,10 @@ public final class NodeStats {
                 else directoryLayers += s.usage().size();
             }
             ChunkTable.PoolFigures f = store.read(tx -> tx.chunks().figures());
-            return new Figures(counts, f.logicalBytes(), f.chunkBlocks() * ChunkPool.BLOCK, f.chunks(), metadata, directoryLayers,
-                    pool.fileSize(), Libc.lstat(layout.pool().toString()).blocks() * 512, pool.freeBlocks() * ChunkPool.BLOCK);
+            ZChunkTable.Figures z = store.read(tx -> tx.zchunks().figures());
+            return new Figures(counts, f.logicalBytes(), (f.chunkBlocks() + z.blocks()) * ChunkPool.BLOCK, f.chunks(), metadata, directoryLayers,
+                    pool.fileSize(), Libc.lstat(layout.pool().toString()).blocks() * 512, pool.freeBlocks() * ChunkPool.BLOCK,
+                    z.zchunks(), z.logicalBytes(), z.blocks() * ChunkPool.BLOCK);
         } catch (IOException e) {
             throw new UncheckedIOException("reading the node's figures: " + e.getMessage(), e);
         }

@@ -3,6 +3,7 @@ package org.dedupsnapshotter.daemon.snapshots;
 import org.dedupsnapshotter.api.Kind;
 import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.api.Usage;
+import org.dedupsnapshotter.storage.CompressedChunks;
 import org.dedupsnapshotter.storage.LayerChunks;
 import org.dedupsnapshotter.storage.Snapshot;
 import org.dedupsnapshotter.storage.SnapshotTable;
@@ -31,9 +32,19 @@ final class SnapshotRows {
     /** Commit: its checks, then the active snapshot key becomes the committed snapshot name (same id and parent) owning its chunk references. */
     static Snapshot commit(Tx tx, String key, String name, Map<String, String> labels, Usage usage, LayerFormat format, LayerChunks chunks)
             throws SQLException {
+        return commit(tx, key, name, labels, usage, format, chunks, null, chunks.logicalBytes());
+    }
+
+    /**
+     * As above for a layer that may have compressed chunks (its rows made or their refs raised, and its layer_zchunks
+     * references, in the same transaction; their extents already synced); logicalBytes: the layer's file data.
+     */
+    static Snapshot commit(Tx tx, String key, String name, Map<String, String> labels, Usage usage, LayerFormat format, LayerChunks chunks,
+                           CompressedChunks.Layer compressed, long logicalBytes) throws SQLException {
         Snapshot s = tx.snapshots().committable(key, name);
         tx.chunks().addRefs(s.id(), chunks);
-        return tx.snapshots().markCommitted(s.id(), name, labels, usage, format, chunks.logicalBytes());
+        if (compressed != null) compressed.record(tx, s.id());
+        return tx.snapshots().markCommitted(s.id(), name, labels, usage, format, logicalBytes);
     }
 
     /** Remove: its checks (refused while children exist), then the row, its labels, chunk references and lazy layer rows; returns the row as it was. */

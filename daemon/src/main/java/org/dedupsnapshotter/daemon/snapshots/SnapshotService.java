@@ -21,6 +21,7 @@ import org.dedupsnapshotter.storage.Snapshot;
 import org.dedupsnapshotter.storage.SnapshotTable;
 import org.dedupsnapshotter.storage.StorageFullException;
 import org.dedupsnapshotter.storage.Tx;
+import org.dedupsnapshotter.erofs.Lz4Pclusters;
 import org.dedupsnapshotter.sys.CrashPoints;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -57,9 +58,15 @@ public final class SnapshotService {
 
     public SnapshotService(Layout layout, MetaStore store, ErofsBuilder mkfs, boolean nativeImages, LayerMounts layers, ChunkIndexer indexer,
                            LazyPull lazy, ServiceEvents events) {
+        this(layout, store, mkfs, nativeImages, layers, indexer, lazy, events, null);
+    }
+
+    /** compression: the codec committed layers are compressed with (config compression; our writer only), null for none. */
+    public SnapshotService(Layout layout, MetaStore store, ErofsBuilder mkfs, boolean nativeImages, LayerMounts layers, ChunkIndexer indexer,
+                           LazyPull lazy, ServiceEvents events, Lz4Pclusters compression) {
         this.layout = layout;
         this.store = store;
-        this.images = ImageBuilder.of(nativeImages, mkfs, indexer, layers.mounter().inodeShare().fingerprints());
+        this.images = ImageBuilder.of(nativeImages, mkfs, indexer, layers.mounter().inodeShare().fingerprints(), compression);
         this.layers = layers;
         this.layerImages = new LayerImages(layout, layers);
         this.indexer = indexer;
@@ -173,13 +180,14 @@ public final class SnapshotService {
             Snapshot committed;
             try {
                 layerImages.install(id, "commit");
-                // one transaction: Commit's checks again, then the row committed, owning its chunk references
-                committed = store.write("commit snapshot", tx -> SnapshotRows.commit(tx, key, name, labels, scan.usage(), LayerFormat.EROFS, indexed.chunks));
-                indexed.committed();
+                // one transaction: Commit's checks again, then the row committed, owning its chunk (and compressed chunk) references
+                committed = store.write("commit snapshot", tx -> SnapshotRows.commit(tx, key, name, labels, scan.usage(), LayerFormat.EROFS, indexed.chunks,
+                        built.compressedLayer(), built.logicalBytes()));
+                built.committed();
                 CrashPoints.reach("commit.db");
                 lazy.chunksPresent(indexed.filled);
             } catch (IOException | RuntimeException e) {
-                indexed.abort();
+                built.abort();
                 throw e;
             }
             // the upper dir is in the image and the pool now: it goes without making containerd wait (recovery
@@ -187,10 +195,12 @@ public final class SnapshotService {
             trash.discard(layout.fs(id));
             trash.discard(layout.work(id));
             long total = System.nanoTime() - t0;
-            log.info("committed snapshot key={} name={} id={} size={} inodes={} chunks={} newChunks={} newBytes={} logical={} builder={} metadata={}ms index={}ms total={}ms",
-                    key, name, committed.id(), scan.usage().size(), scan.usage().inodes(), built.chunks(), indexed.writtenChunks, indexed.newBytes,
-                    indexed.chunks.logicalBytes(), images.name(), built.metadataNanos() / 1_000_000, built.indexNanos() / 1_000_000, total / 1_000_000);
-            events.committed(key, built.metadataNanos(), indexed.hashNanos, indexed.writeNanos, total, indexed.newBytes, indexed.chunks.logicalBytes());
+            // compressed layers: newBytes are the compressed blocks written; compress= the LZ4 HC time summed over threads
+            log.info("committed snapshot key={} name={} id={} size={} inodes={} chunks={} newChunks={} newBytes={} logical={} builder={}{} metadata={}ms index={}ms total={}ms",
+                    key, name, committed.id(), scan.usage().size(), scan.usage().inodes(), built.chunks(), built.newChunks(), built.newBytes(),
+                    built.logicalBytes(), images.name(), built.compressed() == null ? "" : " compressed=lz4hc compress=" + built.compressNanos() / 1_000_000 + "ms",
+                    built.metadataNanos() / 1_000_000, built.indexNanos() / 1_000_000, total / 1_000_000);
+            events.committed(key, built.metadataNanos(), built.hashNanos(), built.compressNanos(), built.writeNanos(), total, built.newBytes(), built.logicalBytes());
         } catch (IOException e) {
             discardImage(id); // the snapshot stays active with its upper dir intact
             throw CommitFailure.of(key, e, layout.root());

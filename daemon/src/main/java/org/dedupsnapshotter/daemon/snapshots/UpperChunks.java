@@ -62,6 +62,9 @@ final class UpperChunks {
         return digests[at(rel, offset, length)];
     }
 
+    /** The index in {@link #ranges} of the chunk of the file at rel starting at offset (checked as {@link #block}). */
+    int index(String rel, long offset, int length) throws IOException { return at(rel, offset, length); }
+
     private int at(String rel, long offset, int length) throws IOException {
         Object inode = inodeByPath.get(rel);
         Integer at = inode == null ? null : byKey.get(new Key(inode, offset));

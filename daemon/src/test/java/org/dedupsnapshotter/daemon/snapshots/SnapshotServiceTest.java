@@ -54,7 +54,7 @@ class SnapshotServiceTest {
 
     private void start(String builder, long poolCap) throws IOException {
         ServiceEvents events = new ServiceEvents() {
-            @Override public void committed(String key, long m, long h, long w, long t, long added, long logical) { newBytes.add(added); }
+            @Override public void committed(String key, long m, long h, long c, long w, long t, long added, long logical) { newBytes.add(added); }
         };
         daemon = new TestDaemon(dir.resolve("root"), mounter, builder.equals("native"), poolCap, events);
         store = daemon.store;

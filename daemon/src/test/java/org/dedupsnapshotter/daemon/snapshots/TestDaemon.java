@@ -4,6 +4,7 @@ import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.daemon.lazypull.LazyPull;
 import org.dedupsnapshotter.erofs.ErofsBuilder;
+import org.dedupsnapshotter.erofs.Lz4Pclusters;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.MetaStore;
@@ -31,6 +32,7 @@ final class TestDaemon implements AutoCloseable {
     private final boolean nativeImages;
     private final long poolCap;
     private final ServiceEvents events;
+    private Lz4Pclusters compression;
     private SnapshotService service;
 
     TestDaemon(Path root, FakeMounter mounter) throws IOException {
@@ -51,9 +53,16 @@ final class TestDaemon implements AutoCloseable {
         layers = new LayerMounts(layout, mounter);
     }
 
+    /** Commits from now on write compressed layers with this codec (before the service is first used). */
+    TestDaemon compressed(Lz4Pclusters codec) {
+        if (service != null) throw new IllegalStateException("the service exists already");
+        this.compression = codec;
+        return this;
+    }
+
     SnapshotService service() {
         if (service == null)
-            service = new SnapshotService(layout, store, new ErofsBuilder("mkfs.erofs", CHUNK), nativeImages, layers, indexer, LazyPull.OFF, events);
+            service = new SnapshotService(layout, store, new ErofsBuilder("mkfs.erofs", CHUNK), nativeImages, layers, indexer, LazyPull.OFF, events, compression);
         return service;
     }
 
@@ -64,7 +73,9 @@ final class TestDaemon implements AutoCloseable {
     /** This process dies (its files closed, nothing else undone); a new one opens the same root. */
     TestDaemon restart() throws IOException {
         close();
-        return new TestDaemon(layout.root(), mounter, nativeImages, poolCap, events);
+        TestDaemon next = new TestDaemon(layout.root(), mounter, nativeImages, poolCap, events);
+        next.compression = compression;
+        return next;
     }
 
     long id(String key) { return store.read(tx -> tx.snapshots().get(key)).id(); }
