@@ -31,9 +31,15 @@ class CrashTest {
             NEW = Images.random(13, 6 * MIB + 77);
     TestEnv env;
 
+    /** The daemon this test kills (CompressedCrashTest: with compressed layers). */
+    TestEnv newEnv() throws Exception { return TestEnv.daemonOnly(); }
+
+    /** After L0 and L1 are committed. */
+    void checkSetUp() throws Exception {}
+
     @BeforeEach
     void start() throws Exception {
-        env = TestEnv.daemonOnly();
+        env = newEnv();
         var api = env.snapshots();
         // L0: base + shared;  L1 on L0: shared again (dedup) + 3 chunks only L1 has
         SnapshotMounts.writeLayer(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("l0-a").build()).getMountsList(), Map.of("base", BASE, "shared", SHARED));
@@ -42,6 +48,7 @@ class CrashTest {
                 Map.of("shared-copy", SHARED, "unique", UNIQUE));
         api.commit(CommitSnapshotRequest.newBuilder().setName("L1").setKey("l1-a").build());
         env.assertFsckClean();
+        checkSetUp();
     }
 
     @AfterEach
