@@ -16,7 +16,10 @@
 # images of the reads part, default "deb-a-python deb-b-python"; "" skips it), BENCH_READ_ROUNDS (2),
 # BENCH_OVERLAYFS (1; 0: the rounds unpack through dedup only, for the daemon's RSS and Mounts figures alone, e.g.
 # `BENCH_OVERLAYFS=0 BENCH_READS_IMAGES= make bench`: the unpack and disk ratios are then "-"), BENCH_RSS_ONLY (0; 1:
-# stop after the idle RSS of the sequential rounds, which it prints with the daemon's smaps_rollup; no report file).
+# stop after the idle RSS of the sequential rounds, which it prints with the daemon's smaps_rollup; no report file),
+# BENCH_COMPRESSION ("none", the daemon's default; "lz4hc": layers committed compressed, issue 23), with
+# BENCH_COMPRESSION_LEVEL (4) and BENCH_PCLUSTER ("64KiB"), written into the daemon's --config for the run, e.g.
+# `BENCH_COMPRESSION=lz4hc make bench`.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 # containerd 1.6 (Debian's): the unpack figure is the "done:" line of ctr 1.6's pull over local content (above)
@@ -33,6 +36,20 @@ OVERLAYFS=${BENCH_OVERLAYFS:-1}
 RESULTS=${BENCH_RESULTS:-$top/bench/results}
 if [ -n "${BENCH_IMAGES:-}" ]; then read -r -a IMAGES <<<"$BENCH_IMAGES"; else mapfile -t IMAGES < <(img_names); fi
 [ ${#IMAGES[@]} -gt 0 ] || te_die "no images to bench (corpus: $IMG_CORPUS)"
+
+# The daemon's config for the run: compressed layers or not (the rest stays the daemon's defaults).
+COMPRESSION=${BENCH_COMPRESSION:-none}
+case $COMPRESSION in none | lz4hc) ;; *) te_die "BENCH_COMPRESSION: none or lz4hc, not $COMPRESSION" ;; esac
+if [ "$COMPRESSION" != none ]; then
+  bench_cfg_dir=$(mktemp -d /tmp/dedup-bench-cfg.XXXXXX)
+  te_defer "rm -rf '$bench_cfg_dir'"
+  printf '{"compression": "%s", "compressionLevel": %d, "pclusterSize": "%s"}\n' "$COMPRESSION" "${BENCH_COMPRESSION_LEVEL:-4}" \
+    "${BENCH_PCLUSTER:-64KiB}" >"$bench_cfg_dir/config.json"
+  TE_DAEMON_ARGS=(--config "$bench_cfg_dir/config.json")
+fi
+compression_note() {
+  if [ "$COMPRESSION" = none ]; then echo "none"; else echo "$COMPRESSION level ${BENCH_COMPRESSION_LEVEL:-4} pcluster ${BENCH_PCLUSTER:-64KiB}"; fi
+}
 
 step() { printf '\n== %s\n' "$*" >&2; }
 # Go's time.Duration text ("1m2.5s", "812.3ms", "95µs") → seconds.
@@ -209,16 +226,18 @@ rss_after_par=$(rss_kib "$TE_DEDUP_PID")
 stats_json=$(dedupctl_ stats --json 2>/dev/null | jq -c . 2>/dev/null || echo '{}')
 warn_lines=$(grep -cE '\b(WARN|ERROR)\b' "$TE_DIR/dedup.log" || true)
 # The daemon's own Commit timings in the sequential rounds (its "committed snapshot ... builder=X metadata=Nms
-# index=Nms total=Nms" lines): metadata = writing the EROFS image, index = hashing + pool writes not overlapped by it.
+# index=Nms total=Nms" lines): metadata = writing the EROFS image, index = hashing (+ LZ4 HC with compression) + pool
+# writes not overlapped by it.
 commit_split=$(grep -E "committed snapshot key=bench[0-9]+/" "$TE_DIR/dedup.log" | awk -v rounds="$ROUNDS" '
   { for (i = 1; i <= NF; i++) {
-      if ($i ~ /^(metadata|index|total)=[0-9]+ms$/) { split($i, kv, "="); s[kv[1]] += kv[2] + 0; seen[kv[1]] = 1 }
+      if ($i ~ /^(metadata|index|total|compress)=[0-9]+ms$/) { split($i, kv, "="); s[kv[1]] += kv[2] + 0; seen[kv[1]] = 1 }
       if ($i ~ /^builder=/) { split($i, kv, "="); builder = kv[2] } }
     n++ }
   END { if (!n || !seen["total"]) exit
         printf "%d layers per round, Commit %.2fs per round", n / rounds, s["total"] / 1000 / rounds
         if (seen["metadata"]) printf " (EROFS image by %s %.2fs", builder, s["metadata"] / 1000 / rounds
         if (seen["index"]) printf ", hashing + pool writes %.2fs", s["index"] / 1000 / rounds
+        if (seen["compress"]) printf " of which LZ4 HC %.2fs summed over threads", s["compress"] / 1000 / rounds
         if (seen["metadata"]) printf ")" }')
 
 # ------------------------------------------------------------------------------------------------ report
@@ -229,6 +248,7 @@ step "report"
     "kernel $(uname -r), $(nproc) CPUs, containerd $(containerd --version | awk '{print $3}'), $(mkfs.erofs -V 2>/dev/null | head -n 1)"
   jar=$(readlink -f "$DEDUP_BIN/../build/lib/dedup-daemon.jar" 2>/dev/null || true)
   echo "daemon: $DEDUP_BIN/dedup-snapshotter$([ -f "$jar" ] && date -u -r "$jar" '+ (jars built %Y-%m-%d %H:%M UTC)')"
+  echo "compression: $(compression_note)"
   echo "corpus: ${IMAGES[*]} (bench/corpus.txt, suite $IMG_SUITE)"
   echo "NEW = layers this image adds to the ones before it (GZ MiB: their compressed size); only those are unpacked."
   echo "unpack = ctr's image.Unpack time with all blobs local, median of $ROUNDS rounds; +sync = with the sync(1) right"
