@@ -119,11 +119,14 @@ public final class CompressedChunks {
             synchronized (lock) {
                 f = inFlight.get(key);
                 Optional<ZChunk> known = Optional.empty();
-                if (f == null) {
+                if (f == null && !anyForm) {
                     known = store.read(tx -> tx.zchunks().find(wanted));
-                    if (known.isEmpty() && anyForm) {
-                        known = store.read(tx -> tx.zchunks().forms(wanted.digest())).stream()
-                                .filter(z -> z.key().algorithm() == wanted.algorithm() && z.length() == length).findFirst();
+                } else if (f == null) {
+                    // one query for every form (under the lock every placing thread shares): the wanted one if stored, else another
+                    List<ZChunk> forms = store.read(tx -> tx.zchunks().forms(wanted.digest()));
+                    known = forms.stream().filter(z -> z.key().equals(wanted)).findFirst();
+                    if (known.isEmpty()) {
+                        known = forms.stream().filter(z -> z.key().algorithm() == wanted.algorithm() && z.length() == length).findFirst();
                         if (known.isPresent()) {
                             key = known.get().key();
                             f = inFlight.get(key); // another layer holds that form already
