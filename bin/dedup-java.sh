@@ -32,9 +32,16 @@ export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 if [ -f "$DEDUP_LIB/native/libsqlitejdbc.so" ]; then
   DEDUP_JVM_OPTS="$DEDUP_JVM_OPTS -Dorg.sqlite.lib.path=$DEDUP_LIB/native -Dorg.sqlite.lib.name=libsqlitejdbc.so"
 fi
-if [ -f "$DEDUP_LIB/native/liblz4-java.so" ]; then
-  DEDUP_JVM_OPTS="$DEDUP_JVM_OPTS -Djava.library.path=$DEDUP_LIB/native:/usr/java/packages/lib:/usr/lib64:/lib64:/lib:/usr/lib"
-fi
+# netty's epoll library likewise: netty tries java.library.path before copying the one in its jar to /tmp, which
+# cost every dedupctl command that calls the daemon ~10 ms (dedupctl gets this through DEDUP_NETTY_OPTS).
+for f in "$DEDUP_LIB"/native/liblz4-java.so "$DEDUP_LIB"/native/libnetty_transport_native_epoll_*.so; do
+  if [ -f "$f" ]; then
+    DEDUP_LIBPATH_OPT="-Djava.library.path=$DEDUP_LIB/native:/usr/java/packages/lib:/usr/lib64:/lib64:/lib:/usr/lib"
+    DEDUP_JVM_OPTS="$DEDUP_JVM_OPTS $DEDUP_LIBPATH_OPT"
+    DEDUP_NETTY_OPTS="$DEDUP_NETTY_OPTS $DEDUP_LIBPATH_OPT"
+    break
+  fi
+done
 # JDK AOT cache (JEP 483/514/515, docs/decisions.md 37). The class path in a fixed order (C collation): a cache is
 # valid only for the class path it was trained with, and the launcher's own expansion of DIR/* follows the order of
 # the directory on disk, which a copy may change. dedup_aot NAME sets DEDUP_AOT_OPTS: a training run writing the

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# scripts/extract-natives.sh LIBDIR — puts the JNI libraries of sqlite-jdbc and lz4-java for this machine in
-# LIBDIR/native. Left to themselves, both copy theirs into /tmp under a new name at every JVM start (lz4-java at its
+# scripts/extract-natives.sh LIBDIR — puts the JNI libraries of sqlite-jdbc, lz4-java and netty's epoll transport
+# for this machine in LIBDIR/native. Left to themselves, all copy theirs into /tmp under a new name at every JVM start (lz4-java at its
 # first use) and delete it at exit; a daemon stopped by kill -9 (or a crash) leaves the copies behind for good. The
 # launchers (bin/dedup-java.sh) point them at these copies instead (org.sqlite.lib.path; java.library.path, which
-# lz4-java tries before unpacking), so nothing is written to /tmp.
+# lz4-java and netty try before unpacking), so nothing is written to /tmp (netty's copy, a SecureRandom name, the
+# write and the unlink, cost every dedupctl command ~10 ms).
 set -euo pipefail
 lib=$(cd "$1" && pwd)
 case $(uname -m) in
-  x86_64) sqlite_arch=x86_64 lz4_arch=amd64 ;;
-  aarch64 | arm64) sqlite_arch=aarch64 lz4_arch=aarch64 ;;
+  x86_64) sqlite_arch=x86_64 lz4_arch=amd64 netty_arch=x86_64 ;;
+  aarch64 | arm64) sqlite_arch=aarch64 lz4_arch=aarch64 netty_arch=aarch_64 ;;
   *) exit 0 ;; # another machine: both unpack as usual
 esac
 work=$(mktemp -d)
@@ -24,3 +25,8 @@ extract() {
 }
 extract 'sqlite-jdbc-*.jar' "org/sqlite/native/Linux/$sqlite_arch/libsqlitejdbc.so" libsqlitejdbc.so
 extract 'lz4-java-*.jar' "net/jpountz/util/linux/$lz4_arch/liblz4-java.so" liblz4-java.so
+# only the x86_64 classifier of netty's epoll jar is a dependency: elsewhere netty unpacks as usual (or uses NIO)
+if compgen -G "$lib/netty-transport-native-epoll-*-linux-$netty_arch.jar" >/dev/null; then
+  extract "netty-transport-native-epoll-*-linux-$netty_arch.jar" "META-INF/native/libnetty_transport_native_epoll_$netty_arch.so" \
+    "libnetty_transport_native_epoll_$netty_arch.so"
+fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make install: lays out the built product under $DESTDIR$PREFIX (default /usr/local):
-#   lib/dedup-snapshotter/lib/*.jar       the jars (lib/native: SQLite's native library, so none is copied to /tmp)
+#   lib/dedup-snapshotter/lib/*.jar       the jars (lib/native: the JNI libraries of SQLite, LZ4 and netty's epoll, so none is copied to /tmp)
 #   lib/dedup-snapshotter/lib/*.aot       the JDK AOT caches make build trained (decision 37): valid here as they are,
 #                                         the JVM matching the jars' class path by its common prefix (same jars, order)
 #   lib/dedup-snapshotter/libexec/        the launchers' Java finder

@@ -56,12 +56,16 @@ class DaemonLifecycleTest {
     }
 
     @Test
-    void theDaemonsSqliteLibraryIsTheBuildsNotACopyAKill9WouldLeaveInTmp() throws Exception {
+    void theDaemonsNativeLibrariesAreTheBuildsNotCopiesAKill9WouldLeaveInTmp() throws Exception {
         // sqlite-jdbc on its own copies its native library to java.io.tmpdir under a new name at every start and
         // deletes it at exit: every daemon killed with -9 left 1.1 MB in /tmp for good
         List<String> sqlite = Files.readAllLines(Path.of("/proc/" + env.daemon.pid() + "/maps")).stream()
                 .filter(l -> l.contains("libsqlitejdbc")).map(l -> l.substring(l.indexOf('/'))).distinct().toList();
         assertEquals(List.of(TestEnv.TOP.resolve("build/lib/native/libsqlitejdbc.so").toRealPath().toString()), sqlite);
+        // netty's epoll library the same way (java.library.path, which netty tries before its copy to /tmp)
+        List<String> epoll = Files.readAllLines(Path.of("/proc/" + env.daemon.pid() + "/maps")).stream()
+                .filter(l -> l.contains("libnetty_transport_native_epoll")).map(l -> l.substring(l.indexOf('/'))).distinct().toList();
+        assertEquals(List.of(TestEnv.TOP.resolve("build/lib/native/libnetty_transport_native_epoll_x86_64.so").toRealPath().toString()), epoll);
     }
 
     @Test
