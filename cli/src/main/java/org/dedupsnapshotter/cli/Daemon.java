@@ -1,5 +1,6 @@
 package org.dedupsnapshotter.cli;
 
+import org.dedupsnapshotter.cli.connect.NettyLogging;
 import org.dedupsnapshotter.cli.connect.NotRunningException;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
@@ -23,6 +24,7 @@ final class Daemon implements AutoCloseable {
     private final ManagedChannel channel;
 
     private Daemon(Path socket) {
+        NettyLogging.use();
         group = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
         channel = NettyChannelBuilder.forAddress(new DomainSocketAddress(socket.toString()))
                 .channelType(EpollDomainSocketChannel.class).eventLoopGroup(group).usePlaintext().build();

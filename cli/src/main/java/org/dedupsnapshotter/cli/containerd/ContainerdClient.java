@@ -1,5 +1,6 @@
 package org.dedupsnapshotter.cli.containerd;
 
+import org.dedupsnapshotter.cli.connect.NettyLogging;
 import io.grpc.Channel;
 import io.grpc.ClientInterceptors;
 import io.grpc.ManagedChannel;
@@ -52,6 +53,7 @@ public final class ContainerdClient implements AutoCloseable {
     /** Connects (lazily, as gRPC does) to the socket; a missing socket is a {@link ContainerdException} at once. */
     public static ContainerdClient connect(Path socket, String namespace) throws ContainerdException {
         if (!Files.exists(socket)) throw new ContainerdException("containerd is not running: no socket at " + socket, null);
+        NettyLogging.use();
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
         ManagedChannel ch = NettyChannelBuilder.forAddress(new DomainSocketAddress(socket.toString()))
                 .channelType(EpollDomainSocketChannel.class).eventLoopGroup(group).usePlaintext()

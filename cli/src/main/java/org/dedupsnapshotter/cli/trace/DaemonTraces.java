@@ -1,5 +1,6 @@
 package org.dedupsnapshotter.cli.trace;
 
+import org.dedupsnapshotter.cli.connect.NettyLogging;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
@@ -54,6 +55,7 @@ final class DaemonTraces {
      */
     static StartupTrace get(Path socket, String chainId, Duration grace, int runsBefore) throws IOException {
         checkReachable(socket);
+        NettyLogging.use();
         EventLoopGroup group = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
         ManagedChannel ch = NettyChannelBuilder.forAddress(new DomainSocketAddress(socket.toString()))
                 .channelType(EpollDomainSocketChannel.class).eventLoopGroup(group).usePlaintext().maxInboundMessageSize(64 << 20).build();
