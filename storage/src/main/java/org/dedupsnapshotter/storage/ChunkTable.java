@@ -238,25 +238,12 @@ public final class ChunkTable {
 
     /** The layer's references given back: its chunks' refs lowered by its uses, its layer_chunks rows deleted. */
     public void dropRefs(long snapshotId) throws SQLException {
-        try (PreparedStatement dec = db.prepareStatement("""
-                UPDATE chunks SET refs = refs - (SELECT uses FROM layer_chunks l WHERE l.snapshot_id = ? AND l.chunk_id = chunks.id)
-                WHERE id IN (SELECT chunk_id FROM layer_chunks WHERE snapshot_id = ?)""");
-             PreparedStatement del = db.prepareStatement("DELETE FROM layer_chunks WHERE snapshot_id = ?")) {
-            dec.setLong(1, snapshotId);
-            dec.setLong(2, snapshotId);
-            dec.executeUpdate();
-            del.setLong(1, snapshotId);
-            del.executeUpdate();
-        }
+        RefCounts.CHUNKS.drop(db, snapshotId);
     }
 
     /** Sets every chunk's refs to what layer_chunks holds (fsck --repair). Returns rows changed. */
     public int recountRefs() throws SQLException {
-        try (Statement st = db.createStatement()) {
-            return st.executeUpdate("""
-                    UPDATE chunks SET refs = COALESCE((SELECT SUM(uses) FROM layer_chunks l WHERE l.chunk_id = chunks.id), 0)
-                    WHERE refs != COALESCE((SELECT SUM(uses) FROM layer_chunks l WHERE l.chunk_id = chunks.id), 0)""");
-        }
+        return RefCounts.CHUNKS.recount(db);
     }
 
     /**
@@ -264,21 +251,7 @@ public final class ChunkTable {
      * commit holds) and returns them. The caller then punches their extents.
      */
     public List<Chunk> deleteUnreferenced(Set<Digest> pinned) throws SQLException {
-        List<Chunk> out = new ArrayList<>();
-        try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery("SELECT " + COLUMNS + " FROM chunks WHERE refs <= 0")) {
-            while (rs.next()) {
-                Chunk c = row(rs);
-                if (!pinned.contains(c.digest())) out.add(c);
-            }
-        }
-        try (PreparedStatement ps = db.prepareStatement("DELETE FROM chunks WHERE id = ? AND refs <= 0")) {
-            for (Chunk c : out) {
-                ps.setLong(1, c.id());
-                ps.addBatch();
-            }
-            ps.executeBatch();
-        }
-        return out;
+        return RefCounts.CHUNKS.deleteUnreferenced(db, COLUMNS, ChunkTable::row, c -> pinned.contains(c.digest()), Chunk::id);
     }
 
     /** A chunk from the first six columns of a result row, in {@link #COLUMNS} order. */

@@ -142,25 +142,12 @@ public final class ZChunkTable {
 
     /** The layer's references given back: its compressed chunks' refs lowered by its uses, its layer_zchunks rows deleted. */
     public void dropRefs(long snapshotId) throws SQLException {
-        try (PreparedStatement dec = db.prepareStatement("""
-                UPDATE zchunks SET refs = refs - (SELECT uses FROM layer_zchunks l WHERE l.snapshot_id = ? AND l.zchunk_id = zchunks.id)
-                WHERE id IN (SELECT zchunk_id FROM layer_zchunks WHERE snapshot_id = ?)""");
-             PreparedStatement del = db.prepareStatement("DELETE FROM layer_zchunks WHERE snapshot_id = ?")) {
-            dec.setLong(1, snapshotId);
-            dec.setLong(2, snapshotId);
-            dec.executeUpdate();
-            del.setLong(1, snapshotId);
-            del.executeUpdate();
-        }
+        RefCounts.ZCHUNKS.drop(db, snapshotId);
     }
 
     /** Sets every compressed chunk's refs to what layer_zchunks holds (fsck --repair). Returns rows changed. */
     public int recountRefs() throws SQLException {
-        try (Statement st = db.createStatement()) {
-            return st.executeUpdate("""
-                    UPDATE zchunks SET refs = COALESCE((SELECT SUM(uses) FROM layer_zchunks l WHERE l.zchunk_id = zchunks.id), 0)
-                    WHERE refs != COALESCE((SELECT SUM(uses) FROM layer_zchunks l WHERE l.zchunk_id = zchunks.id), 0)""");
-        }
+        return RefCounts.ZCHUNKS.recount(db);
     }
 
     /**
@@ -168,21 +155,7 @@ public final class ZChunkTable {
      * unfinished commit holds) and returns them. The caller then punches their extents, as for chunks.
      */
     public List<ZChunk> deleteUnreferenced(Set<ZChunk.Key> pinned) throws SQLException {
-        List<ZChunk> out = new ArrayList<>();
-        try (Statement st = db.createStatement(); ResultSet rs = st.executeQuery("SELECT " + COLUMNS + " FROM zchunks WHERE refs <= 0")) {
-            while (rs.next()) {
-                ZChunk z = row(rs);
-                if (!pinned.contains(z.key())) out.add(z);
-            }
-        }
-        try (PreparedStatement ps = db.prepareStatement("DELETE FROM zchunks WHERE id = ? AND refs <= 0")) {
-            for (ZChunk z : out) {
-                ps.setLong(1, z.id());
-                ps.addBatch();
-            }
-            ps.executeBatch();
-        }
-        return out;
+        return RefCounts.ZCHUNKS.deleteUnreferenced(db, COLUMNS, ZChunkTable::row, z -> pinned.contains(z.key()), ZChunk::id);
     }
 
     static ZChunk row(ResultSet rs) throws SQLException {
