@@ -89,13 +89,8 @@ public final class ConfigLoader {
     private static Config.Compression compression(ObjectNode obj, long chunkSize, String builder, String source) throws ConfigException {
         Config.Compression d = Config.Compression.defaults();
         String algorithm = choice(obj, "compression", d.algorithm(), COMPRESSIONS, source);
-        int level = d.level();
-        if (obj.has("compressionLevel")) {
-            JsonNode v = obj.get("compressionLevel");
-            if (!v.isIntegralNumber() || v.asLong() < 1 || v.asLong() > 12)
-                throw new ConfigException(source + ": key \"compressionLevel\" must be an LZ4 HC level, an integer from 1 to 12 (4 is fast, 9 the classic default); got " + v);
-            level = v.asInt();
-        }
+        Integer given = intIn(obj, "", "compressionLevel", 1, 12, " (an LZ4 HC level: 4 is fast, 9 the classic default)", source);
+        int level = given == null ? d.level() : given;
         long pcluster = obj.has("pclusterSize") ? size(obj.get("pclusterSize"), "pclusterSize", source) : d.pclusterSize();
         if (Long.bitCount(pcluster) != 1 || pcluster < (8 << 10) || pcluster > (1 << 20))
             throw new ConfigException(source + ": key \"pclusterSize\" must be a power of two between 8KiB and 1MiB, e.g. \"64KiB\"; got " + obj.get("pclusterSize"));
@@ -245,11 +240,11 @@ public final class ConfigLoader {
             ObjectNode kn = object(o.get("kernel"), "ksm.kernel", KSM_KERNEL_KEYS, "{\"run\": true, \"pagesToScan\": 1000}", source);
             k = new Config.KsmKernel(
                     kn.has("run") ? bool(kn, "run", false, "ksm.kernel.", source) : null,
-                    intIn(kn, "pagesToScan", 1, 1 << 24, source),
-                    intIn(kn, "sleepMillisecs", 0, 3_600_000, source),
+                    intIn(kn, "ksm.kernel.", "pagesToScan", 1, 1 << 24, "", source),
+                    intIn(kn, "ksm.kernel.", "sleepMillisecs", 0, 3_600_000, "", source),
                     kn.has("advisorMode") ? choice(kn, "advisorMode", null, Set.of("none", "scan-time"), "ksm.kernel.", source) : null,
                     kn.has("useZeroPages") ? bool(kn, "useZeroPages", false, "ksm.kernel.", source) : null,
-                    intIn(kn, "maxPageSharing", 2, 1 << 20, source));
+                    intIn(kn, "ksm.kernel.", "maxPageSharing", 2, 1 << 20, "", source));
         }
         return new Config.Ksm(containers, runc, buffers, k);
     }
@@ -271,11 +266,12 @@ public final class ConfigLoader {
         return o.get(key).asBoolean();
     }
 
-    private static Integer intIn(ObjectNode o, String key, int min, int max, String source) throws ConfigException {
+    /** o's key as an integer from min to max, or null when absent; prefix names the key's object ("ksm.kernel."), hint follows the range. */
+    private static Integer intIn(ObjectNode o, String prefix, String key, int min, int max, String hint, String source) throws ConfigException {
         if (!o.has(key)) return null;
         JsonNode v = o.get(key);
         if (!v.isIntegralNumber() || v.asLong() < min || v.asLong() > max)
-            throw new ConfigException(source + ": key \"ksm.kernel." + key + "\" must be an integer from " + min + " to " + max + "; got " + v);
+            throw new ConfigException(source + ": key \"" + prefix + key + "\" must be an integer from " + min + " to " + max + hint + "; got " + v);
         return v.asInt();
     }
 
