@@ -18,12 +18,15 @@ done
 # The heap shrinks at a full GC (the daemon runs one when it goes quiet) to MaxHeapFreeRatio, all at once
 # (-ShrinkHeapInSteps; in steps a GC now and then would give back 0%, 10%, 40% of the surplus).
 # Chunk buffers live off-heap, one per hashing thread, and go when idle too.
+# MinHeapFreeRatio=5/MaxHeapFreeRatio=10, NewRatio=4: after that idle GC the old generation keeps 5-10% free instead
+# of 10-20%, and Serial sizes the young generation to a quarter of the old one instead of a half; an emptied eden
+# stays resident, so that is ~4 MiB of idle RSS (decision NN, with what it costs: more young GCs during pulls).
 # Netty asks jdk.jfr.FlightRecorder.isAvailable() at start (for its allocator events), which loads and sets up
 # JFR (~110 classes, its metadata on the heap) in a JVM that never records: off (docs/decisions.md 47).
 DEDUP_NETTY_OPTS="${DEDUP_NETTY_OPTS--Dio.netty.jfr.enabled=false}"
 # TrimNativeHeapInterval: every 5 s the JVM hands glibc's freed malloc memory back (the JIT's arenas after a pull):
 # -3 MiB idle RSS after 12 pulls, median of 3 pairs (docs/decisions.md 49).
-DEDUP_JVM_OPTS="${DEDUP_JVM_OPTS:--XX:+UseSerialGC -Xms16m -Xmx384m -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=20 -XX:-ShrinkHeapInSteps -Xss512k -XX:TrimNativeHeapInterval=5000} --enable-native-access=ALL-UNNAMED $DEDUP_NETTY_OPTS"
+DEDUP_JVM_OPTS="${DEDUP_JVM_OPTS:--XX:+UseSerialGC -Xms16m -Xmx384m -XX:MinHeapFreeRatio=5 -XX:MaxHeapFreeRatio=10 -XX:NewRatio=4 -XX:-ShrinkHeapInSteps -Xss512k -XX:TrimNativeHeapInterval=5000} --enable-native-access=ALL-UNNAMED $DEDUP_NETTY_OPTS"
 # glibc makes up to 8 malloc arenas per core, each keeping its freed memory; the daemon's native allocations are
 # few (JIT, sqlite, zlib, chunk buffers), so two arenas are plenty and leave less behind.
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
