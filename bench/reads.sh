@@ -79,7 +79,9 @@ reads_bench() {
     for sn in $order; do
       step "reads round $r of $rounds: $sn ($img1, then $img2; caches dropped)"
       RD[$sn,$r]=$(reads_round "$ns" "$sn" "$ref1" "$ref2")
-      te_log "$sn: $(awk '{ printf "cache +%.1f / +%.1f MiB, cold %.2fs / %.2fs, warm %.2fs, random %.3fs", $1/1048576, $2/1048576, $3/1e6, $4/1e6, $5/1e6, $6/1e6 }' <<<"${RD[$sn,$r]}")"
+      # FILE.rounds: each round's figures (bench/run.sh's reads-only report shows them)
+      printf 'round %s %-9s %s\n' "$r" "$sn" "$(awk '{ printf "cache +%.1f / +%.1f MiB, cold %.3fs / %.3fs, warm %.3fs, random %.3fs", $1/1048576, $2/1048576, $3/1e6, $4/1e6, $5/1e6, $6/1e6 }' <<<"${RD[$sn,$r]}")" |
+        tee -a "$file.rounds" >&2
     done
   done
   # column i of every round of snapshotter sn → its median

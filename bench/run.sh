@@ -19,7 +19,10 @@
 # stop after the idle RSS of the sequential rounds, which it prints with the daemon's smaps_rollup; no report file),
 # BENCH_COMPRESSION ("none", the daemon's default; "lz4hc": layers committed compressed, issue 23), with
 # BENCH_COMPRESSION_LEVEL (4) and BENCH_PCLUSTER ("64KiB"), written into the daemon's --config for the run, e.g.
-# `BENCH_COMPRESSION=lz4hc make bench`.
+# `BENCH_COMPRESSION=lz4hc make bench`. BENCH_READS_ONLY (0; 1: only the reads part, a few minutes: the two reads
+# images (BENCH_IMAGES defaults to them) unpacked in BENCH_ROUNDS (default 1) rounds, then the reads rounds, then stop;
+# its report goes to bench/results/reads-<UTC date-time>.txt and names the commit of DEDUP_BIN's checkout, e.g.
+# `DEDUP_BIN=/other/checkout/bin BENCH_READS_ONLY=1 BENCH_READ_ROUNDS=2 bash bench/run.sh` to set two builds side by side).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 # containerd 1.6 (Debian's): the unpack figure is the "done:" line of ctr 1.6's pull over local content (above)
@@ -31,7 +34,14 @@ source "$top/bench/reads.sh"
 
 PARALLEL=${BENCH_PARALLEL:-8}
 PROBE_COUNT=${BENCH_PROBE_COUNT:-1000}
-ROUNDS=${BENCH_ROUNDS:-3}
+READS_ONLY=${BENCH_READS_ONLY:-0}
+if [ "$READS_ONLY" = 1 ]; then
+  ROUNDS=${BENCH_ROUNDS:-1}
+  [ -n "${BENCH_IMAGES:-}" ] || BENCH_IMAGES=${BENCH_READS_IMAGES-deb-a-python deb-b-python}
+  [ -n "$BENCH_IMAGES" ] || te_die "BENCH_READS_ONLY=1 with no reads images (BENCH_READS_IMAGES is empty)"
+else
+  ROUNDS=${BENCH_ROUNDS:-3}
+fi
 OVERLAYFS=${BENCH_OVERLAYFS:-1}
 RESULTS=${BENCH_RESULTS:-$top/bench/results}
 if [ -n "${BENCH_IMAGES:-}" ]; then read -r -a IMAGES <<<"$BENCH_IMAGES"; else mapfile -t IMAGES < <(img_names); fi
@@ -180,7 +190,27 @@ if [ ${#READS_IMAGES[@]} -eq 2 ]; then
   for n in "${READS_IMAGES[@]}"; do
     [[ " ${IMAGES[*]} " == *" $n "* ]] || te_die "BENCH_READS_IMAGES: $n is not among the benched images (${IMAGES[*]})"
   done
+  # BENCH_READS_HOOK: a command run with the daemon's pid as $1 and the dedup root as $2 before the reads (a setting to try)
+  [ -z "${BENCH_READS_HOOK:-}" ] || bash -c "$BENCH_READS_HOOK" _ "$TE_DEDUP_PID" "$TE_DEDUP_ROOT" || te_die "BENCH_READS_HOOK failed"
   reads_bench "bench$ROUNDS" "${READS_IMAGES[0]}" "${READS_IMAGES[1]}" "${BENCH_READ_ROUNDS:-2}" "$reads_report"
+fi
+if [ "$READS_ONLY" = 1 ]; then
+  # the reads part alone: which build, its section, then each round's figures
+  bin_top=$(cd "$DEDUP_BIN/.." && pwd)
+  {
+    echo "dedup-snapshotter bench, reads only — $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "commit $(git -C "$bin_top" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$bin_top" diff --quiet HEAD 2>/dev/null || echo ' (+ local changes)')" \
+      "($bin_top), kernel $(uname -r), $(nproc) CPUs, compression: $(compression_note), unpack rounds: $ROUNDS"
+    cat "$reads_report"
+    cat "$reads_report.rounds" 2>/dev/null || true
+  } | tee "$report"
+  if [ "$RESULTS" != - ]; then
+    mkdir -p "$RESULTS"
+    f=$RESULTS/reads-$(date -u +%Y-%m-%dT%H%MZ).txt
+    cp "$report" "$f"
+    te_log "report written to ${f#"$top"/}"
+  fi
+  exit 0
 fi
 
 step "Mounts latency: idle, then during $PARALLEL parallel pulls"
