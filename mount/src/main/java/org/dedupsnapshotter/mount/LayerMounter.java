@@ -33,9 +33,11 @@ import java.util.stream.Collectors;
  * Compressed layers (an image whose superblock has COMPR_CFGS: our writer's LZ4 pclusters) are mounted with
  * {@code cache_strategy=disabled}: EROFS's default ("readaround") keeps the compressed pages of nearly every pcluster
  * it reads in its own managed cache, beside the decompressed file pages (0.45x the logical bytes more page cache, and
- * slower direct reads). A file-backed direct mount of one also reads ahead as far as the disk under the pool does
- * (its own backing_dev_info starts at 128 KiB; overlayfs reads ahead with the disk's read_ahead_kb), and its primary
- * image (metadata only) is read ahead at mount. Decision NN.
+ * slower direct reads), and its primary image (metadata only) is read ahead at mount. Decision 54.
+ *
+ * A file-backed direct mount of either kind reads ahead as far as the disk under the pool does: its own
+ * backing_dev_info starts at 128 KiB, while overlayfs over the same disk reads ahead with the disk's read_ahead_kb
+ * (decision 54 for compressed layers, NN for chunk-indexed ones).
  */
 public final class LayerMounter implements Mounter {
     private static final Logger log = LoggerFactory.getLogger(LayerMounter.class);
@@ -97,16 +99,17 @@ public final class LayerMounter implements Mounter {
     private void mountFile(Path image, Path device, Path target, DeviceReads reads) throws IOException {
         boolean direct = reads == DeviceReads.DIRECT && directIo != DirectIo.OFF;
         boolean compressed = isCompressed(image);
-        if (compressed && direct) {
+        if (direct) {
+            // a direct mount of either kind reads ahead as far as the pool's disk does (decisions 54, NN)
             synchronized (this) { // the new backing_dev_info is told apart from the ones before by name
                 Set<String> before = erofsBdisOrNull();
-                mountFileOnce(image, device, target, direct, true);
+                mountFileOnce(image, device, target, true, compressed);
                 if (before != null) readAheadLikeTheDisk(before, device, target);
             }
-            readMetadataAhead(image);
+            if (compressed) readMetadataAhead(image);
             return;
         }
-        mountFileOnce(image, device, target, direct, compressed);
+        mountFileOnce(image, device, target, false, compressed);
     }
 
     private void mountFileOnce(Path image, Path device, Path target, boolean direct, boolean compressed) throws Errno {
@@ -174,7 +177,7 @@ public final class LayerMounter implements Mounter {
         try {
             return erofsBdis();
         } catch (IOException e) {
-            log.debug("no read-ahead for compressed layers: {}", e.toString());
+            log.debug("no read-ahead for layers: {}", e.toString());
             return null;
         }
     }
@@ -190,13 +193,13 @@ public final class LayerMounter implements Mounter {
             now.removeAll(before);
             int kib = diskReadAheadKib(device);
             if (now.size() != 1 || kib <= 0) {
-                log.debug("compressed layer at {}: read-ahead left at the kernel's (new bdis {}, disk read-ahead {} KiB)", target, now, kib);
+                log.debug("layer at {}: read-ahead left at the kernel's (new bdis {}, disk read-ahead {} KiB)", target, now, kib);
                 return;
             }
             Path ra = BDI.resolve(now.iterator().next()).resolve("read_ahead_kb");
             if (Integer.parseInt(Files.readString(ra).strip()) < kib) Files.writeString(ra, Integer.toString(kib));
         } catch (IOException | RuntimeException e) {
-            log.debug("compressed layer at {}: read-ahead left at the kernel's: {}", target, e.toString());
+            log.debug("layer at {}: read-ahead left at the kernel's: {}", target, e.toString());
         }
     }
 
