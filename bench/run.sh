@@ -200,7 +200,8 @@ if [ "$READS_ONLY" = 1 ]; then
   {
     echo "dedup-snapshotter bench, reads only — $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "commit $(git -C "$bin_top" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$bin_top" diff --quiet HEAD 2>/dev/null || echo ' (+ local changes)')" \
-      "($bin_top), kernel $(uname -r), $(nproc) CPUs, compression: $(compression_note), unpack rounds: $ROUNDS"
+      "($bin_top$([ -f "$bin_top/build/lib/dedup-daemon.jar" ] && date -u -r "$bin_top/build/lib/dedup-daemon.jar" '+, jars built %Y-%m-%d %H:%M UTC'))," \
+      "kernel $(uname -r), $(nproc) CPUs, compression: $(compression_note), unpack rounds: $ROUNDS"
     cat "$reads_report"
     cat "$reads_report.rounds" 2>/dev/null || true
   } | tee "$report"
