@@ -23,6 +23,7 @@
 # images (BENCH_IMAGES defaults to them) unpacked in BENCH_ROUNDS (default 1) rounds, then the reads rounds, then stop;
 # its report goes to bench/results/reads-<UTC date-time>.txt and names the commit of DEDUP_BIN's checkout, e.g.
 # `DEDUP_BIN=/other/checkout/bin BENCH_READS_ONLY=1 BENCH_READ_ROUNDS=2 bash bench/run.sh` to set two builds side by side).
+# BENCH_READS_HOOK: a command run before the reads with the daemon's pid and the dedup root as $1 and $2 (a setting to try).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 # containerd 1.6 (Debian's): the unpack figure is the "done:" line of ctr 1.6's pull over local content (above)
