@@ -10,6 +10,7 @@ import org.dedupsnapshotter.cli.progress.TerminalProgress;
 import org.dedupsnapshotter.config.ConfigException;
 import org.dedupsnapshotter.config.ConfigLoader;
 import org.dedupsnapshotter.proto.admin.v1.FsckRequest;
+import org.dedupsnapshotter.proto.admin.v1.CompactRequest;
 import org.dedupsnapshotter.proto.admin.v1.GcRequest;
 import org.dedupsnapshotter.proto.admin.v1.ListRequest;
 import org.dedupsnapshotter.proto.admin.v1.StatsRequest;
@@ -88,7 +89,7 @@ public final class DedupCtl implements Callable<Integer> {
      * a run adds the one it runs. A switch, not a map of constructor references: each of those is an invokedynamic
      * call site the JVM links at start-up.
      */
-    static final List<String> COMMANDS = List.of("stats", "ls", "inspect", "gc", "fsck", "trace", "probe-mounts", "config", "check-config",
+    static final List<String> COMMANDS = List.of("stats", "ls", "inspect", "gc", "compact", "fsck", "trace", "probe-mounts", "config", "check-config",
             "bound", "convert", "pull", "completion", "aot-training", "help");
 
     static Object newCommand(String name) {
@@ -97,6 +98,7 @@ public final class DedupCtl implements Callable<Integer> {
             case "ls" -> new Ls();
             case "inspect" -> new Inspect();
             case "gc" -> new Gc();
+            case "compact" -> new Compact();
             case "fsck" -> new Fsck();
             case "trace" -> new TraceCommand();
             case "probe-mounts" -> new ProbeMounts();
@@ -300,6 +302,28 @@ public final class DedupCtl implements Callable<Integer> {
             long freed = d.admin().gc(GcRequest.getDefaultInstance()).getFreedBytes();
             if (json) printJson(Json.MAPPER.createObjectNode().put("freedBytes", freed));
             else System.out.println("freed " + freed + " bytes");
+            return OK;
+        }
+    }
+
+    @Command(name = "compact", description = {"rewrite uncompressed layers into the compressed form (config compression)",
+            "Layers with an active snapshot or view above them, and lazily pulled ones, are skipped (a later pass retries)."})
+    static final class Compact extends DaemonCommand {
+        @Option(names = "--json", description = "print the result as JSON")
+        boolean json;
+        @Option(names = "--wait", description = "wait until every compactable layer is compacted and report the figures")
+        boolean wait;
+
+        @Override
+        int run(Daemon d) throws Exception {
+            JsonNode n = Json.MAPPER.readTree(d.admin().withDeadlineAfter(6, TimeUnit.HOURS)
+                    .compact(CompactRequest.newBuilder().setWait(wait).build()).getJson());
+            if (json) printJson(n);
+            else if (!wait) System.out.println("compaction started (see the daemon's log)");
+            else System.out.printf("compacted %d layers in %d ms: their data %d -> %d bytes; pool stored %d -> %d bytes (gc freed %d); skipped %d with snapshots above, %d not compactable%n",
+                    n.get("compactedLayers").asInt(), n.get("millis").asLong(), n.get("layerBytesBefore").asLong(), n.get("layerBytesAfter").asLong(),
+                    n.get("storedBytesBefore").asLong(), n.get("storedBytesAfter").asLong(), n.get("freedBytes").asLong(), n.get("skippedInUse").asInt(),
+                    n.get("skippedOther").asInt());
             return OK;
         }
     }

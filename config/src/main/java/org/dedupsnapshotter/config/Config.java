@@ -28,16 +28,26 @@ import java.util.List;
 public record Config(Path root, Path address, long chunkSize, String mountBackend, String logLevel, long poolCap, Metrics metrics, Ksm ksm, Lazy lazy,
                      String erofsBuilder, Cri cri, Compression compression) {
     /**
-     * Keys compression, compressionLevel and pclusterSize.
+     * Keys compression, compressionLevel, pclusterSize, compressAt, compactionLevel and compactWhenIdle.
      *
      * @param algorithm     "none" or "lz4hc"
      * @param level         LZ4 HC level, 1..12 (decision 50: 4 is 2.3x faster than 9 for 1.4% more pool)
      * @param pclusterSize  input bytes per independently compressed piece: a power of two, 8 KiB .. 1 MiB, at most chunkSize
+     * @param compressAt    "commit" (Commit writes compressed layers) or "compaction" (Commit writes uncompressed layers, fast to
+     *                      unpack; compaction rewrites them compressed later: dedupctl compact, or compactWhenIdle)
+     * @param compactionLevel  LZ4 HC level compaction encodes with (off the pull's critical path); default compressionLevel
+     * @param compactWhenIdle  compact every compactable layer once the daemon has had no snapshot work for this long; 0: off
      */
-    public record Compression(String algorithm, int level, int pclusterSize) {
+    public record Compression(String algorithm, int level, int pclusterSize, String compressAt, int compactionLevel, Duration compactWhenIdle) {
         public static Compression defaults() { return new Compression("none", 4, 64 << 10); }
 
+        /** Compressed at commit, no idle compaction. */
+        public Compression(String algorithm, int level, int pclusterSize) { this(algorithm, level, pclusterSize, "commit", level, Duration.ZERO); }
+
         public boolean enabled() { return !algorithm.equals("none"); }
+
+        /** Whether Commit writes compressed layers (else they are written uncompressed and compacted later). */
+        public boolean atCommit() { return enabled() && compressAt.equals("commit"); }
     }
 
     /**

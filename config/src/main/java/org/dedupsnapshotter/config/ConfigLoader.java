@@ -27,7 +27,7 @@ import java.util.regex.Pattern;
  */
 public final class ConfigLoader {
     private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap", "metrics", "ksm", "lazy", "erofsBuilder", "cri",
-            "compression", "compressionLevel", "pclusterSize");
+            "compression", "compressionLevel", "pclusterSize", "compressAt", "compactionLevel", "compactWhenIdle");
     private static final Set<String> CRI_KEYS = Set.of("listen", "containerd");
     private static final Set<String> LAZY_KEYS = Set.of("enabled", "readDeadline", "prefetchConcurrency", "prefetchBandwidth", "prefetchDelay", "plainHttp", "traceWindow", "readAhead", "registries", "hostsDir");
     private static final Set<String> KSM_KEYS = Set.of("containers", "runc", "daemonBuffers", "kernel");
@@ -38,6 +38,7 @@ public final class ConfigLoader {
     private static final Set<String> MOUNT_BACKENDS = Set.of("auto", "file", "loop");
     private static final Set<String> EROFS_BUILDERS = Set.of("native", "mkfs.erofs");
     private static final Set<String> COMPRESSIONS = Set.of("none", "lz4hc");
+    private static final Set<String> COMPRESS_AT = Set.of("commit", "compaction");
     private static final Set<String> LOG_LEVELS = Set.of("trace", "debug", "info", "warn", "error");
     private static final Pattern SIZE = Pattern.compile("(\\d+)\\s*(B|KiB|MiB|GiB|TiB)?");
 
@@ -94,8 +95,18 @@ public final class ConfigLoader {
         long pcluster = obj.has("pclusterSize") ? size(obj.get("pclusterSize"), "pclusterSize", source) : d.pclusterSize();
         if (Long.bitCount(pcluster) != 1 || pcluster < (8 << 10) || pcluster > (1 << 20))
             throw new ConfigException(source + ": key \"pclusterSize\" must be a power of two between 8KiB and 1MiB, e.g. \"64KiB\"; got " + obj.get("pclusterSize"));
-        Config.Compression c = new Config.Compression(algorithm, level, (int) pcluster);
-        if (!c.enabled()) return c;
+        String at = choice(obj, "compressAt", "commit", COMPRESS_AT, source);
+        Integer givenCompaction = intIn(obj, "", "compactionLevel", 1, 12, " (an LZ4 HC level for compaction)", source);
+        Duration idle = obj.has("compactWhenIdle") ? duration(obj.get("compactWhenIdle"), "compactWhenIdle", "(0 or absent: off)", source) : Duration.ZERO;
+        Config.Compression c = new Config.Compression(algorithm, level, (int) pcluster, at, givenCompaction == null ? level : givenCompaction, idle);
+        if (!c.enabled()) {
+            // compaction writes the compressed form: without one it has nothing to do, and a silent no-op would mislead
+            for (String k : List.of("compressAt", "compactionLevel", "compactWhenIdle"))
+                if (obj.has(k) && !(k.equals("compressAt") && at.equals("commit")) && !(k.equals("compactWhenIdle") && idle.isZero()))
+                    throw new ConfigException(source + ": key \"" + k + "\" needs key \"compression\" (e.g. \"lz4hc\", the form layers are compacted into); got \"compression\": \""
+                            + algorithm + "\"");
+            return c;
+        }
         if (pcluster > chunkSize)
             throw new ConfigException(source + ": key \"pclusterSize\" (" + pcluster + ") must not exceed key \"chunkSize\" (" + chunkSize
                     + ") with \"compression\": \"" + algorithm + "\": pclusters restart at every chunk");

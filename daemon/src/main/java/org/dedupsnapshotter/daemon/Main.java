@@ -125,9 +125,11 @@ public final class Main {
         new Recovery(layout, store, layers, indexer).run();
         NodeStats stats = new NodeStats(layout, store, pool);
         DaemonMetrics metrics = new DaemonMetrics(stats, store, pool, layers, ksm, lazyFigures);
-        Lz4Pclusters compression = cfg.compression().enabled() ? new Lz4Pclusters(cfg.compression().level(), cfg.compression().pclusterSize()) : null;
+        Lz4Pclusters compression = cfg.compression().atCommit() ? new Lz4Pclusters(cfg.compression().level(), cfg.compression().pclusterSize()) : null;
+        // compaction rewrites uncompressed layers (committed so, or before compression was on) into the compressed form
+        Lz4Pclusters compaction = cfg.compression().enabled() ? new Lz4Pclusters(cfg.compression().compactionLevel(), cfg.compression().pclusterSize()) : null;
         SnapshotService service = new SnapshotService(layout, store, new ErofsBuilder(mkfs, cfg.chunkSize()), cfg.erofsBuilder().equals("native"), layers, indexer,
-                lazy, metrics, compression);
+                lazy, metrics, compression, compaction);
 
         metrics.serve(cfg.metrics().address());
         metrics.logEvery(cfg.metrics().logInterval());
@@ -141,13 +143,16 @@ public final class Main {
             System.gc();
             Libc.mallocTrim();
         });
+        if (compaction != null && !cfg.compression().compactWhenIdle().isZero()) idle.alsoWhenQuiet(service::compact, cfg.compression().compactWhenIdle());
         SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service, idle), new AdminEndpoint(layout, store, layers, service, pool, ksm, lazyFigures, stats)),
                 new GrpcMetrics(metrics.registry()), Set.of(SnapshotsGrpc.getMountsMethod().getFullMethodName()));
         CriImageProxy criProxy = cfg.cri().enabled() ? CriImageProxy.to(cfg.cri().containerd(), secrets) : null;
         SocketServer criServer = criProxy == null ? null : SocketServer.start(cfg.cri().listen(), pid, List.of(criProxy), new GrpcMetrics(metrics.registry()));
-        log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={} directIo={} compression={}", pid, cfg.root(), cfg.chunkSize(), cfg.mountBackend(),
+        log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={} directIo={} compression={}{}", pid, cfg.root(), cfg.chunkSize(), cfg.mountBackend(),
                 layers.mounter().directIo(), compression == null ? "none" : "lz4hc level=" + compression.level() + " pcluster=" + compression.pclusterSize()
-                        + " (" + Lz4Pclusters.implementation() + ")");
+                        + " (" + Lz4Pclusters.implementation() + ")",
+                compaction == null ? "" : " compaction=lz4hc level=" + compaction.level() + (cfg.compression().compactWhenIdle().isZero() ? " (dedupctl compact)"
+                        : " (after " + cfg.compression().compactWhenIdle() + " idle, and dedupctl compact)"));
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             log.info("stopping: layer mounts stay for running containers");
             notifySystemd("STOPPING=1");

@@ -40,7 +40,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 
-/** The admin service dedupctl talks to: figures, listings, gc and fsck, as JSON. */
+/** The admin service dedupctl talks to: figures, listings, gc, compaction and fsck, as JSON. */
 public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
     private static final Logger log = LoggerFactory.getLogger(AdminEndpoint.class);
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -273,6 +273,40 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
             out.onCompleted();
         } catch (Throwable t) {
             out.onError(Errors.toStatus(t, log, "Gc", ""));
+        }
+    }
+
+    @Override
+    public void compact(CompactRequest r, StreamObserver<CompactResponse> out) {
+        try {
+            if (!service.compacts())
+                throw SnapshotException.failedPrecondition("compaction needs config key \"compression\" (e.g. \"lz4hc\"): the form layers are compacted into");
+            ObjectNode o = JSON.createObjectNode();
+            if (r.getWait()) {
+                SnapshotService.Compaction c = service.compact();
+                o.put("compactedLayers", c.compacted());
+                o.put("skippedInUse", c.skippedInUse());
+                o.put("skippedOther", c.skippedOther());
+                o.put("layerBytesBefore", c.layerBytesBefore());
+                o.put("layerBytesAfter", c.layerBytesAfter());
+                o.put("storedBytesBefore", c.storedBefore());
+                o.put("storedBytesAfter", c.storedAfter());
+                o.put("freedBytes", c.freedBytes());
+                o.put("millis", c.nanos() / 1_000_000);
+            } else {
+                Thread.ofPlatform().name("compaction").daemon(true).start(() -> {
+                    try {
+                        service.compact();
+                    } catch (RuntimeException e) {
+                        log.warn("compaction failed: {}", e.getMessage());
+                    }
+                });
+                o.put("started", true);
+            }
+            out.onNext(CompactResponse.newBuilder().setJson(JSON.writeValueAsString(o)).build());
+            out.onCompleted();
+        } catch (Throwable t) {
+            out.onError(Errors.toStatus(t, log, "Compact", ""));
         }
     }
 

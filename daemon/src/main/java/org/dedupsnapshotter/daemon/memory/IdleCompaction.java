@@ -3,6 +3,7 @@ package org.dedupsnapshotter.daemon.memory;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -28,6 +29,8 @@ public final class IdleCompaction {
     private volatile long lastEnd = System.nanoTime();
     private volatile boolean dirty = true; // start-up left garbage behind
     private volatile int compactions;
+    /** Another idle action with its own quiet period, told of the same operations (the layer compaction pass). */
+    private volatile IdleCompaction next;
 
     IdleCompaction(Runnable compact, long quietNanos) {
         this.compact = compact;
@@ -45,15 +48,27 @@ public final class IdleCompaction {
         return c;
     }
 
+    /**
+     * Also runs compact once the daemon has been quiet for quiet (a thread of its own, told of the operations this one
+     * is told of): e.g. the layer compaction pass (config compactWhenIdle).
+     */
+    public void alsoWhenQuiet(Runnable compact, Duration quiet) {
+        next = start(compact, quiet.toNanos());
+    }
+
     /** A snapshot operation starts; pair with {@link #end()}. */
     public void begin() {
         running.incrementAndGet();
         dirty = true;
+        IdleCompaction n = next;
+        if (n != null) n.begin();
     }
 
     public void end() {
         lastEnd = System.nanoTime();
         running.decrementAndGet();
+        IdleCompaction n = next;
+        if (n != null) n.end();
     }
 
     /** How many compactions ran (for tests and the debug log). */

@@ -5,6 +5,7 @@ import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.lazypull.LazyFigures;
 import org.dedupsnapshotter.daemon.memory.MemoryDedup;
 import org.dedupsnapshotter.daemon.snapshots.NodeStats;
+import org.dedupsnapshotter.daemon.snapshots.SnapshotService;
 import org.dedupsnapshotter.daemon.snapshots.ServiceEvents;
 import org.dedupsnapshotter.lazy.registry.RegistryErrors;
 import org.dedupsnapshotter.storage.ChunkPool;
@@ -50,7 +51,7 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
     private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     private final MetaStore store;
     private final Timer commitTotal, commitMetadata, commitHash, commitCompress, commitWrite;
-    private final Counter poolWritten, gcFreed, gcRuns;
+    private final Counter poolWritten, gcFreed, gcRuns, compactedLayers, compactedBefore, compactedAfter, compactionSeconds;
     private HttpServer http;
     private ScheduledExecutorService ticker;
     private volatile NodeStats.Figures cached;
@@ -111,6 +112,12 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
         poolWritten = Counter.builder("dedup.pool.written.bytes").description("Bytes of new chunks written into the pool (compressed blocks for compressed chunks)").register(registry);
         gcFreed = Counter.builder("dedup.pool.freed.bytes").description("Bytes garbage collection gave back to the filesystem").register(registry);
         gcRuns = Counter.builder("dedup.gc.runs").description("Garbage collections that freed something").register(registry);
+        compactedLayers = Counter.builder("dedup.compaction.layers").description("Uncompressed layers compacted into the compressed form").register(registry);
+        compactedBefore = Counter.builder("dedup.compaction.layer.bytes").tag("when", "before")
+                .description("Compacted layers' own pool bytes: their chunks before, their compressed chunks after").register(registry);
+        compactedAfter = Counter.builder("dedup.compaction.layer.bytes").tag("when", "after")
+                .description("Compacted layers' own pool bytes: their chunks before, their compressed chunks after").register(registry);
+        compactionSeconds = Counter.builder("dedup.compaction.seconds").description("Time spent in compaction passes").register(registry);
         for (String reason : new String[] {"demand", "prefetch"}) {
             boolean demand = reason.equals("demand");
             FunctionCounter.builder("dedup.lazy.fetched.bytes", lazy, f -> (demand ? f.demandBytes : f.prefetchBytes).get()).tag("reason", reason)
@@ -270,6 +277,14 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
         if (freedBytes <= 0) return;
         gcRuns.increment();
         gcFreed.increment(freedBytes);
+    }
+
+    @Override
+    public void compacted(SnapshotService.Compaction c) {
+        compactedLayers.increment(c.compacted());
+        compactedBefore.increment(c.layerBytesBefore());
+        compactedAfter.increment(c.layerBytesAfter());
+        compactionSeconds.increment(c.nanos() / 1e9);
     }
 
     @Override

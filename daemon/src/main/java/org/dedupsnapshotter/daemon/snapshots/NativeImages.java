@@ -42,7 +42,7 @@ final class NativeImages implements ImageBuilder {
     private final boolean fingerprints;
     /** Compressed layers: their codec and the threads that hash, encode and write their chunks; null: uncompressed. */
     private final Lz4Pclusters codec;
-    private final ExecutorService compressors;
+    private ExecutorService compressors;
 
     NativeImages(ChunkIndexer indexer, long chunkSize, MkfsImages fallback, boolean fingerprints, Lz4Pclusters codec) {
         this.indexer = indexer;
@@ -50,9 +50,14 @@ final class NativeImages implements ImageBuilder {
         this.fallback = fallback;
         this.fingerprints = fingerprints;
         this.codec = codec;
+    }
+
+    /** The compressor threads, made on first use (a daemon that commits uncompressed layers and never compacts has none). */
+    private synchronized ExecutorService compressors() {
         // as many as the chunk hashers (ChunkIndexer's threads), which a compressed layer leaves idle
-        this.compressors = codec == null ? null : Executors.newFixedThreadPool(Math.max(2, Runtime.getRuntime().availableProcessors()),
+        if (compressors == null) compressors = Executors.newFixedThreadPool(Math.max(2, Runtime.getRuntime().availableProcessors()),
                 Thread.ofPlatform().name("chunk-compressor-", 0).daemon(true).factory());
+        return compressors;
     }
 
     /** The codec of compressed layers, or null. */
@@ -65,7 +70,7 @@ final class NativeImages implements ImageBuilder {
     @Override
     public Built build(Path upper, Path tmp, String key) throws IOException {
         try {
-            return codec != null ? writeCompressed(upper, tmp) : write(upper, tmp);
+            return codec != null ? writeCompressed(upper, tmp, codec, "commit") : write(upper, tmp);
         } catch (IllegalArgumentException e) {
             log.warn("commit of {}: the native EROFS writer refused the tree ({}); building it with mkfs.erofs", Names.shorten(key), e.getMessage());
             return fallback.build(upper, tmp, key);
@@ -100,12 +105,15 @@ final class NativeImages implements ImageBuilder {
      * form of it, LZ4-HC encoded and written on the compressor threads, while the directory is read into the tree
      * in this thread (each file's chunks are awaited as it comes). Then, as for uncompressed chunks, the pool is
      * synced before the image names the extents, and the written extents' cached pages are dropped. Compressed
-     * files carry no page-cache-share fingerprints (the writer has none for them yet).
+     * files carry no page-cache-share fingerprints (the writer has none for them yet). Compaction (Compactor) calls this
+     * too, on a committed layer's mounted tree with its own codec; crashPoints names its crash points ("commit", "compact").
+     * The caller owns the result: committed() after recording it, else abort().
      */
-    private Built writeCompressed(Path upper, Path tmp) throws IOException {
+    Built writeCompressed(Path upper, Path tmp, Lz4Pclusters codec, String crashPoints) throws IOException {
         long t0 = System.nanoTime();
         UpperChunks plan = UpperChunks.of(upper, chunkSize);
         CompressedPoolPlacer placer = new CompressedPoolPlacer(codec, indexer.compressed().layer(), true);
+        ExecutorService compressors = compressors();
         AtomicBoolean failed = new AtomicBoolean();
         List<Future<CompressedChunk>> placed = new ArrayList<>(plan.ranges.size());
         try {
@@ -120,14 +128,14 @@ final class NativeImages implements ImageBuilder {
             for (Future<CompressedChunk> f : placed) await(f); // every name of a hard-linked file was placed once, under one of them
             List<Extent> written = placer.layer().written();
             if (!written.isEmpty()) {
-                CrashPoints.reach("commit.pool-write");
+                CrashPoints.reach(crashPoints + ".pool-write");
                 placer.layer().sync();
-                CrashPoints.reach("commit.pool-sync");
+                CrashPoints.reach(crashPoints + ".pool-sync");
                 indexer.pool().dropCached(written); // as for chunks: layers read the pool with direct I/O
             }
             long t1 = System.nanoTime();
             ErofsWriter.write(tree, tmp, indexer.pool().endBlock(), fingerprints);
-            CrashPoints.reach("commit.metadata");
+            CrashPoints.reach(crashPoints + ".metadata");
             long newBytes = written.stream().mapToLong(e -> e.blocks() * ChunkPool.BLOCK).sum();
             Compressed c = new Compressed(placer.layer(), placer.logicalBytes.get(), written.size(), newBytes, placer.hashNanos.get(),
                     placer.encodeNanos.get(), placer.writeNanos.get());

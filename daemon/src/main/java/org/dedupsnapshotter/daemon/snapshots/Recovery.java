@@ -29,7 +29,8 @@ import java.util.Set;
  * Start-up reconciliation of the database, the snapshot directories and the kernel's mount table, after a clean
  * stop or a kill -9 at any point. The database is the truth: committed layers missing their mount are mounted,
  * mounts and directories no snapshot owns are removed, half-done commits are rolled back to active. Mounts
- * that committed layers already have are kept, so running containers are never disturbed.
+ * that committed layers already have are kept, so running containers are never disturbed (except a layer an
+ * interrupted compaction had swapped to its new image: it is mounted again from it, see Compactor).
  */
 public final class Recovery {
     private static final Logger log = LoggerFactory.getLogger(Recovery.class);
@@ -55,7 +56,7 @@ public final class Recovery {
         long reclaimed = indexer.pool().rebuild(store.read(Tx::ownedExtents));
         if (reclaimed > 0) log.info("pool: {} blocks no chunk owns were freed (left by an interrupted commit or gc)", reclaimed);
         Set<String> mounted = layers.mounter().mountPoints();
-        int adopted = 0, remounted = 0, rolledBack = 0;
+        int adopted = 0, remounted = 0, rolledBack = 0, compactions = 0;
         for (Snapshot s : store.read(tx -> tx.snapshots().all())) {
             long id = s.id();
             boolean isMounted = mounted.contains(layout.mnt(id).toString());
@@ -64,6 +65,12 @@ public final class Recovery {
             } else if (s.kind() == Kind.COMMITTED) {
                 Trees.deleteRecursively(layout.fs(id));    // a commit that died after recording itself
                 Trees.deleteRecursively(layout.work(id));
+                // a compaction that died half-way: finished (remounted from the new image) or undone, by the image on disk
+                String compaction = Compactor.recover(layout, store, layers, id);
+                if (compaction != null) {
+                    log.info("committed snapshot key={} id={}: an interrupted compaction was {}", s.name(), id, compaction);
+                    compactions++;
+                }
                 if (isMounted) {
                     layers.adopt(id);
                     adopted++;
@@ -92,8 +99,8 @@ public final class Recovery {
         for (Snapshot s : store.read(tx -> tx.snapshots().all())) // half-built images of active snapshots
             Files.deleteIfExists(images.tmp(s.id()));
         long collected = indexer.collect();
-        log.info("recovered: {} layers already mounted, {} mounted, {} unfinished commits rolled back, {} bytes of unreferenced chunks freed",
-                adopted, remounted, rolledBack, collected);
+        log.info("recovered: {} layers already mounted, {} mounted, {} unfinished commits rolled back, {} interrupted compactions settled, {} bytes of unreferenced chunks freed",
+                adopted, remounted, rolledBack, compactions, collected);
     }
 
     /** Directories under snapshots/ that no row owns (removed snapshots, creations that never committed). */

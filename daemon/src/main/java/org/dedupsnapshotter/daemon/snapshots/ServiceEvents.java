@@ -12,4 +12,7 @@ public interface ServiceEvents {
 
     /** Garbage collection gave bytes back. */
     default void collected(long freedBytes) {}
+
+    /** A compaction pass ended (Compactor). */
+    default void compacted(SnapshotService.Compaction c) {}
 }

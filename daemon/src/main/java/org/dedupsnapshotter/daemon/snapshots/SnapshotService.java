@@ -14,6 +14,7 @@ import org.dedupsnapshotter.daemon.layers.Trash;
 import org.dedupsnapshotter.daemon.lazypull.LazyPull;
 import org.dedupsnapshotter.erofs.ErofsBuilder;
 import org.dedupsnapshotter.storage.ChunkIndexer;
+import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.Filter;
 import org.dedupsnapshotter.storage.LayerChunks;
 import org.dedupsnapshotter.storage.MetaStore;
@@ -32,6 +33,8 @@ import java.nio.file.Path;
 import java.sql.SQLException;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.locks.Lock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Consumer;
 
 /**
@@ -53,6 +56,15 @@ public final class SnapshotService {
     private final ServiceEvents events;
     private final SnapshotDirs dirs;
     private final IdLocks locks = new IdLocks();
+    /**
+     * Prepare and View hold it shared while they make a snapshot; a compaction's swap holds it exclusively, so no
+     * snapshot appears above a layer between its "nothing above" check and the end of its swap (Compactor). Fair: a
+     * stream of Prepares does not starve a swap, which holds it for a rename, a remount and one transaction.
+     */
+    private final ReentrantReadWriteLock creationGate = new ReentrantReadWriteLock(true);
+    /** Compaction into compressed layers (config compression with compressAt "compaction", or any compression): null when off. */
+    private final Compactor compactor;
+    private final Object compacting = new Object();
     private final SpaceReserve reserve;
     private final Trash trash;
 
@@ -64,9 +76,20 @@ public final class SnapshotService {
     /** compression: the codec committed layers are compressed with (config compression; our writer only), null for none. */
     public SnapshotService(Layout layout, MetaStore store, ErofsBuilder mkfs, boolean nativeImages, LayerMounts layers, ChunkIndexer indexer,
                            LazyPull lazy, ServiceEvents events, Lz4Pclusters compression) {
+        this(layout, store, mkfs, nativeImages, layers, indexer, lazy, events, compression, compression);
+    }
+
+    /**
+     * compaction: the codec uncompressed committed layers are compacted with (Compactor), null for no compaction; with
+     * compression null, Commit writes uncompressed layers and compaction compresses them later.
+     */
+    public SnapshotService(Layout layout, MetaStore store, ErofsBuilder mkfs, boolean nativeImages, LayerMounts layers, ChunkIndexer indexer,
+                           LazyPull lazy, ServiceEvents events, Lz4Pclusters compression, Lz4Pclusters compaction) {
         this.layout = layout;
         this.store = store;
         this.images = ImageBuilder.of(nativeImages, mkfs, indexer, layers.mounter().inodeShare().fingerprints(), compression);
+        if (compaction != null && !(images instanceof NativeImages)) throw new IllegalArgumentException("compaction needs our writer (erofsBuilder native)");
+        this.compactor = compaction == null ? null : new Compactor(layout, store, layers, (NativeImages) images, compaction, locks, creationGate.writeLock());
         this.layers = layers;
         this.layerImages = new LayerImages(layout, layers);
         this.indexer = indexer;
@@ -99,17 +122,59 @@ public final class SnapshotService {
 
     private List<Mount> create(Kind kind, String key, String parent, Map<String, String> labels) {
         refuseQuarantined(parent);
-        // the directories are made inside the creating transaction: a failure leaves no row behind
-        Snapshot s = store.write("create snapshot", tx -> {
-            Snapshot created = SnapshotRows.create(tx, kind, key, parent, labels);
-            dirs.make(created, created.hasParent() ? mountedRoot(tx, created.parentId()) : null);
-            return created;
-        });
-        log.info("{} snapshot key={} id={} parent={}", kind == Kind.ACTIVE ? "prepared" : "viewing", key, s.id(), parent);
-        List<SnapshotTable.Layer> chain = store.read(tx -> tx.snapshots().ancestors(s.id()));
-        if (kind == Kind.ACTIVE && chain.stream().anyMatch(l -> layers.isLazy(l.id())))
-            lazy.containerPrepared(s.id(), store.read(tx -> SnapshotRows.names(tx, chain.reversed())), chain.stream().map(SnapshotTable.Layer::id).toList());
-        return mounts(s, chain);
+        // shared with other creations, exclusive of a compaction's swap: the layers below are mounted as they will stay
+        Lock gate = creationGate.readLock();
+        gate.lock();
+        try {
+            // the directories are made inside the creating transaction: a failure leaves no row behind
+            Snapshot s = store.write("create snapshot", tx -> {
+                Snapshot created = SnapshotRows.create(tx, kind, key, parent, labels);
+                dirs.make(created, created.hasParent() ? mountedRoot(tx, created.parentId()) : null);
+                return created;
+            });
+            log.info("{} snapshot key={} id={} parent={}", kind == Kind.ACTIVE ? "prepared" : "viewing", key, s.id(), parent);
+            List<SnapshotTable.Layer> chain = store.read(tx -> tx.snapshots().ancestors(s.id()));
+            if (kind == Kind.ACTIVE && chain.stream().anyMatch(l -> layers.isLazy(l.id())))
+                lazy.containerPrepared(s.id(), store.read(tx -> SnapshotRows.names(tx, chain.reversed())), chain.stream().map(SnapshotTable.Layer::id).toList());
+            return mounts(s, chain);
+        } finally {
+            gate.unlock();
+        }
+    }
+
+    /** Whether compaction is configured (config compression). */
+    public boolean compacts() { return compactor != null; }
+
+    /**
+     * Compacts every committed layer that is compactable now (Compactor): uncompressed, not lazy, nothing active above
+     * it; then collects the garbage the old chunks left. One pass at a time. Null when compaction is not configured.
+     */
+    public Compaction compact() {
+        if (compactor == null) return null;
+        synchronized (compacting) {
+            long storedBefore = storedBytes();
+            Compactor.Result r = compactor.compactAll();
+            long freed = r.compacted() > 0 ? collectGarbage() : 0;
+            Compaction c = new Compaction(r.compacted(), r.skippedInUse(), r.skippedOther(), r.layerBytesBefore(), r.layerBytesAfter(), storedBefore,
+                    storedBytes(), freed, r.nanos());
+            if (r.compacted() > 0 || r.skippedOther() > 0)
+                log.info("compaction: {} layers compacted ({} -> {} bytes), {} skipped with snapshots above, {} not compactable; pool stored {} -> {} bytes, gc freed {} in {} ms",
+                        c.compacted(), c.layerBytesBefore(), c.layerBytesAfter(), c.skippedInUse(), c.skippedOther(), c.storedBefore(), c.storedAfter(), freed,
+                        c.nanos() / 1_000_000);
+            events.compacted(c);
+            return c;
+        }
+    }
+
+    /**
+     * One compaction pass. layerBytes*: the compacted layers' own extents before and after; stored*: the pool's
+     * stored bytes (chunks and compressed chunks, whole blocks) before the pass and after its gc.
+     */
+    public record Compaction(int compacted, int skippedInUse, int skippedOther, long layerBytesBefore, long layerBytesAfter, long storedBefore,
+                             long storedAfter, long freedBytes, long nanos) {}
+
+    private long storedBytes() {
+        return store.read(tx -> (tx.chunks().figures().chunkBlocks() + tx.zchunks().figures().blocks()) * ChunkPool.BLOCK);
     }
 
     /** Nothing new is built on a layer whose content is not what its chain id names (docs/security.md). */

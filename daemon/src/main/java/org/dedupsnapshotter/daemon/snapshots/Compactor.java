@@ -1,0 +1,212 @@
+package org.dedupsnapshotter.daemon.snapshots;
+
+import org.dedupsnapshotter.api.Kind;
+import org.dedupsnapshotter.api.LayerFormat;
+import org.dedupsnapshotter.daemon.layers.LayerMounts;
+import org.dedupsnapshotter.daemon.layers.Layout;
+import org.dedupsnapshotter.erofs.ErofsBuilder;
+import org.dedupsnapshotter.erofs.Lz4Pclusters;
+import org.dedupsnapshotter.mount.LayerMounter;
+import org.dedupsnapshotter.storage.ChunkPool;
+import org.dedupsnapshotter.storage.MetaStore;
+import org.dedupsnapshotter.storage.Snapshot;
+import org.dedupsnapshotter.storage.SnapshotTable;
+import org.dedupsnapshotter.storage.Tx;
+import org.dedupsnapshotter.sys.CrashPoints;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.sql.SQLException;
+import java.util.concurrent.locks.Lock;
+
+/**
+ * Compaction (issue 23, decision "NN"): a committed layer written uncompressed (fast to unpack) is rewritten later
+ * into the compressed form — its mounted tree read as Commit reads an upper dir, its chunks LZ4-HC encoded into the
+ * pool's compressed chunks (each stored once per node), a metadata-only image — and swapped in. Crash-safe at every
+ * step because a layer only ever gains references before the image that needs them is in place, and loses the old
+ * ones only once nothing can read through the old image:
+ * <ol>
+ * <li>the new image written and fsynced at {@link #tmp}, its new compressed chunks written and synced (compact.written);</li>
+ * <li>one transaction adds the layer's layer_zchunks references, its layer_chunks stay (compact.recorded);</li>
+ * <li>under the service's creation gate (no Prepare or View can make a snapshot above the layer until the swap is
+ *     done), no active snapshot or view above the layer, else undo and skip it; the image renamed into place and the
+ *     directory fsynced (compact.image); the old mount unmounted and the new image mounted (compact.mount);</li>
+ * <li>one transaction drops the layer's layer_chunks references (compact.dropped); GC punches what nobody references.</li>
+ * </ol>
+ * {@link Recovery} finishes or undoes a layer left with both kinds of references ({@link #recover}). Skipped (v1): layers
+ * with an active snapshot or view anywhere above them (a running container's overlay keeps the old mount privately,
+ * and with it the old image's chunks: they must stay referenced), lazily pulled layers, layers already compressed,
+ * directory layers.
+ */
+final class Compactor {
+    private static final Logger log = LoggerFactory.getLogger(Compactor.class);
+
+    /** What one pass did. bytes*: the compacted layers' own extents (chunks' blocks before, compressed chunks' blocks after). */
+    record Result(int compacted, int skippedInUse, int skippedOther, long layerBytesBefore, long layerBytesAfter, long nanos) {}
+
+    private final Layout layout;
+    private final MetaStore store;
+    private final LayerMounts layers;
+    private final NativeImages images;
+    private final Lz4Pclusters codec;
+    private final IdLocks locks;
+    private final Lock creationGate;
+
+    Compactor(Layout layout, MetaStore store, LayerMounts layers, NativeImages images, Lz4Pclusters codec, IdLocks locks, Lock creationGate) {
+        this.layout = layout;
+        this.store = store;
+        this.layers = layers;
+        this.images = images;
+        this.codec = codec;
+        this.locks = locks;
+        this.creationGate = creationGate;
+    }
+
+    /** Where a compaction writes the layer's new image before the swap (Recovery deletes a leftover one). */
+    static Path tmp(Layout layout, long id) { return layout.image(id).resolveSibling("layer.erofs.compact"); }
+
+    /** Compacts every compactable layer, one at a time (a pass at a time: the caller serialises). */
+    Result compactAll() {
+        long t0 = System.nanoTime();
+        int compacted = 0, inUse = 0, other = 0;
+        long before = 0, after = 0;
+        for (Snapshot s : store.read(tx -> tx.snapshots().all())) {
+            if (s.kind() != Kind.COMMITTED || s.format() != LayerFormat.EROFS) continue;
+            try {
+                Outcome o = compact(s.id());
+                switch (o.state) {
+                    case COMPACTED -> {
+                        compacted++;
+                        before += o.before;
+                        after += o.after;
+                    }
+                    case IN_USE -> inUse++;
+                    case NOT_COMPACTABLE -> other++;
+                }
+            } catch (IOException | RuntimeException e) {
+                other++;
+                log.warn("compaction of layer id={} failed, it stays as it was: {}", s.id(), e.getMessage());
+            }
+        }
+        return new Result(compacted, inUse, other, before, after, System.nanoTime() - t0);
+    }
+
+    enum State { COMPACTED, IN_USE, NOT_COMPACTABLE }
+
+    record Outcome(State state, long before, long after) {
+        static final Outcome IN_USE = new Outcome(State.IN_USE, 0, 0), NOT_COMPACTABLE = new Outcome(State.NOT_COMPACTABLE, 0, 0);
+    }
+
+    /** Compacts layer id if it is compactable now; a Remove of it waits (its id lock) until this is done. */
+    Outcome compact(long id) throws IOException {
+        try (IdLocks.Held ignored = locks.lock(id)) {
+            if (!compactable(id)) return Outcome.NOT_COMPACTABLE;
+            if (store.read(tx -> inUse(tx, id))) return Outcome.IN_USE; // cheap first look; decided again under the gate
+            long before = store.read(tx -> tx.chunks().ofLayer(id)).keySet().stream().mapToLong(c -> c.extent().blocks()).sum() * ChunkPool.BLOCK;
+            long t0 = System.nanoTime();
+            Path tmp = tmp(layout, id);
+            ImageBuilder.Built built = images.writeCompressed(layout.mnt(id), tmp, codec, "compact");
+            try {
+                if (!built.indexed().chunks.uses().isEmpty()) throw new IllegalStateException("a compressed image with chunk references");
+                CrashPoints.reach("compact.written");
+                // extra references are always safe: the layer keeps its chunks and gains its compressed chunks
+                store.write("compact: add compressed refs", tx -> {
+                    Snapshot s = tx.snapshots().byId(id).orElseThrow(() -> new IllegalStateException("layer " + id + " was removed"));
+                    if (s.kind() != Kind.COMMITTED) throw new IllegalStateException("layer " + id + " is not committed");
+                    return built.compressedLayer().record(tx, id);
+                });
+                built.committed();
+            } catch (RuntimeException e) {
+                built.abort();
+                Files.deleteIfExists(tmp);
+                throw e;
+            }
+            CrashPoints.reach("compact.recorded");
+            long after = store.read(tx -> tx.zchunks().ofLayer(id)).keySet().stream().mapToLong(z -> z.extent().blocks()).sum() * ChunkPool.BLOCK;
+            creationGate.lock();
+            try {
+                if (store.read(tx -> inUse(tx, id))) { // a snapshot appeared above it while the image was written
+                    store.write("compact: undo", tx -> {
+                        tx.zchunks().dropRefs(id);
+                        return null;
+                    });
+                    Files.deleteIfExists(tmp);
+                    return Outcome.IN_USE;
+                }
+                Path image = layout.image(id);
+                Files.move(tmp, image, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                ErofsBuilder.fsync(image.getParent());
+                CrashPoints.reach("compact.image");
+                // nothing above the layer (the gate keeps it so): its old mount goes, nobody keeps it privately
+                layers.unmount(id);
+                layers.mount(id);
+                CrashPoints.reach("compact.mount");
+                store.write("compact: drop chunk refs", tx -> {
+                    tx.chunks().dropRefs(id);
+                    return null;
+                });
+                CrashPoints.reach("compact.dropped");
+            } finally {
+                creationGate.unlock();
+            }
+            log.info("compacted layer id={}: {} bytes of chunks -> {} bytes of compressed chunks (lz4hc level={}) in {} ms", id, before, after,
+                    codec.level(), (System.nanoTime() - t0) / 1_000_000);
+            return new Outcome(State.COMPACTED, before, after);
+        }
+    }
+
+    /** A committed EROFS layer, mounted, written uncompressed, not lazily pulled, with no compressed chunk references yet. */
+    private boolean compactable(long id) throws IOException {
+        Snapshot s = store.read(tx -> tx.snapshots().byId(id)).orElse(null);
+        if (s == null || s.kind() != Kind.COMMITTED || s.format() != LayerFormat.EROFS) return false;
+        if (layers.isLazy(id) || store.read(tx -> tx.lazyLayers().find(id)).isPresent()) return false; // v1: lazy layers stay as they are
+        if (!Files.exists(layout.image(id)) || LayerMounter.isCompressed(layout.image(id))) return false;
+        if (store.read(tx -> tx.chunks().ofLayer(id)).isEmpty()) return false; // no file data: nothing to compress
+        if (!store.read(tx -> tx.zchunks().ofLayer(id)).isEmpty()) return false; // half-done: Recovery's to settle
+        layers.ensureMounted(id);
+        return true;
+    }
+
+    /** Whether any active snapshot or view has layer id among its ancestors (its overlay would keep the old mount). */
+    static boolean inUse(Tx tx, long id) throws SQLException {
+        for (Snapshot s : tx.snapshots().all()) {
+            if (s.kind() == Kind.COMMITTED) continue;
+            for (SnapshotTable.Layer l : tx.snapshots().ancestors(s.id()))
+                if (l.id() == id) return true;
+        }
+        return false;
+    }
+
+    /**
+     * Recovery's part, for a committed layer left with both chunk and compressed chunk references (a compaction that
+     * died between compact.recorded and compact.dropped), before any snapshot is served: the image on disk decides.
+     * Uncompressed: the swap never happened, the compressed references go. Compressed: the swap happened under the gate
+     * with nothing above the layer, and nothing was made above it since — but the kernel may still have the old image
+     * mounted there (died before compact.mount), so the layer is unmounted and mounted again from the new image
+     * before its chunk references go. Returns what was done, or null when the layer is not half-compacted.
+     */
+    static String recover(Layout layout, MetaStore store, LayerMounts layers, long id) throws IOException {
+        boolean chunks = !store.read(tx -> tx.chunks().ofLayer(id)).isEmpty(), zchunks = !store.read(tx -> tx.zchunks().ofLayer(id)).isEmpty();
+        Files.deleteIfExists(tmp(layout, id));
+        if (!chunks || !zchunks) return null;
+        if (!LayerMounter.isCompressed(layout.image(id))) {
+            store.write("recovery: undo compaction", tx -> {
+                tx.zchunks().dropRefs(id);
+                return null;
+            });
+            return "undone";
+        }
+        if (store.read(tx -> inUse(tx, id))) return "kept both references (a snapshot above it)"; // cannot happen; refs are the safe side
+        layers.unmount(id);
+        layers.mount(id);
+        store.write("recovery: finish compaction", tx -> {
+            tx.chunks().dropRefs(id);
+            return null;
+        });
+        return "finished";
+    }
+}

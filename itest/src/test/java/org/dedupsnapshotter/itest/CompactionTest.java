@@ -1,0 +1,168 @@
+package org.dedupsnapshotter.itest;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.dedupsnapshotter.proto.containerd.types.Mount;
+import org.dedupsnapshotter.proto.snapshots.v1.*;
+import org.dedupsnapshotter.sys.Libc;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.FileTime;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Instant;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * Compaction (issue 23, decision NN): a daemon with {@code "compression": "lz4hc", "compressAt": "compaction"} commits
+ * uncompressed layers; {@code dedupctl compact --wait} rewrites them compressed and swaps them in. Every layer's own
+ * mount (whiteouts, opaque dirs, hardlinks, modes, times, xattrs) and the overlay above them read back exactly as
+ * before, the pool stores less, fsck --verify-data is clean, and a layer with an active snapshot above it is skipped
+ * until that snapshot goes.
+ */
+class CompactionTest {
+    static final int MIB = 1024 * 1024;
+    static final ObjectMapper JSON = new ObjectMapper();
+    TestEnv env;
+
+    @BeforeEach
+    void start() throws Exception {
+        env = TestEnv.daemonOnlyWithConfig("{\"compression\": \"lz4hc\", \"compressAt\": \"compaction\", \"compactionLevel\": 6, \"metrics\": {\"address\": \"\"}}");
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        if (env != null) env.close();
+    }
+
+    /** Where containerd's applier writes: the bind source, or the overlay's upperdir. */
+    static Path upper(List<Mount> mounts) {
+        var m = mounts.getFirst();
+        return m.getType().equals("bind") ? Path.of(m.getSource())
+                : Path.of(m.getOptionsList().stream().filter(o -> o.startsWith("upperdir=")).findFirst().orElseThrow().substring("upperdir=".length()));
+    }
+
+    static void l0(Path d) throws Exception {
+        Files.write(d.resolve("text"), CompressedLayersTest.text(1, 6 * MIB + 123));
+        Files.write(d.resolve("random"), Images.random(2, 3 * MIB + 5));
+        Files.write(d.resolve("zeros"), new byte[2 * MIB]);
+        Files.createDirectories(d.resolve("etc/sub"));
+        Files.write(d.resolve("etc/sub/conf"), "a=1\n".getBytes(StandardCharsets.US_ASCII));
+        Files.write(d.resolve("etc/gone"), "to be whited out\n".getBytes(StandardCharsets.US_ASCII));
+        Files.createDirectories(d.resolve("opaque-me"));
+        Files.write(d.resolve("opaque-me/old"), "hidden by L1\n".getBytes(StandardCharsets.US_ASCII));
+        Files.createLink(d.resolve("text-link"), d.resolve("text"));
+        Files.createSymbolicLink(d.resolve("sym"), Path.of("etc/sub/conf"));
+        Files.write(d.resolve("secret"), CompressedLayersTest.text(3, 70_000));
+        Files.setPosixFilePermissions(d.resolve("secret"), PosixFilePermissions.fromString("rw-------"));
+        Libc.lsetxattr(d.resolve("secret").toString(), "user.label", "kept".getBytes(StandardCharsets.US_ASCII));
+        Files.setLastModifiedTime(d.resolve("secret"), FileTime.from(Instant.parse("2020-02-02T02:02:02.123456789Z")));
+        Files.write(d.resolve("empty"), new byte[0]);
+    }
+
+    static void l1(Path d) throws Exception {
+        Files.createDirectories(d.resolve("etc"));
+        Libc.mknod(d.resolve("etc/gone").toString(), 0020000, 0, 0); // whiteout
+        Files.createDirectories(d.resolve("opaque-me"));
+        Libc.lsetxattr(d.resolve("opaque-me").toString(), "trusted.overlay.opaque", "y".getBytes(StandardCharsets.US_ASCII));
+        Files.write(d.resolve("opaque-me/new"), CompressedLayersTest.text(4, 1 * MIB + 7));
+        Files.write(d.resolve("text"), CompressedLayersTest.text(5, 5 * MIB)); // replaces L0's
+        Files.write(d.resolve("random-again"), Images.random(2, 3 * MIB + 5)); // L0's random: one chunk set
+    }
+
+    private JsonNode stats() throws Exception {
+        return JSON.readTree(env.dedupctl("stats", "--json").orThrow("dedupctl stats").out());
+    }
+
+    private JsonNode compact() throws Exception {
+        return JSON.readTree(env.dedupctl("compact", "--wait", "--json").orThrow("dedupctl compact").out());
+    }
+
+    /** Every committed layer's own mount (as overlayfs sees its lower dirs), and the overlay of the top one. */
+    private Map<String, Map<String, String>> listings() throws Exception {
+        Map<String, Map<String, String>> out = new LinkedHashMap<>();
+        for (JsonNode s : JSON.readTree(env.dedupctl("ls", "--json").orThrow("dedupctl ls").out()))
+            if (s.get("kind").asText().equals("committed")) out.put(s.get("name").asText(), TreeListing.of(Path.of(s.get("path").asText())));
+        var api = env.snapshots();
+        String key = "listing-" + System.nanoTime();
+        List<Mount> mounts = api.view(ViewSnapshotRequest.newBuilder().setKey(key).setParent("L1").build()).getMountsList();
+        Path target = Files.createDirectories(env.dir.resolve(key));
+        SnapshotMounts.mount(mounts, target);
+        try {
+            out.put("overlay", TreeListing.of(target));
+        } finally {
+            Libc.umount2(target.toString(), Libc.MNT_DETACH);
+            api.remove(RemoveSnapshotRequest.newBuilder().setKey(key).build());
+        }
+        return out;
+    }
+
+    private void assertSame(Map<String, Map<String, String>> expected, Map<String, Map<String, String>> got, String when) {
+        assertEquals(expected.keySet(), got.keySet(), when);
+        for (String k : expected.keySet())
+            assertEquals(expected.get(k), got.get(k), when + ", " + k + ":\n" + TreeListing.diff(expected.get(k), got.get(k)));
+    }
+
+    @Test
+    void uncompressedLayersAreCompactedAndReadBackExactly() throws Exception {
+        var api = env.snapshots();
+        l0(upper(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("l0-a").build()).getMountsList()));
+        api.commit(CommitSnapshotRequest.newBuilder().setName("L0").setKey("l0-a").build());
+        l1(upper(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("l1-a").setParent("L0").build()).getMountsList()));
+        api.commit(CommitSnapshotRequest.newBuilder().setName("L1").setKey("l1-a").build());
+        JsonNode s0 = stats();
+        assertEquals(0, s0.get("compressedChunks").asLong(), "Commit writes uncompressed layers: " + s0);
+        assertTrue(s0.get("uniqueChunks").asLong() > 0, s0.toString());
+        Map<String, Map<String, String>> before = listings();
+        assertTrue(before.get("L0").get("/etc/gone").startsWith("file"), before.get("L0").toString());
+        assertTrue(before.get("L1").get("/etc/gone").startsWith("char"), "L1's own mount shows the whiteout: " + before.get("L1"));
+        assertTrue(before.get("L1").get("/opaque-me").contains("trusted.overlay.opaque"), before.get("L1").get("/opaque-me"));
+        assertFalse(before.get("overlay").containsKey("/etc/gone"), before.get("overlay").toString());
+
+        // a container above L0 (not above L1): L0 is skipped, L1 compacted
+        api.prepare(PrepareSnapshotRequest.newBuilder().setKey("busy").setParent("L0").build());
+        JsonNode first = compact();
+        System.out.println("compaction with a snapshot above L0: " + first);
+        assertEquals(1, first.get("compactedLayers").asInt(), first.toString());
+        assertEquals(1, first.get("skippedInUse").asInt(), first.toString());
+        assertSame(before, listings(), "after compacting L1");
+        env.assertFsckClean();
+
+        api.remove(RemoveSnapshotRequest.newBuilder().setKey("busy").build());
+        JsonNode second = compact();
+        System.out.println("compaction once it went: " + second);
+        assertEquals(1, second.get("compactedLayers").asInt(), second.toString());
+        assertEquals(0, second.get("skippedInUse").asInt(), second.toString());
+        JsonNode s1 = stats();
+        System.out.printf("pool stored bytes: %d uncompressed -> %d compacted (compressed %d of logical %d)%n", s0.get("storedBytes").asLong(),
+                s1.get("storedBytes").asLong(), s1.get("compressedBytes").asLong(), s1.get("compressedLogicalBytes").asLong());
+        assertEquals(0, s1.get("uniqueChunks").asLong(), "every chunk went once both layers were compacted: " + s1);
+        assertTrue(s1.get("storedBytes").asLong() < 0.7 * s0.get("storedBytes").asLong(), "the pool stores less: " + s0 + "\n" + s1);
+        assertSame(before, listings(), "after compacting both");
+        env.assertFsckClean();
+        JsonNode third = compact();
+        assertEquals(0, third.get("compactedLayers").asInt(), "nothing left to compact: " + third);
+
+        assertEquals(143, env.stopDaemon());
+        env.startDaemon();
+        assertSame(before, listings(), "after a restart");
+        env.assertFsckClean();
+    }
+
+    @Test
+    void withoutCompressionCompactIsRefused() throws Exception {
+        env.close();
+        env = TestEnv.daemonOnlyWithConfig("{\"metrics\": {\"address\": \"\"}}");
+        Proc.Result r = env.dedupctl("compact", "--wait");
+        assertNotEquals(0, r.code());
+        assertTrue(r.out().contains("compression"), r.out());
+    }
+}
