@@ -320,7 +320,7 @@ public final class DedupCtl implements Callable<Integer> {
                     .compact(CompactRequest.newBuilder().setWait(wait).build()).getJson());
             if (json) printJson(n);
             else if (!wait) System.out.println("compaction started (see the daemon's log)");
-            else System.out.printf("compacted %d layers in %d ms: their data %d -> %d bytes; pool stored %d -> %d bytes (gc freed %d); skipped %d with snapshots above, %d not compactable%n",
+            else System.out.printf("compacted %d layers in %d ms: their data %d -> %d bytes; pool stored %d -> %d bytes (gc freed %d); skipped %d with snapshots above, %d lazy or failed%n",
                     n.get("compactedLayers").asInt(), n.get("millis").asLong(), n.get("layerBytesBefore").asLong(), n.get("layerBytesAfter").asLong(),
                     n.get("storedBytesBefore").asLong(), n.get("storedBytesAfter").asLong(), n.get("freedBytes").asLong(), n.get("skippedInUse").asInt(),
                     n.get("skippedOther").asInt());

@@ -158,6 +158,24 @@ class CompactionTest {
     }
 
     @Test
+    void compactWhenIdleCompactsOnceQuiet() throws Exception {
+        env.close();
+        env = TestEnv.daemonOnlyWithConfig("{\"compression\": \"lz4hc\", \"compressAt\": \"compaction\", \"compactWhenIdle\": \"2s\", \"metrics\": {\"address\": \"\"}}");
+        var api = env.snapshots();
+        l0(upper(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("l0-a").build()).getMountsList()));
+        api.commit(CommitSnapshotRequest.newBuilder().setName("L0").setKey("l0-a").build());
+        long deadline = System.nanoTime() + 30_000_000_000L;
+        JsonNode s = stats();
+        while (s.get("uniqueChunks").asLong() > 0 && System.nanoTime() < deadline) {
+            Thread.sleep(500);
+            s = stats();
+        }
+        assertEquals(0, s.get("uniqueChunks").asLong(), "compacted once idle for 2 s: " + s);
+        assertTrue(s.get("compressedChunks").asLong() > 0, s.toString());
+        env.assertFsckClean();
+    }
+
+    @Test
     void withoutCompressionCompactIsRefused() throws Exception {
         env.close();
         env = TestEnv.daemonOnlyWithConfig("{\"metrics\": {\"address\": \"\"}}");

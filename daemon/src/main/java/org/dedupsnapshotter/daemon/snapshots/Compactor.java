@@ -86,6 +86,7 @@ final class Compactor {
                     }
                     case IN_USE -> inUse++;
                     case NOT_COMPACTABLE -> other++;
+                    case DONE -> { }
                 }
             } catch (IOException | RuntimeException e) {
                 other++;
@@ -95,16 +96,19 @@ final class Compactor {
         return new Result(compacted, inUse, other, before, after, System.nanoTime() - t0);
     }
 
-    enum State { COMPACTED, IN_USE, NOT_COMPACTABLE }
+    /** DONE: nothing to compact (compressed already, no file data); NOT_COMPACTABLE: not in v1 (lazy, half-done, failed). */
+    enum State { COMPACTED, IN_USE, NOT_COMPACTABLE, DONE }
 
     record Outcome(State state, long before, long after) {
-        static final Outcome IN_USE = new Outcome(State.IN_USE, 0, 0), NOT_COMPACTABLE = new Outcome(State.NOT_COMPACTABLE, 0, 0);
+        static final Outcome IN_USE = new Outcome(State.IN_USE, 0, 0), NOT_COMPACTABLE = new Outcome(State.NOT_COMPACTABLE, 0, 0),
+                DONE = new Outcome(State.DONE, 0, 0);
     }
 
     /** Compacts layer id if it is compactable now; a Remove of it waits (its id lock) until this is done. */
     Outcome compact(long id) throws IOException {
         try (IdLocks.Held ignored = locks.lock(id)) {
-            if (!compactable(id)) return Outcome.NOT_COMPACTABLE;
+            State state = compactable(id);
+            if (state != null) return state == State.DONE ? Outcome.DONE : Outcome.NOT_COMPACTABLE;
             if (store.read(tx -> inUse(tx, id))) return Outcome.IN_USE; // cheap first look; decided again under the gate
             long before = store.read(tx -> tx.chunks().ofLayer(id)).keySet().stream().mapToLong(c -> c.extent().blocks()).sum() * ChunkPool.BLOCK;
             long t0 = System.nanoTime();
@@ -159,16 +163,20 @@ final class Compactor {
         }
     }
 
-    /** A committed EROFS layer, mounted, written uncompressed, not lazily pulled, with no compressed chunk references yet. */
-    private boolean compactable(long id) throws IOException {
+    /**
+     * Null when layer id is compactable: a committed EROFS layer written uncompressed, with file data, not lazily pulled,
+     * with no compressed chunk references yet (it is mounted on the way). Else why not: DONE or NOT_COMPACTABLE.
+     */
+    private State compactable(long id) throws IOException {
         Snapshot s = store.read(tx -> tx.snapshots().byId(id)).orElse(null);
-        if (s == null || s.kind() != Kind.COMMITTED || s.format() != LayerFormat.EROFS) return false;
-        if (layers.isLazy(id) || store.read(tx -> tx.lazyLayers().find(id)).isPresent()) return false; // v1: lazy layers stay as they are
-        if (!Files.exists(layout.image(id)) || LayerMounter.isCompressed(layout.image(id))) return false;
-        if (store.read(tx -> tx.chunks().ofLayer(id)).isEmpty()) return false; // no file data: nothing to compress
-        if (!store.read(tx -> tx.zchunks().ofLayer(id)).isEmpty()) return false; // half-done: Recovery's to settle
+        if (s == null || s.kind() != Kind.COMMITTED || s.format() != LayerFormat.EROFS) return State.DONE;
+        if (layers.isLazy(id) || store.read(tx -> tx.lazyLayers().find(id)).isPresent()) return State.NOT_COMPACTABLE; // v1: lazy layers stay as they are
+        if (!Files.exists(layout.image(id))) return State.NOT_COMPACTABLE;
+        if (LayerMounter.isCompressed(layout.image(id))) return State.DONE;
+        if (store.read(tx -> tx.chunks().ofLayer(id)).isEmpty()) return State.DONE; // no file data: nothing to compress
+        if (!store.read(tx -> tx.zchunks().ofLayer(id)).isEmpty()) return State.NOT_COMPACTABLE; // half-done: Recovery's to settle
         layers.ensureMounted(id);
-        return true;
+        return null;
     }
 
     /** Whether any active snapshot or view has layer id among its ancestors (its overlay would keep the old mount). */

@@ -158,7 +158,7 @@ public final class SnapshotService {
             Compaction c = new Compaction(r.compacted(), r.skippedInUse(), r.skippedOther(), r.layerBytesBefore(), r.layerBytesAfter(), storedBefore,
                     storedBytes(), freed, r.nanos());
             if (r.compacted() > 0 || r.skippedOther() > 0)
-                log.info("compaction: {} layers compacted ({} -> {} bytes), {} skipped with snapshots above, {} not compactable; pool stored {} -> {} bytes, gc freed {} in {} ms",
+                log.info("compaction: {} layers compacted ({} -> {} bytes), {} skipped with snapshots above, {} lazy or failed (see above); pool stored {} -> {} bytes, gc freed {} in {} ms",
                         c.compacted(), c.layerBytesBefore(), c.layerBytesAfter(), c.skippedInUse(), c.skippedOther(), c.storedBefore(), c.storedAfter(), freed,
                         c.nanos() / 1_000_000);
             events.compacted(c);
