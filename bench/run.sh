@@ -24,6 +24,9 @@
 # its report goes to bench/results/reads-<UTC date-time>.txt and names the commit of DEDUP_BIN's checkout, e.g.
 # `DEDUP_BIN=/other/checkout/bin BENCH_READS_ONLY=1 BENCH_READ_ROUNDS=2 bash bench/run.sh` to set two builds side by side).
 # BENCH_READS_HOOK: a command run before the reads with the daemon's pid and the dedup root as $1 and $2 (a setting to try).
+# BENCH_COMPACT (0; 1, needs BENCH_COMPRESSION=lz4hc: Commit writes
+# uncompressed layers, and after the rounds `dedupctl compact --wait` compresses them, reported with the disk before
+# and after and its time; BENCH_COMPACTION_LEVEL, default BENCH_COMPRESSION_LEVEL, is its LZ4 HC level).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 # containerd 1.6 (Debian's): the unpack figure is the "done:" line of ctr 1.6's pull over local content (above)
@@ -54,12 +57,21 @@ case $COMPRESSION in none | lz4hc) ;; *) te_die "BENCH_COMPRESSION: none or lz4h
 if [ "$COMPRESSION" != none ]; then
   bench_cfg_dir=$(mktemp -d /tmp/dedup-bench-cfg.XXXXXX)
   te_defer "rm -rf '$bench_cfg_dir'"
-  printf '{"compression": "%s", "compressionLevel": %d, "pclusterSize": "%s"}\n' "$COMPRESSION" "${BENCH_COMPRESSION_LEVEL:-4}" \
-    "${BENCH_PCLUSTER:-64KiB}" >"$bench_cfg_dir/config.json"
+  if [ "${BENCH_COMPACT:-0}" = 1 ]; then
+    printf '{"compression": "%s", "compressionLevel": %d, "pclusterSize": "%s", "compressAt": "compaction", "compactionLevel": %d}\n' "$COMPRESSION" \
+      "${BENCH_COMPRESSION_LEVEL:-4}" "${BENCH_PCLUSTER:-64KiB}" "${BENCH_COMPACTION_LEVEL:-${BENCH_COMPRESSION_LEVEL:-4}}" >"$bench_cfg_dir/config.json"
+  else
+    printf '{"compression": "%s", "compressionLevel": %d, "pclusterSize": "%s"}\n' "$COMPRESSION" "${BENCH_COMPRESSION_LEVEL:-4}" \
+      "${BENCH_PCLUSTER:-64KiB}" >"$bench_cfg_dir/config.json"
+  fi
   TE_DAEMON_ARGS=(--config "$bench_cfg_dir/config.json")
+elif [ "${BENCH_COMPACT:-0}" = 1 ]; then
+  te_die "BENCH_COMPACT=1 needs BENCH_COMPRESSION=lz4hc (the form layers are compacted into)"
 fi
 compression_note() {
-  if [ "$COMPRESSION" = none ]; then echo "none"; else echo "$COMPRESSION level ${BENCH_COMPRESSION_LEVEL:-4} pcluster ${BENCH_PCLUSTER:-64KiB}"; fi
+  if [ "$COMPRESSION" = none ]; then echo "none"
+  elif [ "${BENCH_COMPACT:-0}" = 1 ]; then echo "none at commit; compacted after the rounds into $COMPRESSION level ${BENCH_COMPACTION_LEVEL:-${BENCH_COMPRESSION_LEVEL:-4}} pcluster ${BENCH_PCLUSTER:-64KiB}"
+  else echo "$COMPRESSION level ${BENCH_COMPRESSION_LEVEL:-4} pcluster ${BENCH_PCLUSTER:-64KiB}"; fi
 }
 
 step() { printf '\n== %s\n' "$*" >&2; }
@@ -171,6 +183,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
     if [ "$r" -eq 1 ]; then after_rm_ovl=$(du_bytes "$TE_OVERLAY_DIR"); after_rm_dd=$(du_bytes "$TE_DEDUP_ROOT"); fi
   fi
 done
+# BENCH_COMPACT=1: the last round's layers (still there) compacted; disk = du of the dedup root before and after
+if [ "${BENCH_COMPACT:-0}" = 1 ]; then
+  step "compaction: dedupctl compact --wait"
+  sync
+  pre_compact_dd=$(du_bytes "$TE_DEDUP_ROOT"); pre_compact_ovl=$(du_bytes "$TE_OVERLAY_DIR")
+  t_c0=$(te_now)
+  compact_json=$(dedupctl_ compact --wait --json 2>&1 | jq -c . 2>/dev/null) || compact_json="failed"
+  sync
+  t_compact=$(te_elapsed "$t_c0" "$(te_now)")
+  post_compact_dd=$(du_bytes "$TE_DEDUP_ROOT")
+  te_log "compaction: ${t_compact}s, dedup root $(mib "$pre_compact_dd") -> $(mib "$post_compact_dd") MiB: $compact_json"
+fi
 sleep 10   # idle: after the last commit, let the daemon go quiet
 rss_idle=$(rss_kib "$TE_DEDUP_PID")
 if [ "${BENCH_RSS_ONLY:-0}" = 1 ]; then
@@ -328,6 +352,12 @@ if [ -n "${after_rm_dd:-}" ]; then
     "$(mib "$after_rm_ovl")" "$(mib "$after_rm_dd")" "$(mib "$base_ovl")" "$(mib "$base_dd")"
 fi
 [ -z "$commit_split" ] || out 'dedup Commit, daemon side: %s\n' "$commit_split"
+if [ -n "${compact_json:-}" ]; then
+  out 'compaction (dedupctl compact --wait after the last round, +sync): %ss; dedup root %s -> %s MiB (overlayfs dir %s MiB: %s -> %sx)\n' \
+    "$t_compact" "$(mib "$pre_compact_dd")" "$(mib "$post_compact_dd")" "$(mib "$pre_compact_ovl")" "$(ratio "$pre_compact_dd" "$pre_compact_ovl")" \
+    "$(ratio "$post_compact_dd" "$pre_compact_ovl")"
+  out '  %s\n' "$compact_json"
+fi
 tee -a "$report" <"$reads_report"
 out 'dedup store: %s\n' "$stats_json"
 # issue 20's figure: the idle daemon (after the sequential rounds' pulls and its idle compaction) under 100 MiB

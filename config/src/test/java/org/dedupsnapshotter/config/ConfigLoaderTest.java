@@ -3,6 +3,7 @@ package org.dedupsnapshotter.config;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Path;
+import java.time.Duration;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -54,6 +55,32 @@ class ConfigLoaderTest {
         assertTrue(mkfs.contains("\"compression\"") && mkfs.contains("\"erofsBuilder\""), mkfs);
         // uncompressed layers keep mkfs.erofs selectable
         assertEquals("mkfs.erofs", ConfigLoader.parse("{\"compression\": \"none\", \"erofsBuilder\": \"mkfs.erofs\"}", "t").erofsBuilder());
+    }
+
+    @Test
+    void compactionKeys() throws Exception {
+        Config.Compression d = ConfigLoader.parse("{\"compression\": \"lz4hc\", \"compressionLevel\": 2}", "t").compression();
+        assertTrue(d.atCommit());
+        assertEquals(2, d.compactionLevel(), "compactionLevel defaults to compressionLevel");
+        assertEquals(Duration.ZERO, d.compactWhenIdle());
+        Config.Compression c = ConfigLoader.parse("{\"compression\": \"lz4hc\", \"compressAt\": \"compaction\", \"compactionLevel\": 9, \"compactWhenIdle\": \"5m\"}", "t")
+                .compression();
+        assertFalse(c.atCommit());
+        assertTrue(c.enabled());
+        assertEquals(9, c.compactionLevel());
+        assertEquals(Duration.ofMinutes(5), c.compactWhenIdle());
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"lz4hc\", \"compressAt\": \"pull\"}", "t")).getMessage()
+                .contains("\"compressAt\" must be one of"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"lz4hc\", \"compactionLevel\": 0}", "t")).getMessage()
+                .contains("\"compactionLevel\" must be"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"lz4hc\", \"compactWhenIdle\": \"soon\"}", "t")).getMessage()
+                .contains("\"compactWhenIdle\" must be a duration"));
+        // compaction writes the compressed form: without one, its keys are an error naming both
+        for (String k : new String[]{"\"compressAt\": \"compaction\"", "\"compactionLevel\": 4", "\"compactWhenIdle\": \"1m\""}) {
+            String m = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{" + k + "}", "t")).getMessage();
+            assertTrue(m.contains(k.substring(0, k.indexOf(':'))) && m.contains("\"compression\""), m);
+        }
+        assertFalse(ConfigLoader.parse("{\"compressAt\": \"commit\", \"compactWhenIdle\": 0}", "t").compression().enabled());
     }
 
     @Test
