@@ -5,6 +5,7 @@ import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.erofs.ErofsBuilder;
+import org.dedupsnapshotter.erofs.ErofsImage;
 import org.dedupsnapshotter.erofs.Lz4Pclusters;
 import org.dedupsnapshotter.mount.LayerMounter;
 import org.dedupsnapshotter.storage.ChunkPool;
@@ -192,23 +193,28 @@ final class Compactor {
     /**
      * Recovery's part, for a committed layer left with both chunk and compressed chunk references (a compaction that
      * died between compact.recorded and compact.dropped), before any snapshot is served: the image on disk decides.
-     * Uncompressed: the swap never happened, the compressed references go. Compressed: the swap happened under the gate
-     * with nothing above the layer, and nothing was made above it since — but the kernel may still have the old image
-     * mounted there (died before compact.mount), so the layer is unmounted and mounted again from the new image
-     * before its chunk references go. Returns what was done, or null when the layer is not half-compacted.
+     * Uncompressed (died before the rename, so its {@link #tmp} is still there): the swap never happened, the compressed
+     * references go. Compressed: the swap happened under the gate with nothing above the layer, and nothing was made
+     * above it since — but the kernel may still have the old image mounted there (died before compact.mount), so the
+     * layer is unmounted and mounted again from the new image before its chunk references go. Anything else (no tmp
+     * beside an uncompressed image, a compressed image that still has chunk indexes) keeps both kinds of references:
+     * space is recoverable, wrong bytes are not. Returns what was done, or null when the layer is not half-compacted.
      */
     static String recover(Layout layout, MetaStore store, LayerMounts layers, long id) throws IOException {
         boolean chunks = !store.read(tx -> tx.chunks().ofLayer(id)).isEmpty(), zchunks = !store.read(tx -> tx.zchunks().ofLayer(id)).isEmpty();
-        Files.deleteIfExists(tmp(layout, id));
+        boolean tmpWritten = Files.deleteIfExists(tmp(layout, id));
         if (!chunks || !zchunks) return null;
         if (!LayerMounter.isCompressed(layout.image(id))) {
+            if (!tmpWritten) return "left alone (no compacted image beside it: both kinds of references kept)";
             store.write("recovery: undo compaction", tx -> {
                 tx.zchunks().dropRefs(id);
                 return null;
             });
             return "undone";
         }
-        if (store.read(tx -> inUse(tx, id))) return "kept both references (a snapshot above it)"; // cannot happen; refs are the safe side
+        if (ErofsImage.read(layout.image(id)).chunks().stream().anyMatch(c -> c.blkaddr() != ErofsImage.NULL_ADDR))
+            return "left alone (its image has chunk indexes too: both kinds of references kept)";
+        if (store.read(tx -> inUse(tx, id))) return "left alone (a snapshot above it: both kinds of references kept)"; // not reachable
         layers.unmount(id);
         layers.mount(id);
         store.write("recovery: finish compaction", tx -> {
