@@ -1,5 +1,5 @@
 # Per-round ratios of CompressedReadsMeasure output (RUN lines) to the plain copy of the same round and pattern:
-# python3 bench/zreads-ratio.py OUTPUT... (decision NN; the machine is noisy, so rounds are compared pairwise).
+# python3 bench/zreads-ratio.py OUTPUT... (decision 54; the machine is noisy, so rounds are compared pairwise).
 import sys, re, collections, statistics
 runs = collections.defaultdict(dict)
 for f in sys.argv[1:]:

@@ -20,7 +20,7 @@ done
 # Chunk buffers live off-heap, one per hashing thread, and go when idle too.
 # MinHeapFreeRatio=5/MaxHeapFreeRatio=10, NewRatio=4: after that idle GC the old generation keeps 5-10% free instead
 # of 10-20%, and Serial sizes the young generation to a quarter of the old one instead of a half; an emptied eden
-# stays resident, so that is ~4 MiB of idle RSS (decision NN, with what it costs: more young GCs during pulls).
+# stays resident, so that is ~4 MiB of idle RSS (decision 57, with what it costs: more young GCs during pulls).
 # Netty asks jdk.jfr.FlightRecorder.isAvailable() at start (for its allocator events), which loads and sets up
 # JFR (~110 classes, its metadata on the heap) in a JVM that never records: off (docs/decisions.md 47).
 DEDUP_NETTY_OPTS="${DEDUP_NETTY_OPTS--Dio.netty.jfr.enabled=false}"

@@ -20,7 +20,7 @@ import java.util.concurrent.TimeUnit;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * kill -9 at each step of a compaction (decision NN), then a restart: recovery finishes or undoes it, fsck
+ * kill -9 at each step of a compaction (decision 59), then a restart: recovery finishes or undoes it, fsck
  * --verify-data is clean, both layers read back byte-exact, and a second compaction then compacts everything.
  */
 class CompactionCrashTest {

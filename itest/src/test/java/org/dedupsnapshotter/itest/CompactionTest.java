@@ -22,7 +22,7 @@ import java.util.Map;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * Compaction (issue 23, decision NN): a daemon with {@code "compression": "lz4hc", "compressAt": "compaction"} commits
+ * Compaction (issue 23, decision 59): a daemon with {@code "compression": "lz4hc", "compressAt": "compaction"} commits
  * uncompressed layers; {@code dedupctl compact --wait} rewrites them compressed and swaps them in. Every layer's own
  * mount (whiteouts, opaque dirs, hardlinks, modes, times, xattrs) and the overlay above them read back exactly as
  * before, the pool stores less, fsck --verify-data is clean, and a layer with an active snapshot above it is skipped

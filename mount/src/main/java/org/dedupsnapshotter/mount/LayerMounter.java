@@ -37,7 +37,7 @@ import java.util.stream.Collectors;
  *
  * A file-backed direct mount of either kind reads ahead as far as the disk under the pool does: its own
  * backing_dev_info starts at 128 KiB, while overlayfs over the same disk reads ahead with the disk's read_ahead_kb
- * (decision 54 for compressed layers, NN for chunk-indexed ones).
+ * (decision 54 for compressed layers, 58 for chunk-indexed ones).
  */
 public final class LayerMounter implements Mounter {
     private static final Logger log = LoggerFactory.getLogger(LayerMounter.class);
@@ -100,7 +100,7 @@ public final class LayerMounter implements Mounter {
         boolean direct = reads == DeviceReads.DIRECT && directIo != DirectIo.OFF;
         boolean compressed = isCompressed(image);
         if (direct) {
-            // a direct mount of either kind reads ahead as far as the pool's disk does (decisions 54, NN)
+            // a direct mount of either kind reads ahead as far as the pool's disk does (decisions 54, 58)
             synchronized (this) { // the new backing_dev_info is told apart from the ones before by name
                 Set<String> before = erofsBdisOrNull();
                 mountFileOnce(image, device, target, true, compressed);

@@ -33,7 +33,7 @@ import static org.junit.jupiter.api.Assertions.*;
  * How layers are mounted by kind (decision 54), with real mounts: a compressed layer reads the pool with direct I/O,
  * without EROFS's managed cache of compressed pages and with the disk's read-ahead, so reading it cold caches its
  * files once (about its logical size), where the kernel's default cache strategy adds its compressed bytes on top;
- * a chunk-indexed layer keeps directio and the kernel's cache strategy, and reads ahead as the disk does too (decision NN).
+ * a chunk-indexed layer keeps directio and the kernel's cache strategy, and reads ahead as the disk does too (decision 58).
  */
 @Timeout(value = 5, unit = TimeUnit.MINUTES)
 class CompressedLayerMountTest {
@@ -220,7 +220,7 @@ class CompressedLayerMountTest {
             assertTrue(opts.contains("directio") && opts.contains("cache_strategy=readaround"), opts);
             Set<String> mine = newBdis(bdis);
             assertEquals(1, mine.size(), "one new backing_dev_info: " + mine);
-            // decision NN: its own bdi would start at 128 KiB, where overlayfs on the same disk reads ahead with the disk's
+            // decision 58: its own bdi would start at 128 KiB, where overlayfs on the same disk reads ahead with the disk's
             int disk = LayerMounter.diskReadAheadKib(poolFile);
             int ra = Integer.parseInt(Files.readString(Path.of("/sys/class/bdi", mine.iterator().next(), "read_ahead_kb")).strip());
             if (disk > 0) assertEquals(Math.max(128, disk), ra, "the layer reads ahead as the pool's disk does");

@@ -25,7 +25,7 @@ import java.sql.SQLException;
 import java.util.concurrent.locks.Lock;
 
 /**
- * Compaction (issue 23, decision "NN"): a committed layer written uncompressed (fast to unpack) is rewritten later
+ * Compaction (issue 23, decision 59): a committed layer written uncompressed (fast to unpack) is rewritten later
  * into the compressed form — its mounted tree read as Commit reads an upper dir, its chunks LZ4-HC encoded into the
  * pool's compressed chunks (each stored once per node), a metadata-only image — and swapped in. Crash-safe at every
  * step because a layer only ever gains references before the image that needs them is in place, and loses the old
