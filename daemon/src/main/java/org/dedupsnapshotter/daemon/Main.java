@@ -143,6 +143,7 @@ public final class Main {
             System.gc();
             Libc.mallocTrim();
         });
+        service.afterCompaction(idle::workDone);
         if (compaction != null && !cfg.compression().compactWhenIdle().isZero()) idle.alsoWhenQuiet(service::compact, cfg.compression().compactWhenIdle());
         SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service, idle), new AdminEndpoint(layout, store, layers, service, pool, ksm, lazyFigures, stats)),
                 new GrpcMetrics(metrics.registry()), Set.of(SnapshotsGrpc.getMountsMethod().getFullMethodName()));

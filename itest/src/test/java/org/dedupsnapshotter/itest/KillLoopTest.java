@@ -3,6 +3,7 @@ package org.dedupsnapshotter.itest;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -24,15 +25,24 @@ import static org.junit.jupiter.api.Assertions.*;
  * parallel. After every restart: fsck --verify-data is clean and every image that was fully pulled reads back
  * byte-exact.
  */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class KillLoopTest {
     static final int MIB = 1024 * 1024, KILLS = Integer.getInteger("dedup.kills", 50), IMAGES = 4;
-    static TestEnv env;
-    static final List<String> refs = new ArrayList<>();
-    static final List<Map<String, byte[]>> contents = new ArrayList<>();
+    TestEnv env;
+    final List<String> refs = new ArrayList<>();
+    final List<Map<String, byte[]>> contents = new ArrayList<>();
+
+    /** The daemon under test (CompactingKillLoopTest: one that compacts its layers whenever it goes quiet). */
+    TestEnv newEnv() throws Exception {
+        return TestEnv.full();
+    }
+
+    /** After the loop (and once after every restart): what the variant must also have done for the loop to count. */
+    void checkAfterLoop() throws Exception { }
 
     @BeforeAll
-    static void start() throws Exception {
-        env = TestEnv.full();
+    void start() throws Exception {
+        env = newEnv();
         byte[] base = Images.base().finish();
         byte[] common = Images.random(20, 6 * MIB + 5);
         byte[][] pairs = {Images.random(21, 3 * MIB + 1), Images.random(22, 3 * MIB + 2)};
@@ -51,7 +61,7 @@ class KillLoopTest {
     }
 
     @AfterAll
-    static void stop() throws Exception {
+    void stop() throws Exception {
         if (env != null) env.close();
     }
 
@@ -131,10 +141,11 @@ class KillLoopTest {
         assertTrue(pulls.get() >= KILLS / 5 && removals.get() >= KILLS / 10, "too little work happened between kills: " + pulls + " pulls, " + removals + " removals");
         env.assertFsckClean();
         for (int i : pulled) assertEquals(expected(i), actual(i), "image " + i + " at the end");
+        checkAfterLoop();
     }
 
     /** containerd redials us with backoff; a Prepare through it proves it is back. */
-    private static void awaitContainerd(int k) throws Exception {
+    private void awaitContainerd(int k) throws Exception {
         String key = "probe-" + k;
         for (int tries = 0; ; tries++) {
             if (env.ctrResult("snapshots", "--snapshotter", "dedup", "prepare", key).code() == 0) break;
@@ -144,13 +155,13 @@ class KillLoopTest {
         env.ctr("snapshots", "--snapshotter", "dedup", "rm", key);
     }
 
-    private static Map<String, String> expected(int i) throws Exception {
+    private Map<String, String> expected(int i) throws Exception {
         Map<String, String> out = new LinkedHashMap<>();
         for (var e : contents.get(i).entrySet()) out.put(e.getKey(), Images.sha256sum(e.getValue()));
         return out;
     }
 
-    private static Map<String, String> actual(int i) throws Exception {
+    Map<String, String> actual(int i) throws Exception {
         Path target = Files.createDirectories(env.dir.resolve("verify-" + i));
         try (AutoCloseable mounted = env.mountImage("dedup", refs.get(i), target)) {
             Map<String, String> out = new LinkedHashMap<>();

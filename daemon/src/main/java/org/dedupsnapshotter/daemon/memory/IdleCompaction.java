@@ -71,6 +71,12 @@ public final class IdleCompaction {
         if (n != null) n.end();
     }
 
+    /** Work outside snapshot operations left garbage (a layer compaction pass): compact once quiet again. */
+    public void workDone() {
+        dirty = true;
+        lastEnd = System.nanoTime();
+    }
+
     /** How many compactions ran (for tests and the debug log). */
     int compactions() { return compactions; }
 

@@ -65,6 +65,7 @@ public final class SnapshotService {
     /** Compaction into compressed layers (config compression with compressAt "compaction", or any compression): null when off. */
     private final Compactor compactor;
     private final Object compacting = new Object();
+    private volatile Runnable afterCompaction = () -> { };
     private final SpaceReserve reserve;
     private final Trash trash;
 
@@ -142,6 +143,12 @@ public final class SnapshotService {
         }
     }
 
+    /**
+     * Runs after a compaction pass that compacted something: reading and encoding whole layers grows the heap and the
+     * malloc arenas, and no snapshot operation follows to tell the idle memory compaction about it.
+     */
+    public void afterCompaction(Runnable r) { afterCompaction = r; }
+
     /** Whether compaction is configured (config compression). */
     public boolean compacts() { return compactor != null; }
 
@@ -162,6 +169,7 @@ public final class SnapshotService {
                         c.compacted(), c.layerBytesBefore(), c.layerBytesAfter(), c.skippedInUse(), c.skippedOther(), c.storedBefore(), c.storedAfter(), freed,
                         c.nanos() / 1_000_000);
             events.compacted(c);
+            if (c.compacted() > 0) afterCompaction.run();
             return c;
         }
     }
