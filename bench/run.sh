@@ -17,8 +17,8 @@
 # BENCH_OVERLAYFS (1; 0: the rounds unpack through dedup only, for the daemon's RSS and Mounts figures alone, e.g.
 # `BENCH_OVERLAYFS=0 BENCH_READS_IMAGES= make bench`: the unpack and disk ratios are then "-"), BENCH_RSS_ONLY (0; 1:
 # stop after the idle RSS of the sequential rounds, which it prints with the daemon's smaps_rollup; no report file),
-# BENCH_COMPRESSION ("none", the daemon's default; "lz4hc": layers committed compressed, issue 23), with
-# BENCH_COMPRESSION_LEVEL (4) and BENCH_PCLUSTER ("64KiB"), written into the daemon's --config for the run, e.g.
+# BENCH_COMPRESSION ("none", the daemon's default; "lz4hc" or "zstd": layers committed compressed, issue 23), with
+# BENCH_COMPRESSION_LEVEL (4 for lz4hc, 3 for zstd) and BENCH_PCLUSTER ("64KiB"), written into the daemon's --config for the run, e.g.
 # `BENCH_COMPRESSION=lz4hc make bench`. BENCH_READS_ONLY (0; 1: only the reads part, a few minutes: the two reads
 # images (BENCH_IMAGES defaults to them) unpacked in BENCH_ROUNDS (default 1) rounds, then the reads rounds, then stop;
 # its report goes to bench/results/reads-<UTC date-time>.txt and names the commit of DEDUP_BIN's checkout, e.g.
@@ -53,7 +53,7 @@ if [ -n "${BENCH_IMAGES:-}" ]; then read -r -a IMAGES <<<"$BENCH_IMAGES"; else m
 
 # The daemon's config for the run: compressed layers or not (the rest stays the daemon's defaults).
 COMPRESSION=${BENCH_COMPRESSION:-none}
-case $COMPRESSION in none | lz4hc) ;; *) te_die "BENCH_COMPRESSION: none or lz4hc, not $COMPRESSION" ;; esac
+case $COMPRESSION in none | lz4hc) ;; zstd) : "${BENCH_COMPRESSION_LEVEL:=3}" ;; *) te_die "BENCH_COMPRESSION: none, lz4hc or zstd, not $COMPRESSION" ;; esac
 if [ "$COMPRESSION" != none ]; then
   bench_cfg_dir=$(mktemp -d /tmp/dedup-bench-cfg.XXXXXX)
   te_defer "rm -rf '$bench_cfg_dir'"
@@ -282,7 +282,7 @@ rss_after_par=$(rss_kib "$TE_DEDUP_PID")
 stats_json=$(dedupctl_ stats --json 2>/dev/null | jq -c . 2>/dev/null || echo '{}')
 warn_lines=$(grep -cE '\b(WARN|ERROR)\b' "$TE_DIR/dedup.log" || true)
 # The daemon's own Commit timings in the sequential rounds (its "committed snapshot ... builder=X metadata=Nms
-# index=Nms total=Nms" lines): metadata = writing the EROFS image, index = hashing (+ LZ4 HC with compression) + pool
+# index=Nms total=Nms" lines): metadata = writing the EROFS image, index = hashing (+ LZ4 HC or ZSTD with compression) + pool
 # writes not overlapped by it.
 commit_split=$(grep -E "committed snapshot key=bench[0-9]+/" "$TE_DIR/dedup.log" | awk -v rounds="$ROUNDS" '
   { for (i = 1; i <= NF; i++) {
@@ -293,7 +293,7 @@ commit_split=$(grep -E "committed snapshot key=bench[0-9]+/" "$TE_DIR/dedup.log"
         printf "%d layers per round, Commit %.2fs per round", n / rounds, s["total"] / 1000 / rounds
         if (seen["metadata"]) printf " (EROFS image by %s %.2fs", builder, s["metadata"] / 1000 / rounds
         if (seen["index"]) printf ", hashing + pool writes %.2fs", s["index"] / 1000 / rounds
-        if (seen["compress"]) printf " of which LZ4 HC %.2fs summed over threads", s["compress"] / 1000 / rounds
+        if (seen["compress"]) printf " of which compression %.2fs summed over threads", s["compress"] / 1000 / rounds
         if (seen["metadata"]) printf ")" }')
 
 # ------------------------------------------------------------------------------------------------ report

@@ -30,8 +30,9 @@ DEDUP_JVM_OPTS="${DEDUP_JVM_OPTS:--XX:+UseSerialGC -Xms16m -Xmx384m -XX:MinHeapF
 # glibc makes up to 8 malloc arenas per core, each keeping its freed memory; the daemon's native allocations are
 # few (JIT, sqlite, zlib, chunk buffers), so two arenas are plenty and leave less behind.
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
-# SQLite's and LZ4's native libraries from the build (scripts/extract-natives.sh), not a fresh copy in /tmp per
-# start that a kill -9 would leave behind. lz4-java looks on java.library.path first; the JDK's default path follows.
+# SQLite's, LZ4's and ZSTD's native libraries from the build (scripts/extract-natives.sh), not a fresh copy in /tmp per
+# start that a kill -9 would leave behind. lz4-java looks on java.library.path first (Pclusters points zstd-jni at
+# its libzstd-jni.so there); the JDK's default path follows.
 if [ -f "$DEDUP_LIB/native/libsqlitejdbc.so" ]; then
   DEDUP_JVM_OPTS="$DEDUP_JVM_OPTS -Dorg.sqlite.lib.path=$DEDUP_LIB/native -Dorg.sqlite.lib.name=libsqlitejdbc.so"
 fi

@@ -30,8 +30,9 @@ public record Config(Path root, Path address, long chunkSize, String mountBacken
     /**
      * Keys compression, compressionLevel, pclusterSize, compressAt, compactionLevel and compactWhenIdle.
      *
-     * @param algorithm     "none" or "lz4hc"
-     * @param level         LZ4 HC level, 1..12 (decision 50: 4 is 2.3x faster than 9 for 1.4% more pool)
+     * @param algorithm     "none", "lz4hc" or "zstd" (decision NN)
+     * @param level         LZ4 HC level, 1..12 (decision 50: 4 is 2.3x faster than 9 for 1.4% more pool), default 4;
+     *                      ZSTD level, 1..22, default 3
      * @param pclusterSize  input bytes per independently compressed piece: a power of two, 8 KiB .. 1 MiB, at most chunkSize
      * @param compressAt    "commit" (Commit writes compressed layers) or "compaction" (Commit writes uncompressed layers, fast to
      *                      unpack; compaction rewrites them compressed later: dedupctl compact, or compactWhenIdle)
@@ -48,6 +49,9 @@ public record Config(Path root, Path address, long chunkSize, String mountBacken
 
         /** Whether Commit writes compressed layers (else they are written uncompressed and compacted later). */
         public boolean atCommit() { return enabled() && compressAt.equals("commit"); }
+
+        /** The level when compressionLevel is not given. */
+        public static int defaultLevel(String algorithm) { return algorithm.equals("zstd") ? 3 : defaults().level(); }
     }
 
     /**

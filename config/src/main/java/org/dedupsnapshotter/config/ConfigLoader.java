@@ -37,7 +37,7 @@ public final class ConfigLoader {
     private static final Pattern HOST_PORT = Pattern.compile("(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9.-]+):(\\d{1,5})");
     private static final Set<String> MOUNT_BACKENDS = Set.of("auto", "file", "loop");
     private static final Set<String> EROFS_BUILDERS = Set.of("native", "mkfs.erofs");
-    private static final Set<String> COMPRESSIONS = Set.of("none", "lz4hc");
+    private static final Set<String> COMPRESSIONS = Set.of("none", "lz4hc", "zstd");
     private static final Set<String> COMPRESS_AT = Set.of("commit", "compaction");
     private static final Set<String> LOG_LEVELS = Set.of("trace", "debug", "info", "warn", "error");
     private static final Pattern SIZE = Pattern.compile("(\\d+)\\s*(B|KiB|MiB|GiB|TiB)?");
@@ -90,13 +90,18 @@ public final class ConfigLoader {
     private static Config.Compression compression(ObjectNode obj, long chunkSize, String builder, String source) throws ConfigException {
         Config.Compression d = Config.Compression.defaults();
         String algorithm = choice(obj, "compression", d.algorithm(), COMPRESSIONS, source);
-        Integer given = intIn(obj, "", "compressionLevel", 1, 12, " (an LZ4 HC level: 4 is fast, 9 the classic default)", source);
-        int level = given == null ? d.level() : given;
+        // the level's range is the algorithm's (decision NN): LZ4 HC 1..12, ZSTD 1..22
+        Integer given = algorithm.equals("zstd")
+                ? intIn(obj, "", "compressionLevel", 1, 22, " (a ZSTD level with \"compression\": \"zstd\": 3 is as fast as LZ4 HC 2)", source)
+                : intIn(obj, "", "compressionLevel", 1, 12, " (an LZ4 HC level: 4 is fast, 9 the classic default)", source);
+        int level = given == null ? Config.Compression.defaultLevel(algorithm) : given;
         long pcluster = obj.has("pclusterSize") ? size(obj.get("pclusterSize"), "pclusterSize", source) : d.pclusterSize();
         if (Long.bitCount(pcluster) != 1 || pcluster < (8 << 10) || pcluster > (1 << 20))
             throw new ConfigException(source + ": key \"pclusterSize\" must be a power of two between 8KiB and 1MiB, e.g. \"64KiB\"; got " + obj.get("pclusterSize"));
         String at = choice(obj, "compressAt", "commit", COMPRESS_AT, source);
-        Integer givenCompaction = intIn(obj, "", "compactionLevel", 1, 12, " (an LZ4 HC level for compaction)", source);
+        Integer givenCompaction = algorithm.equals("zstd")
+                ? intIn(obj, "", "compactionLevel", 1, 22, " (a ZSTD level for compaction)", source)
+                : intIn(obj, "", "compactionLevel", 1, 12, " (an LZ4 HC level for compaction)", source);
         Duration idle = obj.has("compactWhenIdle") ? duration(obj.get("compactWhenIdle"), "compactWhenIdle", "(0 or absent: off)", source) : Duration.ZERO;
         Config.Compression c = new Config.Compression(algorithm, level, (int) pcluster, at, givenCompaction == null ? level : givenCompaction, idle);
         if (!c.enabled()) {

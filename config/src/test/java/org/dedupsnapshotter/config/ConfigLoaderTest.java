@@ -44,7 +44,7 @@ class ConfigLoaderTest {
         Config.Compression c = ConfigLoader.parse("{\"compression\": \"lz4hc\", \"compressionLevel\": 9, \"pclusterSize\": \"128KiB\"}", "t").compression();
         assertEquals(new Config.Compression("lz4hc", 9, 128 << 10), c);
         assertTrue(c.enabled());
-        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"zstd\"}", "t")).getMessage().contains("\"compression\" must be one of"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"lzma\"}", "t")).getMessage().contains("\"compression\" must be one of"));
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compressionLevel\": 13}", "t")).getMessage().contains("\"compressionLevel\" must be"));
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compressionLevel\": \"4\"}", "t")).getMessage().contains("\"compressionLevel\" must be"));
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"pclusterSize\": \"48KiB\"}", "t")).getMessage().contains("\"pclusterSize\" must be a power of two"));
@@ -53,6 +53,16 @@ class ConfigLoaderTest {
         assertTrue(tooBig.contains("\"pclusterSize\"") && tooBig.contains("\"chunkSize\""), tooBig);
         String mkfs = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"lz4hc\", \"erofsBuilder\": \"mkfs.erofs\"}", "t")).getMessage();
         assertTrue(mkfs.contains("\"compression\"") && mkfs.contains("\"erofsBuilder\""), mkfs);
+        // zstd (decision NN): its own level range and default
+        assertEquals(new Config.Compression("zstd", 3, 64 << 10), ConfigLoader.parse("{\"compression\": \"zstd\"}", "t").compression());
+        assertEquals(new Config.Compression("zstd", 19, 128 << 10),
+                ConfigLoader.parse("{\"compression\": \"zstd\", \"compressionLevel\": 19, \"pclusterSize\": \"128KiB\"}", "t").compression());
+        String zstd23 = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"zstd\", \"compressionLevel\": 23}", "t")).getMessage();
+        assertTrue(zstd23.contains("\"compressionLevel\" must be an integer from 1 to 22") && zstd23.contains("ZSTD"), zstd23);
+        String lz4hc19 = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"lz4hc\", \"compressionLevel\": 19}", "t")).getMessage();
+        assertTrue(lz4hc19.contains("from 1 to 12"), lz4hc19);
+        String zmkfs = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"zstd\", \"erofsBuilder\": \"mkfs.erofs\"}", "t")).getMessage();
+        assertTrue(zmkfs.contains("\"compression\": \"zstd\"") && zmkfs.contains("\"erofsBuilder\""), zmkfs);
         // uncompressed layers keep mkfs.erofs selectable
         assertEquals("mkfs.erofs", ConfigLoader.parse("{\"compression\": \"none\", \"erofsBuilder\": \"mkfs.erofs\"}", "t").erofsBuilder());
     }

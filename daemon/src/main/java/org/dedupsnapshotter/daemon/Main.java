@@ -23,7 +23,8 @@ import org.dedupsnapshotter.lazy.registry.PullSecrets;
 import org.dedupsnapshotter.config.ConfigException;
 import org.dedupsnapshotter.config.ConfigLoader;
 import org.dedupsnapshotter.erofs.ErofsBuilder;
-import org.dedupsnapshotter.erofs.Lz4Pclusters;
+import org.dedupsnapshotter.erofs.Algorithm;
+import org.dedupsnapshotter.erofs.Pclusters;
 import org.dedupsnapshotter.ksm.KsmNode;
 import org.dedupsnapshotter.ksm.MergeableMemory;
 import org.dedupsnapshotter.mount.InodeShare;
@@ -125,9 +126,10 @@ public final class Main {
         new Recovery(layout, store, layers, indexer).run();
         NodeStats stats = new NodeStats(layout, store, pool);
         DaemonMetrics metrics = new DaemonMetrics(stats, store, pool, layers, ksm, lazyFigures);
-        Lz4Pclusters compression = cfg.compression().atCommit() ? new Lz4Pclusters(cfg.compression().level(), cfg.compression().pclusterSize()) : null;
+        Algorithm algorithm = cfg.compression().enabled() ? Algorithm.of(cfg.compression().algorithm()) : null;
+        Pclusters compression = cfg.compression().atCommit() ? new Pclusters(algorithm, cfg.compression().level(), cfg.compression().pclusterSize()) : null;
         // compaction rewrites uncompressed layers (committed so, or before compression was on) into the compressed form
-        Lz4Pclusters compaction = cfg.compression().enabled() ? new Lz4Pclusters(cfg.compression().compactionLevel(), cfg.compression().pclusterSize()) : null;
+        Pclusters compaction = cfg.compression().enabled() ? new Pclusters(algorithm, cfg.compression().compactionLevel(), cfg.compression().pclusterSize()) : null;
         SnapshotService service = new SnapshotService(layout, store, new ErofsBuilder(mkfs, cfg.chunkSize()), cfg.erofsBuilder().equals("native"), layers, indexer,
                 lazy, metrics, compression, compaction);
 
@@ -150,9 +152,9 @@ public final class Main {
         CriImageProxy criProxy = cfg.cri().enabled() ? CriImageProxy.to(cfg.cri().containerd(), secrets) : null;
         SocketServer criServer = criProxy == null ? null : SocketServer.start(cfg.cri().listen(), pid, List.of(criProxy), new GrpcMetrics(metrics.registry()));
         log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={} directIo={} compression={}{}", pid, cfg.root(), cfg.chunkSize(), cfg.mountBackend(),
-                layers.mounter().directIo(), compression == null ? "none" : "lz4hc level=" + compression.level() + " pcluster=" + compression.pclusterSize()
-                        + " (" + Lz4Pclusters.implementation() + ")",
-                compaction == null ? "" : " compaction=lz4hc level=" + compaction.level() + (cfg.compression().compactWhenIdle().isZero() ? " (dedupctl compact)"
+                layers.mounter().directIo(), compression == null ? "none" : compression.algorithm().configName() + " level=" + compression.level() + " pcluster=" + compression.pclusterSize()
+                        + " (" + (compression.algorithm() == Algorithm.LZ4HC ? Pclusters.implementation() : "JNI") + ")",
+                compaction == null ? "" : " compaction=" + compaction.algorithm().configName() + " level=" + compaction.level() + (cfg.compression().compactWhenIdle().isZero() ? " (dedupctl compact)"
                         : " (after " + cfg.compression().compactWhenIdle() + " idle, and dedupctl compact)"));
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             log.info("stopping: layer mounts stay for running containers");

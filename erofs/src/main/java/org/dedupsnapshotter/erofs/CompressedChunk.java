@@ -5,12 +5,12 @@ import java.util.Arrays;
 /**
  * One chunk of a file in the pool in compressed form (issue 23, decision 50): its pclusters back to back from
  * poolBlock, blocks of them in all. The chunk's bytes are cut into pieces of pclusterSize (the last one short);
- * pieces[i] is the number of blocks piece i's LZ4 output takes (1 .. its input blocks - 1), or 0 when the piece
+ * pieces[i] is the number of blocks piece i's compressed output (LZ4 or, decision NN, ZSTD) takes (1 .. its input blocks - 1), or 0 when the piece
  * is stored raw (ceil(piece length / 4096) blocks, each read as a PLAIN lcluster). A compressed piece's output
- * ends at the end of its last block with zeros before it (EROFS's LZ4 0-padding), a raw piece starts at its
+ * ends at the end of its last block with zeros before it (EROFS's 0-padding, INCOMPAT_ZERO_PADDING, for every algorithm), a raw piece starts at its
  * first block.
  */
-public record CompressedChunk(long poolBlock, int blocks, int pclusterSize, byte[] pieces) {
+public record CompressedChunk(long poolBlock, int blocks, int pclusterSize, byte[] pieces, Algorithm algorithm) {
     /**
      * Where pool block 0 sits in the unified block address space of every compressed image: its device slot's
      * uniaddr, so a pcluster at pool block b is addressed as UNIADDR + b. Larger than any metadata image (the
@@ -25,10 +25,16 @@ public record CompressedChunk(long poolBlock, int blocks, int pclusterSize, byte
             throw new IllegalArgumentException("pcluster size " + pclusterSize + " (a power of two, 8 KiB .. 1 MiB)");
         if (poolBlock < 0 || poolBlock + blocks - 1 > MAX_POOL_BLOCK) throw new IllegalArgumentException("pool block " + poolBlock + " beyond the addressable pool");
         pieces = pieces.clone();
+        if (algorithm == null) throw new IllegalArgumentException("no algorithm");
+    }
+
+    /** An LZ4 HC chunk (decision 50's form). */
+    public CompressedChunk(long poolBlock, int blocks, int pclusterSize, byte[] pieces) {
+        this(poolBlock, blocks, pclusterSize, pieces, Algorithm.LZ4HC);
     }
 
     /** The same chunk stored at another pool block. */
-    public CompressedChunk at(long block) { return new CompressedChunk(block, blocks, pclusterSize, pieces); }
+    public CompressedChunk at(long block) { return new CompressedChunk(block, blocks, pclusterSize, pieces, algorithm); }
 
     /** Blocks a piece of length bytes takes in the pool, given its entry in pieces. */
     static int pieceBlocks(int entry, int length) { return entry != 0 ? entry : (length + 4095) / 4096; }
@@ -47,12 +53,13 @@ public record CompressedChunk(long poolBlock, int blocks, int pclusterSize, byte
 
     @Override
     public boolean equals(Object o) {
-        return o instanceof CompressedChunk c && c.poolBlock == poolBlock && c.blocks == blocks && c.pclusterSize == pclusterSize && Arrays.equals(c.pieces, pieces);
+        return o instanceof CompressedChunk c && c.poolBlock == poolBlock && c.blocks == blocks && c.pclusterSize == pclusterSize && Arrays.equals(c.pieces, pieces)
+                && c.algorithm == algorithm;
     }
 
     @Override
     public int hashCode() { return Long.hashCode(poolBlock) * 31 + Arrays.hashCode(pieces); }
 
     @Override
-    public String toString() { return "CompressedChunk[block " + poolBlock + ", " + blocks + " blocks, pcluster " + pclusterSize + ", " + pieces.length + " pieces]"; }
+    public String toString() { return "CompressedChunk[block " + poolBlock + ", " + blocks + " blocks, pcluster " + pclusterSize + ", " + pieces.length + " pieces, " + algorithm.configName() + "]"; }
 }

@@ -23,12 +23,12 @@ public final class CompressedChunkStore implements CompressedChunkPlacer {
     /** The index key; digest is the uncompressed chunk's SHA-256. */
     public record Key(String digestHex, String algorithm, int level, int pclusterSize) {}
 
-    private final Lz4Pclusters codec;
+    private final Pclusters codec;
     private final BlockAppender appender;
     private final Map<Key, CompressedChunk> index = new HashMap<>();
     private long logicalBytes, storedBlocks, hits, misses;
 
-    public CompressedChunkStore(Lz4Pclusters codec, BlockAppender appender) {
+    public CompressedChunkStore(Pclusters codec, BlockAppender appender) {
         this.codec = codec;
         this.appender = appender;
     }
@@ -46,14 +46,14 @@ public final class CompressedChunkStore implements CompressedChunkPlacer {
 
     /** The chunk data[off, off + len) in the pool: found by its key, or encoded and appended. */
     public CompressedChunk put(byte[] data, int off, int len) throws IOException {
-        Key key = new Key(sha256(data, off, len), Lz4Pclusters.ALGORITHM, codec.level(), codec.pclusterSize());
+        Key key = new Key(sha256(data, off, len), codec.algorithm().configName(), codec.level(), codec.pclusterSize());
         logicalBytes += len;
         CompressedChunk found = index.get(key);
         if (found != null) {
             hits++;
             return found;
         }
-        Lz4Pclusters.Encoded e = codec.encode(data, off, len);
+        Pclusters.Encoded e = codec.encode(data, off, len);
         long block = appender.append(ByteBuffer.wrap(e.blocks()));
         CompressedChunk stored = e.chunk().at(block);
         if (block + stored.blocks() - 1 > CompressedChunk.MAX_POOL_BLOCK) throw new IOException("pool block " + block + " beyond what compressed extents address");

@@ -62,7 +62,7 @@ public final class ErofsImage {
      * One pcluster of a compressed file (data layout 1 with full indexes, as {@link ErofsWriter} writes them, decision
      * 50): the file bytes it holds and the pool blocks it takes; compressed false: the bytes lie raw at poolBlock.
      */
-    public record Pcluster(String path, long fileOffset, int length, long poolBlock, int blocks, boolean compressed) {}
+    public record Pcluster(String path, long fileOffset, int length, long poolBlock, int blocks, boolean compressed, Algorithm algorithm) {}
 
     /**
      * Every chunk of every chunk-based regular file, hardlinked files once, in directory order. Compressed files
@@ -144,7 +144,8 @@ public final class ErofsImage {
     private void filePclusters(Inode f, String path, List<Pcluster> out) throws IOException {
         int base = Math.toIntExact((f.offset + f.inodeSize + f.xattrSize + 7) & ~7L);
         int advise = buf.getShort(base + 4) & 0xffff, algorithm = buf.get(base + 6) & 0x0f, clusterBits = buf.get(base + 7) & 0xff;
-        if (clusterBits != 0 || algorithm != 0) throw new IOException(path + ": lcluster bits " + clusterBits + ", algorithm " + algorithm + " (only 4 KiB LZ4)");
+        Algorithm alg = Algorithm.ofErofsId(algorithm);
+        if (clusterBits != 0 || alg == null) throw new IOException(path + ": lcluster bits " + clusterBits + ", algorithm " + algorithm + " (only 4 KiB, LZ4 or ZSTD)");
         long lclusters = (f.size + 4095) >>> 12;
         int first = base + 16;
         if (first + lclusters * 8 > buf.capacity()) throw new IOException(path + ": lcluster indexes outside the image");
@@ -165,7 +166,7 @@ public final class ErofsImage {
                 throw new IOException(path + ": lcluster type " + type);
             }
             long offset = lcn << 12;
-            out.add(new Pcluster(path, offset, (int) Math.min((next - lcn) << 12, f.size - offset), blkaddr - CompressedChunk.UNIADDR, blocks, type == Z_HEAD1));
+            out.add(new Pcluster(path, offset, (int) Math.min((next - lcn) << 12, f.size - offset), blkaddr - CompressedChunk.UNIADDR, blocks, type == Z_HEAD1, alg));
             lcn = next;
         }
     }

@@ -36,10 +36,10 @@ import static java.nio.file.StandardOpenOption.WRITE;
  * and named as the page-cache-share key (COMPAT_ISHARE_XATTRS, ishare_xattr_prefix_id 0), which needs
  * INCOMPAT_XATTR_PREFIXES (Linux >= 6.4). Kernels before 7.0 ignore the compat bits and the xattr.
  * <p>
- * Regular files made with {@link ErofsTree.Node#compressed} are written as LZ4-compressed inodes with full lcluster
- * indexes whose pclusters lie in the pool at {@link CompressedChunk#UNIADDR} + pool block (decision 50); an image
- * with any of them also gets the LZ4 config record at 1152 and its device slot at 1280. A tree without them gives
- * the same bytes as before.
+ * Regular files made with {@link ErofsTree.Node#compressed} are written as compressed inodes (LZ4, or ZSTD: decision
+ * NN; one algorithm per file) with full lcluster indexes whose pclusters lie in the pool at
+ * {@link CompressedChunk#UNIADDR} + pool block (decision 50); an image with any of them also gets a config record per
+ * algorithm used from 1152 and its device slot at 1280. A tree without them gives the same bytes as before.
  */
 public final class ErofsWriter {
     private static final int BLOCK = MetaAllocator.BLOCK, INODE = 64, DIRENT = 12;
@@ -54,6 +54,7 @@ public final class ErofsWriter {
     private static final int COMPR_CFGS = SUPERBLOCK + 128, Z_DEVICE_SLOT = DEVICE_SLOT + DEVICE_SLOT_SIZE;
     private static final int Z_ADVISE_BIG_PCLUSTER_1 = 2, LCLUSTER_PLAIN = 0, LCLUSTER_HEAD1 = 1, LCLUSTER_NONHEAD = 2, D0_CBLKCNT = 1 << 11;
     private static final int LZ4_MAX_DISTANCE = 65535;
+    private static final int ZSTD_WINDOWLOG_MIN = 10;
 
     private ErofsWriter() {}
 
@@ -89,6 +90,9 @@ public final class ErofsWriter {
         long poolEnd = inodes.stream().filter(i -> i.node.compressedChunks != null).flatMap(i -> Arrays.stream(i.node.compressedChunks))
                 .mapToLong(c -> c.poolBlock() + c.blocks()).max().orElse(0);
         if (poolEnd > poolBlocks) throw new IllegalArgumentException("a compressed chunk ends at pool block " + poolEnd + ", beyond the pool's " + poolBlocks + " blocks");
+        // available_compr_algs: one bit per EROFS algorithm number a compressed chunk uses
+        int algorithms = inodes.stream().filter(i -> i.node.compressedChunks != null).flatMap(i -> Arrays.stream(i.node.compressedChunks))
+                .mapToInt(c -> 1 << c.algorithm().erofsId()).reduce(0, (x, y) -> x | y);
         MetaAllocator meta = new MetaAllocator((maxPclusterBlocks > 0 ? Z_DEVICE_SLOT : DEVICE_SLOT) + DEVICE_SLOT_SIZE);
         byte[] prefixTable = fingerprints && inodes.stream().anyMatch(i -> i.node.fingerprint != null) ? InlineXattrs.fingerprintPrefixTable() : null;
         long prefixTableAt = prefixTable == null ? -1 : meta.allocate(prefixTable.length);
@@ -107,7 +111,7 @@ public final class ErofsWriter {
         for (Inode i : inodes) i.write(b, tree.chunkSize());
         if (prefixTable != null) b.put(Math.toIntExact(prefixTableAt), prefixTable);
         Inode root = inodes.getFirst();
-        superblock(b, root, inodes.size(), blocks, poolBlocks, uuid, prefixTableAt, maxPclusterBlocks);
+        superblock(b, root, inodes.size(), blocks, poolBlocks, uuid, prefixTableAt, maxPclusterBlocks, algorithms);
         return b.array();
     }
 
@@ -264,6 +268,9 @@ public final class ErofsWriter {
                 throw new IllegalArgumentException(node.compressedChunks.length + " compressed chunks for " + size + " bytes in chunks of " + chunkSize + " (" + chunks + " needed)");
             for (int k = 0; k < chunks; k++) {
                 CompressedChunk c = node.compressedChunks[k];
+                // one algorithm per inode: HEAD2 lclusters could name a second one, but nothing here needs that
+                if (c.algorithm() != node.compressedChunks[0].algorithm())
+                    throw new IllegalArgumentException("chunk " + k + " compressed with " + c.algorithm() + ", chunk 0 with " + node.compressedChunks[0].algorithm());
                 if (chunkSize % c.pclusterSize() != 0) throw new IllegalArgumentException("pcluster size " + c.pclusterSize() + " does not divide the chunk size " + chunkSize);
                 c.check((int) Math.min(chunkSize, size - k * chunkSize));
                 compressedBlocks += c.blocks();
@@ -354,7 +361,7 @@ public final class ErofsWriter {
         }
 
         /**
-         * z_erofs_map_header {u32 0, u16 advise: big pcluster for HEAD1, u8 algorithm 0: LZ4, u8 lcluster bits - 12: 0},
+         * z_erofs_map_header {u32 0, u16 advise: big pcluster for HEAD1, u8 algorithm: 0 LZ4, 1 LZMA, 3 ZSTD (HEAD1's), u8 lcluster bits - 12: 0},
          * 8 bytes the kernel skips, then per 4 KiB lcluster {u16 advise: type, u16 cluster offset: always 0 (every piece
          * starts on an lcluster), u32 block address, or for NONHEAD u16 delta to the head, u16 delta to the next head}.
          * A compressed piece: HEAD1 at its pcluster, then NONHEADs, the first carrying the pcluster's block count
@@ -363,6 +370,7 @@ public final class ErofsWriter {
          */
         private void lclusterIndexes(ByteBuffer b, int at, long chunkSize) {
             b.putShort(at + 4, (short) Z_ADVISE_BIG_PCLUSTER_1);
+            if (node.compressedChunks.length > 0) b.put(at + 6, (byte) node.compressedChunks[0].algorithm().erofsId());
             int idx = at + 16;
             for (int k = 0; k < node.compressedChunks.length; k++) {
                 CompressedChunk c = node.compressedChunks[k];
@@ -395,7 +403,8 @@ public final class ErofsWriter {
     }
 
     /** prefixTableAt: the fingerprint prefix table's byte offset, or -1 for none. */
-    private static void superblock(ByteBuffer b, Inode root, int inodes, long blocks, long poolBlocks, UUID uuid, long prefixTableAt, int maxPclusterBlocks) {
+    private static void superblock(ByteBuffer b, Inode root, int inodes, long blocks, long poolBlocks, UUID uuid, long prefixTableAt, int maxPclusterBlocks,
+                                   int algorithms) {
         boolean compressed = maxPclusterBlocks > 0;
         if (root.nid() > 0xffff) throw new IllegalStateException("root nid " + root.nid() + " beyond 16 bits");
         boolean fingerprints = prefixTableAt >= 0;
@@ -417,10 +426,30 @@ public final class ErofsWriter {
         int slot = compressed ? Z_DEVICE_SLOT : DEVICE_SLOT;
         b.putShort(SUPERBLOCK + 88, (short) (slot / DEVICE_SLOT_SIZE));
         if (compressed) {
-            b.putShort(SUPERBLOCK + 84, (short) 1); // available_compr_algs: LZ4; its config record follows the superblock
-            b.putShort(COMPR_CFGS, (short) 14); // z_erofs_lz4_cfgs {u16 max_distance, u16 max_pclusterblks, 10 reserved}
-            b.putShort(COMPR_CFGS + 2, (short) LZ4_MAX_DISTANCE);
-            b.putShort(COMPR_CFGS + 4, (short) maxPclusterBlocks);
+            // available_compr_algs; one config record per algorithm, in bit order, from the superblock's end, each
+            // 4-byte aligned and led by its u16 length (the kernel's z_erofs_parse_cfgs / erofs_read_metadata)
+            b.putShort(SUPERBLOCK + 84, (short) algorithms);
+            int at = COMPR_CFGS;
+            if ((algorithms & 1 << Algorithm.LZ4HC.erofsId()) != 0) {
+                b.putShort(at, (short) 14); // z_erofs_lz4_cfgs {u16 max_distance, u16 max_pclusterblks, 10 reserved}
+                b.putShort(at + 2, (short) LZ4_MAX_DISTANCE);
+                b.putShort(at + 4, (short) maxPclusterBlocks);
+                at += 16;
+            }
+            if ((algorithms & 1 << Algorithm.LZMA.erofsId()) != 0) {
+                // z_erofs_lzma_cfgs {u32 dict_size, u16 format 0, 8 reserved}: the largest pcluster's dictionary
+                b.putShort(at, (short) 14);
+                b.putInt(at + 2, maxPclusterBlocks * BLOCK);
+                at += 16;
+            }
+            if ((algorithms & 1 << Algorithm.ZSTD.erofsId()) != 0) {
+                // z_erofs_zstd_cfgs {u8 format 0, u8 windowlog - 10, 4 reserved}: a frame's window is its content, at most
+                // the largest pcluster; the kernel sizes its decoders' workspace by it
+                b.putShort(at, (short) 6);
+                b.put(at + 3, (byte) (Integer.numberOfTrailingZeros(maxPclusterBlocks * BLOCK) - ZSTD_WINDOWLOG_MIN));
+                at += 8;
+            }
+            if (at > Z_DEVICE_SLOT || algorithms >>> 4 != 0) throw new IllegalStateException("algorithms " + Integer.toBinaryString(algorithms));
             // compressed extents address pool block p as UNIADDR + p: the kernel finds the pool by this range
             b.putInt(slot + 68, (int) CompressedChunk.UNIADDR);
         }

@@ -6,6 +6,8 @@ import org.dedupsnapshotter.sys.Libc;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -26,7 +28,8 @@ import static org.junit.jupiter.api.Assertions.*;
 
 /**
  * Compressed layers (issue 23 step 1, decision 50): images from ErofsWriter whose files are LZ4 HC pclusters in a
- * shared pool, mounted by the kernel with device=pool and compared byte for byte with their source.
+ * shared pool, mounted by the kernel with device=pool and compared byte for byte with their source; the first two
+ * tests also with ZSTD pclusters (decision NN; the kernel needs CONFIG_EROFS_FS_ZIP_ZSTD).
  */
 @Timeout(value = 5, unit = TimeUnit.MINUTES)
 class CompressedErofsWriterTest {
@@ -38,18 +41,23 @@ class CompressedErofsWriterTest {
 
     private final Random random = new Random(23);
 
-    @Test
-    void everyKindOfFileMountsByteExact() throws Exception {
+    /** The level each algorithm's tests write at. */
+    private static int level(Algorithm a) { return a == Algorithm.LZ4HC ? LEVEL : 3; }
+
+    @ParameterizedTest
+    @EnumSource(names = {"LZ4HC", "ZSTD"})
+    void everyKindOfFileMountsByteExact(Algorithm algorithm) throws Exception {
         Path src = tmp.resolve("src");
         buildTree(src);
         Path image = tmp.resolve("layer.erofs"), poolFile = tmp.resolve("pool");
         CompressedChunkStore store;
         try (TestPool pool = new TestPool(poolFile)) {
-            store = new CompressedChunkStore(new Lz4Pclusters(LEVEL, PCLUSTER), pool);
+            store = new CompressedChunkStore(new Pclusters(algorithm, level(algorithm), PCLUSTER), pool);
             ErofsWriter.write(ErofsTree.fromDirectoryCompressed(src, CHUNK, store), image, pool.blocks());
             pool.sync();
         }
         assertTrue(ErofsImage.read(image).checksumValid());
+        assertTrue(ErofsImage.read(image).pclusters().stream().allMatch(p -> p.algorithm() == algorithm), "every pcluster " + algorithm);
         verifyPclusters(image, poolFile, src, Files.size(poolFile) / 4096);
         Map<String, String> expected = Listing.of(src), actual = mounted(image, poolFile, Listing::of);
         assertEquals(expected, actual, Listing.diff(expected, actual));
@@ -74,9 +82,9 @@ class CompressedErofsWriterTest {
         });
         long logical = 0;
         for (String s : expected.keySet()) if (Files.isRegularFile(src.resolve(s.equals("/") ? "." : s.substring(1)), java.nio.file.LinkOption.NOFOLLOW_LINKS)) logical += Files.size(src.resolve(s.substring(1)));
-        System.out.printf("compressed tree (%s): %d entries, %d bytes of files, image %d KiB, pool %d KiB (%d chunks stored, %d hits)%n",
-                Lz4Pclusters.implementation(), expected.size(), logical, Files.size(image) / 1024, Files.size(poolFile) / 1024, store.chunks(), store.hits());
-        mkfsComparison(src);
+        System.out.printf("compressed tree (%s %s): %d entries, %d bytes of files, image %d KiB, pool %d KiB (%d chunks stored, %d hits)%n",
+                algorithm, algorithm == Algorithm.LZ4HC ? Pclusters.implementation() : "JNI", expected.size(), logical, Files.size(image) / 1024, Files.size(poolFile) / 1024, store.chunks(), store.hits());
+        if (algorithm == Algorithm.LZ4HC) mkfsComparison(src);
     }
 
     /** The fallback when lz4-java's JNI library cannot load: its pure-Java HC output mounts byte-exact too. */
@@ -86,7 +94,7 @@ class CompressedErofsWriterTest {
         buildTree(src);
         Path image = tmp.resolve("layer.erofs"), poolFile = tmp.resolve("pool");
         try (TestPool pool = new TestPool(poolFile)) {
-            CompressedChunkStore store = new CompressedChunkStore(new Lz4Pclusters(LEVEL, PCLUSTER, net.jpountz.lz4.LZ4Factory.safeInstance()), pool);
+            CompressedChunkStore store = new CompressedChunkStore(new Pclusters(LEVEL, PCLUSTER, net.jpountz.lz4.LZ4Factory.safeInstance()), pool);
             ErofsWriter.write(ErofsTree.fromDirectoryCompressed(src, CHUNK, store), image, pool.blocks());
             pool.sync();
         }
@@ -95,8 +103,9 @@ class CompressedErofsWriterTest {
         assertEquals(expected, actual, Listing.diff(expected, actual));
     }
 
-    @Test
-    void twoImagesSharingAFileStoreItsChunksOnceAndMountAtOnce() throws Exception {
+    @ParameterizedTest
+    @EnumSource(names = {"LZ4HC", "ZSTD"})
+    void twoImagesSharingAFileStoreItsChunksOnceAndMountAtOnce(Algorithm algorithm) throws Exception {
         byte[] shared = text(9 << 20 | 1);
         Path a = tmp.resolve("a"), b = tmp.resolve("b");
         Files.createDirectories(a.resolve("usr/lib"));
@@ -107,7 +116,8 @@ class CompressedErofsWriterTest {
         Files.write(b.resolve("only-b"), bytes(200_000));
         Path poolFile = tmp.resolve("pool"), imageA = tmp.resolve("a.erofs"), imageB = tmp.resolve("b.erofs");
         try (TestPool pool = new TestPool(poolFile)) {
-            CompressedChunkStore store = new CompressedChunkStore(new Lz4Pclusters(LEVEL, PCLUSTER), pool);
+            Pclusters codec = new Pclusters(algorithm, level(algorithm), PCLUSTER);
+            CompressedChunkStore store = new CompressedChunkStore(codec, pool);
             ErofsTree treeA = ErofsTree.fromDirectoryCompressed(a, CHUNK, store);
             // the slot must cover every pcluster: the kernel maps an address past it to the primary image, not the pool
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ErofsWriter.write(treeA, imageA, pool.blocks() - 1));
@@ -117,17 +127,17 @@ class CompressedErofsWriterTest {
             ErofsWriter.write(ErofsTree.fromDirectoryCompressed(b, CHUNK, store), imageB, pool.blocks());
             long added = pool.blocks() - afterA;
             // b adds only only-b: its shared file's three chunks are found, not stored again
-            CompressedChunk onlyB = new Lz4Pclusters(LEVEL, PCLUSTER).encode(Files.readAllBytes(b.resolve("only-b")), 0, 200_000).chunk();
+            CompressedChunk onlyB = codec.encode(Files.readAllBytes(b.resolve("only-b")), 0, 200_000).chunk();
             assertEquals(onlyB.blocks(), added, "blocks b added");
             assertEquals(3, store.hits(), "the shared file's chunks found again");
             long sharedBlocks = 0;
             for (int k = 0; k < 3; k++) {
                 int off = k * (int) CHUNK;
-                sharedBlocks += new Lz4Pclusters(LEVEL, PCLUSTER).encode(shared, off, Math.min((int) CHUNK, shared.length - off)).chunk().blocks();
+                sharedBlocks += codec.encode(shared, off, Math.min((int) CHUNK, shared.length - off)).chunk().blocks();
             }
             assertTrue(sharedBlocks < shared.length / 4096 / 2, "text compresses: " + sharedBlocks + " blocks");
             pool.sync();
-            System.out.printf("two images sharing a 9 MiB + 1 file: pool %d blocks (a %d, b added %d; the shared file %d blocks, stored once)%n",
+            System.out.printf(algorithm + ": two images sharing a 9 MiB + 1 file: pool %d blocks (a %d, b added %d; the shared file %d blocks, stored once)%n",
                     pool.blocks(), afterA, added, sharedBlocks);
         }
         Path mntA = Files.createTempDirectory(tmp, "mnt"), mntB = Files.createTempDirectory(tmp, "mnt");
@@ -159,7 +169,7 @@ class CompressedErofsWriterTest {
         Files.write(src.resolve("packed"), packed);
         Path poolFile = tmp.resolve("pool"), mixed = tmp.resolve("mixed.erofs"), old = tmp.resolve("old.erofs");
         try (TestPool pool = new TestPool(poolFile)) {
-            CompressedChunkStore store = new CompressedChunkStore(new Lz4Pclusters(LEVEL, PCLUSTER), pool);
+            CompressedChunkStore store = new CompressedChunkStore(new Pclusters(LEVEL, PCLUSTER), pool);
             Node root = Node.directory(attrs(0755));
             root.add("plain", Node.regular(attrs(0644), plain.length, new long[] {pool.place(src.resolve("plain"), 0, (int) CHUNK), pool.place(src.resolve("plain"), CHUNK, 999)}));
             root.add("packed", Node.compressed(attrs(0644), packed.length,
@@ -192,6 +202,83 @@ class CompressedErofsWriterTest {
         }
     }
 
+    /**
+     * Both algorithms in one image (a pool holding chunks of both, after a change of "compression"): two config
+     * records after the superblock, one algorithm per file; a file whose chunks mix them is refused.
+     */
+    @Test
+    void lz4AndZstdFilesInOneImage() throws Exception {
+        byte[] a = text((int) CHUNK + 70_000), z = text((3 << 20) + 100); // its last piece one block: raw
+        Path src = tmp.resolve("src");
+        Files.createDirectories(src);
+        Files.write(src.resolve("lz4"), a);
+        Files.write(src.resolve("zstd"), z);
+        Path poolFile = tmp.resolve("pool"), image = tmp.resolve("both.erofs");
+        long[] used = {0}; // the pool's blocks the image uses (the refused file's chunk comes after them)
+        try (TestPool pool = new TestPool(poolFile)) {
+            CompressedChunkStore lz4 = new CompressedChunkStore(new Pclusters(LEVEL, PCLUSTER), pool);
+            CompressedChunkStore zstd = new CompressedChunkStore(new Pclusters(Algorithm.ZSTD, 3, 2 * PCLUSTER), pool);
+            CompressedChunk[] lz4Chunks = {lz4.place(src.resolve("lz4"), 0, (int) CHUNK), lz4.place(src.resolve("lz4"), CHUNK, 70_000)};
+            Node root = Node.directory(attrs(0755));
+            root.add("lz4", Node.compressed(attrs(0644), a.length, lz4Chunks, null));
+            root.add("zstd", Node.compressed(attrs(0644), z.length, new CompressedChunk[] {zstd.place(src.resolve("zstd"), 0, z.length)}, null));
+            ErofsWriter.write(new ErofsTree(CHUNK, root), image, pool.blocks());
+            used[0] = pool.blocks();
+            Node bad = Node.directory(attrs(0755));
+            bad.add("mixed", Node.compressed(attrs(0644), a.length, new CompressedChunk[] {lz4Chunks[0], zstd.place(src.resolve("lz4"), CHUNK, 70_000)}, null));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> ErofsWriter.write(new ErofsTree(CHUNK, bad), tmp.resolve("bad.erofs"), pool.blocks()));
+            assertTrue(e.getMessage().contains("compressed with ZSTD"), e.getMessage());
+            pool.sync();
+        }
+        ByteBuffer sb = ByteBuffer.wrap(Files.readAllBytes(image)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        assertEquals(1 | 8, sb.getShort(1024 + 84), "available_compr_algs: LZ4 and ZSTD");
+        assertEquals(14, sb.getShort(1152), "the LZ4 record first");
+        assertEquals(6, sb.getShort(1168), "then ZSTD's");
+        assertEquals(7, sb.get(1171), "ZSTD window log - 10 of a 128 KiB pcluster");
+        verifyPclusters(image, poolFile, src, used[0]);
+        mounted(image, poolFile, mnt -> {
+            assertArrayEquals(a, Files.readAllBytes(mnt.resolve("lz4")));
+            assertArrayEquals(z, Files.readAllBytes(mnt.resolve("zstd")));
+            return null;
+        });
+    }
+
+    /**
+     * MicroLZMA made from xz-java's raw LZMA1 (decision NN) mounts byte-exact, and decodes back with xz-java: the
+     * writer side of an LZMA codec (config, Commit and fsck do not offer it yet).
+     */
+    @Test
+    void microLzmaFromXzJavaMountsByteExact() throws Exception {
+        byte[] z = text((3 << 20) + 100);
+        Path src = tmp.resolve("src");
+        Files.createDirectories(src);
+        Files.write(src.resolve("lzma"), z);
+        Path poolFile = tmp.resolve("pool"), image = tmp.resolve("lzma.erofs");
+        try (TestPool pool = new TestPool(poolFile)) {
+            CompressedChunkStore st = new CompressedChunkStore(new Pclusters(Algorithm.LZMA, 6, 2 * PCLUSTER), pool);
+            Node root = Node.directory(attrs(0755));
+            root.add("lzma", Node.compressed(attrs(0644), z.length, new CompressedChunk[] {st.place(src.resolve("lzma"), 0, z.length)}, null));
+            ErofsWriter.write(new ErofsTree(CHUNK, root), image, pool.blocks());
+            pool.sync();
+            System.out.println("MicroLZMA: pool blocks " + pool.blocks() + " for " + z.length);
+            CompressedChunk c = st.place(src.resolve("lzma"), 0, z.length); // found again: the same chunk
+            byte[] stored = new byte[c.blocks() * 4096];
+            try (FileChannel ch = FileChannel.open(poolFile, READ)) {
+                ch.read(ByteBuffer.wrap(stored), c.poolBlock() * 4096);
+            }
+            assertArrayEquals(z, Pclusters.decode(Algorithm.LZMA, stored, z.length, c.pclusterSize(), c.pieces()));
+        }
+        ByteBuffer sb = ByteBuffer.wrap(Files.readAllBytes(image)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        assertEquals(2, sb.getShort(1024 + 84), "available_compr_algs: LZMA");
+        assertEquals(14, sb.getShort(1152));
+        assertEquals(2 * PCLUSTER, sb.getInt(1154), "dict_size");
+        mounted(image, poolFile, mnt -> {
+            assertArrayEquals(z, Files.readAllBytes(mnt.resolve("lzma")));
+            return null;
+        });
+    }
+
     /** A damaged compressed extent must read as an error, not as other bytes. */
     @Test
     void aDamagedPoolExtentReadsAsAnError() throws Exception {
@@ -204,7 +291,7 @@ class CompressedErofsWriterTest {
         Path poolFile = tmp.resolve("pool"), image = tmp.resolve("layer.erofs");
         CompressedChunk zeroed, garbled;
         try (TestPool pool = new TestPool(poolFile)) {
-            CompressedChunkStore store = new CompressedChunkStore(new Lz4Pclusters(LEVEL, PCLUSTER), pool);
+            CompressedChunkStore store = new CompressedChunkStore(new Pclusters(LEVEL, PCLUSTER), pool);
             ErofsWriter.write(ErofsTree.fromDirectoryCompressed(src, CHUNK, store), image, pool.blocks());
             pool.sync();
             zeroed = store.place(src.resolve("zeroed"), 0, data.length);
@@ -246,7 +333,7 @@ class CompressedErofsWriterTest {
         Path poolFile = tmp.resolve("pool"), image = tmp.resolve("layer.erofs");
         CompressedChunk text, rawChunk;
         try (TestPool pool = new TestPool(poolFile)) {
-            CompressedChunkStore store = new CompressedChunkStore(new Lz4Pclusters(LEVEL, PCLUSTER), pool);
+            CompressedChunkStore store = new CompressedChunkStore(new Pclusters(LEVEL, PCLUSTER), pool);
             ErofsWriter.write(ErofsTree.fromDirectoryCompressed(src, CHUNK, store), image, pool.blocks());
             pool.sync();
             text = store.place(src.resolve("text"), 0, data.length);
@@ -312,7 +399,8 @@ class CompressedErofsWriterTest {
                     int zeros = 0;
                     while (stored[zeros] == 0) zeros++;
                     assertTrue(zeros < 4096, p + ": 0-padding of a block at most");
-                    assertEquals(p.length(), lz4.decompress(stored, zeros, stored.length - zeros, got, 0), p.toString());
+                    assertEquals(p.length(), p.algorithm() == Algorithm.LZ4HC ? lz4.decompress(stored, zeros, stored.length - zeros, got, 0)
+                            : Pclusters.Zstd.decompress(stored, zeros, stored.length - zeros, got, 0, got.length), p.toString());
                     compressed++;
                 } else {
                     System.arraycopy(stored, 0, got, 0, p.length());

@@ -111,7 +111,9 @@ public final class CompressedReadsMeasure {
         zImage = root.resolve("z.erofs");
         zPool = root.resolve("z.pool");
         try (TestPool pool = new TestPool(zPool)) {
-            CompressedChunkStore store = new CompressedChunkStore(new Lz4Pclusters(level, pcluster), pool);
+            // -Dzread.algorithm=zstd: ZSTD pclusters instead of LZ4 HC (decision NN)
+            Algorithm algorithm = Algorithm.of(System.getProperty("zread.algorithm", "lz4hc"));
+            CompressedChunkStore store = new CompressedChunkStore(new Pclusters(algorithm, level, pcluster), pool);
             ErofsWriter.write(ErofsTree.fromDirectoryCompressed(src, 4 << 20, store), zImage, pool.blocks());
             pool.sync();
         }

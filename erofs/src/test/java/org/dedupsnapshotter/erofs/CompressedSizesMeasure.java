@@ -79,7 +79,7 @@ class CompressedSizesMeasure {
             long t0 = System.nanoTime();
             CompressedChunkStore store;
             try (TestPool pool = new TestPool(poolFile)) {
-                store = new CompressedChunkStore(new Lz4Pclusters(level, pcluster), pool);
+                store = new CompressedChunkStore(new Pclusters(level, pcluster), pool);
                 ErofsWriter.write(ErofsTree.fromDirectoryCompressed(src, 4 << 20, store), image, pool.blocks());
                 pool.sync();
             }
@@ -98,7 +98,7 @@ class CompressedSizesMeasure {
                     System.out.printf("MEASURE cold read, compressed pcluster %d KiB%s: %d ms%n", pcluster >> 10, opts, cold(image, "device=" + poolFile + opts, image, poolFile));
             }
             System.out.printf("MEASURE %s level %d pcluster %d KiB (%s): %d entries byte-exact, logical %d B, image %d B, pool %d B, chunks %d (hits %d), write %d ms%n",
-                    src, level, pcluster >> 10, Lz4Pclusters.implementation(), expected.size(), store.logicalBytes(), Files.size(image), Files.size(poolFile),
+                    src, level, pcluster >> 10, Pclusters.implementation(), expected.size(), store.logicalBytes(), Files.size(image), Files.size(poolFile),
                     store.chunks(), store.hits(), ms);
             Files.delete(image);
             Files.delete(poolFile);

@@ -17,7 +17,8 @@ import java.util.Random;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * Issue 23 step 3 with real containerd (2.4): the daemon started with {@code "compression": "lz4hc"} commits
+ * Issue 23 step 3 with real containerd (2.4): the daemon started with {@code "compression": "lz4hc"} (or the
+ * itest.compression property's, e.g. "zstd") commits
  * compressed layers. The fidelity image reads back exactly as containerd's overlayfs shows it and runs; two images
  * sharing 48 MiB of files store their compressed chunks once (PoolDedupTest, compressed); fsck --verify-data
  * decodes every compressed chunk back to its digest.
@@ -29,7 +30,8 @@ class CompressedLayersTest {
 
     @BeforeAll
     static void start() throws Exception {
-        env = TestEnv.fullWithConfig("{\"compression\": \"lz4hc\"}");
+        // -Ditest.compression=zstd runs it with ZSTD pclusters (decision NN)
+        env = TestEnv.fullWithConfig("{\"compression\": \"" + System.getProperty("itest.compression", "lz4hc") + "\"}");
     }
 
     @AfterAll

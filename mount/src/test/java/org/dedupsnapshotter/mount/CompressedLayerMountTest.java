@@ -5,7 +5,7 @@ import org.dedupsnapshotter.erofs.ChunkPlacer;
 import org.dedupsnapshotter.erofs.CompressedChunkStore;
 import org.dedupsnapshotter.erofs.ErofsTree;
 import org.dedupsnapshotter.erofs.ErofsWriter;
-import org.dedupsnapshotter.erofs.Lz4Pclusters;
+import org.dedupsnapshotter.erofs.Pclusters;
 import org.dedupsnapshotter.mount.Mounter.DeviceReads;
 import org.dedupsnapshotter.sys.Libc;
 import org.junit.jupiter.api.Test;
@@ -155,7 +155,7 @@ class CompressedLayerMountTest {
         long logical = buildTree(src);
         Path image = tmp.resolve("z.erofs"), poolFile = tmp.resolve("pool");
         try (Pool pool = new Pool(poolFile)) {
-            CompressedChunkStore store = new CompressedChunkStore(new Lz4Pclusters(4, 64 << 10), pool);
+            CompressedChunkStore store = new CompressedChunkStore(new Pclusters(4, 64 << 10), pool);
             ErofsWriter.write(ErofsTree.fromDirectoryCompressed(src, CHUNK, store), image, pool.blocks);
         }
         long stored = Files.size(poolFile);

@@ -9,7 +9,7 @@ import java.util.Arrays;
  */
 public record ZChunk(long id, Key key, int length, long block, int blocks, byte[] pieces, long refs, int state) {
     /** Algorithms as stored in the algorithm column. */
-    public static final int LZ4HC = 1;
+    public static final int LZ4HC = 1, ZSTD = 2;
 
     /** What a compressed chunk is found by: any two chunks with the same key have the same compressed bytes. */
     public record Key(Digest digest, int algorithm, int level, int pcluster) {}

@@ -6,7 +6,7 @@ import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.erofs.ErofsBuilder;
 import org.dedupsnapshotter.erofs.ErofsImage;
-import org.dedupsnapshotter.erofs.Lz4Pclusters;
+import org.dedupsnapshotter.erofs.Pclusters;
 import org.dedupsnapshotter.mount.LayerMounter;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.MetaStore;
@@ -53,11 +53,11 @@ final class Compactor {
     private final MetaStore store;
     private final LayerMounts layers;
     private final NativeImages images;
-    private final Lz4Pclusters codec;
+    private final Pclusters codec;
     private final IdLocks locks;
     private final Lock creationGate;
 
-    Compactor(Layout layout, MetaStore store, LayerMounts layers, NativeImages images, Lz4Pclusters codec, IdLocks locks, Lock creationGate) {
+    Compactor(Layout layout, MetaStore store, LayerMounts layers, NativeImages images, Pclusters codec, IdLocks locks, Lock creationGate) {
         this.layout = layout;
         this.store = store;
         this.layers = layers;

@@ -1,8 +1,9 @@
 package org.dedupsnapshotter.daemon.snapshots;
 
+import org.dedupsnapshotter.erofs.Algorithm;
 import org.dedupsnapshotter.erofs.CompressedChunk;
 import org.dedupsnapshotter.erofs.CompressedChunkPlacer;
-import org.dedupsnapshotter.erofs.Lz4Pclusters;
+import org.dedupsnapshotter.erofs.Pclusters;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.CompressedChunks;
 import org.dedupsnapshotter.storage.Digest;
@@ -18,26 +19,26 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The erofs writer's compressed chunks placed in the node's pool (issue 23): each chunk hashed, looked up by
- * (digest, lz4hc, level, pcluster size) — or, with anyForm, any stored lz4hc form of the digest — and, if new,
- * LZ4-HC encoded and written through {@link CompressedChunks}. The layer's commit then records layer().record(...)
+ * (digest, algorithm, level, pcluster size) — or, with anyForm, any stored form of the digest with that algorithm —
+ * and, if new, encoded (LZ4 HC or ZSTD) and written through {@link CompressedChunks}. The layer's commit then records layer().record(...)
  * in its transaction. Thread-safe: NativeImages calls {@link #place} from several threads at once. Its buffers
  * (input and output, a chunk each) are reused from chunk to chunk and dropped with the placer, after the commit.
  */
 final class CompressedPoolPlacer implements CompressedChunkPlacer {
     private static final int BLOCK = 4096;
 
-    private final Lz4Pclusters codec;
+    private final Pclusters codec;
     private final CompressedChunks.Layer layer;
     private final boolean anyForm;
     private final ConcurrentLinkedDeque<byte[]> spare = new ConcurrentLinkedDeque<>();
     final AtomicLong hashNanos = new AtomicLong(), encodeNanos = new AtomicLong(), writeNanos = new AtomicLong(), logicalBytes = new AtomicLong();
 
-    CompressedPoolPlacer(Lz4Pclusters codec, CompressedChunks.Layer layer) {
+    CompressedPoolPlacer(Pclusters codec, CompressedChunks.Layer layer) {
         this(codec, layer, false);
     }
 
     /** anyForm: a chunk already stored at another level or pcluster size is referenced as it is, not encoded again. */
-    CompressedPoolPlacer(Lz4Pclusters codec, CompressedChunks.Layer layer, boolean anyForm) {
+    CompressedPoolPlacer(Pclusters codec, CompressedChunks.Layer layer, boolean anyForm) {
         this.codec = codec;
         this.layer = layer;
         this.anyForm = anyForm;
@@ -61,7 +62,7 @@ final class CompressedPoolPlacer implements CompressedChunkPlacer {
             long t1 = System.nanoTime();
             hashNanos.addAndGet(t1 - t0);
             logicalBytes.addAndGet(length);
-            ZChunk.Key key = new ZChunk.Key(digest, ZChunk.LZ4HC, codec.level(), codec.pclusterSize());
+            ZChunk.Key key = new ZChunk.Key(digest, algorithmColumn(codec.algorithm()), codec.level(), codec.pclusterSize());
             byte[] o = out = take(padded);
             long[] encoded = {0};
             CompressedChunks.Encoder encoder = () -> {
@@ -75,11 +76,25 @@ final class CompressedPoolPlacer implements CompressedChunkPlacer {
                 encodeNanos.addAndGet(encoded[0]);
                 writeNanos.addAndGet(System.nanoTime() - t1 - encoded[0]);
             }
-            return new CompressedChunk(p.block(), p.blocks(), p.key().pcluster(), p.pieces());
+            return new CompressedChunk(p.block(), p.blocks(), p.key().pcluster(), p.pieces(), codec.algorithm()); // putAnyForm keeps the algorithm
         } finally {
             spare.push(data);
             if (out != null) spare.push(out);
         }
+    }
+
+    /** The zchunks table's algorithm column for a codec's algorithm. */
+    static int algorithmColumn(Algorithm a) {
+        return switch (a) {
+            case LZ4HC -> ZChunk.LZ4HC;
+            case ZSTD -> ZChunk.ZSTD;
+            case LZMA -> throw new IllegalArgumentException("lzma is not a Commit codec yet (decision NN)");
+        };
+    }
+
+    /** The codec's algorithm for the zchunks table's algorithm column, or null for one this daemon does not know. */
+    static Algorithm algorithmOf(int column) {
+        return column == ZChunk.LZ4HC ? Algorithm.LZ4HC : column == ZChunk.ZSTD ? Algorithm.ZSTD : null;
     }
 
     private byte[] take(int size) {

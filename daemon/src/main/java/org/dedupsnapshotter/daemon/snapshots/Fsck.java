@@ -5,7 +5,8 @@ import org.dedupsnapshotter.api.LayerFormat;
 import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.erofs.ErofsImage;
-import org.dedupsnapshotter.erofs.Lz4Pclusters;
+import org.dedupsnapshotter.erofs.Algorithm;
+import org.dedupsnapshotter.erofs.Pclusters;
 import org.dedupsnapshotter.storage.Chunk;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
@@ -184,7 +185,8 @@ public final class Fsck {
             // compressed chunks: decompress every pcluster, then the chunk's SHA-256 (EROFS checks none of it, decision 50)
             for (ZChunk z : zchunks) {
                 String what = "compressed chunk " + z.digest() + " at block " + z.block();
-                if (z.key().algorithm() != ZChunk.LZ4HC) {
+                Algorithm algorithm = CompressedPoolPlacer.algorithmOf(z.key().algorithm());
+                if (algorithm == null) {
                     problems.add(what + ": unknown algorithm " + z.key().algorithm());
                     continue;
                 }
@@ -192,7 +194,7 @@ public final class Fsck {
                 byte[] data;
                 try {
                     pool.read(z.block(), stored);
-                    data = Lz4Pclusters.decode(stored.array(), z.length(), z.key().pcluster(), z.pieces());
+                    data = Pclusters.decode(algorithm, stored.array(), z.length(), z.key().pcluster(), z.pieces());
                 } catch (IOException e) {
                     problems.add(what + ": unreadable: " + e.getMessage());
                     continue;

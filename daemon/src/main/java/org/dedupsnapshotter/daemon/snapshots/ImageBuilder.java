@@ -1,7 +1,7 @@
 package org.dedupsnapshotter.daemon.snapshots;
 
 import org.dedupsnapshotter.erofs.ErofsBuilder;
-import org.dedupsnapshotter.erofs.Lz4Pclusters;
+import org.dedupsnapshotter.erofs.Pclusters;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.CompressedChunks;
 
@@ -71,7 +71,7 @@ sealed interface ImageBuilder permits NativeImages, MkfsImages {
      * fingerprints: whether native images carry page-cache-share fingerprints (InodeShare.fingerprints); compression:
      * the codec compressed layers are written with (our writer only), null for uncompressed layers.
      */
-    static ImageBuilder of(boolean nativeImages, ErofsBuilder mkfs, ChunkIndexer indexer, boolean fingerprints, Lz4Pclusters compression) {
+    static ImageBuilder of(boolean nativeImages, ErofsBuilder mkfs, ChunkIndexer indexer, boolean fingerprints, Pclusters compression) {
         if (compression != null && !nativeImages) throw new IllegalArgumentException("compressed layers need our writer (erofsBuilder native)");
         MkfsImages erofsUtils = new MkfsImages(mkfs, indexer);
         return nativeImages ? new NativeImages(indexer, mkfs.chunkSize(), erofsUtils, fingerprints, compression) : erofsUtils;

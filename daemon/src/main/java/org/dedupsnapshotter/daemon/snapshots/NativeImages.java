@@ -4,7 +4,7 @@ import org.dedupsnapshotter.api.Names;
 import org.dedupsnapshotter.erofs.CompressedChunk;
 import org.dedupsnapshotter.erofs.ErofsTree;
 import org.dedupsnapshotter.erofs.ErofsWriter;
-import org.dedupsnapshotter.erofs.Lz4Pclusters;
+import org.dedupsnapshotter.erofs.Pclusters;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.Digest;
@@ -41,10 +41,10 @@ final class NativeImages implements ImageBuilder {
     private final MkfsImages fallback;
     private final boolean fingerprints;
     /** Compressed layers: their codec and the threads that hash, encode and write their chunks; null: uncompressed. */
-    private final Lz4Pclusters codec;
+    private final Pclusters codec;
     private ExecutorService compressors;
 
-    NativeImages(ChunkIndexer indexer, long chunkSize, MkfsImages fallback, boolean fingerprints, Lz4Pclusters codec) {
+    NativeImages(ChunkIndexer indexer, long chunkSize, MkfsImages fallback, boolean fingerprints, Pclusters codec) {
         this.indexer = indexer;
         this.chunkSize = chunkSize;
         this.fallback = fallback;
@@ -61,7 +61,7 @@ final class NativeImages implements ImageBuilder {
     }
 
     /** The codec of compressed layers, or null. */
-    Lz4Pclusters compression() { return codec; }
+    Pclusters compression() { return codec; }
 
     @Override public String name() { return "native"; }
 
@@ -109,7 +109,7 @@ final class NativeImages implements ImageBuilder {
      * too, on a committed layer's mounted tree with its own codec; crashPoints names its crash points ("commit", "compact").
      * The caller owns the result: committed() after recording it, else abort().
      */
-    Built writeCompressed(Path upper, Path tmp, Lz4Pclusters codec, String crashPoints) throws IOException {
+    Built writeCompressed(Path upper, Path tmp, Pclusters codec, String crashPoints) throws IOException {
         long t0 = System.nanoTime();
         UpperChunks plan = UpperChunks.of(upper, chunkSize);
         CompressedPoolPlacer placer = new CompressedPoolPlacer(codec, indexer.compressed().layer(), true);

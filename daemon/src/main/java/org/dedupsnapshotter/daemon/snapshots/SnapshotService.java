@@ -22,7 +22,7 @@ import org.dedupsnapshotter.storage.Snapshot;
 import org.dedupsnapshotter.storage.SnapshotTable;
 import org.dedupsnapshotter.storage.StorageFullException;
 import org.dedupsnapshotter.storage.Tx;
-import org.dedupsnapshotter.erofs.Lz4Pclusters;
+import org.dedupsnapshotter.erofs.Pclusters;
 import org.dedupsnapshotter.sys.CrashPoints;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -74,9 +74,11 @@ public final class SnapshotService {
         this(layout, store, mkfs, nativeImages, layers, indexer, lazy, events, null);
     }
 
+    private final String compressionName;
+
     /** compression: the codec committed layers are compressed with (config compression; our writer only), null for none. */
     public SnapshotService(Layout layout, MetaStore store, ErofsBuilder mkfs, boolean nativeImages, LayerMounts layers, ChunkIndexer indexer,
-                           LazyPull lazy, ServiceEvents events, Lz4Pclusters compression) {
+                           LazyPull lazy, ServiceEvents events, Pclusters compression) {
         this(layout, store, mkfs, nativeImages, layers, indexer, lazy, events, compression, compression);
     }
 
@@ -85,12 +87,13 @@ public final class SnapshotService {
      * compression null, Commit writes uncompressed layers and compaction compresses them later.
      */
     public SnapshotService(Layout layout, MetaStore store, ErofsBuilder mkfs, boolean nativeImages, LayerMounts layers, ChunkIndexer indexer,
-                           LazyPull lazy, ServiceEvents events, Lz4Pclusters compression, Lz4Pclusters compaction) {
+                           LazyPull lazy, ServiceEvents events, Pclusters compression, Pclusters compaction) {
         this.layout = layout;
         this.store = store;
         this.images = ImageBuilder.of(nativeImages, mkfs, indexer, layers.mounter().inodeShare().fingerprints(), compression);
         if (compaction != null && !(images instanceof NativeImages)) throw new IllegalArgumentException("compaction needs our writer (erofsBuilder native)");
         this.compactor = compaction == null ? null : new Compactor(layout, store, layers, (NativeImages) images, compaction, locks, creationGate.writeLock());
+        this.compressionName = compression == null ? (compaction == null ? "none" : compaction.algorithm().configName()) : compression.algorithm().configName();
         this.layers = layers;
         this.layerImages = new LayerImages(layout, layers);
         this.indexer = indexer;
@@ -268,10 +271,10 @@ public final class SnapshotService {
             trash.discard(layout.fs(id));
             trash.discard(layout.work(id));
             long total = System.nanoTime() - t0;
-            // compressed layers: newBytes are the compressed blocks written; compress= the LZ4 HC time summed over threads
+            // compressed layers: newBytes are the compressed blocks written; compress= the LZ4 HC or ZSTD time summed over threads
             log.info("committed snapshot key={} name={} id={} size={} inodes={} chunks={} newChunks={} newBytes={} logical={} builder={}{} metadata={}ms index={}ms total={}ms",
                     key, name, committed.id(), scan.usage().size(), scan.usage().inodes(), built.chunks(), built.newChunks(), built.newBytes(),
-                    built.logicalBytes(), images.name(), built.compressed() == null ? "" : " compressed=lz4hc compress=" + built.compressNanos() / 1_000_000 + "ms",
+                    built.logicalBytes(), images.name(), built.compressed() == null ? "" : " compressed=" + compressionName + " compress=" + built.compressNanos() / 1_000_000 + "ms",
                     built.metadataNanos() / 1_000_000, built.indexNanos() / 1_000_000, total / 1_000_000);
             events.committed(key, built.metadataNanos(), built.hashNanos(), built.compressNanos(), built.writeNanos(), total, built.newBytes(), built.logicalBytes());
         } catch (IOException e) {

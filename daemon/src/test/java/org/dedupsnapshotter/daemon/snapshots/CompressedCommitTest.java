@@ -1,11 +1,14 @@
 package org.dedupsnapshotter.daemon.snapshots;
 
 import org.dedupsnapshotter.erofs.ErofsImage;
-import org.dedupsnapshotter.erofs.Lz4Pclusters;
+import org.dedupsnapshotter.erofs.Algorithm;
+import org.dedupsnapshotter.erofs.Pclusters;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.ZChunk;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
@@ -37,7 +40,7 @@ class CompressedCommitTest {
         if (daemon != null) daemon.close();
     }
 
-    private TestDaemon open(long poolCap, Lz4Pclusters codec) throws IOException {
+    private TestDaemon open(long poolCap, Pclusters codec) throws IOException {
         if (daemon != null) daemon.close();
         daemon = new TestDaemon(dir.resolve("root"), new FakeMounter(), true, poolCap, ServiceEvents.NONE).compressed(codec);
         return daemon;
@@ -65,9 +68,13 @@ class CompressedCommitTest {
 
     private List<ZChunk> zchunks() { return daemon.store.read(tx -> tx.zchunks().all()); }
 
-    @Test
-    void aCompressedLayerRecordsItsCompressedChunksOnlyAndVerifies() throws IOException {
-        open(0, new Lz4Pclusters(4, 64 << 10));
+    /** LZ4 HC at level 4, ZSTD at 3 (decision NN): the two tests below run with each. */
+    private static Pclusters codec(Algorithm a) { return new Pclusters(a, a == Algorithm.LZ4HC ? 4 : 3, 64 << 10); }
+
+    @ParameterizedTest
+    @EnumSource(names = {"LZ4HC", "ZSTD"})
+    void aCompressedLayerRecordsItsCompressedChunksOnlyAndVerifies(Algorithm algorithm) throws IOException {
+        open(0, codec(algorithm));
         byte[] big = text((int) (2.5 * CHUNK), 1), small = text(10_000, 2), noise = TestDaemon.random(300_000, 3);
         long id = commit("l", "", Map.of("usr/big", big, "etc/small", small, "noise", noise, "empty", new byte[0]));
 
@@ -76,11 +83,13 @@ class CompressedCommitTest {
         assertEquals(List.of(), daemon.store.read(tx -> tx.chunks().all()), "no uncompressed chunk");
         assertEquals(5, daemon.store.read(tx -> tx.zchunks().ofLayer(id)).size());
         long logical = big.length + small.length + noise.length;
-        for (ZChunk c : z) assertEquals(new ZChunk.Key(c.digest(), ZChunk.LZ4HC, 4, 64 << 10), c.key());
+        for (ZChunk c : z)
+            assertEquals(new ZChunk.Key(c.digest(), CompressedPoolPlacer.algorithmColumn(algorithm), codec(algorithm).level(), 64 << 10), c.key());
 
         ErofsImage img = ErofsImage.read(daemon.layout.image(id));
         assertEquals(List.of(), img.chunks(), "every file's data is compressed");
         assertTrue(!img.pclusters().isEmpty());
+        assertTrue(img.pclusters().stream().allMatch(p -> p.algorithm() == algorithm), "the image names " + algorithm);
 
         NodeStats.Figures f = new NodeStats(daemon.layout, daemon.store, daemon.pool).read();
         assertEquals(logical, f.logicalBytes(), "the layer's logical bytes are its files'");
@@ -96,9 +105,10 @@ class CompressedCommitTest {
         assertTrue(r.verifiedBytes() >= logical, "verify-data decoded every compressed chunk: " + r.verifiedBytes());
     }
 
-    @Test
-    void twoLayersSharingAFileStoreItsCompressedChunksOnce() throws IOException {
-        open(0, new Lz4Pclusters(4, 64 << 10));
+    @ParameterizedTest
+    @EnumSource(names = {"LZ4HC", "ZSTD"})
+    void twoLayersSharingAFileStoreItsCompressedChunksOnce(Algorithm algorithm) throws IOException {
+        open(0, codec(algorithm));
         byte[] shared = text((int) (2 * CHUNK + 12345), 5);
         commit("a", "", Map.of("lib/shared.so", shared, "a-only", text(50_000, 6)));
         long before = daemon.pool.endBlock();
@@ -119,12 +129,12 @@ class CompressedCommitTest {
 
     @Test
     void aChunkStoredUnderOtherSettingsIsReferencedNotStoredAgain() throws IOException {
-        open(0, new Lz4Pclusters(9, 64 << 10));
+        open(0, new Pclusters(9, 64 << 10));
         byte[] shared = text((int) CHUNK + 777, 8);
         commit("a", "", Map.of("f", shared));
         List<ZChunk> first = zchunks();
         // the node's settings change: level 4, 128 KiB pclusters
-        open(0, new Lz4Pclusters(4, 128 << 10));
+        open(0, new Pclusters(4, 128 << 10));
         daemon.recovery().run();
         long id = commit("b", "", Map.of("g", shared, "h", text(70_000, 9)));
         List<ZChunk> z = zchunks();
@@ -137,13 +147,31 @@ class CompressedCommitTest {
         assertTrue(r.clean(), r.problems().toString());
     }
 
+    /** Forms are reused within an algorithm only (one algorithm per file in the image): lz4hc -> zstd stores zstd forms. */
+    @Test
+    void aChangeOfAlgorithmStoresTheNewAlgorithmsFormAndBothVerify() throws IOException {
+        open(0, codec(Algorithm.LZ4HC));
+        byte[] shared = text((int) CHUNK + 777, 10);
+        commit("a", "", Map.of("f", shared));
+        open(0, codec(Algorithm.ZSTD));
+        daemon.recovery().run();
+        long id = commit("b", "", Map.of("g", shared));
+        List<ZChunk> z = zchunks();
+        assertEquals(4, z.size(), "two chunks in each algorithm");
+        assertEquals(2, z.stream().filter(c -> c.key().algorithm() == ZChunk.ZSTD).count());
+        assertTrue(ErofsImage.read(daemon.layout.image(id)).pclusters().stream().allMatch(p -> p.algorithm() == Algorithm.ZSTD));
+        Fsck.Report r = daemon.fsck().run(true, false);
+        assertTrue(r.clean(), r.problems().toString());
+        assertTrue(r.verifiedBytes() >= 2L * shared.length, "both forms decoded: " + r.verifiedBytes());
+    }
+
     @Test
     void aFailedCommitGivesBackWhatItWroteAndStaysActive() throws IOException {
-        open(0, new Lz4Pclusters(4, 64 << 10));
+        open(0, new Pclusters(4, 64 << 10));
         commit("base", "", Map.of("kept", text(100_000, 10)));
         long end = daemon.pool.endBlock();
         // a pool capped just above what it holds: the next layer's many chunks (random: they stay raw) cannot all fit
-        open(end * ChunkPool.BLOCK + 3 * CHUNK, new Lz4Pclusters(4, 64 << 10));
+        open(end * ChunkPool.BLOCK + 3 * CHUNK, new Pclusters(4, 64 << 10));
         daemon.recovery().run();
         daemon.service().prepare("big-key", "base", Map.of());
         Path fs = daemon.layout.fs(daemon.id("big-key"));

@@ -181,7 +181,7 @@ class FsckTest {
         byte[] noise = TestDaemon.random((int) CHUNK / 2, 9);
         for (int i = 0; i < data.length / 2; i++) data[i] = (byte) (i / 7 % 26 + 'a'); // compresses
         System.arraycopy(noise, 0, data, data.length / 2, noise.length);             // stays raw
-        org.dedupsnapshotter.erofs.Lz4Pclusters codec = new org.dedupsnapshotter.erofs.Lz4Pclusters(9, 64 << 10);
+        org.dedupsnapshotter.erofs.Pclusters codec = new org.dedupsnapshotter.erofs.Pclusters(9, 64 << 10);
         ZChunk.Key key = new ZChunk.Key(org.dedupsnapshotter.storage.ChunkIndexer.sha256(data), ZChunk.LZ4HC, 9, 64 << 10);
         CompressedChunks.Layer layer = daemon.indexer.compressed().layer();
         CompressedChunks.Placed p = layer.put(key, data.length, () -> {
@@ -216,7 +216,7 @@ class FsckTest {
         for (int i = 0; i < text.length; i++) text[i] = (byte) (i / 5 % 26 + 'a');
         Files.write(src.resolve("text"), text);
         Files.write(src.resolve("noise"), TestDaemon.random(70_000, 11));
-        CompressedPoolPlacer placer = new CompressedPoolPlacer(new org.dedupsnapshotter.erofs.Lz4Pclusters(9, 64 << 10), daemon.indexer.compressed().layer());
+        CompressedPoolPlacer placer = new CompressedPoolPlacer(new org.dedupsnapshotter.erofs.Pclusters(9, 64 << 10), daemon.indexer.compressed().layer());
         org.dedupsnapshotter.erofs.ErofsTree tree = org.dedupsnapshotter.erofs.ErofsTree.fromDirectoryCompressed(src, CHUNK, placer);
         placer.layer().sync();
         org.dedupsnapshotter.erofs.ErofsWriter.write(tree, daemon.layout.image(l2), daemon.pool.endBlock());

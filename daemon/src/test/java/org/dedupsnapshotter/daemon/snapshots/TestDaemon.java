@@ -4,7 +4,7 @@ import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
 import org.dedupsnapshotter.daemon.lazypull.LazyPull;
 import org.dedupsnapshotter.erofs.ErofsBuilder;
-import org.dedupsnapshotter.erofs.Lz4Pclusters;
+import org.dedupsnapshotter.erofs.Pclusters;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
 import org.dedupsnapshotter.storage.MetaStore;
@@ -32,7 +32,7 @@ final class TestDaemon implements AutoCloseable {
     private final boolean nativeImages;
     private final long poolCap;
     private final ServiceEvents events;
-    private Lz4Pclusters compression;
+    private Pclusters compression;
     private SnapshotService service;
 
     TestDaemon(Path root, FakeMounter mounter) throws IOException {
@@ -54,7 +54,7 @@ final class TestDaemon implements AutoCloseable {
     }
 
     /** Commits from now on write compressed layers with this codec (before the service is first used). */
-    TestDaemon compressed(Lz4Pclusters codec) {
+    TestDaemon compressed(Pclusters codec) {
         if (service != null) throw new IllegalStateException("the service exists already");
         this.compression = codec;
         return this;
