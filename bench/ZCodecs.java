@@ -1,4 +1,4 @@
-// bench/ZCodecs.java — decision NN's codec table: the unique 4 MiB chunks (SHA-256) of the given trees, each cut into
+// bench/ZCodecs.java — decision 60's codec table: the unique 4 MiB chunks (SHA-256) of the given trees, each cut into
 // fixed-input pclusters as Pclusters does, compressed per codec; stored = 4 KiB blocks (raw when no block is saved).
 // java --enable-native-access=ALL-UNNAMED -Xmx1g -cp LZ4_JAR:ZSTD_JNI_JAR:XZ_JAR bench/ZCodecs.java DIR[,DIR..] ALG:LEVEL:PCLUSTER[,..] [EVERY_NTH_CHUNK]
 // ALG: lz4hc, deflate (raw, java.util.zip), zstd (zstd-jni), lzma (xz-java raw LZMA1 as MicroLZMA: first byte ~props). One thread.

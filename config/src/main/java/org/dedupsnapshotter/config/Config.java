@@ -30,7 +30,7 @@ public record Config(Path root, Path address, long chunkSize, String mountBacken
     /**
      * Keys compression, compressionLevel, pclusterSize, compressAt, compactionLevel and compactWhenIdle.
      *
-     * @param algorithm     "none", "lz4hc" or "zstd" (decision NN)
+     * @param algorithm     "none", "lz4hc" or "zstd" (decision 60)
      * @param level         LZ4 HC level, 1..12 (decision 50: 4 is 2.3x faster than 9 for 1.4% more pool), default 4;
      *                      ZSTD level, 1..22, default 3
      * @param pclusterSize  input bytes per independently compressed piece: a power of two, 8 KiB .. 1 MiB, at most chunkSize

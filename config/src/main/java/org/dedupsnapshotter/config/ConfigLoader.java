@@ -90,7 +90,7 @@ public final class ConfigLoader {
     private static Config.Compression compression(ObjectNode obj, long chunkSize, String builder, String source) throws ConfigException {
         Config.Compression d = Config.Compression.defaults();
         String algorithm = choice(obj, "compression", d.algorithm(), COMPRESSIONS, source);
-        // the level's range is the algorithm's (decision NN): LZ4 HC 1..12, ZSTD 1..22
+        // the level's range is the algorithm's (decision 60): LZ4 HC 1..12, ZSTD 1..22
         Integer given = algorithm.equals("zstd")
                 ? intIn(obj, "", "compressionLevel", 1, 22, " (a ZSTD level with \"compression\": \"zstd\": 3 is as fast as LZ4 HC 2)", source)
                 : intIn(obj, "", "compressionLevel", 1, 12, " (an LZ4 HC level: 4 is fast, 9 the classic default)", source);

@@ -53,7 +53,7 @@ class ConfigLoaderTest {
         assertTrue(tooBig.contains("\"pclusterSize\"") && tooBig.contains("\"chunkSize\""), tooBig);
         String mkfs = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"lz4hc\", \"erofsBuilder\": \"mkfs.erofs\"}", "t")).getMessage();
         assertTrue(mkfs.contains("\"compression\"") && mkfs.contains("\"erofsBuilder\""), mkfs);
-        // zstd (decision NN): its own level range and default
+        // zstd (decision 60): its own level range and default
         assertEquals(new Config.Compression("zstd", 3, 64 << 10), ConfigLoader.parse("{\"compression\": \"zstd\"}", "t").compression());
         assertEquals(new Config.Compression("zstd", 19, 128 << 10),
                 ConfigLoader.parse("{\"compression\": \"zstd\", \"compressionLevel\": 19, \"pclusterSize\": \"128KiB\"}", "t").compression());

@@ -3,14 +3,14 @@ package org.dedupsnapshotter.erofs;
 import java.util.Arrays;
 
 /**
- * The compressors our writer emits pclusters with (issue 23; decisions 50 and NN): the config name, EROFS's
+ * The compressors our writer emits pclusters with (issue 23; decisions 50 and 60): the config name, EROFS's
  * on-disk algorithm number (z_erofs_map_header's algorithm type, a bit of the superblock's available_compr_algs)
  * and the level range. ZSTD needs a kernel with CONFIG_EROFS_FS_ZIP_ZSTD (6.10+), LZMA CONFIG_EROFS_FS_ZIP_LZMA.
  */
 public enum Algorithm {
     LZ4HC("lz4hc", 0, 1, 12),
     ZSTD("zstd", 3, 1, 22),
-    /** MicroLZMA (xz-java's raw LZMA1, first byte ~properties), presets 0..9: the writer and the kernel only so far (decision NN). */
+    /** MicroLZMA (xz-java's raw LZMA1, first byte ~properties), presets 0..9: the writer and the kernel only so far (decision 60). */
     LZMA("lzma", 1, 0, 9);
 
     private final String configName;

@@ -5,7 +5,7 @@ import java.util.Arrays;
 /**
  * One chunk of a file in the pool in compressed form (issue 23, decision 50): its pclusters back to back from
  * poolBlock, blocks of them in all. The chunk's bytes are cut into pieces of pclusterSize (the last one short);
- * pieces[i] is the number of blocks piece i's compressed output (LZ4 or, decision NN, ZSTD) takes (1 .. its input blocks - 1), or 0 when the piece
+ * pieces[i] is the number of blocks piece i's compressed output (LZ4 or, decision 60, ZSTD) takes (1 .. its input blocks - 1), or 0 when the piece
  * is stored raw (ceil(piece length / 4096) blocks, each read as a PLAIN lcluster). A compressed piece's output
  * ends at the end of its last block with zeros before it (EROFS's 0-padding, INCOMPAT_ZERO_PADDING, for every algorithm), a raw piece starts at its
  * first block.

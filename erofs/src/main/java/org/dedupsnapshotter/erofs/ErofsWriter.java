@@ -37,7 +37,7 @@ import static java.nio.file.StandardOpenOption.WRITE;
  * INCOMPAT_XATTR_PREFIXES (Linux >= 6.4). Kernels before 7.0 ignore the compat bits and the xattr.
  * <p>
  * Regular files made with {@link ErofsTree.Node#compressed} are written as compressed inodes (LZ4, or ZSTD: decision
- * NN; one algorithm per file) with full lcluster indexes whose pclusters lie in the pool at
+ * 60; one algorithm per file) with full lcluster indexes whose pclusters lie in the pool at
  * {@link CompressedChunk#UNIADDR} + pool block (decision 50); an image with any of them also gets a config record per
  * algorithm used from 1152 and its device slot at 1280. A tree without them gives the same bytes as before.
  */

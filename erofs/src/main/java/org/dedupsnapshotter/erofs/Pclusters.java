@@ -13,7 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * Cuts a chunk into fixed-input pclusters and compresses each with LZ4 HC (decision 50) or ZSTD (decision NN): a
+ * Cuts a chunk into fixed-input pclusters and compresses each with LZ4 HC (decision 50) or ZSTD (decision 60): a
  * piece of pclusterSize bytes (the chunk's last one shorter) becomes ceil(compressed / 4096) blocks, its output
  * right-aligned in them (the leading zeros are EROFS's 0-padding, which lets the kernel find the exact input
  * length: so an output must not start with a zero byte — neither an LZ4 block nor a ZSTD frame, whose magic starts

@@ -29,7 +29,7 @@ import static org.junit.jupiter.api.Assertions.*;
 /**
  * Compressed layers (issue 23 step 1, decision 50): images from ErofsWriter whose files are LZ4 HC pclusters in a
  * shared pool, mounted by the kernel with device=pool and compared byte for byte with their source; the first two
- * tests also with ZSTD pclusters (decision NN; the kernel needs CONFIG_EROFS_FS_ZIP_ZSTD).
+ * tests also with ZSTD pclusters (decision 60; the kernel needs CONFIG_EROFS_FS_ZIP_ZSTD).
  */
 @Timeout(value = 5, unit = TimeUnit.MINUTES)
 class CompressedErofsWriterTest {
@@ -245,7 +245,7 @@ class CompressedErofsWriterTest {
     }
 
     /**
-     * MicroLZMA made from xz-java's raw LZMA1 (decision NN) mounts byte-exact, and decodes back with xz-java: the
+     * MicroLZMA made from xz-java's raw LZMA1 (decision 60) mounts byte-exact, and decodes back with xz-java: the
      * writer side of an LZMA codec (config, Commit and fsck do not offer it yet).
      */
     @Test

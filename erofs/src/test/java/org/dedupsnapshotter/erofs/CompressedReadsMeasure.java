@@ -111,7 +111,7 @@ public final class CompressedReadsMeasure {
         zImage = root.resolve("z.erofs");
         zPool = root.resolve("z.pool");
         try (TestPool pool = new TestPool(zPool)) {
-            // -Dzread.algorithm=zstd: ZSTD pclusters instead of LZ4 HC (decision NN)
+            // -Dzread.algorithm=zstd: ZSTD pclusters instead of LZ4 HC (decision 60)
             Algorithm algorithm = Algorithm.of(System.getProperty("zread.algorithm", "lz4hc"));
             CompressedChunkStore store = new CompressedChunkStore(new Pclusters(algorithm, level, pcluster), pool);
             ErofsWriter.write(ErofsTree.fromDirectoryCompressed(src, 4 << 20, store), zImage, pool.blocks());

@@ -79,7 +79,7 @@ class Lz4PclustersDecodeTest {
         assertThrows(IOException.class, () -> Pclusters.decode(e.blocks(), length, pcluster, Arrays.copyOf(pieces, 3)), "too few pieces");
     }
 
-    /** ZSTD (decision NN): the same round trip; damage to a frame is an error, a zeroed piece too. */
+    /** ZSTD (decision 60): the same round trip; damage to a frame is an error, a zeroed piece too. */
     @Test
     void zstdPiecesDecodeAndDamageIsAnError() throws IOException {
         for (int pcluster : new int[] {16 << 10, 128 << 10}) {

@@ -30,7 +30,7 @@ class CompressedLayersTest {
 
     @BeforeAll
     static void start() throws Exception {
-        // -Ditest.compression=zstd runs it with ZSTD pclusters (decision NN)
+        // -Ditest.compression=zstd runs it with ZSTD pclusters (decision 60)
         env = TestEnv.fullWithConfig("{\"compression\": \"" + System.getProperty("itest.compression", "lz4hc") + "\"}");
     }
 

@@ -88,7 +88,7 @@ final class CompressedPoolPlacer implements CompressedChunkPlacer {
         return switch (a) {
             case LZ4HC -> ZChunk.LZ4HC;
             case ZSTD -> ZChunk.ZSTD;
-            case LZMA -> throw new IllegalArgumentException("lzma is not a Commit codec yet (decision NN)");
+            case LZMA -> throw new IllegalArgumentException("lzma is not a Commit codec yet (decision 60)");
         };
     }
 

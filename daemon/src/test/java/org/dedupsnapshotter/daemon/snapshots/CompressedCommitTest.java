@@ -68,7 +68,7 @@ class CompressedCommitTest {
 
     private List<ZChunk> zchunks() { return daemon.store.read(tx -> tx.zchunks().all()); }
 
-    /** LZ4 HC at level 4, ZSTD at 3 (decision NN): the two tests below run with each. */
+    /** LZ4 HC at level 4, ZSTD at 3 (decision 60): the two tests below run with each. */
     private static Pclusters codec(Algorithm a) { return new Pclusters(a, a == Algorithm.LZ4HC ? 4 : 3, 64 << 10); }
 
     @ParameterizedTest
