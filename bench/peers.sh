@@ -37,7 +37,9 @@
 # BENCH_PEERS_MODES ("soci stargz dedup dedup-traced"), BENCH_WARMUPS (6, as bench/lazy.sh), BENCH_LINK_MBPS (25),
 # BENCH_LINK_MS (20), BENCH_IMAGES (part 1's images, default the corpus), BENCH_READS_IMAGES ("deb-a-python
 # deb-b-python"; "" skips the reads), BENCH_READ_ROUNDS (BENCH_ROUNDS), BENCH_QUIET_SECONDS (3: the link idle that
-# long = fully fetched), BENCH_RESULTS (bench/results; "-" for none), DEDUP_BIN, DEDUP_PEERS, DEDUP_KEEP.
+# long = fully fetched), BENCH_RESULTS (bench/results; "-" for none), DEDUP_BIN, DEDUP_PEERS, DEDUP_KEEP; BENCH_DAEMON_CONFIG
+# (extra daemon config keys), BENCH_COMPACT (0; 1 with BENCH_DAEMON_CONFIG's "compressAt": "compaction": part 1 compacts
+# the dedup layers before its disk figure, reporting the disk before and the pass's time).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 TE_CONTAINERD=2.4
@@ -355,6 +357,14 @@ if part 1; then
       te_log "$line"
     done
     if [ "$r" = 1 ]; then
+      # BENCH_COMPACT=1 (with BENCH_DAEMON_CONFIG naming compression and "compressAt": "compaction"): the layers Commit
+      # wrote uncompressed are compacted before the disk is taken; disk before it and the pass's time are reported too
+      if [ "${BENCH_COMPACT:-0}" = 1 ]; then
+        sync; D_PRECOMPACT=$(($(du_bytes "$(snap_dir dedup)") - prev[dedup])); t0=$(te_now)
+        COMPACT_JSON=$(dedupctl_ compact --wait --json | jq -c .) || te_die "dedupctl compact failed"
+        sync; T_COMPACT=$(te_elapsed "$t0" "$(te_now)")
+        te_log "compaction: ${T_COMPACT}s: $COMPACT_JSON"
+      fi
       for sn in "${snaps[@]}"; do D[$sn]=$(($(du_bytes "$(snap_dir "$sn")") - prev[$sn])); done
       te_log "disk after all pulls: overlayfs +$(mib "${D[overlayfs]}") MiB, EROFS +$(mib "${D[erofs]}") MiB, dedup +$(mib "${D[dedup]}") MiB"
     fi
@@ -496,6 +506,10 @@ if part 1; then
     "$(ratio "$TU_dedup" "$TU_erofs")" "$(ratio "$TS_dedup" "$TS_erofs")"
   out '  dedup / overlayfs: disk %sx, unpack %sx, unpack+sync %sx\n' "$(ratio "${D[dedup]}" "${D[overlayfs]}")" \
     "$(ratio "$TU_dedup" "$TU_overlayfs")" "$(ratio "$TS_dedup" "$TS_overlayfs")"
+  if [ "${BENCH_COMPACT:-0}" = 1 ]; then
+    out '  dedup disk after all pulls, before compaction +%s MiB (%sx EROFS); dedupctl compact --wait (+sync) %s s, after it as above\n' \
+      "$(mib "$D_PRECOMPACT")" "$(ratio "$D_PRECOMPACT" "${D[erofs]}")" "$T_COMPACT"
+  fi
   if [ ${#READS_IMAGES[@]} -eq 2 ]; then
     out '  reads (bench/reads.sh: %s then %s; cold = page cache dropped): medians\n' "${READS_IMAGES[0]}" "${READS_IMAGES[1]}"
     out '  %-9s %10s %10s %9s %9s %9s %9s\n' "" cache1_MiB cache2_MiB cold1_s cold2_s warm_s random_s
