@@ -107,7 +107,7 @@ public final class DaemonMetrics implements ServiceEvents, AutoCloseable {
         // Commit's phases: where the time goes is their sums; buckets are for dedup.commit itself (decision 48)
         commitMetadata = phase("dedup.commit.metadata", "Commit: writing the layer's EROFS metadata image (our writer, or mkfs.erofs)");
         commitHash = phase("dedup.commit.hash", "Commit: SHA-256 of the layer's chunks (summed over hashing threads)");
-        commitCompress = phase("dedup.commit.compress", "Commit: LZ4 HC encoding of a compressed layer's new chunks (summed over threads)");
+        commitCompress = phase("dedup.commit.compress", "Commit: encoding (LZ4 HC or ZSTD) of a compressed layer's new chunks (summed over threads)");
         commitWrite = phase("dedup.commit.pool.write", "Commit: writing new chunks into the pool (summed over threads)");
         poolWritten = Counter.builder("dedup.pool.written.bytes").description("Bytes of new chunks written into the pool (compressed blocks for compressed chunks)").register(registry);
         gcFreed = Counter.builder("dedup.pool.freed.bytes").description("Bytes garbage collection gave back to the filesystem").register(registry);
