@@ -24,9 +24,9 @@
 # its report goes to bench/results/reads-<UTC date-time>.txt and names the commit of DEDUP_BIN's checkout, e.g.
 # `DEDUP_BIN=/other/checkout/bin BENCH_READS_ONLY=1 BENCH_READ_ROUNDS=2 bash bench/run.sh` to set two builds side by side).
 # BENCH_READS_HOOK: a command run before the reads with the daemon's pid and the dedup root as $1 and $2 (a setting to try).
-# BENCH_COMPACT (0; 1, needs BENCH_COMPRESSION=lz4hc: Commit writes
+# BENCH_COMPACT (0; 1, needs BENCH_COMPRESSION=lz4hc or zstd: Commit writes
 # uncompressed layers, and after the rounds `dedupctl compact --wait` compresses them, reported with the disk before
-# and after and its time; BENCH_COMPACTION_LEVEL, default BENCH_COMPRESSION_LEVEL, is its LZ4 HC level).
+# and after and its time; BENCH_COMPACTION_LEVEL, default BENCH_COMPRESSION_LEVEL, is its level).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 # containerd 1.6 (Debian's): the unpack figure is the "done:" line of ctr 1.6's pull over local content (above)
@@ -66,7 +66,7 @@ if [ "$COMPRESSION" != none ]; then
   fi
   TE_DAEMON_ARGS=(--config "$bench_cfg_dir/config.json")
 elif [ "${BENCH_COMPACT:-0}" = 1 ]; then
-  te_die "BENCH_COMPACT=1 needs BENCH_COMPRESSION=lz4hc (the form layers are compacted into)"
+  te_die "BENCH_COMPACT=1 needs BENCH_COMPRESSION=lz4hc or zstd (the form layers are compacted into)"
 fi
 compression_note() {
   if [ "$COMPRESSION" = none ]; then echo "none"
