@@ -137,6 +137,7 @@ public final class LayerProofs {
         if (found.isEmpty() || origin.isEmpty()) return; // removed meanwhile
         Optional<LazyLayerTable.Proof> current = store.read(tx -> tx.lazyLayers().proof(layerId));
         if (current.isPresent() && current.get().state() != ProofState.UNPROVEN) return;
+        awaitRecorded(layerId);
         Snapshot s = found.get();
         Map<String, String> labels = s.labels();
         String target = labels.getOrDefault(RemoteLayers.SNAPSHOT_REF, s.name());
@@ -170,6 +171,20 @@ public final class LayerProofs {
         } else {
             quarantine(layerId, "its content has diff_id " + r.diffId() + ", which gives chain id " + chain + ", not " + target
                     + " (the image's config claims a layer it does not hold; from " + source + "@" + blob + ")");
+        }
+    }
+
+    /**
+     * The fetch that completes a layer says so once its chunks are in the pool, before PresentRecorder has recorded
+     * them present (it batches them after an fdatasync): the proof, which reads the chunks by their rows, waits up to
+     * 5 s for that record instead of failing and trying again 10 s later (which also held up the layer's compaction).
+     */
+    private void awaitRecorded(long layerId) throws IOException {
+        try {
+            for (int i = 0; i < 100 && store.read(tx -> tx.lazyLayers().absentChunksByLayer()).containsKey(layerId); i++) Thread.sleep(50);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted", e);
         }
     }
 
