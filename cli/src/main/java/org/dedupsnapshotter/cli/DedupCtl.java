@@ -307,7 +307,7 @@ public final class DedupCtl implements Callable<Integer> {
     }
 
     @Command(name = "compact", description = {"rewrite uncompressed layers into the compressed form (config compression)",
-            "Layers with an active snapshot or view above them, and lazily pulled ones, are skipped (a later pass retries)."})
+            "Layers with an active snapshot or view above them, and lazily pulled ones not yet complete and proven, are skipped (a later pass retries)."})
     static final class Compact extends DaemonCommand {
         @Option(names = "--json", description = "print the result as JSON")
         boolean json;
@@ -320,10 +320,10 @@ public final class DedupCtl implements Callable<Integer> {
                     .compact(CompactRequest.newBuilder().setWait(wait).build()).getJson());
             if (json) printJson(n);
             else if (!wait) System.out.println("compaction started (see the daemon's log)");
-            else System.out.printf("compacted %d layers in %d ms: their data %d -> %d bytes; pool stored %d -> %d bytes (gc freed %d); skipped %d with snapshots above, %d lazy or failed%n",
+            else System.out.printf("compacted %d layers in %d ms: their data %d -> %d bytes; pool stored %d -> %d bytes (gc freed %d); skipped %d with snapshots above, %d lazy and not complete or not proven yet, %d failed%n",
                     n.get("compactedLayers").asInt(), n.get("millis").asLong(), n.get("layerBytesBefore").asLong(), n.get("layerBytesAfter").asLong(),
                     n.get("storedBytesBefore").asLong(), n.get("storedBytesAfter").asLong(), n.get("freedBytes").asLong(), n.get("skippedInUse").asInt(),
-                    n.get("skippedOther").asInt());
+                    n.path("skippedLazy").asInt(), n.get("skippedOther").asInt());
             return OK;
         }
     }

@@ -146,7 +146,11 @@ public final class Main {
             Libc.mallocTrim();
         });
         service.afterCompaction(idle::workDone);
-        if (compaction != null && !cfg.compression().compactWhenIdle().isZero()) idle.alsoWhenQuiet(service::compact, cfg.compression().compactWhenIdle());
+        if (compaction != null && !cfg.compression().compactWhenIdle().isZero()) {
+            IdleCompaction pass = idle.alsoWhenQuiet(service::compact, cfg.compression().compactWhenIdle());
+            // a lazy layer completes and is proven in the background, with no snapshot call to wake the pass: its proof does
+            lazy.onLayerProven(pass::workDone);
+        }
         SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service, idle), new AdminEndpoint(layout, store, layers, service, pool, ksm, lazyFigures, stats)),
                 new GrpcMetrics(metrics.registry()), Set.of(SnapshotsGrpc.getMountsMethod().getFullMethodName()));
         CriImageProxy criProxy = cfg.cri().enabled() ? CriImageProxy.to(cfg.cri().containerd(), secrets) : null;

@@ -286,6 +286,7 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
                 SnapshotService.Compaction c = service.compact();
                 o.put("compactedLayers", c.compacted());
                 o.put("skippedInUse", c.skippedInUse());
+                o.put("skippedLazy", c.skippedLazy());
                 o.put("skippedOther", c.skippedOther());
                 o.put("layerBytesBefore", c.layerBytesBefore());
                 o.put("layerBytesAfter", c.layerBytesAfter());

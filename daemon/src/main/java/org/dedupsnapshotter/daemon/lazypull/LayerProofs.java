@@ -49,6 +49,8 @@ public final class LayerProofs {
     private final Set<Long> quarantined = ConcurrentHashMap.newKeySet();
     private final Map<Long, Integer> attempts = new ConcurrentHashMap<>();
     private final Set<Long> queued = ConcurrentHashMap.newKeySet();
+    /** Told when a layer is proven (it may be compacted now: decision NN). */
+    private volatile Runnable onProven = () -> { };
 
     public LayerProofs(MetaStore store, ChunkPool pool, Registries registries) {
         this.store = store;
@@ -102,6 +104,9 @@ public final class LayerProofs {
             log.debug("layer id={}: dropping its chunks' pool pages: {}", layerId, e.toString());
         }
     }
+
+    /** r runs after each proof that proves its layer (on the proof's thread: it must be quick). */
+    public void onProven(Runnable r) { onProven = r; }
 
     public boolean isQuarantined(long layerId) { return quarantined.contains(layerId); }
 
@@ -168,6 +173,7 @@ public final class LayerProofs {
             store.write("record proof", tx -> tx.lazyLayers().setProof(layerId, ProofState.PROVEN, "diff_id " + r.diffId()));
             log.info("layer {} (id={}) proven: diff_id {} ({} bytes rebuilt, {} bytes of the blob in {} requests, {} ms)",
                     target, layerId, r.diffId(), r.streamBytes(), r.fetchedBytes(), r.requests(), ms);
+            onProven.run();
         } else {
             quarantine(layerId, "its content has diff_id " + r.diffId() + ", which gives chain id " + chain + ", not " + target
                     + " (the image's config claims a layer it does not hold; from " + source + "@" + blob + ")");

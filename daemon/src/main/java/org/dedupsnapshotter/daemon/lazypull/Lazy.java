@@ -130,4 +130,6 @@ public record Lazy(LazyLoader loader, RemoteLayers remote, PoolWatch watch, Trac
     @Override public void chunksPresent(Collection<Digest> digests) { loader.nowPresent(digests); }
 
     @Override public void layerRemoved(long layerId) { loader.layerRemoved(layerId); }
+
+    @Override public void onLayerProven(Runnable r) { remote.proofs().onProven(r); }
 }

@@ -35,8 +35,11 @@ public interface LazyPull {
     /** A local commit filled these chunks: lazy layers waiting for them have them now. */
     void chunksPresent(Collection<Digest> digests);
 
-    /** A committed layer was removed: it is no longer a source of chunks. */
+    /** A committed layer was removed (or a lazily pulled one compacted): it is no longer a source of chunks. */
     void layerRemoved(long layerId);
+
+    /** r runs whenever a lazy layer is proven: complete and proven, it can be compacted (decision NN). */
+    default void onLayerProven(Runnable r) { }
 
     LazyPull OFF = new LazyPull() {
         @Override public boolean preparedRemotely(String parent, Map<String, String> labels) { return false; }

@@ -52,8 +52,9 @@ public final class IdleCompaction {
      * Also runs compact once the daemon has been quiet for quiet (a thread of its own, told of the operations this one
      * is told of): e.g. the layer compaction pass (config compactWhenIdle).
      */
-    public void alsoWhenQuiet(Runnable compact, Duration quiet) {
+    public IdleCompaction alsoWhenQuiet(Runnable compact, Duration quiet) {
         next = start(compact, quiet.toNanos());
+        return next;
     }
 
     /** A snapshot operation starts; pair with {@link #end()}. */

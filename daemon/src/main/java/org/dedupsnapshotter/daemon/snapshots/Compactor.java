@@ -9,6 +9,8 @@ import org.dedupsnapshotter.erofs.ErofsImage;
 import org.dedupsnapshotter.erofs.Pclusters;
 import org.dedupsnapshotter.mount.LayerMounter;
 import org.dedupsnapshotter.storage.ChunkPool;
+import org.dedupsnapshotter.storage.LazyLayer;
+import org.dedupsnapshotter.storage.LazyLayerTable;
 import org.dedupsnapshotter.storage.MetaStore;
 import org.dedupsnapshotter.storage.Snapshot;
 import org.dedupsnapshotter.storage.SnapshotTable;
@@ -22,6 +24,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.sql.SQLException;
+import java.util.Optional;
+import java.util.function.LongConsumer;
 import java.util.concurrent.locks.Lock;
 
 /**
@@ -38,16 +42,17 @@ import java.util.concurrent.locks.Lock;
  *     directory fsynced (compact.image); the old mount unmounted and the new image mounted (compact.mount);</li>
  * <li>one transaction drops the layer's layer_chunks references (compact.dropped); GC punches what nobody references.</li>
  * </ol>
- * {@link Recovery} finishes or undoes a layer left with both kinds of references ({@link #recover}). Skipped (v1): layers
+ * {@link Recovery} finishes or undoes a layer left with both kinds of references ({@link #recover}). Skipped: layers
  * with an active snapshot or view anywhere above them (a running container's overlay keeps the old mount privately,
- * and with it the old image's chunks: they must stay referenced), lazily pulled layers, layers already compressed,
- * directory layers.
+ * and with it the old image's chunks: they must stay referenced), layers already compressed, directory layers, and
+ * lazily pulled layers until they are complete and proven (decision NN: then a lazy layer is compacted like a local
+ * one, its lazy_layers row going in the transaction of step 4, so that afterwards it is a local compressed layer).
  */
 final class Compactor {
     private static final Logger log = LoggerFactory.getLogger(Compactor.class);
 
     /** What one pass did. bytes*: the compacted layers' own extents (chunks' blocks before, compressed chunks' blocks after). */
-    record Result(int compacted, int skippedInUse, int skippedOther, long layerBytesBefore, long layerBytesAfter, long nanos) {}
+    record Result(int compacted, int skippedInUse, int skippedLazy, int skippedOther, long layerBytesBefore, long layerBytesAfter, long nanos) {}
 
     private final Layout layout;
     private final MetaStore store;
@@ -56,8 +61,15 @@ final class Compactor {
     private final Pclusters codec;
     private final IdLocks locks;
     private final Lock creationGate;
+    /** Told of each lazily pulled layer compacted: it is no lazy layer any more (lazy pull forgets it as a source). */
+    private final LongConsumer lazyCompacted;
 
     Compactor(Layout layout, MetaStore store, LayerMounts layers, NativeImages images, Pclusters codec, IdLocks locks, Lock creationGate) {
+        this(layout, store, layers, images, codec, locks, creationGate, id -> { });
+    }
+
+    Compactor(Layout layout, MetaStore store, LayerMounts layers, NativeImages images, Pclusters codec, IdLocks locks, Lock creationGate,
+              LongConsumer lazyCompacted) {
         this.layout = layout;
         this.store = store;
         this.layers = layers;
@@ -65,6 +77,7 @@ final class Compactor {
         this.codec = codec;
         this.locks = locks;
         this.creationGate = creationGate;
+        this.lazyCompacted = lazyCompacted;
     }
 
     /** Where a compaction writes the layer's new image before the swap (Recovery deletes a leftover one). */
@@ -73,7 +86,7 @@ final class Compactor {
     /** Compacts every compactable layer, one at a time (a pass at a time: the caller serialises). */
     Result compactAll() {
         long t0 = System.nanoTime();
-        int compacted = 0, inUse = 0, other = 0;
+        int compacted = 0, inUse = 0, lazy = 0, other = 0;
         long before = 0, after = 0;
         for (Snapshot s : store.read(tx -> tx.snapshots().all())) {
             if (s.kind() != Kind.COMMITTED || s.format() != LayerFormat.EROFS) continue;
@@ -86,6 +99,7 @@ final class Compactor {
                         after += o.after;
                     }
                     case IN_USE -> inUse++;
+                    case LAZY -> lazy++;
                     case NOT_COMPACTABLE -> other++;
                     case DONE -> { }
                 }
@@ -94,22 +108,30 @@ final class Compactor {
                 log.warn("compaction of layer id={} failed, it stays as it was: {}", s.id(), e.getMessage());
             }
         }
-        return new Result(compacted, inUse, other, before, after, System.nanoTime() - t0);
+        return new Result(compacted, inUse, lazy, other, before, after, System.nanoTime() - t0);
     }
 
-    /** DONE: nothing to compact (compressed already, no file data); NOT_COMPACTABLE: not in v1 (lazy, half-done, failed). */
-    enum State { COMPACTED, IN_USE, NOT_COMPACTABLE, DONE }
+    /**
+     * DONE: nothing to compact (compressed already, no file data); LAZY: a lazily pulled layer not complete or not
+     * proven yet (a later pass retries); NOT_COMPACTABLE: half-done, quarantined, no image, failed.
+     */
+    enum State { COMPACTED, IN_USE, LAZY, NOT_COMPACTABLE, DONE }
 
     record Outcome(State state, long before, long after) {
         static final Outcome IN_USE = new Outcome(State.IN_USE, 0, 0), NOT_COMPACTABLE = new Outcome(State.NOT_COMPACTABLE, 0, 0),
-                DONE = new Outcome(State.DONE, 0, 0);
+                DONE = new Outcome(State.DONE, 0, 0), LAZY = new Outcome(State.LAZY, 0, 0);
     }
 
     /** Compacts layer id if it is compactable now; a Remove of it waits (its id lock) until this is done. */
     Outcome compact(long id) throws IOException {
         try (IdLocks.Held ignored = locks.lock(id)) {
             State state = compactable(id);
-            if (state != null) return state == State.DONE ? Outcome.DONE : Outcome.NOT_COMPACTABLE;
+            if (state != null) return switch (state) {
+                case DONE -> Outcome.DONE;
+                case LAZY -> Outcome.LAZY;
+                default -> Outcome.NOT_COMPACTABLE;
+            };
+            boolean wasLazy = store.read(tx -> tx.lazyLayers().find(id)).isPresent();
             if (store.read(tx -> inUse(tx, id))) return Outcome.IN_USE; // cheap first look; decided again under the gate
             long before = store.read(tx -> tx.chunks().ofLayer(id)).keySet().stream().mapToLong(c -> c.extent().blocks()).sum() * ChunkPool.BLOCK;
             long t0 = System.nanoTime();
@@ -146,32 +168,54 @@ final class Compactor {
                 Files.move(tmp, image, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
                 ErofsBuilder.fsync(image.getParent());
                 CrashPoints.reach("compact.image");
-                // nothing above the layer (the gate keeps it so): its old mount goes, nobody keeps it privately
+                // nothing above the layer (the gate keeps it so): its old mount goes, nobody keeps it privately; a lazy
+                // layer's whole stack (watched mount, and the plain one promotion put on top) goes with it
                 layers.unmount(id);
                 layers.mount(id);
                 CrashPoints.reach("compact.mount");
                 store.write("compact: drop chunk refs", tx -> {
-                    tx.chunks().dropRefs(id);
+                    dropOldRefs(tx, id);
                     return null;
                 });
                 CrashPoints.reach("compact.dropped");
             } finally {
                 creationGate.unlock();
             }
-            log.info("compacted layer id={}: {} bytes of chunks -> {} bytes of compressed chunks (lz4hc level={}) in {} ms", id, before, after,
-                    codec.level(), (System.nanoTime() - t0) / 1_000_000);
+            if (wasLazy) lazyCompacted.accept(id);
+            log.info("compacted {}layer id={}: {} bytes of chunks -> {} bytes of compressed chunks ({} level={}) in {} ms", wasLazy ? "lazily pulled " : "",
+                    id, before, after, codec.algorithm().configName(), codec.level(), (System.nanoTime() - t0) / 1_000_000);
             return new Outcome(State.COMPACTED, before, after);
         }
     }
 
     /**
-     * Null when layer id is compactable: a committed EROFS layer written uncompressed, with file data, not lazily pulled,
-     * with no compressed chunk references yet (it is mounted on the way). Else why not: DONE or NOT_COMPACTABLE.
+     * The old form's traces, in the transaction that makes the swap final: the layer's chunk references, and for a
+     * lazily pulled layer its lazy_layers row (and any lazy_sources naming its blob). From then on it is a local
+     * compressed layer: no watch, no fd holder, no proof, not counted as lazy; a Prepare of its chain id shares it as
+     * it shares any local layer (it was proven to be that layer before it was compacted).
+     */
+    private static void dropOldRefs(Tx tx, long id) throws SQLException {
+        tx.chunks().dropRefs(id);
+        tx.lazyLayers().delete(id);
+    }
+
+    /**
+     * Null when layer id is compactable: a committed EROFS layer written uncompressed, with file data, with no
+     * compressed chunk references yet (it is mounted on the way), and if lazily pulled, complete (no absent chunk: no
+     * read of it waits for the watch) and proven (its proof reads its uncompressed chunks, and a quarantined layer
+     * stays as it is). Else why not: DONE, LAZY or NOT_COMPACTABLE.
      */
     private State compactable(long id) throws IOException {
         Snapshot s = store.read(tx -> tx.snapshots().byId(id)).orElse(null);
         if (s == null || s.kind() != Kind.COMMITTED || s.format() != LayerFormat.EROFS) return State.DONE;
-        if (layers.isLazy(id) || store.read(tx -> tx.lazyLayers().find(id)).isPresent()) return State.NOT_COMPACTABLE; // v1: lazy layers stay as they are
+        Optional<LazyLayer> lazy = store.read(tx -> tx.lazyLayers().find(id));
+        if (layers.isLazy(id)) return State.LAZY; // mounted through the watch: chunks absent
+        if (lazy.isPresent()) {
+            if (store.read(tx -> tx.lazyLayers().absentChunksByLayer()).containsKey(id)) return State.LAZY;
+            Optional<LazyLayerTable.Proof> proof = store.read(tx -> tx.lazyLayers().proof(id));
+            if (proof.isEmpty() || proof.get().state() == LazyLayerTable.ProofState.UNPROVEN) return State.LAZY;
+            if (proof.get().state() != LazyLayerTable.ProofState.PROVEN) return State.NOT_COMPACTABLE; // quarantined: left for its removal
+        }
         if (!Files.exists(layout.image(id))) return State.NOT_COMPACTABLE;
         if (LayerMounter.isCompressed(layout.image(id))) return State.DONE;
         if (store.read(tx -> tx.chunks().ofLayer(id)).isEmpty()) return State.DONE; // no file data: nothing to compress
@@ -215,10 +259,11 @@ final class Compactor {
         if (ErofsImage.read(layout.image(id)).chunks().stream().anyMatch(c -> c.blkaddr() != ErofsImage.NULL_ADDR))
             return "left alone (its image has chunk indexes too: both kinds of references kept)";
         if (store.read(tx -> inUse(tx, id))) return "left alone (a snapshot above it: both kinds of references kept)"; // not reachable
+        // a complete lazy layer is not marked lazy at start: it mounts from the plain pool path, as the swap did
         layers.unmount(id);
         layers.mount(id);
         store.write("recovery: finish compaction", tx -> {
-            tx.chunks().dropRefs(id);
+            dropOldRefs(tx, id);
             return null;
         });
         return "finished";

@@ -92,7 +92,8 @@ public final class SnapshotService {
         this.store = store;
         this.images = ImageBuilder.of(nativeImages, mkfs, indexer, layers.mounter().inodeShare().fingerprints(), compression);
         if (compaction != null && !(images instanceof NativeImages)) throw new IllegalArgumentException("compaction needs our writer (erofsBuilder native)");
-        this.compactor = compaction == null ? null : new Compactor(layout, store, layers, (NativeImages) images, compaction, locks, creationGate.writeLock());
+        this.compactor = compaction == null ? null : new Compactor(layout, store, layers, (NativeImages) images, compaction, locks, creationGate.writeLock(),
+                lazy::layerRemoved); // a compacted lazy layer is no source of chunks any more
         this.compressionName = compression == null ? (compaction == null ? "none" : compaction.algorithm().configName()) : compression.algorithm().configName();
         this.layers = layers;
         this.layerImages = new LayerImages(layout, layers);
@@ -156,8 +157,8 @@ public final class SnapshotService {
     public boolean compacts() { return compactor != null; }
 
     /**
-     * Compacts every committed layer that is compactable now (Compactor): uncompressed, not lazy, nothing active above
-     * it; then collects the garbage the old chunks left. One pass at a time. Null when compaction is not configured.
+     * Compacts every committed layer that is compactable now (Compactor): uncompressed, nothing active above it, if
+     * lazily pulled complete and proven; then collects the garbage the old chunks left. One pass at a time. Null when compaction is not configured.
      */
     public Compaction compact() {
         if (compactor == null) return null;
@@ -165,11 +166,11 @@ public final class SnapshotService {
             long storedBefore = storedBytes();
             Compactor.Result r = compactor.compactAll();
             long freed = r.compacted() > 0 ? collectGarbage() : 0;
-            Compaction c = new Compaction(r.compacted(), r.skippedInUse(), r.skippedOther(), r.layerBytesBefore(), r.layerBytesAfter(), storedBefore,
+            Compaction c = new Compaction(r.compacted(), r.skippedInUse(), r.skippedLazy(), r.skippedOther(), r.layerBytesBefore(), r.layerBytesAfter(), storedBefore,
                     storedBytes(), freed, r.nanos());
-            if (r.compacted() > 0 || r.skippedOther() > 0)
-                log.info("compaction: {} layers compacted ({} -> {} bytes), {} skipped with snapshots above, {} lazy or failed (see above); pool stored {} -> {} bytes, gc freed {} in {} ms",
-                        c.compacted(), c.layerBytesBefore(), c.layerBytesAfter(), c.skippedInUse(), c.skippedOther(), c.storedBefore(), c.storedAfter(), freed,
+            if (r.compacted() > 0 || r.skippedOther() > 0 || r.skippedLazy() > 0)
+                log.info("compaction: {} layers compacted ({} -> {} bytes), {} skipped with snapshots above, {} lazy and not complete or not proven yet, {} failed or quarantined (see above); pool stored {} -> {} bytes, gc freed {} in {} ms",
+                        c.compacted(), c.layerBytesBefore(), c.layerBytesAfter(), c.skippedInUse(), c.skippedLazy(), c.skippedOther(), c.storedBefore(), c.storedAfter(), freed,
                         c.nanos() / 1_000_000);
             events.compacted(c);
             if (c.compacted() > 0) afterCompaction.run();
@@ -181,7 +182,7 @@ public final class SnapshotService {
      * One compaction pass. layerBytes*: the compacted layers' own extents before and after; stored*: the pool's
      * stored bytes (chunks and compressed chunks, whole blocks) before the pass and after its gc.
      */
-    public record Compaction(int compacted, int skippedInUse, int skippedOther, long layerBytesBefore, long layerBytesAfter, long storedBefore,
+    public record Compaction(int compacted, int skippedInUse, int skippedLazy, int skippedOther, long layerBytesBefore, long layerBytesAfter, long storedBefore,
                              long storedAfter, long freedBytes, long nanos) {}
 
     private long storedBytes() {
