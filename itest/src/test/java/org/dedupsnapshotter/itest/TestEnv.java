@@ -435,6 +435,18 @@ final class TestEnv implements AutoCloseable {
         return new ObjectMapper().readTree(json);
     }
 
+    /** dedupctl ls --json, straight from the admin service. */
+    JsonNode listSnapshots() throws IOException {
+        return new ObjectMapper().readTree(AdminGrpc.newBlockingStub(channel()).withDeadlineAfter(1, TimeUnit.MINUTES)
+                .listSnapshots(org.dedupsnapshotter.proto.admin.v1.ListRequest.getDefaultInstance()).getJson());
+    }
+
+    /** dedupctl compact --wait --json, straight from the admin service. */
+    JsonNode compact() throws IOException {
+        return new ObjectMapper().readTree(AdminGrpc.newBlockingStub(channel()).withDeadlineAfter(10, TimeUnit.MINUTES)
+                .compact(org.dedupsnapshotter.proto.admin.v1.CompactRequest.newBuilder().setWait(true).build()).getJson());
+    }
+
     private EventLoopGroup group() {
         if (group == null) group = new MultiThreadIoEventLoopGroup(1, EpollIoHandler.newFactory());
         return group;
