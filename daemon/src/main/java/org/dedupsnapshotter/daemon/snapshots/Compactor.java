@@ -40,7 +40,8 @@ import java.util.concurrent.locks.Lock;
  * <li>under the service's creation gate (no Prepare or View can make a snapshot above the layer until the swap is
  *     done), no active snapshot or view above the layer, else undo and skip it; the image renamed into place and the
  *     directory fsynced (compact.image); the old mount unmounted and the new image mounted (compact.mount);</li>
- * <li>one transaction drops the layer's layer_chunks references (compact.dropped); GC punches what nobody references.</li>
+ * <li>one transaction drops the layer's layer_chunks references, and a lazy layer's lazy_layers row (compact.dropped); GC
+ *     punches what nobody references.</li>
  * </ol>
  * {@link Recovery} finishes or undoes a layer left with both kinds of references ({@link #recover}). Skipped: layers
  * with an active snapshot or view anywhere above them (a running container's overlay keeps the old mount privately,
