@@ -15,7 +15,7 @@ import static org.dedupsnapshotter.itest.LazyCompactionTest.*;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * kill -9 at each step of the compaction of a complete, proven lazy layer (decision NN), then a restart: recovery
+ * kill -9 at each step of the compaction of a complete, proven lazy layer (decision 62), then a restart: recovery
  * finishes or undoes it and mounts the right stack (the compressed image alone once it was swapped in, else the
  * layer's mounts as they were), fsck --verify-data is clean, the image reads back byte-exact, and the next pass
  * compacts what is left, leaving no lazy row. One containerd, registry and daemon for every step: each step pulls

@@ -18,7 +18,7 @@ import java.util.Map;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * Compaction of lazily pulled layers (decision NN), with real containerd, registry, fanotify watch and kernel: a
+ * Compaction of lazily pulled layers (decision 62), with real containerd, registry, fanotify watch and kernel: a
  * lazily pulled image read whole (so complete, then proven) is compacted like a local one — its watched and plain
  * mounts replaced by the compressed image's one mount, its lazy row gone, its bytes the same before, after and after
  * a restart, the pool smaller, fsck --verify-data clean — while a lazy layer still missing chunks is skipped. After

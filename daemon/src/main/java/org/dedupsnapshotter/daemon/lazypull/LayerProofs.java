@@ -49,7 +49,7 @@ public final class LayerProofs {
     private final Set<Long> quarantined = ConcurrentHashMap.newKeySet();
     private final Map<Long, Integer> attempts = new ConcurrentHashMap<>();
     private final Set<Long> queued = ConcurrentHashMap.newKeySet();
-    /** Told when a layer is proven (it may be compacted now: decision NN). */
+    /** Told when a layer is proven (it may be compacted now: decision 62). */
     private volatile Runnable onProven = () -> { };
 
     public LayerProofs(MetaStore store, ChunkPool pool, Registries registries) {

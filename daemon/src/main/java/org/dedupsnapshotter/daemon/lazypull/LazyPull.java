@@ -38,7 +38,7 @@ public interface LazyPull {
     /** A committed layer was removed (or a lazily pulled one compacted): it is no longer a source of chunks. */
     void layerRemoved(long layerId);
 
-    /** r runs whenever a lazy layer is proven: complete and proven, it can be compacted (decision NN). */
+    /** r runs whenever a lazy layer is proven: complete and proven, it can be compacted (decision 62). */
     default void onLayerProven(Runnable r) { }
 
     LazyPull OFF = new LazyPull() {

@@ -46,7 +46,7 @@ import java.util.concurrent.locks.Lock;
  * {@link Recovery} finishes or undoes a layer left with both kinds of references ({@link #recover}). Skipped: layers
  * with an active snapshot or view anywhere above them (a running container's overlay keeps the old mount privately,
  * and with it the old image's chunks: they must stay referenced), layers already compressed, directory layers, and
- * lazily pulled layers until they are complete and proven (decision NN: then a lazy layer is compacted like a local
+ * lazily pulled layers until they are complete and proven (decision 62: then a lazy layer is compacted like a local
  * one, its lazy_layers row going in the transaction of step 4, so that afterwards it is a local compressed layer).
  */
 final class Compactor {
