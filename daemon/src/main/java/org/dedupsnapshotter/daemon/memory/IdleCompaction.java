@@ -25,6 +25,8 @@ public final class IdleCompaction {
 
     private final Runnable compact;
     private final long quietNanos;
+    /** How often quiet is checked: a quiet period shorter than twice CHECK_MILLIS (compactWhenIdle "200ms") is not rounded up to ~2.5 times itself. */
+    private final long checkMillis;
     private final AtomicInteger running = new AtomicInteger();
     private volatile long lastEnd = System.nanoTime();
     private volatile boolean dirty = true; // start-up left garbage behind
@@ -35,6 +37,7 @@ public final class IdleCompaction {
     IdleCompaction(Runnable compact, long quietNanos) {
         this.compact = compact;
         this.quietNanos = quietNanos;
+        this.checkMillis = Math.clamp(TimeUnit.NANOSECONDS.toMillis(quietNanos) / 2, 10, CHECK_MILLIS);
     }
 
     /** Starts the thread that watches for quiet and runs compact then. */
@@ -84,7 +87,7 @@ public final class IdleCompaction {
     private void run() {
         while (true) {
             try {
-                Thread.sleep(CHECK_MILLIS);
+                Thread.sleep(checkMillis);
             } catch (InterruptedException e) {
                 return;
             }
