@@ -1,6 +1,7 @@
 package org.dedupsnapshotter.itest;
 
 import org.dedupsnapshotter.proto.admin.v1.AdminGrpc;
+import org.dedupsnapshotter.proto.admin.v1.CompactRequest;
 import org.dedupsnapshotter.proto.admin.v1.StatsRequest;
 import org.dedupsnapshotter.proto.snapshots.v1.SnapshotsGrpc;
 import org.dedupsnapshotter.sys.Libc;
