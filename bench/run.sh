@@ -331,8 +331,9 @@ out "$fmt" TOTAL "" "$(mib "$(sum "${GZ[@]}")")" "$(printf %.2f "$tu_ovl")" "$(p
   "$(printf %.2f "$ts_ovl")" "$(printf %.2f "$ts_dd")" "$(mib "$((total_ovl - base_ovl))")" "$(mib "$((total_dd - base_dd))")" \
   "$(ratio "$((total_dd - base_dd))" "$((total_ovl - base_ovl))")"
 out '\n'
-verdict=$(awk -v r="$(ratio "$tu_dd" "$tu_ovl")" -v o="$OVERLAYFS" 'BEGIN { print (o == 0) ? "n/a (BENCH_OVERLAYFS=0)" : (r != "-" && r <= 1.5) ? "met" : "NOT met" }')
-out 'unpack target (dedup <= 1.5x overlayfs, total): %s (%sx); each round, overlayfs/dedup: %s\n' "$verdict" "$(ratio "$tu_dd" "$tu_ovl")" "${round_totals[*]}"
+# issue 23's acceptance (compressed layers): unpack <= 1.3x overlayfs (issues 2/3 asked 1.5x of uncompressed layers)
+verdict=$(awk -v r="$(ratio "$tu_dd" "$tu_ovl")" -v o="$OVERLAYFS" 'BEGIN { print (o == 0) ? "n/a (BENCH_OVERLAYFS=0)" : (r != "-" && r <= 1.3) ? "met" : "NOT met" }')
+out 'unpack target (issue 23: dedup <= 1.3x overlayfs, total): %s (%sx); each round, overlayfs/dedup: %s\n' "$verdict" "$(ratio "$tu_dd" "$tu_ovl")" "${round_totals[*]}"
 # Issue 3's figure: the ideal disk bound for 4 MiB chunks (unique chunks of the distinct layers, each rounded to
 # 4 KiB: dedupctl bound reads the layer blobs) against what the dedup root grew by in the first round.
 blobs=()

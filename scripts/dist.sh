@@ -4,7 +4,7 @@
 # The tarball holds one directory, laid out as the installed PREFIX/lib/dedup-snapshotter (it also runs in place):
 #   bin/            dedup-snapshotter, dedupctl (launchers), dedup-runc, dedup-fdholder (C, static)
 #   libexec/        dedup-java.sh: the launchers use runtime/ and nothing else
-#   lib/            the jars, native/ (JNI libraries of sqlite-jdbc and lz4-java), the AOT caches trained with runtime/ (as root; else none)
+#   lib/            the jars, native/ (JNI libraries of sqlite-jdbc, lz4-java, zstd-jni and netty epoll), the AOT caches trained with runtime/ (as root; else none)
 #   runtime/        a Java runtime made by jlink from the build's JDK: only the modules the jars use
 #   config/         config.json, the containerd snippets (v3: containerd 2.x, v2: 1.6/1.7)
 #   systemd/        the unit

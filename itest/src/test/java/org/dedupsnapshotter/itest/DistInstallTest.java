@@ -68,7 +68,9 @@ class DistInstallTest {
                     bare(fakePath, Map.of("DESTDIR", dest.toString()), "bash", TestEnv.TOP.resolve("scripts/install.sh").toString(), "--from", tarball.toString()));
             assertEquals(0, install.code(), install.out());
             Path home = dest.resolve("usr/local/lib/dedup-snapshotter");
-            for (String p : List.of("runtime/bin/java", "lib/dedup-daemon.jar", "lib/native/libsqlitejdbc.so", "lib/native/liblz4-java.so", "bin/dedup-fdholder", "libexec/dedup-java.sh"))
+            // every JNI library the launchers point java.library.path at (extract-natives.sh): zstd-jni's serves "compression": "zstd"
+            for (String p : List.of("runtime/bin/java", "lib/dedup-daemon.jar", "lib/native/libsqlitejdbc.so", "lib/native/liblz4-java.so", "lib/native/libzstd-jni.so",
+                    "bin/dedup-fdholder", "libexec/dedup-java.sh"))
                 assertTrue(Files.exists(home.resolve(p)), p + " not installed");
             for (String p : List.of("usr/local/bin/dedup-runc", "lib/systemd/system/dedup-snapshotter.service", "etc/dedup-snapshotter/config.json",
                     "usr/local/share/doc/dedup-snapshotter/containerd-snippet-v3.toml"))
