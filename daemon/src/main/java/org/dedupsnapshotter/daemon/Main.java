@@ -29,6 +29,7 @@ import org.dedupsnapshotter.ksm.KsmNode;
 import org.dedupsnapshotter.ksm.MergeableMemory;
 import org.dedupsnapshotter.mount.InodeShare;
 import org.dedupsnapshotter.mount.LayerMounter;
+import org.dedupsnapshotter.mount.PoolPageTrimmer;
 import org.dedupsnapshotter.proto.snapshots.v1.SnapshotsGrpc;
 import org.dedupsnapshotter.storage.ChunkIndexer;
 import org.dedupsnapshotter.storage.ChunkPool;
@@ -115,7 +116,10 @@ public final class Main {
         ChunkIndexer indexer = new ChunkIndexer(pool, store, Math.max(2, Runtime.getRuntime().availableProcessors()), cfg.chunkSize(),
                 size -> MergeableMemory.allocate(size, mergeableBuffers));
         InodeShare inodeShare = InodeShareProbe.run(layout.inodeShareProbe(), InodeShare.NODE_DOMAIN);
-        LayerMounts layers = new LayerMounts(layout, new LayerMounter(cfg.mountBackend(), inodeShare));
+        // DEDUP_POOL_READS=trimmed: complete layers read the pool buffered (its read-ahead spans small files) and a trimmer
+        // drops the pool's cached copy every 100 ms, instead of directio (decision NN)
+        PoolPageTrimmer trimmer = PoolPageTrimmer.requested() ? PoolPageTrimmer.start(layout.pool(), PoolPageTrimmer.INTERVAL) : null;
+        LayerMounts layers = new LayerMounts(layout, new LayerMounter(cfg.mountBackend(), inodeShare, trimmer != null));
         // lazy layers still missing chunks read through the watch; complete ones are local layers like any other
         var incomplete = store.read(tx -> tx.lazyLayers().absentChunksByLayer()).keySet();
         store.read(tx -> tx.lazyLayers().all()).keySet().stream().filter(incomplete::contains).forEach(layers::markLazy);
@@ -167,6 +171,7 @@ public final class Main {
             if (criServer != null) criServer.stop();
             if (criProxy != null) criProxy.close();
             metrics.close();
+            if (trimmer != null) trimmer.close();
             store.close();
             try {
                 lock.close();

@@ -38,6 +38,10 @@ import java.util.stream.Collectors;
  * A file-backed direct mount of either kind reads ahead as far as the disk under the pool does: its own
  * backing_dev_info starts at 128 KiB, while overlayfs over the same disk reads ahead with the disk's read_ahead_kb
  * (decision 54 for compressed layers, 58 for chunk-indexed ones).
+ *
+ * With buffered pool reads ({@link #LayerMounter(String, InodeShare, boolean)}, decision NN) complete layers are mounted
+ * without {@code directio}: the pool's own read-ahead then brings many small files in one I/O, and a
+ * {@link PoolPageTrimmer} drops the pool's copy of what was read.
  */
 public final class LayerMounter implements Mounter {
     private static final Logger log = LoggerFactory.getLogger(LayerMounter.class);
@@ -51,6 +55,8 @@ public final class LayerMounter implements Mounter {
     private final boolean fixed;
     private volatile DirectIo directIo = DirectIo.UNPROBED;
     private final InodeShare inodeShare;
+    /** Complete layers read the pool buffered (a {@link PoolPageTrimmer} keeps its cache empty), not with directio. */
+    private final boolean bufferedPool;
 
     /** mode: "auto" (file-backed, falling back to loop once), "file" or "loop". */
     public LayerMounter(String mode) {
@@ -58,6 +64,12 @@ public final class LayerMounter implements Mounter {
     }
 
     public LayerMounter(String mode, InodeShare inodeShare) {
+        this(mode, inodeShare, false);
+    }
+
+    /** bufferedPool: complete layers read the pool through its page cache, which a {@link PoolPageTrimmer} trims (decision NN). */
+    public LayerMounter(String mode, InodeShare inodeShare, boolean bufferedPool) {
+        this.bufferedPool = bufferedPool;
         this.backend = mode.equals("loop") ? Backend.LOOP : Backend.FILE;
         this.fixed = !mode.equals("auto");
         this.inodeShare = inodeShare;
@@ -71,6 +83,7 @@ public final class LayerMounter implements Mounter {
     @Override
     public String directIo() {
         if (backend == Backend.LOOP) return "off (loop devices)";
+        if (bufferedPool) return "off (buffered pool reads, trimmed)";
         return switch (directIo) {
             case ON -> "on";
             case OFF -> "off (kernel < 6.13)";
@@ -97,13 +110,14 @@ public final class LayerMounter implements Mounter {
 
     /** A file-backed mount, direct if asked and the kernel did not say it has none (probed by the first direct mount). */
     private void mountFile(Path image, Path device, Path target, DeviceReads reads) throws IOException {
-        boolean direct = reads == DeviceReads.DIRECT && directIo != DirectIo.OFF;
+        boolean complete = reads == DeviceReads.DIRECT && (bufferedPool || directIo != DirectIo.OFF);
+        boolean direct = complete && !bufferedPool;
         boolean compressed = isCompressed(image);
-        if (direct) {
-            // a direct mount of either kind reads ahead as far as the pool's disk does (decisions 54, 58)
+        if (complete) {
+            // a complete layer of either kind reads ahead as far as the pool's disk does (decisions 54, 58)
             synchronized (this) { // the new backing_dev_info is told apart from the ones before by name
                 Set<String> before = erofsBdisOrNull();
-                mountFileOnce(image, device, target, true, compressed);
+                mountFileOnce(image, device, target, direct, compressed);
                 if (before != null) readAheadLikeTheDisk(before, device, target);
             }
             if (compressed) readMetadataAhead(image);

@@ -232,6 +232,42 @@ class CompressedLayerMountTest {
     }
 
     @Test
+    void withBufferedPoolReadsAChunkIndexedLayerReadsRightAndIsStillCachedOnce() throws Exception {
+        Path src = tmp.resolve("src");
+        long logical = buildTree(src);
+        Path image = tmp.resolve("c.erofs"), poolFile = tmp.resolve("pool");
+        try (Pool pool = new Pool(poolFile)) {
+            ErofsWriter.write(ErofsTree.fromDirectory(src, CHUNK, pool), image, pool.blocks);
+        }
+        Libc.syncfs(tmp.toString());
+        LayerMounter mounter = new LayerMounter("file", InodeShare.unsupported("test"), true);
+        Path mnt = Files.createDirectories(tmp.resolve("mnt"));
+        Set<String> bdis = LayerMounter.erofsBdis();
+        try (PoolPageTrimmer trimmer = PoolPageTrimmer.start(poolFile, PoolPageTrimmer.INTERVAL)) {
+            mounter.mount(image, poolFile, mnt, DeviceReads.DIRECT);
+            try {
+                String opts = superOptions(mnt);
+                assertFalse(opts.contains("directio"), opts);
+                assertTrue(mounter.directIo().startsWith("off (buffered"), mounter.directIo());
+                Set<String> mine = newBdis(bdis);
+                int disk = LayerMounter.diskReadAheadKib(poolFile);
+                int ra = Integer.parseInt(Files.readString(Path.of("/sys/class/bdi", mine.iterator().next(), "read_ahead_kb")).strip());
+                if (disk > 0) assertEquals(Math.max(128, disk), ra, "the layer reads ahead as the pool's disk does");
+                dropCached(image);
+                dropCached(poolFile);
+                long before = cached();
+                assertEquals(logical, readAllAndCompare(mnt, src)); // every byte right through the buffered pool
+                Thread.sleep(3 * PoolPageTrimmer.INTERVAL.toMillis());
+                long grown = cached() - before;
+                // without the trimmer the pool's pages would stay too: about twice the logical bytes
+                assertTrue(grown < logical * 115 / 100 + (4 << 20), "+" + grown + " B for " + logical + " B");
+            } finally {
+                mounter.unmountAll(mnt);
+            }
+        }
+    }
+
+    @Test
     void notAnImageIsNotCompressed() throws Exception {
         Path f = Files.writeString(tmp.resolve("x"), "not erofs");
         assertFalse(LayerMounter.isCompressed(f));
