@@ -117,7 +117,7 @@ public final class Main {
                 size -> MergeableMemory.allocate(size, mergeableBuffers));
         InodeShare inodeShare = InodeShareProbe.run(layout.inodeShareProbe(), InodeShare.NODE_DOMAIN);
         // DEDUP_POOL_READS=trimmed: complete layers read the pool buffered (its read-ahead spans small files) and a trimmer
-        // drops the pool's cached copy every 100 ms, instead of directio (decision NN)
+        // drops the pool's cached copy every 100 ms, instead of directio (decision 65)
         PoolPageTrimmer trimmer = PoolPageTrimmer.requested() ? PoolPageTrimmer.start(layout.pool(), PoolPageTrimmer.INTERVAL) : null;
         LayerMounts layers = new LayerMounts(layout, new LayerMounter(cfg.mountBackend(), inodeShare, trimmer != null));
         // lazy layers still missing chunks read through the watch; complete ones are local layers like any other

@@ -39,7 +39,7 @@ import java.util.stream.Collectors;
  * backing_dev_info starts at 128 KiB, while overlayfs over the same disk reads ahead with the disk's read_ahead_kb
  * (decision 54 for compressed layers, 58 for chunk-indexed ones).
  *
- * With buffered pool reads ({@link #LayerMounter(String, InodeShare, boolean)}, decision NN) complete layers are mounted
+ * With buffered pool reads ({@link #LayerMounter(String, InodeShare, boolean)}, decision 65) complete layers are mounted
  * without {@code directio}: the pool's own read-ahead then brings many small files in one I/O, and a
  * {@link PoolPageTrimmer} drops the pool's copy of what was read.
  */
@@ -67,7 +67,7 @@ public final class LayerMounter implements Mounter {
         this(mode, inodeShare, false);
     }
 
-    /** bufferedPool: complete layers read the pool through its page cache, which a {@link PoolPageTrimmer} trims (decision NN). */
+    /** bufferedPool: complete layers read the pool through its page cache, which a {@link PoolPageTrimmer} trims (decision 65). */
     public LayerMounter(String mode, InodeShare inodeShare, boolean bufferedPool) {
         this.bufferedPool = bufferedPool;
         this.backend = mode.equals("loop") ? Backend.LOOP : Backend.FILE;

@@ -9,7 +9,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 
 /**
- * Buffered pool reads with one page-cache copy (decision NN): layers mounted without {@code directio} read the pool
+ * Buffered pool reads with one page-cache copy (decision 65): layers mounted without {@code directio} read the pool
  * through its page cache, so the disk's read-ahead of the pool file spans many small files in one I/O (as
  * containerd's EROFS snapshotter reads its layer files), and this thread drops the pool's clean cached pages every
  * interval (POSIX_FADV_DONTNEED on the whole file), so what a read leaves cached is the layer files' copy alone, as
@@ -19,7 +19,7 @@ import java.time.Duration;
  */
 public final class PoolPageTrimmer implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(PoolPageTrimmer.class);
-    /** The default interval: 100 ms left ~20% of a cold read re-read and the page cache as with directio (decision NN). */
+    /** The default interval: 100 ms left ~20% of a cold read re-read and the page cache as with directio (decision 65). */
     public static final Duration INTERVAL = Duration.ofMillis(100);
 
     private final int fd;
