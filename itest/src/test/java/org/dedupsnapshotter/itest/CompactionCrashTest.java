@@ -54,15 +54,7 @@ class CompactionCrashTest {
             "compact.recorded, lz4hc", "compact.image, zstd", "compact.mount, lz4hc", "compact.dropped, zstd"})
     void killDuringCompaction(String step, String codec) throws Exception {
         start(codec);
-        assertEquals(143, env.stopDaemon());
-        env.startDaemon(Map.of("DEDUP_CRASH_AT", step));
-        Proc.Result r = env.dedupctl("compact", "--wait");
-        assertNotEquals(0, r.code(), r.out());
-        assertTrue(env.daemon.process.waitFor(30, TimeUnit.SECONDS), "the daemon did not die at its crash point");
-        assertEquals(137, env.daemon.process.exitValue(), "the daemon died, but not by SIGKILL at the crash point:\n" + env.daemon.logTail());
-        assertTrue(Files.readString(env.daemon.log).contains("crash point"), env.daemon.logTail());
-
-        env.startDaemon();
+        env.compactUntilCrash(step);
         env.assertFsckClean();
         assertReadsBack();
         // recovery left every layer whole: one form of references each, the next pass compacts what is left

@@ -51,24 +51,16 @@ class LazyCompactionCrashTest {
         Map<String, String> before = listing(env, ref);
         for (String f : FILES.keySet()) assertTrue(before.get("/data/" + f).contains("sha256=" + Images.sha256sum(FILES.get(f))), f);
 
-        assertEquals(143, env.stopDaemon());
-        env.startDaemon(Map.of("DEDUP_CRASH_AT", step));
-        Proc.Result r = env.dedupctl("compact", "--wait");
-        assertNotEquals(0, r.code(), r.out());
-        assertTrue(env.daemon.process.waitFor(30, TimeUnit.SECONDS), "the daemon did not die at its crash point");
-        assertEquals(137, env.daemon.process.exitValue(), "the daemon died, but not by SIGKILL at the crash point:\n" + env.daemon.logTail());
-        assertTrue(Files.readString(env.daemon.log).contains("crash point"), env.daemon.logTail());
-
-        env.startDaemon();
+        env.compactUntilCrash(step);
         env.assertFsckClean();
         assertEquals(before, listing(env, ref), step + ": after the restart");
-        for (var m : erofsMounts(env).entrySet()) assertTrue(m.getValue().size() <= 2, "at most the watched and the plain mount: " + m);
+        for (var m : env.erofsMounts().entrySet()) assertTrue(m.getValue().size() <= 2, "at most the watched and the plain mount: " + m);
         JsonNode c = compact(env);
         assertEquals(0, c.get("skippedOther").asInt() + c.get("skippedLazy").asInt(), step + ": " + c);
         JsonNode s = env.stats();
         assertEquals(0, s.get("uniqueChunks").asLong(), step + ": every layer compacted after recovery: " + s);
         for (JsonNode l : committed(env).values()) assertFalse(l.has("proof"), step + ": no longer a lazy layer: " + l);
-        for (var m : erofsMounts(env).entrySet()) assertEquals(1, m.getValue().size(), step + ": the compressed image's mount alone: " + m);
+        for (var m : env.erofsMounts().entrySet()) assertEquals(1, m.getValue().size(), step + ": the compressed image's mount alone: " + m);
         assertFalse(holderAlive(env), "no fd holder for complete layers");
         env.assertFsckClean();
         assertEquals(before, listing(env, ref), step + ": after the next pass");

@@ -56,20 +56,10 @@ class LazyCompactionTest {
         return new String[] {original, Images.convert(original, env.registry() + "/itest/" + name + "-lazy:1")};
     }
 
-    /** Per mount point of an EROFS mount under the daemon's root, the super options of each mount stacked there, oldest first. */
-    static Map<String, List<String>> erofsMounts(TestEnv env) throws Exception {
-        Map<String, List<String>> out = new LinkedHashMap<>();
-        for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
-            String[] f = line.split(" ");
-            int dash = Arrays.asList(f).indexOf("-");
-            if (f[4].startsWith(env.dedupRoot + "/") && f[dash + 1].equals("erofs")) out.computeIfAbsent(f[4], k -> new ArrayList<>()).add(f[dash + 3]);
-        }
-        return out;
-    }
 
     /** Reads every file of every layer mount (a container cannot: upper layers hide some): every lazy layer completes. */
     static void readEveryLayer(TestEnv env) throws Exception {
-        for (String mnt : erofsMounts(env).keySet())
+        for (String mnt : env.erofsMounts().keySet())
             try (var files = Files.walk(Path.of(mnt))) {
                 for (Path f : (Iterable<Path>) files.filter(Files::isRegularFile)::iterator)
                     try (var in = Files.newInputStream(f)) {
@@ -146,7 +136,7 @@ class LazyCompactionTest {
         awaitProofs(env);
         Map<String, String> before = listing(env, a[1]);
         assertTrue(before.get("/data/text").contains("sha256=" + Images.sha256sum(TEXT)), before.get("/data/text"));
-        for (var m : erofsMounts(env).entrySet()) assertEquals(2, m.getValue().size(), "complete lazy layers are promoted: " + m);
+        for (var m : env.erofsMounts().entrySet()) assertEquals(2, m.getValue().size(), "complete lazy layers are promoted: " + m);
         JsonNode s0 = env.stats();
 
         JsonNode c = compact(env);
@@ -158,7 +148,7 @@ class LazyCompactionTest {
         assertEquals(0, s1.get("uniqueChunks").asLong(), "every chunk left the uncompressed pool: " + s1);
         assertTrue(s1.get("storedBytes").asLong() < 0.8 * s0.get("storedBytes").asLong(), "the pool stores less: " + s0 + "\n" + s1);
         for (JsonNode l : committed(env).values()) assertFalse(l.has("proof"), "no longer a lazy layer: " + l);
-        Map<String, List<String>> mounts = erofsMounts(env);
+        Map<String, List<String>> mounts = env.erofsMounts();
         assertEquals(2, mounts.size(), mounts.toString());
         for (var m : mounts.entrySet()) assertEquals(1, m.getValue().size(), "one mount, the compressed image's, in place of the stack: " + m);
         assertEquals(before, listing(env, a[1]), "A after compaction");

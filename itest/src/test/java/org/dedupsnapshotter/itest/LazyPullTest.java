@@ -49,16 +49,6 @@ class LazyPullTest {
         }
     }
 
-    /** Per mount point of an EROFS mount under the daemon's root, the super options of each mount there, oldest first. */
-    private static Map<String, List<String>> erofsMountOptions() throws Exception {
-        Map<String, List<String>> out = new LinkedHashMap<>();
-        for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
-            String[] f = line.split(" ");
-            int dash = Arrays.asList(f).indexOf("-");
-            if (f[4].startsWith(env.dedupRoot + "/") && f[dash + 1].equals("erofs")) out.computeIfAbsent(f[4], k -> new ArrayList<>()).add(f[dash + 3]);
-        }
-        return out;
-    }
 
     private static void readEveryFile(Path dir) throws Exception {
         try (var files = Files.walk(dir)) {
@@ -103,7 +93,7 @@ class LazyPullTest {
         // those reads went through the watched mounts, buffered: the chunks fetched for them stay in the pool's page cache
         assertTrue(env.stats().path("lazy").path("demandFetches").asLong() > 0, "no demand fetch: " + env.stats());
         assertTrue(env.stats().path("lazy").path("absentChunks").asLong() > 0, "no background fetching, yet nothing is absent: " + env.stats());
-        assertReadsByCompleteness(erofsMountOptions(), false);
+        assertReadsByCompleteness(env.erofsMounts(), false);
         Path pool = env.dedupRoot.resolve("pool/pool.0");
         long cachedLazy = PageCacheTest.cachedBytes(pool);
         System.out.printf("pool page cache after the lazy reads: %d bytes%n", cachedLazy);
@@ -111,9 +101,9 @@ class LazyPullTest {
 
         // reading every file of every layer (the container cannot: upper layers hide some) completes them all: each is
         // mounted again with directio, and its chunks leave the pool's page cache (once proven)
-        for (String mnt : erofsMountOptions().keySet()) readEveryFile(Path.of(mnt));
+        for (String mnt : env.erofsMounts().keySet()) readEveryFile(Path.of(mnt));
         assertEquals(0, env.stats().path("lazy").path("absentChunks").asLong(), "chunks still absent after reading every file: " + env.stats());
-        assertReadsByCompleteness(erofsMountOptions(), true);
+        assertReadsByCompleteness(env.erofsMounts(), true);
         long cached = PageCacheTest.cachedBytes(pool);
         for (int i = 0; i < 100 && cached >= Images.BIG.length / 4; i++) {
             Thread.sleep(200);

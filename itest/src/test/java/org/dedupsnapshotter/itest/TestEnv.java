@@ -1,5 +1,8 @@
 package org.dedupsnapshotter.itest;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import org.dedupsnapshotter.proto.admin.v1.AdminGrpc;
 import org.dedupsnapshotter.proto.admin.v1.CompactRequest;
 import org.dedupsnapshotter.proto.admin.v1.StatsRequest;
@@ -27,6 +30,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -226,6 +231,32 @@ final class TestEnv implements AutoCloseable {
 
     /** The config file bin/dedup-runc reads under this env's containerd (absent until a test writes it). */
     Path nodeConfig() { return dir.resolve("node-config.json"); }
+
+    /** Per mount point of an EROFS mount under the daemon's root, the super options of each mount stacked there, oldest first. */
+    Map<String, List<String>> erofsMounts() throws IOException {
+        Map<String, List<String>> out = new LinkedHashMap<>();
+        for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+            String[] f = line.split(" ");
+            int dash = Arrays.asList(f).indexOf("-");
+            if (f[4].startsWith(dedupRoot + "/") && f[dash + 1].equals("erofs")) out.computeIfAbsent(f[4], k -> new ArrayList<>()).add(f[dash + 3]);
+        }
+        return out;
+    }
+
+    /**
+     * Restarts the daemon to die by SIGKILL at crash point step during `dedupctl compact --wait`, checks that it did,
+     * and starts it again (the crash tests of compaction).
+     */
+    void compactUntilCrash(String step) throws Exception {
+        assertEquals(143, stopDaemon());
+        startDaemon(Map.of("DEDUP_CRASH_AT", step));
+        Proc.Result r = dedupctl("compact", "--wait");
+        assertNotEquals(0, r.code(), r.out());
+        assertTrue(daemon.process.waitFor(30, TimeUnit.SECONDS), "the daemon did not die at its crash point");
+        assertEquals(137, daemon.process.exitValue(), "the daemon died, but not by SIGKILL at the crash point:\n" + daemon.logTail());
+        assertTrue(Files.readString(daemon.log).contains("crash point"), daemon.logTail());
+        startDaemon();
+    }
 
     // ------------------------------------------------------------------ processes
 
