@@ -43,6 +43,7 @@ import org.slf4j.LoggerFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.List;
 import java.util.Set;
 
@@ -167,7 +168,10 @@ public final class Main {
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             log.info("stopping: layer mounts stay for running containers");
             notifySystemd("STOPPING=1");
+            // before the store closes under it: a compaction pass finishes its layer and ends (systemd's stop timeout is 90 s)
+            service.stopCompaction();
             server.stop();
+            service.awaitCompaction(Duration.ofSeconds(30));
             if (criServer != null) criServer.stop();
             if (criProxy != null) criProxy.close();
             metrics.close();

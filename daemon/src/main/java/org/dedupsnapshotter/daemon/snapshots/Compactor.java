@@ -25,6 +25,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.sql.SQLException;
 import java.util.Optional;
+import java.util.function.BooleanSupplier;
 import java.util.function.LongConsumer;
 import java.util.concurrent.locks.Lock;
 
@@ -84,13 +85,14 @@ final class Compactor {
     /** Where a compaction writes the layer's new image before the swap (Recovery deletes a leftover one). */
     static Path tmp(Layout layout, long id) { return layout.image(id).resolveSibling("layer.erofs.compact"); }
 
-    /** Compacts every compactable layer, one at a time (a pass at a time: the caller serialises). */
-    Result compactAll() {
+    /** Compacts every compactable layer, one at a time (a pass at a time: the caller serialises), until stop says so. */
+    Result compactAll(BooleanSupplier stop) {
         long t0 = System.nanoTime();
         int compacted = 0, inUse = 0, lazy = 0, other = 0;
         long before = 0, after = 0;
         for (Snapshot s : store.read(tx -> tx.snapshots().all())) {
             if (s.kind() != Kind.COMMITTED || s.format() != LayerFormat.EROFS) continue;
+            if (stop.getAsBoolean()) break;
             try {
                 Outcome o = compact(s.id());
                 switch (o.state) {

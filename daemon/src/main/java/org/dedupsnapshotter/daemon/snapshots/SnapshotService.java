@@ -33,7 +33,10 @@ import java.nio.file.Path;
 import java.sql.SQLException;
 import java.util.List;
 import java.util.Map;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Lock;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Consumer;
 
@@ -64,7 +67,9 @@ public final class SnapshotService {
     private final ReentrantReadWriteLock creationGate = new ReentrantReadWriteLock(true);
     /** Compaction into compressed layers (config compression with compressAt "compaction", or any compression): null when off. */
     private final Compactor compactor;
-    private final Object compacting = new Object();
+    private final ReentrantLock compacting = new ReentrantLock();
+    /** Set once the daemon stops: a running compaction pass ends after the layer it is on, no new pass starts. */
+    private volatile boolean stopping;
     private volatile Runnable afterCompaction = () -> { };
     private final SpaceReserve reserve;
     private final Trash trash;
@@ -162,9 +167,19 @@ public final class SnapshotService {
      */
     public Compaction compact() {
         if (compactor == null) return null;
-        synchronized (compacting) {
+        compacting.lock();
+        try {
+            if (stopping) return new Compaction(0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
             long storedBefore = storedBytes();
-            Compactor.Result r = compactor.compactAll();
+            Compactor.Result r = compactor.compactAll(() -> stopping);
+            if (stopping) {
+                // the store closes next: layers not reached stay uncompressed for the next start's pass; the chunks
+                // the compacted ones left are punched now (nothing else would: a pass with nothing to do skips gc)
+                long freed = r.compacted() > 0 ? collectGarbage() : 0;
+                log.info("compaction: stopped for shutdown after {} layers compacted, gc freed {}", r.compacted(), freed);
+                return new Compaction(r.compacted(), r.skippedInUse(), r.skippedLazy(), r.skippedOther(), r.layerBytesBefore(), r.layerBytesAfter(), storedBefore,
+                        storedBytes(), freed, r.nanos());
+            }
             long freed = r.compacted() > 0 ? collectGarbage() : 0;
             Compaction c = new Compaction(r.compacted(), r.skippedInUse(), r.skippedLazy(), r.skippedOther(), r.layerBytesBefore(), r.layerBytesAfter(), storedBefore,
                     storedBytes(), freed, r.nanos());
@@ -175,6 +190,25 @@ public final class SnapshotService {
             events.compacted(c);
             if (c.compacted() > 0) afterCompaction.run();
             return c;
+        } finally {
+            compacting.unlock();
+        }
+    }
+
+    /**
+     * The daemon stops: a running compaction pass finishes the layer it is on and ends (each layer's swap is atomic
+     * and crash-safe, but a pass cut off by the store closing under it logs failures and leaves its layer to
+     * Recovery); passes asked for after this do nothing. {@link #awaitCompaction} waits for the running one.
+     */
+    public void stopCompaction() { stopping = true; }
+
+    /** Waits up to wait for a running compaction pass to end (after {@link #stopCompaction}: after its current layer). */
+    public void awaitCompaction(Duration wait) {
+        try {
+            if (compacting.tryLock(wait.toMillis(), TimeUnit.MILLISECONDS)) compacting.unlock();
+            else log.warn("stopping: the compaction pass did not end within {}; its layer is finished or undone at the next start", wait);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 
