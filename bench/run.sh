@@ -27,6 +27,11 @@
 # BENCH_COMPACT (0; 1, needs BENCH_COMPRESSION=lz4hc or zstd: Commit writes
 # uncompressed layers, and after the rounds `dedupctl compact --wait` compresses them, reported with the disk before
 # and after and its time; BENCH_COMPACTION_LEVEL, default BENCH_COMPRESSION_LEVEL, is its level).
+# BENCH_MOUNTS_ONLY (0; 1: only what the Mounts part needs, ~2 minutes: one image (the corpus's first unless
+# BENCH_IMAGES names others) pulled once through dedup, then the Mounts probes idle and under BENCH_PARALLEL pulls;
+# no overlayfs, no reads, no disk bound). The Mounts part also reports the daemon's own view of the calls made
+# during the parallel pulls (its dedup_grpc_request_duration_seconds histogram, from the transport thread's start of
+# the call to its answer), so a tail can be told apart as the daemon's or the wake-ups' and the client's.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 # containerd 1.6 (Debian's): the unpack figure is the "done:" line of ctr 1.6's pull over local content (above)
@@ -39,6 +44,10 @@ source "$top/bench/reads.sh"
 PARALLEL=${BENCH_PARALLEL:-8}
 PROBE_COUNT=${BENCH_PROBE_COUNT:-1000}
 READS_ONLY=${BENCH_READS_ONLY:-0}
+MOUNTS_ONLY=${BENCH_MOUNTS_ONLY:-0}
+if [ "$MOUNTS_ONLY" = 1 ]; then
+  : "${BENCH_OVERLAYFS:=0}" "${BENCH_READS_IMAGES=}" "${BENCH_ROUNDS:=1}"
+fi
 if [ "$READS_ONLY" = 1 ]; then
   ROUNDS=${BENCH_ROUNDS:-1}
   [ -n "${BENCH_IMAGES:-}" ] || BENCH_IMAGES=${BENCH_READS_IMAGES-deb-a-python deb-b-python}
@@ -50,6 +59,9 @@ OVERLAYFS=${BENCH_OVERLAYFS:-1}
 RESULTS=${BENCH_RESULTS:-$top/bench/results}
 if [ -n "${BENCH_IMAGES:-}" ]; then read -r -a IMAGES <<<"$BENCH_IMAGES"; else mapfile -t IMAGES < <(img_names); fi
 [ ${#IMAGES[@]} -gt 0 ] || te_die "no images to bench (corpus: $IMG_CORPUS)"
+# the images of the parallel pulls; BENCH_MOUNTS_ONLY=1 pulls only the first one in the sequential round
+PAR_IMAGES=("${IMAGES[@]}")
+[ "$MOUNTS_ONLY" = 0 ] || IMAGES=("${IMAGES[0]}")
 
 # The daemon's config for the run: compressed layers or not (the rest stays the daemon's defaults).
 COMPRESSION=${BENCH_COMPRESSION:-none}
@@ -117,7 +129,7 @@ sync_seconds() { local t0; t0=$(te_now); sync; te_elapsed "$t0" "$(te_now)"; }
 t_start=$SECONDS
 step "images (cache: $IMG_CACHE)"
 t0=$SECONDS
-img_build_all "${IMAGES[@]}"
+img_build_all "${PAR_IMAGES[@]}"
 t_build=$((SECONDS - t0))
 te_log "corpus ready in ${t_build}s"
 
@@ -126,7 +138,7 @@ env_start
 report="$TE_DIR/report.txt"
 # shellcheck disable=SC2059  # out FORMAT ARGS...: printf to stdout and the report
 out() { printf "$@" | tee -a "$report"; }
-for n in "${IMAGES[@]}"; do img_push "$n" "$TE_REGISTRY"; done
+for n in "${PAR_IMAGES[@]}"; do img_push "$n" "$TE_REGISTRY"; done
 sleep 3   # let the freshly started JVM settle before the idle figure
 rss_start=$(rss_kib "$TE_DEDUP_PID")
 
@@ -246,11 +258,19 @@ probe_idle=$(dedupctl_ probe-mounts --count "$PROBE_COUNT" 2>&1) || { probe_ok="
 # snapshots) instead of waiting on another pull's identical layer. Content is fetched first: unpack only.
 par_refs=()
 for ((i = 0; i < PARALLEL; i++)); do
-  n=${IMAGES[i % ${#IMAGES[@]}]}
+  n=${PAR_IMAGES[i % ${#PAR_IMAGES[@]}]}
   par_refs+=("$n")
   ctr_ns "par$i" content fetch --plain-http "$TE_REGISTRY/$n:latest" >/dev/null
 done
 par_dir=$TE_DIR/par; mkdir -p "$par_dir"
+# The daemon's histogram of Mounts (bucket bound in s, then the count of calls at or under it), read before and
+# after the parallel pulls: the default metrics address (te_spawn gives the daemon no config for it).
+mounts_hist() {
+  { curl -sf --max-time 5 http://127.0.0.1:9466/metrics || true; } |
+    sed -n 's/^dedup_grpc_request_duration_seconds_bucket{.*le="\([^"]*\)".*method="Mounts".*} \([0-9.eE+]*\)$/\1 \2/p;
+            s/^dedup_grpc_request_duration_seconds_bucket{.*method="Mounts".*le="\([^"]*\)".*} \([0-9.eE+]*\)$/\1 \2/p'
+}
+mounts_hist >"$par_dir/server-before.txt"
 t_par0=$(te_now)
 pids=()
 for ((i = 0; i < PARALLEL; i++)); do
@@ -277,6 +297,12 @@ for ((i = 0; i < PARALLEL; i++)); do
   wait "${pids[i]}" || { par_fail=$((par_fail + 1)); te_log "parallel pull $i (${par_refs[i]}) failed:"; tail -n 5 "$par_dir/pull-$i.log" >&2; }
 done
 t_par=$(te_elapsed "$t_par0" "$(te_now)")
+mounts_hist >"$par_dir/server-after.txt"
+# calls in the pulls' time (the probes' warm-up calls too) over 1, 2.5, 5 and 10 ms, daemon side
+server_par=$(awk 'NR == FNR { b[$1] = $2; next } { d[$1] = $2 - b[$1]; if ($1 == "+Inf") n = d[$1] }
+  END { if (!n) exit; printf "%d calls, over 1 ms %d, over 2.5 ms %d, over 5 ms %d, over 10 ms %d (%.2f%% over 5 ms)", n,
+          n - d["0.001"], n - d["0.0025"], n - d["0.005"], n - d["0.01"], 100 * (n - d["0.005"]) / n }' \
+  "$par_dir/server-before.txt" "$par_dir/server-after.txt" 2>/dev/null || true)
 rss_after_par=$(rss_kib "$TE_DEDUP_PID")
 
 stats_json=$(dedupctl_ stats --json 2>/dev/null | jq -c . 2>/dev/null || echo '{}')
@@ -377,6 +403,8 @@ if [ -n "$probe_ok" ]; then
     mverdict=$(awk -v p="$p99_med" 'BEGIN { print (p + 0 <= 5) ? "met" : "NOT met" }')
     out '  under %s pulls:       p50=%sms p99=%sms (median of %s runs); worst run p99=%sms; max=%sms (target p99 <= 5 ms: %s)\n' \
       "$PARALLEL" "$p50_med" "$p99_med" "$probes" "$p99_max" "$max_max" "$mverdict"
+    out '  per run (p99 ms):     %s\n' "$(sed -n 's/.*p99=\([0-9.]*\)ms.*/\1/p' "$par_dir/probes.txt" | paste -sd ' ')"
+    [ -z "$server_par" ] || out '  daemon side, during the pulls (transport thread: call start -> answer): %s\n' "$server_par"
   else
     out '  under %s pulls:       no probe run finished while the pulls ran\n' "$PARALLEL"
   fi
