@@ -31,6 +31,11 @@ public final class MetaStore implements AutoCloseable {
     private final Tx tx;
     /** Whether a write's function runs now (guarded by this): a read inside it joins it, a write inside it is a bug. */
     private boolean writing;
+    /**
+     * How many write transactions have ended, committed or not: bumped (under this monitor) before {@link #write}
+     * returns or throws, so before the verb that wrote answers. Readers that memoise what they read tag it with this.
+     */
+    private volatile long generation;
     /** For {@link #knownChunks}: prefetch decisions, whose long look-ups must not hold up {@link #readCommitted}. */
     private final ReadConnection chunkReader;
     /** For {@link #readCommitted}: the calls containerd waits on (Mounts), never behind a write transaction. */
@@ -84,6 +89,7 @@ public final class MetaStore implements AutoCloseable {
                 throw e;
             } finally {
                 writing = false;
+                generation++; // also after a rollback or a failed commit: a memo may be dropped needlessly, never kept wrongly
                 db.setAutoCommit(true);
             }
         } catch (SQLException e) {
@@ -120,6 +126,13 @@ public final class MetaStore implements AutoCloseable {
     public Set<Digest> knownChunks(Collection<Digest> digests) {
         return mapped("read chunks", () -> chunkReader.run(c -> new ChunkTable(c).known(digests)));
     }
+
+    /**
+     * The number of write transactions ended so far. Whatever a reader read on the committed state while this stayed
+     * the same (read before and after) is still the committed state for as long as it stays the same: every change
+     * goes through {@link #write} (the other connections are query-only), which bumps it before it returns.
+     */
+    public long generation() { return generation; }
 
     /** A read that throws anything. */
     @FunctionalInterface

@@ -42,6 +42,25 @@ class MetaStoreTest extends StoreFixture {
     }
 
     @Test
+    void everyWriteThatEndsBumpsTheGenerationBeforeItReturnsAndReadsDoNot() {
+        long g0 = store.generation();
+        Rows.create(store, Kind.ACTIVE, "a", "", Map.of());
+        long g1 = store.generation();
+        assertTrue(g1 > g0, "a committed write");
+        store.read(tx -> tx.snapshots().find("a"));
+        store.readCommitted(tx -> tx.snapshots().find("a"));
+        assertEquals(g1, store.generation(), "reads change nothing");
+        long[] inside = new long[1];
+        assertThrows(IllegalStateException.class, () -> store.write("remove snapshot", tx -> {
+            tx.snapshots().delete(tx.snapshots().get("a").id());
+            inside[0] = store.generation();
+            throw new IllegalStateException("busy");
+        }));
+        assertEquals(g1, inside[0], "not before the write ends");
+        assertTrue(store.generation() > g1, "a rolled-back write too: a reader's memo is dropped needlessly, never kept wrongly");
+    }
+
+    @Test
     void aCheckedExceptionRollsBackAndBecomesAStorageExceptionNamingTheWrite() {
         StorageException e = assertThrows(StorageException.class, () -> store.write("create snapshot", tx -> {
             tx.snapshots().insert(Kind.ACTIVE, "a", 0);

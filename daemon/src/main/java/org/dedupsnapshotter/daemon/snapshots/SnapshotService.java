@@ -35,6 +35,7 @@ import java.util.List;
 import java.util.Map;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
@@ -244,20 +245,42 @@ public final class SnapshotService {
         return layout.layerRoot(id, layer.format());
     }
 
+    /** A Mounts answer as read from the store: the parents to keep mounted, and the mounts. */
+    private record MountsAnswer(List<SnapshotTable.Layer> parents, List<Mount> mounts) {}
+
+    /** The Mounts answers read while the store's write generation was {@code generation} (any number of keys). */
+    private record MountsMemo(long generation, ConcurrentHashMap<String, MountsAnswer> byKey) {}
+
+    private volatile MountsMemo mountsMemo = new MountsMemo(-1, new ConcurrentHashMap<>());
+
     /**
      * Read on the store's committed state, never behind a write transaction (a Commit's chunk rows and fsync): what
      * containerd waits on before every mount. The snapshot and its chain come from one read transaction.
+     * The answer is kept until the store's next write ({@link MetaStore#generation}): while nothing was written, the
+     * committed state is what it was, and asking again costs no SQLite statements (three prepared per call, most of
+     * the garbage a Mounts made; docs/decisions.md "NN"). A write that ends (Prepare, Commit, Remove, anything)
+     * drops every kept answer before its verb answers, so a removed snapshot is NotFound at once, as before. Only
+     * answers are kept, never NotFound or FailedPrecondition.
      */
     public List<Mount> mounts(String key) {
         Names.key("key", key);
-        record Found(Snapshot s, List<SnapshotTable.Layer> parents) {}
-        Found f = store.readCommitted(tx -> {
-            Snapshot s = tx.snapshots().get(key);
-            if (s.kind() == Kind.COMMITTED)
-                throw SnapshotException.failedPrecondition("snapshot %s is committed: mounts exist only for active snapshots and views", Names.shorten(key));
-            return new Found(s, tx.snapshots().ancestors(s.id()));
-        });
-        return mounts(f.s(), f.parents());
+        long generation = store.generation();
+        MountsMemo memo = mountsMemo;
+        if (memo.generation() != generation) mountsMemo = memo = new MountsMemo(generation, new ConcurrentHashMap<>());
+        MountsAnswer a = memo.byKey().get(key);
+        if (a == null) {
+            a = store.readCommitted(tx -> {
+                Snapshot s = tx.snapshots().get(key);
+                if (s.kind() == Kind.COMMITTED)
+                    throw SnapshotException.failedPrecondition("snapshot %s is committed: mounts exist only for active snapshots and views", Names.shorten(key));
+                List<SnapshotTable.Layer> parents = tx.snapshots().ancestors(s.id());
+                return new MountsAnswer(parents, OverlayMounts.of(layout, s, parents));
+            });
+            // kept only if no write ended while it was read: what it read may be older than a write that did
+            if (store.generation() == generation) memo.byKey().put(key, a);
+        }
+        for (SnapshotTable.Layer p : a.parents()) layers.ensureMountedLayer(p);
+        return a.mounts();
     }
 
     private List<Mount> mounts(Snapshot s, List<SnapshotTable.Layer> parents) {

@@ -196,6 +196,47 @@ class SnapshotServiceTest {
     }
 
     @Test
+    void aKeptMountsAnswerNeverOutlivesTheSnapshotNorItsKeyTakenAgain() throws Exception {
+        start("native", 0);
+        service.prepare("k1", "", Map.of());
+        service.commit("l1", "k1", Map.of());
+        service.prepare("k2", "l1", Map.of());
+        service.commit("l2", "k2", Map.of());
+        // a reader asking all along, as probes and kubelets do, keeps answers around between the writes
+        List<Mount> steady = service.view("steady", "l1", Map.of());
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicReference<Throwable> failed = new java.util.concurrent.atomic.AtomicReference<>();
+        Thread reader = Thread.ofPlatform().start(() -> {
+            try {
+                while (!stop.get()) assertEquals(steady, service.mounts("steady"));
+            } catch (Throwable t) {
+                failed.set(t);
+            }
+        });
+        try {
+            for (int i = 0; i < 40; i++) {
+                String parent = i % 2 == 0 ? "l1" : "l2";
+                List<Mount> m = service.prepare("c", parent, Map.of());
+                assertEquals(m, service.mounts("c"));
+                assertEquals(m, service.mounts("c"), "asked again before any write");
+                service.remove("c");
+                SnapshotException e = assertThrows(SnapshotException.class, () -> service.mounts("c"), "removed: round " + i);
+                assertEquals(SnapshotException.Code.NOT_FOUND, e.code());
+            }
+            // the key of an active snapshot that is committed: gone as an active one, the name is a layer
+            service.prepare("k3", "l2", Map.of());
+            assertEquals(1, service.mounts("k3").size());
+            service.commit("l3", "k3", Map.of());
+            assertEquals(SnapshotException.Code.NOT_FOUND, assertThrows(SnapshotException.class, () -> service.mounts("k3")).code());
+            assertEquals(SnapshotException.Code.FAILED_PRECONDITION, assertThrows(SnapshotException.class, () -> service.mounts("l3")).code());
+        } finally {
+            stop.set(true);
+            reader.join();
+        }
+        assertEquals(null, failed.get());
+    }
+
+    @Test
     void aFailedMountLeavesTheSnapshotActiveWithItsDataAndNothingInThePool() throws IOException {
         start("native", 0);
         service.prepare("k", "", Map.of());
