@@ -258,7 +258,7 @@ public final class SnapshotService {
      * containerd waits on before every mount. The snapshot and its chain come from one read transaction.
      * The answer is kept until the store's next write ({@link MetaStore#generation}): while nothing was written, the
      * committed state is what it was, and asking again costs no SQLite statements (three prepared per call, most of
-     * the garbage a Mounts made; docs/decisions.md "NN"). A write that ends (Prepare, Commit, Remove, anything)
+     * the garbage a Mounts made; docs/decisions.md 67). A write that ends (Prepare, Commit, Remove, anything)
      * drops every kept answer before its verb answers, so a removed snapshot is NotFound at once, as before. Only
      * answers are kept, never NotFound or FailedPrecondition.
      */
