@@ -113,5 +113,5 @@ reads_bench() {
     esac
   done
   rout 'reads targets (page cache 1 image, 2 images; cold whole tree; cold random): %s\n' "${verdicts[*]}"
-  rout 'dedup layers read the pool with direct I/O: %s\n' "$(dedupctl_ stats --json 2>/dev/null | jq -r '.directIo // "?"')"
+  rout 'dedup layers read the pool with direct I/O: %s (poolReads: %s)\n' "$(dedupctl_ stats --json 2>/dev/null | jq -r '.directIo // "?"')" "$(dedupctl_ stats --json 2>/dev/null | jq -r '.poolReads // "?"')"
 }

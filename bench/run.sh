@@ -23,6 +23,7 @@
 # images (BENCH_IMAGES defaults to them) unpacked in BENCH_ROUNDS (default 1) rounds, then the reads rounds, then stop;
 # its report goes to bench/results/reads-<UTC date-time>.txt and names the commit of DEDUP_BIN's checkout, e.g.
 # `DEDUP_BIN=/other/checkout/bin BENCH_READS_ONLY=1 BENCH_READ_ROUNDS=2 bash bench/run.sh` to set two builds side by side).
+# BENCH_POOL_READS ("direct" or "buffered": the daemon's config key poolReads for the run; unset: the daemon's default).
 # BENCH_READS_HOOK: a command run before the reads with the daemon's pid and the dedup root as $1 and $2 (a setting to try).
 # BENCH_COMPACT (0; 1, needs BENCH_COMPRESSION=lz4hc or zstd: Commit writes
 # uncompressed layers, and after the rounds `dedupctl compact --wait` compresses them, reported with the disk before
@@ -63,22 +64,30 @@ if [ -n "${BENCH_IMAGES:-}" ]; then read -r -a IMAGES <<<"$BENCH_IMAGES"; else m
 PAR_IMAGES=("${IMAGES[@]}")
 [ "$MOUNTS_ONLY" = 0 ] || IMAGES=("${IMAGES[0]}")
 
-# The daemon's config for the run: compressed layers or not (the rest stays the daemon's defaults).
+# The daemon's config for the run: compressed layers or not, and how complete layers read the pool (BENCH_POOL_READS:
+# "direct", "buffered" or unset for the daemon's default, decision NN); the rest stays the daemon's defaults.
 COMPRESSION=${BENCH_COMPRESSION:-none}
 case $COMPRESSION in none | lz4hc) ;; zstd) : "${BENCH_COMPRESSION_LEVEL:=3}" ;; *) te_die "BENCH_COMPRESSION: none, lz4hc or zstd, not $COMPRESSION" ;; esac
+POOL_READS=${BENCH_POOL_READS:-}
+case $POOL_READS in "" | direct | buffered) ;; *) te_die "BENCH_POOL_READS: direct or buffered, not $POOL_READS" ;; esac
+bench_cfg=()
 if [ "$COMPRESSION" != none ]; then
-  bench_cfg_dir=$(mktemp -d /tmp/dedup-bench-cfg.XXXXXX)
-  te_defer "rm -rf '$bench_cfg_dir'"
   if [ "${BENCH_COMPACT:-0}" = 1 ]; then
-    printf '{"compression": "%s", "compressionLevel": %d, "pclusterSize": "%s", "compressAt": "compaction", "compactionLevel": %d}\n' "$COMPRESSION" \
-      "${BENCH_COMPRESSION_LEVEL:-4}" "${BENCH_PCLUSTER:-64KiB}" "${BENCH_COMPACTION_LEVEL:-${BENCH_COMPRESSION_LEVEL:-4}}" >"$bench_cfg_dir/config.json"
+    bench_cfg+=("$(printf '"compression": "%s", "compressionLevel": %d, "pclusterSize": "%s", "compressAt": "compaction", "compactionLevel": %d' "$COMPRESSION" \
+      "${BENCH_COMPRESSION_LEVEL:-4}" "${BENCH_PCLUSTER:-64KiB}" "${BENCH_COMPACTION_LEVEL:-${BENCH_COMPRESSION_LEVEL:-4}}")")
   else
-    printf '{"compression": "%s", "compressionLevel": %d, "pclusterSize": "%s"}\n' "$COMPRESSION" "${BENCH_COMPRESSION_LEVEL:-4}" \
-      "${BENCH_PCLUSTER:-64KiB}" >"$bench_cfg_dir/config.json"
+    bench_cfg+=("$(printf '"compression": "%s", "compressionLevel": %d, "pclusterSize": "%s"' "$COMPRESSION" "${BENCH_COMPRESSION_LEVEL:-4}" \
+      "${BENCH_PCLUSTER:-64KiB}")")
   fi
-  TE_DAEMON_ARGS=(--config "$bench_cfg_dir/config.json")
 elif [ "${BENCH_COMPACT:-0}" = 1 ]; then
   te_die "BENCH_COMPACT=1 needs BENCH_COMPRESSION=lz4hc or zstd (the form layers are compacted into)"
+fi
+[ -z "$POOL_READS" ] || bench_cfg+=("\"poolReads\": \"$POOL_READS\"")
+if [ ${#bench_cfg[@]} -gt 0 ]; then
+  bench_cfg_dir=$(mktemp -d /tmp/dedup-bench-cfg.XXXXXX)
+  te_defer "rm -rf '$bench_cfg_dir'"
+  (IFS=,; printf '{%s}\n' "${bench_cfg[*]}") >"$bench_cfg_dir/config.json"
+  TE_DAEMON_ARGS=(--config "$bench_cfg_dir/config.json")
 fi
 compression_note() {
   if [ "$COMPRESSION" = none ]; then echo "none"

@@ -24,9 +24,11 @@ import java.util.List;
  * @param cri           the CRI image-service proxy the kubelet may pull through (so pull secrets reach lazy reads)
  * @param compression   how committed layers' file data is stored in the pool: uncompressed chunks ("none") or LZ4 HC
  *                      pclusters per chunk ("lz4hc", issue 23, decisions 50 and 52); only our writer emits the latter
+ * @param poolReads     how complete layers read the pool: "direct" (EROFS directio, decision 35) or "buffered" (through
+ *                      the pool's page cache and its read-ahead, the daemon dropping the pool's pages after reads: decisions 65, NN)
  */
 public record Config(Path root, Path address, long chunkSize, String mountBackend, String logLevel, long poolCap, Metrics metrics, Ksm ksm, Lazy lazy,
-                     String erofsBuilder, Cri cri, Compression compression) {
+                     String erofsBuilder, Cri cri, Compression compression, String poolReads) {
     /**
      * Keys compression, compressionLevel, pclusterSize, compressAt, compactionLevel and compactWhenIdle.
      *
@@ -121,9 +123,9 @@ public record Config(Path root, Path address, long chunkSize, String mountBacken
 
     public static Config defaults() {
         return new Config(Path.of("/var/lib/dedup-snapshotter"), Path.of("/run/containerd/dedup-snapshotter.sock"),
-                4L << 20, "auto", "info", 0, Metrics.defaults(), Ksm.defaults(), Lazy.defaults(), "native", Cri.defaults(), Compression.defaults());
+                4L << 20, "auto", "info", 0, Metrics.defaults(), Ksm.defaults(), Lazy.defaults(), "native", Cri.defaults(), Compression.defaults(), "direct");
     }
 
-    public Config withRoot(Path r) { return new Config(r, address, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy, erofsBuilder, cri, compression); }
-    public Config withAddress(Path a) { return new Config(root, a, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy, erofsBuilder, cri, compression); }
+    public Config withRoot(Path r) { return new Config(r, address, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy, erofsBuilder, cri, compression, poolReads); }
+    public Config withAddress(Path a) { return new Config(root, a, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy, erofsBuilder, cri, compression, poolReads); }
 }

@@ -117,10 +117,12 @@ public final class Main {
         ChunkIndexer indexer = new ChunkIndexer(pool, store, Math.max(2, Runtime.getRuntime().availableProcessors()), cfg.chunkSize(),
                 size -> MergeableMemory.allocate(size, mergeableBuffers));
         InodeShare inodeShare = InodeShareProbe.run(layout.inodeShareProbe(), InodeShare.NODE_DOMAIN);
-        // DEDUP_POOL_READS=trimmed: complete layers read the pool buffered (its read-ahead spans small files) and a trimmer
-        // drops the pool's cached copy every 100 ms, instead of directio (decision 65)
-        PoolPageTrimmer trimmer = PoolPageTrimmer.requested() ? PoolPageTrimmer.start(layout.pool(), PoolPageTrimmer.INTERVAL) : null;
-        LayerMounts layers = new LayerMounts(layout, new LayerMounter(cfg.mountBackend(), inodeShare, trimmer != null));
+        // poolReads "buffered": complete layers read the pool through its page cache (its read-ahead spans small files) and
+        // a trimmer drops the pool's copy after reads, outside what is still unsynced; "direct": directio (decisions 35, 65, NN)
+        // (held off while a lazy layer is incomplete: decision 40 keeps its fetched chunks cached)
+        boolean bufferedPool = cfg.poolReads().equals("buffered");
+        LayerMounts layers = new LayerMounts(layout, new LayerMounter(cfg.mountBackend(), inodeShare, bufferedPool));
+        PoolPageTrimmer trimmer = bufferedPool ? PoolPageTrimmer.start(layout.pool(), PoolPageTrimmer.INTERVAL, pool::unsyncedBounds, () -> layers.lazyCount() > 0) : null;
         // lazy layers still missing chunks read through the watch; complete ones are local layers like any other
         var incomplete = store.read(tx -> tx.lazyLayers().absentChunksByLayer()).keySet();
         store.read(tx -> tx.lazyLayers().all()).keySet().stream().filter(incomplete::contains).forEach(layers::markLazy);
@@ -160,8 +162,8 @@ public final class Main {
                 new GrpcMetrics(metrics.registry()), Set.of(SnapshotsGrpc.getMountsMethod().getFullMethodName()));
         CriImageProxy criProxy = cfg.cri().enabled() ? CriImageProxy.to(cfg.cri().containerd(), secrets) : null;
         SocketServer criServer = criProxy == null ? null : SocketServer.start(cfg.cri().listen(), pid, List.of(criProxy), new GrpcMetrics(metrics.registry()));
-        log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={} directIo={} compression={}{}", pid, cfg.root(), cfg.chunkSize(), cfg.mountBackend(),
-                layers.mounter().directIo(), compression == null ? "none" : compression.algorithm().configName() + " level=" + compression.level() + " pcluster=" + compression.pclusterSize()
+        log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={} poolReads={} directIo={} compression={}{}", pid, cfg.root(), cfg.chunkSize(),
+                cfg.mountBackend(), cfg.poolReads(), layers.mounter().directIo(), compression == null ? "none" : compression.algorithm().configName() + " level=" + compression.level() + " pcluster=" + compression.pclusterSize()
                         + " (" + (compression.algorithm() == Algorithm.LZ4HC ? Pclusters.implementation() : "JNI") + ")",
                 compaction == null ? "" : " compaction=" + compaction.algorithm().configName() + " level=" + compaction.level() + (cfg.compression().compactWhenIdle().isZero() ? " (dedupctl compact)"
                         : " (after " + cfg.compression().compactWhenIdle() + " idle, and dedupctl compact)"));

@@ -57,6 +57,11 @@ final class TestEnv implements AutoCloseable {
     /** The shared tools (containerd-pull): DEDUP_SHARED as the Makefile finds it (scripts/shared-dir.sh), else ../shared. */
     static final Path SHARED = Path.of(System.getenv().getOrDefault("DEDUP_SHARED", TOP.resolveSibling("shared").toString()));
     static final String NS = "itest";
+    /**
+     * -Ddedup.itest.poolReads=buffered runs every daemon of the suite with config key poolReads "buffered" (decision NN)
+     * unless its test's config names it; absent: the daemon's default.
+     */
+    static final String POOL_READS = System.getProperty("dedup.itest.poolReads", "");
 
     final Path dir;
     final Path dedupRoot, dedupSock, containerdSock;
@@ -112,6 +117,12 @@ final class TestEnv implements AutoCloseable {
 
     /** The daemon is to start with --config of this JSON, written into the env's dir; null: no config file. */
     private void useConfig(String configJson) throws IOException {
+        if (!POOL_READS.isEmpty()) {
+            var mapper = new com.fasterxml.jackson.databind.ObjectMapper();
+            var obj = (com.fasterxml.jackson.databind.node.ObjectNode) mapper.readTree(configJson == null ? "{}" : configJson);
+            if (!obj.has("poolReads")) obj.put("poolReads", POOL_READS);
+            configJson = mapper.writeValueAsString(obj);
+        }
         if (configJson == null) return;
         Path cfg = Files.writeString(dir.resolve("daemon-config.json"), configJson);
         daemonArgs.addAll(List.of("--config", cfg.toString()));

@@ -39,9 +39,9 @@ import java.util.stream.Collectors;
  * backing_dev_info starts at 128 KiB, while overlayfs over the same disk reads ahead with the disk's read_ahead_kb
  * (decision 54 for compressed layers, 58 for chunk-indexed ones).
  *
- * With buffered pool reads ({@link #LayerMounter(String, InodeShare, boolean)}, decision 65) complete layers are mounted
- * without {@code directio}: the pool's own read-ahead then brings many small files in one I/O, and a
- * {@link PoolPageTrimmer} drops the pool's copy of what was read.
+ * With buffered pool reads (config {@code "poolReads": "buffered"}, {@link #LayerMounter(String, InodeShare, boolean)},
+ * decisions 65 and NN) complete layers are mounted without {@code directio}: the pool's own read-ahead then brings
+ * many small files in one I/O, and a {@link PoolPageTrimmer} drops the pool's copy of what was read.
  */
 public final class LayerMounter implements Mounter {
     private static final Logger log = LoggerFactory.getLogger(LayerMounter.class);
@@ -81,9 +81,12 @@ public final class LayerMounter implements Mounter {
     public Backend backend() { return backend; }
 
     @Override
+    public String poolReads() { return bufferedPool ? "buffered" : "direct"; }
+
+    @Override
     public String directIo() {
         if (backend == Backend.LOOP) return "off (loop devices)";
-        if (bufferedPool) return "off (buffered pool reads, trimmed)";
+        if (bufferedPool) return "off (poolReads buffered: the pool's pages dropped after reads)";
         return switch (directIo) {
             case ON -> "on";
             case OFF -> "off (kernel < 6.13)";

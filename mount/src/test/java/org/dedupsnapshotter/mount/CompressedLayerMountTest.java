@@ -243,12 +243,13 @@ class CompressedLayerMountTest {
         LayerMounter mounter = new LayerMounter("file", InodeShare.unsupported("test"), true);
         Path mnt = Files.createDirectories(tmp.resolve("mnt"));
         Set<String> bdis = LayerMounter.erofsBdis();
-        try (PoolPageTrimmer trimmer = PoolPageTrimmer.start(poolFile, PoolPageTrimmer.INTERVAL)) {
+        try (PoolPageTrimmer trimmer = PoolPageTrimmer.start(poolFile, PoolPageTrimmer.INTERVAL, () -> null)) {
             mounter.mount(image, poolFile, mnt, DeviceReads.DIRECT);
             try {
                 String opts = superOptions(mnt);
                 assertFalse(opts.contains("directio"), opts);
-                assertTrue(mounter.directIo().startsWith("off (buffered"), mounter.directIo());
+                assertTrue(mounter.directIo().startsWith("off (poolReads buffered"), mounter.directIo());
+                assertEquals("buffered", mounter.poolReads());
                 Set<String> mine = newBdis(bdis);
                 int disk = LayerMounter.diskReadAheadKib(poolFile);
                 int ra = Integer.parseInt(Files.readString(Path.of("/sys/class/bdi", mine.iterator().next(), "read_ahead_kb")).strip());
@@ -259,6 +260,7 @@ class CompressedLayerMountTest {
                 assertEquals(logical, readAllAndCompare(mnt, src)); // every byte right through the buffered pool
                 Thread.sleep(3 * PoolPageTrimmer.INTERVAL.toMillis());
                 long grown = cached() - before;
+                assertTrue(trimmer.trims() > 0, "the layer's reads of the pool woke the trimmer (inotify IN_ACCESS)");
                 // without the trimmer the pool's pages would stay too: about twice the logical bytes
                 assertTrue(grown < logical * 115 / 100 + (4 << 20), "+" + grown + " B for " + logical + " B");
             } finally {

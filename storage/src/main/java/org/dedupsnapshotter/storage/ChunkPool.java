@@ -163,7 +163,35 @@ public final class ChunkPool implements AutoCloseable {
 
     public void write(long block, ByteBuffer data) throws IOException {
         long pos = block * BLOCK;
+        unsynced(pos, pos + data.remaining());
         while (data.hasRemaining()) pos += channel.write(data, pos);
+    }
+
+    // byte ranges written and not yet made durable by a sync() (write sequence -> {from, to}): what a trimmer of the
+    // pool's page cache leaves alone, since POSIX_FADV_DONTNEED starts writeback of the dirty pages it meets (decision NN)
+    private final TreeMap<Long, long[]> unsynced = new TreeMap<>();
+    private long writes;
+
+    private void unsynced(long from, long to) {
+        synchronized (unsynced) {
+            unsynced.put(writes++, new long[] {from, to});
+        }
+    }
+
+    /**
+     * The byte range [from, to) that holds every write not yet made durable by {@link #sync()} (the bounds of them
+     * all), or null when every write is; a write registers before it starts.
+     */
+    public long[] unsyncedBounds() {
+        synchronized (unsynced) {
+            if (unsynced.isEmpty()) return null;
+            long from = Long.MAX_VALUE, to = 0;
+            for (long[] r : unsynced.values()) {
+                from = Math.min(from, r[0]);
+                to = Math.max(to, r[1]);
+            }
+            return new long[] {from, to};
+        }
     }
 
     private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(BLOCK).asReadOnlyBuffer();
@@ -184,6 +212,7 @@ public final class ChunkPool implements AutoCloseable {
         if (tail == 0) return;
         ByteBuffer z = ZEROS.duplicate().limit(tail);
         long pos = block * BLOCK + data.length;
+        unsynced(pos, pos + tail);
         while (z.hasRemaining()) pos += channel.write(z, pos);
     }
 
@@ -197,7 +226,16 @@ public final class ChunkPool implements AutoCloseable {
     }
 
     /** Makes written chunks durable (fdatasync) before any row may name them. */
-    public void sync() throws IOException { channel.force(false); }
+    public void sync() throws IOException {
+        long upTo;
+        synchronized (unsynced) {
+            upTo = writes;
+        }
+        channel.force(false);
+        synchronized (unsynced) { // what was written before the fdatasync began is durable now
+            unsynced.headMap(upTo).clear();
+        }
+    }
 
     /**
      * Drops the pool's cached pages of extents written and synced: layers read the pool with direct I/O

@@ -10,6 +10,7 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 class ChunkPoolTest {
@@ -33,6 +34,21 @@ class ChunkPoolTest {
                 pool.read(10, back);
                 assertArrayEquals(Arrays.copyOf(chunk, blocks * ChunkPool.BLOCK), back.array(), "a chunk of " + length + " bytes");
             }
+        }
+    }
+
+    /** What a page-cache trimmer must leave alone: the bounds of the writes no sync() has made durable yet (decision NN). */
+    @Test
+    void theUnsyncedBoundsCoverEveryWriteUntilASyncMakesThemDurable(@TempDir Path dir) throws Exception {
+        try (ChunkPool pool = ChunkPool.open(dir.resolve("pool"), 0)) {
+            assertNull(pool.unsyncedBounds());
+            pool.write(10, ByteBuffer.allocate(2 * ChunkPool.BLOCK));
+            pool.writePadded(3, new byte[(64 << 10) + 1]); // a large chunk: its bytes, then its last block's zeros
+            assertArrayEquals(new long[] {3L * ChunkPool.BLOCK, 20L * ChunkPool.BLOCK}, pool.unsyncedBounds());
+            pool.sync();
+            assertNull(pool.unsyncedBounds());
+            pool.write(40, ByteBuffer.allocate(ChunkPool.BLOCK));
+            assertArrayEquals(new long[] {40L * ChunkPool.BLOCK, 41L * ChunkPool.BLOCK}, pool.unsyncedBounds());
         }
     }
 
