@@ -85,13 +85,10 @@ public final class Inotify implements AutoCloseable {
                 if (errno(st) == Errno.EINTR) return !removed;
                 throw new Errno("read", "inotify fd " + fd, errno(st));
             }
-            boolean read = false;
-            for (long at = 0; at + EVENT_HEADER <= n; at += EVENT_HEADER + buf.get(JAVA_INT, at + 12)) {
-                int mask = buf.get(JAVA_INT, at + 4);
-                if ((mask & IN_IGNORED) != 0) removed = true;
-                if ((mask & IN_ACCESS) != 0) read = true;
-            }
-            return read && !removed;
+            // IN_ACCESS, or IN_Q_OVERFLOW (events were lost: reads, surely); IN_IGNORED once the watch is gone
+            for (long at = 0; at + EVENT_HEADER <= n; at += EVENT_HEADER + buf.get(JAVA_INT, at + 12))
+                if ((buf.get(JAVA_INT, at + 4) & IN_IGNORED) != 0) removed = true;
+            return !removed;
         } catch (Errno e) {
             throw e;
         } catch (Throwable t) {
