@@ -65,7 +65,7 @@ PAR_IMAGES=("${IMAGES[@]}")
 [ "$MOUNTS_ONLY" = 0 ] || IMAGES=("${IMAGES[0]}")
 
 # The daemon's config for the run: compressed layers or not, and how complete layers read the pool (BENCH_POOL_READS:
-# "direct", "buffered" or unset for the daemon's default, decision NN); the rest stays the daemon's defaults.
+# "direct", "buffered" or unset for the daemon's default, decision 68); the rest stays the daemon's defaults.
 COMPRESSION=${BENCH_COMPRESSION:-none}
 case $COMPRESSION in none | lz4hc) ;; zstd) : "${BENCH_COMPRESSION_LEVEL:=3}" ;; *) te_die "BENCH_COMPRESSION: none, lz4hc or zstd, not $COMPRESSION" ;; esac
 POOL_READS=${BENCH_POOL_READS:-}

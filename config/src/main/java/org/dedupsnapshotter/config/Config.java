@@ -25,7 +25,7 @@ import java.util.List;
  * @param compression   how committed layers' file data is stored in the pool: uncompressed chunks ("none") or LZ4 HC
  *                      pclusters per chunk ("lz4hc", issue 23, decisions 50 and 52); only our writer emits the latter
  * @param poolReads     how complete layers read the pool: "direct" (EROFS directio, decision 35) or "buffered" (through
- *                      the pool's page cache and its read-ahead, the daemon dropping the pool's pages after reads: decisions 65, NN)
+ *                      the pool's page cache and its read-ahead, the daemon dropping the pool's pages after reads: decisions 65, 68)
  */
 public record Config(Path root, Path address, long chunkSize, String mountBackend, String logLevel, long poolCap, Metrics metrics, Ksm ksm, Lazy lazy,
                      String erofsBuilder, Cri cri, Compression compression, String poolReads) {

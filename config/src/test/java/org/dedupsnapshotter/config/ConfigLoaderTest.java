@@ -36,7 +36,7 @@ class ConfigLoaderTest {
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"root\": \"/a\", \"root\": \"/b\"}", "t")).getMessage().contains("root"));
     }
 
-    /** poolReads (decision NN): how complete layers read the pool; a wrong value is refused naming the key. */
+    /** poolReads (decision 68): how complete layers read the pool; a wrong value is refused naming the key. */
     @Test
     void poolReadsIsDirectByDefaultOrBuffered() throws Exception {
         assertEquals("direct", ConfigLoader.parse("{}", "t").poolReads());

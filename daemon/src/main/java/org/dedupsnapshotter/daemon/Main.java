@@ -118,7 +118,7 @@ public final class Main {
                 size -> MergeableMemory.allocate(size, mergeableBuffers));
         InodeShare inodeShare = InodeShareProbe.run(layout.inodeShareProbe(), InodeShare.NODE_DOMAIN);
         // poolReads "buffered": complete layers read the pool through its page cache (its read-ahead spans small files) and
-        // a trimmer drops the pool's copy after reads, outside what is still unsynced; "direct": directio (decisions 35, 65, NN)
+        // a trimmer drops the pool's copy after reads, outside what is still unsynced; "direct": directio (decisions 35, 65, 68)
         // (held off while a lazy layer is incomplete: decision 40 keeps its fetched chunks cached)
         boolean bufferedPool = cfg.poolReads().equals("buffered");
         LayerMounts layers = new LayerMounts(layout, new LayerMounter(cfg.mountBackend(), inodeShare, bufferedPool));

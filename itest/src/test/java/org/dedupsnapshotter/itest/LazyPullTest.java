@@ -71,7 +71,7 @@ class LazyPullTest {
             List<String> opts = m.getValue();
             boolean promoted = opts.size() == 2;
             assertTrue(opts.size() <= 2, "more than two mounts at " + m.getKey() + ": " + opts);
-            // poolReads "buffered" (decision NN): the complete layer's mount reads buffered too
+            // poolReads "buffered" (decision 68): the complete layer's mount reads buffered too
             assertEquals(promoted && !TestEnv.POOL_READS.equals("buffered"), opts.getLast().contains("directio"), "layer at " + m.getKey() + " (complete: " + promoted + "): " + opts);
             if (promoted) assertFalse(opts.getFirst().contains("directio"), "the watched mount read directly: " + opts);
             if (!promoted) buffered++;

@@ -5,7 +5,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * Config poolReads "buffered" (decision NN): layers are mounted without directio, read the pool through its page
+ * Config poolReads "buffered" (decision 68): layers are mounted without directio, read the pool through its page
  * cache, and the daemon's trimmer drops the pool's copy after the reads, so a file read through a layer is still cached
  * once; stats says which.
  */

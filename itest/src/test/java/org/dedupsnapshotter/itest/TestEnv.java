@@ -58,7 +58,7 @@ final class TestEnv implements AutoCloseable {
     static final Path SHARED = Path.of(System.getenv().getOrDefault("DEDUP_SHARED", TOP.resolveSibling("shared").toString()));
     static final String NS = "itest";
     /**
-     * -Ddedup.itest.poolReads=buffered runs every daemon of the suite with config key poolReads "buffered" (decision NN)
+     * -Ddedup.itest.poolReads=buffered runs every daemon of the suite with config key poolReads "buffered" (decision 68)
      * unless its test's config names it; absent: the daemon's default.
      */
     static final String POOL_READS = System.getProperty("dedup.itest.poolReads", "");

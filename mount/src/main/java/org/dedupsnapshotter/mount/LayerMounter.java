@@ -40,7 +40,7 @@ import java.util.stream.Collectors;
  * (decision 54 for compressed layers, 58 for chunk-indexed ones).
  *
  * With buffered pool reads (config {@code "poolReads": "buffered"}, {@link #LayerMounter(String, InodeShare, boolean)},
- * decisions 65 and NN) complete layers are mounted without {@code directio}: the pool's own read-ahead then brings
+ * decisions 65 and 68) complete layers are mounted without {@code directio}: the pool's own read-ahead then brings
  * many small files in one I/O, and a {@link PoolPageTrimmer} drops the pool's copy of what was read.
  */
 public final class LayerMounter implements Mounter {

@@ -26,7 +26,7 @@ public interface Mounter {
     /** Whether layers read their data device with direct I/O ("on", or "off" and why): for stats. */
     default String directIo() { return "off"; }
 
-    /** How complete layers read their device, as config key poolReads says: "direct" or "buffered" (decision NN). */
+    /** How complete layers read their device, as config key poolReads says: "direct" or "buffered" (decision 68). */
     default String poolReads() { return "direct"; }
 
     /** Every mount point there is now. */

@@ -12,7 +12,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
 
 /**
- * Buffered pool reads with one page-cache copy (decisions 65, NN; config {@code "poolReads": "buffered"}): layers mounted
+ * Buffered pool reads with one page-cache copy (decisions 65, 68; config {@code "poolReads": "buffered"}): layers mounted
  * without {@code directio} read the pool through its page cache, so the disk's read-ahead of the pool file spans many
  * small files in one I/O (as containerd's EROFS snapshotter reads its layer files), and this thread drops the pool's
  * cached pages after reads, so what a read leaves cached is the layer files' copy alone, as with {@code directio}.

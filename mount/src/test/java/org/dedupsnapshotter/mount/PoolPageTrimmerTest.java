@@ -16,7 +16,7 @@ import java.util.concurrent.atomic.AtomicReference;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The trimmer of buffered pool reads (decision NN): it wakes on reads only, and leaves unsynced writes to their fdatasync. */
+/** The trimmer of buffered pool reads (decision 68): it wakes on reads only, and leaves unsynced writes to their fdatasync. */
 class PoolPageTrimmerTest {
     static final int MIB = 1 << 20, PAGES = 16 * MIB / 4096;
 

@@ -168,7 +168,7 @@ public final class ChunkPool implements AutoCloseable {
     }
 
     // byte ranges written and not yet made durable by a sync() (write sequence -> {from, to}): what a trimmer of the
-    // pool's page cache leaves alone, since POSIX_FADV_DONTNEED starts writeback of the dirty pages it meets (decision NN)
+    // pool's page cache leaves alone, since POSIX_FADV_DONTNEED starts writeback of the dirty pages it meets (decision 68)
     private final TreeMap<Long, long[]> unsynced = new TreeMap<>();
     private long writes;
 

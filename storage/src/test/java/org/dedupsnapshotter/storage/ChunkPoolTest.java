@@ -37,7 +37,7 @@ class ChunkPoolTest {
         }
     }
 
-    /** What a page-cache trimmer must leave alone: the bounds of the writes no sync() has made durable yet (decision NN). */
+    /** What a page-cache trimmer must leave alone: the bounds of the writes no sync() has made durable yet (decision 68). */
     @Test
     void theUnsyncedBoundsCoverEveryWriteUntilASyncMakesThemDurable(@TempDir Path dir) throws Exception {
         try (ChunkPool pool = ChunkPool.open(dir.resolve("pool"), 0)) {

@@ -75,7 +75,7 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
             ObjectNode snaps = o.putObject("snapshots");
             for (Kind k : Kind.values()) snaps.put(k.filterName(), f.snapshots().get(k));
             o.put("mountedLayers", layers.count());
-            o.put("poolReads", layers.mounter().poolReads()); // config poolReads: "direct" or "buffered" (decision NN)
+            o.put("poolReads", layers.mounter().poolReads()); // config poolReads: "direct" or "buffered" (decision 68)
             o.put("directIo", layers.mounter().directIo()); // "on": layer data is cached once (not also in the pool's page cache)
             o.put("logicalBytes", f.logicalBytes());
             o.put("storedBytes", f.storedBytes());
