@@ -24,8 +24,9 @@ import java.util.List;
  * @param cri           the CRI image-service proxy the kubelet may pull through (so pull secrets reach lazy reads)
  * @param compression   how committed layers' file data is stored in the pool: uncompressed chunks ("none") or LZ4 HC
  *                      pclusters per chunk ("lz4hc", issue 23, decisions 50 and 52); only our writer emits the latter
- * @param poolReads     how complete layers read the pool: "direct" (EROFS directio, decision 35) or "buffered" (through
+ * @param poolReads     how complete layers read the pool: "direct" (EROFS directio, decision 35), "buffered" (through
  *                      the pool's page cache and its read-ahead, the daemon dropping the pool's pages after reads: decisions 65, 68)
+ *                      or "auto", the default: compressed layers buffered, uncompressed ones direct (decision 69)
  */
 public record Config(Path root, Path address, long chunkSize, String mountBackend, String logLevel, long poolCap, Metrics metrics, Ksm ksm, Lazy lazy,
                      String erofsBuilder, Cri cri, Compression compression, String poolReads) {
@@ -123,7 +124,7 @@ public record Config(Path root, Path address, long chunkSize, String mountBacken
 
     public static Config defaults() {
         return new Config(Path.of("/var/lib/dedup-snapshotter"), Path.of("/run/containerd/dedup-snapshotter.sock"),
-                4L << 20, "auto", "info", 0, Metrics.defaults(), Ksm.defaults(), Lazy.defaults(), "native", Cri.defaults(), Compression.defaults(), "direct");
+                4L << 20, "auto", "info", 0, Metrics.defaults(), Ksm.defaults(), Lazy.defaults(), "native", Cri.defaults(), Compression.defaults(), "auto");
     }
 
     public Config withRoot(Path r) { return new Config(r, address, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy, erofsBuilder, cri, compression, poolReads); }

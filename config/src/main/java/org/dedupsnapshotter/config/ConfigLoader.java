@@ -39,7 +39,7 @@ public final class ConfigLoader {
     private static final Set<String> EROFS_BUILDERS = Set.of("native", "mkfs.erofs");
     private static final Set<String> COMPRESSIONS = Set.of("none", "lz4hc", "zstd");
     private static final Set<String> COMPRESS_AT = Set.of("commit", "compaction");
-    private static final Set<String> POOL_READS = Set.of("direct", "buffered");
+    private static final Set<String> POOL_READS = Set.of("direct", "buffered", "auto");
     private static final Set<String> LOG_LEVELS = Set.of("trace", "debug", "info", "warn", "error");
     private static final Pattern SIZE = Pattern.compile("(\\d+)\\s*(B|KiB|MiB|GiB|TiB)?");
 

@@ -36,14 +36,14 @@ class ConfigLoaderTest {
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"root\": \"/a\", \"root\": \"/b\"}", "t")).getMessage().contains("root"));
     }
 
-    /** poolReads (decision 68): how complete layers read the pool; a wrong value is refused naming the key. */
+    /** poolReads (decisions 68, 69): how complete layers read the pool; a wrong value is refused naming the key. */
     @Test
-    void poolReadsIsDirectByDefaultOrBuffered() throws Exception {
-        assertEquals("direct", ConfigLoader.parse("{}", "t").poolReads());
+    void poolReadsIsAutoByDefaultOrDirectOrBuffered() throws Exception {
+        assertEquals("auto", ConfigLoader.parse("{}", "t").poolReads());
         assertEquals("buffered", ConfigLoader.parse("{\"poolReads\": \"buffered\"}", "t").poolReads());
         assertEquals("direct", ConfigLoader.parse("{\"poolReads\": \"direct\"}", "t").poolReads());
         String m = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"poolReads\": \"trimmed\"}", "t")).getMessage();
-        assertTrue(m.contains("\"poolReads\" must be one of") && m.contains("buffered") && m.contains("direct"), m);
+        assertTrue(m.contains("\"poolReads\" must be one of") && m.contains("buffered") && m.contains("direct") && m.contains("auto"), m);
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"poolReads\": true}", "t")).getMessage().contains("\"poolReads\""));
     }
 

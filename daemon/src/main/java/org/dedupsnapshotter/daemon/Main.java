@@ -120,9 +120,10 @@ public final class Main {
         // poolReads "buffered": complete layers read the pool through its page cache (its read-ahead spans small files) and
         // a trimmer drops the pool's copy after reads, outside what is still unsynced; "direct": directio (decisions 35, 65, 68)
         // (held off while a lazy layer is incomplete: decision 40 keeps its fetched chunks cached)
-        boolean bufferedPool = cfg.poolReads().equals("buffered");
-        LayerMounts layers = new LayerMounts(layout, new LayerMounter(cfg.mountBackend(), inodeShare, bufferedPool));
-        PoolPageTrimmer trimmer = bufferedPool ? PoolPageTrimmer.start(layout.pool(), PoolPageTrimmer.INTERVAL, pool::unsyncedBounds, () -> layers.lazyCount() > 0) : null;
+        // "auto": compressed layers buffered, uncompressed ones direct (decision 69)
+        LayerMounter.PoolReads poolReads = LayerMounter.PoolReads.of(cfg.poolReads());
+        LayerMounts layers = new LayerMounts(layout, new LayerMounter(cfg.mountBackend(), inodeShare, poolReads));
+        PoolPageTrimmer trimmer = poolReads != LayerMounter.PoolReads.DIRECT ? PoolPageTrimmer.start(layout.pool(), PoolPageTrimmer.INTERVAL, pool::unsyncedBounds, () -> layers.lazyCount() > 0) : null;
         // lazy layers still missing chunks read through the watch; complete ones are local layers like any other
         var incomplete = store.read(tx -> tx.lazyLayers().absentChunksByLayer()).keySet();
         store.read(tx -> tx.lazyLayers().all()).keySet().stream().filter(incomplete::contains).forEach(layers::markLazy);

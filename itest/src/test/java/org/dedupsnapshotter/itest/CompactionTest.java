@@ -99,6 +99,19 @@ class CompactionTest {
             assertEquals(expected.get(k), got.get(k), when + ", " + k + ":\n" + TreeListing.diff(expected.get(k), got.get(k)));
     }
 
+    /**
+     * poolReads "auto" (the default, decision 69): uncompressed layers read the pool with directio, compressed ones
+     * through its page cache, which the trimmer keeps empty (their cold reads are faster so).
+     */
+    private void assertPoolReads(boolean compressed) throws Exception {
+        if (!TestEnv.POOL_READS.isEmpty()) return; // the suite run with another poolReads for every daemon
+        assertEquals("auto", env.stats().path("poolReads").asText(), env.stats().toString());
+        Map<String, List<String>> mounts = env.erofsMounts();
+        assertFalse(mounts.isEmpty(), "no layer mounted");
+        for (var m : mounts.entrySet())
+            assertEquals(!compressed, m.getValue().getLast().contains("directio"), (compressed ? "compressed" : "uncompressed") + " layer at " + m.getKey() + ": " + m.getValue());
+    }
+
     /** Both codecs: the layer data each encodes and fsck --verify-data decodes differ; the rest is the same path. */
     @ParameterizedTest
     @ValueSource(strings = {"lz4hc", "zstd"})
@@ -118,6 +131,7 @@ class CompactionTest {
         assertTrue(before.get("L1").get("/etc/gone").startsWith("char"), "L1's own mount shows the whiteout: " + before.get("L1"));
         assertTrue(before.get("L1").get("/opaque-me").contains("trusted.overlay.opaque"), before.get("L1").get("/opaque-me"));
         assertFalse(before.get("overlay").containsKey("/etc/gone"), before.get("overlay").toString());
+        assertPoolReads(false);
 
         // a container above L0 (not above L1): L0 is skipped, L1 compacted
         api.prepare(PrepareSnapshotRequest.newBuilder().setKey("busy").setParent("L0").build());
@@ -140,6 +154,7 @@ class CompactionTest {
         assertEquals(0, s1.get("uniqueChunks").asLong(), "every chunk went once both layers were compacted: " + s1);
         assertTrue(s1.get("storedBytes").asLong() < 0.7 * s0.get("storedBytes").asLong(), "the pool stores less: " + s0 + "\n" + s1);
         assertSame(before, listings(), "after compacting both");
+        assertPoolReads(true);
         env.assertFsckClean();
         JsonNode third = env.compact();
         assertEquals(0, third.get("compactedLayers").asInt(), "nothing left to compact: " + third);

@@ -240,7 +240,7 @@ class CompressedLayerMountTest {
             ErofsWriter.write(ErofsTree.fromDirectory(src, CHUNK, pool), image, pool.blocks);
         }
         Libc.syncfs(tmp.toString());
-        LayerMounter mounter = new LayerMounter("file", InodeShare.unsupported("test"), true);
+        LayerMounter mounter = new LayerMounter("file", InodeShare.unsupported("test"), LayerMounter.PoolReads.BUFFERED);
         Path mnt = Files.createDirectories(tmp.resolve("mnt"));
         Set<String> bdis = LayerMounter.erofsBdis();
         try (PoolPageTrimmer trimmer = PoolPageTrimmer.start(poolFile, PoolPageTrimmer.INTERVAL, () -> null)) {
