@@ -91,32 +91,37 @@ public final class ConfigLoader {
 
     private static Config.Compression compression(ObjectNode obj, long chunkSize, String builder, String source) throws ConfigException {
         Config.Compression d = Config.Compression.defaults();
-        String algorithm = choice(obj, "compression", d.algorithm(), COMPRESSIONS, source);
+        // mkfs.erofs writes uncompressed layers only: choosing it keeps the old default (a config naming it still starts)
+        String algorithm = choice(obj, "compression", builder.equals("native") ? d.algorithm() : "none", COMPRESSIONS, source);
         // the level's range is the algorithm's (decision 60): LZ4 HC 1..12, ZSTD 1..22
         Integer given = algorithm.equals("zstd")
                 ? intIn(obj, "", "compressionLevel", 1, 22, " (a ZSTD level with \"compression\": \"zstd\": 3 is as fast as LZ4 HC 2)", source)
                 : intIn(obj, "", "compressionLevel", 1, 12, " (an LZ4 HC level: 4 is fast, 9 the classic default)", source);
         int level = given == null ? Config.Compression.defaultLevel(algorithm) : given;
-        long pcluster = obj.has("pclusterSize") ? size(obj.get("pclusterSize"), "pclusterSize", source) : d.pclusterSize();
+        long pcluster = obj.has("pclusterSize") ? size(obj.get("pclusterSize"), "pclusterSize", source) : Config.Compression.defaultPclusterSize(algorithm, chunkSize);
         if (Long.bitCount(pcluster) != 1 || pcluster < (8 << 10) || pcluster > (1 << 20))
             throw new ConfigException(source + ": key \"pclusterSize\" must be a power of two between 8KiB and 1MiB, e.g. \"64KiB\"; got " + obj.get("pclusterSize"));
-        String at = choice(obj, "compressAt", "commit", COMPRESS_AT, source);
+        String at = choice(obj, "compressAt", d.compressAt(), COMPRESS_AT, source);
         Integer givenCompaction = algorithm.equals("zstd")
                 ? intIn(obj, "", "compactionLevel", 1, 22, " (a ZSTD level for compaction)", source)
                 : intIn(obj, "", "compactionLevel", 1, 12, " (an LZ4 HC level for compaction)", source);
-        Duration idle = obj.has("compactWhenIdle") ? duration(obj.get("compactWhenIdle"), "compactWhenIdle", "(0 or absent: off)", source) : Duration.ZERO;
-        Config.Compression c = new Config.Compression(algorithm, level, (int) pcluster, at, givenCompaction == null ? level : givenCompaction, idle);
+        Duration idle = obj.has("compactWhenIdle") ? duration(obj.get("compactWhenIdle"), "compactWhenIdle", "(0: off)", source)
+                : algorithm.equals("none") ? Duration.ZERO : d.compactWhenIdle();
+        // compaction is off the pull's path: a higher level than Commit's, unless the config names Commit's
+        int compactionLevel = givenCompaction != null ? givenCompaction : given != null ? given : Config.Compression.COMPACTION_LEVEL;
+        Config.Compression c = new Config.Compression(algorithm, level, (int) pcluster, at, compactionLevel, idle);
         if (!c.enabled()) {
             // compaction writes the compressed form: without one it has nothing to do, and a silent no-op would mislead
             for (String k : List.of("compressAt", "compactionLevel", "compactWhenIdle"))
                 if (obj.has(k) && !(k.equals("compressAt") && at.equals("commit")) && !(k.equals("compactWhenIdle") && idle.isZero()))
-                    throw new ConfigException(source + ": key \"" + k + "\" needs key \"compression\" (e.g. \"lz4hc\", the form layers are compacted into); got \"compression\": \""
+                    throw new ConfigException(source + ": key \"" + k + "\" needs key \"compression\" (e.g. \"zstd\", the form layers are compacted into); got \"compression\": \""
                             + algorithm + "\"");
-            return c;
+            return Config.Compression.none();
         }
         if (pcluster > chunkSize)
             throw new ConfigException(source + ": key \"pclusterSize\" (" + pcluster + ") must not exceed key \"chunkSize\" (" + chunkSize
-                    + ") with \"compression\": \"" + algorithm + "\": pclusters restart at every chunk");
+                    + ") with \"compression\": \"" + algorithm + "\": pclusters restart at every chunk"
+                    + (obj.has("compression") ? "" : " (compression is on by default: \"compression\": \"none\" turns it off)"));
         if (!builder.equals("native"))
             throw new ConfigException(source + ": key \"compression\": \"" + algorithm + "\" needs key \"erofsBuilder\": \"native\" (mkfs.erofs writes "
                     + "uncompressed layers only here); got \"erofsBuilder\": \"" + builder + "\"");

@@ -48,60 +48,86 @@ class ConfigLoaderTest {
     }
 
     @Test
-    void compressionIsOffByDefaultAndLz4hcNeedsOurWriter() throws Exception {
+    void compressionIsZstdAtCompactionByDefaultAndNeedsOurWriter() throws Exception {
+        // decision NN: Commit writes uncompressed layers, compaction rewrites them as ZSTD 9 in 128 KiB pclusters after 1 minute idle
         Config.Compression d = ConfigLoader.parse("{}", "t").compression();
-        assertEquals(new Config.Compression("none", 4, 64 << 10), d);
-        assertFalse(d.enabled());
-        Config.Compression c = ConfigLoader.parse("{\"compression\": \"lz4hc\", \"compressionLevel\": 9, \"pclusterSize\": \"128KiB\"}", "t").compression();
+        assertEquals(new Config.Compression("zstd", 3, 128 << 10, "compaction", 9, Duration.ofMinutes(1)), d);
+        assertEquals(Config.Compression.defaults(), d);
+        assertTrue(d.enabled());
+        assertFalse(d.atCommit());
+        // the way to turn it off: nothing compressed, nothing compacted
+        Config.Compression off = ConfigLoader.parse("{\"compression\": \"none\"}", "t").compression();
+        assertEquals(Config.Compression.none(), off);
+        assertFalse(off.enabled());
+        assertFalse(off.atCommit());
+        assertEquals(Duration.ZERO, off.compactWhenIdle());
+        Config.Compression c = ConfigLoader.parse("{\"compression\": \"lz4hc\", \"compressAt\": \"commit\", \"compactWhenIdle\": 0, \"compressionLevel\": 9, "
+                + "\"pclusterSize\": \"128KiB\"}", "t").compression();
         assertEquals(new Config.Compression("lz4hc", 9, 128 << 10), c);
         assertTrue(c.enabled());
+        // LZ4 HC keeps its 64 KiB pclusters; a chunk smaller than the default pcluster caps it
+        assertEquals(64 << 10, ConfigLoader.parse("{\"compression\": \"lz4hc\"}", "t").compression().pclusterSize());
+        assertEquals(32 << 10, ConfigLoader.parse("{\"chunkSize\": \"32KiB\"}", "t").compression().pclusterSize());
+        String tiny = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"chunkSize\": \"4KiB\"}", "t")).getMessage();
+        assertTrue(tiny.contains("\"compression\": \"none\" turns it off"), tiny);
+        assertFalse(ConfigLoader.parse("{\"chunkSize\": \"4KiB\", \"compression\": \"none\"}", "t").compression().enabled());
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"lzma\"}", "t")).getMessage().contains("\"compression\" must be one of"));
-        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compressionLevel\": 13}", "t")).getMessage().contains("\"compressionLevel\" must be"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compressionLevel\": 23}", "t")).getMessage().contains("\"compressionLevel\" must be"));
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"lz4hc\", \"compressionLevel\": 13}", "t")).getMessage()
+                .contains("\"compressionLevel\" must be"));
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compressionLevel\": \"4\"}", "t")).getMessage().contains("\"compressionLevel\" must be"));
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"pclusterSize\": \"48KiB\"}", "t")).getMessage().contains("\"pclusterSize\" must be a power of two"));
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"pclusterSize\": \"4KiB\"}", "t")).getMessage().contains("\"pclusterSize\" must be a power of two"));
-        String tooBig = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"lz4hc\", \"chunkSize\": \"32KiB\"}", "t")).getMessage();
+        String tooBig = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"lz4hc\", \"chunkSize\": \"32KiB\", \"pclusterSize\": \"64KiB\"}", "t"))
+                .getMessage();
         assertTrue(tooBig.contains("\"pclusterSize\"") && tooBig.contains("\"chunkSize\""), tooBig);
         String mkfs = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"lz4hc\", \"erofsBuilder\": \"mkfs.erofs\"}", "t")).getMessage();
         assertTrue(mkfs.contains("\"compression\"") && mkfs.contains("\"erofsBuilder\""), mkfs);
         // zstd (decision 60): its own level range and default
-        assertEquals(new Config.Compression("zstd", 3, 64 << 10), ConfigLoader.parse("{\"compression\": \"zstd\"}", "t").compression());
-        assertEquals(new Config.Compression("zstd", 19, 128 << 10),
-                ConfigLoader.parse("{\"compression\": \"zstd\", \"compressionLevel\": 19, \"pclusterSize\": \"128KiB\"}", "t").compression());
+        assertEquals(new Config.Compression("zstd", 3, 128 << 10), ConfigLoader.parse("{\"compression\": \"zstd\", \"compressAt\": \"commit\", \"compactWhenIdle\": 0, "
+                + "\"compactionLevel\": 3}", "t").compression());
+        assertEquals(new Config.Compression("zstd", 19, 64 << 10), ConfigLoader.parse("{\"compression\": \"zstd\", \"compressionLevel\": 19, \"pclusterSize\": \"64KiB\", "
+                + "\"compressAt\": \"commit\", \"compactWhenIdle\": \"0ms\"}", "t").compression());
         String zstd23 = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"zstd\", \"compressionLevel\": 23}", "t")).getMessage();
         assertTrue(zstd23.contains("\"compressionLevel\" must be an integer from 1 to 22") && zstd23.contains("ZSTD"), zstd23);
         String lz4hc19 = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"lz4hc\", \"compressionLevel\": 19}", "t")).getMessage();
         assertTrue(lz4hc19.contains("from 1 to 12"), lz4hc19);
         String zmkfs = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"zstd\", \"erofsBuilder\": \"mkfs.erofs\"}", "t")).getMessage();
         assertTrue(zmkfs.contains("\"compression\": \"zstd\"") && zmkfs.contains("\"erofsBuilder\""), zmkfs);
-        // uncompressed layers keep mkfs.erofs selectable
+        // uncompressed layers keep mkfs.erofs selectable; choosing it alone keeps them uncompressed (as before the default changed)
         assertEquals("mkfs.erofs", ConfigLoader.parse("{\"compression\": \"none\", \"erofsBuilder\": \"mkfs.erofs\"}", "t").erofsBuilder());
+        assertFalse(ConfigLoader.parse("{\"erofsBuilder\": \"mkfs.erofs\"}", "t").compression().enabled());
     }
 
     @Test
     void compactionKeys() throws Exception {
         Config.Compression d = ConfigLoader.parse("{\"compression\": \"lz4hc\", \"compressionLevel\": 2}", "t").compression();
-        assertTrue(d.atCommit());
-        assertEquals(2, d.compactionLevel(), "compactionLevel defaults to compressionLevel");
-        assertEquals(Duration.ZERO, d.compactWhenIdle());
+        assertFalse(d.atCommit(), "compressAt defaults to compaction");
+        assertEquals(2, d.compactionLevel(), "compactionLevel defaults to compressionLevel when that is given");
+        assertEquals(9, ConfigLoader.parse("{\"compression\": \"lz4hc\"}", "t").compression().compactionLevel(), "else to 9");
+        assertEquals(Duration.ofMinutes(1), d.compactWhenIdle());
+        Config.Compression at = ConfigLoader.parse("{\"compression\": \"zstd\", \"compressAt\": \"commit\"}", "t").compression();
+        assertTrue(at.atCommit());
+        assertEquals(Duration.ofMinutes(1), at.compactWhenIdle(), "picks up layers committed before compression was on");
         Config.Compression c = ConfigLoader.parse("{\"compression\": \"lz4hc\", \"compressAt\": \"compaction\", \"compactionLevel\": 9, \"compactWhenIdle\": \"5m\"}", "t")
                 .compression();
         assertFalse(c.atCommit());
         assertTrue(c.enabled());
         assertEquals(9, c.compactionLevel());
         assertEquals(Duration.ofMinutes(5), c.compactWhenIdle());
+        assertEquals(Duration.ZERO, ConfigLoader.parse("{\"compactWhenIdle\": 0}", "t").compression().compactWhenIdle());
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"lz4hc\", \"compressAt\": \"pull\"}", "t")).getMessage()
                 .contains("\"compressAt\" must be one of"));
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"lz4hc\", \"compactionLevel\": 0}", "t")).getMessage()
                 .contains("\"compactionLevel\" must be"));
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"lz4hc\", \"compactWhenIdle\": \"soon\"}", "t")).getMessage()
                 .contains("\"compactWhenIdle\" must be a duration"));
-        // compaction writes the compressed form: without one, its keys are an error naming both
+        // compaction writes the compressed form: with "none", its keys are an error naming both
         for (String k : new String[]{"\"compressAt\": \"compaction\"", "\"compactionLevel\": 4", "\"compactWhenIdle\": \"1m\""}) {
-            String m = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{" + k + "}", "t")).getMessage();
+            String m = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"compression\": \"none\", " + k + "}", "t")).getMessage();
             assertTrue(m.contains(k.substring(0, k.indexOf(':'))) && m.contains("\"compression\""), m);
         }
-        assertFalse(ConfigLoader.parse("{\"compressAt\": \"commit\", \"compactWhenIdle\": 0}", "t").compression().enabled());
+        assertFalse(ConfigLoader.parse("{\"compression\": \"none\", \"compressAt\": \"commit\", \"compactWhenIdle\": 0}", "t").compression().enabled());
     }
 
     @Test
