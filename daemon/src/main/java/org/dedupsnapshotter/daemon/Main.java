@@ -159,15 +159,15 @@ public final class Main {
             // a lazy layer completes and is proven in the background, with no snapshot call to wake the pass: its proof does
             lazy.onLayerProven(pass::workDone);
         }
-        SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service, idle), new AdminEndpoint(layout, store, layers, service, pool, ksm, lazyFigures, stats)),
+        SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service, idle), new AdminEndpoint(layout, store, layers, service, pool, ksm, lazyFigures, stats)
+                        .compression(cfg.compression().summary())),
                 new GrpcMetrics(metrics.registry()), Set.of(SnapshotsGrpc.getMountsMethod().getFullMethodName()));
         CriImageProxy criProxy = cfg.cri().enabled() ? CriImageProxy.to(cfg.cri().containerd(), secrets) : null;
         SocketServer criServer = criProxy == null ? null : SocketServer.start(cfg.cri().listen(), pid, List.of(criProxy), new GrpcMetrics(metrics.registry()));
+        // the compression in effect, default or not: "zstd by compaction (level 9, 128 KiB pclusters, after 1m idle, ...)"
         log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={} poolReads={} directIo={} compression={}{}", pid, cfg.root(), cfg.chunkSize(),
-                cfg.mountBackend(), cfg.poolReads(), layers.mounter().directIo(), compression == null ? "none" : compression.algorithm().configName() + " level=" + compression.level() + " pcluster=" + compression.pclusterSize()
-                        + " (" + (compression.algorithm() == Algorithm.LZ4HC ? Pclusters.implementation() : "JNI") + ")",
-                compaction == null ? "" : " compaction=" + compaction.algorithm().configName() + " level=" + compaction.level() + (cfg.compression().compactWhenIdle().isZero() ? " (dedupctl compact)"
-                        : " (after " + cfg.compression().compactWhenIdle() + " idle, and dedupctl compact)"));
+                cfg.mountBackend(), cfg.poolReads(), layers.mounter().directIo(), cfg.compression().summary(),
+                compaction == null ? "" : " codec=" + (compaction.algorithm() == Algorithm.LZ4HC ? Pclusters.implementation() : "JNI"));
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             log.info("stopping: layer mounts stay for running containers");
             notifySystemd("STOPPING=1");

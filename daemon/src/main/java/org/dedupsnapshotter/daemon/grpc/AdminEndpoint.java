@@ -54,6 +54,8 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
 
     private final LazyFigures lazy;
     private final NodeStats stats;
+    /** The compression in effect (Config.Compression.summary()), shown by stats; null: not shown. */
+    private volatile String compression;
 
     public AdminEndpoint(Layout layout, MetaStore store, LayerMounts layers, SnapshotService service, ChunkPool pool, MemoryDedup ksm,
                          LazyFigures lazy, NodeStats stats) {
@@ -65,6 +67,12 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
         this.layers = layers;
         this.service = service;
         this.pool = pool;
+    }
+
+    /** Stats show this as the compression in effect (it is on by default: decision NN). */
+    public AdminEndpoint compression(String summary) {
+        compression = summary;
+        return this;
     }
 
     @Override
@@ -82,6 +90,7 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
             o.put("savedBytes", f.savedBytes());
             o.put("dedupRatio", Math.round(1000.0 * f.dedupRatio()) / 1000.0);
             o.put("uniqueChunks", f.uniqueChunks());
+            if (compression != null) o.put("compression", compression);
             // compressed layers (issue 23): part of storedBytes; their chunks' uncompressed bytes over these blocks
             o.put("compressedChunks", f.compressedChunks());
             o.put("compressedBytes", f.compressedBytes());
