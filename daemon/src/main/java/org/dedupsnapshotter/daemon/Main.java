@@ -97,6 +97,15 @@ public final class Main {
             return 1;
         }
 
+        // compression is on by default (decision NN): on a kernel that could not mount the compressed layers, the node
+        // keeps working uncompressed and says why (a compacted layer it cannot mount would be unreadable)
+        Config.Compression zc = cfg.compression();
+        String cannot = Preflight.cannotDecode(zc.algorithm());
+        if (cannot != null) {
+            log.error("compression {} is off: {}; layers stay uncompressed (\"compression\": \"lz4hc\" or \"none\" in the config)", zc.algorithm(), cannot);
+            zc = Config.Compression.none();
+        }
+
         long pid = Libc.getpid();
         Layout layout = new Layout(cfg.root());
         Files.createDirectories(cfg.root());
@@ -134,10 +143,10 @@ public final class Main {
         new Recovery(layout, store, layers, indexer).run();
         NodeStats stats = new NodeStats(layout, store, pool);
         DaemonMetrics metrics = new DaemonMetrics(stats, store, pool, layers, ksm, lazyFigures);
-        Algorithm algorithm = cfg.compression().enabled() ? Algorithm.of(cfg.compression().algorithm()) : null;
-        Pclusters compression = cfg.compression().atCommit() ? new Pclusters(algorithm, cfg.compression().level(), cfg.compression().pclusterSize()) : null;
+        Algorithm algorithm = zc.enabled() ? Algorithm.of(zc.algorithm()) : null;
+        Pclusters compression = zc.atCommit() ? new Pclusters(algorithm, zc.level(), zc.pclusterSize()) : null;
         // compaction rewrites uncompressed layers (committed so, or before compression was on) into the compressed form
-        Pclusters compaction = cfg.compression().enabled() ? new Pclusters(algorithm, cfg.compression().compactionLevel(), cfg.compression().pclusterSize()) : null;
+        Pclusters compaction = zc.enabled() ? new Pclusters(algorithm, zc.compactionLevel(), zc.pclusterSize()) : null;
         SnapshotService service = new SnapshotService(layout, store, new ErofsBuilder(mkfs, cfg.chunkSize()), cfg.erofsBuilder().equals("native"), layers, indexer,
                 lazy, metrics, compression, compaction);
 
@@ -154,19 +163,19 @@ public final class Main {
             Libc.mallocTrim();
         });
         service.afterCompaction(idle::workDone);
-        if (compaction != null && !cfg.compression().compactWhenIdle().isZero()) {
-            IdleCompaction pass = idle.alsoWhenQuiet(service::compact, cfg.compression().compactWhenIdle());
+        if (compaction != null && !zc.compactWhenIdle().isZero()) {
+            IdleCompaction pass = idle.alsoWhenQuiet(service::compact, zc.compactWhenIdle());
             // a lazy layer completes and is proven in the background, with no snapshot call to wake the pass: its proof does
             lazy.onLayerProven(pass::workDone);
         }
         SocketServer server = SocketServer.start(cfg.address(), pid, List.of(new SnapshotsEndpoint(service, idle), new AdminEndpoint(layout, store, layers, service, pool, ksm, lazyFigures, stats)
-                        .compression(cfg.compression().summary())),
+                        .compression(zc.summary())),
                 new GrpcMetrics(metrics.registry()), Set.of(SnapshotsGrpc.getMountsMethod().getFullMethodName()));
         CriImageProxy criProxy = cfg.cri().enabled() ? CriImageProxy.to(cfg.cri().containerd(), secrets) : null;
         SocketServer criServer = criProxy == null ? null : SocketServer.start(cfg.cri().listen(), pid, List.of(criProxy), new GrpcMetrics(metrics.registry()));
         // the compression in effect, default or not: "zstd by compaction (level 9, 128 KiB pclusters, after 1m idle, ...)"
         log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={} poolReads={} directIo={} compression={}{}", pid, cfg.root(), cfg.chunkSize(),
-                cfg.mountBackend(), cfg.poolReads(), layers.mounter().directIo(), cfg.compression().summary(),
+                cfg.mountBackend(), cfg.poolReads(), layers.mounter().directIo(), zc.summary(),
                 compaction == null ? "" : " codec=" + (compaction.algorithm() == Algorithm.LZ4HC ? Pclusters.implementation() : "JNI"));
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             log.info("stopping: layer mounts stay for running containers");

@@ -12,6 +12,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.zip.GZIPInputStream;
 
 /** Start-up checks whose messages name what is missing and how to fix it. */
 final class Preflight {
@@ -57,6 +58,47 @@ final class Preflight {
         if (!fs.contains("\terofs\n") && !modprobe("erofs")) out.add("the kernel has no EROFS support: load it with 'modprobe erofs' or use a kernel with CONFIG_EROFS_FS");
         if (!fs.contains("\toverlay\n") && !modprobe("overlay")) out.add("the kernel has no overlayfs: load it with 'modprobe overlay' or use a kernel with CONFIG_OVERLAY_FS");
         return out;
+    }
+
+    /**
+     * Null when this kernel's EROFS decodes layers compressed with algorithm ("lz4hc", "zstd"; "none" needs nothing),
+     * else why not. Compression is on by default (decision NN) and ZSTD came to EROFS in Linux 6.10: a compacted layer
+     * the kernel cannot mount would be unreadable until the kernel can. Decided by the kernel's config
+     * (/proc/config.gz, else /boot/config-RELEASE), else by the release.
+     */
+    static String cannotDecode(String algorithm) {
+        return cannotDecode(algorithm, kernelConfig(), System.getProperty("os.version", ""));
+    }
+
+    static String cannotDecode(String algorithm, String kernelConfig, String release) {
+        String option = switch (algorithm) {
+            case "lz4hc" -> "CONFIG_EROFS_FS_ZIP";
+            case "zstd" -> "CONFIG_EROFS_FS_ZIP_ZSTD";
+            default -> null;
+        };
+        if (option == null) return null;
+        if (kernelConfig != null)
+            return kernelConfig.lines().anyMatch(l -> l.equals(option + "=y")) ? null : "this kernel was built without " + option + " (its config says so)";
+        if (!algorithm.equals("zstd")) return null; // LZ4 has been in EROFS since it left staging (5.4)
+        String[] v = release.split("[.-]");
+        try {
+            int major = Integer.parseInt(v[0]), minor = v.length > 1 ? Integer.parseInt(v[1]) : 0;
+            return major > 6 || (major == 6 && minor >= 10) ? null : "Linux " + release + " predates EROFS's ZSTD (6.10, CONFIG_EROFS_FS_ZIP_ZSTD)";
+        } catch (NumberFormatException e) {
+            return null; // an unknown release: the mount of the first compacted layer will say
+        }
+    }
+
+    private static String kernelConfig() {
+        try (var in = new GZIPInputStream(Files.newInputStream(Path.of("/proc/config.gz")))) {
+            return new String(in.readAllBytes());
+        } catch (IOException e) {
+            try {
+                return Files.readString(Path.of("/boot/config-" + System.getProperty("os.version", "")));
+            } catch (IOException | RuntimeException e2) {
+                return null;
+            }
+        }
     }
 
     private static String filesystems() {
