@@ -17,7 +17,9 @@
 # BENCH_OVERLAYFS (1; 0: the rounds unpack through dedup only, for the daemon's RSS and Mounts figures alone, e.g.
 # `BENCH_OVERLAYFS=0 BENCH_READS_IMAGES= make bench`: the unpack and disk ratios are then "-"), BENCH_RSS_ONLY (0; 1:
 # stop after the idle RSS of the sequential rounds, which it prints with the daemon's smaps_rollup; no report file),
-# BENCH_COMPRESSION ("none", the daemon's default; "lz4hc" or "zstd": layers committed compressed, issue 23), with
+# BENCH_COMPRESSION ("none": compression off, as every run before decision NN; the daemon's default is ZSTD by
+# compaction, which `BENCH_COMPRESSION=zstd BENCH_COMPACT=1 BENCH_PCLUSTER=128KiB BENCH_COMPACTION_LEVEL=9` measures;
+# "lz4hc" or "zstd": layers committed compressed, issue 23), with
 # BENCH_COMPRESSION_LEVEL (4 for lz4hc, 3 for zstd) and BENCH_PCLUSTER ("64KiB"), written into the daemon's --config for the run, e.g.
 # `BENCH_COMPRESSION=lz4hc make bench`. BENCH_READS_ONLY (0; 1: only the reads part, a few minutes: the two reads
 # images (BENCH_IMAGES defaults to them) unpacked in BENCH_ROUNDS (default 1) rounds, then the reads rounds, then stop;
@@ -70,17 +72,18 @@ COMPRESSION=${BENCH_COMPRESSION:-none}
 case $COMPRESSION in none | lz4hc) ;; zstd) : "${BENCH_COMPRESSION_LEVEL:=3}" ;; *) te_die "BENCH_COMPRESSION: none, lz4hc or zstd, not $COMPRESSION" ;; esac
 POOL_READS=${BENCH_POOL_READS:-}
 case $POOL_READS in "" | direct | buffered) ;; *) te_die "BENCH_POOL_READS: direct or buffered, not $POOL_READS" ;; esac
+# Always a config: the daemon compresses by default (decision NN), and no idle compaction pass (the default's, after a
+# minute) may land in the rounds or the reads: BENCH_COMPACT's pass runs where the report says.
 bench_cfg=()
-if [ "$COMPRESSION" != none ]; then
-  if [ "${BENCH_COMPACT:-0}" = 1 ]; then
-    bench_cfg+=("$(printf '"compression": "%s", "compressionLevel": %d, "pclusterSize": "%s", "compressAt": "compaction", "compactionLevel": %d' "$COMPRESSION" \
-      "${BENCH_COMPRESSION_LEVEL:-4}" "${BENCH_PCLUSTER:-64KiB}" "${BENCH_COMPACTION_LEVEL:-${BENCH_COMPRESSION_LEVEL:-4}}")")
-  else
-    bench_cfg+=("$(printf '"compression": "%s", "compressionLevel": %d, "pclusterSize": "%s"' "$COMPRESSION" "${BENCH_COMPRESSION_LEVEL:-4}" \
-      "${BENCH_PCLUSTER:-64KiB}")")
-  fi
+if [ "$COMPRESSION" = none ]; then
+  [ "${BENCH_COMPACT:-0}" != 1 ] || te_die "BENCH_COMPACT=1 needs BENCH_COMPRESSION=lz4hc or zstd (the form layers are compacted into)"
+  bench_cfg+=('"compression": "none"')
 elif [ "${BENCH_COMPACT:-0}" = 1 ]; then
-  te_die "BENCH_COMPACT=1 needs BENCH_COMPRESSION=lz4hc or zstd (the form layers are compacted into)"
+  bench_cfg+=("$(printf '"compression": "%s", "compressionLevel": %d, "pclusterSize": "%s", "compressAt": "compaction", "compactWhenIdle": 0, "compactionLevel": %d' \
+    "$COMPRESSION" "${BENCH_COMPRESSION_LEVEL:-4}" "${BENCH_PCLUSTER:-64KiB}" "${BENCH_COMPACTION_LEVEL:-${BENCH_COMPRESSION_LEVEL:-4}}")")
+else
+  bench_cfg+=("$(printf '"compression": "%s", "compressionLevel": %d, "pclusterSize": "%s", "compressAt": "commit", "compactWhenIdle": 0' "$COMPRESSION" \
+    "${BENCH_COMPRESSION_LEVEL:-4}" "${BENCH_PCLUSTER:-64KiB}")")
 fi
 [ -z "$POOL_READS" ] || bench_cfg+=("\"poolReads\": \"$POOL_READS\"")
 if [ ${#bench_cfg[@]} -gt 0 ]; then

@@ -32,7 +32,8 @@ class CompactionCrashTest {
 
     /** A daemon compacting into codec, with two committed uncompressed layers. */
     private void start(String codec) throws Exception {
-        env = TestEnv.daemonOnlyWithConfig("{\"compression\": \"" + codec + "\", \"compressAt\": \"compaction\", \"metrics\": {\"address\": \"\"}}");
+        // the crash must come from the test's dedupctl compact, not from an idle pass (the default's, after a minute)
+        env = TestEnv.daemonOnlyWithConfig("{\"compression\": \"" + codec + "\", \"compressAt\": \"compaction\", \"compactWhenIdle\": 0, \"metrics\": {\"address\": \"\"}}");
         var api = env.snapshots();
         SnapshotMounts.writeLayer(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("l0-a").build()).getMountsList(),
                 Map.of("text", TEXT, "random", RANDOM, "zeros", new byte[3 * MIB]));

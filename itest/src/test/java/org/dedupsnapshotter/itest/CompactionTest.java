@@ -117,7 +117,9 @@ class CompactionTest {
     @ValueSource(strings = {"lz4hc", "zstd"})
     void uncompressedLayersAreCompactedAndReadBackExactly(String codec) throws Exception {
         // a compaction level other than the Commit's default (LZ4 HC 4, ZSTD 3): the level compaction encodes with
-        env = TestEnv.daemonOnlyWithConfig("{\"compression\": \"" + codec + "\", \"compressAt\": \"compaction\", \"compactionLevel\": 6, \"metrics\": {\"address\": \"\"}}");
+        // compacted by dedupctl compact only: no idle pass (the default's, after a minute) between the test's steps
+        env = TestEnv.daemonOnlyWithConfig("{\"compression\": \"" + codec + "\", \"compressAt\": \"compaction\", \"compactionLevel\": 6, \"compactWhenIdle\": 0, "
+                + "\"metrics\": {\"address\": \"\"}}");
         var api = env.snapshots();
         l0(upper(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("l0-a").build()).getMountsList()));
         api.commit(CommitSnapshotRequest.newBuilder().setName("L0").setKey("l0-a").build());
@@ -165,10 +167,13 @@ class CompactionTest {
         env.assertFsckClean();
     }
 
-    /** ZSTD only: the idle trigger does not depend on the codec (the test above compacts with both). */
+    /**
+     * The default config (ZSTD by compaction, decision NN) with its idle period cut from a minute to 2 s: the idle
+     * trigger does not depend on the codec (the test above compacts with both).
+     */
     @Test
     void compactWhenIdleCompactsOnceQuiet() throws Exception {
-        env = TestEnv.daemonOnlyWithConfig("{\"compression\": \"zstd\", \"compressAt\": \"compaction\", \"compactWhenIdle\": \"2s\", \"metrics\": {\"address\": \"\"}}");
+        env = TestEnv.daemonOnlyWithConfig("{\"compactWhenIdle\": \"2s\", \"metrics\": {\"address\": \"\"}}");
         var api = env.snapshots();
         l0(upper(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("l0-a").build()).getMountsList()));
         api.commit(CommitSnapshotRequest.newBuilder().setName("L0").setKey("l0-a").build());
@@ -180,6 +185,7 @@ class CompactionTest {
         }
         assertEquals(0, s.get("uniqueChunks").asLong(), "compacted once idle for 2 s: " + s);
         assertTrue(s.get("compressedChunks").asLong() > 0, s.toString());
+        assertTrue(Files.readString(env.daemon.log).contains("compressed chunks (zstd level=9)"), "the default: ZSTD 9\n" + env.daemon.logTail());
         env.assertFsckClean();
     }
 
@@ -240,7 +246,7 @@ class CompactionTest {
 
     @Test
     void withoutCompressionCompactIsRefused() throws Exception {
-        env = TestEnv.daemonOnlyWithConfig("{\"metrics\": {\"address\": \"\"}}");
+        env = TestEnv.daemonOnlyWithConfig("{\"compression\": \"none\", \"metrics\": {\"address\": \"\"}}");
         Proc.Result r = env.dedupctl("compact", "--wait");
         assertNotEquals(0, r.code());
         assertTrue(r.out().contains("compression"), r.out());

@@ -31,8 +31,12 @@ class CrashTest {
             NEW = Images.random(13, 6 * MIB + 77);
     TestEnv env;
 
-    /** The daemon this test kills (CompressedCrashTest: with compressed layers). */
-    TestEnv newEnv() throws Exception { return TestEnv.daemonOnly(); }
+    /**
+     * The daemon this test kills (CompressedCrashTest: with compressed layers): the default config, Commit writing
+     * uncompressed layers, with no idle pass (the default's, after a minute), so that only the test's own calls reach
+     * the armed GC points.
+     */
+    TestEnv newEnv() throws Exception { return TestEnv.daemonOnlyWithConfig("{\"compactWhenIdle\": 0}"); }
 
     /** After L0 and L1 are committed. */
     void checkSetUp() throws Exception {}

@@ -36,6 +36,14 @@ class DaemonLifecycleTest {
                 "--root", root.toString(), "--address", sock.toString()));
     }
 
+    /** No config file: compression is on by default (decision NN), and the start-up line and stats say which. */
+    @Test
+    void theDefaultCompressionIsZstdByCompactionAndSaidSo() throws Exception {
+        String summary = "zstd by compaction (level 9, 128 KiB pclusters, after 1m idle, or dedupctl compact; Commit writes uncompressed layers)";
+        assertTrue(Files.readString(env.daemon.log).contains("compression=" + summary), env.daemon.logTail());
+        assertEquals(summary, env.stats().path("compression").asText());
+    }
+
     @Test
     void socketIsPrivate() throws Exception {
         assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(env.dedupSock)));

@@ -29,7 +29,9 @@ class LazyPullTest {
     @BeforeAll
     static void start() throws Exception {
         // no background fetching here: every byte the test reads is fetched on demand
-        env = TestEnv.fullWithConfig("{\"lazy\": {\"readDeadline\": \"10s\", \"prefetchConcurrency\": 0}}");
+        // no idle pass: a complete, proven lazy layer would be compacted a minute after its proof (decision 62), and with it
+        // the watched + plain mount stack this test checks (LazyCompactionTest checks that)
+        env = TestEnv.fullWithConfig("{\"compactWhenIdle\": 0, \"lazy\": {\"readDeadline\": \"10s\", \"prefetchConcurrency\": 0}}");
         original = OciImage.push(env.registry(), "itest/fidelity", "1", Images.fidelity(), List.of("/bin/sh"));
         converted = env.registry() + "/itest/fidelity-lazy:1";
         Proc.run(Duration.ofMinutes(5), List.of(TestEnv.TOP.resolve("bin/dedupctl").toString(), "convert", "--plain-http", original, converted))

@@ -29,7 +29,8 @@ class OperationsTest {
     static void start() throws Exception {
         metricsPort = TestEnv.freePort();
         cfg = Files.createTempFile("dedup-itest-config", ".json");
-        Files.writeString(cfg, "{\"metrics\": {\"address\": \"127.0.0.1:" + metricsPort + "\", \"logInterval\": \"1s\"}}");
+        // the default compression, but no idle pass (after a minute) that could swap and punch between stats and du
+        Files.writeString(cfg, "{\"compactWhenIdle\": 0, \"metrics\": {\"address\": \"127.0.0.1:" + metricsPort + "\", \"logInterval\": \"1s\"}}");
         env = TestEnv.full(null, List.of("--config", cfg.toString()));
         String ref = OciImage.push(env.registry(), "itest/ops", "1", List.of(Images.base().finish(),
                 new TarWriter().dir("./", TarWriter.Meta.of(0755)).file("data", Images.random(5, 9 * 1024 * 1024), TarWriter.Meta.of(0644)).finish()),

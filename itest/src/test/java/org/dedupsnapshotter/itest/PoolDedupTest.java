@@ -23,7 +23,8 @@ class PoolDedupTest {
 
     @BeforeAll
     static void start() throws Exception {
-        env = TestEnv.full();
+        // the uncompressed pool's promise (CompressedLayersTest is the compressed one's): no compaction between the du readings
+        env = TestEnv.fullWithConfig("{\"compression\": \"none\"}");
     }
 
     @AfterAll
