@@ -197,7 +197,9 @@ class CompactionTest {
      */
     @Test
     void stoppingTheDaemonMidPassEndsThePassCleanly() throws Exception {
-        env = TestEnv.daemonOnlyWithConfig("{\"compression\": \"zstd\", \"compressAt\": \"compaction\", \"compactionLevel\": 19, \"metrics\": {\"address\": \"\"}}");
+        // the passes are the test's own: no idle pass (the default's, a minute after the restart) before its last compact
+        env = TestEnv.daemonOnlyWithConfig("{\"compression\": \"zstd\", \"compressAt\": \"compaction\", \"compactionLevel\": 19, \"compactWhenIdle\": 0, "
+                + "\"metrics\": {\"address\": \"\"}}");
         var api = env.snapshots();
         int n = 4;
         String parent = "";
