@@ -17,7 +17,7 @@
 # BENCH_OVERLAYFS (1; 0: the rounds unpack through dedup only, for the daemon's RSS and Mounts figures alone, e.g.
 # `BENCH_OVERLAYFS=0 BENCH_READS_IMAGES= make bench`: the unpack and disk ratios are then "-"), BENCH_RSS_ONLY (0; 1:
 # stop after the idle RSS of the sequential rounds, which it prints with the daemon's smaps_rollup; no report file),
-# BENCH_COMPRESSION ("none": compression off, as every run before decision NN; the daemon's default is ZSTD by
+# BENCH_COMPRESSION ("none": compression off, as every run before decision 69; the daemon's default is ZSTD by
 # compaction, which `BENCH_COMPRESSION=zstd BENCH_COMPACT=1 BENCH_PCLUSTER=128KiB BENCH_COMPACTION_LEVEL=9` measures;
 # "lz4hc" or "zstd": layers committed compressed, issue 23), with
 # BENCH_COMPRESSION_LEVEL (4 for lz4hc, 3 for zstd) and BENCH_PCLUSTER ("64KiB"), written into the daemon's --config for the run, e.g.
@@ -72,7 +72,7 @@ COMPRESSION=${BENCH_COMPRESSION:-none}
 case $COMPRESSION in none | lz4hc) ;; zstd) : "${BENCH_COMPRESSION_LEVEL:=3}" ;; *) te_die "BENCH_COMPRESSION: none, lz4hc or zstd, not $COMPRESSION" ;; esac
 POOL_READS=${BENCH_POOL_READS:-}
 case $POOL_READS in "" | direct | buffered) ;; *) te_die "BENCH_POOL_READS: direct or buffered, not $POOL_READS" ;; esac
-# Always a config: the daemon compresses by default (decision NN), and no idle compaction pass (the default's, after a
+# Always a config: the daemon compresses by default (decision 69), and no idle compaction pass (the default's, after a
 # minute) may land in the rounds or the reads: BENCH_COMPACT's pass runs where the report says.
 bench_cfg=()
 if [ "$COMPRESSION" = none ]; then

@@ -46,7 +46,7 @@ config_json() {
     # compaction races the suite's steps: 100 ms without Prepare/View/Commit/Remove is a gap the suite leaves while
     # it mounts and checks a snapshot (decision 59 skips layers an active snapshot is above, swaps the others in)
     zstd-compaction) echo '{"compression": "zstd", "compressAt": "compaction", "compactWhenIdle": "100ms", "metrics": {"address": ""}}' ;;
-    # compression off (the default before decision NN): not in the default list, the plain run's Commit is the same
+    # compression off (the default before decision 69): not in the default list, the plain run's Commit is the same
     none) echo '{"compression": "none", "metrics": {"address": ""}}' ;;
     *) echo "conformance: no daemon config named $1 (zstd, zstd-compaction, none)" >&2; return 1 ;;
   esac

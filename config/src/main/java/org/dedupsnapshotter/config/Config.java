@@ -26,13 +26,13 @@ import java.util.List;
  *                      per chunk ("zstd", the default, or "lz4hc"; issue 23, decisions 50, 52, 60); only our writer emits them
  * @param poolReads     how complete layers read the pool: "direct" (EROFS directio, decision 35), "buffered" (through
  *                      the pool's page cache and its read-ahead, the daemon dropping the pool's pages after reads: decisions 65, 68)
- *                      or "auto", the default: compressed layers buffered, uncompressed ones direct (decision 69)
+ *                      or "auto", the default: compressed layers buffered, uncompressed ones direct (decision 70)
  */
 public record Config(Path root, Path address, long chunkSize, String mountBackend, String logLevel, long poolCap, Metrics metrics, Ksm ksm, Lazy lazy,
                      String erofsBuilder, Cri cri, Compression compression, String poolReads) {
     /**
      * Keys compression, compressionLevel, pclusterSize, compressAt, compactionLevel and compactWhenIdle. The default
-     * (decision NN): Commit writes uncompressed layers (unpack as fast as without compression) and, once the daemon has
+     * (decision 69): Commit writes uncompressed layers (unpack as fast as without compression) and, once the daemon has
      * had no snapshot work for a minute, compaction rewrites them as ZSTD level 9 in 128 KiB pclusters (make bench:
      * 0.29x overlayfs's disk). {@code "compression": "none"} turns all of it off.
      *
@@ -49,7 +49,7 @@ public record Config(Path root, Path address, long chunkSize, String mountBacken
      *                      default 1 minute with compression on
      */
     public record Compression(String algorithm, int level, int pclusterSize, String compressAt, int compactionLevel, Duration compactWhenIdle) {
-        /** The default compactWhenIdle: see decision NN. */
+        /** The default compactWhenIdle: see decision 69. */
         public static final Duration IDLE = Duration.ofMinutes(1);
         /** compactionLevel when neither it nor compressionLevel is given: compaction runs off the pull's path. */
         public static final int COMPACTION_LEVEL = 9;

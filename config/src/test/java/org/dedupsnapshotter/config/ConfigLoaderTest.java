@@ -36,7 +36,7 @@ class ConfigLoaderTest {
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"root\": \"/a\", \"root\": \"/b\"}", "t")).getMessage().contains("root"));
     }
 
-    /** poolReads (decisions 68, 69): how complete layers read the pool; a wrong value is refused naming the key. */
+    /** poolReads (decisions 68, 70): how complete layers read the pool; a wrong value is refused naming the key. */
     @Test
     void poolReadsIsAutoByDefaultOrDirectOrBuffered() throws Exception {
         assertEquals("auto", ConfigLoader.parse("{}", "t").poolReads());
@@ -49,7 +49,7 @@ class ConfigLoaderTest {
 
     @Test
     void compressionIsZstdAtCompactionByDefaultAndNeedsOurWriter() throws Exception {
-        // decision NN: Commit writes uncompressed layers, compaction rewrites them as ZSTD 9 in 128 KiB pclusters after 1 minute idle
+        // decision 69: Commit writes uncompressed layers, compaction rewrites them as ZSTD 9 in 128 KiB pclusters after 1 minute idle
         Config.Compression d = ConfigLoader.parse("{}", "t").compression();
         assertEquals(new Config.Compression("zstd", 3, 128 << 10, "compaction", 9, Duration.ofMinutes(1)), d);
         assertEquals(Config.Compression.defaults(), d);

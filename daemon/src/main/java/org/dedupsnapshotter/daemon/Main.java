@@ -97,7 +97,7 @@ public final class Main {
             return 1;
         }
 
-        // compression is on by default (decision NN): on a kernel that could not mount the compressed layers, the node
+        // compression is on by default (decision 69): on a kernel that could not mount the compressed layers, the node
         // keeps working uncompressed and says why (a compacted layer it cannot mount would be unreadable)
         Config.Compression zc = cfg.compression();
         String cannot = Preflight.cannotDecode(zc.algorithm());
@@ -129,7 +129,7 @@ public final class Main {
         // poolReads "buffered": complete layers read the pool through its page cache (its read-ahead spans small files) and
         // a trimmer drops the pool's copy after reads, outside what is still unsynced; "direct": directio (decisions 35, 65, 68)
         // (held off while a lazy layer is incomplete: decision 40 keeps its fetched chunks cached)
-        // "auto": compressed layers buffered, uncompressed ones direct (decision 69)
+        // "auto": compressed layers buffered, uncompressed ones direct (decision 70)
         LayerMounter.PoolReads poolReads = LayerMounter.PoolReads.of(cfg.poolReads());
         LayerMounts layers = new LayerMounts(layout, new LayerMounter(cfg.mountBackend(), inodeShare, poolReads));
         PoolPageTrimmer trimmer = poolReads != LayerMounter.PoolReads.DIRECT ? PoolPageTrimmer.start(layout.pool(), PoolPageTrimmer.INTERVAL, pool::unsyncedBounds, () -> layers.lazyCount() > 0) : null;

@@ -62,7 +62,7 @@ final class Preflight {
 
     /**
      * Null when this kernel's EROFS decodes layers compressed with algorithm ("lz4hc", "zstd"; "none" needs nothing),
-     * else why not. Compression is on by default (decision NN) and ZSTD came to EROFS in Linux 6.10: a compacted layer
+     * else why not. Compression is on by default (decision 69) and ZSTD came to EROFS in Linux 6.10: a compacted layer
      * the kernel cannot mount would be unreadable until the kernel can. Decided by the kernel's config
      * (/proc/config.gz, else /boot/config-RELEASE), else by the release.
      */

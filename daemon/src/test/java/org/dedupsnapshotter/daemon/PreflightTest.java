@@ -4,7 +4,7 @@ import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-/** Whether the kernel decodes the configured compression (on by default, decision NN): its config decides, else its release. */
+/** Whether the kernel decodes the configured compression (on by default, decision 69): its config decides, else its release. */
 class PreflightTest {
     static final String WITH_ZSTD = "CONFIG_EROFS_FS=y\nCONFIG_EROFS_FS_ZIP=y\nCONFIG_EROFS_FS_ZIP_ZSTD=y\n";
     static final String WITHOUT_ZSTD = "CONFIG_EROFS_FS=m\nCONFIG_EROFS_FS_ZIP=y\n# CONFIG_EROFS_FS_ZIP_ZSTD is not set\n";

@@ -6,7 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * KillLoopTest's 50 random kill -9s on the default config (decision NN: Commit uncompressed, compaction into ZSTD
+ * KillLoopTest's 50 random kill -9s on the default config (decision 69: Commit uncompressed, compaction into ZSTD
  * level 9, 128 KiB pclusters) with its idle period cut from a minute to a second, so that layers are compacted
  * whenever the daemon has been quiet for a second (issue 23, decision 59): the kills land in pulls, removals, GC and
  * compaction passes alike. After

@@ -100,7 +100,7 @@ class CompactionTest {
     }
 
     /**
-     * poolReads "auto" (the default, decision 69): uncompressed layers read the pool with directio, compressed ones
+     * poolReads "auto" (the default, decision 70): uncompressed layers read the pool with directio, compressed ones
      * through its page cache, which the trimmer keeps empty (their cold reads are faster so).
      */
     private void assertPoolReads(boolean compressed) throws Exception {
@@ -168,7 +168,7 @@ class CompactionTest {
     }
 
     /**
-     * The default config (ZSTD by compaction, decision NN) with its idle period cut from a minute to 2 s: the idle
+     * The default config (ZSTD by compaction, decision 69) with its idle period cut from a minute to 2 s: the idle
      * trigger does not depend on the codec (the test above compacts with both).
      */
     @Test

@@ -10,7 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * CrashTest with layers compressed at Commit (issue 23 step 3): the same kill -9 at every Commit, Remove and GC
  * crash point, now with layers whose data lies in compressed chunks (its random files stay raw pieces, the zeros
  * compress); afterwards fsck --verify-data decodes every compressed chunk and the layers read back byte-exact.
- * Each case runs with one codec, ZSTD (the default one, decision NN) and LZ4 HC in turn: the crash points and
+ * Each case runs with one codec, ZSTD (the default one, decision 69) and LZ4 HC in turn: the crash points and
  * recovery are the same code for both, the bytes fsck and the reads decode are not. Same cases, same time as with
  * one codec.
  */

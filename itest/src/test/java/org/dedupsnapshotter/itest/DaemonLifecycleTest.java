@@ -36,7 +36,7 @@ class DaemonLifecycleTest {
                 "--root", root.toString(), "--address", sock.toString()));
     }
 
-    /** No config file: compression is on by default (decision NN), and the start-up line and stats say which. */
+    /** No config file: compression is on by default (decision 69), and the start-up line and stats say which. */
     @Test
     void theDefaultCompressionIsZstdByCompactionAndSaidSo() throws Exception {
         String summary = "zstd by compaction (level 9, 128 KiB pclusters, after 1m idle, or dedupctl compact; Commit writes uncompressed layers)";

@@ -28,7 +28,7 @@ import static org.junit.jupiter.api.Assertions.*;
 class LazyCompactionTest {
     static final ObjectMapper JSON = new ObjectMapper();
     static final int MIB = 1024 * 1024;
-    /** The default compression (ZSTD by compaction, decision NN), compacted by the test's dedupctl compact only (no idle pass). */
+    /** The default compression (ZSTD by compaction, decision 69), compacted by the test's dedupctl compact only (no idle pass). */
     static final String CONFIG = "{\"compactWhenIdle\": 0, \"metrics\": {\"address\": \"\"},"
             + " \"lazy\": {\"readDeadline\": \"10s\", \"prefetchConcurrency\": 0}}";
     static final byte[] TEXT = CompressedLayersTest.text(31, 5 * MIB + 17), RANDOM = Images.random(32, 2 * MIB + 5), TEXT2 = CompressedLayersTest.text(33, 3 * MIB),

@@ -40,7 +40,7 @@ import java.util.stream.Collectors;
  * (decision 54 for compressed layers, 58 for chunk-indexed ones).
  *
  * With buffered pool reads (config {@code "poolReads": "buffered"}, or {@code "auto"} for compressed layers,
- * {@link #LayerMounter(String, InodeShare, PoolReads)}, decisions 65, 68 and 69) complete layers are mounted without {@code directio}: the pool's own read-ahead then brings
+ * {@link #LayerMounter(String, InodeShare, PoolReads)}, decisions 65, 68 and 70) complete layers are mounted without {@code directio}: the pool's own read-ahead then brings
  * many small files in one I/O, and a {@link PoolPageTrimmer} drops the pool's copy of what was read.
  */
 public final class LayerMounter implements Mounter {
@@ -56,7 +56,7 @@ public final class LayerMounter implements Mounter {
     private volatile DirectIo directIo = DirectIo.UNPROBED;
     private final InodeShare inodeShare;
     /**
-     * How complete layers read the pool (config poolReads, decision 69): DIRECT with directio; BUFFERED through the
+     * How complete layers read the pool (config poolReads, decision 70): DIRECT with directio; BUFFERED through the
      * pool's page cache, which a {@link PoolPageTrimmer} keeps empty; AUTO compressed layers buffered (their cold
      * reads 0.70x overlayfs's against 1.18x direct) and uncompressed ones direct (random reads 1.02x against 1.30x).
      */
@@ -79,7 +79,7 @@ public final class LayerMounter implements Mounter {
         this(mode, inodeShare, PoolReads.DIRECT);
     }
 
-    /** poolReads: how complete layers read the pool; any but DIRECT needs a {@link PoolPageTrimmer} (decisions 65, 68, 69). */
+    /** poolReads: how complete layers read the pool; any but DIRECT needs a {@link PoolPageTrimmer} (decisions 65, 68, 70). */
     public LayerMounter(String mode, InodeShare inodeShare, PoolReads poolReads) {
         this.poolReads = poolReads;
         this.backend = mode.equals("loop") ? Backend.LOOP : Backend.FILE;

@@ -69,7 +69,7 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
         this.pool = pool;
     }
 
-    /** Stats show this as the compression in effect (it is on by default: decision NN). */
+    /** Stats show this as the compression in effect (it is on by default: decision 69). */
     public AdminEndpoint compression(String summary) {
         compression = summary;
         return this;
