@@ -257,6 +257,8 @@ if [ "$READS_ONLY" = 1 ]; then
   if [ "$RESULTS" != - ]; then
     mkdir -p "$RESULTS"
     f=$RESULTS/reads-$(date -u +%Y-%m-%dT%H%MZ).txt
+    # two runs ending in the same minute: the second keeps its seconds rather than overwrite the first's report
+    [ ! -e "$f" ] || f=$RESULTS/reads-$(date -u +%Y-%m-%dT%H%M%SZ).txt
     cp "$report" "$f"
     te_log "report written to ${f#"$top"/}"
   fi
@@ -431,6 +433,7 @@ out 'times: corpus build %ss, whole bench %ss\n' "$t_build" "$((SECONDS - t_star
 if [ "$RESULTS" != - ]; then
   mkdir -p "$RESULTS"
   f=$RESULTS/$(date -u +%Y-%m-%dT%H%MZ).txt
+  [ ! -e "$f" ] || f=$RESULTS/$(date -u +%Y-%m-%dT%H%M%SZ).txt # the same minute as another run's report: not over it
   cp "$report" "$f"
   te_log "report written to ${f#"$top"/}"
 fi
