@@ -2,6 +2,7 @@ package org.dedupsnapshotter.daemon;
 
 import org.dedupsnapshotter.daemon.grpc.AdminEndpoint;
 import org.dedupsnapshotter.daemon.grpc.SnapshotsEndpoint;
+import org.dedupsnapshotter.daemon.layers.CodecProbe;
 import org.dedupsnapshotter.daemon.layers.InodeShareProbe;
 import org.dedupsnapshotter.daemon.layers.LayerMounts;
 import org.dedupsnapshotter.daemon.layers.Layout;
@@ -97,15 +98,6 @@ public final class Main {
             return 1;
         }
 
-        // compression is on by default (decision 69): on a kernel that could not mount the compressed layers, the node
-        // keeps working uncompressed and says why (a compacted layer it cannot mount would be unreadable)
-        Config.Compression zc = cfg.compression();
-        String cannot = Preflight.cannotDecode(zc.algorithm());
-        if (cannot != null) {
-            log.error("compression {} is off: {}; layers stay uncompressed (\"compression\": \"lz4hc\" or \"none\" in the config)", zc.algorithm(), cannot);
-            zc = Config.Compression.none();
-        }
-
         long pid = Libc.getpid();
         Layout layout = new Layout(cfg.root());
         Files.createDirectories(cfg.root());
@@ -117,6 +109,17 @@ public final class Main {
             return 1;
         }
         SocketServer.refuseIfLive(cfg.address());
+
+        // compression is on by default (decision 69): on a kernel that could not mount the compressed layers, the node
+        // keeps working uncompressed and says why (a compacted layer it cannot mount would be unreadable). The kernel's
+        // config explains the usual case; a probe mount decides (decision 71)
+        Config.Compression zc = cfg.compression();
+        String cannot = Preflight.cannotDecode(zc.algorithm());
+        if (cannot == null && zc.enabled()) cannot = CodecProbe.cannotDecode(layout.codecProbe(), Algorithm.of(zc.algorithm()));
+        if (cannot != null) {
+            log.error("compression {} is off: {}; layers stay uncompressed (\"compression\": \"lz4hc\" or \"none\" in the config)", zc.algorithm(), cannot);
+            zc = Config.Compression.none();
+        }
 
         MetaStore store = MetaStore.open(layout.db());
         ChunkPool pool = ChunkPool.open(layout.pool(), cfg.poolCap());

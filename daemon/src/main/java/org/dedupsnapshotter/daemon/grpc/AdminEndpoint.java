@@ -290,7 +290,9 @@ public final class AdminEndpoint extends AdminGrpc.AdminImplBase {
     public void compact(CompactRequest r, StreamObserver<CompactResponse> out) {
         try {
             if (!service.compacts())
-                throw SnapshotException.failedPrecondition("compaction needs config key \"compression\" (e.g. \"lz4hc\"): the form layers are compacted into");
+                throw SnapshotException.failedPrecondition("nothing to compact into: this daemon writes uncompressed layers (config key \"compression\" "
+                        + "is \"none\", \"erofsBuilder\" is \"mkfs.erofs\", or the kernel's EROFS cannot decode the codec: the start-up log says "
+                        + "which); \"compression\": \"zstd\" (the default) or \"lz4hc\" turns compaction on");
             ObjectNode o = JSON.createObjectNode();
             if (r.getWait()) {
                 SnapshotService.Compaction c = service.compact();

@@ -19,6 +19,7 @@ public record Layout(Path root) {
     public Path trash() { return root.resolve("trash"); }
     /** Where the start-up probe mounts a tiny image to learn whether the kernel shares page cache (InodeShareProbe). */
     public Path inodeShareProbe() { return root.resolve("inode-share-probe"); }
+    public Path codecProbe() { return root.resolve("codec-probe"); }
     public Path dir(long id) { return snapshots().resolve(Long.toString(id)); }
     /** Upper dir of an active snapshot (empty dir of a parentless view). */
     public Path fs(long id) { return dir(id).resolve("fs"); }
