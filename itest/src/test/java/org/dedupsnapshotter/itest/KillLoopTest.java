@@ -37,8 +37,14 @@ class KillLoopTest {
         return TestEnv.full();
     }
 
-    /** After the loop (and once after every restart): what the variant must also have done for the loop to count. */
+    /** After the loop: what the variant must also have done for the loop to count. */
     void checkAfterLoop() throws Exception { }
+
+    /**
+     * Milliseconds the clients stay quiet before kill k (0: they keep going): CompactingKillLoopTest lets the daemon
+     * go idle before some kills, so those land in its idle-time compaction passes.
+     */
+    long quietBeforeKill(int k, Random rnd) { return 0; }
 
     @BeforeAll
     void start() throws Exception {
@@ -118,6 +124,12 @@ class KillLoopTest {
         try {
             for (int k = 1; k <= KILLS; k++) {
                 Thread.sleep(200 + rnd.nextInt(1800));
+                long quiet = quietBeforeKill(k, rnd);
+                if (quiet > 0) {
+                    paused.set(true);
+                    while (busy.get() > 0) Thread.sleep(20);
+                    Thread.sleep(quiet);
+                }
                 env.killDaemon();
                 paused.set(true);
                 while (busy.get() > 0) Thread.sleep(50); // their calls fail fast while the daemon is down
