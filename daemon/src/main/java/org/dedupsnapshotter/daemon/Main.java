@@ -167,7 +167,11 @@ public final class Main {
         });
         service.afterCompaction(idle::workDone);
         if (compaction != null && !zc.compactWhenIdle().isZero()) {
-            IdleCompaction pass = idle.alsoWhenQuiet(service::compact, zc.compactWhenIdle());
+            // the pass gives way to the next snapshot call (after the layer it is on) and resumes once quiet again
+            IdleCompaction pass = idle.alsoWhenQuiet(() -> {
+                long at = idle.begun();
+                service.compactUntil(() -> idle.begun() != at);
+            }, zc.compactWhenIdle());
             // a lazy layer completes and is proven in the background, with no snapshot call to wake the pass: its proof does
             lazy.onLayerProven(pass::workDone);
         }

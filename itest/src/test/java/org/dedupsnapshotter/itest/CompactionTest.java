@@ -240,6 +240,56 @@ class CompactionTest {
         env.assertFsckClean();
     }
 
+    /**
+     * The idle pass gives way to a snapshot call: a Prepare that comes while it encodes a layer ends the pass after that
+     * layer (a pull would otherwise share the node's cores with the encoding for the rest of the pass), and the next
+     * quiet period compacts the layers it did not reach. ZSTD 19 so that each layer takes a while.
+     */
+    @Test
+    void anIdlePassGivesWayToASnapshotCallAndTheNextQuietPeriodFinishesIt() throws Exception {
+        env = TestEnv.daemonOnlyWithConfig("{\"compression\": \"zstd\", \"compressAt\": \"compaction\", \"compactionLevel\": 19, \"compactWhenIdle\": \"2s\", "
+                + "\"metrics\": {\"address\": \"\"}}");
+        var api = env.snapshots();
+        int n = 4;
+        String parent = "";
+        for (int i = 0; i < n; i++) {
+            Path d = upper(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("l" + i + "-a").setParent(parent).build()).getMountsList());
+            Files.write(d.resolve("text-" + i), CompressedLayersTest.text(200 + i, 6 * MIB + i));
+            api.commit(CommitSnapshotRequest.newBuilder().setName("L" + i).setKey("l" + i + "-a").build());
+            parent = "L" + i;
+        }
+        Map<String, Map<String, String>> before = new LinkedHashMap<>();
+        for (JsonNode s : JSON.readTree(env.dedupctl("ls", "--json").orThrow("dedupctl ls").out()))
+            before.put(s.get("name").asText(), TreeListing.of(Path.of(s.get("path").asText())));
+
+        long deadline = System.nanoTime() + 120_000_000_000L;
+        while (!Files.readString(env.daemon.log).contains("compacted layer id=")) {
+            assertTrue(System.nanoTime() < deadline, "no idle pass compacted a layer within 120 s:\n" + env.daemon.logTail());
+            Thread.sleep(20);
+        }
+        // a pull's first call while the pass encodes its next layer
+        api.prepare(PrepareSnapshotRequest.newBuilder().setKey("pull-a").setParent("").build());
+        while (!Files.readString(env.daemon.log).contains("compaction: gave way")) {
+            assertTrue(System.nanoTime() < deadline, "the pass did not give way:\n" + env.daemon.logTail());
+            Thread.sleep(20);
+        }
+        String log = Files.readString(env.daemon.log);
+        long first = log.lines().filter(l -> l.contains("compacted layer id=")).count();
+        System.out.println("the idle pass gave way after " + first + " of " + n + " layers");
+        assertTrue(first < n, "the pass ended before the call came: the test proves nothing; " + first + " compacted");
+        api.remove(RemoveSnapshotRequest.newBuilder().setKey("pull-a").build());
+
+        while (Files.readString(env.daemon.log).lines().filter(l -> l.contains("compacted layer id=")).count() < n) {
+            assertTrue(System.nanoTime() < deadline, "the next quiet period did not compact the rest:\n" + env.daemon.logTail());
+            Thread.sleep(50);
+        }
+        for (String name : before.keySet())
+            assertEquals(before.get(name), TreeListing.of(Path.of(pathOf(name))), name);
+        env.assertFsckClean();
+        assertEquals(0, env.stats().path("uniqueChunks").asLong(), "every layer compressed: " + env.stats());
+        assertFalse(Files.readString(env.daemon.log).contains("compaction of layer id="), "no layer's compaction failed:\n" + env.daemon.logTail());
+    }
+
     private String pathOf(String name) throws Exception {
         for (JsonNode s : JSON.readTree(env.dedupctl("ls", "--json").orThrow("dedupctl ls").out()))
             if (s.get("name").asText().equals(name)) return s.get("path").asText();
@@ -251,6 +301,7 @@ class CompactionTest {
         env = TestEnv.daemonOnlyWithConfig("{\"compression\": \"none\", \"metrics\": {\"address\": \"\"}}");
         Proc.Result r = env.dedupctl("compact", "--wait");
         assertNotEquals(0, r.code());
-        assertTrue(r.out().contains("compression"), r.out());
+        assertTrue(r.out().contains("\"compression\"") && r.out().contains("\"none\"") && r.out().contains("\"zstd\""),
+                "the refusal names the config key, its value and the value that turns compaction on: " + r.out());
     }
 }

@@ -83,15 +83,6 @@ class PoolDedupTest {
         env.assertFsckClean();
     }
 
-    @Test
-    void compactingAnUncompressedNodeIsRefusedWithTheKeyToSet() throws Exception {
-        Proc.Result r = env.dedupctl("compact", "--wait");
-        assertNotEquals(0, r.code(), "dedupctl compact on a daemon with compression none: " + r.out());
-        String said = r.out();
-        assertTrue(said.contains("\"compression\"") && said.contains("\"none\"") && said.contains("zstd"),
-                "the refusal names the config key, its value and the value to set: " + said);
-    }
-
     /** SHA-256 of the given files as the image's mounted rootfs shows them. */
     static Map<String, String> contents(String ref, Iterable<String> paths) throws Exception {
         Path target = Files.createDirectories(env.dir.resolve("view-" + Math.abs(ref.hashCode())));

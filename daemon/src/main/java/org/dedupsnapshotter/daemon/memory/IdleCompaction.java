@@ -6,6 +6,7 @@ import org.slf4j.LoggerFactory;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Gives the memory a burst of work used back to the kernel once the daemon goes quiet: no Prepare, View, Commit,
@@ -28,6 +29,7 @@ public final class IdleCompaction {
     /** How often quiet is checked: a quiet period shorter than twice CHECK_MILLIS (compactWhenIdle "200ms") is not rounded up to ~2.5 times itself. */
     private final long checkMillis;
     private final AtomicInteger running = new AtomicInteger();
+    private final AtomicLong begun = new AtomicLong();
     private volatile long lastEnd = System.nanoTime();
     private volatile boolean dirty = true; // start-up left garbage behind
     private volatile int compactions;
@@ -60,8 +62,12 @@ public final class IdleCompaction {
         return next;
     }
 
+    /** How many snapshot operations have begun: a pass that started at one count yields once it moves (the layer pass). */
+    public long begun() { return begun.get(); }
+
     /** A snapshot operation starts; pair with {@link #end()}. */
     public void begin() {
+        begun.incrementAndGet();
         running.incrementAndGet();
         dirty = true;
         IdleCompaction n = next;

@@ -54,7 +54,8 @@ final class Compactor {
     private static final Logger log = LoggerFactory.getLogger(Compactor.class);
 
     /** What one pass did. bytes*: the compacted layers' own extents (chunks' blocks before, compressed chunks' blocks after). */
-    record Result(int compacted, int skippedInUse, int skippedLazy, int skippedOther, long layerBytesBefore, long layerBytesAfter, long nanos) {}
+    /** stopped: the pass ended before its last layer because stop said so. */
+    record Result(int compacted, int skippedInUse, int skippedLazy, int skippedOther, long layerBytesBefore, long layerBytesAfter, long nanos, boolean stopped) {}
 
     private final Layout layout;
     private final MetaStore store;
@@ -90,9 +91,13 @@ final class Compactor {
         long t0 = System.nanoTime();
         int compacted = 0, inUse = 0, lazy = 0, other = 0;
         long before = 0, after = 0;
+        boolean stopped = false;
         for (Snapshot s : store.read(tx -> tx.snapshots().all())) {
             if (s.kind() != Kind.COMMITTED || s.format() != LayerFormat.EROFS) continue;
-            if (stop.getAsBoolean()) break;
+            if (stop.getAsBoolean()) {
+                stopped = true;
+                break;
+            }
             try {
                 Outcome o = compact(s.id());
                 switch (o.state) {
@@ -111,7 +116,7 @@ final class Compactor {
                 log.warn("compaction of layer id={} failed, it stays as it was: {}", s.id(), e.getMessage());
             }
         }
-        return new Result(compacted, inUse, lazy, other, before, after, System.nanoTime() - t0);
+        return new Result(compacted, inUse, lazy, other, before, after, System.nanoTime() - t0, stopped);
     }
 
     /**

@@ -39,6 +39,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 
 /**
@@ -166,13 +167,20 @@ public final class SnapshotService {
      * Compacts every committed layer that is compactable now (Compactor): uncompressed, nothing active above it, if
      * lazily pulled complete and proven; then collects the garbage the old chunks left. One pass at a time. Null when compaction is not configured.
      */
-    public Compaction compact() {
+    public Compaction compact() { return compactUntil(() -> false); }
+
+    /**
+     * A pass that also ends after the layer it is on once yieldTo says so: the idle-time pass gives way to snapshot
+     * calls (a pull's Prepare and Commit would share the 2 cores of a small node with its encoding); the layers it
+     * did not reach wait for the next quiet period.
+     */
+    public Compaction compactUntil(BooleanSupplier yieldTo) {
         if (compactor == null) return null;
         compacting.lock();
         try {
             if (stopping) return new Compaction(0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
             long storedBefore = storedBytes();
-            Compactor.Result r = compactor.compactAll(() -> stopping);
+            Compactor.Result r = compactor.compactAll(() -> stopping || yieldTo.getAsBoolean());
             if (stopping) {
                 // the store closes next: layers not reached stay uncompressed for the next start's pass; the chunks
                 // the compacted ones left are punched now (nothing else would: a pass with nothing to do skips gc)
@@ -184,6 +192,8 @@ public final class SnapshotService {
             long freed = r.compacted() > 0 ? collectGarbage() : 0;
             Compaction c = new Compaction(r.compacted(), r.skippedInUse(), r.skippedLazy(), r.skippedOther(), r.layerBytesBefore(), r.layerBytesAfter(), storedBefore,
                     storedBytes(), freed, r.nanos());
+            if (r.stopped())
+                log.info("compaction: gave way to snapshot calls after {} layers compacted; the rest waits for the next quiet period", r.compacted());
             if (r.compacted() > 0 || r.skippedOther() > 0 || r.skippedLazy() > 0)
                 log.info("compaction: {} layers compacted ({} -> {} bytes), {} skipped with snapshots above, {} lazy and not complete or not proven yet, {} failed or quarantined (see above); pool stored {} -> {} bytes, gc freed {} in {} ms",
                         c.compacted(), c.layerBytesBefore(), c.layerBytesAfter(), c.skippedInUse(), c.skippedLazy(), c.skippedOther(), c.storedBefore(), c.storedAfter(), freed,
