@@ -1,5 +1,6 @@
 package org.dedupsnapshotter.mount;
 
+import org.dedupsnapshotter.sys.CacheStat;
 import org.dedupsnapshotter.sys.Errno;
 import org.dedupsnapshotter.sys.Inotify;
 import org.dedupsnapshotter.sys.Libc;
@@ -18,7 +19,10 @@ import java.util.function.BooleanSupplier;
  * cached pages after reads, so what a read leaves cached is the layer files' copy alone, as with {@code directio}.
  *
  * It sleeps until the pool is read (inotify IN_ACCESS: a file-backed EROFS mount's reads of its device raise it), then
- * waits one interval for the burst to go on and trims, as long as reads come: an idle node costs no wake-ups. It trims
+ * waits for the burst to end ({@link #QUIET}, 10 ms, without a read) and trims: an idle node costs no wake-ups, and a page the
+ * pool's read-ahead brought is not dropped before a later read of the same burst uses it (random reads of compressed
+ * layers: the neighbouring pclusters of a file, decision NN). During a long burst it looks every interval whether
+ * the pool's clean cached pages passed a budget ({@link #BURST_BUDGET}) and trims then, so the second copy stays bounded. It trims
  * (POSIX_FADV_DONTNEED) only outside the range the pool still has unsynced writes in, because DONTNEED starts writeback
  * of the dirty pages it meets: a Commit's chunk writes or a lazy fetch's are left to their own fdatasync. It holds off
  * while a lazy layer is incomplete: its start-up reads find the chunks just fetched in the pool's page cache (decision 40).
@@ -26,8 +30,12 @@ import java.util.function.BooleanSupplier;
  */
 public final class PoolPageTrimmer implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(PoolPageTrimmer.class);
-    /** The default interval: 100 ms left ~20% of a cold read re-read and the page cache as with directio (decision 65). */
+    /** The default interval: how often a long burst's cached pages are looked at (and the period without inotify). */
     public static final Duration INTERVAL = Duration.ofMillis(100);
+    /** A burst of reads has ended when the pool was not read for this long (or the interval, if shorter). */
+    static final Duration QUIET = Duration.ofMillis(10);
+    /** The pool's clean cached bytes a burst of reads may leave before it ends: more are trimmed at once (decision NN). */
+    public static final long BURST_BUDGET = 64L << 20;
 
     /** The pool's byte range [from, to) that may hold writes not yet durable, or null (ChunkPool.unsyncedBounds). */
     public interface Unsynced {
@@ -38,12 +46,15 @@ public final class PoolPageTrimmer implements AutoCloseable {
     private final Inotify reads; // null: inotify refused, trim every interval
     private final Unsynced unsynced;
     private final BooleanSupplier holdOff;
+    private final long budgetPages;
+    private volatile boolean noCacheStat; // cachestat(2) refused (Linux < 6.5): trim every interval of a burst
     private final Thread thread;
     private final AtomicLong trims = new AtomicLong();
     private volatile boolean closed;
 
-    private PoolPageTrimmer(int fd, Inotify reads, Unsynced unsynced, BooleanSupplier holdOff, Duration interval) {
+    private PoolPageTrimmer(int fd, Inotify reads, Unsynced unsynced, BooleanSupplier holdOff, Duration interval, long budget) {
         this.fd = fd;
+        this.budgetPages = budget / 4096;
         this.reads = reads;
         this.unsynced = unsynced;
         this.holdOff = holdOff;
@@ -57,6 +68,11 @@ public final class PoolPageTrimmer implements AutoCloseable {
 
     /** {@link #start(Path, Duration, Unsynced)}, skipping the trims while holdOff says so (a lazy layer is incomplete). */
     public static PoolPageTrimmer start(Path pool, Duration interval, Unsynced unsynced, BooleanSupplier holdOff) throws Errno {
+        return start(pool, interval, unsynced, holdOff, BURST_BUDGET);
+    }
+
+    /** {@link #start(Path, Duration, Unsynced, BooleanSupplier)} with a burst's budget of clean cached bytes. */
+    static PoolPageTrimmer start(Path pool, Duration interval, Unsynced unsynced, BooleanSupplier holdOff, long budget) throws Errno {
         int fd = Libc.open(pool.toString(), Libc.O_RDONLY, 0);
         Inotify reads;
         try {
@@ -65,12 +81,12 @@ public final class PoolPageTrimmer implements AutoCloseable {
             log.warn("cannot watch the pool for reads ({}): trimming its page cache every {} ms", e.getMessage(), interval.toMillis());
             reads = null;
         }
-        PoolPageTrimmer t = new PoolPageTrimmer(fd, reads, unsynced, holdOff, interval);
+        PoolPageTrimmer t = new PoolPageTrimmer(fd, reads, unsynced, holdOff, interval, budget);
         t.thread.start();
         return t;
     }
 
-    /** How many trims ran (one per interval in which the pool was read). */
+    /** How many trims ran (one per burst of reads, and one per interval in which a burst's pages passed the budget). */
     public long trims() { return trims.get(); }
 
     /** Drops the pool's cached pages now, outside the range of unsynced writes. */
@@ -90,10 +106,22 @@ public final class PoolPageTrimmer implements AutoCloseable {
     }
 
     private void run(Duration interval) {
+        Duration quiet = interval.compareTo(QUIET) < 0 ? interval : QUIET;
+        int ticksPerCheck = (int) Math.max(1, interval.toNanos() / quiet.toNanos());
         while (!closed) {
             try {
-                if (reads != null && !reads.awaitRead()) return; // the watch is gone: closed
-                Thread.sleep(interval); // reads come in bursts: let this one go on, then trim what it left
+                if (reads != null) {
+                    if (!reads.awaitRead()) return; // the watch is gone: closed
+                    Thread.sleep(quiet);
+                    // the burst goes on while reads come: trim at its end, and every interval if its pages passed the budget
+                    for (int tick = 1; reads.pending() && !closed; tick++) {
+                        if (!reads.awaitRead()) return;
+                        if (tick % ticksPerCheck == 0 && overBudget() && !holdOff.getAsBoolean()) trim();
+                        Thread.sleep(quiet);
+                    }
+                } else {
+                    Thread.sleep(interval); // no watch: trim every interval
+                }
             } catch (InterruptedException e) {
                 return;
             } catch (Errno e) {
@@ -101,6 +129,18 @@ public final class PoolPageTrimmer implements AutoCloseable {
                 return;
             }
             if (!closed && !holdOff.getAsBoolean()) trim();
+        }
+    }
+
+    /** Whether the pool's clean cached pages pass the budget (cachestat(2); without it, always: a trim per interval). */
+    private boolean overBudget() {
+        if (noCacheStat) return true;
+        try {
+            CacheStat.Pages p = CacheStat.of(fd, 0, 0);
+            return p.cached() - p.dirty() - p.writeback() > budgetPages;
+        } catch (Errno e) {
+            noCacheStat = true;
+            return true;
         }
     }
 

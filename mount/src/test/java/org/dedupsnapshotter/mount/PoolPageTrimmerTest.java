@@ -101,4 +101,48 @@ class PoolPageTrimmerTest {
             System.out.printf("a trim of an uncached 16 MiB file: %.1f us%n", (System.nanoTime() - t0) / 1000 / 1000.0);
         }
     }
+
+    /** Reads 1 MiB of f every millisecond or so for about ms milliseconds: one burst of reads, as a container's cold reads are. */
+    static void burst(Path f, long ms) throws Exception {
+        try (FileChannel ch = FileChannel.open(f, StandardOpenOption.READ)) {
+            long end = System.nanoTime() + ms * 1_000_000;
+            for (long at = 0; System.nanoTime() < end; at = (at + MIB) % (16L * MIB)) {
+                ch.read(ByteBuffer.allocate(MIB), at);
+                Thread.sleep(1); // well under QUIET (10 ms): one burst
+            }
+        }
+    }
+
+    /**
+     * A burst is trimmed once, at its end, not every interval while it goes on: a page the pool's read-ahead brought
+     * stays for the burst's later reads (decision NN: random reads of compressed layers re-read less).
+     */
+    @Test
+    void aBurstIsTrimmedAtItsEnd(@TempDir Path dir) throws Exception {
+        Path f = written(dir);
+        try (FileChannel ch = FileChannel.open(f, StandardOpenOption.WRITE)) {
+            ch.force(false);
+        }
+        try (PoolPageTrimmer t = PoolPageTrimmer.start(f, Duration.ofMillis(50), () -> null)) {
+            burst(f, 600); // 12 intervals of reads, 16 MiB cached: under the budget
+            assertEquals(0, t.trims(), "no trim while the burst goes on under the budget");
+            long deadline = System.nanoTime() + 2_000_000_000L;
+            while (t.trims() == 0 && System.nanoTime() < deadline) Thread.sleep(5);
+            assertEquals(1, t.trims(), "one trim once the burst ended");
+            assertEquals(0, pages(f).cached(), "the burst's pages are dropped");
+        }
+    }
+
+    /** A burst whose cached pages pass the budget is trimmed while it goes on, so the second copy stays bounded. */
+    @Test
+    void aBurstOverTheBudgetIsTrimmedWhileItGoesOn(@TempDir Path dir) throws Exception {
+        Path f = written(dir);
+        try (FileChannel ch = FileChannel.open(f, StandardOpenOption.WRITE)) {
+            ch.force(false);
+        }
+        try (PoolPageTrimmer t = PoolPageTrimmer.start(f, Duration.ofMillis(50), () -> null, () -> false, 4L * MIB)) {
+            burst(f, 600); // 16 MiB cached from the start, then every 1 MiB read comes back
+            assertTrue(t.trims() >= 2, "trims during the burst over a 4 MiB budget: " + t.trims());
+        }
+    }
 }

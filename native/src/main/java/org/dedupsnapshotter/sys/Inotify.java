@@ -96,6 +96,18 @@ public final class Inotify implements AutoCloseable {
         }
     }
 
+    private static final long FIONREAD = 0x541B;
+
+    /** Whether events are queued, i.e. the file was read since the last {@link #awaitRead} (FIONREAD; never blocks). */
+    public boolean pending() throws Errno {
+        if (removed) return false;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment n = a.allocate(JAVA_INT);
+            Libc.ioctl(fd, FIONREAD, n);
+            return n.get(JAVA_INT, 0) > 0;
+        }
+    }
+
     /** Removes the watch: the kernel queues IN_IGNORED, which wakes a thread blocked in {@link #awaitRead}. */
     public void stopWaiting() {
         if (removed) return;
