@@ -21,7 +21,7 @@ import java.util.function.BooleanSupplier;
  * It sleeps until the pool is read (inotify IN_ACCESS: a file-backed EROFS mount's reads of its device raise it), then
  * waits for the burst to end ({@link #QUIET}, 10 ms, without a read) and trims: an idle node costs no wake-ups, and a page the
  * pool's read-ahead brought is not dropped before a later read of the same burst uses it (random reads of compressed
- * layers: the neighbouring pclusters of a file, decision NN). During a long burst it looks every interval whether
+ * layers: the neighbouring pclusters of a file, decision 73). During a long burst it looks every interval whether
  * the pool's clean cached pages passed a budget ({@link #BURST_BUDGET}) and trims then, so the second copy stays bounded. It trims
  * (POSIX_FADV_DONTNEED) only outside the range the pool still has unsynced writes in, because DONTNEED starts writeback
  * of the dirty pages it meets: a Commit's chunk writes or a lazy fetch's are left to their own fdatasync. It holds off
@@ -34,7 +34,7 @@ public final class PoolPageTrimmer implements AutoCloseable {
     public static final Duration INTERVAL = Duration.ofMillis(100);
     /** A burst of reads has ended when the pool was not read for this long (or the interval, if shorter). */
     static final Duration QUIET = Duration.ofMillis(10);
-    /** The pool's clean cached bytes a burst of reads may leave before it ends: more are trimmed at once (decision NN). */
+    /** The pool's clean cached bytes a burst of reads may leave before it ends: more are trimmed at once (decision 73). */
     public static final long BURST_BUDGET = 64L << 20;
 
     /** The pool's byte range [from, to) that may hold writes not yet durable, or null (ChunkPool.unsyncedBounds). */

@@ -115,7 +115,7 @@ class PoolPageTrimmerTest {
 
     /**
      * A burst is trimmed once, at its end, not every interval while it goes on: a page the pool's read-ahead brought
-     * stays for the burst's later reads (decision NN: random reads of compressed layers re-read less).
+     * stays for the burst's later reads (decision 73: random reads of compressed layers re-read less).
      */
     @Test
     void aBurstIsTrimmedAtItsEnd(@TempDir Path dir) throws Exception {
