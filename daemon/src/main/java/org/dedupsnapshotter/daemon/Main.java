@@ -10,6 +10,7 @@ import org.dedupsnapshotter.daemon.cri.CriImageProxy;
 import org.dedupsnapshotter.daemon.lazypull.Lazy;
 import org.dedupsnapshotter.daemon.lazypull.LazyPull;
 import org.dedupsnapshotter.daemon.lazypull.LazyFigures;
+import org.dedupsnapshotter.daemon.memory.CleanPages;
 import org.dedupsnapshotter.daemon.memory.IdleCompaction;
 import org.dedupsnapshotter.daemon.memory.MemoryDedup;
 import org.dedupsnapshotter.daemon.metrics.DaemonMetrics;
@@ -47,6 +48,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The daemon: dedup-snapshotter --root DIR --address SOCKET [--config FILE].
@@ -157,13 +159,17 @@ public final class Main {
         metrics.logEvery(cfg.metrics().logInterval());
         // once quiet after start-up and after each burst of snapshot work: spare chunk buffers, SQLite's page caches,
         // the WAL's disk space (up to ~4 MiB between SQLite's automatic checkpoints), the heap's surplus and the
-        // malloc arenas' free pages go back
+        // malloc arenas' free pages go back; last, after snapshot work (not after start-up: a fresh daemon's first pull
+        // runs on the warm pages), the clean file pages (AOT cache, libjvm's text: read again from the files on use,
+        // decision NN)
+        AtomicInteger idleRuns = new AtomicInteger();
         IdleCompaction idle = IdleCompaction.start(() -> {
             indexer.releaseBuffers();
             store.checkpoint();
             store.shrinkMemory();
             System.gc();
             Libc.mallocTrim();
+            if (idleRuns.getAndIncrement() > 0) CleanPages.pageOut();
         });
         service.afterCompaction(idle::workDone);
         if (compaction != null && !zc.compactWhenIdle().isZero()) {

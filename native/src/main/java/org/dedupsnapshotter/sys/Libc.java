@@ -56,6 +56,8 @@ public final class Libc {
     private static final MethodHandle KILL = downcall("kill", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
     private static final MethodHandle SYNCFS = downcall("syncfs", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle SETPRIORITY = downcall("setpriority", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
+    // the address as a long: the ranges come from /proc/self/smaps, not from a segment of ours
+    private static final MethodHandle MADVISE = downcall("madvise", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
     // glibc only (musl has no malloc_trim): absent, trimming is skipped
     private static final MethodHandle MALLOC_TRIM = LIBC.find("malloc_trim")
             .map(f -> LINKER.downcallHandle(f, FunctionDescriptor.of(JAVA_INT, JAVA_LONG))).orElse(null);
@@ -100,6 +102,22 @@ public final class Libc {
             throw rethrow(t);
         } finally {
             close(fd);
+        }
+    }
+
+    /** madvise(2) advice: reclaim the range's pages now (Linux 5.4); clean file pages are dropped, to be read again on use. */
+    public static final int MADV_PAGEOUT = 21;
+
+    /** madvise(2) of [address, address + length) of this process; address page-aligned. */
+    public static void madvise(long address, long length, int advice) throws Errno {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment st = a.allocate(CALL_STATE);
+            int rc = (int) MADVISE.invokeExact(st, address, length, advice);
+            if (rc != 0) throw new Errno("madvise", Long.toHexString(address) + ", " + length + ", " + advice, errno(st));
+        } catch (Errno e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
         }
     }
 
