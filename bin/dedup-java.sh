@@ -28,7 +28,7 @@ DEDUP_NETTY_OPTS="${DEDUP_NETTY_OPTS--Dio.netty.jfr.enabled=false}"
 # -3 MiB idle RSS after 12 pulls, median of 3 pairs (docs/decisions.md 49).
 # jdk.nio.maxCachedBufferSize: a heap buffer read or written through a FileChannel goes through a temporary direct
 # buffer that the JDK keeps per thread, at the largest size it ever needed (compaction's 4 MiB chunks, held by its
-# thread for good): only those up to 256 KiB are kept now, -4 MiB idle after a compaction pass (decision NN).
+# thread for good): only those up to 256 KiB are kept now, -4 MiB idle after a compaction pass (decision 74).
 DEDUP_JVM_OPTS="${DEDUP_JVM_OPTS:--XX:+UseSerialGC -Xms16m -Xmx384m -XX:MinHeapFreeRatio=5 -XX:MaxHeapFreeRatio=10 -XX:NewRatio=4 -XX:-ShrinkHeapInSteps -Xss512k -XX:TrimNativeHeapInterval=5000 -Djdk.nio.maxCachedBufferSize=262144} --enable-native-access=ALL-UNNAMED $DEDUP_NETTY_OPTS"
 # glibc makes up to 8 malloc arenas per core, each keeping its freed memory; the daemon's native allocations are
 # few (JIT, sqlite, zlib, chunk buffers), so two arenas are plenty and leave less behind.
@@ -65,11 +65,12 @@ dedup_aot() {
     DEDUP_AOT_OPTS="-XX:AOTCacheOutput=$DEDUP_AOT_TRAIN -Ddedup.aot.training=true"
   elif [ -f "$DEDUP_LIB/$1.aot" ] && ! dedup_jar_newer_than "$DEDUP_LIB/$1.aot"; then
     DEDUP_AOT_OPTS="-XX:AOTCache=$DEDUP_LIB/$1.aot -Xlog:aot*=off -Xlog:aot=error:stderr"
-    # The daemon maps its cache at the address it was written for (ArchiveRelocationMode 0; 1, JDK 25's default,
-    # relocates it at start and so writes to every page holding a pointer): its read-only part stays clean file pages,
-    # which the daemon gives back once idle (decision NN). DEDUP_AOT_RELOCATION=1 restores the JDK's default.
-    if [ "$1" = dedup-daemon ]; then
-      DEDUP_AOT_OPTS="$DEDUP_AOT_OPTS -XX:+UnlockDiagnosticVMOptions -XX:ArchiveRelocationMode=${DEDUP_AOT_RELOCATION:-0}"
+    # DEDUP_AOT_RELOCATION=0: the daemon maps its cache at the address it was written for (ArchiveRelocationMode 0), so
+    # its read-only part stays clean file pages the daemon gives back once idle (~-20 MiB idle, decision 74). Not the
+    # default: JDK 25 relocates the cache to a random address (mode 1) against address-guessing exploits, and the
+    # daemon, root, parses untrusted images.
+    if [ "$1" = dedup-daemon ] && [ "${DEDUP_AOT_RELOCATION:-1}" = 0 ]; then
+      DEDUP_AOT_OPTS="$DEDUP_AOT_OPTS -XX:+UnlockDiagnosticVMOptions -XX:ArchiveRelocationMode=0"
     fi
   fi
 }

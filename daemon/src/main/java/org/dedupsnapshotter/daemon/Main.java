@@ -161,7 +161,7 @@ public final class Main {
         // the WAL's disk space (up to ~4 MiB between SQLite's automatic checkpoints), the heap's surplus and the
         // malloc arenas' free pages go back; last, after snapshot work (not after start-up: a fresh daemon's first pull
         // runs on the warm pages), the clean file pages (AOT cache, libjvm's text: read again from the files on use,
-        // decision NN)
+        // decision 74)
         AtomicInteger idleRuns = new AtomicInteger();
         IdleCompaction idle = IdleCompaction.start(() -> {
             indexer.releaseBuffers();
