@@ -34,6 +34,7 @@ public final class Libc {
     public static final int O_RDONLY = 0, O_WRONLY = 1, O_RDWR = 2, O_CREAT = 0100, O_CLOEXEC = 02000000;
     public static final int FALLOC_FL_KEEP_SIZE = 1, FALLOC_FL_PUNCH_HOLE = 2;
     public static final int POSIX_FADV_WILLNEED = 3, POSIX_FADV_DONTNEED = 4;
+    public static final int SYNC_FILE_RANGE_WRITE = 2;
 
     private static final MethodHandle MOUNT = downcall("mount", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS));
     private static final MethodHandle UMOUNT2 = downcall("umount2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
@@ -41,6 +42,7 @@ public final class Libc {
     private static final MethodHandle CLOSE = downcall("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle FALLOCATE = downcall("fallocate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG));
     // posix_fadvise returns the error number itself and leaves errno alone
+    private static final MethodHandle SYNC_FILE_RANGE = downcall("sync_file_range", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
     private static final MethodHandle POSIX_FADVISE = LINKER.downcallHandle(LIBC.find("posix_fadvise").orElseThrow(),
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
     private static final MethodHandle IOCTL_PTR = downcall("ioctl", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), Linker.Option.firstVariadicArg(2));
@@ -204,6 +206,22 @@ public final class Libc {
             MemorySegment st = a.allocate(CALL_STATE);
             int rc = (int) FALLOCATE.invokeExact(st, fd, mode, offset, length);
             if (rc != 0) throw new Errno("fallocate", "fd " + fd + " @" + offset + "+" + length, errno(st));
+        } catch (Errno e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * sync_file_range(2); with SYNC_FILE_RANGE_WRITE it starts writeback of a range's dirty pages and returns without
+     * waiting for it. It makes nothing durable (no metadata, no disk cache flush): fdatasync still does that.
+     */
+    public static void syncFileRange(int fd, long offset, long length, int flags) throws Errno {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment st = a.allocate(CALL_STATE);
+            int rc = (int) SYNC_FILE_RANGE.invokeExact(st, fd, offset, length, flags);
+            if (rc != 0) throw new Errno("sync_file_range", "fd " + fd + " @" + offset + "+" + length, errno(st));
         } catch (Errno e) {
             throw e;
         } catch (Throwable t) {

@@ -28,17 +28,41 @@ public final class ChunkTable {
     static final String COLUMNS = "id, digest, block, length, refs, state";
 
     private final Connection db;
+    /** Whether {@link #find} keeps its prepared statement (the store's own long-lived connection only). */
+    private final boolean keepStatements;
+    private PreparedStatement findStatement;
 
-    ChunkTable(Connection db) { this.db = db; }
+    ChunkTable(Connection db) { this(db, false); }
+
+    /**
+     * keepStatements: {@link #find}'s statement is prepared once and kept with the connection (which finalizes it when
+     * closed): a commit looks up every chunk of its layer, ~15,000 per round of the bench corpus, one at a time under
+     * the chunk indexer's lock, and preparing the statement was most of each look-up (decision NN). Only for a table
+     * on a connection that lives as long as this object and is used by one thread at a time (MetaStore's own).
+     */
+    ChunkTable(Connection db, boolean keepStatements) {
+        this.db = db;
+        this.keepStatements = keepStatements;
+    }
 
     // ---------------------------------------------------------------- reads
 
     public Optional<Chunk> find(Digest d) throws SQLException {
-        try (PreparedStatement ps = db.prepareStatement("SELECT " + COLUMNS + " FROM chunks WHERE digest = ?")) {
-            ps.setBytes(1, d.bytes());
-            try (ResultSet rs = ps.executeQuery()) {
-                return rs.next() ? Optional.of(row(rs)) : Optional.empty();
-            }
+        if (keepStatements) {
+            if (findStatement == null) findStatement = db.prepareStatement(FIND);
+            return find(findStatement, d); // closing the result set resets the statement: no read stays open
+        }
+        try (PreparedStatement ps = db.prepareStatement(FIND)) {
+            return find(ps, d);
+        }
+    }
+
+    private static final String FIND = "SELECT " + COLUMNS + " FROM chunks WHERE digest = ?";
+
+    private static Optional<Chunk> find(PreparedStatement ps, Digest d) throws SQLException {
+        ps.setBytes(1, d.bytes());
+        try (ResultSet rs = ps.executeQuery()) {
+            return rs.next() ? Optional.of(row(rs)) : Optional.empty();
         }
     }
 

@@ -43,7 +43,7 @@ public final class MetaStore implements AutoCloseable {
 
     private MetaStore(Connection db, Path file) {
         this.db = db;
-        this.tx = new Tx(db);
+        this.tx = new Tx(db, true);
         this.chunkReader = new ReadConnection(file, 10_000);
         // Mounts reads here on a transport thread that serves every other call too: never a long wait
         this.committedReader = new ReadConnection(file, 250);

@@ -17,9 +17,12 @@ public final class Tx {
     private final TraceTable traces;
     private final ZChunkTable zchunks;
 
-    Tx(Connection db) {
+    Tx(Connection db) { this(db, false); }
+
+    /** keepStatements: for MetaStore's own connection, which outlives this Tx's tables (ChunkTable). */
+    Tx(Connection db, boolean keepStatements) {
         this.snapshots = new SnapshotTable(db);
-        this.chunks = new ChunkTable(db);
+        this.chunks = new ChunkTable(db, keepStatements);
         this.lazyLayers = new LazyLayerTable(db);
         this.traces = new TraceTable(db);
         this.zchunks = new ZChunkTable(db);

@@ -52,6 +52,35 @@ class ChunkPoolTest {
         }
     }
 
+    /**
+     * Writes past the writeback batch start writeback (sync_file_range, decision NN) without changing what is read
+     * back or what sync() must still make durable.
+     */
+    @Test
+    void writesPastTheWritebackBatchReadBackAndStayUnsyncedUntilASync(@TempDir Path dir) throws Exception {
+        try (ChunkPool pool = ChunkPool.open(dir.resolve("pool"), 0)) {
+            Random r = new Random(11);
+            int chunk = 1 << 20, n = (int) (3 * ChunkPool.WRITEBACK_BATCH / chunk) + 1;
+            byte[][] chunks = new byte[n][chunk];
+            for (int i = 0; i < n; i++) {
+                r.nextBytes(chunks[i]);
+                pool.write((long) i * (chunk / ChunkPool.BLOCK), ByteBuffer.wrap(chunks[i]));
+            }
+            assertArrayEquals(new long[] {0, (long) n * chunk}, pool.unsyncedBounds());
+            // the call itself works (the pool swallows its errors: it is only a head start)
+            org.dedupsnapshotter.sys.Libc.syncFileRange(pool.fdForTests(), 0, (long) n * chunk, org.dedupsnapshotter.sys.Libc.SYNC_FILE_RANGE_WRITE);
+            assertThrows(org.dedupsnapshotter.sys.Errno.class,
+                    () -> org.dedupsnapshotter.sys.Libc.syncFileRange(-1, 0, chunk, org.dedupsnapshotter.sys.Libc.SYNC_FILE_RANGE_WRITE));
+            pool.sync();
+            assertNull(pool.unsyncedBounds());
+            for (int i = 0; i < n; i++) {
+                ByteBuffer back = ByteBuffer.allocate(chunk);
+                pool.read((long) i * (chunk / ChunkPool.BLOCK), back);
+                assertArrayEquals(chunks[i], back.array(), "chunk " + i);
+            }
+        }
+    }
+
     /** A zero or negative block count (a TOC's zero or negative chunk size) is refused, and the end stays where it was. */
     @Test
     void allocatingNoBlocksOrFewerIsRefused(@TempDir Path dir) throws Exception {

@@ -136,4 +136,29 @@ class MetaStoreTest extends StoreFixture {
         SnapshotException e = assertThrows(SnapshotException.class, () -> store.readCommitted(tx -> tx.snapshots().get("v")));
         assertEquals(SnapshotException.Code.NOT_FOUND, e.code());
     }
+
+    /**
+     * The store's own find keeps its prepared statement (decision NN): it still sees each row as it is now (added by a
+     * write, deleted by a write, inside the write's own transaction), and closing each result resets it, so no read
+     * transaction stays open: a checkpoint still empties the WAL.
+     */
+    @Test
+    void theKeptChunkLookUpSeesEveryWriteAndHoldsNoReadOpen() throws Exception {
+        Digest d = ChunkIndexer.sha256(new byte[] {1, 2, 3});
+        assertTrue(store.read(tx -> tx.chunks().find(d)).isEmpty());
+        Rows.create(store, Kind.ACTIVE, "a-active", "", Map.of());
+        Snapshot a = store.write("commit", tx -> {
+            Snapshot s = tx.snapshots().committable("a-active", "a");
+            tx.chunks().addRefs(s.id(), new LayerChunks(Map.of(d, new LayerChunks.Use(7, 3, 1)), 3));
+            assertEquals(7, tx.chunks().find(d).orElseThrow().block(), "the write's own row, inside its transaction");
+            return tx.snapshots().markCommitted(s.id(), "a", Map.of(), new Usage(3, 1), LayerFormat.EROFS, 3);
+        });
+        for (int i = 0; i < 3; i++) assertEquals(7, store.read(tx -> tx.chunks().find(d)).orElseThrow().block());
+        store.checkpoint();
+        assertEquals(0, java.nio.file.Files.size(dir.resolve("m.db-wal")), "no read left open by the kept statement");
+        Rows.remove(store, "a");
+        store.write("collect", tx -> tx.chunks().deleteUnreferenced(java.util.Set.of()));
+        assertTrue(store.read(tx -> tx.chunks().find(d)).isEmpty());
+        assertTrue(a.id() > 0);
+    }
 }
