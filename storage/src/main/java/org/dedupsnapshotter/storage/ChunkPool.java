@@ -176,7 +176,7 @@ public final class ChunkPool implements AutoCloseable {
     /**
      * Starts writeback (SYNC_FILE_RANGE_WRITE, which does not wait) of every WRITEBACK_BATCH bytes written: a commit's
      * fdatasync then waits for what is still in flight, not for all of its chunks to be written out from the start,
-     * and the disk works while the chunks are still being hashed (decision NN). Durability stays with sync(): this
+     * and the disk works while the chunks are still being hashed (decision 75). Durability stays with sync(): this
      * only starts it earlier. Batched, not per chunk: most chunks are a few KiB, and the ranges of a batch are usually
      * adjacent, so the kernel writes them in large requests.
      */

@@ -37,7 +37,7 @@ public final class ChunkTable {
     /**
      * keepStatements: {@link #find}'s statement is prepared once and kept with the connection (which finalizes it when
      * closed): a commit looks up every chunk of its layer, ~15,000 per round of the bench corpus, one at a time under
-     * the chunk indexer's lock, and preparing the statement was most of each look-up (decision NN). Only for a table
+     * the chunk indexer's lock, and preparing the statement was most of each look-up (decision 75). Only for a table
      * on a connection that lives as long as this object and is used by one thread at a time (MetaStore's own).
      */
     ChunkTable(Connection db, boolean keepStatements) {

@@ -53,7 +53,7 @@ class ChunkPoolTest {
     }
 
     /**
-     * Writes past the writeback batch start writeback (sync_file_range, decision NN) without changing what is read
+     * Writes past the writeback batch start writeback (sync_file_range, decision 75) without changing what is read
      * back or what sync() must still make durable.
      */
     @Test

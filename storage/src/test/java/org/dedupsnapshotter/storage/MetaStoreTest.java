@@ -138,7 +138,7 @@ class MetaStoreTest extends StoreFixture {
     }
 
     /**
-     * The store's own find keeps its prepared statement (decision NN): it still sees each row as it is now (added by a
+     * The store's own find keeps its prepared statement (decision 75): it still sees each row as it is now (added by a
      * write, deleted by a write, inside the write's own transaction), and closing each result resets it, so no read
      * transaction stays open: a checkpoint still empties the WAL.
      */
