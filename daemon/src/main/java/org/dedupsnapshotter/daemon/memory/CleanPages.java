@@ -14,9 +14,9 @@ import java.util.List;
 
 /**
  * Gives the clean file-backed pages of the daemon's own mappings back to the kernel when it goes quiet
- * (madvise MADV_PAGEOUT, the last step of the idle compaction): the JDK AOT cache's read-only part (mapped
- * unrelocated by the launcher, so clean), libjvm's and the other libraries' text. With the cache unrelocated they are
- * ~50 of an idle daemon's ~123 MiB (decision 74) and an idle daemon touches few of them; a later call reads back what it needs (page faults, from the disk
+ * (madvise MADV_PAGEOUT, the last step of the idle compaction): libjvm's and the other libraries' text, and the JDK
+ * AOT cache's read-only part when the launcher maps it unrelocated (opt-in, DEDUP_AOT_RELOCATION=0; relocated, its
+ * pages are written and stay). Up to ~50 of an idle daemon's ~123 MiB (decision 74), and an idle daemon touches few of them; a later call reads back what it needs (page faults, from the disk
  * if the kernel has not kept the page). Pages another process maps too (libc, another JVM's libjvm) are left alone
  * by the kernel.
  * <p>
