@@ -104,7 +104,9 @@ class LazyRetryTest {
     @Test
     void resetConnectionsAreRetried() throws Exception {
         proxy.resetNext(3, 64 << 10);
-        readsRightThrough("retry-reset", 2, 3);
+        // at least one: an armed reset goes to the next new connection, and one whose answer ends before 64 KiB (a small
+        // range of the read's, or another request of the daemon's) takes it without being reset (seen once in CI: 2 of 3)
+        readsRightThrough("retry-reset", 2, 1);
     }
 
     @Test
