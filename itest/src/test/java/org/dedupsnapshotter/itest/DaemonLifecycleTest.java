@@ -40,6 +40,9 @@ class DaemonLifecycleTest {
     @Test
     void theDefaultCompressionIsZstdByCompactionAndSaidSo() throws Exception {
         String summary = "zstd by compaction (level 9, 128 KiB pclusters, after 1m idle, or dedupctl compact; Commit writes uncompressed layers)";
+        // the start-up line is logged right after the socket starts serving, which is what the test waited for
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (!Files.readString(env.daemon.log).contains("compression=" + summary) && System.nanoTime() < deadline) Thread.sleep(20);
         assertTrue(Files.readString(env.daemon.log).contains("compression=" + summary), env.daemon.logTail());
         assertEquals(summary, env.stats().path("compression").asText());
     }
