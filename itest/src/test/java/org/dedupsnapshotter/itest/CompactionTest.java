@@ -200,18 +200,8 @@ class CompactionTest {
         // the passes are the test's own: no idle pass (the default's, a minute after the restart) before its last compact
         env = TestEnv.daemonOnlyWithConfig("{\"compression\": \"zstd\", \"compressAt\": \"compaction\", \"compactionLevel\": 19, \"compactWhenIdle\": 0, "
                 + "\"metrics\": {\"address\": \"\"}}");
-        var api = env.snapshots();
         int n = 4;
-        String parent = "";
-        for (int i = 0; i < n; i++) {
-            Path d = upper(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("l" + i + "-a").setParent(parent).build()).getMountsList());
-            Files.write(d.resolve("text-" + i), CompressedLayersTest.text(100 + i, 6 * MIB + i));
-            api.commit(CommitSnapshotRequest.newBuilder().setName("L" + i).setKey("l" + i + "-a").build());
-            parent = "L" + i;
-        }
-        Map<String, Map<String, String>> before = new LinkedHashMap<>();
-        for (JsonNode s : JSON.readTree(env.dedupctl("ls", "--json").orThrow("dedupctl ls").out()))
-            before.put(s.get("name").asText(), TreeListing.of(Path.of(s.get("path").asText())));
+        Map<String, Map<String, String>> before = commitTextLayers(n, 100);
 
         env.dedupctl("compact").orThrow("dedupctl compact"); // a pass in the background
         long deadline = System.nanoTime() + 120_000_000_000L;
@@ -251,16 +241,7 @@ class CompactionTest {
                 + "\"metrics\": {\"address\": \"\"}}");
         var api = env.snapshots();
         int n = 4;
-        String parent = "";
-        for (int i = 0; i < n; i++) {
-            Path d = upper(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("l" + i + "-a").setParent(parent).build()).getMountsList());
-            Files.write(d.resolve("text-" + i), CompressedLayersTest.text(200 + i, 6 * MIB + i));
-            api.commit(CommitSnapshotRequest.newBuilder().setName("L" + i).setKey("l" + i + "-a").build());
-            parent = "L" + i;
-        }
-        Map<String, Map<String, String>> before = new LinkedHashMap<>();
-        for (JsonNode s : JSON.readTree(env.dedupctl("ls", "--json").orThrow("dedupctl ls").out()))
-            before.put(s.get("name").asText(), TreeListing.of(Path.of(s.get("path").asText())));
+        Map<String, Map<String, String>> before = commitTextLayers(n, 200);
 
         long deadline = System.nanoTime() + 120_000_000_000L;
         while (!Files.readString(env.daemon.log).contains("compacted layer id=")) {
@@ -288,6 +269,22 @@ class CompactionTest {
         env.assertFsckClean();
         assertEquals(0, env.stats().path("uniqueChunks").asLong(), "every layer compressed: " + env.stats());
         assertFalse(Files.readString(env.daemon.log).contains("compaction of layer id="), "no layer's compaction failed:\n" + env.daemon.logTail());
+    }
+
+    /** Commits n stacked layers L0..Ln-1 of 6 MiB of text each (slow to encode at ZSTD 19); returns their listings. */
+    private Map<String, Map<String, String>> commitTextLayers(int n, int seed) throws Exception {
+        var api = env.snapshots();
+        String parent = "";
+        for (int i = 0; i < n; i++) {
+            Path d = upper(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("l" + i + "-a").setParent(parent).build()).getMountsList());
+            Files.write(d.resolve("text-" + i), CompressedLayersTest.text(seed + i, 6 * MIB + i));
+            api.commit(CommitSnapshotRequest.newBuilder().setName("L" + i).setKey("l" + i + "-a").build());
+            parent = "L" + i;
+        }
+        Map<String, Map<String, String>> before = new LinkedHashMap<>();
+        for (JsonNode s : JSON.readTree(env.dedupctl("ls", "--json").orThrow("dedupctl ls").out()))
+            before.put(s.get("name").asText(), TreeListing.of(Path.of(s.get("path").asText())));
+        return before;
     }
 
     private String pathOf(String name) throws Exception {
