@@ -285,6 +285,14 @@ mounts_hist() {
             s/^dedup_grpc_request_duration_seconds_bucket{.*method="Mounts".*le="\([^"]*\)".*} \([0-9.eE+]*\)$/\1 \2/p'
 }
 mounts_hist >"$par_dir/server-before.txt"
+# BENCH_PAR_HOOK: a command started in the background with the daemon's pid as $1 when the parallel pulls start and
+# sent SIGTERM when they end (e.g. "exec perf record ..."); BENCH_PROBE_CALLS=DIR: each probe run under the pulls writes its
+# timed calls (start in CLOCK_MONOTONIC ns, duration ns) to DIR/probe-N.txt (dedupctl probe-mounts --calls).
+par_hook_pid=
+if [ -n "${BENCH_PAR_HOOK:-}" ]; then
+  bash -c "$BENCH_PAR_HOOK" _ "$TE_DEDUP_PID" &
+  par_hook_pid=$!
+fi
 t_par0=$(te_now)
 pids=()
 for ((i = 0; i < PARALLEL; i++)); do
@@ -296,7 +304,9 @@ probes=0
 running() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
 while running; do
   if [ -n "$probe_ok" ]; then
-    if line=$(dedupctl_ probe-mounts --count "$PROBE_COUNT" 2>&1); then
+    calls_opt=()
+    [ -z "${BENCH_PROBE_CALLS:-}" ] || calls_opt=(--calls "$BENCH_PROBE_CALLS/probe-$probes.txt")
+    if line=$(dedupctl_ probe-mounts --count "$PROBE_COUNT" ${calls_opt[@]+"${calls_opt[@]}"} 2>&1); then
       # only runs that ended while pulls were still going count as "under load"
       running && { echo "$line" >>"$par_dir/probes.txt"; probes=$((probes + 1)); }
     else
@@ -311,6 +321,7 @@ for ((i = 0; i < PARALLEL; i++)); do
   wait "${pids[i]}" || { par_fail=$((par_fail + 1)); te_log "parallel pull $i (${par_refs[i]}) failed:"; tail -n 5 "$par_dir/pull-$i.log" >&2; }
 done
 t_par=$(te_elapsed "$t_par0" "$(te_now)")
+if [ -n "$par_hook_pid" ]; then kill -TERM "$par_hook_pid" 2>/dev/null || true; wait "$par_hook_pid" || true; fi
 mounts_hist >"$par_dir/server-after.txt"
 # calls in the pulls' time (the probes' warm-up calls too) over 1, 2.5, 5 and 10 ms, daemon side
 server_par=$(awk 'NR == FNR { b[$1] = $2; next } { d[$1] = $2 - b[$1]; if ($1 == "+Inf") n = d[$1] }

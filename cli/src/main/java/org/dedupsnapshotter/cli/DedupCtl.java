@@ -353,6 +353,9 @@ public final class DedupCtl implements Callable<Integer> {
         boolean json;
         @Option(names = "--count", paramLabel = "N", defaultValue = "200", description = "timed calls (default ${DEFAULT-VALUE})")
         int count;
+        @Option(names = "--calls", paramLabel = "FILE", hidden = true,
+                description = "write each timed call as a line: its start (CLOCK_MONOTONIC ns, as the JVM's -Xlog 'tn' decoration) and its duration in ns")
+        Path calls;
 
         @Override
         void check() {
@@ -361,7 +364,7 @@ public final class DedupCtl implements Callable<Integer> {
 
         @Override
         int run(Daemon d) throws Exception {
-            MountsProbe.Result r = MountsProbe.run(d.channel(), count);
+            MountsProbe.Result r = MountsProbe.run(d.channel(), count, calls);
             if (json) printJson(r);
             else System.out.println(r);
             return OK;

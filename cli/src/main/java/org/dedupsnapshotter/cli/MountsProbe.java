@@ -3,6 +3,9 @@ package org.dedupsnapshotter.cli;
 import io.grpc.ManagedChannel;
 import org.dedupsnapshotter.proto.snapshots.v1.*;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -21,7 +24,8 @@ final class MountsProbe {
 
     private MountsProbe() {}
 
-    static Result run(ManagedChannel ch, int count) {
+    /** calls: when not null, each timed call's start (System.nanoTime: CLOCK_MONOTONIC on Linux) and duration in ns. */
+    static Result run(ManagedChannel ch, int count, Path calls) throws IOException {
         SnapshotsGrpc.SnapshotsBlockingStub api = SnapshotsGrpc.newBlockingStub(ch);
         List<Info> committed = new ArrayList<>();
         api.withDeadlineAfter(30, TimeUnit.SECONDS).list(ListSnapshotsRequest.newBuilder().addFilters("kind==committed").build())
@@ -33,6 +37,7 @@ final class MountsProbe {
         String key = "dedupctl-probe-" + ProcessHandle.current().pid();
         api.withDeadlineAfter(30, TimeUnit.SECONDS).view(ViewSnapshotRequest.newBuilder().setKey(key).setParent(parent).build());
         long[] nanos = new long[count];
+        long[] starts = new long[count];
         try {
             // untimed warm-up: without it the figures measure this short-lived client's JIT, not the daemon
             for (int i = 0; i < 300; i++) api.withDeadlineAfter(30, TimeUnit.SECONDS).mounts(MountsRequest.newBuilder().setKey(key).build());
@@ -40,9 +45,15 @@ final class MountsProbe {
                 long t0 = System.nanoTime();
                 api.withDeadlineAfter(30, TimeUnit.SECONDS).mounts(MountsRequest.newBuilder().setKey(key).build());
                 nanos[i] = System.nanoTime() - t0;
+                starts[i] = t0;
             }
         } finally {
             api.withDeadlineAfter(30, TimeUnit.SECONDS).remove(RemoveSnapshotRequest.newBuilder().setKey(key).build());
+        }
+        if (calls != null) {
+            StringBuilder b = new StringBuilder(count * 24);
+            for (int i = 0; i < count; i++) b.append(starts[i]).append(' ').append(nanos[i]).append('\n');
+            Files.writeString(calls, b);
         }
         Arrays.sort(nanos);
         return new Result(count, ms(nanos, 0.50), ms(nanos, 0.99), nanos[count - 1] / 1e6);
