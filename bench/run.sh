@@ -35,6 +35,9 @@
 # no overlayfs, no reads, no disk bound). The Mounts part also reports the daemon's own view of the calls made
 # during the parallel pulls (its dedup_grpc_request_duration_seconds histogram, from the transport thread's start of
 # the call to its answer), so a tail can be told apart as the daemon's or the wake-ups' and the client's.
+# BENCH_PROBE_WARM (0; 1: one dedupctl process probes run after run through the parallel pulls instead of a fresh JVM
+# per run, decision NN), BENCH_PROBE_CALLS and BENCH_PAR_HOOK (per-call traces and a hook for perf: see the Mounts part
+# below and bench/mounts-blame.py).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 # containerd 1.6 (Debian's): the unpack figure is the "done:" line of ctr 1.6's pull over local content (above)
@@ -302,7 +305,21 @@ done
 probes=0
 : >"$par_dir/probes.txt"
 running() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
-while running; do
+# BENCH_PROBE_WARM=1: one dedupctl process probes run after run for the whole of the pulls (a warm client, as
+# containerd's long-lived one is) instead of a fresh JVM per run; its runs that ended while the pulls went on count.
+warm_pid=
+if [ "${BENCH_PROBE_WARM:-0}" = 1 ] && [ -n "$probe_ok" ]; then
+  touch "$par_dir/probing"
+  calls_opt=()
+  [ -z "${BENCH_PROBE_CALLS:-}" ] || calls_opt=(--calls "$BENCH_PROBE_CALLS/probe-warm.txt")
+  dedupctl_ probe-mounts --count "$PROBE_COUNT" --while-exists "$par_dir/probing" ${calls_opt[@]+"${calls_opt[@]}"} >"$par_dir/probes.txt" 2>"$par_dir/probe-warm.err" &
+  warm_pid=$!
+  while running; do sleep 0.2; done
+  rm -f "$par_dir/probing"
+  wait "$warm_pid" || te_log "the warm probe failed: $(head -n 3 "$par_dir/probe-warm.err")"
+  probes=$(grep -c 'p99=' "$par_dir/probes.txt" || true)
+fi
+while [ -z "$warm_pid" ] && running; do
   if [ -n "$probe_ok" ]; then
     calls_opt=()
     [ -z "${BENCH_PROBE_CALLS:-}" ] || calls_opt=(--calls "$BENCH_PROBE_CALLS/probe-$probes.txt")

@@ -25,6 +25,7 @@ import picocli.CommandLine.Spec;
 
 import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -356,6 +357,9 @@ public final class DedupCtl implements Callable<Integer> {
         @Option(names = "--calls", paramLabel = "FILE", hidden = true,
                 description = "write each timed call as a line: its start (CLOCK_MONOTONIC ns, as the JVM's -Xlog 'tn' decoration) and its duration in ns")
         Path calls;
+        @Option(names = "--while-exists", paramLabel = "FILE", hidden = true,
+                description = "run the probe again and again in this process for as long as FILE exists: one line per run that ended while it did (a warm client, as containerd's is)")
+        Path whileExists;
 
         @Override
         void check() {
@@ -364,10 +368,22 @@ public final class DedupCtl implements Callable<Integer> {
 
         @Override
         int run(Daemon d) throws Exception {
-            MountsProbe.Result r = MountsProbe.run(d.channel(), count, calls);
+            if (whileExists == null) {
+                print(MountsProbe.run(d.channel(), count, calls));
+                return OK;
+            }
+            for (int i = 0; Files.exists(whileExists); i++) {
+                MountsProbe.Result r = MountsProbe.run(d.channel(), count, calls == null ? null : calls.resolveSibling(calls.getFileName() + "." + i));
+                if (!Files.exists(whileExists)) break;
+                print(r);
+                System.out.flush();
+            }
+            return OK;
+        }
+
+        private void print(MountsProbe.Result r) throws IOException {
             if (json) printJson(r);
             else System.out.println(r);
-            return OK;
         }
     }
 

@@ -85,6 +85,49 @@ class OperationsTest {
     }
 
     @Test
+    void probeMountsTimesItsCallsAndCanWriteEachOne() throws Exception {
+        Path calls = env.dir.resolve("probe-calls.txt");
+        Proc.Result r = env.dedupctl("probe-mounts", "--count", "50", "--calls", calls.toString());
+        assertEquals(0, r.code(), r.out());
+        assertTrue(r.out().lines().anyMatch(l -> l.matches("mounts: n=50 p50=[\\d.]+ms p99=[\\d.]+ms max=[\\d.]+ms")), r.out());
+        // one line per timed call, in order: its start (CLOCK_MONOTONIC ns) and its length; each starts after the last ended
+        List<long[]> lines = Files.readAllLines(calls).stream().map(l -> java.util.Arrays.stream(l.split(" ")).mapToLong(Long::parseLong).toArray()).toList();
+        assertEquals(50, lines.size());
+        for (int i = 0; i < lines.size(); i++) {
+            assertEquals(2, lines.get(i).length);
+            assertTrue(lines.get(i)[1] > 0, "call " + i + " took " + lines.get(i)[1] + " ns");
+            if (i > 0) assertTrue(lines.get(i)[0] >= lines.get(i - 1)[0] + lines.get(i - 1)[1], "call " + i + " started before call " + (i - 1) + " ended");
+        }
+        // the probe's temporary view is gone
+        Proc.Result ls = env.dedupctl("ls");
+        assertEquals(0, ls.code(), ls.out());
+        assertFalse(ls.out().contains("dedupctl-probe-"), ls.out());
+    }
+
+    @Test
+    void probeMountsRepeatsInOneProcessWhileItsFileExists() throws Exception {
+        Path flag = Files.createFile(env.dir.resolve("probing"));
+        Path out = env.dir.resolve("probe-runs.txt");
+        Process p = new ProcessBuilder(TestEnv.TOP.resolve("bin/dedupctl").toString(), "--address", env.dedupSock.toString(),
+                "probe-mounts", "--count", "20", "--while-exists", flag.toString()).redirectOutput(out.toFile()).redirectErrorStream(true).start();
+        try {
+            long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.MINUTES.toNanos(2);
+            while (Files.readAllLines(out).stream().filter(l -> l.startsWith("mounts: n=20 ")).count() < 2 && System.nanoTime() < deadline && p.isAlive())
+                Thread.sleep(100);
+            Files.delete(flag);
+            assertTrue(p.waitFor(2, java.util.concurrent.TimeUnit.MINUTES), "the probe went on after its file was removed");
+        } finally {
+            p.destroyForcibly();
+        }
+        assertEquals(0, p.exitValue(), Files.readString(out));
+        List<String> runs = Files.readAllLines(out).stream().filter(l -> l.startsWith("mounts: ")).toList();
+        assertTrue(runs.size() >= 2 && runs.stream().allMatch(l -> l.matches("mounts: n=20 p50=[\\d.]+ms p99=[\\d.]+ms max=[\\d.]+ms")),
+                Files.readString(out));
+        Proc.Result ls = env.dedupctl("ls");
+        assertFalse(ls.out().contains("dedupctl-probe-"), "a probe view left behind: " + ls.out());
+    }
+
+    @Test
     void metricsLineIsLoggedPeriodicallyAndAfterCommits() throws Exception {
         Thread.sleep(1500);
         List<String> lines = Files.readAllLines(env.daemon.log).stream().filter(l -> l.contains(" Metrics logical=")).toList();
