@@ -79,9 +79,10 @@ def overlaps(intervals, a, b, lead=200_000_000):
 
 parts = collections.Counter(); blame = collections.Counter(); ran = collections.Counter()
 n_calls = n_slow = 0
-def index(f): return int(re.search(r'probe-(\d+)', f).group(1))
-for f in sorted(glob.glob(os.path.join(run, 'calls', 'probe-*.txt')), key=index):
-    i = index(f) + 1  # probes[0] is the idle probe
+def index(f): return int(re.search(r'probe-(?:warm\.txt\.)?(\d+)', f).group(1))
+for f in sorted(glob.glob(os.path.join(run, 'calls', 'probe-*')), key=index):
+    # probes[0] is the idle probe; a warm probe (BENCH_PROBE_WARM=1, probe-warm.txt.N) is one process for all its runs
+    i = 1 if 'warm' in os.path.basename(f) else index(f) + 1
     if i >= len(probes): continue
     ppid = probes[i]
     for l in open(f):
