@@ -69,8 +69,8 @@ def probe_critical(comm): return comm in ('java', 'main') or comm.startswith('mu
 def daemon_critical(comm): return comm.startswith('grpc-transport')
 
 
-def overlaps(intervals, a, b, lead=200_000_000):
-    i = bisect.bisect_left(intervals, (a - lead,))
+def overlaps(intervals, a, b, reach=200_000_000):
+    i = bisect.bisect_left(intervals, (a - reach,))
     for x in intervals[i:]:
         if x[0] > b: break
         o = min(b, x[1]) - max(a, x[0])
