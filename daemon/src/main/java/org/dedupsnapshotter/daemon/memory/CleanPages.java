@@ -7,22 +7,28 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 
 /**
  * Gives the clean file-backed pages of the daemon's own mappings back to the kernel when it goes quiet
  * (madvise MADV_PAGEOUT, the last step of the idle compaction): libjvm's and the other libraries' text, and the JDK
- * AOT cache's read-only part when the launcher maps it unrelocated (opt-in, DEDUP_AOT_RELOCATION=0; relocated, its
- * pages are written and stay). Up to ~50 of an idle daemon's ~123 MiB (decision 74), and an idle daemon touches few of them; a later call reads back what it needs (page faults, from the disk
- * if the kernel has not kept the page). Pages another process maps too (libc, another JVM's libjvm) are left alone
- * by the kernel.
+ * AOT cache's pages that were never written (all of its read-only part when the launcher maps it unrelocated, opt-in
+ * DEDUP_AOT_RELOCATION=0; relocated, the pages that hold no pointer). Up to ~50 of an idle daemon's ~123 MiB
+ * (decision 74), and an idle daemon touches few of them; a later call reads back what it needs (page faults, from
+ * the disk if the kernel has not kept the page). Pages another process maps too (libc, another JVM's libjvm) are
+ * left alone by the kernel.
  * <p>
- * Only private mappings with no anonymous page are advised: a mapping whose pages were written (the cache's RW
- * part, libraries' data) would have them swapped out on a node with swap, and the JVM's metadata is not what
- * should wait on the swap device. Shared mappings (SQLite's WAL index) are not touched either.
+ * Written pages are never advised: they are anonymous memory, which the advice would swap out on a node with swap,
+ * and the JVM's metadata is not what should wait on the swap device. A private file mapping with no anonymous page
+ * is advised whole; one with some (the relocated cache, libraries' data) page by page, over the runs of resident
+ * file pages /proc/self/pagemap names. Shared mappings (SQLite's WAL index) are not touched.
  */
 public final class CleanPages {
     private static final Logger log = LoggerFactory.getLogger(CleanPages.class);
@@ -38,6 +44,45 @@ public final class CleanPages {
         boolean clean() {
             return privateMapping && path.startsWith("/") && rssKib > 0 && anonymousKib == 0;
         }
+
+        /** File-backed, private, with written pages and clean ones resident: only the clean ones may go. */
+        boolean mixed() {
+            return privateMapping && path.startsWith("/") && anonymousKib > 0 && rssKib > anonymousKib;
+        }
+    }
+
+    /** /proc/self/pagemap: bit 63 present, bit 61 a file page (a written page of a private mapping is anonymous). */
+    private static final long PM_PRESENT = 1L << 63, PM_FILE = 1L << 61;
+    static final int PAGE = 4096;
+
+    /**
+     * The runs of present file pages among a mapping's pagemap entries ({@code entries[i]} for the page at
+     * {@code start + i * PAGE}), as {start, end} address pairs.
+     */
+    static List<long[]> fileRuns(long start, long[] entries) {
+        List<long[]> runs = new ArrayList<>();
+        int from = -1;
+        for (int i = 0; i <= entries.length; i++) {
+            boolean file = i < entries.length && (entries[i] & (PM_PRESENT | PM_FILE)) == (PM_PRESENT | PM_FILE);
+            if (file && from < 0) from = i;
+            else if (!file && from >= 0) {
+                runs.add(new long[] {start + (long) from * PAGE, start + (long) i * PAGE});
+                from = -1;
+            }
+        }
+        return runs;
+    }
+
+    /** The pagemap entries of [start, end) of this process. */
+    private static long[] pagemap(FileChannel pm, long start, long end) throws IOException {
+        int pages = (int) ((end - start) / PAGE);
+        ByteBuffer buf = ByteBuffer.allocate(pages * 8).order(ByteOrder.nativeOrder());
+        long pos = start / PAGE * 8;
+        while (buf.hasRemaining()) if (pm.read(buf, pos + buf.position()) < 0) break;
+        buf.flip();
+        long[] out = new long[buf.remaining() / 8];
+        buf.asLongBuffer().get(out);
+        return out;
     }
 
     /** The mappings of an smaps text. */
@@ -91,20 +136,39 @@ public final class CleanPages {
             return -1;
         }
         long kib = 0;
-        for (Mapping m : maps) {
-            if (!m.clean()) continue;
-            try {
-                Libc.madvise(m.start(), m.end() - m.start(), Libc.MADV_PAGEOUT);
-                kib += m.rssKib();
-            } catch (Errno e) {
-                if (e.errno() == Errno.EINVAL) {
-                    // a kernel before 5.4 has no MADV_PAGEOUT: once is enough to know
-                    unsupported = true;
-                    log.debug("no page-out: {}", e.getMessage());
-                    return -1;
+        FileChannel pm = null;
+        try {
+            for (Mapping m : maps) {
+                try {
+                    if (m.clean()) {
+                        Libc.madvise(m.start(), m.end() - m.start(), Libc.MADV_PAGEOUT);
+                        kib += m.rssKib();
+                    } else if (m.mixed()) {
+                        if (pm == null) pm = FileChannel.open(Path.of("/proc/self/pagemap"), StandardOpenOption.READ);
+                        for (long[] run : fileRuns(m.start(), pagemap(pm, m.start(), m.end()))) {
+                            Libc.madvise(run[0], run[1] - run[0], Libc.MADV_PAGEOUT);
+                            kib += (run[1] - run[0]) >> 10;
+                        }
+                    }
+                } catch (Errno e) {
+                    if (e.errno() == Errno.EINVAL) {
+                        // a kernel before 5.4 has no MADV_PAGEOUT: once is enough to know
+                        unsupported = true;
+                        log.debug("no page-out: {}", e.getMessage());
+                        return -1;
+                    }
+                    // a mapping that went away between the read and the call (ENOMEM) or is locked: the others still go
+                    log.debug("page-out of {}: {}", m.path(), e.getMessage());
+                } catch (IOException e) {
+                    // no pagemap to read (an unusual kernel): that mapping's clean pages stay
+                    log.debug("page-out of {}: /proc/self/pagemap: {}", m.path(), e.getMessage());
                 }
-                // a mapping that went away between the read and the call (ENOMEM) or is locked: the others still go
-                log.debug("page-out of {}: {}", m.path(), e.getMessage());
+            }
+        } finally {
+            if (pm != null) try {
+                pm.close();
+            } catch (IOException ignored) {
+                // read-only
             }
         }
         log.debug("page-out: {} MiB of clean file pages advised", kib >> 10);

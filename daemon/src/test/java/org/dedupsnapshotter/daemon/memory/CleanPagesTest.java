@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.List;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -52,6 +53,9 @@ class CleanPagesTest {
         assertFalse(maps.get(3).clean(), "anonymous memory");
         assertFalse(maps.get(4).clean(), "the stack");
         assertTrue(maps.get(5).clean(), "library text, even of a file replaced since");
+        assertTrue(maps.get(1).mixed(), "its clean pages may go, page by page");
+        assertFalse(maps.get(3).mixed(), "anonymous memory");
+        assertFalse(maps.get(0).mixed(), "a clean mapping goes whole");
     }
 
     /** On this JVM: a private mapping of a file, read in full, has its pages dropped; what it reads stays the same. */
@@ -75,6 +79,54 @@ class CleanPagesTest {
             assertEquals(sum, again);
             for (int i = 0; i < bytes.length; i += 4093) assertEquals(bytes[i], m.get(i));
         }
+    }
+
+    @Test
+    void fileRunsAreThePresentFilePagesInARow() {
+        long present = 1L << 63, file = 1L << 61, start = 0x7f0000000000L, p = CleanPages.PAGE;
+        long[] entries = {present | file, present | file, present, 0, present | file, file, present | file};
+        List<long[]> runs = CleanPages.fileRuns(start, entries);
+        assertEquals(3, runs.size());
+        assertArrayEquals(new long[] {start, start + 2 * p}, runs.get(0), "two file pages, then a written one");
+        assertArrayEquals(new long[] {start + 4 * p, start + 5 * p}, runs.get(1), "a page not resident ends a run");
+        assertArrayEquals(new long[] {start + 6 * p, start + 7 * p}, runs.get(2), "a run up to the mapping's end");
+        assertEquals(0, CleanPages.fileRuns(start, new long[] {present, 0}).size());
+    }
+
+    /**
+     * On this JVM: a private file mapping with written pages (as the relocated AOT cache) gives back its clean pages
+     * only; the written ones stay resident, with what was written.
+     */
+    @Test
+    void dropsOnlyTheCleanPagesOfAPartlyWrittenMapping(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("partly");
+        int pages = 256;
+        byte[] bytes = new byte[pages * CleanPages.PAGE];
+        for (int i = 0; i < bytes.length; i++) bytes[i] = (byte) (i * 7);
+        Files.write(f, bytes);
+        try (FileChannel ch = FileChannel.open(f, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            ch.force(true);
+            MappedByteBuffer m = ch.map(FileChannel.MapMode.PRIVATE, 0, bytes.length);
+            for (int i = 0; i < bytes.length; i += CleanPages.PAGE) m.get(i);
+            for (int pg = 0; pg < pages; pg += 4) m.put(pg * CleanPages.PAGE + 1, (byte) 0x5a); // a quarter written
+            CleanPages.Mapping before = mappingOf(f);
+            assertTrue(before.mixed(), "written and clean pages: " + before);
+            assertTrue(before.rssKib() >= 900 && before.anonymousKib() >= 200, before.toString());
+            CleanPages.pageOut();
+            CleanPages.Mapping after = mappingOf(f);
+            assertEquals(before.anonymousKib(), after.anonymousKib(), "the written pages stay");
+            assertTrue(after.rssKib() < before.anonymousKib() + 100, "the clean pages went: " + after);
+            for (int i = 0; i < bytes.length; i += 509) {
+                byte want = (i / CleanPages.PAGE) % 4 == 0 && i % CleanPages.PAGE == 1 ? (byte) 0x5a : bytes[i];
+                assertEquals(want, m.get(i));
+            }
+            for (int pg = 0; pg < pages; pg += 4) assertEquals((byte) 0x5a, m.get(pg * CleanPages.PAGE + 1));
+        }
+    }
+
+    private static CleanPages.Mapping mappingOf(Path f) throws Exception {
+        return CleanPages.parse(Files.readAllLines(Path.of("/proc/self/smaps"))).stream()
+                .filter(m -> m.path().equals(f.toString())).findFirst().orElseThrow();
     }
 
     private static long rssOf(Path f) throws Exception {
