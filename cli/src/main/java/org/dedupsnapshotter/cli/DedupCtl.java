@@ -27,7 +27,9 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 
@@ -81,7 +83,58 @@ public final class DedupCtl implements Callable<Integer> {
     }
 
     static int run(String... args) {
+        Integer plain = plain(args);
+        if (plain != null) return plain;
         return commandLine(args).execute(args);
+    }
+
+    /**
+     * stats, ls and gc in their plain forms, `[--address S] CMD [--json] [--address S]` (or `--address=S`; each option
+     * at most once on each side of the command), run without picocli: building its model of even the one command run
+     * (annotation proxies, reflective field access: classes the AOT cache cannot hold) was ~65 ms of the ~0.29 s of
+     * `dedupctl stats` (docs/decisions.md NN). The same command objects, the same daemon path and the same error
+     * handling as picocli's execution; anything else (help, another option, a repeat, a missing or odd value) returns
+     * null and goes to picocli, which runs it or names the error as before.
+     */
+    static Integer plain(String[] args) {
+        Path top = null, own = null;
+        String name = null;
+        boolean json = false;
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i], value = null;
+            if (a.equals("--address")) {
+                if (++i == args.length) return null;
+                value = args[i];
+            } else if (a.startsWith("--address=")) value = a.substring("--address=".length());
+            if (value != null) {
+                if (value.isEmpty() || value.startsWith("-") || (name == null ? top : own) != null) return null;
+                if (name == null) top = Path.of(value);
+                else own = Path.of(value);
+            } else if (name == null && (a.equals("stats") || a.equals("ls") || a.equals("gc"))) name = a;
+            else if (name != null && !json && a.equals("--json")) json = true;
+            else return null;
+        }
+        if (name == null) return null;
+        DaemonCommand c = switch (name) {
+            case "stats" -> { Stats x = new Stats(); x.json = json; yield x; }
+            case "ls" -> { Ls x = new Ls(); x.json = json; yield x; }
+            default -> { Gc x = new Gc(); x.json = json; yield x; }
+        };
+        c.top = top;
+        c.address = own;
+        try {
+            return c.call();
+        } catch (Exception e) {
+            return failed("dedupctl " + name, e);
+        }
+    }
+
+    /** A command's exception (picocli's execution handler and the plain path): its message on stderr, the exit code. */
+    static int failed(String command, Exception e) {
+        PrintStream err = System.err;
+        err.println(command + ": " + message(e));
+        for (Throwable s : e.getSuppressed()) err.println("  also: " + s.getMessage());
+        return exitCode(e);
     }
 
     /**
@@ -131,12 +184,7 @@ public final class DedupCtl implements Callable<Integer> {
         else for (String n : COMMANDS) cl.addSubcommand(n, newCommand(n));
         cl.setUsageHelpWidth(110);
         cl.setParameterExceptionHandler(DedupCtl::usageError);
-        cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
-            PrintStream err = System.err;
-            err.println(cmd.getCommandSpec().qualifiedName() + ": " + message(e));
-            for (Throwable s : e.getSuppressed()) err.println("  also: " + s.getMessage());
-            return exitCode(e);
-        });
+        cl.setExecutionExceptionHandler((e, cmd, parsed) -> failed(cmd.getCommandSpec().qualifiedName(), e));
         return cl;
     }
 
@@ -211,10 +259,12 @@ public final class DedupCtl implements Callable<Integer> {
         Path address;
         @Spec
         CommandSpec spec;
+        /** The top-level --address when run without picocli ({@link #plain}); with picocli, its parse has it. */
+        Path top;
 
         Path socket() {
-            Path top = ((DedupCtl) spec.root().userObject()).address;
-            return Daemon.socket(address != null ? address : top);
+            Path t = spec != null ? ((DedupCtl) spec.root().userObject()).address : top;
+            return Daemon.socket(address != null ? address : t);
         }
 
         /** Checks before connecting (usage errors come before "not running"). */
@@ -243,9 +293,9 @@ public final class DedupCtl implements Callable<Integer> {
 
         @Override
         int run(Daemon d) throws Exception {
-            JsonNode n = Json.MAPPER.readTree(d.admin().stats(StatsRequest.getDefaultInstance()).getJson());
-            if (json) printJson(n);
-            else System.out.println(human(n));
+            // jackson-core alone: no ObjectMapper to build (JsonText)
+            Map<String, Object> n = JsonText.asObject(JsonText.parse(d.admin().stats(StatsRequest.getDefaultInstance()).getJson()));
+            System.out.println(json ? JsonText.pretty(n) : human(n));
             return OK;
         }
     }
@@ -262,15 +312,18 @@ public final class DedupCtl implements Callable<Integer> {
                 System.out.println(text);
                 return OK;
             }
-            JsonNode arr = Json.MAPPER.readTree(text);
+            // jackson-core alone: no ObjectMapper to build (JsonText)
+            List<Map<String, Object>> arr = new ArrayList<>();
+            if (JsonText.parse(text) instanceof List<?> l)
+                for (Object o : l) arr.add(JsonText.asObject(o));
             System.out.printf("%-10s %-6s %12s %12s %12s %-11s  %s%n", "KIND", "ID", "LOGICAL", "UNIQUE", "SHARED", "LAZY", "NAME");
-            for (JsonNode s : arr)
-                System.out.printf("%-10s %-6d %12d %12d %12d %-11s  %s%n", s.get("kind").asText(), s.get("id").asLong(),
-                        s.path("logical").asLong(s.get("size").asLong()), s.path("unique").asLong(0), s.path("shared").asLong(0),
-                        s.path("proof").asText("-"), s.get("name").asText());
-            for (JsonNode s : arr)
-                if (s.path("proof").asText().equals("quarantined"))
-                    System.out.println("quarantined " + s.get("name").asText() + ": " + s.path("proofNote").asText());
+            for (Map<String, Object> s : arr)
+                System.out.printf("%-10s %-6d %12d %12d %12d %-11s  %s%n", JsonText.asText(s, "kind"), JsonText.asLong(s, "id"),
+                        JsonText.asLong(s, s.containsKey("logical") ? "logical" : "size"), JsonText.asLong(s, "unique"), JsonText.asLong(s, "shared"),
+                        s.get("proof") == null ? "-" : JsonText.asText(s, "proof"), JsonText.asText(s, "name"));
+            for (Map<String, Object> s : arr)
+                if (JsonText.asText(s, "proof").equals("quarantined"))
+                    System.out.println("quarantined " + JsonText.asText(s, "name") + ": " + JsonText.asText(s, "proofNote"));
             return OK;
         }
     }
@@ -301,7 +354,7 @@ public final class DedupCtl implements Callable<Integer> {
         @Override
         int run(Daemon d) throws Exception {
             long freed = d.admin().gc(GcRequest.getDefaultInstance()).getFreedBytes();
-            if (json) printJson(Json.MAPPER.createObjectNode().put("freedBytes", freed));
+            if (json) System.out.println(JsonText.pretty(Map.of("freedBytes", freed)));
             else System.out.println("freed " + freed + " bytes");
             return OK;
         }
@@ -486,22 +539,24 @@ public final class DedupCtl implements Callable<Integer> {
         }
     }
 
-    private static String human(JsonNode n) {
+    /** stats for a person: one line a figure (nested ones as compact JSON), KSM spelled out last. */
+    static String human(Map<String, Object> n) throws IOException {
         StringBuilder sb = new StringBuilder();
-        n.fields().forEachRemaining(e -> {
-            if (!e.getKey().equals("ksm")) sb.append(String.format("%-16s %s%n", e.getKey() + ":", e.getValue()));
-        });
-        JsonNode k = n.path("ksm");
-        if (k.isMissingNode()) return sb.toString().stripTrailing();
-        if (!k.path("supported").asBoolean()) return sb.append("ksm:             unsupported: ").append(k.path("reason").asText()).toString();
+        for (Map.Entry<String, Object> e : n.entrySet())
+            if (!e.getKey().equals("ksm")) sb.append(String.format("%-16s %s%n", e.getKey() + ":", JsonText.compact(e.getValue())));
+        if (!n.containsKey("ksm")) return sb.toString().stripTrailing();
+        Map<String, Object> k = JsonText.object(n, "ksm");
+        if (!JsonText.asBoolean(k, "supported")) return sb.append("ksm:             unsupported: ").append(JsonText.asText(k, "reason")).toString();
         sb.append(String.format("ksm:             %s, saved %d bytes (pages_sharing %d, pages_shared %d, general_profit %d, full_scans %d)%n",
-                k.path("running").asBoolean() ? "running" : "stopped", k.path("savedBytes").asLong(), k.path("pagesSharing").asLong(),
-                k.path("pagesShared").asLong(), k.path("generalProfitBytes").asLong(), k.path("fullScans").asLong()));
-        if (k.path("containers").size() > 0) {
+                JsonText.asBoolean(k, "running") ? "running" : "stopped", JsonText.asLong(k, "savedBytes"), JsonText.asLong(k, "pagesSharing"),
+                JsonText.asLong(k, "pagesShared"), JsonText.asLong(k, "generalProfitBytes"), JsonText.asLong(k, "fullScans")));
+        if (!JsonText.list(k, "containers").isEmpty()) {
             sb.append(String.format("  %-40s %9s %14s %14s%n", "CONTAINER", "PROCESSES", "MERGING_BYTES", "PROFIT_BYTES"));
-            for (JsonNode c : k.path("containers"))
-                sb.append(String.format("  %-40s %9d %14d %14d%n", c.path("container").asText(), c.path("processes").asInt(),
-                        c.path("mergingBytes").asLong(), c.path("profitBytes").asLong()));
+            for (Object o : JsonText.list(k, "containers")) {
+                Map<String, Object> c = JsonText.asObject(o);
+                sb.append(String.format("  %-40s %9d %14d %14d%n", JsonText.asText(c, "container"), JsonText.asLong(c, "processes"),
+                        JsonText.asLong(c, "mergingBytes"), JsonText.asLong(c, "profitBytes")));
+            }
         }
         return sb.toString().stripTrailing();
     }

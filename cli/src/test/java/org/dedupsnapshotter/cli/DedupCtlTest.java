@@ -181,4 +181,47 @@ class DedupCtlTest {
         assertEquals("mounts: n=200 p50=0.50ms p99=1.25ms max=2.00ms", r.toString());
         assertEquals(1.25, DedupCtl.Json.MAPPER.readTree(DedupCtl.Json.MAPPER.writeValueAsString(r)).get("p99Ms").asDouble());
     }
+
+    @Test
+    void plainStatsLsAndGcRunWithoutPicocliAndMeanTheSame() {
+        String a = dir.resolve("a.sock").toString(), b = dir.resolve("b.sock").toString();
+        assertEquals(3, DedupCtl.plain(new String[] {"--address", a, "stats"}));
+        assertTrue(err().contains("dedupctl stats: the daemon is not running (no socket at " + a + ")"), err());
+        err.reset();
+        assertEquals(3, DedupCtl.plain(new String[] {"--address=" + a, "ls", "--json", "--address", b}));
+        assertTrue(err().contains("dedupctl ls: the daemon is not running (no socket at " + b + ")"), "the command's own wins: " + err());
+        err.reset();
+        assertEquals(3, DedupCtl.plain(new String[] {"gc", "--address=" + b}));
+        assertTrue(err().contains("(no socket at " + b + ")"), err());
+        // anything but the plain forms is picocli's: help, other commands and options, repeats, missing values
+        for (String[] other : new String[][] {{"stats", "--help"}, {"stats", "--json", "--json"}, {"--address", a, "--address", b, "stats"},
+                {"stats", "--address"}, {"stats", "--address", "--json"}, {"--address=", "stats"}, {"inspect", "k"}, {"stats", "x"}, {"--json", "stats"},
+                {"compact"}, {}, {"--version"}})
+            assertNull(DedupCtl.plain(other), String.join(" ", other));
+        assertEquals(2, DedupCtl.run("stats", "--json", "--json"), "picocli's usage error, as before");
+        assertEquals(2, DedupCtl.run("--address", a, "--address", b, "stats"));
+    }
+
+    @Test
+    void statsPrintsWhatDatabindPrinted() throws Exception {
+        String json = "{\"snapshots\":{\"view\":0,\"active\":1,\"committed\":4},\"mountedLayers\":4,\"poolReads\":\"auto\","
+                + "\"directIo\":\"on \\\"x\\\" \\u00e9\",\"logicalBytes\":322687056,\"big\":12345678901234567890,\"dedupRatio\":1.838,"
+                + "\"compressionRatio\":0.0,\"none\":null,\"flag\":true,\"list\":[1,\"two\",[],{}],"
+                + "\"lazy\":{\"enabled\":true,\"fetchedDemandBytes\":0},"
+                + "\"ksm\":{\"supported\":true,\"running\":true,\"pagesShared\":3,\"pagesSharing\":9,\"savedBytes\":24576,"
+                + "\"generalProfitBytes\":100,\"fullScans\":2,\"containers\":[{\"container\":\"default/c1\",\"processes\":2,"
+                + "\"mergingPages\":4,\"mergingBytes\":16384,\"profitBytes\":99}]}}";
+        JsonNode tree = DedupCtl.Json.MAPPER.readTree(json);
+        Object parsed = JsonText.parse(json);
+        assertEquals(DedupCtl.Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(tree), JsonText.pretty(parsed), "stats --json");
+        var it = tree.fields();
+        for (var e : JsonText.asObject(parsed).entrySet()) assertEquals(it.next().getValue().toString(), JsonText.compact(e.getValue()), e.getKey());
+        String human = DedupCtl.human(JsonText.asObject(parsed));
+        assertTrue(human.startsWith("snapshots:       {\"view\":0,\"active\":1,\"committed\":4}\nmountedLayers:   4\npoolReads:       \"auto\"\n"), human);
+        assertTrue(human.contains("\ndedupRatio:      1.838\n"), human);
+        assertTrue(human.contains("\nksm:             running, saved 24576 bytes (pages_sharing 9, pages_shared 3, general_profit 100, full_scans 2)\n"), human);
+        assertTrue(human.endsWith("  default/c1                                       2          16384             99"), human);
+        assertEquals("ksm:             unsupported: no KSM", DedupCtl.human(JsonText.asObject(JsonText.parse(
+                "{\"ksm\":{\"supported\":false,\"reason\":\"no KSM\"}}"))));
+    }
 }

@@ -19,6 +19,11 @@ public record ProcessKsm(int pid, String comm, long mergingPages, long zeroPages
     public long mergingBytes() { return (mergingPages + zeroPages) * KsmCalls.PAGE; }
 
     public static Optional<ProcessKsm> read(Path proc, int pid) {
+        return read(proc, pid, false);
+    }
+
+    /** takingPart: empty also for a process that takes no part in KSM, without reading its comm. */
+    private static Optional<ProcessKsm> read(Path proc, int pid, boolean takingPart) {
         Path dir = proc.resolve(Integer.toString(pid));
         try {
             long merging = 0, zero = 0, profit = 0;
@@ -36,6 +41,7 @@ public record ProcessKsm(int pid, String comm, long mergingPages, long zeroPages
                     default -> { }
                 }
             }
+            if (takingPart && !any && !mergeable && merging == 0 && zero == 0) return Optional.empty();
             String comm = Files.readString(dir.resolve("comm")).trim();
             return Optional.of(new ProcessKsm(pid, comm, merging, zero, profit, any, mergeable));
         } catch (IOException | NumberFormatException e) {
@@ -43,17 +49,32 @@ public record ProcessKsm(int pid, String comm, long mergingPages, long zeroPages
         }
     }
 
-    /** Every process that takes part in KSM (marked, or with merged pages). */
+    /**
+     * Every process that takes part in KSM (marked, or with merged pages). One read of ksm_stat per process; comm only
+     * for those that take part (`dedupctl stats` runs this on every call, on a node of hundreds of processes).
+     */
     public static List<ProcessKsm> all(Path proc) {
         List<ProcessKsm> out = new ArrayList<>();
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(proc, p -> p.getFileName().toString().chars().allMatch(Character::isDigit))) {
-            for (Path p : ds)
-                read(proc, Integer.parseInt(p.getFileName().toString()))
-                        .filter(k -> k.mergeAny() || k.mergeable() || k.mergingPages() > 0 || k.zeroPages() > 0)
-                        .ifPresent(out::add);
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(proc)) {
+            for (Path p : ds) {
+                int pid = pid(p.getFileName().toString());
+                if (pid > 0) read(proc, pid, true).ifPresent(out::add);
+            }
         } catch (IOException e) {
             return out;
         }
         return out;
+    }
+
+    /** A /proc entry's pid, or -1 for one that is not a process. */
+    private static int pid(String name) {
+        if (name.isEmpty() || name.length() > 9) return -1;
+        int pid = 0;
+        for (int i = 0; i < name.length(); i++) {
+            char c = name.charAt(i);
+            if (c < '0' || c > '9') return -1;
+            pid = pid * 10 + (c - '0');
+        }
+        return pid;
     }
 }
