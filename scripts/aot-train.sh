@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make build's last step: trains the JDK AOT caches (JEP 483/514/515, docs/decisions.md 37) beside the jars in
 # build/lib: dedup-daemon.aot (start → listening, Snapshots calls and the commit path through gRPC on a unix socket,
-# the lazy pull's CPU path on LazyWarmUp's made-up layers) and dedupctl.aot (stats, ls, probe-mounts, gc against
+# the lazy pull's CPU path on LazyWarmUp's made-up layers) and dedupctl.aot (stats, ls, probe-mounts, gc, inspect against
 # that daemon). The daemon runs on a temporary root with its own socket: no containerd, no registry, nothing of a
 # running node touched. Needs root (the daemon mounts its layers); without it, or if training fails, the launchers
 # start without a cache (a warning here, nothing lost but start-up time).

@@ -454,7 +454,10 @@ public final class DedupCtl implements Callable<Integer> {
         int run(Daemon d) throws Exception {
             AotTraining.run(d.channel());
             Path socket = socket();
-            for (String c : List.of("stats", "stats --json", "ls", "ls --json", "probe-mounts --count 100", "gc", "gc --json", "stats"))
+            // stats, ls and gc run without picocli and databind (plain); inspect and --help keep those in the cache for the
+            // commands that use them (compact, fsck, convert, pull, config check, ...)
+            for (String c : List.of("stats", "stats --json", "ls", "ls --json", "probe-mounts --count 100", "gc", "gc --json", "stats",
+                    "inspect aot-training-2-upper", "stats --help"))
                 if (DedupCtl.run(("--address " + socket + " " + c).split(" ")) != 0) return FAILED;
             return OK;
         }
