@@ -36,7 +36,7 @@
 # during the parallel pulls (its dedup_grpc_request_duration_seconds histogram, from the transport thread's start of
 # the call to its answer), so a tail can be told apart as the daemon's or the wake-ups' and the client's.
 # BENCH_PROBE_WARM (1: one dedupctl process probes run after run through the parallel pulls, a warm client as
-# containerd's is; 0: a fresh JVM per run, whose own JIT and threads are most of that figure; decision NN), BENCH_PROBE_CALLS and BENCH_PAR_HOOK (per-call traces and a hook for perf: see the Mounts part
+# containerd's is; 0: a fresh JVM per run, whose own JIT and threads are most of that figure; decision 76), BENCH_PROBE_CALLS and BENCH_PAR_HOOK (per-call traces and a hook for perf: see the Mounts part
 # below and bench/mounts-blame.py).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -446,7 +446,7 @@ if [ -n "$probe_ok" ]; then
     out '  under %s pulls:       p50=%sms p99=%sms (median of %s runs); worst run p99=%sms; max=%sms (target p99 <= 5 ms: %s)\n' \
       "$PARALLEL" "$p50_med" "$p99_med" "$probes" "$p99_max" "$max_max" "$mverdict"
     if [ -n "$warm_pid" ]; then out '  (one warm client for all runs, BENCH_PROBE_WARM=1; 0 for a fresh JVM per run)\n'
-    else out '  (a fresh JVM per run, BENCH_PROBE_WARM=0: its own JIT and threads are most of the tail, decision NN)\n'; fi
+    else out '  (a fresh JVM per run, BENCH_PROBE_WARM=0: its own JIT and threads are most of the tail, decision 76)\n'; fi
     out '  per run (p99 ms):     %s\n' "$(sed -n 's/.*p99=\([0-9.]*\)ms.*/\1/p' "$par_dir/probes.txt" | paste -sd ' ')"
     [ -z "$server_par" ] || out '  daemon side, during the pulls (transport thread: call start -> answer): %s\n' "$server_par"
   else

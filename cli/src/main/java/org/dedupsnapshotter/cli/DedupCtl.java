@@ -92,7 +92,7 @@ public final class DedupCtl implements Callable<Integer> {
      * stats, ls and gc in their plain forms, `[--address S] CMD [--json] [--address S]` (or `--address=S`; each option
      * at most once on each side of the command), run without picocli: building its model of even the one command run
      * (annotation proxies, reflective field access: classes the AOT cache cannot hold) was ~65 ms of the ~0.29 s of
-     * `dedupctl stats` (docs/decisions.md NN). The same command objects, the same daemon path and the same error
+     * `dedupctl stats` (docs/decisions.md 78). The same command objects, the same daemon path and the same error
      * handling as picocli's execution; anything else (help, another option, a repeat, a missing or odd value) returns
      * null and goes to picocli, which runs it or names the error as before.
      */

@@ -17,7 +17,7 @@ import java.util.Map;
 /**
  * The daemon's JSON answers read and printed with jackson-core's streaming parser and generator alone, as plain maps
  * (in order), lists, strings, numbers, booleans and null: jackson-databind's ObjectMapper takes a fresh JVM 20-40 ms
- * to build (its set-up runs interpreted), a tenth of `dedupctl stats` (docs/decisions.md NN). Printed the way
+ * to build (its set-up runs interpreted), a tenth of `dedupctl stats` (docs/decisions.md 78). Printed the way
  * databind prints a tree: compact as JsonNode.toString(), pretty with the default pretty printer.
  */
 final class JsonText {
