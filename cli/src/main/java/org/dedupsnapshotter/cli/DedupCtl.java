@@ -49,7 +49,7 @@ import java.util.concurrent.TimeUnit;
                 "3:cannot connect: the daemon (or containerd, for pull, trace and convert --trace) is not running or does not answer"},
         footer = {"", "--address is always the dedup daemon's socket (default: \"address\" in /etc/dedup-snapshotter/config.json, else "
                 + "/run/containerd/dedup-snapshotter.sock); it may also follow a command. --containerd SOCK is containerd's socket, "
-                + "--namespace containerd's namespace. --json prints a command's data as Json.MAPPER. Shell completion: dedupctl completion bash."})
+                + "--namespace containerd's namespace. --json prints a command's data as JSON. Shell completion: dedupctl completion bash."})
 public final class DedupCtl implements Callable<Integer> {
     static final int OK = 0, FAILED = 1, USAGE = 2, NOT_RUNNING = 3;
     /** Jackson's mapper, made when first used: not for --help, pull, or a daemon that is not there. */
