@@ -33,6 +33,11 @@ DEDUP_JVM_OPTS="${DEDUP_JVM_OPTS:--XX:+UseSerialGC -Xms16m -Xmx384m -XX:MinHeapF
 # glibc makes up to 8 malloc arenas per core, each keeping its freed memory; the daemon's native allocations are
 # few (JIT, sqlite, zlib, chunk buffers), so two arenas are plenty and leave less behind.
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
+# Allocations of 128 KiB and more straight from mmap, so their pages go back the moment they are freed: by default
+# glibc raises this threshold to the largest block freed so far (up to 32 MiB), after which the 4 MiB chunk buffers,
+# ZSTD's contexts and the JIT's large arenas come from the arenas and leave them fragmented: -6 to -7 MiB of arenas
+# in an idle daemon after 18 pulls and a compaction pass (decision 80).
+export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-131072}"
 # SQLite's, LZ4's and ZSTD's native libraries from the build (scripts/extract-natives.sh), not a fresh copy in /tmp per
 # start that a kill -9 would leave behind. lz4-java looks on java.library.path first (Pclusters points zstd-jni at
 # its libzstd-jni.so there); the JDK's default path follows.
@@ -63,13 +68,18 @@ dedup_aot() {
   DEDUP_AOT_OPTS=
   if [ -n "${DEDUP_AOT_TRAIN:-}" ]; then
     DEDUP_AOT_OPTS="-XX:AOTCacheOutput=$DEDUP_AOT_TRAIN -Ddedup.aot.training=true"
+    # DEDUP_AOT_BASE (aot-train.sh, the daemon's training on a node): the address the cache is written for
+    if [ "$1" = dedup-daemon ] && [ -n "${DEDUP_AOT_BASE:-}" ]; then DEDUP_AOT_OPTS="$DEDUP_AOT_OPTS -XX:SharedBaseAddress=$DEDUP_AOT_BASE"; fi
   elif [ -f "$DEDUP_LIB/$1.aot" ] && ! dedup_jar_newer_than "$DEDUP_LIB/$1.aot"; then
     DEDUP_AOT_OPTS="-XX:AOTCache=$DEDUP_LIB/$1.aot -Xlog:aot*=off -Xlog:aot=error:stderr"
-    # DEDUP_AOT_RELOCATION=0: the daemon maps its cache at the address it was written for (ArchiveRelocationMode 0), so
-    # its read-only part stays clean file pages the daemon gives back once idle (~-20 MiB idle, decision 74). Not the
-    # default: JDK 25 relocates the cache to a random address (mode 1) against address-guessing exploits, and the
-    # daemon, root, parses untrusted images.
-    if [ "$1" = dedup-daemon ] && [ "${DEDUP_AOT_RELOCATION:-1}" = 0 ]; then
+    # The daemon's cache, when trained on this node, was written for a random address of its own (NAME.aot.base beside
+    # it, both readable by root only): mapped there (ArchiveRelocationMode 0), its read-only part stays clean file
+    # pages the idle daemon gives back (~-20 MiB idle), where the JDK's default relocates it at each start to one
+    # of ~150 addresses below 4 GiB and writes every page that holds a pointer (docs/decisions.md 74, 80). A cache
+    # without the file (a release's, shared by every node that installs it) is relocated as the JDK does.
+    # DEDUP_AOT_RELOCATION=1 relocates at each start anyway; =0 maps any cache where it was written.
+    if [ "$1" = dedup-daemon ] && { [ "${DEDUP_AOT_RELOCATION:-}" = 0 ] ||
+        { [ -z "${DEDUP_AOT_RELOCATION:-}" ] && [ -f "$DEDUP_LIB/$1.aot.base" ]; }; }; then
       DEDUP_AOT_OPTS="$DEDUP_AOT_OPTS -XX:+UnlockDiagnosticVMOptions -XX:ArchiveRelocationMode=0"
     fi
   fi

@@ -5,7 +5,7 @@
 # that daemon). The daemon runs on a temporary root with its own socket: no containerd, no registry, nothing of a
 # running node touched. Needs root (the daemon mounts its layers); without it, or if training fails, the launchers
 # start without a cache (a warning here, nothing lost but start-up time).
-# With a directory as $1 (an unpacked release, scripts/dist.sh): trains that one's caches in DIR/lib with its
+# With a directory as $1 (an unpacked release, scripts/dist.sh, or an installed one, install.sh): trains that one's caches in DIR/lib with its
 # launchers in DIR/bin, and so with its bundled runtime: a cache works only with the JVM that wrote it.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,7 +13,7 @@ launchers=$top/bin
 lib=$top/build/lib
 if [ -n "${1:-}" ]; then launchers=$(cd "$1" && pwd)/bin; lib=$(cd "$1" && pwd)/lib; fi
 [ -f "$lib/dedup-daemon.jar" ] || { echo "aot-train: no jars in $lib; run 'make build' first" >&2; exit 1; }
-rm -f "$lib"/*.aot
+rm -f "$lib"/*.aot "$lib"/*.aot.base
 if [ "$(id -u)" != 0 ]; then
   echo "aot-train: not root, so no AOT cache (the daemon needs root to mount layers): start-up is slower, nothing else changes" >&2
   exit 0
@@ -30,15 +30,25 @@ trap cleanup EXIT
 fail() {
   echo "aot-train: $1; no AOT cache, the launchers start without one (log: below)" >&2
   tail -n 20 "$work"/*.log >&2 || true
-  rm -f "$lib"/*.aot
+  rm -f "$lib"/*.aot "$lib"/*.aot.base
   exit 0
 }
 cat > "$work/config.json" <<JSON
 {"root": "$work/root", "address": "$work/dedup.sock", "logLevel": "info",
  "metrics": {"address": "127.0.0.1:0", "logInterval": "0s"}}
 JSON
+# The daemon's cache is written for an address of this node's own, drawn here (decision 80): 16 MiB apart (the JVM's
+# alignment) between 16 and 112 TiB, ~6.3 million choices, readable by root only, so that the launcher can map it
+# there unrelocated (dedup-java.sh). DEDUP_AOT_SHARED=1 (scripts/dist.sh: a release's cache goes to every node that
+# installs it) keeps the JDK's address and no base file: the launcher then relocates it at each start.
+base=
+if [ "${DEDUP_AOT_SHARED:-0}" != 1 ]; then
+  r=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+  base=$(printf '0x%x' $(( (0x100000 + r % 0x600000) << 24 )))
+fi
 t0=$(date +%s)
-DEDUP_AOT_TRAIN=$lib/dedup-daemon.aot "$launchers/dedup-snapshotter" --config "$work/config.json" > "$work/daemon.log" 2>&1 &
+# umask 077: the JVM writes the daemon's cache readable by root only from the start
+(umask 077; DEDUP_AOT_BASE=$base DEDUP_AOT_TRAIN=$lib/dedup-daemon.aot exec "$launchers/dedup-snapshotter" --config "$work/config.json") > "$work/daemon.log" 2>&1 &
 pid=$!
 for _ in $(seq 600); do [ -S "$work/dedup.sock" ] || ! kill -0 "$pid" 2>/dev/null && break; sleep 0.1; done
 [ -S "$work/dedup.sock" ] || fail "the training daemon did not listen"
@@ -48,4 +58,7 @@ kill -TERM "$pid"
 wait "$pid" || true # the JVM writes the cache on its way out (SIGTERM's exit status is expected)
 pid=
 [ -s "$lib/dedup-daemon.aot" ] && [ -s "$lib/dedupctl.aot" ] || fail "the JVM wrote no cache"
+chmod 0600 "$lib/dedup-daemon.aot"
+chmod 0644 "$lib/dedupctl.aot" # dedupctl's own: relocated at each start, any user may run it
+[ -z "$base" ] || (umask 077; echo "$base" > "$lib/dedup-daemon.aot.base")
 echo "aot-train: $(cd "$lib" && du -ch dedup-daemon.aot dedupctl.aot | tail -n1 | cut -f1) of AOT caches in $(( $(date +%s) - t0 )) s"

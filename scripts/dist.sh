@@ -3,7 +3,7 @@
 # (docs/decisions.md 51). VERSION is the pom's project version (what `--version` prints, from the jars' manifests).
 # The tarball holds one directory, laid out as the installed PREFIX/lib/dedup-snapshotter (it also runs in place):
 #   bin/            dedup-snapshotter, dedupctl (launchers), dedup-runc, dedup-fdholder (C, static)
-#   libexec/        dedup-java.sh: the launchers use runtime/ and nothing else
+#   libexec/        dedup-java.sh: the launchers use runtime/ and nothing else; aot-train.sh for install.sh
 #   lib/            the jars, native/ (JNI libraries of sqlite-jdbc, lz4-java, zstd-jni and netty epoll), the AOT caches trained with runtime/ (as root; else none)
 #   runtime/        a Java runtime made by jlink from the build's JDK: only the modules the jars use
 #   config/         config.json, the containerd snippets (v3: containerd 2.x, v2: 1.6/1.7)
@@ -51,6 +51,7 @@ if [ -d "$top/build/lib/native" ]; then
 fi
 install -m 0755 "$top/bin/dedup-snapshotter" "$top/bin/dedupctl" "$top/bin/dedup-runc" "$top/bin/dedup-fdholder" "$stage/bin/"
 install -m 0644 "$top/bin/dedup-java.sh" "$stage/libexec/"
+install -m 0644 "$top/scripts/aot-train.sh" "$stage/libexec/" # install.sh trains the caches again for the node it installs on
 install -m 0644 "$top/config/config.json" "$top/config/containerd-snippet-v2.toml" "$top/config/containerd-snippet-v3.toml" "$stage/config/"
 install -m 0644 "$top/packaging/systemd/dedup-snapshotter.service" "$stage/systemd/"
 install -m 0755 "$top/scripts/install.sh" "$stage/"
@@ -73,8 +74,10 @@ It also runs in place: bin/dedup-snapshotter --config config/config.json. Docume
 EOF
 
 # The AOT caches, trained here with runtime/ (a cache from the build's JDK would be ignored by this runtime); valid
-# wherever the directory is moved to (decision 37: the class path is matched by its common prefix).
-bash "$top/scripts/aot-train.sh" "$stage"
+# wherever the directory is moved to (decision 37: the class path is matched by its common prefix). At the JDK's own
+# address (DEDUP_AOT_SHARED): every node that installs the release gets this cache, so it is relocated at each start
+# there, not mapped at an address all of them would share (decision 80).
+DEDUP_AOT_SHARED=1 bash "$top/scripts/aot-train.sh" "$stage"
 
 tar -C "$dist" -czf "$dist/$name.tar.gz.tmp" "$name"
 mv "$dist/$name.tar.gz.tmp" "$dist/$name.tar.gz"

@@ -2,7 +2,9 @@
 # make install: lays out the built product under $DESTDIR$PREFIX (default /usr/local):
 #   lib/dedup-snapshotter/lib/*.jar       the jars (lib/native: the JNI libraries of SQLite, LZ4 and netty's epoll, so none is copied to /tmp)
 #   lib/dedup-snapshotter/lib/*.aot       the JDK AOT caches make build trained (decision 37): valid here as they are,
-#                                         the JVM matching the jars' class path by its common prefix (same jars, order)
+#                                         the JVM matching the jars' class path by its common prefix (same jars, order);
+#                                         the daemon's with the address it was trained for (*.aot.base, decision 80)
+#                                         unless staged in DESTDIR
 #   lib/dedup-snapshotter/libexec/        the launchers' Java finder
 #   bin/dedup-snapshotter, bin/dedupctl   launchers
 #   bin/dedup-runc                        the runc wrapper for KSM (a static binary)
@@ -86,8 +88,12 @@ fi
 install -d "$home/lib" "$home/libexec" "$home/bin" "$DESTDIR$PREFIX/bin" "$DESTDIR$PREFIX/share/doc/dedup-snapshotter" "$(dirname "$unit")" "$DESTDIR/etc/dedup-snapshotter"
 rm -f "$home"/lib/*.jar
 install -m 0644 "$src_lib"/*.jar "$home/lib/"
-rm -f "$home"/lib/*.aot
-for c in "$src_lib"/*.aot; do [ -f "$c" ] && install -m 0644 "$c" "$home/lib/"; done
+rm -f "$home"/lib/*.aot "$home"/lib/*.aot.base
+for c in "$src_lib"/*.aot; do [ -f "$c" ] && install -m "$([ "${c##*/}" = dedup-daemon.aot ] && echo 0600 || echo 0644)" "$c" "$home/lib/"; done
+# The address the daemon's cache was trained for on this node (decision 80) goes with it when installing on this
+# node; a staged install (DESTDIR, e.g. for a package) leaves it out, so every node that gets the package relocates
+# the cache at each start rather than share one address.
+if [ -z "$DESTDIR" ] && [ -f "$src_lib/dedup-daemon.aot.base" ]; then install -m 0600 "$src_lib/dedup-daemon.aot.base" "$home/lib/"; fi
 rm -rf "$home/lib/native"
 if [ -d "$src_lib/native" ]; then install -d "$home/lib/native" && install -m 0644 "$src_lib"/native/*.so "$home/lib/native/"; fi
 # the bundled runtime (from a release), else none: the launchers then look for a JDK 25 as in a checkout
@@ -95,6 +101,14 @@ rm -rf "$home/runtime"
 if [ -n "$src_runtime" ]; then cp -a "$src_runtime" "$home/runtime"; fi
 install -m 0644 "$src_java_sh" "$home/libexec/dedup-java.sh"
 install -m 0755 "$top/bin/dedup-snapshotter" "$top/bin/dedupctl" "$top/bin/dedup-fdholder" "$home/bin/"
+# A release's daemon cache is the same on every node that installs it, so the launcher relocates it at each start.
+# Installed on this node (as root, not staged in DESTDIR), the caches are trained again here, the daemon's for an
+# address of this node's own (decision 80; ~15 s, a daemon on a temporary root; DEDUP_INSTALL_TRAIN=0 skips it,
+# =1 trains a staged install too). If training fails the launchers start without caches, slower, nothing else lost.
+train=${DEDUP_INSTALL_TRAIN:-$([ -z "$DESTDIR" ] && echo 1 || echo 0)}
+if [ -n "$src_runtime" ] && [ "$train" = 1 ] && [ "$(id -u)" = 0 ] && [ -f "$top/libexec/aot-train.sh" ]; then
+  bash "$top/libexec/aot-train.sh" "$home"
+fi
 ln -sf "$PREFIX/lib/dedup-snapshotter/bin/dedup-snapshotter" "$DESTDIR$PREFIX/bin/dedup-snapshotter"
 ln -sf "$PREFIX/lib/dedup-snapshotter/bin/dedupctl" "$DESTDIR$PREFIX/bin/dedupctl"
 install -m 0755 "$top/bin/dedup-runc" "$DESTDIR$PREFIX/bin/dedup-runc"

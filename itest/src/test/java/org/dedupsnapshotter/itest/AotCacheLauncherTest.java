@@ -11,7 +11,11 @@ import java.nio.file.FileSystems;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Collections;
 import java.util.Comparator;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -24,7 +28,7 @@ import static org.junit.jupiter.api.Assertions.*;
  * The launchers and the JDK AOT cache (docs/decisions.md 37): a cache beside the jars is used; an absent, stale
  * (a jar changed since training) or damaged one still gives a normal start with clean output. On a copy of the
  * launchers and of the built jars, with a small dedupctl cache trained here, so the build's caches stay as
- * they are.
+ * they are. The daemon's cache maps at the address it was trained for (decision 80).
  */
 class AotCacheLauncherTest {
     private Path dir, lib, bin, config;
@@ -91,6 +95,49 @@ class AotCacheLauncherTest {
         Run daemon = run(List.of(bin.resolve("dedup-snapshotter").toString(), "--help"), Map.of());
         assertEquals(0, daemon.code, daemon.all());
         assertTrue(daemon.out.startsWith("usage: dedup-snapshotter"), daemon.all());
+    }
+
+    /**
+     * The daemon's cache that make build trained (as root) was written for an address of its own, drawn at training
+     * and readable by root only, and the launcher maps it there unrelocated (decision 80); DEDUP_AOT_RELOCATION=1
+     * relocates it as the JDK does. The build's launcher and cache, read only.
+     */
+    @Test
+    void theDaemonsCacheMapsAtTheAddressItWasTrainedFor() throws Exception {
+        Path cache = TestEnv.TOP.resolve("build/lib/dedup-daemon.aot"), baseFile = TestEnv.TOP.resolve("build/lib/dedup-daemon.aot.base");
+        assertEquals(0, Libc.geteuid(), "make build trains the caches as root, as the itests run");
+        assertTrue(Files.exists(cache) && Files.exists(baseFile), "make build trained no daemon cache with its address");
+        for (Path f : List.of(cache, baseFile))
+            assertTrue(Collections.disjoint(Files.getPosixFilePermissions(f), EnumSet.of(PosixFilePermission.GROUP_READ, PosixFilePermission.OTHERS_READ)),
+                    f + " is readable by others: " + PosixFilePermissions.toString(Files.getPosixFilePermissions(f)));
+        long base = Long.decode(Files.readString(baseFile).strip());
+        assertEquals(0, base % (16L << 20), "the JVM aligns a cache's address to 16 MiB");
+        assertTrue(base >= 16L << 40 && base < 112L << 40, "drawn between 16 and 112 TiB: " + Long.toHexString(base));
+        long end = base + Files.size(cache);
+
+        try (TestEnv env = TestEnv.daemonOnly()) {
+            List<long[]> mapped = cacheMappings(env.daemon.pid());
+            assertTrue(mapped.stream().anyMatch(m -> m[0] >= base && m[1] <= end),
+                    "the daemon did not map its cache at " + Long.toHexString(base) + ": " + describe(mapped));
+            assertEquals(143, env.stopDaemon(), "the daemon's stop by SIGTERM");
+            env.startDaemon(Map.of("DEDUP_AOT_RELOCATION", "1"));
+            List<long[]> relocated = cacheMappings(env.daemon.pid());
+            assertFalse(relocated.isEmpty(), "DEDUP_AOT_RELOCATION=1: the cache is still used");
+            assertTrue(relocated.stream().noneMatch(m -> m[1] > base && m[0] < end),
+                    "DEDUP_AOT_RELOCATION=1: the cache is still at its trained address: " + describe(relocated));
+        }
+    }
+
+    /** The [start, end) of each mapping of dedup-daemon.aot in the process's address space. */
+    private static List<long[]> cacheMappings(long pid) throws IOException {
+        return Files.readAllLines(Path.of("/proc/" + pid + "/maps")).stream().filter(l -> l.endsWith("/dedup-daemon.aot")).map(l -> {
+            String[] range = l.substring(0, l.indexOf(' ')).split("-");
+            return new long[] {Long.parseUnsignedLong(range[0], 16), Long.parseUnsignedLong(range[1], 16)};
+        }).toList();
+    }
+
+    private static String describe(List<long[]> mappings) {
+        return mappings.stream().map(m -> Long.toHexString(m[0]) + "-" + Long.toHexString(m[1])).toList().toString();
     }
 
     /** exit 0, the command's one line of output, nothing on stderr but the JVM's note of JAVA_TOOL_OPTIONS. */

@@ -65,7 +65,7 @@ class DistInstallTest {
             String fakePath = fakeHome.resolve("bin") + ":";
 
             Proc.Result install = Proc.run(Duration.ofMinutes(5),
-                    bare(fakePath, Map.of("DESTDIR", dest.toString()), "bash", TestEnv.TOP.resolve("scripts/install.sh").toString(), "--from", tarball.toString()));
+                    bare(fakePath, Map.of("DESTDIR", dest.toString(), "DEDUP_INSTALL_TRAIN", "1"), "bash", TestEnv.TOP.resolve("scripts/install.sh").toString(), "--from", tarball.toString()));
             assertEquals(0, install.code(), install.out());
             Path home = dest.resolve("usr/local/lib/dedup-snapshotter");
             // every JNI library the launchers point java.library.path at (extract-natives.sh): zstd-jni's serves "compression": "zstd"
@@ -78,6 +78,14 @@ class DistInstallTest {
             // the AOT caches are in the tarball when it was built as root (aot-train.sh): then they must be used
             boolean aot = Files.exists(home.resolve("lib/dedup-daemon.aot")) && Files.exists(home.resolve("lib/dedupctl.aot"));
             assertEquals(aot, Libc.geteuid() == 0, "AOT caches in the release iff it was built as root");
+            // a release's cache goes to every node that installs it, so it has no address of its own; install.sh trains the
+            // caches again on the node it installs on (here even staged: DEDUP_INSTALL_TRAIN=1), the daemon's for an
+            // address of the node's own, readable by root only (decision 80)
+            Proc.Result listing = Proc.run(Duration.ofMinutes(1), List.of("tar", "-tzf", tarball.toString()));
+            assertTrue(listing.out().contains("/lib/dedup-daemon.jar") && !listing.out().contains("dedup-daemon.aot.base"), listing.out());
+            Path base = home.resolve("lib/dedup-daemon.aot.base");
+            assertEquals(aot, Files.exists(base), "install.sh trained the daemon's cache for this node iff root");
+            if (aot) assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(home.resolve("lib/dedup-daemon.aot"))));
             // -XX:AOTMode=on: the JVM refuses to start unless it can use the cache (a cache from another JVM, moved
             // jars, a damaged file): the caches trained in build/dist work from the installed runtime and jars
             Map<String, String> aotOn = aot ? Map.of("DEDUP_NETTY_OPTS", "-Dio.netty.jfr.enabled=false -XX:AOTMode=on") : Map.of();
@@ -101,6 +109,12 @@ class DistInstallTest {
             awaitSocket(daemon, sock);
             // the launcher execs the bundled runtime's java (env and the launcher exec too: the pid is the JVM's)
             assertEquals(home.resolve("runtime/bin/java").toRealPath(), Files.readSymbolicLink(Path.of("/proc/" + daemon.pid() + "/exe")));
+            if (aot) {
+                long at = Long.decode(Files.readString(base).strip());
+                assertTrue(Files.readAllLines(Path.of("/proc/" + daemon.pid() + "/maps")).stream()
+                        .anyMatch(l -> l.endsWith("/dedup-daemon.aot") && Long.parseUnsignedLong(l.substring(0, l.indexOf('-')), 16) == at + 4096),
+                        "the installed daemon maps its cache where install.sh trained it for, " + Long.toHexString(at));
+            }
             Proc.Result stats = Proc.run(Duration.ofMinutes(1), bare(fakePath, aotOn, home.resolve("bin/dedupctl").toString(), "--address", sock.toString(), "stats"));
             assertEquals(0, stats.code(), stats.out());
 

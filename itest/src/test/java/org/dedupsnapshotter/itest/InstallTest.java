@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.List;
 
@@ -30,6 +31,11 @@ class InstallTest {
                 assertTrue(Files.exists(dest.resolve(p), LinkOption.NOFOLLOW_LINKS), p + " not installed");
             for (String c : List.of("dedup-daemon.aot", "dedupctl.aot")) // the AOT caches, when make build could train them
                 if (Files.exists(TestEnv.TOP.resolve("build/lib").resolve(c))) assertTrue(Files.exists(home.resolve("lib").resolve(c)), c + " not installed");
+            // staged (DESTDIR, as for a package): the daemon's cache without the address make build trained it for on this
+            // node, so that every node of the package relocates it at each start (decision 80); root's alone to read
+            assertFalse(Files.exists(home.resolve("lib/dedup-daemon.aot.base")), "a staged install carries this node's cache address");
+            if (Files.exists(home.resolve("lib/dedup-daemon.aot")))
+                assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(home.resolve("lib/dedup-daemon.aot"))));
 
             assertTrue(Files.readString(dest.resolve("usr/share/bash-completion/completions/dedupctl")).contains("complete -F _complete_dedupctl"),
                     "the bash completion is dedupctl completion bash's");
