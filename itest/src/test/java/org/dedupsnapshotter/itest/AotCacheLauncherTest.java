@@ -1,5 +1,6 @@
 package org.dedupsnapshotter.itest;
 
+import org.dedupsnapshotter.sys.Libc;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
