@@ -5,8 +5,9 @@
 # that daemon). The daemon runs on a temporary root with its own socket: no containerd, no registry, nothing of a
 # running node touched. Needs root (the daemon mounts its layers); without it, or if training fails, the launchers
 # start without a cache (a warning here, nothing lost but start-up time).
-# With a directory as $1 (an unpacked release, scripts/dist.sh, or an installed one, install.sh): trains that one's caches in DIR/lib with its
-# launchers in DIR/bin, and so with its bundled runtime: a cache works only with the JVM that wrote it.
+# With a directory as $1 (an unpacked release, scripts/dist.sh, or an installed one, install.sh): trains that one's
+# caches in DIR/lib with its launchers in DIR/bin, and so with its bundled runtime: a cache works only with the JVM
+# that wrote it.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 launchers=$top/bin
