@@ -99,15 +99,25 @@ class AotCacheLauncherTest {
     }
 
     /**
-     * The daemon's cache that make build trained (as root) was written for an address of its own, drawn at training
-     * and readable by root only, and the launcher maps it there unrelocated (decision 80); DEDUP_AOT_RELOCATION=1
-     * relocates it as the JDK does. The build's launcher and cache, read only.
+     * The daemon's cache, trained on the node, is written for an address of its own, drawn at training and readable
+     * by root only, and the launcher maps it there unrelocated (decision 80); DEDUP_AOT_RELOCATION=1 relocates it as
+     * the JDK does. Trained here by scripts/aot-train.sh on an installed-style copy (bin/, lib/): make test rebuilds
+     * the jars after make build's training, so by the itests the build's caches are older than its jars and unused.
      */
     @Test
     void theDaemonsCacheMapsAtTheAddressItWasTrainedFor() throws Exception {
-        Path cache = TestEnv.TOP.resolve("build/lib/dedup-daemon.aot"), baseFile = TestEnv.TOP.resolve("build/lib/dedup-daemon.aot.base");
-        assertEquals(0, Libc.geteuid(), "make build trains the caches as root, as the itests run");
-        assertTrue(Files.exists(cache) && Files.exists(baseFile), "make build trained no daemon cache with its address");
+        assertEquals(0, Libc.geteuid(), "the caches are trained as root, as the itests run");
+        Path node = Files.createDirectories(dir.resolve("node")), nodeBin = Files.createDirectories(node.resolve("bin")),
+                nodeLib = Files.createDirectories(node.resolve("lib/native")).getParent();
+        for (String f : List.of("dedupctl", "dedup-snapshotter", "dedup-java.sh", "dedup-fdholder"))
+            Files.copy(TestEnv.TOP.resolve("bin").resolve(f), nodeBin.resolve(f), StandardCopyOption.COPY_ATTRIBUTES);
+        try (Stream<Path> jars = Files.list(lib); Stream<Path> natives = Files.list(TestEnv.TOP.resolve("build/lib/native"))) {
+            for (Path j : jars.filter(p -> p.toString().endsWith(".jar")).toList()) Files.copy(j, nodeLib.resolve(j.getFileName()));
+            for (Path n : natives.toList()) Files.copy(n, nodeLib.resolve("native").resolve(n.getFileName()));
+        }
+        Run train = run(List.of("bash", TestEnv.TOP.resolve("scripts/aot-train.sh").toString(), node.toString()), Map.of());
+        Path cache = nodeLib.resolve("dedup-daemon.aot"), baseFile = nodeLib.resolve("dedup-daemon.aot.base");
+        assertTrue(train.code == 0 && Files.exists(cache) && Files.exists(baseFile), "aot-train.sh trained no daemon cache with its address:\n" + train.all());
         for (Path f : List.of(cache, baseFile))
             assertTrue(Collections.disjoint(Files.getPosixFilePermissions(f), EnumSet.of(PosixFilePermission.GROUP_READ, PosixFilePermission.OTHERS_READ)),
                     f + " is readable by others: " + PosixFilePermissions.toString(Files.getPosixFilePermissions(f)));
@@ -117,6 +127,9 @@ class AotCacheLauncherTest {
         long end = base + Files.size(cache);
 
         try (TestEnv env = TestEnv.daemonOnly()) {
+            assertEquals(143, env.stopDaemon(), "the daemon's stop by SIGTERM");
+            env.daemonBin = nodeBin.resolve("dedup-snapshotter");
+            env.startDaemon();
             List<long[]> mapped = cacheMappings(env.daemon.pid());
             assertTrue(mapped.stream().anyMatch(m -> m[0] >= base && m[1] <= end),
                     "the daemon did not map its cache at " + Long.toHexString(base) + ": " + describe(mapped));
