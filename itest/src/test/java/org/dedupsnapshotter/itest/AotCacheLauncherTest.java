@@ -143,7 +143,7 @@ class AotCacheLauncherTest {
     }
 
     /** The [start, end) of each mapping of dedup-daemon.aot in the process's address space. */
-    private static List<long[]> cacheMappings(long pid) throws IOException {
+    static List<long[]> cacheMappings(long pid) throws IOException {
         return Files.readAllLines(Path.of("/proc/" + pid + "/maps")).stream().filter(l -> l.endsWith("/dedup-daemon.aot")).map(l -> {
             String[] range = l.substring(0, l.indexOf(' ')).split("-");
             return new long[] {Long.parseUnsignedLong(range[0], 16), Long.parseUnsignedLong(range[1], 16)};
