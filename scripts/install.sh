@@ -104,7 +104,7 @@ install -m 0755 "$top/bin/dedup-snapshotter" "$top/bin/dedupctl" "$top/bin/dedup
 # A release's daemon cache is the same on every node that installs it, so the launcher relocates it at each start.
 # Installed on this node (as root, not staged in DESTDIR), the caches are trained again here, the daemon's for an
 # address of this node's own (decision 80; ~15 s, a daemon on a temporary root; DEDUP_INSTALL_TRAIN=0 skips it,
-# =1 trains a staged install too). If training fails the launchers start without caches, slower, nothing else lost.
+# =1 trains a staged install too). If training fails the release's caches stay (relocated at each start).
 train=${DEDUP_INSTALL_TRAIN:-$([ -z "$DESTDIR" ] && echo 1 || echo 0)}
 if [ -n "$src_runtime" ] && [ "$train" = 1 ] && [ "$(id -u)" = 0 ] && [ -f "$top/libexec/aot-train.sh" ]; then
   bash "$top/libexec/aot-train.sh" "$home"

@@ -29,7 +29,8 @@ import static org.junit.jupiter.api.Assertions.*;
  * The launchers and the JDK AOT cache (docs/decisions.md 37): a cache beside the jars is used; an absent, stale
  * (a jar changed since training) or damaged one still gives a normal start with clean output. On a copy of the
  * launchers and of the built jars, with a small dedupctl cache trained here, so the build's caches stay as
- * they are. The daemon's cache maps at the address it was trained for (decision 80).
+ * they are. The daemon's cache maps at the address it was trained for (decision 80); a training that fails keeps the
+ * caches there were.
  */
 class AotCacheLauncherTest {
     private Path dir, lib, bin, config;
@@ -125,6 +126,19 @@ class AotCacheLauncherTest {
         assertEquals(0, base % (16L << 20), "the JVM aligns a cache's address to 16 MiB");
         assertTrue(base >= 16L << 40 && base < 112L << 40, "drawn between 16 and 112 TiB: " + Long.toHexString(base));
         long end = base + Files.size(cache);
+
+        // Training again and failing (here the JVM cannot start) keeps the caches and the address there were.
+        Path ctlCache = nodeLib.resolve("dedupctl.aot");
+        byte[] daemonBefore = Files.readAllBytes(cache), ctlBefore = Files.readAllBytes(ctlCache);
+        Run failed = run(List.of("bash", TestEnv.TOP.resolve("scripts/aot-train.sh").toString(), node.toString()),
+                Map.of("JAVA_TOOL_OPTIONS", "-XX:+DedupNoSuchOption"));
+        assertTrue(failed.code == 0 && failed.err.contains("no new AOT cache"), "a failed training is a warning:\n" + failed.all());
+        assertArrayEquals(daemonBefore, Files.readAllBytes(cache), "a failed training changed the daemon's cache");
+        assertArrayEquals(ctlBefore, Files.readAllBytes(ctlCache), "a failed training changed dedupctl's cache");
+        assertEquals(base, Long.decode(Files.readString(baseFile).strip()), "a failed training changed the cache's address");
+        try (Stream<Path> left = Files.list(nodeLib)) {
+            assertEquals(List.of(), left.filter(p -> p.getFileName().toString().startsWith(".")).toList(), "files a failed training left");
+        }
 
         try (TestEnv env = TestEnv.daemonOnly()) {
             assertEquals(143, env.stopDaemon(), "the daemon's stop by SIGTERM");
