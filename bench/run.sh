@@ -134,7 +134,8 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 rss_kib() { ps -o rss= -p "$1" | tr -d ' '; }
 sum() { awk 'BEGIN { for (i = 1; i < ARGC; i++) a += ARGV[i]; print a + 0 }' "$@"; }
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# the middle value; of an even count the mean of the two middle ones (of 2 rounds the lower one was reported before)
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.12g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # ctr images pull through snapshotter $1 in namespace $2 of image $3 (content already local) → unpack seconds.
 unpack() {

@@ -2,6 +2,7 @@ package org.dedupsnapshotter.mount;
 
 import org.dedupsnapshotter.sys.Errno;
 import org.dedupsnapshotter.sys.Libc;
+import org.dedupsnapshotter.sys.ReadAhead;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -227,7 +228,7 @@ public final class LayerMounter implements Mounter {
         try {
             Set<String> now = new HashSet<>(erofsBdis());
             now.removeAll(before);
-            int kib = diskReadAheadKib(device);
+            int kib = ReadAhead.diskKib(device);
             if (now.size() != 1 || kib <= 0) {
                 log.debug("layer at {}: read-ahead left at the kernel's (new bdis {}, disk read-ahead {} KiB)", target, now, kib);
                 return;
@@ -255,17 +256,6 @@ public final class LayerMounter implements Mounter {
         } catch (Errno e) {
             log.debug("no read-ahead of {}: {}", image, e.getMessage());
         }
-    }
-
-    /** read_ahead_kb of the block device holding file (its disk's for a partition), or -1. */
-    static int diskReadAheadKib(Path file) throws IOException {
-        long dev = ((Number) Files.getAttribute(file, "unix:dev")).longValue();
-        long major = ((dev >>> 8) & 0xfff) | ((dev >>> 32) & ~0xfffL), minor = (dev & 0xff) | ((dev >>> 12) & ~0xffL);
-        Path sys = Path.of("/sys/dev/block", major + ":" + minor);
-        for (Path q : List.of(sys.resolve("queue/read_ahead_kb"), sys.resolve("../queue/read_ahead_kb"))) {
-            if (Files.isReadable(q)) return Integer.parseInt(Files.readString(q).strip());
-        }
-        return -1;
     }
 
     @Override

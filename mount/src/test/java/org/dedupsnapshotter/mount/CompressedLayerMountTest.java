@@ -8,6 +8,7 @@ import org.dedupsnapshotter.erofs.ErofsWriter;
 import org.dedupsnapshotter.erofs.Pclusters;
 import org.dedupsnapshotter.mount.Mounter.DeviceReads;
 import org.dedupsnapshotter.sys.Libc;
+import org.dedupsnapshotter.sys.ReadAhead;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -175,7 +176,7 @@ class CompressedLayerMountTest {
                 assertTrue(opts.contains("directio") && opts.contains("cache_strategy=disabled"), opts);
                 Set<String> mine = newBdis(bdis);
                 assertEquals(1, mine.size(), "one new backing_dev_info: " + mine);
-                int disk = LayerMounter.diskReadAheadKib(poolFile);
+                int disk = ReadAhead.diskKib(poolFile);
                 int ra = Integer.parseInt(Files.readString(Path.of("/sys/class/bdi", mine.iterator().next(), "read_ahead_kb")).strip());
                 if (disk > 0) assertEquals(Math.max(128, disk), ra, "the layer reads ahead as the pool's disk does");
                 best = Math.min(best, coldReadGrowth(image, poolFile, mnt, src, logical));
@@ -221,7 +222,7 @@ class CompressedLayerMountTest {
             Set<String> mine = newBdis(bdis);
             assertEquals(1, mine.size(), "one new backing_dev_info: " + mine);
             // decision 58: its own bdi would start at 128 KiB, where overlayfs on the same disk reads ahead with the disk's
-            int disk = LayerMounter.diskReadAheadKib(poolFile);
+            int disk = ReadAhead.diskKib(poolFile);
             int ra = Integer.parseInt(Files.readString(Path.of("/sys/class/bdi", mine.iterator().next(), "read_ahead_kb")).strip());
             if (disk > 0) assertEquals(Math.max(128, disk), ra, "the layer reads ahead as the pool's disk does");
             long grown = coldReadGrowth(image, poolFile, mnt, src, logical);
@@ -251,7 +252,7 @@ class CompressedLayerMountTest {
                 assertTrue(mounter.directIo().startsWith("off (poolReads buffered"), mounter.directIo());
                 assertEquals("buffered", mounter.poolReads());
                 Set<String> mine = newBdis(bdis);
-                int disk = LayerMounter.diskReadAheadKib(poolFile);
+                int disk = ReadAhead.diskKib(poolFile);
                 int ra = Integer.parseInt(Files.readString(Path.of("/sys/class/bdi", mine.iterator().next(), "read_ahead_kb")).strip());
                 if (disk > 0) assertEquals(Math.max(128, disk), ra, "the layer reads ahead as the pool's disk does");
                 dropCached(image);

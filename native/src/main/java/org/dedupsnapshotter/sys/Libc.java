@@ -109,6 +109,8 @@ public final class Libc {
 
     /** madvise(2) advice: reclaim the range's pages now (Linux 5.4); clean file pages are dropped, to be read again on use. */
     public static final int MADV_PAGEOUT = 21;
+    /** madvise(2) advice: a fault in the range reads its own page only, no read-around of the file. */
+    public static final int MADV_RANDOM = 1;
 
     /** madvise(2) of [address, address + length) of this process; address page-aligned. */
     public static void madvise(long address, long length, int advice) throws Errno {

@@ -2,6 +2,7 @@ package org.dedupsnapshotter.daemon.memory;
 
 import org.dedupsnapshotter.sys.Errno;
 import org.dedupsnapshotter.sys.Libc;
+import org.dedupsnapshotter.sys.ReadAhead;
 
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -14,7 +15,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Gives the clean file-backed pages of the daemon's own mappings back to the kernel when it goes quiet
@@ -28,13 +31,17 @@ import java.util.List;
  * Written pages are never advised: they are anonymous memory, which the advice would swap out on a node with swap,
  * and the JVM's metadata is not what should wait on the swap device. A private file mapping with no anonymous page
  * is advised whole; one with some (the relocated cache, libraries' data) page by page, over the runs of resident
- * file pages /proc/self/pagemap names. Shared mappings (SQLite's WAL index) are not touched.
+ * file pages /proc/self/pagemap names. Shared mappings (SQLite's WAL index) are not touched. Where the file's disk
+ * reads ahead more than the kernel's default 128 KiB, the mapping is then advised MADV_RANDOM, so that the next call
+ * reads back the pages it uses, not megabytes around each (decision 83).
  */
 public final class CleanPages {
     private static final Logger log = LoggerFactory.getLogger(CleanPages.class);
     /** -Ddedup.pageOutWhenIdle=false turns it off (to measure without it, or where it costs more than it gives). */
     static final boolean ENABLED = !"false".equals(System.getProperty("dedup.pageOutWhenIdle"));
     private static volatile boolean unsupported;
+    /** -Ddedup.pageOutRandom=false: paged-out pages read back with the disk's full read-around (to measure, decision 83). */
+    static final boolean RANDOM_AFTER = !"false".equals(System.getProperty("dedup.pageOutRandom"));
 
     private CleanPages() {}
 
@@ -137,19 +144,26 @@ public final class CleanPages {
         }
         long kib = 0;
         FileChannel pm = null;
+        Map<String, Boolean> wideReadAround = new HashMap<>();
         try {
             for (Mapping m : maps) {
+                if (!m.clean() && !m.mixed()) continue;
                 try {
                     if (m.clean()) {
                         Libc.madvise(m.start(), m.end() - m.start(), Libc.MADV_PAGEOUT);
                         kib += m.rssKib();
-                    } else if (m.mixed()) {
+                    } else {
                         if (pm == null) pm = FileChannel.open(Path.of("/proc/self/pagemap"), StandardOpenOption.READ);
                         for (long[] run : fileRuns(m.start(), pagemap(pm, m.start(), m.end()))) {
                             Libc.madvise(run[0], run[1] - run[0], Libc.MADV_PAGEOUT);
                             kib += (run[1] - run[0]) >> 10;
                         }
                     }
+                    // a fault after this reads around itself as much as the disk's read_ahead_kb (8 MiB on some
+                    // VMs): the daemon's next call would read most of its AOT cache and libjvm back. There, faults
+                    // read their own page only (decision 83)
+                    if (RANDOM_AFTER && wideReadAround.computeIfAbsent(m.path(), CleanPages::wideReadAround))
+                        Libc.madvise(m.start(), m.end() - m.start(), Libc.MADV_RANDOM);
                 } catch (Errno e) {
                     if (e.errno() == Errno.EINVAL) {
                         // a kernel before 5.4 has no MADV_PAGEOUT: once is enough to know
@@ -173,5 +187,14 @@ public final class CleanPages {
         }
         log.debug("page-out: {} MiB of clean file pages advised", kib >> 10);
         return kib;
+    }
+
+    /** Whether a fault in path's pages reads more around it than the kernel's default window. */
+    private static boolean wideReadAround(String path) {
+        try {
+            return ReadAhead.diskKib(Path.of(path.endsWith(" (deleted)") ? path.substring(0, path.length() - 10) : path)) > ReadAhead.DEFAULT_KIB;
+        } catch (IOException | RuntimeException e) {
+            return false; // gone, or on no block device: its faults read as the kernel decides
+        }
     }
 }

@@ -1,5 +1,8 @@
 package org.dedupsnapshotter.daemon.memory;
 
+import org.dedupsnapshotter.sys.CacheStat;
+import org.dedupsnapshotter.sys.Libc;
+import org.dedupsnapshotter.sys.ReadAhead;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -78,6 +81,38 @@ class CleanPagesTest {
             for (int i = 0; i < bytes.length; i += 4096) again += m.get(i);
             assertEquals(sum, again);
             for (int i = 0; i < bytes.length; i += 4093) assertEquals(bytes[i], m.get(i));
+        }
+    }
+
+    /**
+     * On this kernel: once paged out, a mapping's next fault reads no more than the kernel's default window around
+     * it (128 KiB), not the disk's read_ahead_kb (8 MiB on this VM's disk: there, its own page only), so an idle daemon
+     * woken by one call does not read its AOT cache and libjvm back whole into the page cache (decision 83).
+     */
+    @Test
+    void aFaultAfterThePageOutReadsItsOwnPageOnly(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("big");
+        int size = 16 << 20;
+        byte[] bytes = new byte[size];
+        for (int i = 0; i < size; i += 512) bytes[i] = (byte) (i >> 9);
+        Files.write(f, bytes);
+        try (FileChannel ch = FileChannel.open(f, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            ch.force(true);
+            MappedByteBuffer m = ch.map(FileChannel.MapMode.PRIVATE, 0, size);
+            for (int i = 0; i < size; i += CleanPages.PAGE) m.get(i);
+            assertTrue(CleanPages.pageOut() > 0, "the mapping was advised");
+            int fd = Libc.open(f.toString(), 0, 0);
+            try {
+                Libc.posixFadvise(fd, 0, 0, Libc.POSIX_FADV_DONTNEED); // what the page-out left of the file's cache
+                assertEquals(0, CacheStat.of(fd, 0, 0).cached(), "the file's pages are gone before the fault");
+                int at = 8 << 20;
+                assertEquals(bytes[at + 512], m.get(at + 512), "the byte the fault reads");
+                long cached = CacheStat.of(fd, 0, 0).cached();
+                assertTrue(cached >= 1 && cached <= ReadAhead.DEFAULT_KIB / 4, "one fault read " + cached + " pages of the file (the disk's read_ahead_kb: "
+                        + ReadAhead.diskKib(f) + ")");
+            } finally {
+                Libc.close(fd);
+            }
         }
     }
 
