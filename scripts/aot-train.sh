@@ -3,10 +3,10 @@
 # build/lib: dedup-daemon.aot (start → listening, Snapshots calls and the commit path through gRPC on a unix socket,
 # the lazy pull's CPU path on LazyWarmUp's made-up layers) and dedupctl.aot (stats, ls, probe-mounts, gc, inspect against
 # that daemon). The daemon runs on a temporary root with its own socket: no containerd, no registry, nothing of a
-# running node touched. Needs root (the daemon mounts its layers); without it, or if training fails, the launchers
-# start without a cache (a warning here, nothing lost but start-up time). The new caches replace the old ones only once
-# both are written: a training that fails leaves the caches there were (a release's, install.sh) in place; the
-# launchers pass none that is older than the jars.
+# running node touched. Needs root (the daemon mounts its layers); without it the launchers start without a cache (a
+# warning here, nothing lost but start-up time). The new caches replace the old ones only once both are written: a
+# training that fails is a warning and leaves the caches there were (a release's, install.sh); the launchers pass
+# none that is older than the jars.
 # With a directory as $1 (an unpacked release, scripts/dist.sh, or an installed one, install.sh): trains that one's
 # caches in DIR/lib with its launchers in DIR/bin, and so with its bundled runtime: a cache works only with the JVM
 # that wrote it.
