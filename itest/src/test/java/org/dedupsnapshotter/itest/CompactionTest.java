@@ -271,6 +271,101 @@ class CompactionTest {
         assertFalse(Files.readString(env.daemon.log).contains("compaction of layer id="), "no layer's compaction failed:\n" + env.daemon.logTail());
     }
 
+    /**
+     * A Remove of the very layer a pass is encoding (containerd's GC after an image is deleted) ends that encoding,
+     * which would be thrown away with the layer, instead of waiting for it: the compaction is abandoned, nothing of it
+     * stays in the pool, the pass goes on. ZSTD 19 and 6 chunks: seconds of encoding.
+     */
+    @Test
+    void removingTheLayerBeingCompactedEndsItsEncoding() throws Exception {
+        env = TestEnv.daemonOnlyWithConfig("{\"compression\": \"zstd\", \"compressAt\": \"compaction\", \"compactionLevel\": 19, \"compactWhenIdle\": 0, "
+                + "\"metrics\": {\"address\": \"\"}}");
+        var api = env.snapshots();
+        Path d = upper(api.prepare(PrepareSnapshotRequest.newBuilder().setKey("big-a").setParent("").build()).getMountsList());
+        Files.write(d.resolve("text"), CompressedLayersTest.text(7, 24 * MIB));
+        api.commit(CommitSnapshotRequest.newBuilder().setName("BIG").setKey("big-a").build());
+        // a second layer, beside it: the pass goes on to it after giving the first up
+        Map<String, Map<String, String>> before = commitTextLayers(1, 300);
+        before.remove("BIG");
+
+        long big = -1;
+        for (JsonNode s : JSON.readTree(env.dedupctl("ls", "--json").orThrow("dedupctl ls").out()))
+            if (s.get("name").asText().equals("BIG")) big = s.get("id").asLong();
+
+        env.dedupctl("compact").orThrow("dedupctl compact"); // a pass in the background
+        long deadline = System.nanoTime() + 120_000_000_000L;
+        while (!Files.readString(env.daemon.log).contains("compacting layer id=" + big + ":")) {
+            assertTrue(System.nanoTime() < deadline, "no compaction began within 120 s:\n" + env.daemon.logTail());
+            Thread.sleep(20);
+        }
+        long t0 = System.nanoTime();
+        api.remove(RemoveSnapshotRequest.newBuilder().setKey("BIG").build());
+        long removeMs = (System.nanoTime() - t0) / 1_000_000;
+        while (!Files.readString(env.daemon.log).contains("compaction: ")) {
+            assertTrue(System.nanoTime() < deadline, "the pass did not end within 120 s:\n" + env.daemon.logTail());
+            Thread.sleep(20);
+        }
+        String log = Files.readString(env.daemon.log);
+        String abandoned = log.lines().filter(l -> l.contains("abandoned after")).findFirst().orElse("");
+        System.out.println("Remove of the layer being compacted returned in " + removeMs + " ms; " + abandoned.substring(Math.max(0, abandoned.indexOf("compaction of"))));
+        assertFalse(abandoned.isEmpty(), "the encoding of the removed layer was abandoned, not finished:\n" + env.daemon.logTail());
+        assertEquals(1, log.lines().filter(l -> l.contains("compacted layer id=")).count(), "the pass went on to the other layer:\n" + env.daemon.logTail());
+        assertFalse(log.contains("compaction of layer id=") && log.contains("failed, it stays"), "no compaction failed:\n" + env.daemon.logTail());
+        for (String name : before.keySet())
+            assertEquals(before.get(name), TreeListing.of(Path.of(pathOf(name))), name);
+        env.assertFsckClean();
+        assertEquals(0, env.stats().path("uniqueChunks").asLong(), "the other layer compressed, the removed one gone: " + env.stats());
+    }
+
+    /**
+     * The same through containerd 2.x: {@code ctr images rm --sync} (as CRI's RemoveImage deletes an image's last
+     * reference) runs containerd's GC, which Removes the image's layers holding the dedup snapshotter's lock in
+     * containerd, so that a Prepare for any other container waits behind them. The layer being encoded is abandoned:
+     * the image removal does not wait for its encoding, nothing of it is left, and the Prepare goes through.
+     */
+    @Test
+    void containerdsGcRemovingTheImageBeingCompactedEndsItsEncoding() throws Exception {
+        env = TestEnv.fullWithConfig("{\"compression\": \"zstd\", \"compressAt\": \"compaction\", \"compactionLevel\": 19, \"compactWhenIdle\": 0, "
+                + "\"metrics\": {\"address\": \"\"}}");
+        String ref = OciImage.push(env.registry(), "itest/compact-rm", "1", List.of(Images.base().finish(),
+                new TarWriter().file("text", CompressedLayersTest.text(11, 24 * MIB), TarWriter.Meta.of(0644)).finish()), List.of("/bin/sh"));
+        env.ctr("images", "pull", "--plain-http", "--snapshotter", "dedup", ref);
+        long top = 0;
+        for (JsonNode s : JSON.readTree(env.dedupctl("ls", "--json").orThrow("dedupctl ls").out()))
+            top = Math.max(top, s.get("id").asLong());
+        String compacting = "compacting layer id=" + top + ":", abandonedLine = "compaction of layer id=" + top + " abandoned", compacted = "compacted layer id=" + top + ":";
+
+        env.dedupctl("compact").orThrow("dedupctl compact"); // a pass in the background: the base layer, then the text one
+        long deadline = System.nanoTime() + 120_000_000_000L;
+        while (!Files.readString(env.daemon.log).contains(compacting)) {
+            assertTrue(System.nanoTime() < deadline, "no compaction of the image's top layer began within 120 s:\n" + env.daemon.logTail());
+            Thread.sleep(20);
+        }
+        long t0 = System.nanoTime();
+        var rm = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+            try {
+                env.ctr("images", "rm", "--sync", ref);
+                return (System.nanoTime() - t0) / 1_000_000;
+            } catch (Exception e) {
+                throw new RuntimeException(e);
+            }
+        });
+        Thread.sleep(300); // a container's Prepare while containerd's GC removes the image's layers
+        long p0 = System.nanoTime();
+        env.ctr("snapshots", "--snapshotter", "dedup", "prepare", "meanwhile", "");
+        long prepareMs = (System.nanoTime() - p0) / 1_000_000;
+        long rmMs = rm.get();
+        String log = Files.readString(env.daemon.log);
+        String abandoned = log.lines().filter(l -> l.contains(abandonedLine)).findFirst().orElse("");
+        System.out.println("ctr images rm --sync of the image being compacted took " + rmMs + " ms, a Prepare meanwhile " + prepareMs + " ms; " + abandoned.substring(Math.max(0, abandoned.indexOf("compaction of"))));
+        assertFalse(abandoned.isEmpty(), "containerd's GC removed the layer being encoded and the encoding was abandoned:\n" + env.daemon.logTail());
+        assertFalse(log.contains(compacted), "the removed layer was not compacted:\n" + env.daemon.logTail());
+        String gone = env.ctr("snapshots", "--snapshotter", "dedup", "ls");
+        assertFalse(gone.contains("sha256:"), "the image's layers are gone from containerd:\n" + gone);
+        env.assertFsckClean();
+        assertEquals(0, env.stats().path("storedBytes").asLong(), "nothing of the image or its abandoned encoding is left in the pool: " + env.stats());
+    }
+
     /** Commits n stacked layers L0..Ln-1 of 6 MiB of text each (slow to encode at ZSTD 19); returns their listings. */
     private Map<String, Map<String, String>> commitTextLayers(int n, int seed) throws Exception {
         var api = env.snapshots();

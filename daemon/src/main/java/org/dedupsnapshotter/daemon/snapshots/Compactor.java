@@ -120,8 +120,8 @@ final class Compactor {
     }
 
     /**
-     * DONE: nothing to compact (compressed already, no file data); LAZY: a lazily pulled layer not complete or not
-     * proven yet (a later pass retries); NOT_COMPACTABLE: half-done, quarantined, no image, failed.
+     * DONE: nothing to compact (compressed already, no file data, being removed); LAZY: a lazily pulled layer not
+     * complete or not proven yet (a later pass retries); NOT_COMPACTABLE: half-done, quarantined, no image, failed.
      */
     enum State { COMPACTED, IN_USE, LAZY, NOT_COMPACTABLE, DONE }
 
@@ -130,7 +130,10 @@ final class Compactor {
                 DONE = new Outcome(State.DONE, 0, 0), LAZY = new Outcome(State.LAZY, 0, 0);
     }
 
-    /** Compacts layer id if it is compactable now; a Remove of it waits (its id lock) until this is done. */
+    /**
+     * Compacts layer id if it is compactable now. A Remove of it waits for its id lock: while the chunks are encoded
+     * that ends the compaction (DONE, nothing of it left); during the swap, the Remove waits for it.
+     */
     Outcome compact(long id) throws IOException {
         try (IdLocks.Held ignored = locks.lock(id)) {
             State state = compactable(id);
@@ -144,7 +147,15 @@ final class Compactor {
             long before = store.read(tx -> tx.chunks().ofLayer(id)).keySet().stream().mapToLong(c -> c.extent().blocks()).sum() * ChunkPool.BLOCK;
             long t0 = System.nanoTime();
             Path tmp = tmp(layout, id);
-            ImageBuilder.Built built = images.writeCompressed(layout.mnt(id), tmp, codec, "compact");
+            log.info("compacting layer id={}: {} bytes of chunks", id, before);
+            ImageBuilder.Built built;
+            try {
+                // a Remove of this layer waits for its lock: the encoding would be thrown away with the layer
+                built = images.writeCompressed(layout.mnt(id), tmp, codec, "compact", () -> locks.removalWaiting(id));
+            } catch (NativeImages.Abandoned e) {
+                log.info("compaction of layer id={} abandoned after {} ms: the layer is being removed", id, (System.nanoTime() - t0) / 1_000_000);
+                return Outcome.DONE;
+            }
             try {
                 if (!built.indexed().chunks.uses().isEmpty()) throw new IllegalStateException("a compressed image with chunk references");
                 CrashPoints.reach("compact.written");

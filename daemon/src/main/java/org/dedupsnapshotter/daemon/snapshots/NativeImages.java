@@ -24,6 +24,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.BooleanSupplier;
 
 /**
  * Our writer (decision 21): every chunk is hashed and stored first (new ones written once, known ones
@@ -70,7 +71,7 @@ final class NativeImages implements ImageBuilder {
     @Override
     public Built build(Path upper, Path tmp, String key) throws IOException {
         try {
-            return codec != null ? writeCompressed(upper, tmp, codec, "commit") : write(upper, tmp);
+            return codec != null ? writeCompressed(upper, tmp, codec, "commit", () -> false) : write(upper, tmp);
         } catch (IllegalArgumentException e) {
             log.warn("commit of {}: the native EROFS writer refused the tree ({}); building it with mkfs.erofs", Names.shorten(key), e.getMessage());
             return fallback.build(upper, tmp, key);
@@ -107,9 +108,10 @@ final class NativeImages implements ImageBuilder {
      * synced before the image names the extents, and the written extents' cached pages are dropped. Compressed
      * files carry no page-cache-share fingerprints (the writer has none for them yet). Compaction (Compactor) calls this
      * too, on a committed layer's mounted tree with its own codec; crashPoints names its crash points ("commit", "compact").
-     * The caller owns the result: committed() after recording it, else abort().
+     * The caller owns the result: committed() after recording it, else abort(). Once abandon says true, no further
+     * chunk is encoded: the chunks placed so far are released and {@link Abandoned} is thrown.
      */
-    Built writeCompressed(Path upper, Path tmp, Pclusters codec, String crashPoints) throws IOException {
+    Built writeCompressed(Path upper, Path tmp, Pclusters codec, String crashPoints, BooleanSupplier abandon) throws IOException {
         long t0 = System.nanoTime();
         UpperChunks plan = UpperChunks.of(upper, chunkSize);
         CompressedPoolPlacer placer = new CompressedPoolPlacer(codec, indexer.compressed().layer(), true);
@@ -120,6 +122,7 @@ final class NativeImages implements ImageBuilder {
             for (ChunkIndexer.FileRange r : plan.ranges) {
                 placed.add(compressors.submit(() -> {
                     if (failed.get()) throw new CancellationException("another chunk of the layer failed");
+                    if (abandon.getAsBoolean()) throw new Abandoned();
                     return placer.place(upper.resolve(r.path()), r.offset(), r.length());
                 }));
             }
@@ -156,6 +159,11 @@ final class NativeImages implements ImageBuilder {
             Files.deleteIfExists(tmp);
             throw e;
         }
+    }
+
+    /** A compressed write given up because its caller said so (abandon); nothing of it is left. */
+    static final class Abandoned extends CancellationException {
+        Abandoned() { super("abandoned by its caller"); }
     }
 
     private static CompressedChunk await(Future<CompressedChunk> f) throws IOException {

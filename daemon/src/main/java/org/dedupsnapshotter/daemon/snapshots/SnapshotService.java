@@ -374,8 +374,9 @@ public final class SnapshotService {
     public void remove(String key) {
         trash.activity();
         Names.key("key", key);
-        Snapshot s = store.read(tx -> tx.snapshots().get(key));
-        try (IdLocks.Held ignored = locks.lock(s.id())) {
+        // refused here already when it has children: a Remove that cannot succeed must not end a compaction of the layer
+        Snapshot s = store.read(tx -> tx.snapshots().removable(key));
+        try (IdLocks.Held ignored = locks.lockToRemove(s.id())) {
             if (s.kind() != Kind.COMMITTED) dirs.empty(s.id()); // no children, going away: room for the transaction below
             Snapshot removed;
             try {
