@@ -142,6 +142,18 @@ class CompressedLayerMountTest {
         return now;
     }
 
+    /**
+     * The mount made one new backing_dev_info, reading ahead as the pool's disk does (decision 58: its own bdi would
+     * start at 128 KiB, where overlayfs on the same disk reads ahead with the disk's).
+     */
+    private static void assertOwnBdiReadsAheadLikeTheDisk(Set<String> before, Path poolFile) throws IOException {
+        Set<String> mine = newBdis(before);
+        assertEquals(1, mine.size(), "one new backing_dev_info: " + mine);
+        int disk = ReadAhead.diskKib(poolFile);
+        int ra = Integer.parseInt(Files.readString(Path.of("/sys/class/bdi", mine.iterator().next(), "read_ahead_kb")).strip());
+        if (disk > 0) assertEquals(Math.max(128, disk), ra, "the layer reads ahead as the pool's disk does");
+    }
+
     @Test
     void aCompressedLayerReadColdIsCachedOnceAndReadsAheadLikeTheDisk() throws Exception {
         Path src = tmp.resolve("src");
@@ -164,11 +176,7 @@ class CompressedLayerMountTest {
         try {
             String opts = superOptions(mnt);
             assertTrue(opts.contains("directio") && opts.contains("cache_strategy=disabled"), opts);
-            Set<String> mine = newBdis(bdis);
-            assertEquals(1, mine.size(), "one new backing_dev_info: " + mine);
-            int disk = ReadAhead.diskKib(poolFile);
-            int ra = Integer.parseInt(Files.readString(Path.of("/sys/class/bdi", mine.iterator().next(), "read_ahead_kb")).strip());
-            if (disk > 0) assertEquals(Math.max(128, disk), ra, "the layer reads ahead as the pool's disk does");
+            assertOwnBdiReadsAheadLikeTheDisk(bdis, poolFile);
             cold = coldReadGrowth(image, poolFile, mnt, src, logical);
         } finally {
             mounter.unmountAll(mnt);
@@ -208,12 +216,7 @@ class CompressedLayerMountTest {
         try {
             String opts = superOptions(mnt);
             assertTrue(opts.contains("directio") && opts.contains("cache_strategy=readaround"), opts);
-            Set<String> mine = newBdis(bdis);
-            assertEquals(1, mine.size(), "one new backing_dev_info: " + mine);
-            // decision 58: its own bdi would start at 128 KiB, where overlayfs on the same disk reads ahead with the disk's
-            int disk = ReadAhead.diskKib(poolFile);
-            int ra = Integer.parseInt(Files.readString(Path.of("/sys/class/bdi", mine.iterator().next(), "read_ahead_kb")).strip());
-            if (disk > 0) assertEquals(Math.max(128, disk), ra, "the layer reads ahead as the pool's disk does");
+            assertOwnBdiReadsAheadLikeTheDisk(bdis, poolFile);
             long grown = coldReadGrowth(image, poolFile, mnt, src, logical);
             assertTrue(grown < logical * 115 / 100 + (4 << 20), "+" + grown + " B for " + logical + " B");
         } finally {
@@ -240,10 +243,7 @@ class CompressedLayerMountTest {
                 assertFalse(opts.contains("directio"), opts);
                 assertTrue(mounter.directIo().startsWith("off (poolReads buffered"), mounter.directIo());
                 assertEquals("buffered", mounter.poolReads());
-                Set<String> mine = newBdis(bdis);
-                int disk = ReadAhead.diskKib(poolFile);
-                int ra = Integer.parseInt(Files.readString(Path.of("/sys/class/bdi", mine.iterator().next(), "read_ahead_kb")).strip());
-                if (disk > 0) assertEquals(Math.max(128, disk), ra, "the layer reads ahead as the pool's disk does");
+                assertOwnBdiReadsAheadLikeTheDisk(bdis, poolFile);
                 dropCached(image);
                 dropCached(poolFile);
                 long grown;
