@@ -27,9 +27,13 @@ import java.util.List;
  * @param poolReads     how complete layers read the pool: "direct" (EROFS directio, decision 35), "buffered" (through
  *                      the pool's page cache and its read-ahead, the daemon dropping the pool's pages after reads: decisions 65, 68)
  *                      or "auto", the default: compressed layers buffered, uncompressed ones direct (decision 70)
+ * @param idlePageOut   what the quiet daemon does with the clean pages of its own files (AOT cache, libjvm): "pages", the
+ *                      default, gives them back and has them come back a page at a time where the disk reads ahead more
+ *                      than 128 KiB (decision 83); "read-around" gives them back and has faults read around as the disk
+ *                      does (fewer, larger reads: for disks with few IOPS); "off" keeps them (decision 85)
  */
 public record Config(Path root, Path address, long chunkSize, String mountBackend, String logLevel, long poolCap, Metrics metrics, Ksm ksm, Lazy lazy,
-                     String erofsBuilder, Cri cri, Compression compression, String poolReads) {
+                     String erofsBuilder, Cri cri, Compression compression, String poolReads, String idlePageOut) {
     /**
      * Keys compression, compressionLevel, pclusterSize, compressAt, compactionLevel and compactWhenIdle. The default
      * (decision 69): Commit writes uncompressed layers (unpack as fast as without compression) and, once the daemon has
@@ -157,9 +161,9 @@ public record Config(Path root, Path address, long chunkSize, String mountBacken
 
     public static Config defaults() {
         return new Config(Path.of("/var/lib/dedup-snapshotter"), Path.of("/run/containerd/dedup-snapshotter.sock"),
-                4L << 20, "auto", "info", 0, Metrics.defaults(), Ksm.defaults(), Lazy.defaults(), "native", Cri.defaults(), Compression.defaults(), "auto");
+                4L << 20, "auto", "info", 0, Metrics.defaults(), Ksm.defaults(), Lazy.defaults(), "native", Cri.defaults(), Compression.defaults(), "auto", "pages");
     }
 
-    public Config withRoot(Path r) { return new Config(r, address, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy, erofsBuilder, cri, compression, poolReads); }
-    public Config withAddress(Path a) { return new Config(root, a, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy, erofsBuilder, cri, compression, poolReads); }
+    public Config withRoot(Path r) { return new Config(r, address, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy, erofsBuilder, cri, compression, poolReads, idlePageOut); }
+    public Config withAddress(Path a) { return new Config(root, a, chunkSize, mountBackend, logLevel, poolCap, metrics, ksm, lazy, erofsBuilder, cri, compression, poolReads, idlePageOut); }
 }

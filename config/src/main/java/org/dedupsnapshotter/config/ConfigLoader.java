@@ -27,7 +27,7 @@ import java.util.regex.Pattern;
  */
 public final class ConfigLoader {
     private static final Set<String> TOP_KEYS = Set.of("root", "address", "chunkSize", "mountBackend", "logLevel", "poolCap", "metrics", "ksm", "lazy", "erofsBuilder", "cri",
-            "compression", "compressionLevel", "pclusterSize", "compressAt", "compactionLevel", "compactWhenIdle", "poolReads");
+            "compression", "compressionLevel", "pclusterSize", "compressAt", "compactionLevel", "compactWhenIdle", "poolReads", "idlePageOut");
     private static final Set<String> CRI_KEYS = Set.of("listen", "containerd");
     private static final Set<String> LAZY_KEYS = Set.of("enabled", "readDeadline", "prefetchConcurrency", "prefetchBandwidth", "prefetchDelay", "plainHttp", "traceWindow", "readAhead", "registries", "hostsDir");
     private static final Set<String> KSM_KEYS = Set.of("containers", "runc", "daemonBuffers", "kernel");
@@ -40,6 +40,7 @@ public final class ConfigLoader {
     private static final Set<String> COMPRESSIONS = Set.of("none", "lz4hc", "zstd");
     private static final Set<String> COMPRESS_AT = Set.of("commit", "compaction");
     private static final Set<String> POOL_READS = Set.of("direct", "buffered", "auto");
+    private static final Set<String> IDLE_PAGE_OUT = Set.of("pages", "read-around", "off");
     private static final Set<String> LOG_LEVELS = Set.of("trace", "debug", "info", "warn", "error");
     private static final Pattern SIZE = Pattern.compile("(\\d+)\\s*(B|KiB|MiB|GiB|TiB)?");
 
@@ -86,7 +87,7 @@ public final class ConfigLoader {
         String builder = choice(obj, "erofsBuilder", d.erofsBuilder(), EROFS_BUILDERS, source);
         return new Config(root, address, chunk, backend, level, cap, metrics(obj.get("metrics"), source), ksm(obj.get("ksm"), source),
                 lazy(obj.get("lazy"), source), builder, cri(obj.get("cri"), source), compression(obj, chunk, builder, source),
-                choice(obj, "poolReads", d.poolReads(), POOL_READS, source));
+                choice(obj, "poolReads", d.poolReads(), POOL_READS, source), choice(obj, "idlePageOut", d.idlePageOut(), IDLE_PAGE_OUT, source));
     }
 
     private static Config.Compression compression(ObjectNode obj, long chunkSize, String builder, String source) throws ConfigException {

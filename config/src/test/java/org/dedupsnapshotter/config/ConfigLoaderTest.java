@@ -36,6 +36,17 @@ class ConfigLoaderTest {
         assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"root\": \"/a\", \"root\": \"/b\"}", "t")).getMessage().contains("root"));
     }
 
+    /** idlePageOut (decision 85): what the quiet daemon does with its files' clean pages; a wrong value is refused naming the key. */
+    @Test
+    void idlePageOutIsPagesByDefaultOrReadAroundOrOff() throws Exception {
+        assertEquals("pages", ConfigLoader.parse("{}", "t").idlePageOut());
+        assertEquals("read-around", ConfigLoader.parse("{\"idlePageOut\": \"read-around\"}", "t").idlePageOut());
+        assertEquals("off", ConfigLoader.parse("{\"idlePageOut\": \"off\"}", "t").idlePageOut());
+        String m = assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"idlePageOut\": \"random\"}", "t")).getMessage();
+        assertTrue(m.contains("\"idlePageOut\" must be one of") && m.contains("pages") && m.contains("read-around") && m.contains("off"), m);
+        assertTrue(assertThrows(ConfigException.class, () -> ConfigLoader.parse("{\"idlePageOut\": false}", "t")).getMessage().contains("\"idlePageOut\""));
+    }
+
     /** poolReads (decisions 68, 70): how complete layers read the pool; a wrong value is refused naming the key. */
     @Test
     void poolReadsIsAutoByDefaultOrDirectOrBuffered() throws Exception {

@@ -163,13 +163,14 @@ public final class Main {
         // runs on the warm pages), the clean file pages (AOT cache, libjvm's text: read again from the files on use,
         // decision 74)
         AtomicInteger idleRuns = new AtomicInteger();
+        CleanPages.Mode pageOut = CleanPages.Mode.of(cfg.idlePageOut());
         IdleCompaction idle = IdleCompaction.start(() -> {
             indexer.releaseBuffers();
             store.checkpoint();
             store.shrinkMemory();
             System.gc();
             Libc.mallocTrim();
-            if (idleRuns.getAndIncrement() > 0) CleanPages.pageOut();
+            if (idleRuns.getAndIncrement() > 0) CleanPages.pageOut(pageOut);
         });
         service.afterCompaction(idle::workDone);
         if (compaction != null && !zc.compactWhenIdle().isZero()) {
@@ -187,8 +188,8 @@ public final class Main {
         CriImageProxy criProxy = cfg.cri().enabled() ? CriImageProxy.to(cfg.cri().containerd(), secrets) : null;
         SocketServer criServer = criProxy == null ? null : SocketServer.start(cfg.cri().listen(), pid, List.of(criProxy), new GrpcMetrics(metrics.registry()));
         // the compression in effect, default or not: "zstd by compaction (level 9, 128 KiB pclusters, after 1m idle, ...)"
-        log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={} poolReads={} directIo={} compression={}{}", pid, cfg.root(), cfg.chunkSize(),
-                cfg.mountBackend(), cfg.poolReads(), layers.mounter().directIo(), zc.summary(),
+        log.info("dedup-snapshotter pid={} root={} chunkSize={} mountBackend={} poolReads={} directIo={} idlePageOut={} compression={}{}", pid, cfg.root(),
+                cfg.chunkSize(), cfg.mountBackend(), cfg.poolReads(), layers.mounter().directIo(), cfg.idlePageOut(), zc.summary(),
                 compaction == null ? "" : " codec=" + (compaction.algorithm() == Algorithm.LZ4HC ? Pclusters.implementation() : "JNI"));
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             log.info("stopping: layer mounts stay for running containers");

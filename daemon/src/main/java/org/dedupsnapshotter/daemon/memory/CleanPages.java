@@ -33,15 +33,30 @@ import java.util.Map;
  * is advised whole; one with some (the relocated cache, libraries' data) page by page, over the runs of resident
  * file pages /proc/self/pagemap names. Shared mappings (SQLite's WAL index) are not touched. Where the file's disk
  * reads ahead more than the kernel's default 128 KiB, the mapping is then advised MADV_RANDOM, so that the next call
- * reads back the pages it uses, not megabytes around each (decision 83).
+ * reads back the pages it uses, not megabytes around each (decision 83); config idlePageOut chooses (decision 85).
  */
 public final class CleanPages {
     private static final Logger log = LoggerFactory.getLogger(CleanPages.class);
-    /** -Ddedup.pageOutWhenIdle=false turns it off (to measure without it, or where it costs more than it gives). */
-    static final boolean ENABLED = !"false".equals(System.getProperty("dedup.pageOutWhenIdle"));
     private static volatile boolean unsupported;
-    /** -Ddedup.pageOutRandom=false: paged-out pages read back with the disk's full read-around (to measure, decision 83). */
-    static final boolean RANDOM_AFTER = !"false".equals(System.getProperty("dedup.pageOutRandom"));
+
+    /** Config idlePageOut (decision 85). */
+    public enum Mode {
+        /** Pages given back; where the disk reads ahead more than 128 KiB, they come back a page at a time (decision 83). */
+        PAGES("pages"),
+        /** Pages given back; faults read around themselves as the disk does (fewer, larger reads). */
+        READ_AROUND("read-around"),
+        /** Pages kept. */
+        OFF("off");
+
+        private final String configName;
+
+        Mode(String configName) { this.configName = configName; }
+
+        public static Mode of(String configName) {
+            for (Mode m : values()) if (m.configName.equals(configName)) return m;
+            throw new IllegalArgumentException("idlePageOut: " + configName);
+        }
+    }
 
     private CleanPages() {}
 
@@ -132,9 +147,12 @@ public final class CleanPages {
         return f.length > 1 ? Long.parseLong(f[1]) : 0;
     }
 
+    /** pageOut(Mode.PAGES), the default. */
+    public static long pageOut() { return pageOut(Mode.PAGES); }
+
     /** Advises the clean mappings out; returns the KiB they held resident before (what the kernel may take), -1 if off. */
-    public static long pageOut() {
-        if (!ENABLED || unsupported) return -1;
+    public static long pageOut(Mode mode) {
+        if (mode == Mode.OFF || unsupported) return -1;
         List<Mapping> maps;
         try {
             maps = parse(Files.readAllLines(Path.of("/proc/self/smaps")));
@@ -162,7 +180,7 @@ public final class CleanPages {
                     // a fault after this reads around itself as much as the disk's read_ahead_kb (8 MiB on some
                     // VMs): the daemon's next call would read most of its AOT cache and libjvm back. There, faults
                     // read their own page only (decision 83)
-                    if (RANDOM_AFTER && wideReadAround.computeIfAbsent(m.path(), CleanPages::wideReadAround))
+                    if (mode == Mode.PAGES && wideReadAround.computeIfAbsent(m.path(), CleanPages::wideReadAround))
                         Libc.madvise(m.start(), m.end() - m.start(), Libc.MADV_RANDOM);
                 } catch (Errno e) {
                     if (e.errno() == Errno.EINVAL) {

@@ -91,6 +91,46 @@ class CleanPagesTest {
      */
     @Test
     void aFaultAfterThePageOutReadsItsOwnPageOnly(@TempDir Path dir) throws Exception {
+        long cached = pagesOneFaultReadsAfterThePageOut(dir, CleanPages.Mode.PAGES);
+        assertTrue(cached >= 1 && cached <= ReadAhead.DEFAULT_KIB / 4, "one fault read " + cached + " pages of the file (the disk's read_ahead_kb: "
+                + ReadAhead.diskKib(dir) + ")");
+    }
+
+    /**
+     * idlePageOut "read-around" (decision 85): the pages go as with "pages", but a fault then reads around itself as the
+     * disk reads ahead (on a disk with few IOPS, fewer and larger reads), so on this VM's 8 MiB disk far more than
+     * the kernel's default window.
+     */
+    @Test
+    void withReadAroundAFaultAfterThePageOutReadsAsTheDiskReadsAhead(@TempDir Path dir) throws Exception {
+        long cached = pagesOneFaultReadsAfterThePageOut(dir, CleanPages.Mode.READ_AROUND);
+        int disk = ReadAhead.diskKib(dir);
+        if (disk > ReadAhead.DEFAULT_KIB)
+            assertTrue(cached > ReadAhead.DEFAULT_KIB / 4, "one fault read " + cached + " pages of the file (the disk's read_ahead_kb: " + disk + ")");
+        else assertTrue(cached >= 1, "the fault read its page");
+    }
+
+    /** idlePageOut "off": nothing is advised, the pages stay. */
+    @Test
+    void offKeepsThePages(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("kept");
+        Files.write(f, new byte[4 << 20]);
+        try (FileChannel ch = FileChannel.open(f, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            ch.force(true);
+            MappedByteBuffer m = ch.map(FileChannel.MapMode.PRIVATE, 0, 4 << 20);
+            for (int i = 0; i < (4 << 20); i += CleanPages.PAGE) m.get(i);
+            long before = mappingOf(f).rssKib();
+            assertEquals(-1, CleanPages.pageOut(CleanPages.Mode.OFF));
+            assertEquals(before, mappingOf(f).rssKib(), "the mapping's pages stay resident");
+            assertTrue(before >= 4000, "the mapping was resident: " + before + " KiB");
+        }
+    }
+
+    /**
+     * A 16 MiB file mapped, read, paged out in mode and dropped from the page cache; then one fault in its middle:
+     * how many of its pages that fault brought into the page cache.
+     */
+    private static long pagesOneFaultReadsAfterThePageOut(Path dir, CleanPages.Mode mode) throws Exception {
         Path f = dir.resolve("big");
         int size = 16 << 20;
         byte[] bytes = new byte[size];
@@ -100,16 +140,14 @@ class CleanPagesTest {
             ch.force(true);
             MappedByteBuffer m = ch.map(FileChannel.MapMode.PRIVATE, 0, size);
             for (int i = 0; i < size; i += CleanPages.PAGE) m.get(i);
-            assertTrue(CleanPages.pageOut() > 0, "the mapping was advised");
+            assertTrue(CleanPages.pageOut(mode) > 0, "the mapping was advised");
             int fd = Libc.open(f.toString(), 0, 0);
             try {
                 Libc.posixFadvise(fd, 0, 0, Libc.POSIX_FADV_DONTNEED); // what the page-out left of the file's cache
                 assertEquals(0, CacheStat.of(fd, 0, 0).cached(), "the file's pages are gone before the fault");
                 int at = 8 << 20;
                 assertEquals(bytes[at + 512], m.get(at + 512), "the byte the fault reads");
-                long cached = CacheStat.of(fd, 0, 0).cached();
-                assertTrue(cached >= 1 && cached <= ReadAhead.DEFAULT_KIB / 4, "one fault read " + cached + " pages of the file (the disk's read_ahead_kb: "
-                        + ReadAhead.diskKib(f) + ")");
+                return CacheStat.of(fd, 0, 0).cached();
             } finally {
                 Libc.close(fd);
             }
