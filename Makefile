@@ -46,6 +46,9 @@ test: build tools dist
 	@# verify rewrote build/lib's jars, so the build's caches no longer match them: trained again, the conformance
 	@# runs start the daemon as an install does, with its AOT cache
 	@bash scripts/aot-train.sh
+	@# the README's first command as a user runs it (its two images are built once into the bench's image cache)
+	@bash scripts/install-deps.sh bench && bash scripts/demo.sh >build/demo.log 2>&1 && grep -E 'dedup uses|python started' build/demo.log \
+	  || { tail -n 40 build/demo.log; echo "make test: make demo failed (build/demo.log)"; exit 1; }
 	@export CONFORMANCE_WORK=$$(mktemp -d /tmp/dedup-conformance.XXXXXX); bash scripts/conformance.sh; rc=$$?; \
 	  bash scripts/test-summary.sh $$CONFORMANCE_WORK; exit $$rc
 
