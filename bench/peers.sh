@@ -134,7 +134,6 @@ wait_fetched() {
   te_log "   fully fetched after $((SECONDS - t0)) s more"
 }
 rss_mib() { awk -v k="$(ps -o rss= -p "$1" | tr -d ' ')" 'BEGIN { printf "%.1f", k / 1024 }'; }
-du_bytes() { { du -sxB1 --exclude="$1/trash" --exclude="$1/pool-lazy" "$1" 2>/dev/null || true; } | cut -f1; }
 
 # SOCI on a fresh root: the daemon before stopped (SIGINT: it unmounts its layers), its mounts and root gone.
 SOCI_PID=""
@@ -342,7 +341,7 @@ if part 1; then
     for n in "${IMAGES[@]}"; do ctr_ns "$ns" content fetch --plain-http "$TE_REGISTRY/$n:latest" >/dev/null; done
     sync
     declare -A prev
-    for sn in "${snaps[@]}"; do mkdir -p "$(snap_dir "$sn")"; prev[$sn]=$(du_bytes "$(snap_dir "$sn")"); done
+    for sn in "${snaps[@]}"; do mkdir -p "$(snap_dir "$sn")"; prev[$sn]=$(te_du_bytes "$(snap_dir "$sn")"); done
     k=$r
     for n in "${IMAGES[@]}"; do
       order=("${snaps[@]:$((k % 3))}" "${snaps[@]:0:$((k % 3))}"); k=$((k + 1))
@@ -360,12 +359,12 @@ if part 1; then
       # BENCH_COMPACT=1 (with BENCH_DAEMON_CONFIG naming compression and "compressAt": "compaction"): the layers Commit
       # wrote uncompressed are compacted before the disk is taken; disk before it and the pass's time are reported too
       if [ "${BENCH_COMPACT:-0}" = 1 ]; then
-        sync; D_PRECOMPACT=$(($(du_bytes "$(snap_dir dedup)") - prev[dedup])); t0=$(te_now)
+        sync; D_PRECOMPACT=$(($(te_du_bytes "$(snap_dir dedup)") - prev[dedup])); t0=$(te_now)
         COMPACT_JSON=$(dedupctl_ compact --wait --json | jq -c .) || te_die "dedupctl compact failed"
         sync; T_COMPACT=$(te_elapsed "$t0" "$(te_now)")
         te_log "compaction: ${T_COMPACT}s: $COMPACT_JSON"
       fi
-      for sn in "${snaps[@]}"; do D[$sn]=$(($(du_bytes "$(snap_dir "$sn")") - prev[$sn])); done
+      for sn in "${snaps[@]}"; do D[$sn]=$(($(te_du_bytes "$(snap_dir "$sn")") - prev[$sn])); done
       te_log "disk after all pulls: overlayfs +$(mib "${D[overlayfs]}") MiB, EROFS +$(mib "${D[erofs]}") MiB, dedup +$(mib "${D[dedup]}") MiB"
     fi
     if [ "$r" -lt "$ROUNDS" ]; then

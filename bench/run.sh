@@ -124,12 +124,6 @@ go_seconds() {
     }
     printf "%.3f", t }'
 }
-# du of a dir, without the dedup root's trash/ (upper dirs waiting to be deleted in the background, when the
-# daemon is quiet): the figure is what the store keeps, and du never walks files as they vanish.
-# pool-lazy is a bind mount of pool/ (the lazy loader's watched path): the same file, which du would count twice.
-du_bytes() {
-  { du -sxB1 --exclude="$1/trash" --exclude="$1/pool-lazy" "$1" 2>/dev/null || true; } | cut -f1
-}
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 rss_kib() { ps -o rss= -p "$1" | tr -d ' '; }
@@ -185,7 +179,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   step "round $r of $ROUNDS: fetch (download once; not timed), then unpack through overlayfs and dedup"
   for n in "${IMAGES[@]}"; do ctr_ns "$ns" content fetch --plain-http "$TE_REGISTRY/$n:latest" >/dev/null; done
   sync
-  prev_ovl=$(du_bytes "$TE_OVERLAY_DIR"); prev_dd=$(du_bytes "$TE_DEDUP_ROOT")
+  prev_ovl=$(te_du_bytes "$TE_OVERLAY_DIR"); prev_dd=$(te_du_bytes "$TE_DEDUP_ROOT")
   [ "$r" -gt 1 ] || { base_ovl=$prev_ovl; base_dd=$prev_dd; }
   k=$r
   for n in "${IMAGES[@]}"; do
@@ -201,7 +195,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
       U_DD[$n,$r]=$(unpack dedup "$ns" "$ref");      S_DD[$n,$r]=$(sync_seconds)
       U_OVL[$n,$r]=$(unpack overlayfs "$ns" "$ref"); S_OVL[$n,$r]=$(sync_seconds)
     fi
-    cur_ovl=$(du_bytes "$TE_OVERLAY_DIR"); cur_dd=$(du_bytes "$TE_DEDUP_ROOT")
+    cur_ovl=$(te_du_bytes "$TE_OVERLAY_DIR"); cur_dd=$(te_du_bytes "$TE_DEDUP_ROOT")
     D_OVL[$n,$r]=$((cur_ovl - prev_ovl)); D_DD[$n,$r]=$((cur_dd - prev_dd))
     prev_ovl=$cur_ovl; prev_dd=$cur_dd
     te_log "$n: unpack overlayfs ${U_OVL[$n,$r]}s, dedup ${U_DD[$n,$r]}s; disk +$(mib "${D_OVL[$n,$r]}") / +$(mib "${D_DD[$n,$r]}") MiB"
@@ -214,19 +208,19 @@ for ((r = 1; r <= ROUNDS; r++)); do
     # shellcheck disable=SC2046  # one ref per word
     ctr_ns "$ns" images rm --sync $(printf "$TE_REGISTRY/%s:latest " "${IMAGES[@]}") >/dev/null
     sync
-    if [ "$r" -eq 1 ]; then after_rm_ovl=$(du_bytes "$TE_OVERLAY_DIR"); after_rm_dd=$(du_bytes "$TE_DEDUP_ROOT"); fi
+    if [ "$r" -eq 1 ]; then after_rm_ovl=$(te_du_bytes "$TE_OVERLAY_DIR"); after_rm_dd=$(te_du_bytes "$TE_DEDUP_ROOT"); fi
   fi
 done
 # BENCH_COMPACT=1: the last round's layers (still there) compacted; disk = du of the dedup root before and after
 if [ "${BENCH_COMPACT:-0}" = 1 ]; then
   step "compaction: dedupctl compact --wait"
   sync
-  pre_compact_dd=$(du_bytes "$TE_DEDUP_ROOT"); pre_compact_ovl=$(du_bytes "$TE_OVERLAY_DIR")
+  pre_compact_dd=$(te_du_bytes "$TE_DEDUP_ROOT"); pre_compact_ovl=$(te_du_bytes "$TE_OVERLAY_DIR")
   t_c0=$(te_now)
   compact_json=$(dedupctl_ compact --wait --json 2>&1 | jq -c . 2>/dev/null) || compact_json="failed"
   sync
   t_compact=$(te_elapsed "$t_c0" "$(te_now)")
-  post_compact_dd=$(du_bytes "$TE_DEDUP_ROOT")
+  post_compact_dd=$(te_du_bytes "$TE_DEDUP_ROOT")
   te_log "compaction: ${t_compact}s, dedup root $(mib "$pre_compact_dd") -> $(mib "$post_compact_dd") MiB: $compact_json"
 fi
 sleep 10   # idle: after the last commit, let the daemon go quiet

@@ -28,10 +28,6 @@ if [ -t 1 ]; then B=$'\033[1m' N=$'\033[0m'; else B="" N=""; fi   # bold heading
 section() { printf '\n%s== %s%s\n' "$B" "$*" "$N"; }
 say() { printf '   %s\n' "$*"; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
-# pool-lazy is a bind mount of pool/ (the lazy loader's watched path): the same file, which du would count twice.
-# trash/ holds removed snapshots' directories while the daemon deletes them in the background: not the layers' disk,
-# and files vanishing under du made it exit 1 (which ended the demo under set -e), as bench/run.sh's du_bytes knows.
-du_bytes() { { du -sxB1 --exclude="$1/trash" --exclude="$1/pool-lazy" "$1" 2>/dev/null || true; } | cut -f1; }
 show() { printf '   $ %s\n' "$*"; }   # echo a command the reader could type (with our env's sockets elided)
 
 section "1. A throwaway world"
@@ -83,7 +79,7 @@ for n in "${DEMO_IMAGES[@]}"; do   # content is local already: this only unpacks
     { tail -n 20 "$TE_DIR/pull-ovl-$n.log"; te_die "overlayfs pull of $n failed"; }
 done
 sync
-ovl=$(du_bytes "$TE_OVERLAY_DIR"); dd=$(du_bytes "$TE_DEDUP_ROOT")
+ovl=$(te_du_bytes "$TE_OVERLAY_DIR"); dd=$(te_du_bytes "$TE_DEDUP_ROOT")
 logical=$(jq -r '.logicalBytes // 0' <<<"$stats"); stored=$(jq -r '.storedBytes // 0' <<<"$stats")
 printf '   %-48s %12s\n' "file data in the layers (dedup's logical)" "$(mib "$logical")" \
   "file data dedup stores (its stored)" "$(mib "$stored")" \

@@ -334,6 +334,11 @@ dedupctl_() { "$DEDUP_BIN/dedupctl" --address "$TE_DEDUP_SOCK" "$@"; }
 
 # --------------------------------------------------------------------------------------------- teardown
 
+# te_du_bytes DIR: bytes du -sx counts under DIR, without a dedup root's trash/ (removed snapshots' directories the
+# daemon deletes in the background: not what the store keeps, and files vanishing under du made it exit 1) and
+# pool-lazy/ (a bind mount of pool/, the lazy loader's watched path: the same file, which du would count twice).
+te_du_bytes() { { du -sxB1 --exclude="$1/trash" --exclude="$1/pool-lazy" "$1" 2>/dev/null || true; } | cut -f1; }
+
 # Mount points at or below DIR, deepest first (mountinfo escapes spaces etc. as \ooo).
 te_mounts_under() {
   awk -v d="$1" '{ mp = $5; gsub(/\\040/, " ", mp); if (mp == d || index(mp, d "/") == 1) print length(mp) "\t" mp }' /proc/self/mountinfo |
