@@ -147,9 +147,6 @@ public final class CleanPages {
         return f.length > 1 ? Long.parseLong(f[1]) : 0;
     }
 
-    /** pageOut(Mode.PAGES), the default. */
-    public static long pageOut() { return pageOut(Mode.PAGES); }
-
     /** Advises the clean mappings out; returns the KiB they held resident before (what the kernel may take), -1 if off. */
     public static long pageOut(Mode mode) {
         if (mode == Mode.OFF || unsupported) return -1;

@@ -75,7 +75,7 @@ class CleanPagesTest {
             for (int i = 0; i < bytes.length; i += 4096) sum += m.get(i);
             long before = rssOf(f);
             assertTrue(before >= 1000, "the mapping is resident after reading it: " + before + " KiB");
-            assertTrue(CleanPages.pageOut() >= before, "the mapping was advised");
+            assertTrue(CleanPages.pageOut(CleanPages.Mode.PAGES) >= before, "the mapping was advised");
             assertTrue(rssOf(f) < before / 2, "its pages went: " + rssOf(f) + " KiB resident of " + before);
             long again = 0;
             for (int i = 0; i < bytes.length; i += 4096) again += m.get(i);
@@ -185,7 +185,7 @@ class CleanPagesTest {
             CleanPages.Mapping before = mappingOf(f);
             assertTrue(before.mixed(), "written and clean pages: " + before);
             assertTrue(before.rssKib() >= 900 && before.anonymousKib() >= 200, before.toString());
-            CleanPages.pageOut();
+            CleanPages.pageOut(CleanPages.Mode.PAGES);
             CleanPages.Mapping after = mappingOf(f);
             assertEquals(before.anonymousKib(), after.anonymousKib(), "the written pages stay");
             assertTrue(after.rssKib() < before.anonymousKib() + 100, "the clean pages went: " + after);
